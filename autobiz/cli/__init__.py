@@ -1,0 +1,1 @@
+"""The `autobiz` command line."""

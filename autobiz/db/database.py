@@ -1,0 +1,171 @@
+"""The data layer every other part reaches PostgreSQL through.
+
+There are exactly two doors:
+
+* ``Database.tenant(tenant_id)`` — a transaction on the application role (no table
+  ownership, no BYPASSRLS) with ``app.tenant_id`` set transaction-locally, so row-level
+  security scopes every statement and nothing survives into the pooled connection's
+  next borrower;
+* ``Database.admin(reason)`` — the explicitly named cross-tenant path on the owner's
+  connection, for migrations-adjacent work and operator views; every use is logged.
+
+No method hands out a bare connection, so a query without a tenant context cannot be
+written by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from autobiz.errors import DatabaseError, TenantContextError
+
+log = logging.getLogger(__name__)
+
+TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+Params = Sequence[Any] | dict[str, Any] | None
+Query = str | sql.Composable
+
+Row = dict[str, Any]
+
+
+def validate_tenant_id(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
+        raise TenantContextError(
+            f"invalid tenant id {tenant_id!r}: use 2-63 lowercase letters, digits or dashes"
+        )
+    return tenant_id
+
+
+class TenantSession:
+    """One transaction, scoped to one tenant (or to the admin path)."""
+
+    def __init__(self, conn: AsyncConnection[Row], tenant_id: str | None) -> None:
+        self._conn = conn
+        self.tenant_id = tenant_id
+
+    async def execute(self, query: Query, params: Params = None) -> int:
+        """Run a statement; return the number of rows it touched."""
+        cur = await self._conn.execute(query, params)
+        return cur.rowcount
+
+    async def fetch_all(self, query: Query, params: Params = None) -> list[Row]:
+        cur = await self._conn.execute(query, params)
+        return await cur.fetchall()
+
+    async def fetch_one(self, query: Query, params: Params = None) -> Row | None:
+        cur = await self._conn.execute(query, params)
+        return await cur.fetchone()
+
+    async def fetch_val(self, query: Query, params: Params = None) -> Any:
+        row = await self.fetch_one(query, params)
+        return None if row is None else next(iter(row.values()))
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: an error inside rolls back to here, not the whole session."""
+        async with self._conn.transaction():
+            yield
+
+
+async def _reset_connection(conn: AsyncConnection[Row]) -> None:
+    # Belt and braces: even a plain SET issued by mistake never reaches the next borrower.
+    await conn.execute("RESET ALL")
+
+
+class Database:
+    """Pools for the application role and the owner; open once per process."""
+
+    def __init__(
+        self,
+        app_dsn: str,
+        admin_dsn: str | None = None,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        self._timeout = timeout
+        common: dict[str, Any] = {
+            "kwargs": {"autocommit": True, "row_factory": dict_row},
+            "open": False,
+            "timeout": timeout,
+            "reset": _reset_connection,
+            "check": AsyncConnectionPool.check_connection,
+        }
+        self._app_pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
+            app_dsn, min_size=min_size, max_size=max_size, name="autobiz-app", **common
+        )
+        self._admin_pool: AsyncConnectionPool[AsyncConnection[Row]] | None = None
+        if admin_dsn is not None:
+            self._admin_pool = AsyncConnectionPool(
+                admin_dsn, min_size=0, max_size=2, name="autobiz-admin", **common
+            )
+
+    async def open(self) -> Self:
+        try:
+            await self._app_pool.open(wait=True, timeout=self._timeout)
+            if self._admin_pool is not None:
+                await self._admin_pool.open()
+        except PoolTimeout:
+            await self.close()
+            raise DatabaseError(
+                "cannot connect to PostgreSQL as the application role",
+                code="DATABASE_UNREACHABLE",
+                hint="is the stack up (`autobiz dev up`) and migrated (`autobiz db migrate`)?",
+            ) from None
+        return self
+
+    async def close(self) -> None:
+        await self._app_pool.close()
+        if self._admin_pool is not None:
+            await self._admin_pool.close()
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def tenant(self, tenant_id: str) -> AsyncIterator[TenantSession]:
+        """A transaction on the application role, scoped to ``tenant_id`` by RLS."""
+        validate_tenant_id(tenant_id)
+        async with self._connection(self._app_pool) as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+            yield TenantSession(conn, tenant_id)
+
+    @asynccontextmanager
+    async def admin(self, reason: str) -> AsyncIterator[TenantSession]:
+        """The named cross-tenant path (owner connection). ``reason`` is logged."""
+        if self._admin_pool is None:
+            raise TenantContextError(
+                "the admin path is not configured for this process", code="ADMIN_PATH_DISABLED"
+            )
+        if not reason.strip():
+            raise TenantContextError("the admin path needs a reason", code="ADMIN_REASON_REQUIRED")
+        log.info("database admin path used: %s", reason)
+        async with self._connection(self._admin_pool) as conn, conn.transaction():
+            yield TenantSession(conn, None)
+
+    @asynccontextmanager
+    async def _connection(
+        self, pool: AsyncConnectionPool[AsyncConnection[Row]]
+    ) -> AsyncIterator[AsyncConnection[Row]]:
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseError(
+                f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}",
+                code="DATABASE_UNAVAILABLE",
+            ) from exc

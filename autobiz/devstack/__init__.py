@@ -1,0 +1,1 @@
+"""The embedded local stack: `autobiz dev up|status|down`."""

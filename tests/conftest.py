@@ -1,0 +1,94 @@
+"""Session fixtures: a real Temporal dev server, a fresh PostgreSQL database, and the
+network guard that fails any test reaching beyond loopback."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from autobiz.db.database import Database
+from autobiz.db.migrate import migrate
+from autobiz.devstack.services import temporal_binary
+from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
+from tests.support.netguard import NetGuard
+from tests.support.postgres import TestDatabase, create_database, drop_database, provide_server
+
+
+@pytest.fixture(autouse=True)
+def network_guard(request: pytest.FixtureRequest) -> Iterator[NetGuard]:
+    guard = NetGuard()
+    guard.install()
+    try:
+        yield guard
+    finally:
+        guard.uninstall()
+    if guard.violations and not request.node.get_closest_marker("allow_network_violation"):
+        pytest.fail(f"test opened non-loopback connections: {guard.violations}", pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allow_network_violation: the test provokes the guard on purpose"
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[TestDatabase]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    server, origin, cleanup = provide_server()
+    db = create_database(server)
+    db.origin = origin
+    try:
+        migrate(db.admin_dsn)
+        yield db
+    finally:
+        drop_database(db)
+        cleanup()
+
+
+@pytest.fixture(scope="session")
+async def database(pg_database: TestDatabase) -> AsyncIterator[Database]:
+    async with Database(pg_database.app_dsn, pg_database.admin_dsn, max_size=8) as db:
+        yield db
+
+
+@pytest.fixture
+async def tenant(database: Database) -> str:
+    """A tenant of its own for each test: RLS keeps tests apart."""
+    return await new_tenant(database)
+
+
+async def new_tenant(database: Database, prefix: str = "t") -> str:
+    tenant_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    async with database.admin("test setup: create tenant") as s:
+        await s.execute(
+            "INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant_id, f"Tenant {tenant_id}")
+        )
+    return tenant_id
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=[TENANT_ID, ORDER_ID, FLOW_STATE, APPROVAL_PENDING],
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
