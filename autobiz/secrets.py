@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from autobiz.db.database import Database, validate_tenant_id
 from autobiz.errors import SecretAccessError, SecretNotFoundError
+from autobiz.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +187,15 @@ class CredentialStore:
 
     def __repr__(self) -> str:
         return f"CredentialStore(backend={self.backend!r}, cached={len(self._cache)})"
+
+
+def credential_store(settings: Settings, db: Database | None = None) -> CredentialStore:
+    """The store a process uses: environment first, then ``AUTOBIZ_SECRETS_FILE`` if set;
+    refusals recorded in the database when one is given."""
+    backends: list[SecretsBackend] = [EnvSecretsBackend()]
+    if settings.secrets_file is not None:
+        backends.append(FileSecretsBackend(settings.secrets_file))
+    return CredentialStore(
+        ChainedSecretsBackend(*backends),
+        audit=database_audit(db) if db is not None else log_audit,
+    )

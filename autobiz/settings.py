@@ -62,11 +62,15 @@ class StripeSettings(BaseModel):
 class ShopifySettings(BaseModel):
     api_base: str = "http://127.0.0.1:8766/shopify"
     shop_domain: str = "autobiz-demo.myshopify.com"
-    api_version: str = "2025-01"
+    # Pinned. 2026-01 is the first version whose refundCreate takes @idempotent(key:).
+    api_version: str = "2026-01"
     access_token: SecretStr = SecretStr("shpat_autobiz_sandbox")
     webhook_secret: SecretStr = SecretStr("shpss_autobiz_sandbox")
     webhook_previous_secret: SecretStr | None = None
     timeout_seconds: float = 10.0
+    # Longest the client waits for the cost bucket to refill before it gives up with a
+    # retryable RateLimited (Temporal then backs off).
+    max_throttle_wait_seconds: float = 2.0
 
 
 class PrintfulSettings(BaseModel):
@@ -82,18 +86,86 @@ class SendGridSettings(BaseModel):
     api_key: SecretStr = SecretStr("SG.autobiz_sandbox.key")
     from_email: str = "shop@autobiz.test"
     timeout_seconds: float = 10.0
+    # None: on everywhere except production (mail is accepted, never delivered).
+    sandbox_mode: bool | None = None
+    # One dynamic template per message kind.
+    templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            "order_confirmation": "d-autobiz-order-confirmation",
+            "shipping_confirmation": "d-autobiz-shipping-confirmation",
+            "refund_issued": "d-autobiz-refund-issued",
+            "order_cancelled": "d-autobiz-order-cancelled",
+            "payment_failed": "d-autobiz-payment-failed",
+            "wismo_reply": "d-autobiz-wismo-reply",
+            "daily_report": "d-autobiz-daily-report",
+        }
+    )
 
 
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8766
+    # Base URL webhooks go to (``{target}/stripe``, ``/shopify``, ``/printful``); settable
+    # at run time through ``POST /_control/webhooks``. None: events wait until one is set.
+    webhook_target: str | None = None
+    webhook_max_attempts: int = 5
+    webhook_retry_seconds: float = 0.5
+
+
+class IngressSettings(BaseModel):
+    """The webhook receiver (`autobiz ingress`, DESIGN §7)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8780
+    # Largest body accepted; checked on Content-Length before any hashing (413).
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    stripe_tolerance_seconds: int = Field(default=300, gt=0)
+    # Events held by the ordering gate are released (flagged) after this long.
+    hold_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a request waits for a database connection before answering 503.
+    db_timeout_seconds: float = Field(default=3.0, gt=0)
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    relay_batch_size: int = Field(default=50, gt=0)
+    # A hand-off that keeps failing is dead-lettered after this many attempts.
+    relay_max_attempts: int = Field(default=50, gt=0)
+    handoff_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The tenant the settings-level webhook secrets (stripe/shopify/printful) belong to.
+    default_tenant: str = "demo"
+    # Optional YAML/JSON file {tenant: {stripe: [...], shopify: [...], printful: [...],
+    # shop_domains: [...]}} with per-tenant webhook secrets.
+    secrets_file: Path | None = None
 
 
 class HygieneSettings(BaseModel):
     """Outside production, clients only reach these hosts and mail only these recipients."""
 
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
-    allowed_email_domains: list[str] = Field(default_factory=lambda: ["autobiz.test", "example.com"])
+    allowed_email_domains: list[str] = Field(
+        default_factory=lambda: ["autobiz.test", "example.com"]
+    )
+    allowed_email_recipients: list[str] = Field(default_factory=list)
+
+
+class KernelSettings(BaseModel):
+    """The tool-call kernel (DESIGN §3): payload encryption, idempotency, prices."""
+
+    # Payload codec keys: key id -> base64 of 32 random bytes (AES-256-GCM). New payloads
+    # use ``codec_active_key``; old ids stay listed so history written with them decodes.
+    # The ``dev-`` key is public and refused in production.
+    codec_keys: dict[str, SecretStr] = Field(
+        default_factory=lambda: {"dev-1": SecretStr("9gMCCvz9Mx9xqc9vTsPOzf/jN2LO849n6OWJM880BZw=")}
+    )
+    codec_active_key: str = "dev-1"
+    # `autobiz codec-server`: the Temporal Web UI decodes through it with this bearer token.
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8235
+    codec_server_token: SecretStr | None = None
+    codec_server_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
+    )
+    idempotency_window_hours: int = Field(default=24, gt=0)
+    # A YAML/JSON price table (kernel.cost.PriceTable); None: the built-in table.
+    price_table_path: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -122,6 +194,8 @@ class Settings(BaseSettings):
     sendgrid: SendGridSettings = Field(default_factory=SendGridSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
+    kernel: KernelSettings = Field(default_factory=KernelSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
 
     @property
     def home_dir(self) -> Path:

@@ -15,7 +15,12 @@ from autobiz.db.migrate import migrate
 from autobiz.devstack.services import temporal_binary
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
 from tests.support.netguard import NetGuard
-from tests.support.postgres import TestDatabase, create_database, drop_database, provide_server
+from tests.support.postgres import (
+    ProvisionedDatabase,
+    create_database,
+    drop_database,
+    provide_server,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[TestDatabase]:
+def pg_database() -> Iterator[ProvisionedDatabase]:
     """A fresh, migrated database for this test session, dropped at the end."""
     server, origin, cleanup = provide_server()
     db = create_database(server)
@@ -51,7 +56,7 @@ def pg_database() -> Iterator[TestDatabase]:
 
 
 @pytest.fixture(scope="session")
-async def database(pg_database: TestDatabase) -> AsyncIterator[Database]:
+async def database(pg_database: ProvisionedDatabase) -> AsyncIterator[Database]:
     async with Database(pg_database.app_dsn, pg_database.admin_dsn, max_size=8) as db:
         yield db
 
@@ -66,7 +71,8 @@ async def new_tenant(database: Database, prefix: str = "t") -> str:
     tenant_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
     async with database.admin("test setup: create tenant") as s:
         await s.execute(
-            "INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant_id, f"Tenant {tenant_id}")
+            "INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)",
+            (tenant_id, f"Tenant {tenant_id}"),
         )
     return tenant_id
 

@@ -22,7 +22,8 @@ def migrate(json_out: bool = typer.Option(False, "--json")) -> None:
         return
     where = describe(dsn)
     if report.applied:
-        console.print(f"applied {len(report.applied)} migration(s) to {where}: "
-                      + ", ".join(report.applied))
+        console.print(
+            f"applied {len(report.applied)} migration(s) to {where}: " + ", ".join(report.applied)
+        )
     else:
         console.print(f"{where} is up to date ({len(report.already_applied)} applied)")

@@ -24,7 +24,11 @@ def _table(statuses: list[ServiceStatus]) -> Table:
     for st in statuses:
         colour = {"running": "green", "external": "cyan"}.get(st.state, "red")
         table.add_row(
-            st.name, f"[{colour}]{st.state}[/]", str(st.pid or "-"), st.address or "-", st.url or "-"
+            st.name,
+            f"[{colour}]{st.state}[/]",
+            str(st.pid or "-"),
+            st.address or "-",
+            st.url or "-",
         )
     return table
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 Params = Sequence[Any] | dict[str, Any] | None
-Query = str | sql.Composable
+Query = str | bytes | sql.SQL | sql.Composed
 
 Row = dict[str, Any]
 

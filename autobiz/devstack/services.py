@@ -141,6 +141,7 @@ def temporal_binary() -> str:
 
 class TemporalDevServer(Service):
     name = "temporal"
+    startup_timeout = 60.0
 
     def ports(self) -> list[PortSpec]:
         t = self.settings.temporal
@@ -180,7 +181,10 @@ class TemporalDevServer(Service):
             address=t.address,
             url=t.ui_url,
             log_file=str(self.log_file),
-            details={"namespace": t.namespace, "db_file": str(self.home / "temporal" / "temporal.db")},
+            details={
+                "namespace": t.namespace,
+                "db_file": str(self.home / "temporal" / "temporal.db"),
+            },
         )
 
     def start(self) -> ServiceStatus:
@@ -199,7 +203,8 @@ class TemporalDevServer(Service):
             )
         return self.status()
 
-    async def _wait_healthy(self, rec: ProcessRecord, timeout: float = 60.0) -> set[str]:
+    async def _wait_healthy(self, rec: ProcessRecord) -> set[str]:
+        timeout = self.startup_timeout
         from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
         from temporalio.client import Client
 
@@ -325,7 +330,9 @@ class EmbeddedPostgres(Service):
         return self.status()
 
     def _run(self, cmd: list[str], user: str | None) -> None:
-        result = subprocess.run(cmd, user=user, capture_output=True, text=True, timeout=120)
+        # Drop root's groups too: with only the uid changed, access checks misbehave.
+        ids: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **ids)
         if result.returncode != 0:
             raise ServiceStartError(
                 f"{Path(cmd[0]).name} failed: {(result.stderr or result.stdout).strip()[-800:]}"
@@ -343,7 +350,9 @@ class EmbeddedPostgres(Service):
                 "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
             ).fetchone()
             if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE)))
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
+                )
 
 
 class ExternalPostgres(Service):

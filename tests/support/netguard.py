@@ -80,8 +80,8 @@ class NetGuard:
                 raise socket.gaierror(socket.EAI_NONAME, f"resolution of {host!r} refused in tests")
             return guard._originals["getaddrinfo"](host, *args, **kwargs)
 
-        socket.socket.connect = connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+        socket.socket.connect = connect  # type: ignore[method-assign, assignment]
+        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign, assignment]
         socket.getaddrinfo = getaddrinfo
 
     def uninstall(self) -> None:

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 @dataclass
-class TestDatabase:
+class ProvisionedDatabase:
     admin_dsn: str
     app_dsn: str
     name: str
@@ -88,7 +88,7 @@ def provide_server() -> tuple[str, str, Callable[[], None]]:
     return dsn, "embedded", cleanup
 
 
-def create_database(server_dsn: str, app_role: str = "autobiz_app") -> TestDatabase:
+def create_database(server_dsn: str, app_role: str = "autobiz_app") -> ProvisionedDatabase:
     name = f"autobiz_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -98,10 +98,12 @@ def create_database(server_dsn: str, app_role: str = "autobiz_app") -> TestDatab
     params["user"] = app_role
     params.pop("password", None)
     app = make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
-    return TestDatabase(admin_dsn=admin, app_dsn=app, name=name, server_dsn=server_dsn, origin="")
+    return ProvisionedDatabase(
+        admin_dsn=admin, app_dsn=app, name=name, server_dsn=server_dsn, origin=""
+    )
 
 
-def drop_database(db: TestDatabase) -> None:
+def drop_database(db: ProvisionedDatabase) -> None:
     with psycopg.connect(db.server_dsn, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name))

@@ -1,0 +1,169 @@
+"""`autobiz dev up / status / down` as a user runs them, in a temporary home on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
+
+from autobiz.search_attributes import FLOW_STATE, TENANT_ID
+
+pytestmark = pytest.mark.e2e
+
+PORT_SETTINGS = [
+    "AUTOBIZ_TEMPORAL__PORT",
+    "AUTOBIZ_TEMPORAL__UI_PORT",
+    "AUTOBIZ_TEMPORAL__HTTP_PORT",
+    "AUTOBIZ_TEMPORAL__METRICS_PORT",
+    "AUTOBIZ_POSTGRES__PORT",
+    "AUTOBIZ_SANDBOX__PORT",
+    "AUTOBIZ_INGRESS__PORT",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
+    env["AUTOBIZ_HOME"] = str(tmp_path / "home")
+    for name in PORT_SETTINGS:
+        env[name] = str(_free_port())
+    yield env
+    # Whatever happened, leave nothing running.
+    autobiz(env, "dev", "down", check=False)
+
+
+def autobiz(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "autobiz.cli.main", *args],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"autobiz {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _stack_processes(home: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(home in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@workflow.defn(sandboxed=False)
+class EchoWorkflow:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        workflow.upsert_search_attributes([FLOW_STATE.value_set("done")])
+        return text.upper()
+
+
+async def test_up_status_down(stack_env: dict[str, str]) -> None:
+    up = autobiz(stack_env, "dev", "up")
+    assert "Temporal Web UI" in up.stdout
+
+    status = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
+    by_name = {s["name"]: s for s in status["services"]}
+    assert by_name["temporal"]["state"] == "running"
+    assert by_name["postgres"]["state"] == "running"
+    assert by_name["postgres"]["details"]["embedded"] is True
+    assert status["home"] == stack_env["AUTOBIZ_HOME"]
+    pids = {s["name"]: s["pid"] for s in status["services"] if s["pid"]}
+    assert all(psutil.pid_exists(p) for p in pids.values())
+    temporal_port = stack_env["AUTOBIZ_TEMPORAL__PORT"]
+    assert by_name["temporal"]["address"] == f"127.0.0.1:{temporal_port}"
+    assert f":{stack_env['AUTOBIZ_TEMPORAL__UI_PORT']}/" in by_name["temporal"]["url"]
+
+    # Twice is harmless: same processes, nothing new started.
+    autobiz(stack_env, "dev", "up")
+    again = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
+    assert {s["name"]: s["pid"] for s in again["services"] if s["pid"]} == pids
+
+    # A workflow against the dev server, with our search attributes.
+    client = await Client.connect(f"127.0.0.1:{temporal_port}")
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(client, task_queue=task_queue, workflows=[EchoWorkflow]):
+        result = await client.execute_workflow(
+            EchoWorkflow.run, "hello", id=f"echo-{uuid.uuid4()}", task_queue=task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, "demo-shop")]),
+            execution_timeout=timedelta(seconds=60),
+        )  # fmt: skip
+    assert result == "HELLO"
+
+    # A query against the database, as the application role, under RLS.
+    pg_port = stack_env["AUTOBIZ_POSTGRES__PORT"]
+    with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=postgres dbname=autobiz") as conn:
+        conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ('demo-shop', 'Demo')")
+    with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=autobiz_app dbname=autobiz") as conn:
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (0,)
+        conn.execute("SELECT set_config('app.tenant_id', 'demo-shop', true)")
+        assert conn.execute("SELECT name FROM tenants").fetchone() == ("Demo",)
+
+    down = autobiz(stack_env, "dev", "down", "--json")
+    assert sorted(json.loads(down.stdout)["stopped"]) == sorted(pids)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                   for p in pids.values())  # fmt: skip
+    assert _stack_processes(stack_env["AUTOBIZ_HOME"]) == []
+    after = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
+    assert {s["state"] for s in after["services"]} == {"stopped"}
+
+    # State persisted under the home: a restart sees the same database.
+    autobiz(stack_env, "dev", "up")
+    with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=postgres dbname=autobiz") as conn:
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (1,)
+
+
+def test_port_taken_gives_a_clear_error_and_starts_nothing(stack_env: dict[str, str]) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(stack_env["AUTOBIZ_TEMPORAL__UI_PORT"])))
+        blocker.listen()
+        result = autobiz(stack_env, "dev", "up", check=False)
+    assert result.returncode == 2
+    assert "error[PORT_IN_USE]" in result.stderr
+    assert stack_env["AUTOBIZ_TEMPORAL__UI_PORT"] in result.stderr
+    assert "AUTOBIZ_TEMPORAL__UI_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _stack_processes(stack_env["AUTOBIZ_HOME"]) == []
+
+
+def test_down_stops_only_what_it_started(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """A pid file pointing at someone else's process (pid reuse) is never signalled."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_dir = Path(stack_env["AUTOBIZ_HOME"]) / "run"
+        run_dir.mkdir(parents=True)
+        (run_dir / "temporal.json").write_text(json.dumps({
+            "name": "temporal", "pid": bystander.pid, "create_time": 12345.0,
+            "command": ["temporal"], "log_file": "x", "info": {},
+        }))  # fmt: skip
+        result = json.loads(autobiz(stack_env, "dev", "down", "--json").stdout)
+        assert result["stopped"] == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
