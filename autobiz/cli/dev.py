@@ -19,8 +19,9 @@ JSON_OPT = typer.Option(False, "--json", help="Machine-readable output.")
 
 def _table(statuses: list[ServiceStatus]) -> Table:
     table = Table(title="AutoBiz local stack")
-    for col in ("service", "state", "pid", "address", "link / dsn"):
-        table.add_column(col)
+    for col in ("service", "state", "pid", "address"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("link / dsn", overflow="fold")
     for st in statuses:
         colour = {"running": "green", "external": "cyan"}.get(st.state, "red")
         table.add_row(

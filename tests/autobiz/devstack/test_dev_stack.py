@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import psutil
 import psycopg
 import pytest
@@ -98,6 +99,17 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
     temporal_port = stack_env["AUTOBIZ_TEMPORAL__PORT"]
     assert by_name["temporal"]["address"] == f"127.0.0.1:{temporal_port}"
     assert f":{stack_env['AUTOBIZ_TEMPORAL__UI_PORT']}/" in by_name["temporal"]["url"]
+
+    # The Web UI is up and shows the namespace with our search attributes.
+    ui = f"http://127.0.0.1:{stack_env['AUTOBIZ_TEMPORAL__UI_PORT']}"
+    async with httpx.AsyncClient(base_url=ui, timeout=10) as http:
+        attrs = (await http.get("/api/v1/namespaces/default/search-attributes")).json()
+    assert attrs["customAttributes"] == {
+        "ApprovalPending": "INDEXED_VALUE_TYPE_BOOL",
+        "FlowState": "INDEXED_VALUE_TYPE_KEYWORD",
+        "OrderId": "INDEXED_VALUE_TYPE_KEYWORD",
+        "TenantId": "INDEXED_VALUE_TYPE_KEYWORD",
+    }
 
     # Twice is harmless: same processes, nothing new started.
     autobiz(stack_env, "dev", "up")
