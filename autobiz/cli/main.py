@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from autobiz import __version__
-from autobiz.cli import db, dev
+from autobiz.cli import codec_cmd, config_cmd, db, dev, tools_cmd
 from autobiz.cli.output import err_console
 from autobiz.errors import AutobizError
 
@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 app.add_typer(dev.app, name="dev")
 app.add_typer(db.app, name="db")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(tools_cmd.app, name="tools")
+app.command("codec-server")(codec_cmd.codec_server)
 
 
 @app.command()

@@ -33,10 +33,16 @@ def test_loopback_and_unix_are_allowed_everything_else_is_not() -> None:
 @pytest.mark.allow_network_violation
 def test_guard_refuses_before_any_packet_is_sent(network_guard: NetGuard) -> None:
     real_calls: list[Any] = []
+    real_connect = network_guard._originals["connect"]
     network_guard._originals["connect"] = lambda sock, addr: real_calls.append(addr)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        with pytest.raises(OutboundConnectionRefused):
-            sock.connect(("203.0.113.7", 443))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            with pytest.raises(OutboundConnectionRefused):
+                sock.connect(("203.0.113.7", 443))
+    finally:
+        # uninstall() restores _originals: put the real connect back, or every later
+        # test in the session would "connect" through the recorder and never connect.
+        network_guard._originals["connect"] = real_connect
     with pytest.raises(socket.gaierror):
         socket.getaddrinfo("api.stripe.com", 443)
     assert real_calls == []

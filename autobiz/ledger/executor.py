@@ -1,0 +1,102 @@
+"""How a side-effecting tool activity runs: verify the call came through the kernel,
+execute once per idempotency key, write the receipt, return the output.
+
+    runner = SideEffectRunner(db)
+    return await runner.run(ctx, input, CapturePaymentOutput, activity_id, call_stripe)
+
+``call_stripe`` gets the external key from ``ctx.external_key`` and returns a
+``ProviderResult``. A duplicate within the window returns the recorded output without
+calling it; a receipt that cannot be written fails the attempt (retryable), and the
+retry resends the same external key, so the provider does the work once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from autobiz.db.database import Database
+from autobiz.errors import AutobizError
+from autobiz.ledger.idempotency_store import DEFAULT_WINDOW, Clock, IdempotencyStore, utc_now
+from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore
+from kernel.contracts import CallContext
+from kernel.idempotency import keys_for, request_hash
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+class GateBypassedError(AutobizError):
+    """Non-retryable: the call's keys do not match its content (not from kernel_call)."""
+
+    code = "GATE_BYPASSED"
+
+
+class ProviderResult(BaseModel, Generic[OutT]):
+    model_config = ConfigDict(frozen=True)
+
+    output: OutT
+    provider_object_id: str | None = None
+    status: str = "succeeded"
+    amount_minor: int | None = None
+    currency: str | None = None
+    details: dict[str, Any] = {}
+
+
+def verify_call(ctx: CallContext, input: BaseModel) -> None:
+    """Refuse a call whose idempotency keys were not computed from its own content."""
+    input_json = input.model_dump(mode="json")
+    keys = keys_for(
+        tenant=ctx.tenant_id, workflow_id=ctx.workflow_id, step=ctx.step, tool=ctx.ref,
+        input=input_json,
+    )  # fmt: skip
+    if keys.internal != ctx.internal_key or keys.external != ctx.external_key:
+        raise GateBypassedError(f"{ctx.ref}: idempotency keys do not match the call")
+    if request_hash(ctx.ref, input_json) != ctx.request_hash:
+        raise GateBypassedError(f"{ctx.ref}: request hash does not match the call")
+
+
+class SideEffectRunner:
+    def __init__(
+        self, db: Database, *, window: timedelta = DEFAULT_WINDOW, clock: Clock = utc_now
+    ) -> None:
+        self.idempotency = IdempotencyStore(db, window=window, clock=clock)
+        self.receipts = ReceiptStore(db)
+
+    async def run(
+        self,
+        ctx: CallContext,
+        input: BaseModel,
+        output_model: type[OutT],
+        activity_id: str,
+        execute: Callable[[], Awaitable[ProviderResult[OutT]]],
+    ) -> OutT:
+        verify_call(ctx, input)
+
+        async def once() -> dict[str, Any]:
+            result = await execute()
+            if ctx.side_effect.needs_receipt:
+                await self.receipts.record(
+                    ReceiptDraft(
+                        tenant_id=ctx.tenant_id, workflow_id=ctx.workflow_id,
+                        run_id=ctx.run_id, activity_id=activity_id, tool=ctx.tool,
+                        tool_version=ctx.version, side_effect=ctx.side_effect,
+                        internal_key=ctx.internal_key, external_key=ctx.external_key,
+                        request_hash=ctx.request_hash, provider=ctx.provider,
+                        provider_object_id=result.provider_object_id, status=result.status,
+                        amount_minor=result.amount_minor, currency=result.currency,
+                        details=result.details,
+                    )
+                )  # fmt: skip
+            return result.output.model_dump(mode="json")
+
+        outcome = await self.idempotency.run(
+            ctx.tenant_id,
+            internal_key=ctx.internal_key,
+            external_key=ctx.external_key,
+            tool=ctx.ref,
+            execute=once,
+        )
+        return output_model.model_validate(outcome.result)

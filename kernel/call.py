@@ -1,0 +1,220 @@
+"""``kernel_call``: the one way a workflow reaches a tool.
+
+It runs the gate, records the decision in the run's trace, schedules the contract's
+activity (by its registered name, with the contract's timeout and retry policy, and
+the idempotency keys computed here, in the workflow), records the result and its cost,
+and returns the typed output. Refusals raise a non-retryable ``ApplicationError`` whose
+``type`` is the gate code (``TOOL_UNKNOWN``, ``SCHEMA_INVALID``, ``PERMISSION_DENIED``,
+``APPROVAL_REQUIRED``, ``APPROVAL_INVALID``, ``RUN_TERMINATED``).
+
+Workflow modules import this module inside ``workflow.unsafe.imports_passed_through()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from kernel.catalog import REGISTRY
+from kernel.contracts import CallContext, RetrySpec
+from kernel.gate import Gate, GateDecision, ToolRequest, admit
+from kernel.idempotency import request_hash
+from kernel.policy import RunPolicy
+from kernel.redaction import allowlisted, redact_text
+from kernel.registry import ToolRegistry
+from kernel.state import Approval, RunState, TraceEntry
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+PERSIST_TRACE_ACTIVITY = "kernel.persist_trace"
+
+
+class TraceBatch(BaseModel):
+    """What ``persist_trace`` sends to the ``kernel.persist_trace`` activity."""
+
+    tenant_id: str
+    workflow_id: str
+    run_id: str
+    cost_micros: int
+    entries: list[TraceEntry]
+
+
+def retry_policy(spec: RetrySpec) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=spec.initial_interval_s),
+        backoff_coefficient=spec.backoff,
+        maximum_interval=timedelta(seconds=spec.max_interval_s),
+        maximum_attempts=spec.max_attempts,
+        non_retryable_error_types=list(spec.non_retryable),
+    )
+
+
+def start_run(policy: RunPolicy, *, principal: str) -> RunState:
+    """Create the kernel state at the top of a workflow run."""
+    return RunState.start(
+        policy=policy,
+        workflow_id=workflow.info().workflow_id,
+        principal=principal,
+        now=workflow.now(),
+    )
+
+
+def refusal(decision: GateDecision) -> ApplicationError:
+    assert decision.code is not None
+    return ApplicationError(
+        redact_text(decision.message),
+        {"code": decision.code.value, **decision.detail},
+        type=decision.code.value,
+        non_retryable=True,
+    )
+
+
+def preview(
+    state: RunState,
+    tool: str,
+    version: str,
+    input: BaseModel | Mapping[str, Any],
+    *,
+    step: str,
+    registry: ToolRegistry | None = None,
+) -> GateDecision:
+    """Run the gate without recording or calling: tells a workflow whether it must get
+    an approval first (``decision.hitl``) and which key the approval should bind to."""
+    request = ToolRequest(tool=tool, version=version, input=input, step=step)
+    return Gate(registry or REGISTRY).check(state, request, workflow.now())
+
+
+@overload
+async def kernel_call(
+    state: RunState,
+    tool: str,
+    version: str,
+    input: BaseModel | Mapping[str, Any],
+    *,
+    step: str,
+    expect: type[OutT],
+    approval: Approval | None = None,
+    registry: ToolRegistry | None = None,
+) -> OutT: ...
+
+
+@overload
+async def kernel_call(
+    state: RunState,
+    tool: str,
+    version: str,
+    input: BaseModel | Mapping[str, Any],
+    *,
+    step: str,
+    expect: None = None,
+    approval: Approval | None = None,
+    registry: ToolRegistry | None = None,
+) -> BaseModel: ...
+
+
+async def kernel_call(
+    state: RunState,
+    tool: str,
+    version: str,
+    input: BaseModel | Mapping[str, Any],
+    *,
+    step: str,
+    expect: type[BaseModel] | None = None,
+    approval: Approval | None = None,
+    registry: ToolRegistry | None = None,
+) -> BaseModel:
+    """Call ``tool@version`` through the gate; return its output model."""
+    request = ToolRequest(tool=tool, version=version, input=input, step=step, approval=approval)
+    now = workflow.now()
+    decision = Gate(registry or REGISTRY).check(state, request, now)
+    admit(state, decision, now)
+    if not decision.allowed:
+        raise refusal(decision)
+    contract, keys, input_json = decision.contract, decision.keys, decision.input_json
+    assert contract is not None and keys is not None and input_json is not None
+    info = workflow.info()
+    context = CallContext(
+        tenant_id=state.tenant_id,
+        workflow_id=info.workflow_id,
+        run_id=info.run_id,
+        workflow_type=state.policy.workflow_type,
+        principal=state.principal,
+        step=step,
+        tool=contract.name,
+        version=contract.version,
+        side_effect=contract.side_effect,
+        provider=contract.provider,
+        internal_key=keys.internal,
+        external_key=keys.external,
+        request_hash=request_hash(contract.ref, input_json),
+    )
+    state.record(
+        now, "tool_started", "scheduled", tool=contract.ref, step=step,
+        detail={"internal_key": keys.internal, "external_key": keys.external,
+                "side_effect": contract.side_effect.value,
+                "input": allowlisted(input_json, contract.trace_fields)},
+    )  # fmt: skip
+    try:
+        result = await workflow.execute_activity(
+            contract.activity_name,
+            args=[context, decision.input],
+            result_type=contract.output_model,
+            start_to_close_timeout=contract.timeout,
+            retry_policy=retry_policy(contract.retry),
+        )
+    except ActivityError as exc:
+        cause = exc.cause
+        state.record(
+            workflow.now(), "tool_failed", "error", tool=contract.ref, step=step,
+            detail={"error_type": getattr(cause, "type", None) or type(cause).__name__,
+                    "message": str(cause) if cause is not None else str(exc)},
+        )  # fmt: skip
+        raise
+    cost = state.policy.prices.call_cost(contract.provider)
+    detail: dict[str, Any] = {"output": allowlisted(result.model_dump(mode="json"),
+                                                    contract.trace_fields)}  # fmt: skip
+    in_tokens = getattr(result, "input_tokens", None)
+    out_tokens = getattr(result, "output_tokens", None)
+    if isinstance(in_tokens, int) and isinstance(out_tokens, int):
+        model = str(getattr(result, "model", ""))
+        state.tokens += in_tokens + out_tokens
+        cost += state.policy.prices.token_cost(model, in_tokens, out_tokens)
+        detail.update(model=model, input_tokens=in_tokens, output_tokens=out_tokens)
+    state.cost_micros += cost
+    detail["cost_micros"] = cost
+    state.record(
+        workflow.now(), "tool_succeeded", "ok", tool=contract.ref, step=step, detail=detail,
+        cost_micros=cost,
+    )  # fmt: skip
+    if expect is not None and not isinstance(result, expect):
+        raise TypeError(f"{contract.ref} returned {type(result).__name__}, not {expect.__name__}")
+    return result  # type: ignore[no-any-return]
+
+
+async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds=30)) -> int:
+    """Persist the trace entries recorded since the last call (idempotent per seq)."""
+    entries = state.unpersisted()
+    if not entries:
+        return 0
+    batch = TraceBatch(
+        tenant_id=state.tenant_id,
+        workflow_id=state.workflow_id,
+        run_id=workflow.info().run_id,
+        cost_micros=state.cost_micros,
+        entries=entries,
+    )
+    written: int = await workflow.execute_activity(
+        PERSIST_TRACE_ACTIVITY,
+        batch,
+        result_type=int,
+        start_to_close_timeout=limit,
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+    )
+    state.persisted_seq = entries[-1].seq
+    return written

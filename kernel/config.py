@@ -1,0 +1,98 @@
+"""BusinessConfig: one tenant's policy, written as YAML (see config/demo-shop.yaml).
+
+The model is deliberately lenient where the compiler has a better message: missing
+bounds and scopes parse, and ``kernel.compiler`` reports them as CC-02 / CC-03 with a
+line number. ``policy_for`` turns a *compiled* config into the ``RunPolicy`` the gate
+enforces for one workflow type.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.cost import DEFAULT_PRICES, PriceTable
+from kernel.policy import Bounds, Duration, HitlRule, LoopPolicy, RunPolicy
+
+Channel = Literal["email", "slack", "log"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BoundsConfig(_Strict):
+    """All five are required; a missing one is CC-02, not a schema error."""
+
+    max_steps: int | None = Field(default=None, gt=0)
+    max_tool_calls: int | None = Field(default=None, gt=0)
+    max_wall_time: Duration | None = None
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd: Decimal | None = Field(default=None, ge=0, decimal_places=6)
+
+    def missing(self) -> list[str]:
+        return [name for name, value in self if value is None]
+
+
+class WorkflowConfig(_Strict):
+    enabled: bool = True
+    # The tools this workflow type may call (NAME@VERSION); CC-01 checks the closure.
+    tools: list[str] = Field(default_factory=list)
+    # Scopes granted to this workflow type; deny by default (CC-03).
+    scopes: list[str] | None = None
+    bounds: BoundsConfig | None = None
+    loop: LoopPolicy = LoopPolicy()
+    hitl: list[HitlRule] = Field(default_factory=list)
+
+
+class Approver(_Strict):
+    id: str = Field(min_length=1)
+    name: str | None = None
+    roles: list[str] = Field(min_length=1)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Notifications(_Strict):
+    from_email: str | None = None
+    ops_email: str | None = None
+    channels: list[Channel] = Field(default_factory=lambda: list[Channel](["log"]))
+    # Approvals: remind before expiry, escalate after.
+    remind_before: Duration = timedelta(hours=1)
+    escalate_after: Duration = timedelta(hours=4)
+    customer_emails: bool = True
+
+
+class BusinessConfig(_Strict):
+    version: Literal[1] = 1
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    name: str | None = None
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    workflows: dict[str, WorkflowConfig]
+    approvers: list[Approver] = Field(default_factory=list)
+    notifications: Notifications = Notifications()
+    prices: PriceTable = DEFAULT_PRICES
+
+    def roles(self) -> set[str]:
+        return {role for approver in self.approvers for role in approver.roles}
+
+    def policy_for(self, workflow_type: str) -> RunPolicy:
+        """The gate's policy for one workflow type (the config must compile cleanly)."""
+        wf = self.workflows.get(workflow_type)
+        if wf is None or not wf.enabled:
+            raise KeyError(f"workflow type {workflow_type!r} is not enabled for {self.tenant}")
+        if wf.bounds is None or wf.bounds.missing():
+            raise ValueError(f"workflow type {workflow_type!r} has incomplete bounds (CC-02)")
+        bounds = Bounds.model_validate(wf.bounds.model_dump())
+        return RunPolicy(
+            tenant_id=self.tenant,
+            workflow_type=workflow_type,
+            tools=frozenset(wf.tools),
+            scopes=frozenset(wf.scopes or ()),
+            bounds=bounds,
+            loop=wf.loop,
+            hitl=tuple(wf.hitl),
+            prices=self.prices,
+        )

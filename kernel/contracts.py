@@ -1,0 +1,155 @@
+"""Tool contracts: what a tool takes, returns, touches and needs (DESIGN §3).
+
+A contract is data. The activity that implements it registers under
+``contract.activity_name``; workflows only ever reach it through ``kernel.call``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IN = TypeVar("IN", bound=BaseModel)
+OUT = TypeVar("OUT", bound=BaseModel)
+
+
+class SideEffect(StrEnum):
+    READ = "READ"
+    WRITE = "WRITE"
+    COMMUNICATION = "COMMUNICATION"
+    FINANCIAL = "FINANCIAL"
+
+    @property
+    def needs_receipt(self) -> bool:
+        return self is not SideEffect.READ
+
+
+class HitlMode(StrEnum):
+    """How a HITL rule decides; ``AUTO_APPROVE`` is never allowed on FINANCIAL tools."""
+
+    NEVER = "NEVER"
+    ALWAYS = "ALWAYS"
+    WHEN = "WHEN"
+    AUTO_APPROVE = "AUTO_APPROVE"
+
+
+class ToolModel(BaseModel):
+    """Base of every tool input and output: unknown fields are rejected (INV-01)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Money(ToolModel):
+    """Money is integer minor units plus an ISO 4217 currency, never a float."""
+
+    amount_minor: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class RetrySpec(BaseModel):
+    """A Temporal retry policy as data (seconds), so contracts stay pure."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_interval_s: float = 1.0
+    backoff: float = 2.0
+    max_interval_s: float = 60.0
+    max_attempts: int = 5
+    non_retryable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolContract(Generic[IN, OUT]):
+    name: str
+    version: str
+    description: str
+    input_model: type[IN]
+    output_model: type[OUT]
+    side_effect: SideEffect
+    provider: str
+    scopes: frozenset[str]
+    timeout: timedelta = timedelta(seconds=30)
+    retry: RetrySpec = field(default_factory=RetrySpec)
+    # The default HITL rule when a tenant's config has none for this tool.
+    default_hitl: HitlMode = HitlMode.NEVER
+    # Input/output fields safe to copy into a trace (everything else is dropped).
+    trace_fields: frozenset[str] = frozenset()
+    # For LLM tools: the input field that caps the tokens a call may use.
+    token_budget_field: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.side_effect is SideEffect.FINANCIAL and self.default_hitl in (
+            HitlMode.NEVER,
+            HitlMode.AUTO_APPROVE,
+        ):
+            raise ValueError(f"FINANCIAL tool {self.ref} must default to a HITL rule")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def activity_name(self) -> str:
+        return self.ref
+
+    def input_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def output_schema(self) -> dict[str, Any]:
+        return self.output_model.model_json_schema()
+
+    def describe(self) -> dict[str, Any]:
+        """The contract as JSON (what ``autobiz tools schema`` prints)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "description": self.description,
+            "side_effect": self.side_effect.value,
+            "provider": self.provider,
+            "scopes": sorted(self.scopes),
+            "default_hitl": self.default_hitl.value,
+            "timeout_seconds": self.timeout.total_seconds(),
+            "retry": self.retry.model_dump(mode="json"),
+            "input_schema": self.input_schema(),
+            "output_schema": self.output_schema(),
+        }
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``"stripe.capture_payment@1"`` → ``("stripe.capture_payment", "1")``."""
+    name, sep, version = ref.partition("@")
+    if not sep or not name or not version:
+        raise ValueError(f"tool reference {ref!r} is not NAME@VERSION")
+    return name, version
+
+
+class CallContext(BaseModel):
+    """The first argument of every tool activity: who calls, and the keys to use.
+
+    Computed in the workflow by ``kernel_call``; an activity retry resends the same keys.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_id: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    principal: str
+    step: str
+    tool: str
+    version: str
+    side_effect: SideEffect
+    provider: str
+    internal_key: str
+    external_key: str
+    request_hash: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.tool}@{self.version}"

@@ -1,0 +1,55 @@
+"""The kernel's stable error codes (documented in docs/kernel.md).
+
+Pure: no Temporal, no I/O. ``kernel.call`` turns a refusal into a non-retryable
+``ApplicationError`` whose ``type`` is the code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class GateCode(StrEnum):
+    """Why the gate refused a call (the call is dropped, the run goes on)."""
+
+    TOOL_UNKNOWN = "TOOL_UNKNOWN"
+    SCHEMA_INVALID = "SCHEMA_INVALID"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
+    APPROVAL_INVALID = "APPROVAL_INVALID"
+    # The run was terminated by a bound or the loop detector (see TerminationReason).
+    RUN_TERMINATED = "RUN_TERMINATED"
+
+
+class TerminationReason(StrEnum):
+    """Why the gate ended the run; ``termination_reason`` names the bound."""
+
+    MAX_STEPS = "max_steps"
+    MAX_TOOL_CALLS = "max_tool_calls"
+    MAX_WALL_TIME = "max_wall_time"
+    MAX_TOKENS = "max_tokens"
+    MAX_COST = "max_cost"
+    LOOP_DETECTED = "loop_detected"
+
+
+class KernelError(Exception):
+    """A refusal by the kernel, with a stable code and a JSON-safe detail."""
+
+    def __init__(self, code: str, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail or {}
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class ToolUnknownError(KernelError):
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(
+            GateCode.TOOL_UNKNOWN,
+            f"no tool {name}@{version} in the registry",
+            {"tool": f"{name}@{version}"},
+        )

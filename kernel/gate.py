@@ -1,0 +1,355 @@
+"""The gate every tool call passes, in DESIGN §3 order, before it is scheduled.
+
+registry → schema → permission → bounds → loop detection → HITL → idempotency keys.
+
+Pure and deterministic (no Temporal, no I/O, time comes in as ``now``): ``check``
+decides without touching the state; ``admit`` records the decision in the run state
+(counters, call history, trace, termination).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kernel.contracts import HitlMode, SideEffect, ToolContract
+from kernel.errors import GateCode, TerminationReason
+from kernel.hitl_lang import ConditionEvalError, ConditionSyntaxError, holds
+from kernel.idempotency import IdempotencyKeys, canonical_json, keys_for, sha256_hex
+from kernel.policy import HitlRule
+from kernel.redaction import redact_text
+from kernel.registry import ToolRegistry
+from kernel.state import Approval, RunState, Termination
+
+AnyContract = ToolContract[Any, Any]
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    tool: str
+    version: str
+    input: BaseModel | Mapping[str, Any]
+    step: str
+    approval: Approval | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.tool}@{self.version}"
+
+
+@dataclass(frozen=True)
+class HitlRequirement:
+    required: bool
+    reason: str
+    rule: HitlRule | None = None
+
+    @property
+    def approver_roles(self) -> tuple[str, ...]:
+        return () if self.rule is None else self.rule.approver_roles
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    request: ToolRequest
+    allowed: bool
+    code: GateCode | None = None
+    message: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    contract: AnyContract | None = None
+    input: BaseModel | None = None
+    input_json: dict[str, Any] | None = None
+    fingerprint: str | None = None
+    termination: Termination | None = None
+    hitl: HitlRequirement | None = None
+    keys: IdempotencyKeys | None = None
+
+
+def fingerprint(tool_ref: str, input_json: Mapping[str, Any]) -> str:
+    """``tool@v#hash``: identical tool and input give identical fingerprints."""
+    return f"{tool_ref}#{sha256_hex(canonical_json(dict(input_json)))[:16]}"
+
+
+def _tool_of(fp: str) -> str:
+    return fp.partition("#")[0]
+
+
+def detect_loop(
+    history: list[str], threshold: int, max_pattern: int, allowlist: tuple[str, ...]
+) -> tuple[list[str], int] | None:
+    """The repeating pattern at the end of ``history`` and its repeat count, if any."""
+    allowed = set(allowlist)
+    for size in range(1, max_pattern + 1):
+        need = size * threshold
+        if len(history) < need:
+            break
+        tail = history[-need:]
+        block = tail[-size:]
+        if all(tail[i] == block[i % size] for i in range(need)):
+            tools = {_tool_of(fp) for fp in block}
+            if all(t in allowed or t.partition("@")[0] in allowed for t in tools):
+                continue
+            return block, threshold
+    return None
+
+
+class Gate:
+    def __init__(self, registry: ToolRegistry) -> None:
+        self.registry = registry
+
+    def check(self, state: RunState, request: ToolRequest, now: datetime) -> GateDecision:
+        policy = state.policy
+        if state.termination is not None:
+            return self._deny(
+                request,
+                GateCode.RUN_TERMINATED,
+                f"run already terminated ({state.termination.reason})",
+                {"reason": state.termination.reason.value},
+            )
+
+        # 1. Registry
+        contract = self.registry.find(request.tool, request.version)
+        if contract is None:
+            return self._deny(
+                request, GateCode.TOOL_UNKNOWN, f"no tool {request.ref} in the registry",
+                {"tool": request.ref},
+            )  # fmt: skip
+
+        # 2. Schema (unknown fields rejected by the models' extra="forbid")
+        raw = request.input
+        if isinstance(raw, BaseModel):
+            if not isinstance(raw, contract.input_model):
+                return self._deny(
+                    request, GateCode.SCHEMA_INVALID,
+                    f"input is a {type(raw).__name__}, {contract.ref} takes "
+                    f"{contract.input_model.__name__}",
+                    {"tool": contract.ref, "errors": [{"type": "model_type"}]},
+                    contract=contract,
+                )  # fmt: skip
+            raw = raw.model_dump(mode="json")
+        try:
+            validated = contract.input_model.model_validate(dict(raw))
+        except ValidationError as exc:
+            errors = [
+                {
+                    "loc": ".".join(str(p) for p in err["loc"]),
+                    "type": err["type"],
+                    "msg": redact_text(err["msg"]),
+                }
+                for err in exc.errors(include_input=False, include_url=False)
+            ]
+            return self._deny(
+                request, GateCode.SCHEMA_INVALID,
+                f"input for {contract.ref} is invalid: "
+                + "; ".join(f"{e['loc'] or '<root>'}: {e['type']}" for e in errors),
+                {"tool": contract.ref, "errors": errors}, contract=contract,
+            )  # fmt: skip
+        input_json: dict[str, Any] = validated.model_dump(mode="json")
+
+        # 3. Permission: deny by default.
+        missing = sorted(contract.scopes - policy.scopes)
+        if contract.ref not in policy.tools or missing:
+            why = (
+                f"missing scopes {', '.join(missing)}"
+                if contract.ref in policy.tools
+                else f"tool not enabled for workflow type {policy.workflow_type}"
+            )
+            return self._deny(
+                request, GateCode.PERMISSION_DENIED,
+                f"{state.principal} may not call {contract.ref} for tenant "
+                f"{policy.tenant_id}: {why}",
+                {"principal": state.principal, "tenant": policy.tenant_id, "tool": contract.ref,
+                 "action": contract.side_effect.value, "missing_scopes": missing,
+                 "reason": why},
+                contract=contract,
+            )  # fmt: skip
+
+        # 4. Bounds
+        termination = self._bounds(state, contract, input_json, now)
+        fp = fingerprint(contract.ref, input_json)
+
+        # 5. Loop detection
+        if termination is None:
+            loop = detect_loop(
+                [*state.fingerprints, fp],
+                policy.loop.threshold,
+                policy.loop.max_pattern,
+                policy.loop.retry_allowlist,
+            )
+            if loop is not None:
+                pattern, repeats = loop
+                termination = Termination(
+                    reason=TerminationReason.LOOP_DETECTED,
+                    limit=f"{policy.loop.threshold} repeats",
+                    observed=f"{repeats} x [{', '.join(_tool_of(p) for p in pattern)}]",
+                    at=now,
+                    tool=contract.ref,
+                )
+        if termination is not None:
+            return GateDecision(
+                request=request, allowed=False, code=GateCode.RUN_TERMINATED,
+                message=f"run terminated: {termination.reason.value} "
+                f"(limit {termination.limit}, observed {termination.observed})",
+                detail={"reason": termination.reason.value, "bound": termination.reason.value,
+                        "limit": termination.limit, "observed": termination.observed,
+                        "tool": contract.ref},
+                contract=contract, input=validated, input_json=input_json, fingerprint=fp,
+                termination=termination,
+            )  # fmt: skip
+
+        # 6. HITL
+        hitl = self.hitl_requirement(state, contract, input_json)
+        keys = keys_for(
+            tenant=policy.tenant_id,
+            workflow_id=state.workflow_id,
+            step=request.step,
+            tool=contract.ref,
+            input=input_json,
+        )
+        if hitl.required:
+            problem = self._approval_problem(request.approval, hitl, keys)
+            if problem is not None:
+                code, message = problem
+                return GateDecision(
+                    request=request, allowed=False, code=code, message=message,
+                    detail={"tool": contract.ref, "reason": hitl.reason,
+                            "role": list(hitl.approver_roles), "internal_key": keys.internal},
+                    contract=contract, input=validated, input_json=input_json,
+                    fingerprint=fp, hitl=hitl, keys=keys,
+                )  # fmt: skip
+
+        # 7. Idempotency keys travel with the call.
+        return GateDecision(
+            request=request, allowed=True, message="allowed", contract=contract,
+            input=validated, input_json=input_json, fingerprint=fp, hitl=hitl, keys=keys,
+        )  # fmt: skip
+
+    @staticmethod
+    def _deny(
+        request: ToolRequest,
+        code: GateCode,
+        message: str,
+        detail: dict[str, Any],
+        contract: AnyContract | None = None,
+    ) -> GateDecision:
+        return GateDecision(
+            request=request, allowed=False, code=code, message=message, detail=detail,
+            contract=contract,
+        )  # fmt: skip
+
+    @staticmethod
+    def _bounds(
+        state: RunState, contract: AnyContract, input_json: dict[str, Any], now: datetime
+    ) -> Termination | None:
+        b = state.policy.bounds
+
+        def stop(reason: TerminationReason, limit: object, observed: object) -> Termination:
+            return Termination(
+                reason=reason, limit=str(limit), observed=str(observed), at=now, tool=contract.ref
+            )
+
+        if state.steps + 1 > b.max_steps:
+            return stop(TerminationReason.MAX_STEPS, b.max_steps, state.steps + 1)
+        if state.tool_calls + 1 > b.max_tool_calls:
+            return stop(TerminationReason.MAX_TOOL_CALLS, b.max_tool_calls, state.tool_calls + 1)
+        elapsed = now - state.started_at
+        if elapsed > b.max_wall_time:
+            return stop(
+                TerminationReason.MAX_WALL_TIME,
+                f"{b.max_wall_time.total_seconds():g}s",
+                f"{elapsed.total_seconds():g}s",
+            )
+        requested = 0
+        if contract.token_budget_field is not None:
+            value = input_json.get(contract.token_budget_field)
+            requested = value if isinstance(value, int) else 0
+        if state.tokens + requested > b.max_tokens:
+            return stop(TerminationReason.MAX_TOKENS, b.max_tokens, state.tokens + requested)
+        projected = state.cost_micros + state.policy.prices.call_cost(contract.provider)
+        if projected > b.max_cost_micros:
+            return stop(TerminationReason.MAX_COST, f"{b.max_cost_micros}µ$", f"{projected}µ$")
+        return None
+
+    @staticmethod
+    def hitl_requirement(
+        state: RunState, contract: AnyContract, input_json: dict[str, Any]
+    ) -> HitlRequirement:
+        rule = state.policy.hitl_rule(contract.ref)
+        financial = contract.side_effect is SideEffect.FINANCIAL
+        if rule is None:
+            mode = contract.default_hitl
+            if mode is HitlMode.ALWAYS or financial:
+                return HitlRequirement(True, "contract default: always")
+            return HitlRequirement(False, "no rule")
+        if rule.mode is HitlMode.ALWAYS:
+            return HitlRequirement(True, "always", rule)
+        if rule.mode in (HitlMode.NEVER, HitlMode.AUTO_APPROVE):
+            # The compiler refuses these for FINANCIAL tools; at runtime, fail safe.
+            if financial:
+                return HitlRequirement(True, f"{rule.mode.value} refused for FINANCIAL", rule)
+            return HitlRequirement(False, rule.mode.value.lower(), rule)
+        context = {
+            "input": input_json,
+            "tool": {"name": contract.name, "version": contract.version,
+                     "side_effect": contract.side_effect.value},
+            "tenant": state.policy.tenant_id,
+            "workflow": {"type": state.policy.workflow_type, "id": state.workflow_id},
+        }  # fmt: skip
+        try:
+            if holds(rule.when or "", context):
+                return HitlRequirement(True, f"when {rule.when}", rule)
+            return HitlRequirement(False, f"not ({rule.when})", rule)
+        except (ConditionSyntaxError, ConditionEvalError) as exc:
+            return HitlRequirement(True, f"condition error, approval required: {exc}", rule)
+
+    @staticmethod
+    def _approval_problem(
+        approval: Approval | None, hitl: HitlRequirement, keys: IdempotencyKeys
+    ) -> tuple[GateCode, str] | None:
+        if approval is None:
+            return GateCode.APPROVAL_REQUIRED, f"approval required ({hitl.reason})"
+        if not approval.approved:
+            return GateCode.APPROVAL_INVALID, f"request {approval.request_id} was denied"
+        roles = hitl.approver_roles
+        if roles and approval.role not in roles:
+            return (
+                GateCode.APPROVAL_INVALID,
+                f"role {approval.role} may not approve (needs one of {', '.join(roles)})",
+            )
+        if approval.internal_key is not None and approval.internal_key != keys.internal:
+            return GateCode.APPROVAL_INVALID, "approval was given for a different call"
+        return None
+
+
+def admit(state: RunState, decision: GateDecision, now: datetime) -> None:
+    """Record the gate's decision in the run state."""
+    req = decision.request
+    tool = decision.contract.ref if decision.contract is not None else req.ref
+    if decision.allowed:
+        assert decision.fingerprint is not None
+        state.steps += 1
+        state.tool_calls += 1
+        state.fingerprints.append(decision.fingerprint)
+        if decision.hitl is not None and decision.hitl.required and req.approval is not None:
+            state.record(
+                now, "approval", "approved", tool=tool, step=req.step,
+                detail={"approver": req.approval.approver, "role": req.approval.role,
+                        "request_id": req.approval.request_id, "hitl": decision.hitl.reason},
+            )  # fmt: skip
+        return
+    assert decision.code is not None
+    state.denials[decision.code.value] = state.denials.get(decision.code.value, 0) + 1
+    if decision.termination is not None:
+        state.termination = decision.termination
+        state.record(
+            now, "run_terminated", decision.termination.reason.value, tool=tool, step=req.step,
+            detail={"code": decision.code.value, "message": decision.message, **decision.detail},
+        )  # fmt: skip
+        return
+    state.record(
+        now, "gate_denied", decision.code.value, tool=tool, step=req.step,
+        detail={"code": decision.code.value, "message": decision.message, **decision.detail},
+    )  # fmt: skip
