@@ -1,0 +1,267 @@
+"""Webhook ingress acknowledgement latency and throughput (DESIGN §13, issue 6).
+
+Three targets in one run, same machine, same client, loopback only:
+
+* ``bare``  — a Starlette endpoint that only verifies the Shopify HMAC and answers 200;
+* ``first`` — ``autobiz ingress`` (its own process, built from Settings) receiving
+  first deliveries (each a new order: verify, parse, one insert);
+* ``dup``   — the same bodies again (answered from the in-process memory of committed
+  keys), and ``dup-db`` — again after restarting the ingress, so every duplicate
+  goes to the unique index.
+
+Each phase runs a bounded number of requests twice: one at a time (latency p50/p99) and
+with ``--concurrency`` requests in flight (throughput, and p99 under that load).
+
+    python bench/ingress_bench.py [--requests 2000] [--concurrency 16]
+
+Needs PostgreSQL: ``AUTOBIZ_BENCH_DATABASE_URL`` or the same discovery the tests use
+(127.0.0.1:5432, Docker, embedded); a scratch database is created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SECRET = "shpss_bench_secret"  # noqa: S105 (a bench-only webhook secret)
+TENANT = "bench-tenant"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shopify_hmac(body: bytes) -> str:
+    return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def order_body(n: int) -> bytes:
+    order = {
+        "id": 10_000_000 + n, "name": f"#{n}", "financial_status": "paid", "cancelled_at": None,
+        "total_price": "25.00", "currency": "USD", "email": "buyer@example.com",
+        "line_items": [{"title": "Tee", "quantity": 1, "price": "25.00", "sku": f"TEE-{n % 7}"}],
+    }  # fmt: skip
+    return json.dumps(order).encode()
+
+
+# -- the bare endpoint (run with --serve-bare PORT) ------------------------------------
+
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from ingress.signatures import verify_shopify
+
+    secrets = [SECRET.encode()]
+
+    async def endpoint(request: Request) -> JSONResponse:
+        body = await request.body()
+        ok = verify_shopify(body, request.headers.get("x-shopify-hmac-sha256"), secrets).ok
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 401)
+
+    app = Starlette(routes=[Route("/webhooks/shopify", endpoint, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    try:
+        wait_http(probe)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@contextmanager
+def scratch_database() -> Iterator[tuple[str, str]]:
+    from autobiz.db.migrate import migrate
+    from tests.support.postgres import create_database, drop_database, provide_server
+
+    def nothing() -> None:
+        return None
+
+    server, _, cleanup = (
+        (os.environ["AUTOBIZ_BENCH_DATABASE_URL"], "env", nothing)
+        if "AUTOBIZ_BENCH_DATABASE_URL" in os.environ
+        else provide_server()
+    )
+    db = create_database(server)
+    try:
+        migrate(db.admin_dsn)
+        with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'bench')", (TENANT,))
+        yield db.admin_dsn, db.app_dsn
+    finally:
+        drop_database(db)
+        cleanup()
+
+
+# -- measurement -----------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    p50_ms: float
+    p99_ms: float
+    load_p99_ms: float
+    rps: float
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def post(http: httpx.AsyncClient, body: bytes, expect: str | None) -> float:
+    headers = {
+        "X-Shopify-Topic": "orders/paid",
+        "X-Shopify-Hmac-Sha256": shopify_hmac(body),
+        "X-Shopify-Shop-Domain": "bench.myshopify.com",
+        "Content-Type": "application/json",
+    }
+    started = time.perf_counter()
+    resp = await http.post("/webhooks/shopify", content=body, headers=headers)
+    elapsed = time.perf_counter() - started
+    if resp.status_code != 200 or (expect and resp.json().get("status") != expect):
+        raise RuntimeError(f"unexpected answer {resp.status_code}: {resp.text[:200]}")
+    return elapsed
+
+
+async def phase(
+    name: str, url: str, seq: list[bytes], load: list[bytes], concurrency: int, expect: str | None
+) -> Result:
+    async with httpx.AsyncClient(
+        base_url=url, limits=httpx.Limits(max_connections=concurrency)
+    ) as http:
+        for body in seq[:20]:  # warm-up on bodies the phase expects anyway
+            await post(http, body, None)
+        latencies = [await post(http, body, expect) for body in seq[20:]]
+        queue = list(load)
+        under_load: list[float] = []
+
+        async def worker() -> None:
+            while queue:
+                under_load.append(await post(http, queue.pop(), expect))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return Result(name, pct(latencies, 0.5), pct(latencies, 0.99), pct(under_load, 0.99),
+                  len(load) / wall)  # fmt: skip
+
+
+async def run(requests: int, concurrency: int) -> list[Result]:
+    seq_bodies = [order_body(n) for n in range(requests)]
+    load_bodies = [order_body(requests + n) for n in range(requests * 2)]
+    bare_port, ingress_port = free_port(), free_port()
+    results: list[Result] = []
+    with process([sys.executable, __file__, "--serve-bare", str(bare_port)], {},
+                 f"http://127.0.0.1:{bare_port}/nothing"):  # fmt: skip
+        results.append(await phase("bare HMAC endpoint", f"http://127.0.0.1:{bare_port}",
+                                   seq_bodies, load_bodies, concurrency, None))  # fmt: skip
+    with scratch_database() as (admin, app), tempfile.TemporaryDirectory() as home:
+        env = {
+            "AUTOBIZ_DATABASE_URL": admin, "AUTOBIZ_APP_DATABASE_URL": app,
+            "AUTOBIZ_HOME": home, "AUTOBIZ_LOG_LEVEL": "ERROR",
+            "AUTOBIZ_INGRESS__PORT": str(ingress_port), "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
+            "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
+            "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
+            "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
+        }  # fmt: skip
+        cmd = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
+        url = f"http://127.0.0.1:{ingress_port}"
+        with process(cmd, env, f"{url}/readyz"):
+            results.append(await phase("ingress, first deliveries", url, seq_bodies,
+                                       load_bodies, concurrency, "pending"))  # fmt: skip
+            results.append(await phase("ingress, duplicates", url, seq_bodies,
+                                       load_bodies, concurrency, "duplicate"))  # fmt: skip
+        with process(cmd, env, f"{url}/readyz"):  # restarted: no memory, the index decides
+            results.append(await phase("ingress, duplicates after restart", url, seq_bodies,
+                                       load_bodies, concurrency, "duplicate"))  # fmt: skip
+    return results
+
+
+def report(results: list[Result], requests: int, concurrency: int) -> str:
+    lines = [
+        f"requests per phase: {requests} sequential + {requests * 2} at concurrency {concurrency}",
+        f"{'target':36} {'p50 ms':>8} {'p99 ms':>8} {'p99@load':>9} {'req/s':>8}",
+    ]
+    for r in results:
+        lines.append(
+            f"{r.name:36} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.load_p99_ms:9.2f} {r.rps:8.0f}"
+        )
+    bare, first, dup, dup_db = results
+    lines += [
+        "",
+        f"first / bare p50: {first.p50_ms / bare.p50_ms:.2f}x;  "
+        f"first / dup p50: {first.p50_ms / dup.p50_ms:.2f}x;  "
+        f"first / dup-after-restart p50: {first.p50_ms / dup_db.p50_ms:.2f}x",
+        f"throughput dup / first: {dup.rps / first.rps:.2f}x;  "
+        f"dup-after-restart / first: {dup_db.rps / first.rps:.2f}x;  "
+        f"bare / first: {bare.rps / first.rps:.2f}x",
+        f"server-side cost above bare (p50): first {first.p50_ms - bare.p50_ms:.2f} ms, "
+        f"dup {dup.p50_ms - bare.p50_ms:.2f} ms, dup-after-restart "
+        f"{dup_db.p50_ms - bare.p50_ms:.2f} ms",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare is not None:
+        serve_bare(args.serve_bare)
+        return
+    results = asyncio.run(run(args.requests, args.concurrency))
+    print(report(results, args.requests, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

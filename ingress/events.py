@@ -1,0 +1,256 @@
+"""From a verified body to the row the event store keeps.
+
+Everything here runs *after* the signature verified, on signed content wherever the
+provider signs it. Identifiers that decide deduplication come from signed bytes:
+
+* Stripe: the event's ``id`` (in the signed body);
+* Shopify: only the body is signed (topic and webhook-id headers are not), so the
+  dedup key is ``{topic}:{sha256(body)}``: a redelivery (same body) or a replay with
+  fresh headers is a duplicate; ``X-Shopify-Webhook-Id`` is kept as the delivery id. A
+  replayed body under a different topic header is caught by ``topic_contradiction``;
+* Printful: the body's ``id`` when present, else ``{type}:{occurred_at}:{sha256(data)}``
+  (the body's ``retries`` counter changes between redeliveries and is left out).
+
+A signed body that is not JSON, lacks its identifiers, names an unknown topic or
+contradicts its topic is still stored, as a dead letter with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ingress.routing import is_known
+from ingress.tenants import Source
+
+DEAD_LETTER = "dead_letter"
+
+
+class InboundEvent(BaseModel):
+    """One verified delivery, ready to insert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    source: Source
+    provider_event_id: str
+    delivery_id: str | None
+    topic: str
+    entity_key: str | None
+    payload: Any
+    payload_sha256: str
+    dead_letter_reason: str | None = None
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Malformed(f"non-JSON number {name}")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise _Malformed("malformed_json") from exc
+
+
+def _clean_str(s: str) -> str:
+    if s.isascii() and "\x00" not in s:
+        return s
+    # PostgreSQL's jsonb holds neither NUL nor lone surrogates.
+    return s.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def jsonb_safe(value: Any) -> Any:
+    """``value`` with every string storable in jsonb."""
+    if isinstance(value, str):
+        return _clean_str(value)
+    if isinstance(value, dict):
+        return {_clean_str(str(k)): jsonb_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonb_safe(v) for v in value]
+    return value
+
+
+def canonical_sha256(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _str_id(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | str) and str(value).strip():
+        return str(value).strip()[:200]
+    return None
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+# -- business keys --------------------------------------------------------------------
+
+
+def order_id_from_key(key: Any) -> str | None:
+    """The Shopify order id in an order key ``order:{tenant}:{id}`` (or a bare id)."""
+    text = _str_id(key)
+    if text is None:
+        return None
+    return text.rsplit(":", 1)[-1] or None
+
+
+def order_id_from_metadata(obj: Any) -> str | None:
+    """The order AutoBiz names in Stripe metadata: ``order_key`` (what the Stripe client
+    sets), else a bare ``order_id``."""
+    meta = _dig(obj, "metadata")
+    if not isinstance(meta, dict):
+        return None
+    return order_id_from_key(meta.get("order_key")) or _str_id(meta.get("order_id"))
+
+
+def order_id_from_external_id(external_id: Any) -> str | None:
+    """Printful ``external_id`` is the order key."""
+    return order_id_from_key(external_id)
+
+
+def business_keys(source: Source, topic: str, payload: Any) -> dict[str, str]:
+    """``order_id`` / ``payment_intent`` found in a stored payload (either may be absent)."""
+    keys: dict[str, str] = {}
+    if source is Source.SHOPIFY:
+        field = "order_id" if topic.startswith(("refunds/", "fulfillments/")) else "id"
+        oid = _str_id(_dig(payload, field))
+        if oid:
+            keys["order_id"] = oid
+    elif source is Source.STRIPE:
+        obj = _dig(payload, "data", "object")
+        if isinstance(obj, dict):
+            pi = obj.get("id") if topic.startswith("payment_intent.") else obj.get("payment_intent")
+            if (pi_id := _str_id(pi)) is not None:
+                keys["payment_intent"] = pi_id
+            if (oid := order_id_from_metadata(obj)) is not None:
+                keys["order_id"] = oid
+    elif source is Source.PRINTFUL:
+        order = _dig(payload, "data", "order")
+        if (oid := order_id_from_external_id(_dig(order, "external_id"))) is not None:
+            keys["order_id"] = oid
+    return keys
+
+
+def entity_key(source: Source, topic: str, payload: Any) -> str | None:
+    """The entity the ordering gate serialises on: an order, or a Stripe PaymentIntent
+    (Stripe charges carry the PaymentIntent, not always the order)."""
+    keys = business_keys(source, topic, payload)
+    if source is Source.STRIPE:
+        if "payment_intent" in keys:
+            return f"payment_intent:{keys['payment_intent']}"
+        return None
+    if "order_id" in keys:
+        return f"order:{keys['order_id']}"
+    pf_order = _str_id(_dig(payload, "data", "order", "id"))
+    if source is Source.PRINTFUL and pf_order:
+        return f"printful_order:{pf_order}"
+    return None
+
+
+def topic_contradiction(source: Source, topic: str, payload: Any) -> str | None:
+    """A Shopify body whose content contradicts the (unsigned) topic header."""
+    if source is not Source.SHOPIFY or not isinstance(payload, dict):
+        return None
+    if topic == "orders/cancelled" and "cancelled_at" in payload and not payload["cancelled_at"]:
+        return "topic_body_mismatch: orders/cancelled without cancelled_at"
+    status = payload.get("financial_status")
+    if topic == "orders/paid" and status is not None and status not in (
+        "paid", "partially_paid", "partially_refunded", "refunded"
+    ):  # fmt: skip
+        return f"topic_body_mismatch: orders/paid with financial_status={status!r}"
+    return None
+
+
+# -- normalisation --------------------------------------------------------------------
+
+
+def normalise(
+    *,
+    tenant_id: str,
+    source: Source,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> InboundEvent:
+    digest = hashlib.sha256(body).hexdigest()
+    header_topic = headers.get("x-shopify-topic") if source is Source.SHOPIFY else None
+    delivery_id = _delivery_id(source, headers)
+
+    def dead(reason: str, payload: Any, topic: str | None = None) -> InboundEvent:
+        return InboundEvent(
+            tenant_id=tenant_id,
+            source=source,
+            provider_event_id=f"sha256:{digest}",
+            delivery_id=delivery_id,
+            topic=(topic or header_topic or "unknown")[:200],
+            entity_key=None,
+            payload=payload,
+            payload_sha256=digest,
+            dead_letter_reason=reason,
+        )
+
+    try:
+        payload = jsonb_safe(parse_json(body))
+    except _Malformed as exc:
+        return dead(str(exc), {"raw_text": body[:65536].decode("utf-8", "replace")})
+    if not isinstance(payload, dict):
+        return dead("malformed_json: not an object", {"raw": payload})
+
+    if source is Source.STRIPE:
+        topic, event_id = _str_id(payload.get("type")), _str_id(payload.get("id"))
+        if topic is None or event_id is None:
+            return dead("missing_field: id/type", payload, topic)
+    elif source is Source.SHOPIFY:
+        topic = _str_id(header_topic)
+        if topic is None:
+            return dead("missing_field: X-Shopify-Topic", payload)
+        event_id = f"{topic}:{digest}"
+    else:
+        topic = _str_id(payload.get("type"))
+        if topic is None:
+            return dead("missing_field: type", payload)
+        event_id = _str_id(payload.get("id")) or _str_id(payload.get("event_id"))
+        if event_id is None:
+            created = _str_id(payload.get("created") or payload.get("occurred_at")) or "-"
+            event_id = f"{topic}:{created}:{canonical_sha256(payload.get('data'))}"
+
+    if not is_known(source, topic):
+        return dead(f"unknown_topic: {topic}", payload, topic)
+    if (contradiction := topic_contradiction(source, topic, payload)) is not None:
+        return dead(contradiction, payload, topic)
+    return InboundEvent(
+        tenant_id=tenant_id,
+        source=source,
+        provider_event_id=event_id,
+        delivery_id=delivery_id,
+        topic=topic,
+        entity_key=entity_key(source, topic, payload),
+        payload=payload,
+        payload_sha256=digest,
+    )
+
+
+def _delivery_id(source: Source, headers: Mapping[str, str]) -> str | None:
+    name = {
+        Source.SHOPIFY: "x-shopify-webhook-id",
+        Source.STRIPE: "x-stripe-delivery-id",
+        Source.PRINTFUL: "x-pf-delivery-id",
+    }[source]
+    value = headers.get(name)
+    return value[:200] if value else None

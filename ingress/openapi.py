@@ -1,0 +1,119 @@
+"""The OpenAPI 3.1 document of the ingress, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingress.authn import SIGNATURE_HEADERS
+from ingress.tenants import Source
+
+_DESCRIPTIONS = {
+    Source.STRIPE: "Stripe events. `Stripe-Signature: t=<unix>,v1=<hex hmac>` over "
+    "`{t}.{raw body}`; the timestamp must be within the tolerance (300 s) both ways.",
+    Source.SHOPIFY: "Shopify webhooks. `X-Shopify-Hmac-Sha256`: base64 HMAC-SHA256 of the raw "
+    "body (current or previous secret); the topic is `X-Shopify-Topic`.",
+    Source.PRINTFUL: "Printful v2 webhooks. `x-pf-webhook-signature`: hex HMAC-SHA256 of the "
+    "raw body.",
+}
+
+_EXTRA_HEADERS = {
+    Source.SHOPIFY: ["X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id"],
+    Source.STRIPE: [],
+    Source.PRINTFUL: [],
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _webhook(source: Source) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": SIGNATURE_HEADERS[source],
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "tenant",
+            "in": "query",
+            "required": False,
+            "description": "Unsigned hint that narrows which tenant's secret is tried.",
+            "schema": {"type": "string"},
+        },
+    ]
+    params += [
+        {"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
+        for h in _EXTRA_HEADERS[source]
+    ]
+    return {
+        "post": {
+            "operationId": f"receive_{source.value}_webhook",
+            "summary": f"Receive a {source.value} webhook",
+            "description": _DESCRIPTIONS[source],
+            "parameters": params,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Stored (or already stored). Dead letters also answer 200.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}
+                    },
+                },
+                "400": _error("Content-Length does not match the body."),
+                "401": _error("No tenant's secret verifies the signature; nothing stored."),
+                "411": _error("Content-Length missing."),
+                "413": _error("Body over the size limit."),
+                "415": _error("Compressed (Content-Encoding) bodies are refused."),
+                "503": _error("Storage unavailable; retry later (nothing acknowledged)."),
+            },
+        }
+    }
+
+
+def _probe(summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    paths: dict[str, Any] = {f"/webhooks/{s.value}": _webhook(s) for s in Source}
+    paths["/healthz"] = _probe("Liveness: the process answers.")
+    paths["/readyz"] = {
+        "get": {
+            "summary": "Readiness: the database answers.",
+            "responses": {"200": {"description": "ready"}, "503": _error("database unreachable")},
+        }
+    }
+    paths["/metrics"] = _probe("Prometheus metrics (text exposition format).")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "AutoBiz webhook ingress", "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Ack": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {
+                            "type": "string",
+                            "enum": ["pending", "held", "ignored", "dead_letter", "duplicate"],
+                        },
+                        "event_id": {"type": ["integer", "null"]},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
+            }
+        },
+    }

@@ -1,0 +1,101 @@
+"""The topic catalogue and where each topic goes (DESIGN §2 triggers).
+
+Every topic the ingress accepts is listed here. A topic with a ``Route`` is handed to a
+workflow; a known topic without one is stored (status ``ignored``: kept as the record
+and as a precondition for the ordering gate) and not handed over; a topic not listed is
+dead-lettered as ``unknown_topic``.
+
+Workflow ids are business keys; ``{tenant}`` and ``{key}`` (the route's business key
+taken from the event) are filled in by ``workflow_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ingress.tenants import Source
+
+
+class Action(StrEnum):
+    # client.start_workflow(..., start_signal=...): start the run if there is none,
+    # otherwise signal the running one (id-conflict policy USE_EXISTING).
+    SIGNAL_WITH_START = "signal_with_start"
+    # Signal an existing run only; a missing run is a permanent failure (dead letter).
+    SIGNAL = "signal"
+
+
+class KeyKind(StrEnum):
+    ORDER = "order"  # the Shopify order id
+    PAYMENT_INTENT = "payment_intent"
+
+
+@dataclass(frozen=True)
+class Route:
+    action: Action
+    workflow: str
+    id_template: str
+    signal: str
+    key: KeyKind = KeyKind.ORDER
+
+    def workflow_id(self, tenant_id: str, key: str) -> str:
+        return self.id_template.format(tenant=tenant_id, key=key)
+
+
+ORDER_ID = "order:{tenant}:{key}"
+
+_ORDER_SIGNAL_STRIPE = Route(Action.SIGNAL, "OrderFulfill", ORDER_ID, "stripe_event")
+_ORDER_SIGNAL_PRINTFUL = Route(Action.SIGNAL, "OrderFulfill", ORDER_ID, "printful_event")
+
+ROUTES: Mapping[tuple[Source, str], Route] = {
+    (Source.SHOPIFY, "orders/paid"): Route(
+        Action.SIGNAL_WITH_START, "OrderFulfill", ORDER_ID, "shopify_event"
+    ),
+    (Source.SHOPIFY, "orders/cancelled"): Route(
+        Action.SIGNAL_WITH_START, "OrderCancellation", "cancel:{tenant}:{key}", "shopify_event"
+    ),
+    (Source.STRIPE, "payment_intent.payment_failed"): Route(
+        Action.SIGNAL_WITH_START,
+        "PaymentFailure",
+        "payment-failure:{tenant}:{key}",
+        "stripe_event",
+        key=KeyKind.PAYMENT_INTENT,
+    ),
+    (Source.STRIPE, "charge.refunded"): _ORDER_SIGNAL_STRIPE,
+    (Source.STRIPE, "charge.dispute.created"): _ORDER_SIGNAL_STRIPE,
+    (Source.STRIPE, "charge.dispute.updated"): _ORDER_SIGNAL_STRIPE,
+    (Source.STRIPE, "charge.dispute.closed"): _ORDER_SIGNAL_STRIPE,
+    (Source.STRIPE, "charge.dispute.funds_withdrawn"): _ORDER_SIGNAL_STRIPE,
+    (Source.STRIPE, "charge.dispute.funds_reinstated"): _ORDER_SIGNAL_STRIPE,
+    # Printful v1 names and their v2 equivalents.
+    (Source.PRINTFUL, "package_shipped"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "package_returned"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "shipment_sent"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "shipment_returned"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "shipment_delivered"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "order_failed"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "order_put_hold"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "order_remove_hold"): _ORDER_SIGNAL_PRINTFUL,
+    (Source.PRINTFUL, "order_canceled"): _ORDER_SIGNAL_PRINTFUL,
+}
+
+# Known but not handed over: kept as the record and as ordering preconditions.
+RECORDED_ONLY: Mapping[Source, frozenset[str]] = {
+    Source.SHOPIFY: frozenset({"orders/create", "orders/updated", "orders/fulfilled",
+                               "refunds/create", "fulfillments/create"}),
+    Source.STRIPE: frozenset({"payment_intent.created", "payment_intent.succeeded",
+                              "payment_intent.amount_capturable_updated",
+                              "payment_intent.canceled", "charge.succeeded", "charge.captured",
+                              "charge.updated", "refund.created", "refund.updated"}),
+    Source.PRINTFUL: frozenset({"order_created", "order_updated", "stock_updated",
+                                "product_synced", "product_updated"}),
+}  # fmt: skip
+
+
+def route_for(source: Source, topic: str) -> Route | None:
+    return ROUTES.get((source, topic))
+
+
+def is_known(source: Source, topic: str) -> bool:
+    return (source, topic) in ROUTES or topic in RECORDED_ONLY.get(source, frozenset())

@@ -1,0 +1,1 @@
+"""Tests of the webhook ingress (issue 6)."""

@@ -1,0 +1,93 @@
+"""Probes, metrics, the settings-built tenant table, and routing wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from autobiz.settings import IngressSettings, Settings
+from ingress.handoff import EventEnvelope, PermanentHandoffError, TemporalHandoff
+from ingress.routing import ROUTES, Action, route_for
+from ingress.tenants import Hints, Source, StaticWebhookSecrets, secrets_from_settings
+from tests.ingress.conftest import HarnessFactory
+from tests.ingress.support import dumps, shopify_order
+
+pytestmark = pytest.mark.integration
+
+
+async def test_probes_and_metrics(make_ingress: HarnessFactory) -> None:
+    h = await make_ingress()
+    assert (await h.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await h.http.get("/readyz")).json() == {"status": "ready"}
+    await h.shopify(dumps(shopify_order(1)), "orders/paid")
+    await h.shopify(dumps(shopify_order(1)), "orders/paid")
+    text = (await h.http.get("/metrics")).text
+    assert 'autobiz_ingress_events_total{outcome="pending",source="shopify"} 1.0' in text
+    assert 'autobiz_ingress_events_total{outcome="duplicate",source="shopify"} 1.0' in text
+    assert "autobiz_ingress_ack_seconds_bucket" in text
+    assert (await h.http.get("/webhooks/stripe")).status_code == 405
+
+
+@pytest.mark.unit
+async def test_secrets_from_settings_and_file(tmp_path: Path) -> None:
+    extra = tmp_path / "webhooks.yaml"
+    extra.write_text("acme-shop:\n  shopify: [shpss_acme]\n  shop_domains: [acme.myshopify.com]\n")
+    settings = Settings(ingress=IngressSettings(default_tenant="demo", secrets_file=extra))
+    secrets = secrets_from_settings(settings)
+    assert sorted(await secrets.tenants()) == ["acme-shop", "demo"]
+    [acme] = await secrets.candidates(Source.SHOPIFY, Hints(shop_domain="ACME.myshopify.com"))
+    assert acme.tenant_id == "acme-shop" and acme.raw() == [b"shpss_acme"]
+    # No hint: every tenant holding a Shopify secret is a candidate.
+    assert len(await secrets.candidates(Source.SHOPIFY, Hints())) == 2
+    # A tenant hint narrows to that tenant only (and an unknown one to nobody).
+    assert [c.tenant_id for c in await secrets.candidates(Source.STRIPE, Hints(tenant="demo"))] == [
+        "demo"
+    ]
+    assert await secrets.candidates(Source.STRIPE, Hints(tenant="acme-shop")) == []
+    assert "shpss" not in repr(secrets)
+
+
+@pytest.mark.unit
+def test_static_secrets_refuse_bad_tenant_ids() -> None:
+    from autobiz.errors import TenantContextError
+    from ingress.tenants import TenantWebhookConfig
+
+    with pytest.raises(TenantContextError):
+        StaticWebhookSecrets({"Bad Tenant": TenantWebhookConfig(stripe=[SecretStr("x")])})
+
+
+@pytest.mark.unit
+def test_routing_table_matches_design() -> None:
+    paid = route_for(Source.SHOPIFY, "orders/paid")
+    assert paid is not None and paid.action is Action.SIGNAL_WITH_START
+    assert (paid.workflow, paid.workflow_id("acme", "42")) == ("OrderFulfill", "order:acme:42")
+    cancelled = route_for(Source.SHOPIFY, "orders/cancelled")
+    assert cancelled is not None and cancelled.workflow == "OrderCancellation"
+    failed = route_for(Source.STRIPE, "payment_intent.payment_failed")
+    assert failed is not None and failed.workflow == "PaymentFailure"
+    for topic in ("charge.refunded", "charge.dispute.created"):
+        r = route_for(Source.STRIPE, topic)
+        assert r is not None and (r.action, r.workflow) == (Action.SIGNAL, "OrderFulfill")
+    for topic in ("shipment_sent", "package_shipped", "order_failed"):
+        r = route_for(Source.PRINTFUL, topic)
+        assert r is not None and r.workflow == "OrderFulfill"
+    assert all(r.id_template.count("{tenant}") == 1 for r in ROUTES.values())
+
+
+@pytest.mark.unit
+def test_temporal_handoff_plan_needs_a_business_key() -> None:
+    from datetime import UTC, datetime
+
+    envelope = EventEnvelope(
+        tenant_id="acme", event_id=1, dedup_id="stripe:evt", source=Source.STRIPE,
+        provider_event_id="evt", topic="charge.refunded", entity_key="payment_intent:pi",
+        order_id=None, payment_intent="pi", payload_sha256="0" * 64, payload={},
+        received_at=datetime.now(UTC),
+    )  # fmt: skip
+    handoff = TemporalHandoff(lambda: None, "tq")  # type: ignore[arg-type,return-value]
+    with pytest.raises(PermanentHandoffError):
+        handoff.plan(envelope)
+    route, workflow_id = handoff.plan(envelope.model_copy(update={"order_id": "42"}))
+    assert (route.signal, workflow_id) == ("stripe_event", "order:acme:42")
