@@ -1,1 +1,1 @@
-"""sandbox"""
+"""A local stand-in for Stripe, Shopify, Printful and SendGrid (``autobiz sandbox``)."""

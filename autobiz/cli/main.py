@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from autobiz import __version__
-from autobiz.cli import codec_cmd, config_cmd, db, dev, ingress_cmd, tools_cmd
+from autobiz.cli import codec_cmd, config_cmd, db, dev, ingress_cmd, sandbox, tools_cmd
 from autobiz.cli.output import err_console
 from autobiz.errors import AutobizError
 
@@ -25,6 +25,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
 app.command("codec-server")(codec_cmd.codec_server)
+app.command("sandbox")(sandbox.sandbox)
 app.command("ingress")(ingress_cmd.ingress)
 
 

@@ -58,6 +58,8 @@ def port_in_use(host: str, port: int) -> bool:
         if probe.connect_ex((host, port)) == 0:
             return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bind_probe:
+        # As the servers themselves do: lingering TIME_WAIT sockets are no conflict.
+        bind_probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             bind_probe.bind((host, port))
         except OSError:

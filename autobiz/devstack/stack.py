@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from autobiz.db.dsn import admin_dsn
 from autobiz.db.migrate import MigrationReport, migrate
+from autobiz.devstack.ingress_service import IngressService
 from autobiz.devstack.process import PidFiles
+from autobiz.devstack.sandbox_service import SandboxService
 from autobiz.devstack.services import (
     EmbeddedPostgres,
     ExternalPostgres,
@@ -33,9 +35,18 @@ class Stack:
             if settings.database_url is not None
             else EmbeddedPostgres(settings, self.pidfiles)
         )
-        # Start order; stop runs in reverse. Later services (sandbox, worker, ingress)
-        # append here.
-        self.services: list[Service] = [postgres, TemporalDevServer(settings, self.pidfiles)]
+        ingress = IngressService(settings, self.pidfiles)
+        sandbox = SandboxService(settings, self.pidfiles)
+        # The sandbox delivers its signed webhooks to our ingress, as the providers would.
+        sandbox.env = {"AUTOBIZ_SANDBOX__WEBHOOK_TARGET": ingress.webhook_target}
+        # Infrastructure first, then migrations, then the application processes (which
+        # need the schema). Stop runs in reverse.
+        self.infrastructure: list[Service] = [postgres, TemporalDevServer(settings, self.pidfiles)]
+        self.applications: list[Service] = [sandbox, ingress]
+
+    @property
+    def services(self) -> list[Service]:
+        return [*self.infrastructure, *self.applications]
 
     def up(self, progress: Progress = _quiet) -> tuple[list[ServiceStatus], MigrationReport]:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -45,20 +56,27 @@ class Stack:
             service.check_ports()
         started: list[Service] = []
         try:
-            for service in self.services:
-                if service in to_start:
-                    progress(f"starting {service.name}")
-                    service.start()
-                    started.append(service)
-                else:
-                    progress(f"{service.name} already running")
+            self._start(self.infrastructure, to_start, started, progress)
             progress("applying database migrations")
             report = migrate(admin_dsn(self.settings))
+            self._start(self.applications, to_start, started, progress)
         except BaseException:
             for service in reversed(started):
                 service.stop()
             raise
         return self.status(), report
+
+    @staticmethod
+    def _start(
+        services: list[Service], to_start: list[Service], started: list[Service], progress: Progress
+    ) -> None:
+        for service in services:
+            if service in to_start:
+                progress(f"starting {service.name}")
+                service.start()
+                started.append(service)
+            else:
+                progress(f"{service.name} already running")
 
     def status(self) -> list[ServiceStatus]:
         return [s.status() for s in self.services]

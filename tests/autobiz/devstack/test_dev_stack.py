@@ -93,6 +93,13 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
     assert by_name["temporal"]["state"] == "running"
     assert by_name["postgres"]["state"] == "running"
     assert by_name["postgres"]["details"]["embedded"] is True
+    assert by_name["sandbox"]["state"] == "running"
+    assert by_name["ingress"]["state"] == "running"
+    ingress_url = f"http://127.0.0.1:{stack_env['AUTOBIZ_INGRESS__PORT']}"
+    async with httpx.AsyncClient(base_url=ingress_url, timeout=10) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        # An unsigned webhook is refused by the running ingress.
+        assert (await http.post("/webhooks/stripe", content=b"{}")).status_code == 401
     assert status["home"] == stack_env["AUTOBIZ_HOME"]
     pids = {s["name"]: s["pid"] for s in status["services"] if s["pid"]}
     assert all(psutil.pid_exists(p) for p in pids.values())

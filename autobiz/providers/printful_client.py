@@ -1,0 +1,166 @@
+"""Printful v2 orders over httpx.
+
+``create_order`` looks the order up by ``@{external_id}`` first (our order key) and only
+creates it when absent, so a retried activity — even after a create whose answer was
+lost — never makes a second order. Printful has no idempotency keys; the external id is
+the key. Confirmation and cancellation are made safe to repeat the same way: on a state
+conflict the client reads the order and succeeds if it is already where we wanted it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from autobiz.providers.errors import NotFound, StateConflict
+from autobiz.providers.http import build_http_client, error_for_status, json_body, send
+from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
+from autobiz.settings import Settings
+
+PROVIDER = "printful"
+PAST_DRAFT = {"pending", "inprocess", "fulfilled", "partial", "onhold"}
+
+
+class Recipient(BaseModel):
+    name: str
+    address1: str
+    address2: str | None = None
+    city: str
+    state_code: str | None = None
+    country_code: str
+    zip: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class OrderItem(BaseModel):
+    catalog_variant_id: int
+    quantity: int = Field(ge=1)
+    source: str = "catalog"
+    external_id: str | None = None
+    placements: list[dict[str, Any]] = Field(default_factory=list)
+    retail_price: str | None = None
+
+
+class PrintfulOrder(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: int
+    external_id: str | None = None
+    status: str
+    costs: dict[str, Any] = Field(default_factory=dict)
+    created: bool = Field(default=True, description="False when an existing order was returned")
+
+
+class Shipment(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: int
+    carrier: str | None = None
+    service: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    shipment_status: str | None = None
+    shipped_at: str | None = None
+
+
+class PrintfulOrders:
+    """Async Printful client for the activities."""
+
+    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+        cfg = settings.printful
+        ensure_test_credential(PROVIDER, "printful.api_token", cfg.api_token, settings)
+        ensure_host_allowed(PROVIDER, cfg.api_base, settings)
+        self._cfg = cfg
+        self._base = cfg.api_base.rstrip("/")
+        self._owns_http = http is None
+        self._http = http or build_http_client(cfg.timeout_seconds)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        response = await send(
+            self._http,
+            PROVIDER,
+            method,
+            f"{self._base}{path}",
+            timeout_seconds=self._cfg.timeout_seconds,
+            json=body,
+            headers={
+                "Authorization": f"Bearer {self._cfg.api_token.get_secret_value()}",
+                "X-PF-Store-Id": self._cfg.store_id,
+            },
+        )
+        payload = json_body(response)
+        if response.status_code >= 400:
+            detail = (
+                payload.get("detail") or payload.get("title") if isinstance(payload, dict) else None
+            )
+            raise error_for_status(
+                PROVIDER,
+                response.status_code,
+                str(detail or response.reason_phrase),
+                code=payload.get("title") if isinstance(payload, dict) else None,
+                headers=response.headers,
+            )
+        return payload
+
+    @staticmethod
+    def _order(payload: Any, *, created: bool = True) -> PrintfulOrder:
+        return PrintfulOrder.model_validate({**payload["data"], "created": created})
+
+    async def get_order(self, order_id: int | str) -> PrintfulOrder:
+        return self._order(await self._request("GET", f"/v2/orders/{order_id}"), created=False)
+
+    async def find_by_external_id(self, external_id: str) -> PrintfulOrder | None:
+        try:
+            return await self.get_order(f"@{external_id}")
+        except NotFound:
+            return None
+
+    async def create_order(
+        self,
+        *,
+        external_id: str,
+        recipient: Recipient,
+        items: list[OrderItem],
+        shipping: str = "STANDARD",
+    ) -> PrintfulOrder:
+        """A draft order for ``external_id``, or the one that already exists."""
+        existing = await self.find_by_external_id(external_id)
+        if existing is not None:
+            return existing
+        body = {
+            "external_id": external_id,
+            "shipping": shipping,
+            "recipient": recipient.model_dump(exclude_none=True),
+            "order_items": [i.model_dump(exclude_none=True) for i in items],
+        }
+        try:
+            return self._order(await self._request("POST", "/v2/orders", body))
+        except StateConflict:
+            # Lost a race with a concurrent create for the same key: return the winner.
+            found = await self.find_by_external_id(external_id)
+            if found is None:
+                raise
+            return found
+
+    async def confirm_order(self, order_id: int | str) -> PrintfulOrder:
+        """Submit a draft for fulfillment; a second confirm returns the confirmed order."""
+        try:
+            return self._order(await self._request("POST", f"/v2/orders/{order_id}/confirmation"))
+        except StateConflict:
+            order = await self.get_order(order_id)
+            if order.status in PAST_DRAFT:
+                return order
+            raise
+
+    async def cancel_order(self, order_id: int | str) -> PrintfulOrder:
+        """Cancel before production; raises :class:`StateConflict` once it is in production."""
+        return self._order(await self._request("DELETE", f"/v2/orders/{order_id}"))
+
+    async def shipments(self, order_id: int | str) -> list[Shipment]:
+        payload = await self._request("GET", f"/v2/orders/{order_id}/shipments")
+        return [Shipment.model_validate(s) for s in payload.get("data") or []]

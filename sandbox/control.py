@@ -1,0 +1,134 @@
+"""The control API (``/_control``) that tests and the demo use to drive the sandbox.
+
+GET    /_control/health                       {"status": "ok"}
+POST   /_control/reset                        forget all state, faults, limits, webhook config
+GET    /_control/faults                       the armed fault rules
+POST   /_control/faults                       arm one: {"kind", "path", "method", "count",
+                                              "latency_ms", "status", "retry_after", "hang_seconds"}
+DELETE /_control/faults                       disarm all
+GET    /_control/rate_limits                  current limits
+POST   /_control/rate_limits                  {"enabled", "stripe_per_second",
+                                                  "printful_per_minute",
+                                              "shopify_bucket_size", "shopify_restore_rate"}
+GET    /_control/webhooks                     config, pending count
+POST   /_control/webhooks                     {"target_url", "urls": {provider: url}, "duplicates",
+                                              "reorder", "max_attempts", "retry_seconds"}
+POST   /_control/webhooks/flush               release an event held back for reordering
+GET    /_control/webhooks/deliveries          every delivery attempt
+POST   /_control/shopify/orders               seed an order (SeedOrder) -> {"id", ...}
+POST   /_control/printful/orders/{id}/advance {"action": start|ship|fail|hold|release, "reason",
+                                              "carrier", "service", "tracking_number"}
+GET    /_control/sendgrid/outbox              every accepted message
+GET    /_control/stripe/payment_intents       every PaymentIntent (for assertions)
+GET    /_control/printful/orders              every Printful order
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from autobiz.providers.errors import HygieneViolation
+from autobiz.providers.hygiene import ensure_host_allowed
+from sandbox.faults import FaultRule, RateLimitConfig
+from sandbox.printful_api import AdvanceRequest, PrintfulProblem
+from sandbox.shopify_api import SeedOrder
+from sandbox.state import SandboxState
+from sandbox.webhooks import WebhookConfig
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _parse(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    return model.model_validate_json(raw or b"{}")
+
+
+def control_routes(state: SandboxState) -> list[BaseRoute]:
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def reset(_: Request) -> Response:
+        state.reset()
+        return JSONResponse({"reset": True})
+
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            state.faults.add(await _parse(request, FaultRule))
+        elif request.method == "DELETE":
+            state.faults.rules.clear()
+        return JSONResponse({"rules": [r.model_dump() for r in state.faults.rules]})
+
+    async def rate_limits(request: Request) -> Response:
+        if request.method == "POST":
+            state.faults.configure_limits(await _parse(request, RateLimitConfig))
+        return JSONResponse(state.faults.limits.model_dump())
+
+    async def webhooks(request: Request) -> Response:
+        if request.method == "POST":
+            config = await _parse(request, WebhookConfig)
+            for url in [config.target_url, *config.urls.values()]:
+                if url:
+                    ensure_host_allowed("sandbox", url, state.settings)
+            state.webhooks.configure(config)
+        return JSONResponse(
+            {**state.webhooks.config.model_dump(), "pending": state.webhooks.pending}
+        )
+
+    async def flush(_: Request) -> Response:
+        return JSONResponse({"released": state.webhooks.flush()})
+
+    async def deliveries(_: Request) -> Response:
+        return JSONResponse({"deliveries": [d.model_dump() for d in state.webhooks.deliveries]})
+
+    async def shopify_seed(request: Request) -> Response:
+        return JSONResponse(state.shopify.seed(await _parse(request, SeedOrder)))
+
+    async def printful_advance(request: Request) -> Response:
+        body = await _parse(request, AdvanceRequest)
+        try:
+            return JSONResponse(
+                {"data": state.printful.advance(request.path_params["order_id"], body)}
+            )
+        except PrintfulProblem as exc:
+            return JSONResponse({"title": exc.title, "detail": exc.detail}, status_code=exc.status)
+
+    async def outbox(_: Request) -> Response:
+        return JSONResponse({"messages": state.sendgrid.outbox})
+
+    async def stripe_pis(_: Request) -> Response:
+        return JSONResponse({"data": list(state.stripe.payment_intents.values())})
+
+    async def printful_orders(_: Request) -> Response:
+        return JSONResponse({"data": list(state.printful.orders.values())})
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                result: Response = await handler(request)
+                return result
+            except ValidationError as exc:
+                return JSONResponse({"error": exc.errors(include_url=False)}, status_code=422)
+            except HygieneViolation as exc:
+                return JSONResponse({"error": exc.message}, status_code=400)
+
+        return endpoint
+
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/reset", guarded(reset), methods=["POST"]),
+        Route("/faults", guarded(faults), methods=["GET", "POST", "DELETE"]),
+        Route("/rate_limits", guarded(rate_limits), methods=["GET", "POST"]),
+        Route("/webhooks", guarded(webhooks), methods=["GET", "POST"]),
+        Route("/webhooks/flush", guarded(flush), methods=["POST"]),
+        Route("/webhooks/deliveries", guarded(deliveries), methods=["GET"]),
+        Route("/shopify/orders", guarded(shopify_seed), methods=["POST"]),
+        Route("/printful/orders", guarded(printful_orders), methods=["GET"]),
+        Route("/printful/orders/{order_id}/advance", guarded(printful_advance), methods=["POST"]),
+        Route("/sendgrid/outbox", guarded(outbox), methods=["GET"]),
+        Route("/stripe/payment_intents", guarded(stripe_pis), methods=["GET"]),
+    ]

@@ -1,0 +1,610 @@
+"""The slice of Shopify's GraphQL Admin API AutoBiz uses.
+
+Not a GraphQL engine: a hand-written resolver per operation the client sends, chosen by
+``operationName`` (the client names every operation) and checked against the root field
+in the document. Answers carry Shopify's shapes: ``userErrors`` for business refusals,
+``extensions.cost.throttleStatus`` on every answer, ``THROTTLED`` when the cost bucket is
+empty (enforced when rate limits are switched on), and ``@idempotent(key:)`` on
+``refundCreate``: same key + same variables → the recorded answer; different variables →
+``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``; still running → ``IDEMPOTENCY_CONCURRENT_REQUEST``.
+Orders are seeded through ``POST /_control/shopify/orders``; state changes send
+``X-Shopify-Hmac-Sha256``-signed webhooks (orders/create, orders/paid, orders/cancelled,
+refunds/create, fulfillments/create).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from autobiz.settings import Settings
+from sandbox.faults import FaultBook, processing_delay
+from sandbox.idempotency import IdempotencyStore, Outcome, RecordedResponse
+from sandbox.webhooks import WebhookDispatcher
+
+GID = "gid://shopify/{kind}/{id}"
+VERSION_RE = re.compile(r"^\d{4}-\d{2}$")
+_IDEMPOTENT_VAR = re.compile(r"@idempotent\s*\(\s*key\s*:\s*\$(\w+)\s*\)")
+_IDEMPOTENT_LIT = re.compile(r'@idempotent\s*\(\s*key\s*:\s*"([^"]*)"\s*\)')
+
+# operationName -> (root field that must appear in the document, requested cost)
+OPERATIONS: dict[str, tuple[str, int]] = {
+    "GetOrder": ("order", 12),
+    "FulfillmentOrders": ("fulfillmentOrders", 14),
+    "OrderCancel": ("orderCancel", 10),
+    "RefundCreate": ("refundCreate", 10),
+    "FulfillmentCreate": ("fulfillmentCreate", 10),
+    "TagsAdd": ("tagsAdd", 10),
+    "OrderUpdate": ("orderUpdate", 10),
+}
+
+
+class SeedLineItem(BaseModel):
+    title: str
+    quantity: int = Field(default=1, ge=1)
+    price: str = "10.00"
+    sku: str | None = None
+
+
+class SeedOrder(BaseModel):
+    """Body of ``POST /_control/shopify/orders``."""
+
+    email: str = "customer@example.com"
+    currency: str = "USD"
+    line_items: list[SeedLineItem] = Field(default_factory=lambda: [SeedLineItem(title="T-shirt")])
+    financial_status: str = Field(default="paid", pattern="^(paid|authorized|pending)$")
+    tags: list[str] = Field(default_factory=list)
+    note: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _money(amount: Decimal, currency: str) -> dict[str, Any]:
+    return {"shopMoney": {"amount": f"{amount:.2f}", "currencyCode": currency}}
+
+
+def _gid_id(gid: str) -> int | None:
+    try:
+        return int(str(gid).rsplit("/", 1)[-1])
+    except ValueError:
+        return None
+
+
+class ShopifySandbox:
+    def __init__(
+        self, settings: Settings, dispatcher: WebhookDispatcher, faults: FaultBook
+    ) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.faults = faults
+        self.idempotency = IdempotencyStore()
+        self.orders: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(5_000_000_001)
+
+    def reset(self) -> None:
+        self.idempotency.reset()
+        self.orders.clear()
+        self._ids = itertools.count(5_000_000_001)
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"])]
+
+    # -- seeding and webhooks -------------------------------------------------------
+
+    def seed(self, seed: SeedOrder) -> dict[str, Any]:
+        order_id = next(self._ids)
+        items = []
+        total = Decimal("0")
+        for item in seed.line_items:
+            price = Decimal(item.price)
+            total += price * item.quantity
+            items.append(
+                {
+                    "id": next(self._ids),
+                    "title": item.title,
+                    "quantity": item.quantity,
+                    "sku": item.sku,
+                    "price": price,
+                }
+            )
+        fo_id = next(self._ids)
+        order = {
+            "id": order_id,
+            "name": f"#{1000 + len(self.orders) + 1}",
+            "email": seed.email,
+            "currency": seed.currency,
+            "total": total,
+            "refunded": Decimal("0"),
+            "financial_status": seed.financial_status.upper(),
+            "fulfillment_status": "UNFULFILLED",
+            "cancelled_at": None,
+            "cancel_reason": None,
+            "tags": list(seed.tags),
+            "note": seed.note,
+            "line_items": items,
+            "refunds": [],
+            "fulfillments": [],
+            "created_at": _now(),
+            "fulfillment_orders": [
+                {
+                    "id": fo_id,
+                    "status": "OPEN",
+                    "line_items": [
+                        {
+                            "id": next(self._ids),
+                            "line_item_id": li["id"],
+                            "total": li["quantity"],
+                            "remaining": li["quantity"],
+                        }
+                        for li in items
+                    ],
+                }
+            ],
+        }
+        self.orders[order_id] = order
+        self._webhook("orders/create", self._rest_order(order))
+        if order["financial_status"] == "PAID":
+            self._webhook("orders/paid", self._rest_order(order))
+        return {
+            "id": GID.format(kind="Order", id=order_id),
+            "legacy_id": order_id,
+            "name": order["name"],
+        }
+
+    def _webhook(self, topic: str, payload: dict[str, Any]) -> None:
+        self.dispatcher.emit("shopify", topic, str(uuid.uuid4()), payload)
+
+    @staticmethod
+    def _rest_order(o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": o["id"],
+            "admin_graphql_api_id": GID.format(kind="Order", id=o["id"]),
+            "name": o["name"],
+            "email": o["email"],
+            "currency": o["currency"],
+            "total_price": f"{o['total']:.2f}",
+            "financial_status": o["financial_status"].lower(),
+            "fulfillment_status": None if o["fulfillment_status"] == "UNFULFILLED" else "fulfilled",
+            "cancelled_at": o["cancelled_at"],
+            "cancel_reason": o["cancel_reason"],
+            "tags": ", ".join(o["tags"]),
+            "note": o["note"],
+            "created_at": o["created_at"],
+            "updated_at": _now(),
+            "line_items": [
+                {
+                    "id": li["id"],
+                    "admin_graphql_api_id": GID.format(kind="LineItem", id=li["id"]),
+                    "title": li["title"],
+                    "quantity": li["quantity"],
+                    "sku": li["sku"],
+                    "price": f"{li['price']:.2f}",
+                }
+                for li in o["line_items"]
+            ],
+        }
+
+    # -- the endpoint ---------------------------------------------------------------
+
+    def _cost(self, requested: int, actual: int | None) -> dict[str, Any]:
+        bucket = self.faults.buckets["shopify"]
+        bucket.refill()
+        enforced = self.faults.limits.enabled
+        return {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": {
+                "maximumAvailable": bucket.capacity,
+                "currentlyAvailable": round(bucket.tokens if enforced else bucket.capacity, 3),
+                "restoreRate": bucket.rate,
+            },
+        }
+
+    async def graphql(self, request: Request) -> Response:
+        if (
+            request.headers.get("x-shopify-access-token")
+            != self.settings.shopify.access_token.get_secret_value()
+        ):
+            return JSONResponse(
+                {
+                    "errors": "[API] Invalid API key or access token "
+                    "(unrecognized login or wrong password)"
+                },
+                status_code=401,
+            )
+        if not VERSION_RE.match(request.path_params["version"]):
+            return JSONResponse({"errors": "Not Found"}, status_code=404)
+        try:
+            payload = json.loads(await request.body())
+            query = str(payload["query"])
+            variables = dict(payload.get("variables") or {})
+            op = str(payload.get("operationName") or "")
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse(
+                {"errors": [{"message": "Invalid JSON or missing query"}]}, status_code=400
+            )
+        if op not in OPERATIONS or OPERATIONS[op][0] not in query:
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": f"sandbox does not implement operation {op!r}",
+                            "extensions": {"code": "UNSUPPORTED"},
+                        }
+                    ]
+                }
+            )
+        cost = OPERATIONS[op][1]
+        if self.faults.limits.enabled and self.faults.buckets["shopify"].take(cost) > 0:
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "Throttled",
+                            "extensions": {
+                                "code": "THROTTLED",
+                                "documentation": "https://shopify.dev/api/usage/rate-limits",
+                            },
+                        }
+                    ],
+                    "extensions": {"cost": self._cost(cost, None)},
+                }
+            )
+        key = self._idempotency_key(query, variables)
+        if key is None:
+            await processing_delay(request)
+            data = self._resolve(op, variables)
+            return JSONResponse({"data": data, "extensions": {"cost": self._cost(cost, cost)}})
+        fingerprint = (
+            json.dumps(
+                {k: v for k, v in variables.items() if k != "idempotencyKey"}, sort_keys=True
+            )
+            + op
+        )
+        decision = self.idempotency.begin("refundCreate", key, fingerprint)
+        if decision.outcome in (Outcome.MISMATCH, Outcome.IN_FLIGHT):
+            code = (
+                "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
+                if decision.outcome is Outcome.MISMATCH
+                else "IDEMPOTENCY_CONCURRENT_REQUEST"
+            )
+            return JSONResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": f"idempotency key {key!r}: {code.lower()}",
+                            "extensions": {"code": code},
+                        }
+                    ],
+                    "extensions": {"cost": self._cost(cost, None)},
+                }
+            )
+        if decision.outcome is Outcome.REPLAY and decision.response is not None:
+            return JSONResponse(decision.response.body, status_code=decision.response.status)
+        try:
+            await processing_delay(request)
+            body = {
+                "data": self._resolve(op, variables),
+                "extensions": {"cost": self._cost(cost, cost)},
+            }
+        except BaseException:
+            self.idempotency.abandon("refundCreate", key)
+            raise
+        self.idempotency.finish("refundCreate", key, RecordedResponse(200, body))
+        return JSONResponse(body)
+
+    @staticmethod
+    def _idempotency_key(query: str, variables: dict[str, Any]) -> str | None:
+        match = _IDEMPOTENT_VAR.search(query)
+        if match:
+            value = variables.get(match.group(1))
+            return str(value) if value else None
+        literal = _IDEMPOTENT_LIT.search(query)
+        return literal.group(1) if literal else None
+
+    # -- resolvers -----------------------------------------------------------------
+
+    def _resolve(self, op: str, v: dict[str, Any]) -> dict[str, Any]:
+        resolver = {
+            "GetOrder": self._get_order,
+            "FulfillmentOrders": self._fulfillment_orders,
+            "OrderCancel": self._order_cancel,
+            "RefundCreate": self._refund_create,
+            "FulfillmentCreate": self._fulfillment_create,
+            "TagsAdd": self._tags_add,
+            "OrderUpdate": self._order_update,
+        }[op]
+        return resolver(v)
+
+    def _order(self, gid: Any) -> dict[str, Any] | None:
+        legacy = _gid_id(str(gid))
+        return self.orders.get(legacy) if legacy is not None else None
+
+    def _order_view(self, o: dict[str, Any]) -> dict[str, Any]:
+        cur = o["currency"]
+        if o["cancelled_at"]:
+            financial = o["financial_status"]
+        elif o["refunded"] >= o["total"] and o["refunded"] > 0:
+            financial = "REFUNDED"
+        elif o["refunded"] > 0:
+            financial = "PARTIALLY_REFUNDED"
+        else:
+            financial = o["financial_status"]
+        return {
+            "id": GID.format(kind="Order", id=o["id"]),
+            "legacyResourceId": str(o["id"]),
+            "name": o["name"],
+            "email": o["email"],
+            "createdAt": o["created_at"],
+            "cancelledAt": o["cancelled_at"],
+            "cancelReason": o["cancel_reason"],
+            "displayFinancialStatus": financial,
+            "displayFulfillmentStatus": o["fulfillment_status"],
+            "tags": list(o["tags"]),
+            "note": o["note"],
+            "currencyCode": cur,
+            "totalPriceSet": _money(o["total"], cur),
+            "totalRefundedSet": _money(o["refunded"], cur),
+            "lineItems": {
+                "nodes": [
+                    {
+                        "id": GID.format(kind="LineItem", id=li["id"]),
+                        "title": li["title"],
+                        "quantity": li["quantity"],
+                        "sku": li["sku"],
+                        "originalUnitPriceSet": _money(li["price"], cur),
+                    }
+                    for li in o["line_items"]
+                ]
+            },
+        }
+
+    def _get_order(self, v: dict[str, Any]) -> dict[str, Any]:
+        o = self._order(v.get("id"))
+        return {"order": self._order_view(o) if o else None}
+
+    def _fulfillment_orders(self, v: dict[str, Any]) -> dict[str, Any]:
+        o = self._order(v.get("orderId"))
+        if o is None:
+            return {"order": None}
+        nodes = [
+            {
+                "id": GID.format(kind="FulfillmentOrder", id=fo["id"]),
+                "status": fo["status"],
+                "lineItems": {
+                    "nodes": [
+                        {
+                            "id": GID.format(kind="FulfillmentOrderLineItem", id=li["id"]),
+                            "totalQuantity": li["total"],
+                            "remainingQuantity": li["remaining"],
+                        }
+                        for li in fo["line_items"]
+                    ]
+                },
+            }
+            for fo in o["fulfillment_orders"]
+        ]
+        return {
+            "order": {
+                "id": GID.format(kind="Order", id=o["id"]),
+                "fulfillmentOrders": {"nodes": nodes},
+            }
+        }
+
+    def _order_cancel(self, v: dict[str, Any]) -> dict[str, Any]:
+        o = self._order(v.get("orderId"))
+        errors: list[dict[str, Any]] = []
+        if o is None:
+            errors.append(
+                {"field": ["orderId"], "message": "Order does not exist", "code": "NOT_FOUND"}
+            )
+        elif o["cancelled_at"]:
+            errors.append(
+                {
+                    "field": ["orderId"],
+                    "message": "Order has already been cancelled",
+                    "code": "INVALID",
+                }
+            )
+        if errors:
+            return {
+                "orderCancel": {
+                    "job": None,
+                    "orderCancelUserErrors": errors,
+                    "userErrors": [{k: e[k] for k in ("field", "message")} for e in errors],
+                }
+            }
+        assert o is not None
+        o["cancelled_at"] = _now()
+        o["cancel_reason"] = str(v.get("reason") or "OTHER").lower()
+        if v.get("staffNote"):
+            o["note"] = str(v["staffNote"])
+        self._webhook("orders/cancelled", self._rest_order(o))
+        job = {"id": GID.format(kind="Job", id=uuid.uuid4()), "done": True}
+        return {"orderCancel": {"job": job, "orderCancelUserErrors": [], "userErrors": []}}
+
+    def _refund_create(self, v: dict[str, Any]) -> dict[str, Any]:
+        data = dict(v.get("input") or {})
+        o = self._order(data.get("orderId"))
+        if o is None:
+            return {
+                "refundCreate": {
+                    "refund": None,
+                    "order": None,
+                    "userErrors": [{"field": ["orderId"], "message": "Order does not exist"}],
+                }
+            }
+        try:
+            amount = sum(
+                (Decimal(str(t.get("amount", "0"))) for t in data.get("transactions") or []),
+                Decimal("0"),
+            )
+        except InvalidOperation:
+            return {
+                "refundCreate": {
+                    "refund": None,
+                    "order": None,
+                    "userErrors": [{"field": ["transactions"], "message": "Amount is invalid"}],
+                }
+            }
+        refundable = o["total"] - o["refunded"]
+        if amount <= 0 or amount > refundable:
+            msg = (
+                f"Refund amount {amount:.2f} exceeds the refundable amount {refundable:.2f}"
+                if amount > 0
+                else "Refund amount must be greater than zero"
+            )
+            return {
+                "refundCreate": {
+                    "refund": None,
+                    "order": None,
+                    "userErrors": [{"field": ["transactions"], "message": msg}],
+                }
+            }
+        refund_id = next(self._ids)
+        o["refunded"] += amount
+        refund = {"id": refund_id, "amount": amount, "note": data.get("note"), "created_at": _now()}
+        o["refunds"].append(refund)
+        self._webhook(
+            "refunds/create",
+            {
+                "id": refund_id,
+                "order_id": o["id"],
+                "note": refund["note"],
+                "created_at": refund["created_at"],
+                "admin_graphql_api_id": GID.format(kind="Refund", id=refund_id),
+                "transactions": [
+                    {
+                        "amount": f"{amount:.2f}",
+                        "kind": "refund",
+                        "status": "success",
+                        "currency": o["currency"],
+                    }
+                ],
+            },
+        )
+        view = {
+            "id": GID.format(kind="Refund", id=refund_id),
+            "createdAt": refund["created_at"],
+            "note": refund["note"],
+            "totalRefundedSet": _money(amount, o["currency"]),
+        }
+        return {
+            "refundCreate": {
+                "refund": view,
+                "order": {"id": GID.format(kind="Order", id=o["id"])},
+                "userErrors": [],
+            }
+        }
+
+    def _fulfillment_create(self, v: dict[str, Any]) -> dict[str, Any]:
+        data = dict(v.get("fulfillment") or {})
+        groups = data.get("lineItemsByFulfillmentOrder") or []
+        tracking = dict(data.get("trackingInfo") or {})
+
+        def fail(message: str) -> dict[str, Any]:
+            return {
+                "fulfillmentCreate": {
+                    "fulfillment": None,
+                    "userErrors": [{"field": ["fulfillment"], "message": message}],
+                }
+            }
+
+        if not groups:
+            return fail("lineItemsByFulfillmentOrder must not be empty")
+        targets = []
+        for group in groups:
+            fo_id = _gid_id(str(group.get("fulfillmentOrderId")))
+            found = [
+                (o, fo)
+                for o in self.orders.values()
+                for fo in o["fulfillment_orders"]
+                if fo["id"] == fo_id
+            ]
+            if not found:
+                return fail(f"Fulfillment order {group.get('fulfillmentOrderId')} does not exist.")
+            order, fo = found[0]
+            if fo["status"] != "OPEN" or order["cancelled_at"]:
+                return fail(
+                    f"Fulfillment order {fo_id} has an unfulfillable "
+                    f"status= {fo['status'].lower()}."
+                )
+            targets.append((order, fo))
+        fulfillment_id = next(self._ids)
+        for order, fo in targets:
+            fo["status"] = "CLOSED"
+            for li in fo["line_items"]:
+                li["remaining"] = 0
+            order["fulfillment_status"] = "FULFILLED"
+            order["fulfillments"].append({"id": fulfillment_id, "tracking": tracking})
+            self._webhook(
+                "fulfillments/create",
+                {
+                    "id": fulfillment_id,
+                    "order_id": order["id"],
+                    "status": "success",
+                    "admin_graphql_api_id": GID.format(kind="Fulfillment", id=fulfillment_id),
+                    "tracking_company": tracking.get("company"),
+                    "tracking_number": tracking.get("number"),
+                    "tracking_url": tracking.get("url"),
+                    "created_at": _now(),
+                },
+            )
+        view = {
+            "id": GID.format(kind="Fulfillment", id=fulfillment_id),
+            "status": "SUCCESS",
+            "trackingInfo": [
+                {
+                    "company": tracking.get("company"),
+                    "number": tracking.get("number"),
+                    "url": tracking.get("url"),
+                }
+            ],
+        }
+        return {"fulfillmentCreate": {"fulfillment": view, "userErrors": []}}
+
+    def _tags_add(self, v: dict[str, Any]) -> dict[str, Any]:
+        o = self._order(v.get("id"))
+        if o is None:
+            return {
+                "tagsAdd": {
+                    "node": None,
+                    "userErrors": [{"field": ["id"], "message": "Order does not exist"}],
+                }
+            }
+        for tag in v.get("tags") or []:
+            if tag not in o["tags"]:
+                o["tags"].append(str(tag))
+        return {"tagsAdd": {"node": {"id": GID.format(kind="Order", id=o["id"])}, "userErrors": []}}
+
+    def _order_update(self, v: dict[str, Any]) -> dict[str, Any]:
+        data = dict(v.get("input") or {})
+        o = self._order(data.get("id"))
+        if o is None:
+            return {
+                "orderUpdate": {
+                    "order": None,
+                    "userErrors": [{"field": ["id"], "message": "Order does not exist"}],
+                }
+            }
+        if "note" in data:
+            o["note"] = data["note"]
+        return {
+            "orderUpdate": {
+                "order": {"id": GID.format(kind="Order", id=o["id"]), "note": o["note"]},
+                "userErrors": [],
+            }
+        }
