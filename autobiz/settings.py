@@ -98,6 +98,9 @@ class SendGridSettings(BaseModel):
             "payment_failed": "d-autobiz-payment-failed",
             "wismo_reply": "d-autobiz-wismo-reply",
             "daily_report": "d-autobiz-daily-report",
+            "approval_reminder": "d-autobiz-approval-reminder",
+            "approval_escalated": "d-autobiz-approval-escalated",
+            "approval_expired": "d-autobiz-approval-expired",
         }
     )
 
@@ -130,7 +133,7 @@ class IngressSettings(BaseModel):
     relay_max_attempts: int = Field(default=50, gt=0)
     handoff_timeout_seconds: float = Field(default=10.0, gt=0)
     # The tenant the settings-level webhook secrets (stripe/shopify/printful) belong to.
-    default_tenant: str = "demo"
+    default_tenant: str = "demo-shop"
     # Optional YAML/JSON file {tenant: {stripe: [...], shopify: [...], printful: [...],
     # shop_domains: [...]}} with per-tenant webhook secrets.
     secrets_file: Path | None = None
@@ -168,6 +171,19 @@ class KernelSettings(BaseModel):
     price_table_path: Path | None = None
 
 
+class WorkerSettings(BaseModel):
+    """`autobiz worker`: concurrency, shutdown grace and (optional) Prometheus metrics."""
+
+    max_concurrent_activities: int = Field(default=100, gt=0)
+    max_concurrent_workflow_tasks: int = Field(default=100, gt=0)
+    # How long in-flight activities get to finish after SIGTERM before they are cancelled.
+    graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # "127.0.0.1:9464" serves the SDK's runtime metrics there; None: no endpoint.
+    metrics_bind: str | None = None
+    # Watch list for the risk tool (ISO 3166 alpha-2).
+    high_risk_countries: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOBIZ_",
@@ -196,6 +212,7 @@ class Settings(BaseSettings):
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
     kernel: KernelSettings = Field(default_factory=KernelSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @property
     def home_dir(self) -> Path:

@@ -14,6 +14,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
+from temporalio.runtime import Runtime
 
 from autobiz.codec import AesGcmCodec
 from autobiz.settings import Settings
@@ -48,11 +49,17 @@ def data_converter(settings: Settings) -> DataConverter:
 
 
 async def connect(
-    settings: Settings, *, target_host: str | None = None, namespace: str | None = None
+    settings: Settings,
+    *,
+    target_host: str | None = None,
+    namespace: str | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
-    """A client on ``settings.temporal`` (or ``target_host``) with the shared converter."""
+    """A client on ``settings.temporal`` (or ``target_host``) with the shared converter.
+    ``runtime``: a worker's runtime (Prometheus metrics); None: the default one."""
     return await Client.connect(
         target_host or settings.temporal.address,
         namespace=namespace or settings.temporal.namespace,
         data_converter=data_converter(settings),
+        runtime=runtime,
     )

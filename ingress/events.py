@@ -208,7 +208,7 @@ def normalise(
     try:
         payload = jsonb_safe(parse_json(body))
     except _Malformed as exc:
-        return dead(str(exc), {"raw_text": body[:65536].decode("utf-8", "replace")})
+        return dead(str(exc), {"raw_text": jsonb_safe(body[:65536].decode("utf-8", "replace"))})
     if not isinstance(payload, dict):
         return dead("malformed_json: not an object", {"raw": payload})
 

@@ -31,8 +31,13 @@ from kernel.registry import ToolRegistry
 from kernel.state import Approval, RunState, TraceEntry
 
 OutT = TypeVar("OutT", bound=BaseModel)
+T = TypeVar("T")
 
 PERSIST_TRACE_ACTIVITY = "kernel.persist_trace"
+# Plumbing activities (our own database only, never a provider): approval rows, the
+# order projection, the tenant's policy. They are not tools, so they have no contract;
+# ``internal_activity`` is the one way a workflow schedules them.
+INTERNAL_PREFIXES = ("kernel.", "autobiz.")
 
 
 class TraceBatch(BaseModel):
@@ -218,3 +223,29 @@ async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds
     )
     state.persisted_seq = entries[-1].seq
     return written
+
+
+async def internal_activity(
+    name: str,
+    arg: BaseModel,
+    *,
+    result_type: type[T] | None = None,
+    limit: timedelta = timedelta(seconds=30),
+) -> T | None:
+    """Schedule a plumbing activity (``kernel.*`` / ``autobiz.*``). A tool can never be
+    reached this way: tools carry ``@version`` and go through :func:`kernel_call`."""
+    if "@" in name or not name.startswith(INTERNAL_PREFIXES):
+        raise ApplicationError(
+            f"{name} is not an internal activity; tools go through kernel_call",
+            {"code": "TOOL_UNKNOWN", "tool": name},
+            type="TOOL_UNKNOWN",
+            non_retryable=True,
+        )
+    result: T | None = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=limit,
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+    )
+    return result

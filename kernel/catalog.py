@@ -385,6 +385,8 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
         "shopify.get_order@1", "risk.assess@1", "stripe.capture_payment@1",
         "printful.create_order@1", "printful.confirm_order@1", "printful.get_order@1",
         "shopify.create_fulfillment@1", "sendgrid.send_email@1",
+        # compensations: cancel the Printful draft, refund the capture
+        "printful.cancel_order@1", "stripe.create_refund@1",
     }),
     "payment_failure": frozenset({
         "shopify.get_order@1", "stripe.cancel_payment@1", "shopify.cancel_order@1",

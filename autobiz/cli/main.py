@@ -13,6 +13,7 @@ from autobiz import __version__
 from autobiz.cli import codec_cmd, config_cmd, db, dev, ingress_cmd, sandbox, tools_cmd
 from autobiz.cli.output import err_console
 from autobiz.errors import AutobizError
+from kernel.redaction import install_log_redaction
 
 app = typer.Typer(
     name="autobiz",
@@ -27,6 +28,7 @@ app.add_typer(tools_cmd.app, name="tools")
 app.command("codec-server")(codec_cmd.codec_server)
 app.command("sandbox")(sandbox.sandbox)
 app.command("ingress")(ingress_cmd.ingress)
+app.command("worker")(__import__("autobiz.cli.worker_cmd", fromlist=["worker"]).worker)
 
 
 @app.command()
@@ -38,6 +40,7 @@ def version() -> None:
 def run() -> None:
     """Run the CLI: known failures print a stable code and no traceback."""
     logging.basicConfig(level=os.environ.get("AUTOBIZ_LOG_LEVEL", "WARNING"))
+    install_log_redaction()  # secrets and PII never reach a log line
     try:
         app()
     except AutobizError as exc:

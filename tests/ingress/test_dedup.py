@@ -85,6 +85,19 @@ async def test_signed_malformed_json_is_dead_lettered(make_ingress: HarnessFacto
     assert report.handed_over == 0 and h.handoff.attempts == 0
 
 
+async def test_signed_body_with_nul_bytes_is_dead_lettered_not_a_500(
+    make_ingress: HarnessFactory,
+) -> None:
+    """PostgreSQL text cannot hold NUL: found by the fuzz test, kept as a regression."""
+    h = await make_ingress()
+    body = b'\x00{"id": "evt_nul"'
+    resp = await h.stripe(body, stripe_header(body, t=h.clock.unix))
+    assert resp.status_code == 200 and resp.json()["status"] == "dead_letter"
+    [row] = await h.rows()
+    assert row["status"] == "dead_letter"
+    assert "\x00" not in row["payload"]["raw_text"]
+
+
 async def test_unknown_topic_and_contradicting_topic_are_dead_lettered(
     make_ingress: HarnessFactory,
 ) -> None:

@@ -66,7 +66,10 @@ def bad_cc04_auto_approve(d: dict) -> dict:
 
 
 def bad_cc04_no_rule(d: dict) -> dict:
-    d["workflows"]["order_fulfill"]["hitl"] = []
+    rules = d["workflows"]["order_fulfill"]["hitl"]
+    d["workflows"]["order_fulfill"]["hitl"] = [
+        r for r in rules if r["tool"] != "stripe.capture_payment@1"
+    ]
     return d
 
 

@@ -1,0 +1,133 @@
+"""Our own database, kept in step with the workflows: approval requests (``hitl_requests``)
+and the ``order_state`` projection (optimistic version).
+
+Every write is safe to repeat: an activity retry after a commit whose answer was lost
+finds the row already where it should be and succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from autobiz.db.database import Database
+from workflows.models import (
+    HITL_CLOSE,
+    HITL_NOTE,
+    HITL_OPEN,
+    ORDER_STATE_WRITE,
+    HitlClose,
+    HitlNote,
+    HitlOpen,
+    OrderStateWrite,
+    OrderStateWritten,
+)
+
+log = logging.getLogger(__name__)
+
+
+def state_hash(state: str, data: dict[str, Any]) -> str:
+    blob = json.dumps({"state": state, "data": data}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ApprovalActivities:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @activity.defn(name=HITL_OPEN)
+    async def open_request(self, req: HitlOpen) -> None:
+        async with self._db.tenant(req.tenant_id) as s:
+            await s.execute(
+                "INSERT INTO hitl_requests (request_id, tenant_id, workflow_id, run_id, action, "
+                "required_role, amount_minor, currency, status, requested_at, expires_at, "
+                "details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s) "
+                "ON CONFLICT (tenant_id, request_id) DO NOTHING",
+                (req.request_id, req.tenant_id, req.workflow_id, req.run_id, req.action,
+                 req.required_role, req.amount_minor, req.currency, req.requested_at,
+                 req.expires_at, Jsonb(req.details)),
+            )  # fmt: skip
+
+    @activity.defn(name=HITL_NOTE)
+    async def note(self, note: HitlNote) -> None:
+        entry = {"kind": note.kind, "at": note.at.isoformat(), "notified": list(note.notified),
+                 "level": note.escalation_level}  # fmt: skip
+        async with self._db.tenant(note.tenant_id) as s:
+            await s.execute(
+                "UPDATE hitl_requests SET escalation_level = GREATEST(escalation_level, %s), "
+                "details = jsonb_set(details, '{notes}', "
+                "  COALESCE(details->'notes', '[]'::jsonb) || %s::jsonb) "
+                "WHERE tenant_id = %s AND request_id = %s AND status = 'pending' "
+                "AND NOT COALESCE(details->'notes', '[]'::jsonb) @> %s::jsonb",
+                (note.escalation_level, Jsonb([entry]), note.tenant_id, note.request_id,
+                 Jsonb([{"kind": note.kind, "at": entry["at"]}])),
+            )  # fmt: skip
+        log.info(
+            "approval %s %s (level %d) notified %s",
+            note.request_id, note.kind, note.escalation_level, ", ".join(note.notified) or "-",
+        )  # fmt: skip
+
+    @activity.defn(name=HITL_CLOSE)
+    async def close_request(self, close: HitlClose) -> None:
+        async with self._db.tenant(close.tenant_id) as s:
+            changed = await s.execute(
+                "UPDATE hitl_requests SET status = %s, decided_by = %s, decided_at = %s, "
+                "reason = %s WHERE tenant_id = %s AND request_id = %s AND status = 'pending'",
+                (close.status, close.decided_by, close.decided_at, close.reason,
+                 close.tenant_id, close.request_id),
+            )  # fmt: skip
+            if changed:
+                return
+            current = await s.fetch_val(
+                "SELECT status FROM hitl_requests WHERE tenant_id = %s AND request_id = %s",
+                (close.tenant_id, close.request_id),
+            )
+        if current != close.status:
+            raise ApplicationError(
+                f"approval request {close.request_id} is {current}, cannot become {close.status}",
+                type="HITL_STATE_CONFLICT",
+                non_retryable=True,
+            )
+
+    @activity.defn(name=ORDER_STATE_WRITE)
+    async def write_order_state(self, write: OrderStateWrite) -> OrderStateWritten:
+        """Move the projection from ``expected_version`` to the next one (optimistic)."""
+        digest = state_hash(write.state, write.data)
+        new_version = write.expected_version + 1
+        async with self._db.tenant(write.tenant_id) as s:
+            if write.expected_version == 0:
+                changed = await s.execute(
+                    "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, "
+                    "data) VALUES (%s, %s, 1, %s, %s, %s) "
+                    "ON CONFLICT (tenant_id, order_id) DO NOTHING",
+                    (write.tenant_id, write.order_id, write.state, digest, Jsonb(write.data)),
+                )
+            else:
+                changed = await s.execute(
+                    "UPDATE order_state SET version = version + 1, state = %s, state_hash = %s, "
+                    "data = %s, updated_at = now() "
+                    "WHERE tenant_id = %s AND order_id = %s AND version = %s",
+                    (write.state, digest, Jsonb(write.data), write.tenant_id, write.order_id,
+                     write.expected_version),
+                )  # fmt: skip
+            if changed:
+                return OrderStateWritten(version=new_version, applied=True)
+            row = await s.fetch_one(
+                "SELECT version, state_hash FROM order_state WHERE tenant_id = %s "
+                "AND order_id = %s",
+                (write.tenant_id, write.order_id),
+            )
+        if row is not None and row["version"] == new_version and row["state_hash"] == digest:
+            return OrderStateWritten(version=new_version, applied=False)  # a retried write
+        raise ApplicationError(
+            f"order_state {write.order_id}: expected version {write.expected_version}, "
+            f"found {None if row is None else row['version']}",
+            type="ORDER_STATE_CONFLICT",
+            non_retryable=True,
+        )

@@ -1,0 +1,52 @@
+"""Hands a workflow started without its policy (by the ingress) the tenant's compiled
+BusinessConfig slice. The configs are loaded and compiled once, when the worker starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from kernel.config import BusinessConfig
+from workflows.models import (
+    LOAD_FLOW_CONTEXT,
+    ApprovalTiming,
+    ApproverInfo,
+    FlowContext,
+    FlowContextRequest,
+)
+
+
+def flow_context(config: BusinessConfig, workflow_type: str) -> FlowContext:
+    return FlowContext(
+        policy=config.policy_for(workflow_type),
+        approvers=tuple(
+            ApproverInfo(id=a.id, roles=tuple(a.roles), email=a.email) for a in config.approvers
+        ),
+        ops_email=config.notifications.ops_email,
+        customer_emails=config.notifications.customer_emails,
+        timing=ApprovalTiming(
+            remind_before=config.notifications.remind_before,
+            escalate_after=config.notifications.escalate_after,
+        ),
+    )
+
+
+class ConfigActivities:
+    def __init__(self, configs: Mapping[str, BusinessConfig]) -> None:
+        self._configs = dict(configs)
+
+    @activity.defn(name=LOAD_FLOW_CONTEXT)
+    async def load_flow_context(self, req: FlowContextRequest) -> FlowContext:
+        config = self._configs.get(req.tenant_id)
+        if config is None:
+            raise ApplicationError(
+                f"no BusinessConfig for tenant {req.tenant_id}",
+                type="TENANT_UNKNOWN",
+                non_retryable=True,
+            )
+        try:
+            return flow_context(config, req.workflow_type)
+        except (KeyError, ValueError) as exc:
+            raise ApplicationError(str(exc), type="WORKFLOW_DISABLED", non_retryable=True) from exc

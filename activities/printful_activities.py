@@ -1,0 +1,119 @@
+"""Printful tools: draft (looked up by ``@external_id`` first), confirm, cancel, read."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from temporalio import activity
+
+from activities.errors import provider_errors
+from activities.money import to_minor
+from autobiz.db.database import Database
+from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
+from autobiz.providers.printful_client import OrderItem, PrintfulOrder, PrintfulOrders, Recipient
+from kernel.catalog import (
+    PRINTFUL_CANCEL_ORDER,
+    PRINTFUL_CONFIRM_ORDER,
+    PRINTFUL_CREATE_ORDER,
+    PRINTFUL_GET_ORDER,
+    CreatePrintfulOrderInput,
+    GetPrintfulOrderOutput,
+    PrintfulOrderOutput,
+    PrintfulOrderRef,
+    Shipment,
+)
+from kernel.contracts import CallContext
+
+
+def _output(order: PrintfulOrder) -> PrintfulOrderOutput:
+    costs_minor: int | None = None
+    currency = order.costs.get("currency")
+    try:
+        if currency and order.costs.get("total") is not None:
+            costs_minor = to_minor(Decimal(str(order.costs["total"])), str(currency))
+    except InvalidOperation:
+        costs_minor = None
+    return PrintfulOrderOutput(
+        printful_order_id=order.id,
+        external_id=order.external_id,
+        status=order.status,
+        costs_minor=costs_minor,
+        currency=str(currency) if currency else None,
+    )
+
+
+def _result(order: PrintfulOrder) -> ProviderResult[PrintfulOrderOutput]:
+    out = _output(order)
+    return ProviderResult(
+        output=out, provider_object_id=str(order.id), status=order.status,
+        amount_minor=out.costs_minor, currency=out.currency,
+        details={"external_id": order.external_id, "created": order.created},
+    )  # fmt: skip
+
+
+class PrintfulActivities:
+    def __init__(self, printful: PrintfulOrders, db: Database) -> None:
+        self._printful = printful
+        self._runner = SideEffectRunner(db)
+
+    @activity.defn(name=PRINTFUL_CREATE_ORDER.activity_name)
+    async def create_order(
+        self, ctx: CallContext, input: CreatePrintfulOrderInput
+    ) -> PrintfulOrderOutput:
+        async def execute() -> ProviderResult[PrintfulOrderOutput]:
+            # The client looks the order up by @external_id before it creates one.
+            order = await self._printful.create_order(
+                external_id=input.external_id,
+                recipient=Recipient.model_validate(input.recipient.model_dump()),
+                items=[
+                    OrderItem(catalog_variant_id=i.catalog_variant_id, quantity=i.quantity,
+                              placements=[{"placement": "front", "technique": "dtg",
+                                           "layers": [{"type": "file", "url": i.file_url}]}]
+                              if i.file_url else [])
+                    for i in input.items
+                ],
+            )  # fmt: skip
+            return _result(order)
+
+        with provider_errors():
+            return await self._runner.run(
+                ctx, input, PrintfulOrderOutput, activity.info().activity_id, execute
+            )
+
+    @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
+    async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
+        async def execute() -> ProviderResult[PrintfulOrderOutput]:
+            return _result(await self._printful.confirm_order(input.printful_order_id))
+
+        with provider_errors():
+            return await self._runner.run(
+                ctx, input, PrintfulOrderOutput, activity.info().activity_id, execute
+            )
+
+    @activity.defn(name=PRINTFUL_CANCEL_ORDER.activity_name)
+    async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
+        async def execute() -> ProviderResult[PrintfulOrderOutput]:
+            return _result(await self._printful.cancel_order(input.printful_order_id))
+
+        with provider_errors():
+            return await self._runner.run(
+                ctx, input, PrintfulOrderOutput, activity.info().activity_id, execute
+            )
+
+    @activity.defn(name=PRINTFUL_GET_ORDER.activity_name)
+    async def get_order(self, ctx: CallContext, input: PrintfulOrderRef) -> GetPrintfulOrderOutput:
+        with provider_errors():
+            verify_call(ctx, input)
+            order = await self._printful.get_order(input.printful_order_id)
+            shipments = await self._printful.shipments(input.printful_order_id)
+        return GetPrintfulOrderOutput(
+            printful_order_id=order.id,
+            external_id=order.external_id,
+            status=order.status,
+            shipments=[
+                Shipment(carrier=s.carrier or "unknown", tracking_number=s.tracking_number,
+                         tracking_url=s.tracking_url)
+                for s in shipments
+                if s.tracking_number
+            ],
+        )  # fmt: skip

@@ -1,0 +1,153 @@
+"""Shopify tools: read an order, fulfil it with tracking, record a refund, cancel it."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.errors import provider_errors
+from activities.money import from_minor, to_minor
+from autobiz.db.database import Database
+from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
+from autobiz.providers.errors import InvalidRequest
+from autobiz.providers.shopify_client import ShopifyAdmin, TrackingInfo
+from kernel.catalog import (
+    SHOPIFY_CANCEL_ORDER,
+    SHOPIFY_CREATE_FULFILLMENT,
+    SHOPIFY_GET_ORDER,
+    SHOPIFY_REFUND_CREATE,
+    CancelOrderInput,
+    CancelOrderOutput,
+    CreateFulfillmentInput,
+    CreateFulfillmentOutput,
+    GetOrderInput,
+    GetOrderOutput,
+    LineItem,
+    ShopifyRefundInput,
+    ShopifyRefundOutput,
+)
+from kernel.contracts import CallContext
+
+REFUND_GATEWAY = "stripe"
+
+
+def order_gid(order_id: str) -> str:
+    """Shopify's GraphQL id for an order given as a legacy id or a gid."""
+    return order_id if order_id.startswith("gid://") else f"gid://shopify/Order/{order_id}"
+
+
+class ShopifyActivities:
+    def __init__(self, shopify: ShopifyAdmin, db: Database) -> None:
+        self._shopify = shopify
+        self._runner = SideEffectRunner(db)
+
+    @activity.defn(name=SHOPIFY_GET_ORDER.activity_name)
+    async def get_order(self, ctx: CallContext, input: GetOrderInput) -> GetOrderOutput:
+        with provider_errors():
+            verify_call(ctx, input)
+            order = await self._shopify.get_order(order_gid(input.order_id))
+        currency = order.total.currency
+        return GetOrderOutput(
+            order_id=input.order_id,
+            order_name=order.name,
+            financial_status=order.financial_status,
+            fulfillment_status=order.fulfillment_status,
+            total_minor=to_minor(order.total.amount, currency),
+            currency=currency,
+            customer_email=order.email,
+            line_items=[
+                LineItem(
+                    sku=li.sku or "",
+                    quantity=li.quantity,
+                    variant_id=li.id,
+                    unit_price_minor=to_minor(li.unit_price.amount, li.unit_price.currency),
+                )
+                for li in order.line_items
+            ],
+        )
+
+    @activity.defn(name=SHOPIFY_CREATE_FULFILLMENT.activity_name)
+    async def create_fulfillment(
+        self, ctx: CallContext, input: CreateFulfillmentInput
+    ) -> CreateFulfillmentOutput:
+        async def execute() -> ProviderResult[CreateFulfillmentOutput]:
+            orders = await self._shopify.fulfillment_orders(order_gid(input.order_id))
+            open_ids = [fo.id for fo in orders if fo.status == "OPEN"]
+            if not open_ids:
+                # Already fulfilled (a create whose answer was lost): nothing left to do.
+                closed = [fo.id for fo in orders if fo.status == "CLOSED"]
+                if not closed:
+                    raise InvalidRequest(
+                        f"order {input.order_id} has no fulfillable fulfillment order",
+                        provider="shopify",
+                        provider_code="NOT_FULFILLABLE",
+                    )
+                out = CreateFulfillmentOutput(fulfillment_id=closed[0], status="ALREADY_FULFILLED")
+                return ProviderResult(output=out, provider_object_id=closed[0], status=out.status)
+            created = await self._shopify.create_fulfillment(
+                open_ids,
+                tracking=TrackingInfo(
+                    company=input.tracking_company,
+                    number=input.tracking_number,
+                    url=input.tracking_url,
+                ),
+                notify_customer=input.notify_customer,
+            )
+            out = CreateFulfillmentOutput(fulfillment_id=created.id, status=created.status)
+            return ProviderResult(
+                output=out, provider_object_id=created.id, status=created.status,
+                details={"order_id": input.order_id, "tracking_number": input.tracking_number},
+            )  # fmt: skip
+
+        with provider_errors():
+            return await self._runner.run(
+                ctx, input, CreateFulfillmentOutput, activity.info().activity_id, execute
+            )
+
+    @activity.defn(name=SHOPIFY_REFUND_CREATE.activity_name)
+    async def refund_create(
+        self, ctx: CallContext, input: ShopifyRefundInput
+    ) -> ShopifyRefundOutput:
+        async def execute() -> ProviderResult[ShopifyRefundOutput]:
+            refund = await self._shopify.create_refund(
+                order_gid(input.order_id),
+                amount=from_minor(input.amount_minor, input.currency),
+                gateway=REFUND_GATEWAY,
+                idempotency_key=ctx.external_key,
+                note=input.note,
+                notify=input.notify_customer,
+            )
+            amount = to_minor(refund.amount.amount, refund.amount.currency)
+            out = ShopifyRefundOutput(
+                refund_id=refund.id, amount_minor=amount, currency=refund.amount.currency
+            )
+            return ProviderResult(
+                output=out, provider_object_id=refund.id, status="succeeded",
+                amount_minor=amount, currency=out.currency,
+                details={"order_id": input.order_id,
+                         "refund_request_id": input.refund_request_id},
+            )  # fmt: skip
+
+        with provider_errors():
+            return await self._runner.run(
+                ctx, input, ShopifyRefundOutput, activity.info().activity_id, execute
+            )
+
+    @activity.defn(name=SHOPIFY_CANCEL_ORDER.activity_name)
+    async def cancel_order(self, ctx: CallContext, input: CancelOrderInput) -> CancelOrderOutput:
+        async def execute() -> ProviderResult[CancelOrderOutput]:
+            gid = order_gid(input.order_id)
+            current = await self._shopify.get_order(gid)
+            if current.cancelled_at is None:
+                await self._shopify.cancel_order(
+                    gid,
+                    reason=input.reason,
+                    restock=input.restock,
+                    notify_customer=input.notify_customer,
+                )
+            out = CancelOrderOutput(order_id=input.order_id, status="cancelled")
+            return ProviderResult(output=out, provider_object_id=gid, status=out.status)
+
+        with provider_errors():
+            return await self._runner.run(
+                ctx, input, CancelOrderOutput, activity.info().activity_id, execute
+            )

@@ -1,0 +1,1 @@
+"""Tool activities against the sandbox and PostgreSQL, outside any workflow."""

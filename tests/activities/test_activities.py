@@ -1,0 +1,114 @@
+"""Activities directly (ActivityEnvironment): keys checked, errors mapped, writes once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.approval_activities import ApprovalActivities
+from activities.printful_activities import PrintfulActivities
+from activities.stripe_activities import StripeActivities
+from autobiz.db.database import Database
+from kernel.catalog import (
+    PRINTFUL_CREATE_ORDER,
+    STRIPE_CAPTURE_PAYMENT,
+    CapturePaymentInput,
+    CreatePrintfulOrderInput,
+    PrintfulItem,
+    PrintfulRecipient,
+)
+from kernel.contracts import CallContext, ToolContract
+from kernel.idempotency import keys_for, request_hash
+from tests.support.sandbox import Sandbox
+from workers.worker import Clients
+from workflows.models import OrderStateWrite
+
+pytestmark = pytest.mark.integration
+
+
+def context(tenant: str, contract: ToolContract, input: object, step: str = "s") -> CallContext:
+    data = input.model_dump(mode="json")  # type: ignore[attr-defined]
+    keys = keys_for(tenant=tenant, workflow_id="wf-1", step=step, tool=contract.ref, input=data)
+    return CallContext(
+        tenant_id=tenant, workflow_id="wf-1", run_id="run-1", workflow_type="order_fulfill",
+        principal="test", step=step, tool=contract.name, version=contract.version,
+        side_effect=contract.side_effect, provider=contract.provider,
+        internal_key=keys.internal, external_key=keys.external,
+        request_hash=request_hash(contract.ref, data),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def clients(sandbox: Sandbox) -> AsyncIterator[Clients]:
+    built = Clients.build(sandbox.settings)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+async def test_forged_keys_are_refused_without_retry(
+    clients: Clients, database: Database, tenant: str
+) -> None:
+    stripe = StripeActivities(clients.stripe, database)
+    input = CapturePaymentInput(payment_intent_id="pi_x", order_id="1", amount_minor=100,
+                                currency="USD")  # fmt: skip
+    ctx = context(tenant, STRIPE_CAPTURE_PAYMENT, input).model_copy(
+        update={"external_key": "autobiz:forged"}
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(stripe.capture_payment, ctx, input)
+    assert refused.value.type == "GATE_BYPASSED" and refused.value.non_retryable
+
+
+async def test_missing_payment_intent_is_not_retried(
+    clients: Clients, database: Database, tenant: str
+) -> None:
+    stripe = StripeActivities(clients.stripe, database)
+    input = CapturePaymentInput(payment_intent_id="pi_missing", order_id="1", amount_minor=100,
+                                currency="USD")  # fmt: skip
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(
+            stripe.capture_payment, context(tenant, STRIPE_CAPTURE_PAYMENT, input), input
+        )
+    assert failed.value.type == "PROVIDER_NOT_FOUND" and failed.value.non_retryable
+
+
+async def test_printful_create_finds_the_existing_order(
+    clients: Clients, database: Database, tenant: str, sandbox: Sandbox
+) -> None:
+    printful = PrintfulActivities(clients.printful, database)
+    input = CreatePrintfulOrderInput(
+        external_id="ext-123",
+        recipient=PrintfulRecipient(name="A", address1="1 St", city="X", zip="1",
+                                    country_code="US"),
+        items=[PrintfulItem(catalog_variant_id=4012, quantity=1)],
+    )  # fmt: skip
+    env = ActivityEnvironment()
+    first = await env.run(
+        printful.create_order, context(tenant, PRINTFUL_CREATE_ORDER, input, "a"), input
+    )
+    # Another step (other keys, past the idempotency store): still the same order.
+    second = await env.run(
+        printful.create_order, context(tenant, PRINTFUL_CREATE_ORDER, input, "b"), input
+    )
+    assert first.printful_order_id == second.printful_order_id
+    assert len(await sandbox.control.printful_orders()) == 1
+
+
+async def test_order_state_is_optimistic(database: Database, tenant: str) -> None:
+    acts = ApprovalActivities(database)
+    env = ActivityEnvironment()
+    w = OrderStateWrite(tenant_id=tenant, order_id="o1", state="received", expected_version=0)
+    assert (await env.run(acts.write_order_state, w)).version == 1
+    again = await env.run(acts.write_order_state, w)  # a retried write: same outcome
+    assert again.version == 1 and not again.applied
+    moved = w.model_copy(update={"state": "paid", "expected_version": 1})
+    assert (await env.run(acts.write_order_state, moved)).version == 2
+    stale = w.model_copy(update={"state": "failed", "expected_version": 1})
+    with pytest.raises(ApplicationError) as conflict:
+        await env.run(acts.write_order_state, stale)
+    assert conflict.value.type == "ORDER_STATE_CONFLICT"

@@ -1,0 +1,119 @@
+"""WF01 OrderFulfill end to end: provider-side state in the sandbox, receipts, projection."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from starters.flows import decide, flow_status, start_order
+from tests.workflows.support import FAST, SHIP_TO, Harness
+from workflows.models import Decision, ShipmentNotice, printful_external_id
+
+pytestmark = pytest.mark.integration
+
+
+async def _ship(h: Harness, workflow_id: str) -> tuple[int, str]:
+    status = await h.status_when(workflow_id, lambda s: s.state == "in_production")
+    pf_id = int(status.detail["printful_order_id"])
+    await h.sandbox.control.advance_printful(pf_id, "ship", carrier="USPS")
+    shipments = await h.clients.printful.shipments(pf_id)
+    assert len(shipments) == 1 and shipments[0].tracking_number
+    return pf_id, shipments[0].tracking_number
+
+
+async def test_happy_path_exactly_once(harness: Harness) -> None:
+    h = harness
+    order_id = await h.seed_order("25.00")
+    pi = await h.authorize(2500, order_id)
+    handle = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
+        ship_to=SHIP_TO, timing=FAST,
+    )  # fmt: skip
+    # A second trigger for the same order attaches to the running workflow.
+    again = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
+        ship_to=SHIP_TO, timing=FAST,
+    )  # fmt: skip
+    assert again.id == handle.id and again.result_run_id == handle.result_run_id
+
+    pf_id, tracking = await _ship(h, handle.id)
+    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
+                                                            tracking_number=tracking))  # fmt: skip
+    result = await handle.result()
+    assert result.state == "completed"
+    assert result.captured_minor == 2500 and result.tracking_number == tracking
+
+    # Stripe: captured once, for the full amount.
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.status == "succeeded" and intent.amount_received == 2500
+    # Printful: exactly one order for this key, confirmed and shipped.
+    orders = await h.sandbox.control.printful_orders()
+    mine = [o for o in orders if o["external_id"] == printful_external_id(h.tenant, order_id)]
+    assert len(mine) == 1 and mine[0]["id"] == pf_id and mine[0]["status"] == "fulfilled"
+    # Shopify: fulfilled with the tracking number.
+    order = await h.clients.shopify.get_order(f"gid://shopify/Order/{order_id}")
+    assert order.fulfillment_status == "FULFILLED"
+    # SendGrid: one email, to the customer, in sandbox mode.
+    outbox = await h.sandbox.control.outbox()
+    assert [m["recipients"] for m in outbox] == [["customer@example.com"]]
+    assert outbox[0]["request"]["template_id"] == "d-autobiz-shipping-confirmation"
+    # Receipts: one per side effect, FINANCIAL with amount and currency.
+    receipts = await h.receipts(handle.id)
+    assert [r.tool for r in receipts] == [
+        "stripe.capture_payment", "printful.create_order", "printful.confirm_order",
+        "shopify.create_fulfillment", "sendgrid.send_email",
+    ]  # fmt: skip
+    capture = receipts[0]
+    assert capture.amount_minor == 2500 and capture.currency == "USD"
+    assert capture.external_key.startswith("autobiz:")
+    # The projection followed the flow (optimistic versions).
+    async with h.db.tenant(h.tenant) as s:
+        row = await s.fetch_one(
+            "SELECT state, version FROM order_state WHERE tenant_id = %s AND order_id = %s",
+            (h.tenant, order_id),
+        )
+    assert row is not None and row["state"] == "completed" and row["version"] >= 6
+    status = await flow_status(h.client, handle.id)
+    assert status.state == "completed" and status.error is None
+
+
+async def test_shipment_found_by_polling_printful(harness: Harness) -> None:
+    h = harness
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, ship_to=SHIP_TO,
+        timing=FAST, shipment_wait=timedelta(seconds=1), shipment_polls=20,
+    )  # fmt: skip
+    _, tracking = await _ship(h, handle.id)
+    result = await handle.result()
+    assert result.state == "completed" and result.tracking_number == tracking
+    assert result.captured_minor == 0  # already paid: nothing to capture
+    tools = [r.tool for r in await h.receipts(handle.id)]
+    assert "stripe.capture_payment" not in tools and tools.count("sendgrid.send_email") == 1
+
+
+async def test_large_order_waits_for_approval_then_captures(harness: Harness) -> None:
+    h = harness
+    order_id = await h.seed_order("600.00")
+    pi = await h.authorize(60000, order_id)
+    handle = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
+        ship_to=SHIP_TO, timing=FAST,
+    )  # fmt: skip
+    status = await h.status_when(handle.id, lambda s: s.approval is not None)
+    assert status.state == "awaiting_approval" and status.approval is not None
+    assert set(status.approval.roles) == {"fraud_reviewer", "finance"}
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.status == "requires_capture"  # nothing captured while waiting
+    result = await decide(
+        h.client, handle.id, Decision(tenant_id=h.tenant, approver="omar", approve=True)
+    )
+    assert result.status == "approved"
+    _, tracking = await _ship(h, handle.id)
+    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
+                                                            tracking_number=tracking))  # fmt: skip
+    done = await handle.result()
+    assert done.state == "completed" and done.captured_minor == 60000
+    rows = await h.hitl_rows(handle.id)
+    assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "omar")]

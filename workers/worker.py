@@ -1,0 +1,197 @@
+"""The AutoBiz worker: every order-to-cash workflow and every tool activity on one queue.
+
+Start-up refuses an invalid BusinessConfig (any file in ``settings.config_dir`` that does
+not compile) and unsafe provider settings before it polls anything. The provider clients
+and the database pool are built once and injected into the activity classes. SIGTERM /
+SIGINT shut the worker down gracefully: polling stops, in-flight activities get
+``settings.worker.graceful_shutdown_seconds`` to finish, then the clients close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities.approval_activities import ApprovalActivities
+from activities.config_activities import ConfigActivities
+from activities.email_activities import EmailActivities
+from activities.kernel_activities import KernelActivities
+from activities.printful_activities import PrintfulActivities
+from activities.risk_activities import RiskActivities
+from activities.shopify_activities import ShopifyActivities
+from activities.stripe_activities import StripeActivities
+from autobiz.business_config import load_business_config
+from autobiz.db.database import Database
+from autobiz.db.dsn import app_dsn
+from autobiz.errors import ConfigError
+from autobiz.providers.hygiene import ensure_settings_safe
+from autobiz.providers.printful_client import PrintfulOrders
+from autobiz.providers.sendgrid_client import SendGridMailer
+from autobiz.providers.shopify_client import ShopifyAdmin
+from autobiz.providers.stripe_client import StripePayments
+from autobiz.settings import Settings
+from autobiz.temporal_client import connect
+from kernel.config import BusinessConfig
+from workflows.order_fulfill import OrderFulfill
+from workflows.refund import Refund
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: tuple[type, ...] = (OrderFulfill, Refund)
+
+
+def load_configs(
+    config_dir: Path, files: Sequence[Path] | None = None
+) -> dict[str, BusinessConfig]:
+    """Every tenant config, compiled; one invalid file and nothing starts."""
+    paths = list(files) if files is not None else sorted(config_dir.glob("*.yaml"))
+    if not paths:
+        raise ConfigError(f"no BusinessConfig (*.yaml) in {config_dir}", code="CONFIG_MISSING")
+    configs: dict[str, BusinessConfig] = {}
+    for path in paths:
+        config = load_business_config(path)
+        if config.tenant in configs:
+            raise ConfigError(f"tenant {config.tenant} is configured twice ({path})")
+        configs[config.tenant] = config
+    return configs
+
+
+@dataclass
+class Clients:
+    stripe: StripePayments
+    shopify: ShopifyAdmin
+    printful: PrintfulOrders
+    mailer: SendGridMailer
+
+    @classmethod
+    def build(cls, settings: Settings) -> Clients:
+        ensure_settings_safe(settings)
+        return cls(
+            stripe=StripePayments(settings),
+            shopify=ShopifyAdmin(settings),
+            printful=PrintfulOrders(settings),
+            mailer=SendGridMailer(settings),
+        )
+
+    async def aclose(self) -> None:
+        for client in (self.stripe, self.shopify, self.printful, self.mailer):
+            await client.aclose()
+
+
+def activities(
+    clients: Clients,
+    db: Database,
+    configs: dict[str, BusinessConfig],
+    *,
+    high_risk_countries: Sequence[str] = (),
+) -> list[Callable[..., Any]]:
+    stripe = StripeActivities(clients.stripe, db)
+    shopify = ShopifyActivities(clients.shopify, db)
+    printful = PrintfulActivities(clients.printful, db)
+    email = EmailActivities(clients.mailer, db)
+    risk = RiskActivities(high_risk_countries=high_risk_countries)
+    approvals = ApprovalActivities(db)
+    return [
+        stripe.capture_payment, stripe.cancel_payment, stripe.create_refund,
+        shopify.get_order, shopify.create_fulfillment, shopify.refund_create,
+        shopify.cancel_order,
+        printful.create_order, printful.confirm_order, printful.cancel_order, printful.get_order,
+        email.send_email, risk.assess,
+        approvals.open_request, approvals.note, approvals.close_request,
+        approvals.write_order_state,
+        ConfigActivities(configs).load_flow_context,
+        KernelActivities(db).persist_trace,
+    ]  # fmt: skip
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    clients: Clients,
+    db: Database,
+    configs: dict[str, BusinessConfig],
+    *,
+    task_queue: str | None = None,
+) -> Worker:
+    cfg = settings.worker
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities(clients, db, configs, high_risk_countries=cfg.high_risk_countries),
+        max_concurrent_activities=cfg.max_concurrent_activities,
+        max_concurrent_workflow_tasks=cfg.max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=cfg.graceful_shutdown_seconds),
+    )
+
+
+@asynccontextmanager
+async def worker_resources(
+    settings: Settings, configs: dict[str, BusinessConfig]
+) -> AsyncIterator[tuple[Clients, Database]]:
+    async with AsyncExitStack() as stack:
+        clients = Clients.build(settings)
+        stack.push_async_callback(clients.aclose)
+        db = Database(
+            app_dsn(settings),
+            None,
+            min_size=settings.postgres.pool_min_size,
+            max_size=settings.postgres.pool_max_size,
+        )
+        await stack.enter_async_context(db)
+        yield clients, db
+
+
+def _runtime(settings: Settings) -> Runtime | None:
+    bind = settings.worker.metrics_bind
+    if bind is None:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); then shut down gracefully."""
+    configs = load_configs(settings.config_dir)  # before anything connects
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
+            pass
+    client = await connect(settings, runtime=_runtime(settings))
+    async with worker_resources(settings, configs) as (clients, db):
+        worker = build_worker(client, settings, clients, db, configs, task_queue=task_queue)
+        runner = asyncio.create_task(worker.run())
+        log.info(
+            "worker polling %s for tenants %s",
+            task_queue or settings.temporal.task_queue, ", ".join(sorted(configs)),
+        )  # fmt: skip
+        if on_ready is not None:
+            on_ready()
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            stopper.cancel()
+            runner.result()  # the worker died: surface why
+            return
+        log.info("shutting down: finishing in-flight tasks")
+        await worker.shutdown()
+        await runner

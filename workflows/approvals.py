@@ -1,0 +1,306 @@
+"""Human approval inside a workflow (DESIGN §4, INV-07): one desk per run.
+
+- The ``decide`` **update** (validated first: known approver of this tenant, holding a
+  role the rule names, a request pending, not decided, not expired — otherwise rejected
+  before anything reaches history); ``decide_signal`` is the fire-and-forget form (an
+  invalid signal is dropped and counted).
+- ``obtain`` opens the ``hitl_requests`` row, waits with ``wait_condition`` until a
+  decision or the deadline, sends a reminder before expiry and escalates after
+  ``escalate_after``, then closes the row (approved / denied / expired).
+- The first decision wins: duplicates (same update id: Temporal returns the first
+  outcome) and approve/deny races (the second handler is refused) give one outcome.
+
+Deterministic: time is ``workflow.now()``; I/O only through activities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from autobiz.search_attributes import APPROVAL_PENDING
+    from kernel.call import internal_activity, kernel_call, preview
+    from kernel.errors import GateCode
+    from kernel.state import Approval, RunState
+    from workflows.models import (
+        HITL_CLOSE,
+        HITL_NOTE,
+        HITL_OPEN,
+        ApprovalView,
+        ApproverInfo,
+        Decision,
+        DecisionResult,
+        FlowContext,
+        HitlClose,
+        HitlNote,
+        HitlOpen,
+    )
+
+DB_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+Notifier = Callable[[Literal["reminder", "escalation", "expired"], ApprovalView, list[str]],
+                    Awaitable[None]]  # fmt: skip
+
+
+class ApprovalDenied(Exception):
+    def __init__(self, view: ApprovalView) -> None:
+        super().__init__(f"approval {view.request_id} {view.status}")
+        self.view = view
+
+
+def rejected(message: str) -> ApplicationError:
+    return ApplicationError(message, type="DECISION_REJECTED", non_retryable=True)
+
+
+class ApprovalDesk:
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.current: ApprovalView | None = None
+        self.history: list[ApprovalView] = []
+        self.dropped_signals = 0
+        self._roster: dict[str, ApproverInfo] = {}
+        self._timing_remind = timedelta(hours=1)
+        self._timing_escalate = timedelta(hours=4)
+        self._ops_email: str | None = None
+        self._count = 0
+
+    def configure(self, context: FlowContext) -> None:
+        self._roster = {a.id: a for a in context.approvers}
+        self._timing_remind = context.timing.remind_before
+        self._timing_escalate = context.timing.escalate_after
+        self._ops_email = context.ops_email
+
+    @property
+    def pending(self) -> bool:
+        return self.current is not None and self.current.status == "pending"
+
+    # -- the update / signal ----------------------------------------------------------
+
+    def validate(self, d: Decision) -> None:
+        """Raise to reject the update before it is written to history."""
+        view = self.current
+        if d.tenant_id != self.tenant_id:
+            raise rejected(f"decision for tenant {d.tenant_id} sent to a {self.tenant_id} flow")
+        approver = self._roster.get(d.approver)
+        if approver is None:
+            raise rejected(f"{d.approver} is not an approver of tenant {self.tenant_id}")
+        if view is None:
+            if d.request_id and any(h.request_id == d.request_id for h in self.history):
+                raise rejected(f"request {d.request_id} was already decided")
+            raise rejected("no approval is pending")
+        if d.request_id is not None and d.request_id != view.request_id:
+            raise rejected(f"request {d.request_id} is not the pending request")
+        if view.status != "pending":
+            raise rejected(f"request {view.request_id} was already {view.status}")
+        if workflow.now() >= view.expires_at:
+            raise rejected(f"request {view.request_id} has expired")
+        if view.roles and not set(approver.roles) & set(view.roles):
+            raise rejected(
+                f"{d.approver} has none of the roles {', '.join(view.roles)} this action needs"
+            )
+
+    def apply(self, d: Decision) -> DecisionResult:
+        """The handler: revalidate (a racing decision may have landed first), then decide."""
+        self.validate(d)
+        view = self.current
+        assert view is not None
+        roles = self._roster[d.approver].roles
+        role = next((r for r in view.roles if r in roles), roles[0])
+        self.current = view.model_copy(
+            update={
+                "status": "approved" if d.approve else "denied",
+                "decided_by": d.approver,
+                "decided_role": role,
+                "decided_at": workflow.now(),
+                "reason": d.reason,
+            }
+        )
+        return DecisionResult(
+            request_id=view.request_id,
+            status=self.current.status,
+            decided_by=d.approver,
+            decided_at=self.current.decided_at,
+        )
+
+    def signal(self, d: Decision) -> None:
+        try:
+            self.apply(d)
+        except ApplicationError as exc:
+            self.dropped_signals += 1
+            workflow.logger.warning("approval signal dropped: %s", exc.message)
+
+    # -- the wait ---------------------------------------------------------------------
+
+    def approval_for(self, internal_key: str | None) -> Approval:
+        view = self.current
+        assert view is not None and view.status == "approved" and view.decided_at is not None
+        return Approval(
+            approved=True,
+            approver=view.decided_by or "",
+            role=view.decided_role or "",
+            request_id=view.request_id,
+            decided_at=view.decided_at,
+            internal_key=internal_key,
+        )
+
+    def _recipients(self, roles: tuple[str, ...]) -> list[str]:
+        return sorted(
+            a.email
+            for a in self._roster.values()
+            if a.email and (not roles or set(a.roles) & set(roles))
+        )
+
+    async def obtain(
+        self,
+        *,
+        action: str,
+        roles: tuple[str, ...],
+        expires_in: timedelta,
+        amount_minor: int | None,
+        currency: str | None,
+        notify: Notifier,
+        details: dict[str, Any] | None = None,
+    ) -> ApprovalView:
+        """Open a request and wait for its outcome (approved, denied or expired)."""
+        info = workflow.info()
+        self._count += 1
+        now = workflow.now()
+        view = ApprovalView(
+            request_id=f"{info.workflow_id}#{action}#{self._count}",
+            action=action, roles=roles, amount_minor=amount_minor, currency=currency,
+            requested_at=now, expires_at=now + expires_in,
+        )  # fmt: skip
+        self.current = view
+        await internal_activity(
+            HITL_OPEN,
+            HitlOpen(
+                tenant_id=self.tenant_id, request_id=view.request_id,
+                workflow_id=info.workflow_id, run_id=info.run_id, action=action,
+                required_role=",".join(roles) or "*", amount_minor=amount_minor,
+                currency=currency, requested_at=now, expires_at=view.expires_at,
+                details=details or {},
+            ),
+            limit=DB_ACTIVITY_TIMEOUT,
+        )  # fmt: skip
+        workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(True)])
+
+        events: list[tuple[Any, Literal["reminder", "escalation"]]] = []
+        if timedelta(0) < self._timing_escalate < expires_in:
+            events.append((now + self._timing_escalate, "escalation"))
+        if timedelta(0) < self._timing_remind < expires_in:
+            events.append((view.expires_at - self._timing_remind, "reminder"))
+        events.sort(key=lambda e: e[0])
+
+        while self.pending:
+            due, kind = events[0] if events else (view.expires_at, None)
+            remaining = (due - workflow.now()).total_seconds()
+            try:
+                await workflow.wait_condition(
+                    lambda: not self.pending, timeout=max(remaining, 0.001)
+                )
+            except TimeoutError:
+                if kind is None:
+                    assert self.current is not None
+                    self.current = self.current.model_copy(update={"status": "expired"})
+                    break
+                events.pop(0)
+                await self._note(kind, notify)
+
+        final = self.current
+        assert final is not None and final.status != "pending"
+        closed: Literal["approved", "denied", "expired"] = final.status
+        await internal_activity(
+            HITL_CLOSE,
+            HitlClose(
+                tenant_id=self.tenant_id, request_id=final.request_id,
+                status=closed,
+                decided_by=final.decided_by, decided_at=final.decided_at or workflow.now(),
+                reason=final.reason if final.status != "expired" else "timeout",
+            ),
+            limit=DB_ACTIVITY_TIMEOUT,
+        )  # fmt: skip
+        workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(False)])
+        if final.status == "expired":
+            recipients = self._recipients(final.roles)
+            if self._ops_email:
+                recipients.append(self._ops_email)
+            await notify("expired", final, sorted(set(recipients)))
+        self.history.append(final)
+        return final
+
+    async def _note(self, kind: Literal["reminder", "escalation"], notify: Notifier) -> None:
+        view = self.current
+        assert view is not None
+        level = view.escalation_level + (1 if kind == "escalation" else 0)
+        if kind == "escalation":
+            # The next group: every approver of any listed role, and the ops address.
+            recipients = self._recipients(())
+            if self._ops_email:
+                recipients.append(self._ops_email)
+        else:
+            recipients = self._recipients(view.roles[level : level + 1] or view.roles)
+        recipients = sorted(set(recipients))
+        self.current = view.model_copy(update={"escalation_level": level})
+        await notify(kind, self.current, recipients)
+        await internal_activity(
+            HITL_NOTE,
+            HitlNote(
+                tenant_id=self.tenant_id, request_id=view.request_id, kind=kind,
+                escalation_level=level, at=workflow.now(), notified=tuple(recipients),
+            ),
+            limit=DB_ACTIVITY_TIMEOUT,
+        )  # fmt: skip
+
+
+async def call_with_approval(
+    desk: ApprovalDesk,
+    state: RunState,
+    tool: str,
+    input: BaseModel,
+    *,
+    step: str,
+    action: str,
+    amount_minor: int | None,
+    currency: str | None,
+    notify: Notifier,
+    timeout_override: timedelta | None = None,
+    expect: type[BaseModel] | None = None,
+) -> BaseModel:
+    """``kernel_call`` that first obtains a human decision when the gate demands one.
+
+    Raises :class:`ApprovalDenied` when the request is denied or expires (fail closed).
+    A request already approved in this run for the same action is reused, bound to this
+    call's own idempotency key.
+    """
+    decision = preview(state, tool, "1", input, step=step)
+    approval: Approval | None = None
+    if decision.code is GateCode.APPROVAL_REQUIRED:
+        assert decision.hitl is not None and decision.keys is not None
+        rule = decision.hitl.rule
+        reusable = (
+            desk.current is not None
+            and desk.current.status == "approved"
+            and desk.current.action == action
+        )
+        if not reusable:
+            timeout = timeout_override or (rule.timeout if rule else timedelta(hours=24))
+            view = await desk.obtain(
+                action=action, roles=decision.hitl.approver_roles, expires_in=timeout,
+                amount_minor=amount_minor, currency=currency, notify=notify,
+                details={"tool": f"{tool}@1", "step": step},
+            )  # fmt: skip
+            if view.status != "approved":
+                state.decision(
+                    workflow.now(), f"approval_{view.status}",
+                    {"request_id": view.request_id, "tool": f"{tool}@1",
+                     "decided_by": view.decided_by},
+                )  # fmt: skip
+                raise ApprovalDenied(view)
+        approval = desk.approval_for(decision.keys.internal)
+    return await kernel_call(state, tool, "1", input, step=step, expect=expect, approval=approval)

@@ -1,0 +1,153 @@
+"""Pieces every order-to-cash workflow shares: the flow state (search attributes, trace),
+the policy for runs started without one, emails through the kernel, and the saga.
+
+Deterministic: imported by workflow modules only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
+    from kernel.call import internal_activity, kernel_call
+    from kernel.catalog import SendEmailInput, SendEmailOutput
+    from kernel.state import RunState
+    from workflows.approvals import ApprovalDenied
+    from workflows.models import (
+        LOAD_FLOW_CONTEXT,
+        ApprovalView,
+        FlowContext,
+        FlowContextRequest,
+    )
+
+Compensation = Callable[[], Awaitable[Any]]
+
+
+async def load_context(
+    given: FlowContext | None, tenant_id: str, workflow_type: str
+) -> FlowContext:
+    """The input's context, or (started by the ingress) the worker's compiled config."""
+    if given is not None:
+        if given.policy.tenant_id != tenant_id or given.policy.workflow_type != workflow_type:
+            raise ApplicationError(
+                "the flow context is for another tenant or workflow type",
+                type="CONTEXT_MISMATCH",
+                non_retryable=True,
+            )
+        return given
+    context = await internal_activity(
+        LOAD_FLOW_CONTEXT,
+        FlowContextRequest(tenant_id=tenant_id, workflow_type=workflow_type),
+        result_type=FlowContext,
+    )
+    assert context is not None
+    return context
+
+
+def mark_started(tenant_id: str, order_id: str, state: str) -> None:
+    workflow.upsert_search_attributes(
+        [
+            TENANT_ID.value_set(tenant_id),
+            ORDER_ID.value_set(order_id),
+            FLOW_STATE.value_set(state),
+            APPROVAL_PENDING.value_set(False),
+        ]
+    )
+
+
+def move(run: RunState, current: str, new: str) -> str:
+    """Record a business state change (trace + FlowState search attribute)."""
+    if new != current:
+        run.state_change(workflow.now(), current, new)
+        workflow.upsert_search_attributes([FLOW_STATE.value_set(new)])
+    return new
+
+
+async def send_email(
+    run: RunState,
+    *,
+    to: str,
+    template: str,
+    subject: str,
+    step: str,
+    variables: dict[str, str] | None = None,
+    category: str = "transactional",
+) -> SendEmailOutput:
+    return await kernel_call(
+        run,
+        "sendgrid.send_email",
+        "1",
+        SendEmailInput(
+            to=to, template=template, subject=subject, variables=variables or {},
+            category=category,
+        ),
+        step=step,
+        expect=SendEmailOutput,
+    )  # fmt: skip
+
+
+def approval_notifier(
+    run: RunState,
+) -> Callable[[str, ApprovalView, list[str]], Awaitable[None]]:
+    """Reminders, escalations and expiries go to people as emails, through the kernel."""
+    templates = {
+        "reminder": "approval_reminder",
+        "escalation": "approval_escalated",
+        "expired": "approval_expired",
+    }
+
+    async def notify(kind: str, view: ApprovalView, recipients: list[str]) -> None:
+        for to in recipients:
+            try:
+                await send_email(
+                    run, to=to, template=templates[kind], category="approval",
+                    subject=f"Approval {kind}: {view.action}",
+                    step=f"notify:{kind}:{view.escalation_level}:{view.request_id}:{to}",
+                    variables={"request_id": view.request_id, "action": view.action,
+                               "expires_at": view.expires_at.isoformat()},
+                )  # fmt: skip
+            except (ActivityError, ApplicationError) as exc:
+                # A notification that cannot be sent must not decide the money question.
+                workflow.logger.warning("approval %s notification failed: %s", kind, exc)
+
+    return notify
+
+
+class Saga:
+    """Undo steps registered as the flow goes; run in reverse on failure, after every
+    in-flight update/signal handler has finished."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Compensation]] = []
+        self.done: list[str] = []
+        self.failed: list[str] = []
+
+    def add(self, name: str, undo: Compensation) -> None:
+        self._steps.append((name, undo))
+
+    def clear(self) -> None:
+        """The point of no return: what is done can no longer be undone here."""
+        self._steps.clear()
+
+    @property
+    def pending(self) -> list[str]:
+        return [name for name, _ in self._steps]
+
+    async def compensate(self, run: RunState) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        while self._steps:
+            name, undo = self._steps.pop()
+            try:
+                await undo()
+                self.done.append(name)
+                run.decision(workflow.now(), "compensated", {"step": name})
+            except (ActivityError, ApplicationError, ApprovalDenied) as exc:
+                self.failed.append(name)
+                run.decision(
+                    workflow.now(), "compensation_failed", {"step": name, "error": str(exc)}
+                )

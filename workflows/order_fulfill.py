@@ -1,0 +1,382 @@
+"""WF01 OrderFulfill: a paid (or authorised) Shopify order, printed, shipped and told.
+
+shopify.get_order → risk.assess → [approval when the HITL rule says so] →
+stripe.capture_payment (or verify paid) → printful.create_order (external_id = order key)
+→ printful.confirm_order → wait for the shipment (``printful_shipment`` signal, or the
+ingress's ``printful_event``; polls Printful when the wait times out) →
+shopify.create_fulfillment with tracking → sendgrid.send_email.
+
+Compensation: the Printful draft is cancelled and the capture refunded (through the gate,
+so a large refund waits for approval) if the flow fails before the order is confirmed;
+after confirmation production has started and nothing is undone here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from kernel.call import internal_activity, kernel_call, persist_trace, preview, start_run
+    from kernel.catalog import (
+        CapturePaymentInput,
+        CapturePaymentOutput,
+        CreateFulfillmentInput,
+        CreateFulfillmentOutput,
+        CreatePrintfulOrderInput,
+        CreateRefundInput,
+        GetOrderInput,
+        GetOrderOutput,
+        GetPrintfulOrderOutput,
+        PrintfulItem,
+        PrintfulOrderOutput,
+        PrintfulOrderRef,
+        PrintfulRecipient,
+        RiskInput,
+        RiskOutput,
+        Shipment,
+    )
+    from kernel.state import RunState, RunSummary
+    from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
+    from workflows.flow import (
+        Saga,
+        approval_notifier,
+        load_context,
+        mark_started,
+        move,
+        send_email,
+    )
+    from workflows.models import (
+        ORDER_FULFILL,
+        ORDER_STATE_WRITE,
+        Decision,
+        DecisionResult,
+        FlowStatus,
+        OrderFulfillInput,
+        OrderFulfillResult,
+        OrderStateWrite,
+        OrderStateWritten,
+        ShipmentNotice,
+        printful_external_id,
+    )
+
+WORKFLOW_TYPE = "order_fulfill"
+DB_TIMEOUT = timedelta(seconds=30)
+SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
+_PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
+
+
+def printful_items(order: GetOrderOutput, default_variant: int) -> list[PrintfulItem]:
+    """Shopify line items as Printful catalog items (SKU ``PF-<variant>``, else default)."""
+    items = []
+    for li in order.line_items:
+        match = _PF_SKU.match(li.sku)
+        variant = int(match.group(1)) if match else default_variant
+        items.append(PrintfulItem(catalog_variant_id=variant, quantity=li.quantity))
+    return items
+
+
+@workflow.defn(name=ORDER_FULFILL)
+class OrderFulfill:
+    def __init__(self) -> None:
+        self._run: RunState | None = None
+        self._desk: ApprovalDesk | None = None
+        self._state = "received"
+        self._tenant = ""
+        self._shipment: ShipmentNotice | None = None
+        self._version = 0
+        self._detail: dict[str, Any] = {}
+        self._error: str | None = None
+
+    # -- handlers ---------------------------------------------------------------------
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: Decision) -> DecisionResult:
+        return self._require_desk().apply(decision)
+
+    @decide.validator
+    def _validate_decide(self, decision: Decision) -> None:
+        self._require_desk().validate(decision)
+
+    @workflow.signal(name="decide_signal")
+    def decide_signal(self, decision: Decision) -> None:
+        if self._desk is not None:
+            self._desk.signal(decision)
+
+    @workflow.signal(name="printful_shipment")
+    def printful_shipment(self, notice: ShipmentNotice) -> None:
+        if self._shipment is None:
+            self._shipment = notice
+
+    @workflow.signal(name="printful_event")
+    def printful_event(self, envelope: dict[str, Any]) -> None:
+        """The ingress's envelope (``ingress.handoff.EventEnvelope`` as JSON)."""
+        if envelope.get("topic") not in SHIPPED_TOPICS or self._shipment is not None:
+            return
+        payload = envelope.get("payload") or {}
+        data = payload.get("data") if isinstance(payload, dict) else None
+        shipment = (data or {}).get("shipment") or {}
+        if shipment.get("tracking_number"):
+            self._shipment = ShipmentNotice(
+                carrier=str(shipment.get("carrier") or "unknown"),
+                tracking_number=str(shipment["tracking_number"]),
+                tracking_url=shipment.get("tracking_url"),
+            )
+
+    @workflow.signal(name="shopify_event")
+    def shopify_event(self, envelope: dict[str, Any]) -> None:
+        """A repeated ``orders/paid`` (signal-with-start on a running flow): nothing to do."""
+
+    @workflow.signal(name="stripe_event")
+    def stripe_event(self, envelope: dict[str, Any]) -> None:
+        self._detail.setdefault("stripe_events", []).append(str(envelope.get("topic")))
+
+    @workflow.query
+    def status(self) -> FlowStatus:
+        return FlowStatus(
+            workflow_id=workflow.info().workflow_id, tenant_id=self._tenant, state=self._state,
+            approval=self._desk.current if self._desk else None, detail=dict(self._detail),
+            cost_micros=self._run.cost_micros if self._run else 0, error=self._error,
+        )  # fmt: skip
+
+    @workflow.query
+    def kernel_trace(self) -> RunSummary:
+        assert self._run is not None
+        return self._run.summary()
+
+    def _require_desk(self) -> ApprovalDesk:
+        if self._desk is None:
+            raise ApplicationError("the flow is not ready for decisions", type="DECISION_REJECTED")
+        return self._desk
+
+    # -- the flow ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: OrderFulfillInput) -> OrderFulfillResult:
+        self._tenant = input.tenant_id
+        mark_started(input.tenant_id, input.order_id, self._state)
+        context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
+        run = self._run = start_run(context.policy, principal=input.principal)
+        desk = self._desk = ApprovalDesk(input.tenant_id)
+        desk.configure(context)
+        saga = Saga()
+        result: dict[str, Any] = {}
+        try:
+            await self._flow(input, context.customer_emails, run, desk, saga, result)
+        except (ActivityError, ApplicationError, ApprovalDenied) as exc:
+            self._error = _describe(exc)
+            denied = isinstance(exc, ApprovalDenied)
+            await saga.compensate(run)
+            self._detail["compensated"] = saga.done
+            await self._move(run, input, "rejected" if denied else "failed")
+            await persist_trace(run)
+            if isinstance(exc, ApprovalDenied):
+                if exc.view.status == "denied":
+                    return self._result(input, run, result)
+                raise ApplicationError(
+                    f"approval {exc.view.request_id} expired: failed closed",
+                    type="APPROVAL_EXPIRED",
+                    non_retryable=True,
+                ) from None
+            raise
+        await self._move(run, input, "completed")
+        await persist_trace(run)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result(input, run, result)
+
+    def _result(
+        self, input: OrderFulfillInput, run: RunState, result: dict[str, Any]
+    ) -> OrderFulfillResult:
+        return OrderFulfillResult(
+            workflow_id=workflow.info().workflow_id, state=self._state,
+            cost_micros=run.cost_micros, **result,
+        )  # fmt: skip
+
+    async def _move(self, run: RunState, input: OrderFulfillInput, new: str) -> None:
+        self._state = move(run, self._state, new)
+        written = await internal_activity(
+            ORDER_STATE_WRITE,
+            OrderStateWrite(
+                tenant_id=input.tenant_id, order_id=input.order_id, state=new,
+                expected_version=self._version,
+                data={"workflow_id": workflow.info().workflow_id, **self._detail},
+            ),
+            result_type=OrderStateWritten, limit=DB_TIMEOUT,
+        )  # fmt: skip
+        assert written is not None
+        self._version = written.version
+
+    async def _flow(
+        self,
+        input: OrderFulfillInput,
+        customer_emails: bool,
+        run: RunState,
+        desk: ApprovalDesk,
+        saga: Saga,
+        result: dict[str, Any],
+    ) -> None:
+        notify = approval_notifier(run)
+        order = await kernel_call(
+            run, "shopify.get_order", "1", GetOrderInput(order_id=input.order_id),
+            step="get_order", expect=GetOrderOutput,
+        )  # fmt: skip
+        self._detail.update(order_name=order.order_name, total_minor=order.total_minor,
+                            currency=order.currency)  # fmt: skip
+        ship_to = input.ship_to or _recipient(order)
+        if ship_to is None:
+            raise ApplicationError(
+                f"order {input.order_id} has no shipping address",
+                type="NO_SHIPPING_ADDRESS", non_retryable=True,
+            )  # fmt: skip
+        await self._move(run, input, "assessing")
+        risk = await kernel_call(
+            run, "risk.assess", "1",
+            RiskInput(order_id=input.order_id, amount_minor=order.total_minor,
+                      currency=order.currency, country_code=ship_to.country_code),
+            step="risk", expect=RiskOutput,
+        )  # fmt: skip
+        self._detail["risk"] = risk.level
+
+        # Payment: capture the authorisation (approval first when the rule says so).
+        payment_intent = input.payment_intent or order.payment_intent_id
+        if payment_intent is not None:
+            await self._move(run, input, "capturing")
+            capture = CapturePaymentInput(
+                payment_intent_id=payment_intent, order_id=input.order_id,
+                amount_minor=order.total_minor, currency=order.currency, risk_level=risk.level,
+            )  # fmt: skip
+            if self._needs_approval(run, capture):
+                await self._move(run, input, "awaiting_approval")
+            captured = await call_with_approval(
+                desk, run, "stripe.capture_payment", capture, step="capture",
+                action="capture_payment", amount_minor=order.total_minor,
+                currency=order.currency, notify=notify, expect=CapturePaymentOutput,
+            )  # fmt: skip
+            assert isinstance(captured, CapturePaymentOutput)
+            result.update(captured_minor=captured.amount_captured_minor, currency=order.currency)
+            self._detail["captured_minor"] = captured.amount_captured_minor
+
+            async def refund_capture() -> None:
+                await call_with_approval(
+                    desk, run, "stripe.create_refund",
+                    CreateRefundInput(
+                        payment_intent_id=payment_intent, order_id=input.order_id,
+                        refund_request_id=f"undo-{input.order_id}"[:64],
+                        amount_minor=captured.amount_captured_minor, currency=order.currency,
+                    ),
+                    step="undo:capture", action="refund_capture",
+                    amount_minor=captured.amount_captured_minor, currency=order.currency,
+                    notify=notify,
+                )  # fmt: skip
+
+            saga.add("refund_capture", refund_capture)
+        elif order.financial_status.upper() != "PAID":
+            raise ApplicationError(
+                f"order {input.order_id} is {order.financial_status} and has no payment "
+                "to capture", type="PAYMENT_NOT_AUTHORIZED", non_retryable=True,
+            )  # fmt: skip
+        await self._move(run, input, "paid")
+
+        # Printful: draft (looked up by external id first), then confirm.
+        draft = await kernel_call(
+            run, "printful.create_order", "1",
+            CreatePrintfulOrderInput(
+                external_id=printful_external_id(input.tenant_id, input.order_id),
+                recipient=ship_to, items=printful_items(order, input.default_variant_id),
+            ),
+            step="printful_create", expect=PrintfulOrderOutput,
+        )  # fmt: skip
+        result["printful_order_id"] = draft.printful_order_id
+        self._detail["printful_order_id"] = draft.printful_order_id
+        ref = PrintfulOrderRef(printful_order_id=draft.printful_order_id)
+
+        async def cancel_draft() -> None:
+            await kernel_call(
+                run, "printful.cancel_order", "1", ref, step="undo:printful",
+                expect=PrintfulOrderOutput,
+            )  # fmt: skip
+
+        saga.add("cancel_printful_draft", cancel_draft)
+        await kernel_call(
+            run, "printful.confirm_order", "1", ref, step="printful_confirm",
+            expect=PrintfulOrderOutput,
+        )  # fmt: skip
+        saga.clear()  # in production now: nothing is undone automatically from here
+        await self._move(run, input, "in_production")
+
+        shipment = await self._await_shipment(input, run, ref)
+        result["tracking_number"] = shipment.tracking_number
+        self._detail["tracking_number"] = shipment.tracking_number
+        await self._move(run, input, "shipped")
+        fulfillment = await kernel_call(
+            run, "shopify.create_fulfillment", "1",
+            CreateFulfillmentInput(
+                order_id=input.order_id, tracking_company=shipment.carrier,
+                tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
+            ),
+            step="fulfill", expect=CreateFulfillmentOutput,
+        )  # fmt: skip
+        result["fulfillment_id"] = fulfillment.fulfillment_id
+        if customer_emails and order.customer_email:
+            sent = await send_email(
+                run, to=order.customer_email, template="shipping_confirmation",
+                subject=f"Your order {order.order_name} has shipped", step="email_shipped",
+                variables={"order_name": order.order_name, "carrier": shipment.carrier,
+                           "tracking_number": shipment.tracking_number,
+                           "tracking_url": shipment.tracking_url or ""},
+            )  # fmt: skip
+            result["email_message_id"] = sent.message_id
+
+    def _needs_approval(self, run: RunState, capture: CapturePaymentInput) -> bool:
+        decision = preview(run, "stripe.capture_payment", "1", capture, step="capture")
+        return bool(decision.hitl and decision.hitl.required)
+
+    async def _await_shipment(
+        self, input: OrderFulfillInput, run: RunState, ref: PrintfulOrderRef
+    ) -> ShipmentNotice:
+        polls = 0
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._shipment is not None, timeout=input.shipment_wait
+                )
+            except TimeoutError:
+                if polls >= input.shipment_polls:
+                    raise ApplicationError(
+                        f"no shipment for {input.order_id} after {polls} polls",
+                        type="SHIPMENT_TIMEOUT", non_retryable=True,
+                    ) from None  # fmt: skip
+                polls += 1
+                current = await kernel_call(
+                    run, "printful.get_order", "1", ref, step=f"poll_shipment:{polls}",
+                    expect=GetPrintfulOrderOutput,
+                )  # fmt: skip
+                if current.shipments:
+                    s: Shipment = current.shipments[0]
+                    self._shipment = ShipmentNotice(
+                        carrier=s.carrier, tracking_number=s.tracking_number,
+                        tracking_url=s.tracking_url,
+                    )  # fmt: skip
+            if self._shipment is not None:
+                return self._shipment
+
+
+def _recipient(order: GetOrderOutput) -> PrintfulRecipient | None:
+    a = order.shipping_address
+    if a is None:
+        return None
+    return PrintfulRecipient(
+        name=a.name, address1=a.address1, address2=a.address2, city=a.city, zip=a.zip,
+        country_code=a.country_code, state_code=a.state_code, email=order.customer_email,
+        phone=a.phone,
+    )  # fmt: skip
+
+
+def _describe(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
+    kind = getattr(cause, "type", None) or type(cause).__name__
+    return f"{kind}: {cause}"

@@ -1,0 +1,190 @@
+"""WF03 Refund: validate → approval when the HITL rule says so → Stripe refund
+(idempotent) → Shopify ``refundCreate`` (@idempotent) → customer email.
+
+An approval that times out fails closed (INV-07): no money moves, approvers and ops are
+told, and the workflow fails with ``APPROVAL_EXPIRED``. A denial completes the workflow
+with state ``denied``. A request above what was captured, or in another currency, is
+``rejected`` before anything is asked of anyone.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from kernel.call import kernel_call, persist_trace, start_run
+    from kernel.catalog import (
+        CreateRefundInput,
+        CreateRefundOutput,
+        GetOrderInput,
+        GetOrderOutput,
+        ShopifyRefundInput,
+        ShopifyRefundOutput,
+    )
+    from kernel.state import RunState, RunSummary
+    from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
+    from workflows.flow import approval_notifier, load_context, mark_started, move, send_email
+    from workflows.models import (
+        REFUND,
+        Decision,
+        DecisionResult,
+        FlowStatus,
+        RefundInput,
+        RefundResult,
+    )
+
+WORKFLOW_TYPE = "refund"
+
+
+@workflow.defn(name=REFUND)
+class Refund:
+    def __init__(self) -> None:
+        self._run: RunState | None = None
+        self._desk: ApprovalDesk | None = None
+        self._state = "received"
+        self._tenant = ""
+        self._detail: dict[str, Any] = {}
+        self._error: str | None = None
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: Decision) -> DecisionResult:
+        return self._require_desk().apply(decision)
+
+    @decide.validator
+    def _validate_decide(self, decision: Decision) -> None:
+        self._require_desk().validate(decision)
+
+    @workflow.signal(name="decide_signal")
+    def decide_signal(self, decision: Decision) -> None:
+        if self._desk is not None:
+            self._desk.signal(decision)
+
+    @workflow.query
+    def status(self) -> FlowStatus:
+        return FlowStatus(
+            workflow_id=workflow.info().workflow_id, tenant_id=self._tenant, state=self._state,
+            approval=self._desk.current if self._desk else None, detail=dict(self._detail),
+            cost_micros=self._run.cost_micros if self._run else 0, error=self._error,
+        )  # fmt: skip
+
+    @workflow.query
+    def kernel_trace(self) -> RunSummary:
+        assert self._run is not None
+        return self._run.summary()
+
+    def _require_desk(self) -> ApprovalDesk:
+        if self._desk is None:
+            raise ApplicationError("the flow is not ready for decisions", type="DECISION_REJECTED")
+        return self._desk
+
+    def _move(self, new: str) -> None:
+        assert self._run is not None
+        self._state = move(self._run, self._state, new)
+
+    @workflow.run
+    async def run(self, input: RefundInput) -> RefundResult:
+        self._tenant = input.tenant_id
+        mark_started(input.tenant_id, input.order_id, self._state)
+        context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
+        run = self._run = start_run(context.policy, principal=input.principal)
+        desk = self._desk = ApprovalDesk(input.tenant_id)
+        desk.configure(context)
+        timeout: timedelta | None = context.timing.timeout
+        wf_id = workflow.info().workflow_id
+        self._detail.update(amount_minor=input.amount_minor, currency=input.currency)
+
+        def result(state: Any, **extra: Any) -> RefundResult:
+            return RefundResult(
+                workflow_id=wf_id, state=state, amount_minor=input.amount_minor,
+                currency=input.currency, approval=desk.history[-1] if desk.history else None,
+                cost_micros=run.cost_micros, **extra,
+            )  # fmt: skip
+
+        try:
+            order = await kernel_call(
+                run, "shopify.get_order", "1", GetOrderInput(order_id=input.order_id),
+                step="get_order", expect=GetOrderOutput,
+            )  # fmt: skip
+            problem = _validate(input, order)
+            if problem is not None:
+                self._move("rejected")
+                self._error = problem
+                run.decision(workflow.now(), "refund_rejected", {"reason": problem})
+                await persist_trace(run)
+                return result("rejected", reason=problem)
+
+            self._move("validated")
+            notify = approval_notifier(run)
+            stripe_in = CreateRefundInput(
+                payment_intent_id=input.payment_intent_id, order_id=input.order_id,
+                refund_request_id=input.refund_request_id, amount_minor=input.amount_minor,
+                currency=input.currency, reason=input.reason,
+            )  # fmt: skip
+            self._move("refunding")
+            try:
+                stripe_refund = await call_with_approval(
+                    desk, run, "stripe.create_refund", stripe_in, step="stripe_refund",
+                    action="refund", amount_minor=input.amount_minor, currency=input.currency,
+                    notify=notify, timeout_override=timeout, expect=CreateRefundOutput,
+                )  # fmt: skip
+            except ApprovalDenied as denied:
+                self._move(denied.view.status)
+                await persist_trace(run)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if denied.view.status == "denied":
+                    return result("denied", reason=denied.view.reason)
+                raise ApplicationError(
+                    f"approval {denied.view.request_id} expired: refund not made (fail closed)",
+                    type="APPROVAL_EXPIRED",
+                    non_retryable=True,
+                ) from None
+            assert isinstance(stripe_refund, CreateRefundOutput)
+            self._detail["stripe_refund_id"] = stripe_refund.refund_id
+            # The human decision covers the Shopify record of the same refund; it is
+            # bound to that call's own key (never a blanket approval).
+            shopify_refund = await call_with_approval(
+                desk, run, "shopify.refund_create",
+                ShopifyRefundInput(
+                    order_id=input.order_id, refund_request_id=input.refund_request_id,
+                    amount_minor=input.amount_minor, currency=input.currency, note=input.note,
+                ),
+                step="shopify_refund", action="refund", amount_minor=input.amount_minor,
+                currency=input.currency, notify=notify, timeout_override=timeout,
+                expect=ShopifyRefundOutput,
+            )  # fmt: skip
+            assert isinstance(shopify_refund, ShopifyRefundOutput)
+            self._detail["shopify_refund_id"] = shopify_refund.refund_id
+            if context.customer_emails and order.customer_email:
+                await send_email(
+                    run, to=order.customer_email, template="refund_issued",
+                    subject=f"Your refund for {order.order_name}", step="email_refund",
+                    variables={"order_name": order.order_name,
+                               "amount_minor": str(input.amount_minor),
+                               "currency": input.currency},
+                )  # fmt: skip
+        except (ActivityError, ApplicationError) as exc:
+            if self._state not in ("expired",):
+                self._error = str(exc.cause if isinstance(exc, ActivityError) else exc)
+                self._move("failed")
+                await persist_trace(run)
+            raise
+        self._move("refunded")
+        await persist_trace(run)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result(
+            "refunded",
+            stripe_refund_id=stripe_refund.refund_id,
+            shopify_refund_id=shopify_refund.refund_id,
+        )
+
+
+def _validate(input: RefundInput, order: GetOrderOutput) -> str | None:
+    if input.currency != order.currency:
+        return f"currency {input.currency} differs from the order's {order.currency}"
+    if input.amount_minor > order.total_minor:
+        return f"amount {input.amount_minor} exceeds the captured {order.total_minor}"
+    return None
