@@ -1,0 +1,71 @@
+"""Base for our own HTTP processes in the stack (sandbox, ingress, later the worker)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import httpx
+
+from autobiz.devstack.process import spawn
+from autobiz.devstack.services import Service, ServiceStatus
+from autobiz.errors import ServiceStartError
+
+
+class HttpAppService(Service):
+    """An ``autobiz <subcommand>`` process that is up when ``health_path`` answers 200."""
+
+    subcommand: str
+    host: str
+    port: int
+    health_path: str
+    startup_timeout = 30.0
+    # Extra environment for the process (the stack points webhooks at the ingress).
+    env: dict[str, str] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "autobiz.cli.main", self.subcommand]
+
+    def healthy(self) -> bool:
+        try:
+            response = httpx.get(f"{self.base_url}{self.health_path}", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def status(self) -> ServiceStatus:
+        rec = self.record()
+        return ServiceStatus(
+            name=self.name,
+            state="running" if rec else "stopped",
+            pid=rec.pid if rec else None,
+            address=f"{self.host}:{self.port}",
+            url=f"{self.base_url}{self.health_path}",
+            log_file=str(self.log_file),
+            details=self.details(),
+        )
+
+    def details(self) -> dict[str, str]:
+        return {}
+
+    def start(self) -> ServiceStatus:
+        rec = spawn(self.name, self.command(), log_file=self.log_file, env=self.env)
+        self.pidfiles.write(rec)
+        deadline = time.monotonic() + self.startup_timeout
+        while not self.healthy():
+            if not rec.alive():
+                self.stop()
+                raise ServiceStartError(
+                    f"the {self.name} exited during start-up:\n" + self._tail_log()
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceStartError(
+                    f"the {self.name} did not become healthy in {self.startup_timeout:.0f}s"
+                )
+            time.sleep(0.2)
+        return self.status()
