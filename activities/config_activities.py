@@ -30,6 +30,7 @@ def flow_context(config: BusinessConfig, workflow_type: str) -> FlowContext:
             remind_before=config.notifications.remind_before,
             escalate_after=config.notifications.escalate_after,
         ),
+        dunning=config.dunning,
     )
 
 

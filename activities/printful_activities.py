@@ -83,7 +83,7 @@ class PrintfulActivities:
     @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
     async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
-            return _result(await self._printful.confirm_order(input.printful_order_id))
+            return _result(await self._printful.confirm_order(input.order_ref))
 
         with provider_errors():
             return await self._runner.run(
@@ -93,7 +93,7 @@ class PrintfulActivities:
     @activity.defn(name=PRINTFUL_CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
-            return _result(await self._printful.cancel_order(input.printful_order_id))
+            return _result(await self._printful.cancel_order(input.order_ref))
 
         with provider_errors():
             return await self._runner.run(
@@ -104,8 +104,8 @@ class PrintfulActivities:
     async def get_order(self, ctx: CallContext, input: PrintfulOrderRef) -> GetPrintfulOrderOutput:
         with provider_errors():
             verify_call(ctx, input)
-            order = await self._printful.get_order(input.printful_order_id)
-            shipments = await self._printful.shipments(input.printful_order_id)
+            order = await self._printful.get_order(input.order_ref)
+            shipments = await self._printful.shipments(input.order_ref)
         return GetPrintfulOrderOutput(
             printful_order_id=order.id,
             external_id=order.external_id,

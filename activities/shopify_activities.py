@@ -9,7 +9,12 @@ from activities.money import from_minor, to_minor
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
 from autobiz.providers.errors import InvalidRequest
-from autobiz.providers.shopify_client import ShopifyAdmin, TrackingInfo
+from autobiz.providers.shopify_client import (
+    ShopifyAddress,
+    ShopifyAdmin,
+    TrackingInfo,
+    order_gid,
+)
 from kernel.catalog import (
     SHOPIFY_CANCEL_ORDER,
     SHOPIFY_CREATE_FULFILLMENT,
@@ -22,17 +27,13 @@ from kernel.catalog import (
     GetOrderInput,
     GetOrderOutput,
     LineItem,
+    ShippingAddress,
     ShopifyRefundInput,
     ShopifyRefundOutput,
 )
 from kernel.contracts import CallContext
 
 REFUND_GATEWAY = "stripe"
-
-
-def order_gid(order_id: str) -> str:
-    """Shopify's GraphQL id for an order given as a legacy id or a gid."""
-    return order_id if order_id.startswith("gid://") else f"gid://shopify/Order/{order_id}"
 
 
 class ShopifyActivities:
@@ -54,6 +55,8 @@ class ShopifyActivities:
             total_minor=to_minor(order.total.amount, currency),
             currency=currency,
             customer_email=order.email,
+            payment_intent_id=order.payment_intent_id,
+            shipping_address=_shipping_address(order.shipping_address),
             line_items=[
                 LineItem(
                     sku=li.sku or "",
@@ -151,3 +154,12 @@ class ShopifyActivities:
             return await self._runner.run(
                 ctx, input, CancelOrderOutput, activity.info().activity_id, execute
             )
+
+
+def _shipping_address(a: ShopifyAddress | None) -> ShippingAddress | None:
+    if a is None:
+        return None
+    return ShippingAddress(
+        name=a.name, address1=a.address1, address2=a.address2, city=a.city, zip=a.zip,
+        country_code=a.country_code, state_code=a.province_code, phone=a.phone,
+    )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Stripe tools: capture, void and refund, each exactly once.
+"""Stripe tools: capture, void and refund, each exactly once; read a PaymentIntent.
 
 The idempotency key Stripe sees is the call's external key (``ctx.external_key``,
 computed in the workflow), so an activity retry — even after Stripe committed and the
@@ -11,21 +11,32 @@ from temporalio import activity
 
 from activities.errors import provider_errors
 from autobiz.db.database import Database
-from autobiz.ledger.executor import ProviderResult, SideEffectRunner
+from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
 from autobiz.providers.errors import InvalidRequest
-from autobiz.providers.stripe_client import PROVIDER, PaymentIntentInfo, StripePayments
+from autobiz.providers.stripe_client import (
+    ORDER_KEY_METADATA,
+    PROVIDER,
+    PaymentIntentInfo,
+    StripePayments,
+)
 from kernel.catalog import (
     STRIPE_CANCEL_PAYMENT,
     STRIPE_CAPTURE_PAYMENT,
     STRIPE_CREATE_REFUND,
+    STRIPE_GET_PAYMENT_INTENT,
     CancelPaymentInput,
     CancelPaymentOutput,
     CapturePaymentInput,
     CapturePaymentOutput,
     CreateRefundInput,
     CreateRefundOutput,
+    GetPaymentIntentInput,
+    GetPaymentIntentOutput,
 )
 from kernel.contracts import CallContext
+from kernel.redaction import redact_text
+
+FAILURE_MESSAGE_MAX = 300
 
 
 def _check_currency(pi: PaymentIntentInfo, currency: str) -> None:
@@ -93,6 +104,32 @@ class StripeActivities:
             return await self._runner.run(
                 ctx, input, CancelPaymentOutput, activity.info().activity_id, execute
             )
+
+    @activity.defn(name=STRIPE_GET_PAYMENT_INTENT.activity_name)
+    async def get_payment_intent(
+        self, ctx: CallContext, input: GetPaymentIntentInput
+    ) -> GetPaymentIntentOutput:
+        """A read: no receipt. The decline message is Stripe's text for the customer's
+        bank answer; it is redacted and cut short before it reaches history."""
+        with provider_errors():
+            verify_call(ctx, input)
+            pi = await self._stripe.retrieve_payment_intent(input.payment_intent_id)
+        error = pi.last_payment_error
+        message = (
+            redact_text(error.message)[:FAILURE_MESSAGE_MAX] if error and error.message else None
+        )
+        return GetPaymentIntentOutput(
+            id=pi.id,
+            status=pi.status,
+            amount_minor=pi.amount,
+            amount_received_minor=pi.amount_received,
+            amount_capturable_minor=pi.amount_capturable,
+            currency=pi.currency.upper(),
+            decline_code=error.decline_code if error else None,
+            failure_code=error.code if error else None,
+            failure_message=message,
+            order_key=pi.metadata.get(ORDER_KEY_METADATA),
+        )
 
     @activity.defn(name=STRIPE_CREATE_REFUND.activity_name)
     async def create_refund(self, ctx: CallContext, input: CreateRefundInput) -> CreateRefundOutput:

@@ -6,6 +6,7 @@ that does not compile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from autobiz.errors import ConfigError
@@ -29,6 +30,22 @@ def load_business_config(path: Path) -> BusinessConfig:
         lines = "; ".join(d.format(str(path)) for d in result.diagnostics)
         raise ConfigError(f"business config does not compile: {lines}")
     return result.config
+
+
+def load_configs(
+    config_dir: Path, files: Sequence[Path] | None = None
+) -> dict[str, BusinessConfig]:
+    """Every tenant config in ``config_dir``, compiled; one invalid file and none load."""
+    paths = list(files) if files is not None else sorted(config_dir.glob("*.yaml"))
+    if not paths:
+        raise ConfigError(f"no BusinessConfig (*.yaml) in {config_dir}", code="CONFIG_MISSING")
+    configs: dict[str, BusinessConfig] = {}
+    for path in paths:
+        config = load_business_config(path)
+        if config.tenant in configs:
+            raise ConfigError(f"tenant {config.tenant} is configured twice ({path})")
+        configs[config.tenant] = config
+    return configs
 
 
 def tenant_config_path(settings: Settings, tenant_id: str) -> Path:

@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -96,11 +96,16 @@ class SendGridSettings(BaseModel):
             "refund_issued": "d-autobiz-refund-issued",
             "order_cancelled": "d-autobiz-order-cancelled",
             "payment_failed": "d-autobiz-payment-failed",
+            "dunning_reminder": "d-autobiz-dunning-reminder",
+            "payment_recovered": "d-autobiz-payment-recovered",
+            "order_cancelled_unpaid": "d-autobiz-order-cancelled-unpaid",
             "wismo_reply": "d-autobiz-wismo-reply",
             "daily_report": "d-autobiz-daily-report",
             "approval_reminder": "d-autobiz-approval-reminder",
             "approval_escalated": "d-autobiz-approval-escalated",
             "approval_expired": "d-autobiz-approval-expired",
+            "ops_alert": "d-autobiz-ops-alert",
+            "reconciliation_drift": "d-autobiz-reconciliation-drift",
         }
     )
 
@@ -200,6 +205,9 @@ class Settings(BaseSettings):
     app_database_url: SecretStr | None = None
     secrets_file: Path | None = None
     config_dir: Path = Path("config")
+    # `autobiz demo` runs the stack's worker on this one: the demo tenant with durations
+    # of seconds (approval timeouts, dunning), so a business day takes about a minute.
+    demo_config_dir: Path = Path("config/demo")
     log_level: str = "INFO"
 
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
@@ -213,6 +221,17 @@ class Settings(BaseSettings):
     kernel: KernelSettings = Field(default_factory=KernelSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @model_validator(mode="after")
+    def _providers_default_to_the_sandbox(self) -> Settings:
+        """A provider whose ``api_base`` is not set talks to the sandbox where the sandbox
+        settings put it (so moving the sandbox's port moves every client with it)."""
+        sandbox = f"http://{self.sandbox.host}:{self.sandbox.port}"
+        for name in ("stripe", "shopify", "printful", "sendgrid"):
+            section = getattr(self, name)
+            if "api_base" not in section.model_fields_set:
+                section.api_base = f"{sandbox}/{name}"
+        return self
 
     @property
     def home_dir(self) -> Path:

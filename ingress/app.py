@@ -230,6 +230,9 @@ def create_app(deps: IngressDeps) -> Starlette:
                     await task
             if deps.owns_db:
                 await deps.db.close()
+            closer = getattr(deps.probe, "aclose", None)
+            if deps.owns_db and closer is not None:
+                await closer()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ingress = runtime

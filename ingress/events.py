@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,8 +121,15 @@ def order_id_from_metadata(obj: Any) -> str | None:
     return order_id_from_key(meta.get("order_key")) or _str_id(meta.get("order_id"))
 
 
+_PRINTFUL_EXTERNAL_ID = re.compile(r"^([A-Za-z0-9]{1,20})-[0-9a-f]{8,31}$")
+
+
 def order_id_from_external_id(external_id: Any) -> str | None:
-    """Printful ``external_id`` is the order key."""
+    """The order in a Printful ``external_id``: ``{order}-{tenant hash}`` as OrderFulfill
+    writes it (``workflows.models.printful_external_id``), else an order key."""
+    text = _str_id(external_id)
+    if text is not None and (match := _PRINTFUL_EXTERNAL_ID.match(text)):
+        return match.group(1)
     return order_id_from_key(external_id)
 
 

@@ -29,6 +29,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from autobiz.search_attributes import ORDER_ID, TENANT_ID
 from ingress.routing import Action, KeyKind, Route, route_for
@@ -106,7 +107,7 @@ class TemporalHandoff:
         return self._client
 
     def plan(self, event: EventEnvelope) -> tuple[Route, str]:
-        route = route_for(event.source, event.topic)
+        route = route_for(event.source, event.topic, event.payload)
         if route is None:
             raise PermanentHandoffError(f"no route for {event.source}:{event.topic}")
         return route, route.workflow_id(event.tenant_id, business_key(route, event))
@@ -117,7 +118,15 @@ class TemporalHandoff:
         signal_arg = event.model_dump(mode="json")
         if route.action is Action.SIGNAL:
             handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-            await handle.signal(route.signal, signal_arg)
+            try:
+                await handle.signal(route.signal, signal_arg)
+            except RPCError as exc:
+                # The ordering gate let it through, so the run existed: it has closed
+                # (a refund after the order completed). Recorded; reconciliation
+                # compares it with what the closed run did.
+                if exc.status is RPCStatusCode.NOT_FOUND:
+                    raise HandoffSkipped(f"workflow {workflow_id} has closed") from exc
+                raise
             return
         trigger = WorkflowTrigger(
             tenant_id=event.tenant_id,

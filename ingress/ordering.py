@@ -5,8 +5,9 @@ A precondition names events that must already be *settled* for the same entity
 
 * Stripe ``charge.refunded`` / ``charge.dispute.*`` wait for the capture
   (``payment_intent.succeeded`` or ``charge.captured``) of the same PaymentIntent;
-* Printful shipment and failure events wait for Shopify ``orders/paid`` of the same
-  order to be handed over (the OrderFulfill run they signal exists from then on).
+* Printful shipment and failure events wait for the Shopify event that started the
+  order's OrderFulfill (``orders/paid``, or ``orders/create`` of an authorised order) to
+  be handed over (the run they signal exists from then on).
 
 An event is held when it is stored before its precondition. It is released (back to
 ``pending``, in event order) as soon as the precondition holds — checked in the same
@@ -37,6 +38,8 @@ SETTLED = ("handed_over", "ignored")
 class Precondition:
     requires: frozenset[tuple[Source, str]]
     description: str
+    # The statuses of a required event that settle it.
+    statuses: tuple[str, ...] = SETTLED
 
 
 _CAPTURED = Precondition(
@@ -44,8 +47,10 @@ _CAPTURED = Precondition(
     "the capture of the same PaymentIntent",
 )
 _ORDER_STARTED = Precondition(
-    frozenset({(Source.SHOPIFY, "orders/paid")}),
-    "Shopify orders/paid of the same order handed over",
+    frozenset({(Source.SHOPIFY, "orders/paid"), (Source.SHOPIFY, "orders/create")}),
+    "the Shopify event that starts the order's fulfilment, handed over",
+    # An orders/create that was only recorded (not authorised) started nothing.
+    statuses=("handed_over",),
 )
 
 GATES: Mapping[tuple[Source, str], Precondition] = {
@@ -95,7 +100,7 @@ class OrderingGate:
                 " AND status = ANY(%s) AND (source, topic) IN ("
                 + ", ".join(["(%s, %s)"] * len(pairs))
                 + "))",
-                [entity, list(SETTLED), *[v for pair in pairs for v in pair]],
+                [entity, list(pre.statuses), *[v for pair in pairs for v in pair]],
             )
         )
 

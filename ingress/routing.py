@@ -11,9 +11,10 @@ taken from the event) are filled in by ``workflow_id``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from ingress.tenants import Source
 
@@ -38,6 +39,11 @@ class Route:
     id_template: str
     signal: str
     key: KeyKind = KeyKind.ORDER
+    # Only payloads this accepts are handed over; the others are recorded only.
+    when: Callable[[Any], bool] | None = None
+
+    def accepts(self, payload: Any) -> bool:
+        return self.when is None or bool(self.when(payload))
 
     def workflow_id(self, tenant_id: str, key: str) -> str:
         return self.id_template.format(tenant=tenant_id, key=key)
@@ -45,12 +51,22 @@ class Route:
 
 ORDER_ID = "order:{tenant}:{key}"
 
+
+def _authorized(payload: Any) -> bool:
+    """An order created with its payment authorised (manual capture) is ready to fulfil:
+    Shopify sends ``orders/paid`` only once the payment is captured."""
+    return isinstance(payload, dict) and payload.get("financial_status") == "authorized"
+
+
 _ORDER_SIGNAL_STRIPE = Route(Action.SIGNAL, "OrderFulfill", ORDER_ID, "stripe_event")
 _ORDER_SIGNAL_PRINTFUL = Route(Action.SIGNAL, "OrderFulfill", ORDER_ID, "printful_event")
 
 ROUTES: Mapping[tuple[Source, str], Route] = {
     (Source.SHOPIFY, "orders/paid"): Route(
         Action.SIGNAL_WITH_START, "OrderFulfill", ORDER_ID, "shopify_event"
+    ),
+    (Source.SHOPIFY, "orders/create"): Route(
+        Action.SIGNAL_WITH_START, "OrderFulfill", ORDER_ID, "shopify_event", when=_authorized
     ),
     (Source.SHOPIFY, "orders/cancelled"): Route(
         Action.SIGNAL_WITH_START, "OrderCancellation", "cancel:{tenant}:{key}", "shopify_event"
@@ -82,7 +98,7 @@ ROUTES: Mapping[tuple[Source, str], Route] = {
 
 # Known but not handed over: kept as the record and as ordering preconditions.
 RECORDED_ONLY: Mapping[Source, frozenset[str]] = {
-    Source.SHOPIFY: frozenset({"orders/create", "orders/updated", "orders/fulfilled",
+    Source.SHOPIFY: frozenset({"orders/updated", "orders/fulfilled",
                                "refunds/create", "fulfillments/create"}),
     Source.STRIPE: frozenset({"payment_intent.created", "payment_intent.succeeded",
                               "payment_intent.amount_capturable_updated",
@@ -93,8 +109,12 @@ RECORDED_ONLY: Mapping[Source, frozenset[str]] = {
 }  # fmt: skip
 
 
-def route_for(source: Source, topic: str) -> Route | None:
-    return ROUTES.get((source, topic))
+def route_for(source: Source, topic: str, payload: Any = None) -> Route | None:
+    """The route for this event; ``payload`` given: None when the route declines it."""
+    route = ROUTES.get((source, topic))
+    if route is None or (payload is not None and not route.accepts(payload)):
+        return None
+    return route
 
 
 def is_known(source: Source, topic: str) -> bool:

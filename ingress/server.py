@@ -9,9 +9,12 @@ from temporalio.client import Client
 from autobiz import temporal_client
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
+from autobiz.providers.shopify_client import ShopifyAdmin
+from autobiz.providers.stripe_client import StripePayments
 from autobiz.settings import Settings
 from ingress.app import IngressDeps, create_app
 from ingress.handoff import TemporalHandoff
+from ingress.probe import ProviderProbe
 from ingress.tenants import secrets_from_settings
 
 
@@ -30,12 +33,16 @@ def app_from_settings(settings: Settings, *, relay: bool = True) -> Starlette:
         return await temporal_client.connect(settings)
 
     handoff = TemporalHandoff(connect, settings.temporal.task_queue) if relay else None
+    # Held events released on timeout are re-checked against the providers (the
+    # settings' credentials: the default tenant's).
+    probe = ProviderProbe(StripePayments(settings), ShopifyAdmin(settings)) if relay else None
     return create_app(
         IngressDeps(
             db=db,
             secrets=secrets_from_settings(settings),
             settings=ingress,
             handoff=handoff,
+            probe=probe,
             owns_db=True,
         )
     )

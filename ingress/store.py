@@ -73,7 +73,7 @@ class EventStore:
         async with self.db.tenant(event.tenant_id) as session:
             if reason is not None:
                 status = DEAD_LETTER
-            elif route_for(event.source, event.topic) is None:
+            elif route_for(event.source, event.topic, event.payload) is None:
                 status, reason = "ignored", "recorded only: no workflow takes this topic"
             elif pre := await self.gate.must_hold(
                 session, event.source, event.topic, event.entity_key

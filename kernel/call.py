@@ -25,6 +25,7 @@ from kernel.catalog import REGISTRY
 from kernel.contracts import CallContext, RetrySpec
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import request_hash
+from kernel.metrics import record_gate, record_tool_call
 from kernel.policy import RunPolicy
 from kernel.redaction import allowlisted, redact_text
 from kernel.registry import ToolRegistry
@@ -139,6 +140,7 @@ async def kernel_call(
     now = workflow.now()
     decision = Gate(registry or REGISTRY).check(state, request, now)
     admit(state, decision, now)
+    record_gate(state, decision)
     if not decision.allowed:
         raise refusal(decision)
     contract, keys, input_json = decision.contract, decision.keys, decision.input_json
@@ -180,7 +182,9 @@ async def kernel_call(
             detail={"error_type": getattr(cause, "type", None) or type(cause).__name__,
                     "message": str(cause) if cause is not None else str(exc)},
         )  # fmt: skip
+        record_tool_call(state, contract.ref, "failed", workflow.now() - now)
         raise
+    record_tool_call(state, contract.ref, "succeeded", workflow.now() - now)
     cost = state.policy.prices.call_cost(contract.provider)
     detail: dict[str, Any] = {"output": allowlisted(result.model_dump(mode="json"),
                                                     contract.trace_fields)}  # fmt: skip

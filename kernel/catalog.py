@@ -7,9 +7,9 @@ ids an activity needs to look up existing provider objects before it writes.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from kernel.contracts import HitlMode, RetrySpec, SideEffect, ToolContract, ToolModel
 from kernel.registry import ToolRegistry
@@ -150,6 +150,26 @@ class CancelPaymentOutput(ToolModel):
     status: str
 
 
+class GetPaymentIntentInput(ToolModel):
+    payment_intent_id: str = Field(pattern=r"^pi_[A-Za-z0-9_]+$")
+    order_id: str | None = Field(default=None, max_length=64)
+
+
+class GetPaymentIntentOutput(ToolModel):
+    """A PaymentIntent as the flows see it; ``failure_message`` is redacted and short."""
+
+    id: str
+    status: str
+    amount_minor: int = Field(ge=0)
+    amount_received_minor: int = Field(ge=0)
+    amount_capturable_minor: int = Field(ge=0)
+    currency: Currency = CURRENCY
+    decline_code: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = Field(default=None, max_length=300)
+    order_key: str | None = None  # metadata["order_key"]: ``{tenant}:{order id}``
+
+
 class CreateRefundInput(ToolModel):
     payment_intent_id: str = Field(pattern=r"^pi_[A-Za-z0-9_]+$")
     order_id: str
@@ -164,6 +184,35 @@ class CreateRefundOutput(ToolModel):
     status: str
     amount_minor: int
     currency: Currency = CURRENCY
+
+
+class ListRefundsInput(ToolModel):
+    """Refunds of one PaymentIntent and/or created in a range (epoch seconds, inclusive),
+    newest first, at most ``max_results`` (the output says when more were left out)."""
+
+    payment_intent_id: str | None = Field(default=None, pattern=r"^pi_[A-Za-z0-9_]+$")
+    created_gte: int | None = Field(default=None, ge=0)
+    created_lte: int | None = Field(default=None, ge=0)
+    max_results: int = Field(default=100, ge=1, le=1000)
+
+
+class RefundView(ToolModel):
+    refund_id: str
+    payment_intent_id: str | None = None
+    amount_minor: int = Field(ge=0)
+    currency: Currency = CURRENCY
+    status: str
+    reason: str | None = None
+    created: int
+    # From the refund's metadata: set by AutoBiz's own refunds, absent on refunds made
+    # elsewhere (the dashboard, another integration).
+    order_id: str | None = None
+    refund_request_id: str | None = None
+
+
+class ListRefundsOutput(ToolModel):
+    refunds: list[RefundView] = Field(default_factory=list)
+    truncated: bool = False
 
 
 # --- Printful ------------------------------------------------------------------------
@@ -202,7 +251,31 @@ class PrintfulOrderOutput(ToolModel):
 
 
 class PrintfulOrderRef(ToolModel):
-    printful_order_id: int = Field(gt=0)
+    """A Printful order by its id, or by our external id (Printful v2 accepts
+    ``@{external_id}`` wherever it takes an order id). Exactly one of the two."""
+
+    printful_order_id: int | None = Field(default=None, gt=0)
+    external_id: str | None = Field(default=None, min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PrintfulOrderRef:
+        if (self.printful_order_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of printful_order_id and external_id")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_key(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The absent key is left out, so a call by id hashes (idempotency keys, loop
+        # fingerprints) exactly as before the external id existed.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+    @property
+    def order_ref(self) -> int | str:
+        """What goes in Printful's URL: the id, or ``@{external_id}``."""
+        if self.printful_order_id is not None:
+            return self.printful_order_id
+        return f"@{self.external_id}"
 
 
 class Shipment(ToolModel):
@@ -283,6 +356,25 @@ STRIPE_CANCEL_PAYMENT = ToolContract(
     timeout=_WRITE, retry=_MONEY_RETRY, default_hitl=HitlMode.ALWAYS,
     trace_fields=frozenset({"payment_intent_id", "order_id", "amount_minor", "currency",
                             "reason", "status"}),
+)  # fmt: skip
+STRIPE_GET_PAYMENT_INTENT = ToolContract(
+    name="stripe.get_payment_intent", version="1",
+    description="Read a PaymentIntent: status, amounts, last decline, order key.",
+    input_model=GetPaymentIntentInput, output_model=GetPaymentIntentOutput,
+    side_effect=SideEffect.READ, provider="stripe", scopes=frozenset({"payments:read"}),
+    timeout=_FAST,
+    trace_fields=frozenset({"payment_intent_id", "order_id", "id", "status", "amount_minor",
+                            "amount_received_minor", "amount_capturable_minor", "currency",
+                            "decline_code", "failure_code", "order_key"}),
+)  # fmt: skip
+STRIPE_LIST_REFUNDS = ToolContract(
+    name="stripe.list_refunds", version="1",
+    description="List refunds of a PaymentIntent or created in a time range (reconciliation).",
+    input_model=ListRefundsInput, output_model=ListRefundsOutput,
+    side_effect=SideEffect.READ, provider="stripe", scopes=frozenset({"payments:read"}),
+    timeout=_WRITE,
+    trace_fields=frozenset({"payment_intent_id", "created_gte", "created_lte", "max_results",
+                            "truncated"}),
 )  # fmt: skip
 STRIPE_CREATE_REFUND = ToolContract(
     name="stripe.create_refund", version="1", description="Refund (part of) a captured payment.",
@@ -365,6 +457,8 @@ CATALOG: tuple[ToolContract, ...] = (  # type: ignore[type-arg]
     STRIPE_CAPTURE_PAYMENT,
     STRIPE_CANCEL_PAYMENT,
     STRIPE_CREATE_REFUND,
+    STRIPE_GET_PAYMENT_INTENT,
+    STRIPE_LIST_REFUNDS,
     PRINTFUL_CREATE_ORDER,
     PRINTFUL_CONFIRM_ORDER,
     PRINTFUL_CANCEL_ORDER,
@@ -389,8 +483,8 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
         "printful.cancel_order@1", "stripe.create_refund@1",
     }),
     "payment_failure": frozenset({
-        "shopify.get_order@1", "stripe.cancel_payment@1", "shopify.cancel_order@1",
-        "sendgrid.send_email@1",
+        "shopify.get_order@1", "stripe.get_payment_intent@1", "stripe.cancel_payment@1",
+        "shopify.cancel_order@1", "sendgrid.send_email@1",
     }),
     "refund": frozenset({
         "shopify.get_order@1", "stripe.create_refund@1", "shopify.refund_create@1",
@@ -398,10 +492,17 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
     }),
     "order_cancellation": frozenset({
         "shopify.get_order@1", "printful.get_order@1", "printful.cancel_order@1",
-        "stripe.cancel_payment@1", "stripe.create_refund@1", "shopify.cancel_order@1",
-        "sendgrid.send_email@1",
+        "stripe.get_payment_intent@1", "stripe.cancel_payment@1", "stripe.create_refund@1",
+        "shopify.cancel_order@1", "sendgrid.send_email@1",
     }),
     "wismo": frozenset({
         "shopify.get_order@1", "printful.get_order@1", "llm.complete@1", "sendgrid.send_email@1",
+    }),
+    "reconciliation": frozenset({
+        # provider truth
+        "stripe.list_refunds@1", "stripe.get_payment_intent@1", "printful.get_order@1",
+        "shopify.get_order@1",
+        # the financial repair (always approved first), ops and approval notices
+        "shopify.refund_create@1", "sendgrid.send_email@1",
     }),
 }  # fmt: skip

@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kernel.cost import DEFAULT_PRICES, PriceTable
 from kernel.policy import Bounds, Duration, HitlRule, LoopPolicy, RunPolicy
@@ -65,6 +65,55 @@ class Notifications(_Strict):
     customer_emails: bool = True
 
 
+DEFAULT_DUNNING = (timedelta(days=1), timedelta(days=2), timedelta(days=4))
+
+
+class DunningConfig(_Strict):
+    """WF02 PaymentFailure's dunning schedule: the waits before each reminder, the last
+    one before the unpaid order is cancelled. ``[1d, 2d, 4d]``: the failure notice at
+    once, reminders after 1 and 3 days, the PaymentIntent voided and the order cancelled
+    after 7 days (unless the customer paid in between)."""
+
+    schedule: tuple[Duration, ...] = Field(default=DEFAULT_DUNNING, min_length=1, max_length=10)
+
+    @field_validator("schedule")
+    @classmethod
+    def _positive(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if any(wait <= timedelta(0) for wait in value):
+            raise ValueError("every dunning wait must be longer than zero")
+        return value
+
+    @property
+    def total(self) -> timedelta:
+        return sum(self.schedule, timedelta(0))
+
+
+class ReconciliationConfig(_Strict):
+    """The Reconciliation workflow's schedule (``autobiz reconcile schedule``): a run every
+    ``every`` over the ``window`` before it (the window should overlap the interval, so
+    nothing falls between two runs; rows are idempotent, so overlap costs nothing), at most
+    ``max_orders`` orders per run. Financial drift no tool can repair (capture, amount) is
+    acknowledged by ``acknowledge_roles`` within ``acknowledge_timeout`` (else it stays open:
+    fail closed)."""
+
+    every: Duration = timedelta(hours=1)
+    window: Duration = timedelta(hours=24)
+    max_orders: int = Field(default=100, ge=1, le=1000)
+    acknowledge_roles: tuple[str, ...] = Field(default=("finance",), min_length=1)
+    acknowledge_timeout: Duration = timedelta(hours=24)
+
+    @model_validator(mode="after")
+    def _window_covers_interval(self) -> ReconciliationConfig:
+        if self.every < timedelta(minutes=1):
+            raise ValueError("reconciliation.every must be at least 1m")
+        if self.window < self.every:
+            raise ValueError(
+                f"reconciliation.window ({self.window}) must cover reconciliation.every "
+                f"({self.every}), or drift between two windows is never looked at"
+            )
+        return self
+
+
 class BusinessConfig(_Strict):
     version: Literal[1] = 1
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -74,6 +123,21 @@ class BusinessConfig(_Strict):
     approvers: list[Approver] = Field(default_factory=list)
     notifications: Notifications = Notifications()
     prices: PriceTable = DEFAULT_PRICES
+    dunning: DunningConfig = DunningConfig()
+    reconciliation: ReconciliationConfig = ReconciliationConfig()
+
+    @model_validator(mode="after")
+    def _dunning_fits_the_run(self) -> BusinessConfig:
+        """A schedule longer than the flow's wall-time bound would end the run before it
+        cancels (RUN_TERMINATED): refuse it here instead."""
+        wf = self.workflows.get("payment_failure")
+        limit = wf.bounds.max_wall_time if wf and wf.enabled and wf.bounds else None
+        if limit is not None and self.dunning.total >= limit:
+            raise ValueError(
+                f"dunning.schedule waits {self.dunning.total} in all, not less than "
+                f"workflows.payment_failure.bounds.max_wall_time ({limit})"
+            )
+        return self
 
     def roles(self) -> set[str]:
         return {role for approver in self.approvers for role in approver.roles}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -56,8 +57,25 @@ class SeedLineItem(BaseModel):
     sku: str | None = None
 
 
+class SeedAddress(BaseModel):
+    name: str = "Ada Lovelace"
+    address1: str = "1 Analytical Way"
+    address2: str | None = None
+    city: str = "London"
+    zip: str = "N1 9GU"
+    country_code: str = Field(default="GB", pattern=r"^[A-Z]{2}$")
+    province_code: str | None = None
+    phone: str | None = None
+
+
 class SeedOrder(BaseModel):
-    """Body of ``POST /_control/shopify/orders``."""
+    """Body of ``POST /_control/shopify/orders``.
+
+    ``payment_intent`` is the Stripe PaymentIntent that paid (``paid``) or authorised
+    (``authorized``) the order: it is recorded as the order's gateway transaction
+    (gateway ``stripe``, ``authorizationCode`` = the PaymentIntent id), which is how an
+    order paid through a Stripe gateway names its payment.
+    """
 
     email: str = "customer@example.com"
     currency: str = "USD"
@@ -65,14 +83,47 @@ class SeedOrder(BaseModel):
     financial_status: str = Field(default="paid", pattern="^(paid|authorized|pending)$")
     tags: list[str] = Field(default_factory=list)
     note: str | None = None
+    shipping_address: SeedAddress | None = Field(default_factory=SeedAddress)
+    payment_intent: str | None = Field(default=None, pattern=r"^pi_[A-Za-z0-9_]+$")
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _first_id() -> int:
+    """Ids never repeat across sandbox restarts (Temporal keeps its history, and a
+    workflow id is the order id): each second of wall clock reserves 1000 ids."""
+    return 5_000_000_000_000 + (int(time.time()) - 1_700_000_000) * 1000
+
+
 def _money(amount: Decimal, currency: str) -> dict[str, Any]:
     return {"shopMoney": {"amount": f"{amount:.2f}", "currencyCode": currency}}
+
+
+# Field names of an address: stored (and REST) → GraphQL.
+_ADDRESS_GRAPHQL = {
+    "name": "name", "address1": "address1", "address2": "address2", "city": "city",
+    "zip": "zip", "country_code": "countryCodeV2", "province_code": "provinceCode",
+    "phone": "phone",
+}  # fmt: skip
+
+
+def _address(a: dict[str, Any] | None, *, graphql: bool) -> dict[str, Any] | None:
+    """The stored address as REST (webhook) or GraphQL shows it."""
+    if a is None:
+        return None
+    return {(_ADDRESS_GRAPHQL[k] if graphql else k): a[k] for k in _ADDRESS_GRAPHQL}
+
+
+def _seed_transactions(seed: SeedOrder, total: Decimal) -> list[dict[str, Any]]:
+    if seed.payment_intent is None or seed.financial_status == "pending":
+        return []
+    kind = "AUTHORIZATION" if seed.financial_status == "authorized" else "SALE"
+    return [
+        {"kind": kind, "status": "SUCCESS", "gateway": "stripe",
+         "authorization_code": seed.payment_intent, "amount": total}
+    ]  # fmt: skip
 
 
 def _gid_id(gid: str) -> int | None:
@@ -91,12 +142,12 @@ class ShopifySandbox:
         self.faults = faults
         self.idempotency = IdempotencyStore()
         self.orders: dict[int, dict[str, Any]] = {}
-        self._ids = itertools.count(5_000_000_001)
+        self._ids = itertools.count(_first_id())
 
     def reset(self) -> None:
         self.idempotency.reset()
         self.orders.clear()
-        self._ids = itertools.count(5_000_000_001)
+        self._ids = itertools.count(_first_id())
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"])]
@@ -137,6 +188,10 @@ class ShopifySandbox:
             "refunds": [],
             "fulfillments": [],
             "created_at": _now(),
+            "shipping_address": seed.shipping_address.model_dump()
+            if seed.shipping_address
+            else None,
+            "transactions": _seed_transactions(seed, total),
             "fulfillment_orders": [
                 {
                     "id": fo_id,
@@ -183,6 +238,8 @@ class ShopifySandbox:
             "note": o["note"],
             "created_at": o["created_at"],
             "updated_at": _now(),
+            "shipping_address": _address(o.get("shipping_address"), graphql=False),
+            "payment_gateway_names": sorted({t["gateway"] for t in o.get("transactions", [])}),
             "line_items": [
                 {
                     "id": li["id"],
@@ -358,6 +415,17 @@ class ShopifySandbox:
             "currencyCode": cur,
             "totalPriceSet": _money(o["total"], cur),
             "totalRefundedSet": _money(o["refunded"], cur),
+            "shippingAddress": _address(o.get("shipping_address"), graphql=True),
+            "transactions": [
+                {
+                    "kind": t["kind"],
+                    "status": t["status"],
+                    "gateway": t["gateway"],
+                    "authorizationCode": t["authorization_code"],
+                    "amountSet": _money(t["amount"], cur),
+                }
+                for t in o.get("transactions", [])
+            ],
             "lineItems": {
                 "nodes": [
                     {

@@ -10,13 +10,15 @@
   → (confirm) ``requires_capture`` (manual) or ``succeeded`` (automatic); capture;
   cancel; a declined confirmation answers 402 ``card_error`` and returns the intent to
   ``requires_payment_method``.
-- Refunds never beyond what was captured and not yet refunded (400 ``amount_too_large``).
+- Refunds never beyond what was captured and not yet refunded (400 ``amount_too_large``);
+  ``GET /v1/refunds`` lists them (by PaymentIntent, charge, creation time), newest first.
 - Every state change records an event (``GET /v1/events``) and sends it as a signed
   webhook.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any
 
@@ -131,11 +133,13 @@ class StripeSandbox:
             Route("/v1/payment_intents", self.post(self.create_pi), methods=["POST"]),
             Route("/v1/payment_intents/search", self.get(self.search_pi), methods=["GET"]),
             Route("/v1/payment_intents/{id}", self.get(self.retrieve_pi), methods=["GET"]),
+            Route("/v1/payment_intents/{id}", self.post(self.update_pi), methods=["POST"]),
             Route("/v1/payment_intents/{id}/confirm", self.post(self.confirm_pi), methods=["POST"]),
             Route("/v1/payment_intents/{id}/capture", self.post(self.capture_pi), methods=["POST"]),
             Route("/v1/payment_intents/{id}/cancel", self.post(self.cancel_pi), methods=["POST"]),
             Route("/v1/charges/{id}", self.get(self.retrieve_charge), methods=["GET"]),
             Route("/v1/refunds", self.post(self.create_refund), methods=["POST"]),
+            Route("/v1/refunds", self.get(self.list_refunds), methods=["GET"]),
             Route("/v1/refunds/{id}", self.get(self.retrieve_refund), methods=["GET"]),
             Route("/v1/events", self.get(self.list_events), methods=["GET"]),
             Route("/v1/events/{id}", self.get(self.retrieve_event), methods=["GET"]),
@@ -292,6 +296,21 @@ class StripeSandbox:
 
     def retrieve_pi(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         return self._pi(request.path_params["id"])
+
+    def update_pi(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
+        """Stripe's update, for metadata: keys merge, a key set to "" is removed."""
+        pi = self._pi(request.path_params["id"])
+        unsupported = sorted(set(params) - {"metadata", "description"})
+        if unsupported:
+            raise _invalid(f"Received unknown parameter: {unsupported[0]}", param=unsupported[0])
+        for key, value in _metadata(params).items():
+            if value == "":
+                pi["metadata"].pop(key, None)
+            else:
+                pi["metadata"][key] = value
+        if "description" in params:
+            pi["description"] = str(params["description"]) or None
+        return pi
 
     def search_pi(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         clauses = _search_matcher(str(params.get("query", "")))
@@ -538,6 +557,45 @@ class StripeSandbox:
                 param="id",
             )
         return re_
+
+    def list_refunds(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
+        """``GET /v1/refunds``: newest first; ``payment_intent``, ``charge``, ``created``
+        (exact or ``created[gt|gte|lt|lte]``), ``limit`` (1-100) and ``starting_after``."""
+        limit = _int_param(params, "limit") or 10
+        if limit > 100:
+            raise _invalid("This value must be less than or equal to 100 (limit).", param="limit")
+        selected = list(reversed(self.refunds.values()))  # newest first within a second
+        selected.sort(key=lambda r: r["created"], reverse=True)
+        pi_id = params.get("payment_intent")
+        if pi_id:
+            self._pi(str(pi_id))  # 404 for an unknown intent, as Stripe does
+            selected = [r for r in selected if r["payment_intent"] == pi_id]
+        if params.get("charge"):
+            selected = [r for r in selected if r["charge"] == params["charge"]]
+        bounds = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+        for op, test in bounds.items():
+            name = f"created[{op}]"
+            if params.get(name) not in (None, ""):
+                value = _int_param(params, name) or 0
+                selected = [r for r in selected if test(r["created"], value)]
+        if params.get("created") not in (None, ""):
+            exact = _int_param(params, "created")
+            selected = [r for r in selected if r["created"] == exact]
+        after = params.get("starting_after")
+        if after:
+            ids = [r["id"] for r in selected]
+            if after not in ids:
+                raise StripeApiError(
+                    404, f"No such refund: '{after}'", code="resource_missing",
+                    param="starting_after",
+                )  # fmt: skip
+            selected = selected[ids.index(after) + 1 :]
+        return {
+            "object": "list",
+            "data": selected[:limit],
+            "has_more": len(selected) > limit,
+            "url": "/v1/refunds",
+        }
 
     def list_events(self, request: Request, params: dict[str, Any], query: Any) -> dict[str, Any]:
         limit = max(1, min(int(params.get("limit", 10)), 100))

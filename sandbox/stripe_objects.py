@@ -29,6 +29,12 @@ TEST_PAYMENT_METHODS: dict[str, tuple[str, str | None, str] | None] = {
         "incorrect_cvc",
         "Your card's security code is incorrect.",
     ),
+    "pm_card_chargeDeclinedVelocityLimitExceeded": (
+        "card_declined",
+        "card_velocity_exceeded",
+        "Your card was declined for making repeated attempts too frequently or exceeding its "
+        "amount limit.",
+    ),
     "pm_card_chargeDeclinedProcessingError": (
         "processing_error",
         "processing_error",

@@ -8,7 +8,9 @@ USE_EXISTING) and a key whose workflow has closed is never started again
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -21,21 +23,32 @@ from temporalio.common import (
 from activities.config_activities import flow_context
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
 from kernel.catalog import PrintfulRecipient
-from kernel.config import BusinessConfig
+from kernel.config import BusinessConfig, DunningConfig
 from workflows.models import (
+    ORDER_CANCELLATION,
     ORDER_FULFILL,
+    PAYMENT_FAILURE,
     REFUND,
     ApprovalTiming,
     Decision,
     DecisionResult,
+    FlowContext,
     FlowStatus,
+    OrderCancellationInput,
+    OrderCancellationResult,
     OrderFulfillInput,
     OrderFulfillResult,
+    PaymentFailureInput,
+    PaymentFailureResult,
     RefundInput,
     RefundResult,
+    cancellation_workflow_id,
     order_workflow_id,
+    payment_failure_workflow_id,
     refund_workflow_id,
 )
+
+R = TypeVar("R")
 
 
 def _attributes(tenant_id: str, order_id: str) -> TypedSearchAttributes:
@@ -47,6 +60,33 @@ def _attributes(tenant_id: str, order_id: str) -> TypedSearchAttributes:
             SearchAttributePair(APPROVAL_PENDING, False),
         ]
     )
+
+
+def _context(
+    config: BusinessConfig, workflow_type: str, timing: ApprovalTiming | None
+) -> FlowContext:
+    context = flow_context(config, workflow_type)
+    return context if timing is None else context.model_copy(update={"timing": timing})
+
+
+async def _start(
+    client: Client,
+    workflow: str,
+    input: Any,
+    workflow_id: str,
+    task_queue: str,
+    result_type: type[R],
+    tenant_id: str,
+    order_id: str,
+) -> WorkflowHandle[Any, R]:
+    """Start by business key: a running run is attached to (USE_EXISTING), a closed
+    one is never started again (REJECT_DUPLICATE)."""
+    return await client.start_workflow(
+        workflow, input, id=workflow_id, task_queue=task_queue, result_type=result_type,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=_attributes(tenant_id, order_id),
+    )  # fmt: skip
 
 
 async def start_order(
@@ -61,22 +101,20 @@ async def start_order(
     principal: str = "cli:operator",
     **options: Any,
 ) -> WorkflowHandle[Any, OrderFulfillResult]:
-    context = flow_context(config, "order_fulfill")
-    if timing is not None:
-        context = context.model_copy(update={"timing": timing})
+    context = _context(config, "order_fulfill", timing)
     input = OrderFulfillInput(
         tenant_id=config.tenant, order_id=order_id, payment_intent=payment_intent,
         ship_to=ship_to, context=context, principal=principal, **options,
     )  # fmt: skip
-    return await client.start_workflow(
+    return await _start(
+        client,
         ORDER_FULFILL,
         input,
-        id=order_workflow_id(config.tenant, order_id),
-        task_queue=task_queue,
-        result_type=OrderFulfillResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=_attributes(config.tenant, order_id),
+        order_workflow_id(config.tenant, order_id),
+        task_queue,
+        OrderFulfillResult,
+        config.tenant,
+        order_id,
     )
 
 
@@ -94,24 +132,86 @@ async def request_refund(
     principal: str = "cli:operator",
     note: str | None = None,
 ) -> WorkflowHandle[Any, RefundResult]:
-    context = flow_context(config, "refund")
-    if timing is not None:
-        context = context.model_copy(update={"timing": timing})
+    context = _context(config, "refund", timing)
     request_id = refund_request_id or f"rr-{uuid.uuid4().hex[:16]}"
     input = RefundInput(
         tenant_id=config.tenant, refund_request_id=request_id, order_id=order_id,
         payment_intent_id=payment_intent_id, amount_minor=amount_minor, currency=currency,
         context=context, principal=principal, note=note,
     )  # fmt: skip
-    return await client.start_workflow(
+    return await _start(
+        client,
         REFUND,
         input,
-        id=refund_workflow_id(config.tenant, request_id),
-        task_queue=task_queue,
-        result_type=RefundResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=_attributes(config.tenant, order_id),
+        refund_workflow_id(config.tenant, request_id),
+        task_queue,
+        RefundResult,
+        config.tenant,
+        order_id,
+    )
+
+
+async def start_payment_failure(
+    client: Client,
+    config: BusinessConfig,
+    *,
+    payment_intent_id: str,
+    order_id: str | None,
+    task_queue: str,
+    dunning: DunningConfig | Sequence[timedelta] | None = None,
+    timing: ApprovalTiming | None = None,
+    principal: str = "cli:operator",
+) -> WorkflowHandle[Any, PaymentFailureResult]:
+    """Dun (or cancel) a declined PaymentIntent; the ingress starts the same workflow on
+    ``payment_intent.payment_failed``. ``dunning``: the waits, instead of the config's."""
+    context = _context(config, "payment_failure", timing)
+    if dunning is not None and not isinstance(dunning, DunningConfig):
+        dunning = DunningConfig(schedule=tuple(dunning))
+    input = PaymentFailureInput(
+        tenant_id=config.tenant, payment_intent=payment_intent_id, order_id=order_id,
+        context=context, dunning=dunning, principal=principal,
+    )  # fmt: skip
+    return await _start(
+        client,
+        PAYMENT_FAILURE,
+        input,
+        payment_failure_workflow_id(config.tenant, payment_intent_id),
+        task_queue,
+        PaymentFailureResult,
+        config.tenant,
+        order_id or "",
+    )
+
+
+async def request_cancellation(
+    client: Client,
+    config: BusinessConfig,
+    *,
+    order_id: str,
+    task_queue: str,
+    payment_intent_id: str | None = None,
+    reason: str = "CUSTOMER",
+    timing: ApprovalTiming | None = None,
+    principal: str = "cli:operator",
+) -> WorkflowHandle[Any, OrderCancellationResult]:
+    """Cancel an order (stop its fulfilment, cancel at Printful, void or refund, cancel in
+    Shopify); the ingress starts the same workflow on Shopify ``orders/cancelled``.
+    ``reason`` is Shopify's (CUSTOMER, DECLINED, FRAUD, INVENTORY, OTHER, STAFF); an
+    unknown one raises ``pydantic.ValidationError`` before anything starts."""
+    context = _context(config, "order_cancellation", timing)
+    input = OrderCancellationInput.model_validate(
+        {"tenant_id": config.tenant, "order_id": order_id, "payment_intent_id": payment_intent_id,
+         "reason": reason.upper(), "context": context, "principal": principal}
+    )  # fmt: skip
+    return await _start(
+        client,
+        ORDER_CANCELLATION,
+        input,
+        cancellation_workflow_id(config.tenant, order_id),
+        task_queue,
+        OrderCancellationResult,
+        config.tenant,
+        order_id,
     )
 
 

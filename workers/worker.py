@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -27,14 +26,18 @@ from activities.approval_activities import ApprovalActivities
 from activities.config_activities import ConfigActivities
 from activities.email_activities import EmailActivities
 from activities.kernel_activities import KernelActivities
+from activities.order_state_activities import OrderStateActivities
 from activities.printful_activities import PrintfulActivities
+from activities.reconciliation_activities import (
+    ReconciliationActivities,
+    RefundReadActivities,
+)
 from activities.risk_activities import RiskActivities
 from activities.shopify_activities import ShopifyActivities
 from activities.stripe_activities import StripeActivities
-from autobiz.business_config import load_business_config
+from autobiz.business_config import load_configs
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
-from autobiz.errors import ConfigError
 from autobiz.providers.hygiene import ensure_settings_safe
 from autobiz.providers.printful_client import PrintfulOrders
 from autobiz.providers.sendgrid_client import SendGridMailer
@@ -43,28 +46,18 @@ from autobiz.providers.stripe_client import StripePayments
 from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
+from kernel.metrics import HISTOGRAM_BUCKETS
+from workflows.order_cancellation import OrderCancellation
 from workflows.order_fulfill import OrderFulfill
+from workflows.payment_failure import PaymentFailure
+from workflows.reconciliation import ReconcileDrift, Reconciliation
 from workflows.refund import Refund
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: tuple[type, ...] = (OrderFulfill, Refund)
-
-
-def load_configs(
-    config_dir: Path, files: Sequence[Path] | None = None
-) -> dict[str, BusinessConfig]:
-    """Every tenant config, compiled; one invalid file and nothing starts."""
-    paths = list(files) if files is not None else sorted(config_dir.glob("*.yaml"))
-    if not paths:
-        raise ConfigError(f"no BusinessConfig (*.yaml) in {config_dir}", code="CONFIG_MISSING")
-    configs: dict[str, BusinessConfig] = {}
-    for path in paths:
-        config = load_business_config(path)
-        if config.tenant in configs:
-            raise ConfigError(f"tenant {config.tenant} is configured twice ({path})")
-        configs[config.tenant] = config
-    return configs
+WORKFLOWS: tuple[type, ...] = (
+    OrderFulfill, Refund, PaymentFailure, OrderCancellation, Reconciliation, ReconcileDrift,
+)  # fmt: skip
 
 
 @dataclass
@@ -104,14 +97,25 @@ def activities(
     approvals = ApprovalActivities(db)
     return [
         stripe.capture_payment, stripe.cancel_payment, stripe.create_refund,
+        stripe.get_payment_intent,
         shopify.get_order, shopify.create_fulfillment, shopify.refund_create,
         shopify.cancel_order,
         printful.create_order, printful.confirm_order, printful.cancel_order, printful.get_order,
         email.send_email, risk.assess,
         approvals.open_request, approvals.note, approvals.close_request,
-        approvals.write_order_state,
+        approvals.write_order_state, OrderStateActivities(db).read_order_state,
         ConfigActivities(configs).load_flow_context,
         KernelActivities(db).persist_trace,
+        *reconcile_activities(clients, db),
+    ]  # fmt: skip
+
+
+def reconcile_activities(clients: Clients, db: Database) -> list[Callable[..., Any]]:
+    """Reconciliation's plumbing (scope, drift rows) and its Stripe refund listing."""
+    rows = ReconciliationActivities(db)
+    return [
+        rows.load_scope, rows.record, rows.resolve,
+        RefundReadActivities(clients.stripe).list_refunds,
     ]  # fmt: skip
 
 
@@ -153,11 +157,14 @@ async def worker_resources(
         yield clients, db
 
 
-def _runtime(settings: Settings) -> Runtime | None:
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """The worker's runtime: the SDK's metrics and the kernel's (``kernel.metrics``) on
+    one Prometheus endpoint. Durations are reported in milliseconds."""
     bind = settings.worker.metrics_bind
     if bind is None:
         return None
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    prometheus = PrometheusConfig(bind_address=bind, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
 async def run_worker(
@@ -176,7 +183,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
             pass
-    client = await connect(settings, runtime=_runtime(settings))
+    client = await connect(settings, runtime=metrics_runtime(settings))
     async with worker_resources(settings, configs) as (clients, db):
         worker = build_worker(client, settings, clients, db, configs, task_queue=task_queue)
         runner = asyncio.create_task(worker.run())

@@ -28,6 +28,13 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING
     from kernel.call import internal_activity, kernel_call, preview
     from kernel.errors import GateCode
+    from kernel.metrics import (
+        record_approval_notice,
+        record_approval_outcome,
+        record_approval_requested,
+        record_approval_signal_dropped,
+        record_gate,
+    )
     from kernel.state import Approval, RunState
     from workflows.models import (
         HITL_CLOSE,
@@ -133,7 +140,21 @@ class ApprovalDesk:
             self.apply(d)
         except ApplicationError as exc:
             self.dropped_signals += 1
+            record_approval_signal_dropped(self.tenant_id)
             workflow.logger.warning("approval signal dropped: %s", exc.message)
+
+    def withdraw(self, by: str, reason: str) -> bool:
+        """Close the pending request without a human decision because the flow no longer
+        needs it (its order is being cancelled). It ends ``denied`` — nothing moves — with
+        ``by`` (a system principal) and the reason on the row. False: nothing was pending."""
+        view = self.current
+        if view is None or view.status != "pending":
+            return False
+        self.current = view.model_copy(
+            update={"status": "denied", "decided_by": by, "decided_at": workflow.now(),
+                    "reason": reason[:500]}
+        )  # fmt: skip
+        return True
 
     # -- the wait ---------------------------------------------------------------------
 
@@ -189,6 +210,7 @@ class ApprovalDesk:
             limit=DB_ACTIVITY_TIMEOUT,
         )  # fmt: skip
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(True)])
+        record_approval_requested(self.tenant_id, action)
 
         events: list[tuple[Any, Literal["reminder", "escalation"]]] = []
         if timedelta(0) < self._timing_escalate < expires_in:
@@ -226,6 +248,9 @@ class ApprovalDesk:
             limit=DB_ACTIVITY_TIMEOUT,
         )  # fmt: skip
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(False)])
+        record_approval_outcome(
+            self.tenant_id, action, closed, (final.decided_at or workflow.now()) - now
+        )
         if final.status == "expired":
             recipients = self._recipients(final.roles)
             if self._ops_email:
@@ -247,6 +272,7 @@ class ApprovalDesk:
             recipients = self._recipients(view.roles[level : level + 1] or view.roles)
         recipients = sorted(set(recipients))
         self.current = view.model_copy(update={"escalation_level": level})
+        record_approval_notice(self.tenant_id, view.action, kind)
         await notify(kind, self.current, recipients)
         await internal_activity(
             HITL_NOTE,
@@ -282,6 +308,7 @@ async def call_with_approval(
     approval: Approval | None = None
     if decision.code is GateCode.APPROVAL_REQUIRED:
         assert decision.hitl is not None and decision.keys is not None
+        record_gate(state, decision)  # counted as needs_approval; the call itself follows
         rule = decision.hitl.rule
         reusable = (
             desk.current is not None

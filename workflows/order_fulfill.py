@@ -9,19 +9,25 @@ shopify.create_fulfillment with tracking → sendgrid.send_email.
 Compensation: the Printful draft is cancelled and the capture refunded (through the gate,
 so a large refund waits for approval) if the flow fails before the order is confirmed;
 after confirmation production has started and nothing is undone here.
+
+Cancellation (``cancel_requested``, sent by OrderCancellation): the flow stops before its
+next side effect — before the capture (a pending capture approval is withdrawn), before
+the Printful create and confirm, and while it waits for the shipment — ends
+``cancelled`` and undoes nothing itself: the cancellation flow owns the undo. Once the
+shipment is known the flow finishes instead. Either way it answers the order's
+cancellation workflow with ``fulfill_stopped``.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from kernel.call import internal_activity, kernel_call, persist_trace, preview, start_run
+    from kernel.call import kernel_call, persist_trace, preview, start_run
     from kernel.catalog import (
         CapturePaymentInput,
         CapturePaymentOutput,
@@ -40,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         RiskOutput,
         Shipment,
     )
-    from kernel.state import RunState, RunSummary
+    from kernel.state import RunState
     from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
     from workflows.flow import (
         Saga,
@@ -50,22 +56,20 @@ with workflow.unsafe.imports_passed_through():
         move,
         send_email,
     )
+    from workflows.handlers import ApprovalHandlers
     from workflows.models import (
         ORDER_FULFILL,
-        ORDER_STATE_WRITE,
-        Decision,
-        DecisionResult,
-        FlowStatus,
+        CancelRequest,
+        FulfillStopped,
         OrderFulfillInput,
         OrderFulfillResult,
-        OrderStateWrite,
-        OrderStateWritten,
         ShipmentNotice,
+        cancellation_workflow_id,
         printful_external_id,
     )
+    from workflows.projection import OrderProjection
 
 WORKFLOW_TYPE = "order_fulfill"
-DB_TIMEOUT = timedelta(seconds=30)
 SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
@@ -80,32 +84,20 @@ def printful_items(order: GetOrderOutput, default_variant: int) -> list[Printful
     return items
 
 
+class CancelRequested(Exception):
+    """Raised at a checkpoint once ``cancel_requested`` has arrived (caught in ``run``)."""
+
+
 @workflow.defn(name=ORDER_FULFILL)
-class OrderFulfill:
+class OrderFulfill(ApprovalHandlers):
     def __init__(self) -> None:
-        self._run: RunState | None = None
-        self._desk: ApprovalDesk | None = None
-        self._state = "received"
-        self._tenant = ""
+        super().__init__()
+        self._order_id = ""
         self._shipment: ShipmentNotice | None = None
-        self._version = 0
-        self._detail: dict[str, Any] = {}
-        self._error: str | None = None
+        self._projection: OrderProjection | None = None
+        self._cancel: CancelRequest | None = None
 
     # -- handlers ---------------------------------------------------------------------
-
-    @workflow.update(name="decide")
-    async def decide(self, decision: Decision) -> DecisionResult:
-        return self._require_desk().apply(decision)
-
-    @decide.validator
-    def _validate_decide(self, decision: Decision) -> None:
-        self._require_desk().validate(decision)
-
-    @workflow.signal(name="decide_signal")
-    def decide_signal(self, decision: Decision) -> None:
-        if self._desk is not None:
-            self._desk.signal(decision)
 
     @workflow.signal(name="printful_shipment")
     def printful_shipment(self, notice: ShipmentNotice) -> None:
@@ -131,33 +123,26 @@ class OrderFulfill:
     def shopify_event(self, envelope: dict[str, Any]) -> None:
         """A repeated ``orders/paid`` (signal-with-start on a running flow): nothing to do."""
 
+    @workflow.signal(name="cancel_requested")
+    def cancel_requested(self, request: CancelRequest) -> None:
+        """Stop before the next side effect (the first request wins); a capture approval
+        still pending is withdrawn so the wait ends now."""
+        if self._cancel is not None:
+            return
+        self._cancel = request
+        if self._desk is not None:
+            self._desk.withdraw(request.requested_by, f"order cancellation ({request.reason})")
+
     @workflow.signal(name="stripe_event")
     def stripe_event(self, envelope: dict[str, Any]) -> None:
         self._detail.setdefault("stripe_events", []).append(str(envelope.get("topic")))
-
-    @workflow.query
-    def status(self) -> FlowStatus:
-        return FlowStatus(
-            workflow_id=workflow.info().workflow_id, tenant_id=self._tenant, state=self._state,
-            approval=self._desk.current if self._desk else None, detail=dict(self._detail),
-            cost_micros=self._run.cost_micros if self._run else 0, error=self._error,
-        )  # fmt: skip
-
-    @workflow.query
-    def kernel_trace(self) -> RunSummary:
-        assert self._run is not None
-        return self._run.summary()
-
-    def _require_desk(self) -> ApprovalDesk:
-        if self._desk is None:
-            raise ApplicationError("the flow is not ready for decisions", type="DECISION_REJECTED")
-        return self._desk
 
     # -- the flow ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrderFulfillInput) -> OrderFulfillResult:
         self._tenant = input.tenant_id
+        self._order_id = input.order_id
         mark_started(input.tenant_id, input.order_id, self._state)
         context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
         run = self._run = start_run(context.policy, principal=input.principal)
@@ -167,13 +152,19 @@ class OrderFulfill:
         result: dict[str, Any] = {}
         try:
             await self._flow(input, context.customer_emails, run, desk, saga, result)
+        except CancelRequested:
+            return await self._stop(run, input, result)
         except (ActivityError, ApplicationError, ApprovalDenied) as exc:
+            if self._cancel is not None:
+                # The cancellation flow owns the order now: no compensation here.
+                return await self._stop(run, input, result)
             self._error = _describe(exc)
             denied = isinstance(exc, ApprovalDenied)
             await saga.compensate(run)
             self._detail["compensated"] = saga.done
             await self._move(run, input, "rejected" if denied else "failed")
             await persist_trace(run)
+            await self._answer_cancel(stopped=False)
             if isinstance(exc, ApprovalDenied):
                 if exc.view.status == "denied":
                     return self._result(input, run, result)
@@ -185,8 +176,47 @@ class OrderFulfill:
             raise
         await self._move(run, input, "completed")
         await persist_trace(run)
+        await self._answer_cancel(stopped=False)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result(input, run, result)
+
+    async def _stop(
+        self, run: RunState, input: OrderFulfillInput, result: dict[str, Any]
+    ) -> OrderFulfillResult:
+        """Cancelled from outside: end here, undo nothing, tell the cancellation flow."""
+        request = self._cancel
+        assert request is not None
+        stopped_in = self._state
+        run.decision(
+            workflow.now(), "cancel_requested",
+            {"requested_by": request.requested_by, "reason": request.reason,
+             "stopped_in": stopped_in},
+        )  # fmt: skip
+        self._detail["cancelled_in"] = stopped_in
+        await self._move(run, input, "cancelled")
+        await persist_trace(run)
+        await self._answer_cancel(stopped=True, state=stopped_in)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result(input, run, result)
+
+    async def _answer_cancel(self, *, stopped: bool, state: str | None = None) -> None:
+        """Answer a cancellation request (if one came) with ``fulfill_stopped``; a
+        cancellation flow that is not running (a request sent by hand) is not an error."""
+        if self._cancel is None:
+            return
+        answer = FulfillStopped(
+            workflow_id=workflow.info().workflow_id, stopped=stopped, state=state or self._state
+        )
+        target = cancellation_workflow_id(self._tenant, self._order_id)
+        try:
+            await workflow.get_external_workflow_handle(target).signal("fulfill_stopped", answer)
+        except FailureError as exc:
+            workflow.logger.warning("cancellation flow %s not told: %s", target, exc)
+
+    def _checkpoint(self) -> None:
+        """Before each side effect: stop here if a cancellation was requested."""
+        if self._cancel is not None:
+            raise CancelRequested
 
     def _result(
         self, input: OrderFulfillInput, run: RunState, result: dict[str, Any]
@@ -198,17 +228,13 @@ class OrderFulfill:
 
     async def _move(self, run: RunState, input: OrderFulfillInput, new: str) -> None:
         self._state = move(run, self._state, new)
-        written = await internal_activity(
-            ORDER_STATE_WRITE,
-            OrderStateWrite(
-                tenant_id=input.tenant_id, order_id=input.order_id, state=new,
-                expected_version=self._version,
-                data={"workflow_id": workflow.info().workflow_id, **self._detail},
-            ),
-            result_type=OrderStateWritten, limit=DB_TIMEOUT,
-        )  # fmt: skip
-        assert written is not None
-        self._version = written.version
+        if self._projection is None:
+            # The flow that starts an order's row; another flow of the order (a payment
+            # failure that recovered) may have written it first: read on conflict.
+            self._projection = OrderProjection(input.tenant_id, input.order_id, read_first=False)
+        await self._projection.write(
+            new, {"workflow_id": workflow.info().workflow_id, **self._detail}
+        )
 
     async def _flow(
         self,
@@ -244,6 +270,7 @@ class OrderFulfill:
         # Payment: capture the authorisation (approval first when the rule says so).
         payment_intent = input.payment_intent or order.payment_intent_id
         if payment_intent is not None:
+            self._checkpoint()
             await self._move(run, input, "capturing")
             capture = CapturePaymentInput(
                 payment_intent_id=payment_intent, order_id=input.order_id,
@@ -282,6 +309,7 @@ class OrderFulfill:
         await self._move(run, input, "paid")
 
         # Printful: draft (looked up by external id first), then confirm.
+        self._checkpoint()
         draft = await kernel_call(
             run, "printful.create_order", "1",
             CreatePrintfulOrderInput(
@@ -301,6 +329,7 @@ class OrderFulfill:
             )  # fmt: skip
 
         saga.add("cancel_printful_draft", cancel_draft)
+        self._checkpoint()
         await kernel_call(
             run, "printful.confirm_order", "1", ref, step="printful_confirm",
             expect=PrintfulOrderOutput,
@@ -342,7 +371,8 @@ class OrderFulfill:
         while True:
             try:
                 await workflow.wait_condition(
-                    lambda: self._shipment is not None, timeout=input.shipment_wait
+                    lambda: self._shipment is not None or self._cancel is not None,
+                    timeout=input.shipment_wait,
                 )
             except TimeoutError:
                 if polls >= input.shipment_polls:
@@ -363,6 +393,7 @@ class OrderFulfill:
                     )  # fmt: skip
             if self._shipment is not None:
                 return self._shipment
+            self._checkpoint()  # not shipped yet and a cancellation came: stop waiting
 
 
 def _recipient(order: GetOrderOutput) -> PrintfulRecipient | None:

@@ -25,14 +25,11 @@ with workflow.unsafe.imports_passed_through():
         ShopifyRefundInput,
         ShopifyRefundOutput,
     )
-    from kernel.state import RunState, RunSummary
     from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
     from workflows.flow import approval_notifier, load_context, mark_started, move, send_email
+    from workflows.handlers import ApprovalHandlers
     from workflows.models import (
         REFUND,
-        Decision,
-        DecisionResult,
-        FlowStatus,
         RefundInput,
         RefundResult,
     )
@@ -41,46 +38,7 @@ WORKFLOW_TYPE = "refund"
 
 
 @workflow.defn(name=REFUND)
-class Refund:
-    def __init__(self) -> None:
-        self._run: RunState | None = None
-        self._desk: ApprovalDesk | None = None
-        self._state = "received"
-        self._tenant = ""
-        self._detail: dict[str, Any] = {}
-        self._error: str | None = None
-
-    @workflow.update(name="decide")
-    async def decide(self, decision: Decision) -> DecisionResult:
-        return self._require_desk().apply(decision)
-
-    @decide.validator
-    def _validate_decide(self, decision: Decision) -> None:
-        self._require_desk().validate(decision)
-
-    @workflow.signal(name="decide_signal")
-    def decide_signal(self, decision: Decision) -> None:
-        if self._desk is not None:
-            self._desk.signal(decision)
-
-    @workflow.query
-    def status(self) -> FlowStatus:
-        return FlowStatus(
-            workflow_id=workflow.info().workflow_id, tenant_id=self._tenant, state=self._state,
-            approval=self._desk.current if self._desk else None, detail=dict(self._detail),
-            cost_micros=self._run.cost_micros if self._run else 0, error=self._error,
-        )  # fmt: skip
-
-    @workflow.query
-    def kernel_trace(self) -> RunSummary:
-        assert self._run is not None
-        return self._run.summary()
-
-    def _require_desk(self) -> ApprovalDesk:
-        if self._desk is None:
-            raise ApplicationError("the flow is not ready for decisions", type="DECISION_REJECTED")
-        return self._desk
-
+class Refund(ApprovalHandlers):
     def _move(self, new: str) -> None:
         assert self._run is not None
         self._state = move(self._run, self._state, new)

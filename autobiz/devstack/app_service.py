@@ -1,4 +1,4 @@
-"""Base for our own HTTP processes in the stack (sandbox, ingress, later the worker)."""
+"""Base for our own HTTP processes in the stack (sandbox, ingress, worker)."""
 
 from __future__ import annotations
 
@@ -52,8 +52,20 @@ class HttpAppService(Service):
     def details(self) -> dict[str, str]:
         return {}
 
+    def fingerprint(self) -> dict[str, str]:
+        """What the running process was started with that matters (kept in its pid file);
+        a running process whose fingerprint differs is restarted by ``Stack.up``."""
+        return {}
+
+    def outdated(self) -> bool:
+        rec = self.record()
+        return rec is not None and rec.info != self.fingerprint()
+
     def start(self) -> ServiceStatus:
-        rec = spawn(self.name, self.command(), log_file=self.log_file, env=self.env)
+        rec = spawn(
+            self.name, self.command(), log_file=self.log_file, env=self.env,
+            info=self.fingerprint(),
+        )  # fmt: skip
         self.pidfiles.write(rec)
         deadline = time.monotonic() + self.startup_timeout
         while not self.healthy():

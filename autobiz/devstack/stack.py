@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from autobiz.business_config import load_configs
 from autobiz.db.dsn import admin_dsn
 from autobiz.db.migrate import MigrationReport, migrate
+from autobiz.db.tenants import sync_tenants
+from autobiz.devstack.app_service import HttpAppService
 from autobiz.devstack.ingress_service import IngressService
 from autobiz.devstack.process import PidFiles
 from autobiz.devstack.sandbox_service import SandboxService
@@ -16,6 +19,7 @@ from autobiz.devstack.services import (
     ServiceStatus,
     TemporalDevServer,
 )
+from autobiz.devstack.worker_service import WorkerService
 from autobiz.settings import Settings
 
 Progress = Callable[[str], None]
@@ -42,7 +46,8 @@ class Stack:
         # Infrastructure first, then migrations, then the application processes (which
         # need the schema). Stop runs in reverse.
         self.infrastructure: list[Service] = [postgres, TemporalDevServer(settings, self.pidfiles)]
-        self.applications: list[Service] = [sandbox, ingress]
+        self.worker = WorkerService(settings, self.pidfiles)
+        self.applications: list[Service] = [sandbox, ingress, self.worker]
 
     @property
     def services(self) -> list[Service]:
@@ -50,6 +55,10 @@ class Stack:
 
     def up(self, progress: Progress = _quiet) -> tuple[list[ServiceStatus], MigrationReport]:
         self.home.mkdir(parents=True, exist_ok=True)
+        for service in self.applications:
+            if isinstance(service, HttpAppService) and service.outdated():
+                progress(f"restarting {service.name} (its settings changed)")
+                service.stop()
         to_start = [s for s in self.services if s.status().state in ("stopped", "unreachable")]
         # Check every port before starting anything, so a conflict starts nothing.
         for service in to_start:
@@ -59,6 +68,10 @@ class Stack:
             self._start(self.infrastructure, to_start, started, progress)
             progress("applying database migrations")
             report = migrate(admin_dsn(self.settings))
+            configs = load_configs(self.settings.config_dir)
+            created = sync_tenants(admin_dsn(self.settings), configs.values())
+            progress(f"tenants from {self.settings.config_dir}: {', '.join(sorted(configs))}"
+                     + (f" ({', '.join(created)} new)" if created else ""))  # fmt: skip
             self._start(self.applications, to_start, started, progress)
         except BaseException:
             for service in reversed(started):

@@ -17,13 +17,21 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+from temporalio import activity
 
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
-from autobiz.ledger.idempotency_store import DEFAULT_WINDOW, Clock, IdempotencyStore, utc_now
-from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore
+from autobiz.ledger.idempotency_store import (
+    DEFAULT_WINDOW,
+    Clock,
+    IdempotencyInProgressError,
+    IdempotencyStore,
+    utc_now,
+)
+from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
 from kernel.contracts import CallContext
 from kernel.idempotency import keys_for, request_hash
+from kernel.metrics import record_idempotency, record_receipt
 
 OutT = TypeVar("OutT", bound=BaseModel)
 
@@ -58,6 +66,14 @@ def verify_call(ctx: CallContext, input: BaseModel) -> None:
         raise GateBypassedError(f"{ctx.ref}: request hash does not match the call")
 
 
+def attempt_lease() -> timedelta | None:
+    """Inside an activity, its start-to-close timeout: Temporal starts the next attempt
+    only after this one has timed out, so an older in-progress claim is abandoned."""
+    if not activity.in_activity():
+        return None
+    return activity.info().start_to_close_timeout
+
+
 class SideEffectRunner:
     def __init__(
         self, db: Database, *, window: timedelta = DEFAULT_WINDOW, clock: Clock = utc_now
@@ -76,27 +92,44 @@ class SideEffectRunner:
         verify_call(ctx, input)
 
         async def once() -> dict[str, Any]:
-            result = await execute()
+            try:
+                result = await execute()
+            except BaseException:
+                record_idempotency(ctx, "failed")
+                raise
+            record_idempotency(ctx, "executed")
             if ctx.side_effect.needs_receipt:
-                await self.receipts.record(
-                    ReceiptDraft(
-                        tenant_id=ctx.tenant_id, workflow_id=ctx.workflow_id,
-                        run_id=ctx.run_id, activity_id=activity_id, tool=ctx.tool,
-                        tool_version=ctx.version, side_effect=ctx.side_effect,
-                        internal_key=ctx.internal_key, external_key=ctx.external_key,
-                        request_hash=ctx.request_hash, provider=ctx.provider,
-                        provider_object_id=result.provider_object_id, status=result.status,
-                        amount_minor=result.amount_minor, currency=result.currency,
-                        details=result.details,
-                    )
-                )  # fmt: skip
+                try:
+                    await self.receipts.record(
+                        ReceiptDraft(
+                            tenant_id=ctx.tenant_id, workflow_id=ctx.workflow_id,
+                            run_id=ctx.run_id, activity_id=activity_id, tool=ctx.tool,
+                            tool_version=ctx.version, side_effect=ctx.side_effect,
+                            internal_key=ctx.internal_key, external_key=ctx.external_key,
+                            request_hash=ctx.request_hash, provider=ctx.provider,
+                            provider_object_id=result.provider_object_id,
+                            status=result.status, amount_minor=result.amount_minor,
+                            currency=result.currency, details=result.details,
+                        )
+                    )  # fmt: skip
+                except ReceiptWriteError:
+                    record_receipt(ctx, "failed")
+                    raise
+                record_receipt(ctx, "written")
             return result.output.model_dump(mode="json")
 
-        outcome = await self.idempotency.run(
-            ctx.tenant_id,
-            internal_key=ctx.internal_key,
-            external_key=ctx.external_key,
-            tool=ctx.ref,
-            execute=once,
-        )
+        try:
+            outcome = await self.idempotency.run(
+                ctx.tenant_id,
+                internal_key=ctx.internal_key,
+                external_key=ctx.external_key,
+                tool=ctx.ref,
+                execute=once,
+                lease=attempt_lease(),
+            )
+        except IdempotencyInProgressError:
+            record_idempotency(ctx, "in_progress")
+            raise
+        if outcome.replayed:
+            record_idempotency(ctx, "replayed")
         return output_model.model_validate(outcome.result)

@@ -79,8 +79,13 @@ class IdempotencyStore:
         external_key: str,
         tool: str,
         execute: Callable[[], Awaitable[dict[str, Any]]],
+        lease: timedelta | None = None,
     ) -> IdempotentOutcome:
-        recorded = await self._claim(tenant_id, internal_key, external_key, tool)
+        """``lease``: how long another attempt's claim holds (at most the store's lease);
+        an activity passes its start-to-close timeout, after which Temporal has given up
+        on that attempt (a killed worker) and the retry may take over."""
+        held = self.lease if lease is None else min(lease, self.lease)
+        recorded = await self._claim(tenant_id, internal_key, external_key, tool, held)
         if recorded is not None:
             return recorded
         try:
@@ -102,7 +107,7 @@ class IdempotencyStore:
         return None if row is None else KeyRecord(**row)
 
     async def _claim(
-        self, tenant_id: str, internal_key: str, external_key: str, tool: str
+        self, tenant_id: str, internal_key: str, external_key: str, tool: str, lease: timedelta
     ) -> IdempotentOutcome | None:
         """Claim the key for execution, or return the recorded outcome of a duplicate."""
         now = self._clock()
@@ -137,7 +142,7 @@ class IdempotencyStore:
                     dict(result or {}), replayed=True, hit_count=hits,
                     first_seen_at=row["first_seen_at"],
                 )  # fmt: skip
-            if row["status"] == "in_progress" and now < row["last_seen_at"] + self.lease:
+            if row["status"] == "in_progress" and now < row["last_seen_at"] + lease:
                 raise IdempotencyInProgressError(
                     f"{tool} with this key is executing elsewhere; retry later"
                 )

@@ -38,6 +38,8 @@ query GetOrder($id: ID!) {
     displayFinancialStatus displayFulfillmentStatus tags note currencyCode
     totalPriceSet { shopMoney { amount currencyCode } }
     totalRefundedSet { shopMoney { amount currencyCode } }
+    shippingAddress { name address1 address2 city zip countryCodeV2 provinceCode phone }
+    transactions(first: 20) { kind status gateway authorizationCode }
     lineItems(first: 100) {
       nodes { id title quantity sku originalUnitPriceSet { shopMoney { amount currencyCode } } }
     }
@@ -108,6 +110,24 @@ class ShopifyLineItem(BaseModel):
     unit_price: Money
 
 
+class ShopifyAddress(BaseModel):
+    name: str
+    address1: str
+    address2: str | None = None
+    city: str
+    zip: str
+    country_code: str
+    province_code: str | None = None
+    phone: str | None = None
+
+
+class ShopifyTransaction(BaseModel):
+    kind: str
+    status: str
+    gateway: str | None = None
+    authorization_code: str | None = None
+
+
 class ShopifyOrder(BaseModel):
     id: str
     name: str
@@ -120,6 +140,22 @@ class ShopifyOrder(BaseModel):
     total: Money
     refunded: Money
     line_items: list[ShopifyLineItem]
+    shipping_address: ShopifyAddress | None = None
+    transactions: list[ShopifyTransaction] = Field(default_factory=list)
+
+    @property
+    def payment_intent_id(self) -> str | None:
+        """The Stripe PaymentIntent behind the order: the successful authorisation or
+        sale of a Stripe gateway carries it as its ``authorizationCode``."""
+        for t in self.transactions:
+            if (
+                t.kind in ("AUTHORIZATION", "SALE")
+                and t.status == "SUCCESS"
+                and (t.gateway or "").lower().startswith("stripe")
+                and (t.authorization_code or "").startswith("pi_")
+            ):
+                return t.authorization_code
+        return None
 
 
 class FulfillmentOrder(BaseModel):
@@ -305,7 +341,15 @@ class ShopifyAdmin:
                 )
                 for li in node["lineItems"]["nodes"]
             ],
-        )
+            shipping_address=_address(node.get("shippingAddress")),
+            transactions=[
+                ShopifyTransaction(
+                    kind=t["kind"], status=t["status"], gateway=t.get("gateway"),
+                    authorization_code=t.get("authorizationCode"),
+                )
+                for t in node.get("transactions") or []
+            ],
+        )  # fmt: skip
 
     async def fulfillment_orders(self, order_id: str) -> list[FulfillmentOrder]:
         data = await self.execute("FulfillmentOrders", FULFILLMENT_ORDERS, {"orderId": order_id})
@@ -423,3 +467,19 @@ class ShopifyAdmin:
             "OrderUpdate", ORDER_UPDATE, {"input": {"id": order_id, "note": note}}
         )
         self._user_errors(data["orderUpdate"], "userErrors")
+
+
+def _address(node: dict[str, Any] | None) -> ShopifyAddress | None:
+    if not node or not node.get("address1") or not node.get("countryCodeV2"):
+        return None  # no address, or one Printful could not ship to
+    return ShopifyAddress(
+        name=node.get("name") or "", address1=node["address1"], address2=node.get("address2"),
+        city=node.get("city") or "", zip=node.get("zip") or "",
+        country_code=node["countryCodeV2"], province_code=node.get("provinceCode"),
+        phone=node.get("phone"),
+    )  # fmt: skip
+
+
+def order_gid(order_id: str) -> str:
+    """Shopify's GraphQL id for an order given as a legacy id or a gid."""
+    return order_id if order_id.startswith("gid://") else f"gid://shopify/Order/{order_id}"

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
+        RefundListParams,
     )
 
 T = TypeVar("T")
@@ -111,6 +112,11 @@ class StripeEventInfo(BaseModel):
 
 class EventPage(BaseModel):
     events: list[StripeEventInfo]
+    has_more: bool
+
+
+class RefundPage(BaseModel):
+    refunds: list[RefundInfo]
     has_more: bool
 
 
@@ -296,6 +302,19 @@ class StripePayments:
         )
         return PaymentIntentInfo.model_validate(_as_dict(pi))
 
+    async def set_order_key(
+        self, payment_intent_id: str, order_key: str, *, idempotency_key: str
+    ) -> PaymentIntentInfo:
+        """Name the order a PaymentIntent paid for, once the order exists (checkout creates
+        the intent before the shop has an order number)."""
+        options = _require_key(idempotency_key)
+        pi = await self._call(
+            lambda: self._client.v1.payment_intents.update_async(
+                payment_intent_id, {"metadata": {ORDER_KEY_METADATA: order_key}}, options
+            )
+        )
+        return PaymentIntentInfo.model_validate(_as_dict(pi))
+
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
         pi = await self._call(
             lambda: self._client.v1.payment_intents.retrieve_async(payment_intent_id)
@@ -341,6 +360,33 @@ class StripePayments:
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
         refund = await self._call(lambda: self._client.v1.refunds.retrieve_async(refund_id))
         return RefundInfo.model_validate(_as_dict(refund))
+
+    async def list_refunds(
+        self,
+        *,
+        payment_intent_id: str | None = None,
+        created_gte: int | None = None,
+        created_lte: int | None = None,
+        limit: int = 100,
+        starting_after: str | None = None,
+    ) -> RefundPage:
+        """One page of refunds, newest first: of one PaymentIntent and/or created in a
+        range (epoch seconds, inclusive). Walk the pages with ``starting_after``."""
+        params: dict[str, Any] = {"limit": limit}
+        if payment_intent_id is not None:
+            params["payment_intent"] = payment_intent_id
+        created = {k: v for k, v in (("gte", created_gte), ("lte", created_lte)) if v is not None}
+        if created:
+            params["created"] = created
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = await self._call(
+            lambda: self._client.v1.refunds.list_async(cast("RefundListParams", params))
+        )
+        return RefundPage(
+            refunds=[RefundInfo.model_validate(_as_dict(r)) for r in page.data],
+            has_more=bool(page.has_more),
+        )
 
     # -- Events ----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from autobiz.settings import IngressSettings
 from ingress.app import IngressDeps, IngressRuntime, create_app
 from ingress.handoff import Handoff
 from ingress.metrics import IngressMetrics
+from ingress.ordering import PreconditionProbe
 from ingress.relay import Relay
 from ingress.tenants import StaticWebhookSecrets, TenantWebhookConfig
 from tests.ingress.support import (
@@ -122,6 +123,7 @@ async def make_ingress(database: Database, tenant: str) -> AsyncIterator[Harness
         db: Database | None = None,
         secrets: StaticWebhookSecrets | None = None,
         clock: FakeClock | None = None,
+        probe: PreconditionProbe | None = None,
     ) -> Harness:
         clock = clock or FakeClock()
         handoff = handoff if handoff is not None else RecordingHandoff()
@@ -131,6 +133,7 @@ async def make_ingress(database: Database, tenant: str) -> AsyncIterator[Harness
             settings=settings or IngressSettings(hold_timeout_seconds=60),
             handoff=handoff,
             clock=clock,
+            probe=probe,
         )
         app = create_app(deps)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingress")

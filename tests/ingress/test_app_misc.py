@@ -63,6 +63,16 @@ def test_routing_table_matches_design() -> None:
     paid = route_for(Source.SHOPIFY, "orders/paid")
     assert paid is not None and paid.action is Action.SIGNAL_WITH_START
     assert (paid.workflow, paid.workflow_id("acme", "42")) == ("OrderFulfill", "order:acme:42")
+    # An order created with its payment authorised starts the same run; others are records.
+    created = route_for(
+        Source.SHOPIFY, "orders/create", shopify_order(7, financial_status="authorized")
+    )
+    assert created is not None and created.workflow_id("acme", "7") == "order:acme:7"
+    assert route_for(Source.SHOPIFY, "orders/create", shopify_order(7)) is None
+    assert (
+        route_for(Source.SHOPIFY, "orders/create", shopify_order(7, financial_status="pending"))
+        is None
+    )
     cancelled = route_for(Source.SHOPIFY, "orders/cancelled")
     assert cancelled is not None and cancelled.workflow == "OrderCancellation"
     failed = route_for(Source.STRIPE, "payment_intent.payment_failed")
@@ -91,3 +101,15 @@ def test_temporal_handoff_plan_needs_a_business_key() -> None:
         handoff.plan(envelope)
     route, workflow_id = handoff.plan(envelope.model_copy(update={"order_id": "42"}))
     assert (route.signal, workflow_id) == ("stripe_event", "order:acme:42")
+
+
+@pytest.mark.unit
+def test_printful_external_id_names_the_order_it_was_made_for() -> None:
+    from ingress.events import business_keys
+    from workflows.models import printful_external_id
+
+    external = printful_external_id("acme", "5000091234001")
+    payload = {"type": "shipment_sent", "data": {"order": {"id": 9, "external_id": external}}}
+    assert business_keys(Source.PRINTFUL, "shipment_sent", payload)["order_id"] == "5000091234001"
+    legacy = {"type": "shipment_sent", "data": {"order": {"id": 9, "external_id": "order:acme:7"}}}
+    assert business_keys(Source.PRINTFUL, "shipment_sent", legacy)["order_id"] == "7"

@@ -45,6 +45,26 @@ async def test_shipped_before_order_is_held_then_released_in_order(
     assert h.metric("autobiz_ingress_released_total", source="printful", reason="precondition") == 2
 
 
+async def test_shipment_waits_for_an_authorised_orders_create_not_a_recorded_one(
+    make_ingress: HarnessFactory,
+) -> None:
+    handoff = RecordingHandoff()
+    h = await make_ingress(handoff=handoff)
+    shipped = await h.printful(dumps(printful_event("shipment_sent", 41)))
+    assert shipped.json()["status"] == "held"
+    # A pending order's orders/create is only recorded: it starts nothing, so no release.
+    pending = await h.shopify(dumps(shopify_order(41, financial_status="pending")), "orders/create")
+    assert pending.json()["status"] == "ignored"
+    await h.relay.run_once()
+    assert handoff.delivered == []
+    # The authorised order's orders/create starts the run: the shipment follows it.
+    authorised = shopify_order(41, financial_status="authorized") | {"updated_at": "later"}
+    created = await h.shopify(dumps(authorised), "orders/create")
+    assert created.json()["status"] == "pending"
+    await h.relay.run_once()
+    assert [e.topic for e in handoff.delivered] == ["orders/create", "shipment_sent"]
+
+
 async def test_refund_before_capture_released_by_the_capture(make_ingress: HarnessFactory) -> None:
     handoff = RecordingHandoff()
     h = await make_ingress(handoff=handoff)

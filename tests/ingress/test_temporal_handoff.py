@@ -83,6 +83,14 @@ async def test_signal_with_start_and_held_shipment(
         assert desc.typed_search_attributes.get(ORDER_ID) == "7001"
         await handle.terminate("test done")
 
+        # A late event for the closed run is recorded, not retried into a dead letter.
+        late = await h.printful(dumps(printful_event("package_returned", 7001)))
+        assert late.json()["status"] == "pending"
+        report = await h.relay.run_once()
+        assert (report.handed_over, report.skipped) == (0, 1)
+        row = next(r for r in await h.rows() if r["topic"] == "package_returned")
+        assert row["status"] == "ignored" and "has closed" in row["status_reason"]
+
 
 async def test_temporal_unreachable_then_back_each_handed_over_once(
     make_ingress: HarnessFactory, client: Client, task_queue: str

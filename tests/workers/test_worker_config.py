@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from autobiz.business_config import load_configs
 from autobiz.errors import ConfigError
 from autobiz.settings import Settings
-from workers.worker import load_configs, run_worker
+from workers.worker import run_worker
 
 pytestmark = pytest.mark.unit
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo-shop.yaml"

@@ -77,6 +77,16 @@ class Harness:
                 (self.tenant, workflow_id),
             )
 
+    async def pending_rows(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The ``hitl_requests`` rows once one is pending (the workflow shows its request
+        before the activity that writes the row has finished)."""
+
+        async def probe() -> list[dict[str, Any]] | None:
+            rows = await self.hitl_rows(workflow_id)
+            return rows if any(r["status"] == "pending" for r in rows) else None
+
+        return await eventually(probe, what=f"a pending approval row of {workflow_id}")
+
     async def status_when(
         self, workflow_id: str, predicate: Callable[[FlowStatus], bool], within: float = 30.0
     ) -> FlowStatus:

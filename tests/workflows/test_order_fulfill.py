@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from starters.flows import decide, flow_status, start_order
+from tests.replay.recorder import maybe_record
 from tests.workflows.support import FAST, SHIP_TO, Harness
 from workflows.models import Decision, ShipmentNotice, printful_external_id
 
@@ -76,6 +77,7 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
     assert row is not None and row["state"] == "completed" and row["version"] >= 6
     status = await flow_status(h.client, handle.id)
     assert status.state == "completed" and status.error is None
+    await maybe_record(h.client, handle.id, "order_fulfill_happy_path")
 
 
 async def test_shipment_found_by_polling_printful(harness: Harness) -> None:
@@ -117,3 +119,32 @@ async def test_large_order_waits_for_approval_then_captures(harness: Harness) ->
     assert done.state == "completed" and done.captured_minor == 60000
     rows = await h.hitl_rows(handle.id)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "omar")]
+
+
+async def test_order_whose_row_another_flow_wrote_first_continues_it(harness: Harness) -> None:
+    """A payment that failed, was dunned and then paid: PaymentFailure wrote the order's
+    row first; OrderFulfill reads it on the version conflict and carries on."""
+    h = harness
+    order_id = await h.seed_order("25.00")
+    async with h.db.tenant(h.tenant) as s:
+        await s.execute(
+            "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, data)"
+            " VALUES (%s, %s, 2, 'recovered', 'x', '{\"decline_class\": \"soft\"}')",
+            (h.tenant, order_id),
+        )
+    pi = await h.authorize(2500, order_id)
+    handle = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
+        ship_to=SHIP_TO, timing=FAST,
+    )  # fmt: skip
+    _, tracking = await _ship(h, handle.id)
+    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
+                                                            tracking_number=tracking))  # fmt: skip
+    assert (await handle.result()).state == "completed"
+    async with h.db.tenant(h.tenant) as s:
+        row = await s.fetch_one(
+            "SELECT version, state, data FROM order_state WHERE order_id = %s", (order_id,)
+        )
+    assert row is not None and row["state"] == "completed" and row["version"] > 2
+    # What the other flow recorded is kept alongside this run's fields.
+    assert row["data"]["decline_class"] == "soft" and row["data"]["workflow_id"] == handle.id

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from starters.flows import decide, request_refund
+from tests.replay.recorder import maybe_record
 from tests.workflows.support import FAST, Harness
 from workflows.models import ApprovalTiming, Decision, RefundResult
 
@@ -77,7 +78,7 @@ async def test_above_threshold_approved(harness: Harness) -> None:
     handle, pi = await _refund(h, 6000)
     request_id = await _pending(h, handle)
     assert await _refunded(h, pi) == 0  # nothing moves before the decision
-    rows = await h.hitl_rows(handle.id)
+    rows = await h.pending_rows(handle.id)
     assert [(r["status"], r["required_role"]) for r in rows] == [("pending", "finance")]
     decision = Decision(tenant_id=h.tenant, approver="ana", approve=True, reason="ok")
     result = await decide(h.client, handle.id, decision, update_id="approve-1")
@@ -104,6 +105,7 @@ async def test_above_threshold_approved(harness: Harness) -> None:
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
         await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana",
                                                    approve=False))  # fmt: skip
+    await maybe_record(h.client, handle.id, "refund_approved_above_threshold")
 
 
 async def test_above_threshold_denied(harness: Harness) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,47 +20,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
 from autobiz.search_attributes import FLOW_STATE, TENANT_ID
+from tests.support.stack import autobiz
 
 pytestmark = pytest.mark.e2e
 
-PORT_SETTINGS = [
-    "AUTOBIZ_TEMPORAL__PORT",
-    "AUTOBIZ_TEMPORAL__UI_PORT",
-    "AUTOBIZ_TEMPORAL__HTTP_PORT",
-    "AUTOBIZ_TEMPORAL__METRICS_PORT",
-    "AUTOBIZ_POSTGRES__PORT",
-    "AUTOBIZ_SANDBOX__PORT",
-    "AUTOBIZ_INGRESS__PORT",
-]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
-    env["AUTOBIZ_HOME"] = str(tmp_path / "home")
-    for name in PORT_SETTINGS:
-        env[name] = str(_free_port())
-    yield env
-    # Whatever happened, leave nothing running.
-    autobiz(env, "dev", "down", check=False)
-
-
-def autobiz(
-    env: dict[str, str], *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "autobiz.cli.main", *args],
-        env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    if check and result.returncode != 0:
-        raise AssertionError(f"autobiz {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
+def env_bind(env: dict[str, str]) -> str:
+    return env["AUTOBIZ_WORKER__METRICS_BIND"]
 
 
 def _stack_processes(home: str) -> list[psutil.Process]:
@@ -95,8 +59,12 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
     assert by_name["postgres"]["details"]["embedded"] is True
     assert by_name["sandbox"]["state"] == "running"
     assert by_name["ingress"]["state"] == "running"
+    assert by_name["worker"]["state"] == "running"
+    assert by_name["worker"]["details"]["config_dir"] == str(Path.cwd() / "config")
     ingress_url = f"http://127.0.0.1:{stack_env['AUTOBIZ_INGRESS__PORT']}"
     async with httpx.AsyncClient(base_url=ingress_url, timeout=10) as http:
+        metrics = await http.get(f"http://{env_bind(stack_env)}/metrics")
+        assert metrics.status_code == 200
         assert (await http.get("/readyz")).status_code == 200
         # An unsigned webhook is refused by the running ingress.
         assert (await http.post("/webhooks/stripe", content=b"{}")).status_code == 401
@@ -136,12 +104,15 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
 
     # A query against the database, as the application role, under RLS.
     pg_port = stack_env["AUTOBIZ_POSTGRES__PORT"]
+    # `dev up` created the configured tenant (config/demo-shop.yaml); the app role sees
+    # it only as that tenant.
     with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=postgres dbname=autobiz") as conn:
-        conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ('demo-shop', 'Demo')")
+        assert conn.execute("SELECT tenant_id FROM tenants").fetchall() == [("demo-shop",)]
+        conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ('other-shop', 'Other')")
     with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=autobiz_app dbname=autobiz") as conn:
         assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (0,)
         conn.execute("SELECT set_config('app.tenant_id', 'demo-shop', true)")
-        assert conn.execute("SELECT name FROM tenants").fetchone() == ("Demo",)
+        assert conn.execute("SELECT name FROM tenants").fetchall() == [("Demo Print Shop",)]
 
     down = autobiz(stack_env, "dev", "down", "--json")
     assert sorted(json.loads(down.stdout)["stopped"]) == sorted(pids)
@@ -154,7 +125,7 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
     # State persisted under the home: a restart sees the same database.
     autobiz(stack_env, "dev", "up")
     with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=postgres dbname=autobiz") as conn:
-        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (2,)
 
 
 def test_port_taken_gives_a_clear_error_and_starts_nothing(stack_env: dict[str, str]) -> None:

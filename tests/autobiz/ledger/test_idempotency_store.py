@@ -133,3 +133,33 @@ async def test_keys_are_tenant_scoped(database: Database, tenant: str) -> None:
         tenant, internal_key=k.internal, external_key=k.external, tool="t", execute=provider
     )
     assert await store.get(other, k.internal) is None
+
+
+async def test_abandoned_claim_is_taken_over_after_the_attempt_lease(
+    database: Database, tenant: str
+) -> None:
+    """A worker killed mid-call leaves its claim in_progress; the retry (which Temporal
+    starts only after the attempt's start-to-close timeout) takes over with the same keys."""
+    clock = Clock()
+    store = IdempotencyStore(database, clock=clock)
+    k = _keys(tenant)
+    async with database.tenant(tenant) as s:  # the killed attempt's claim, never finished
+        await s.execute(
+            "INSERT INTO idempotency_keys (tenant_id, internal_key, external_key, tool, "
+            "status, first_seen_at, last_seen_at, expires_at) "
+            "VALUES (%s, %s, %s, 't', 'in_progress', %s, %s, %s)",
+            (tenant, k.internal, k.external, clock.now, clock.now, clock.now + timedelta(days=1)),
+        )
+    provider = Provider()
+    clock.now += timedelta(seconds=20)
+    with pytest.raises(IdempotencyInProgressError):  # within the 30 s attempt: still its
+        await store.run(
+            tenant, internal_key=k.internal, external_key=k.external, tool="t",
+            execute=provider, lease=timedelta(seconds=30),
+        )  # fmt: skip
+    clock.now += timedelta(seconds=15)
+    out = await store.run(
+        tenant, internal_key=k.internal, external_key=k.external, tool="t",
+        execute=provider, lease=timedelta(seconds=30),
+    )  # fmt: skip
+    assert out.replayed is False and provider.calls == 1

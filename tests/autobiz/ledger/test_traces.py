@@ -41,3 +41,18 @@ async def test_persisted_trace_has_zero_leaks_and_cost(database: Database, tenan
     assert leaked == []
     assert all("customer" not in r["detail"] for r in rows)
     assert await store.run_cost_usd(tenant, "order:t:1") == Decimal("0.000150") * len(entries)
+
+
+async def test_large_batches_persist_in_chunks_and_skip_known_seqs(
+    database: Database, tenant: str
+) -> None:
+    """More entries than one INSERT carries; a retry after a partial write adds the rest."""
+    entries = [
+        TraceEntry(seq=i, at=T0, kind="decision", outcome="ok", cost_micros=1)
+        for i in range(1, 1201)
+    ]
+    store = TraceStore(database)
+    assert await store.persist(tenant, "order:t:big", "run-1", entries[:600]) == 600
+    assert await store.persist(tenant, "order:t:big", "run-1", entries) == 600
+    rows = await store.load(tenant, "order:t:big")
+    assert [r["seq"] for r in rows] == list(range(1, 1201))

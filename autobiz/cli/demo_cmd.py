@@ -1,0 +1,104 @@
+"""`autobiz demo`: the local stack, then a business day for the demo tenant.
+
+Brings up the embedded stack (PostgreSQL, Temporal dev server, sandbox, ingress, and the
+worker on the demo config), acts out the day (``autobiz.demo.business_day``), prints a
+table of outcomes, receipts and costs with Web UI links, and exits 1 if any outcome is
+not the expected one. The stack stays up for a look around (``--down`` stops it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from autobiz.cli.output import console, emit_json
+from autobiz.db.database import Database
+from autobiz.db.dsn import app_dsn
+from autobiz.demo.business_day import BusinessDay, Case
+from autobiz.devstack.stack import Stack
+from autobiz.errors import AutobizError
+from autobiz.settings import Settings, get_settings
+from autobiz.temporal_client import connect
+
+
+class DemoMismatch(AutobizError):
+    code = "DEMO_MISMATCH"
+    exit_code = 1
+
+
+def demo(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    down: bool = typer.Option(False, "--down", help="Stop the stack when the day is over."),
+) -> None:
+    """Run a short business day end to end on the embedded local stack (~1 minute)."""
+    base = get_settings()
+    settings = base.model_copy(update={"config_dir": base.demo_config_dir})
+    stack = Stack(settings)
+    started = time.monotonic()
+    say = _quiet if json_out else _say
+    say("bringing up the local stack (demo config: " + str(settings.config_dir) + ")")
+    stack.up(say)
+    try:
+        cases, links = asyncio.run(_business_day(settings, say))
+    finally:
+        if down:
+            stack.down(say)
+    elapsed = time.monotonic() - started
+    failed = [c for c in cases if not c.ok]
+    if json_out:
+        emit_json({
+            "ok": not failed, "seconds": round(elapsed, 1),
+            "cases": [asdict(c) | {"ok": c.ok, "ui": links.get(c.name)} for c in cases],
+        })  # fmt: skip
+    else:
+        console.print(_table(cases))
+        console.print(f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link]")
+        for name, link in links.items():
+            console.print(f"  {name}:\n    [link]{link}[/link]", highlight=False)
+        after = "is stopped." if down else "is still up (`autobiz dev down` stops it)."
+        console.print(f"the day took {elapsed:.0f}s; the stack {after}")
+    if failed:
+        names = "; ".join(f"{c.name}: {c.actual} ≠ {c.expected} {c.problems}" for c in failed)
+        raise DemoMismatch(f"{len(failed)} of {len(cases)} outcomes differ: {names}")
+
+
+async def _business_day(
+    settings: Settings, say: Callable[[str], None]
+) -> tuple[list[Case], dict[str, str]]:
+    client = await connect(settings)
+    async with Database(app_dsn(settings), None, min_size=1, max_size=4) as db:
+        day = BusinessDay(settings, client, db, say)
+        try:
+            cases = await day.run()
+        finally:
+            await day.aclose()
+        links = {c.name: link for c in cases if (link := day.ui_link(c)) is not None}
+    return cases, links
+
+
+def _table(cases: list[Case]) -> Table:
+    table = Table(title="AutoBiz demo: a business day for demo-shop")
+    for col in ("", "what happened", "workflow", "expected", "outcome", "receipts", "cost"):
+        table.add_column(col, no_wrap=col in ("", "receipts", "cost"))
+    for case in cases:
+        outcome = case.actual or "-"
+        if case.problems:
+            outcome += " (" + "; ".join(case.problems) + ")"
+        table.add_row(
+            "[green]✓[/]" if case.ok else "[red]✗[/]", case.name, case.workflow_type,
+            case.expected, outcome, str(case.receipts), f"${case.cost_micros / 1_000_000:.4f}",
+        )  # fmt: skip
+    return table
+
+
+def _say(message: str) -> None:
+    console.print(f"[green]✓[/] {message}", highlight=False)
+
+
+def _quiet(_: str) -> None:
+    return None

@@ -1,0 +1,376 @@
+"""A short business day for the demo tenant, acted out the way the real world acts.
+
+Customers check out (a Stripe PaymentIntent authorised, the Shopify order created with
+it), Shopify and Stripe tell AutoBiz through signed webhooks (sandbox → ingress →
+Temporal), Printful ships (the sandbox's production moves on), and the operator works
+from the CLI: refund requests, approvals (``autobiz approvals approve`` in a
+subprocess), a cancellation. Each case knows the outcome it must reach; the day is
+judged by what Temporal and the providers say, never by what this script did.
+
+The cases run concurrently; the durations that make it take about a minute (approval
+timeouts, the dunning schedule, reminders) come from the demo tenant's config
+(``config/demo/``), not from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from autobiz.business_config import load_configs
+from autobiz.db.database import Database
+from autobiz.ledger.receipts import ReceiptStore
+from autobiz.providers.errors import ProviderError
+from autobiz.providers.stripe_client import StripePayments
+from autobiz.settings import Settings
+from kernel.config import BusinessConfig
+from sandbox.control_client import SandboxControl
+from starters.flows import flow_status, request_cancellation, request_refund
+from workflows.models import (
+    FlowStatus,
+    cancellation_workflow_id,
+    order_workflow_id,
+    payment_failure_workflow_id,
+)
+
+Progress = Callable[[str], None]
+DEMO_TENANT = "demo-shop"
+
+
+@dataclass
+class Case:
+    """One thing that happens today and the outcome it must have."""
+
+    name: str
+    workflow_type: str
+    expected: str
+    workflow_id: str | None = None
+    actual: str | None = None
+    receipts: int = 0
+    cost_micros: int = 0
+    facts: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.expected and not self.problems
+
+
+@dataclass
+class Timing:
+    """How long the day waits for things that take as long as they take."""
+
+    workflow_appears: float = 60.0
+    state_reached: float = 90.0
+    result: float = 180.0
+    poll: float = 0.25
+
+
+class BusinessDay:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client,
+        db: Database,
+        progress: Progress,
+        *,
+        tenant: str = DEMO_TENANT,
+        timing: Timing | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.db = db
+        self.say = progress
+        self.tenant = tenant
+        self.timing = timing or Timing()
+        self.config: BusinessConfig = load_configs(settings.config_dir)[tenant]
+        self.control = SandboxControl(f"http://{settings.sandbox.host}:{settings.sandbox.port}")
+        self.stripe = StripePayments(settings)
+        self.cases: list[Case] = []
+
+    async def aclose(self) -> None:
+        await self.control.aclose()
+        await self.stripe.aclose()
+
+    # -- the day ----------------------------------------------------------------------
+
+    async def run(self) -> list[Case]:
+        await self.control.webhooks(
+            target_url=f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks"
+        )
+        first = self._case("order #1: paid, printed, shipped", "OrderFulfill", "completed")
+        second = self._case("order #2: paid, printed, shipped", "OrderFulfill", "completed")
+        third = self._case("order #3: paid, printed, shipped", "OrderFulfill", "completed")
+        await asyncio.gather(
+            self._refund_after(
+                self._fulfilled_order(first, "80.00"), "60.00",
+                self._case("refund 60.00 on order #1 (above threshold): approved from the CLI",
+                           "Refund", "refunded"),
+                approve_as="ana",
+            ),
+            self._refund_after(
+                self._fulfilled_order(second, "25.00"), "10.00",
+                self._case("refund 10.00 on order #2 (below threshold)", "Refund", "refunded"),
+            ),
+            self._refund_after(
+                self._fulfilled_order(third, "55.00"), "55.00",
+                self._case("refund 55.00 on order #3: nobody answers, fails closed",
+                           "Refund", "failed:APPROVAL_EXPIRED"),
+            ),
+            self._payment_failure(
+                self._case("order #4: card declined, dunning, cancelled", "PaymentFailure",
+                           "cancelled")
+            ),
+            self._cancellation(
+                self._case("order #5 (650.00, held for review): stopped", "OrderFulfill",
+                           "cancelled"),
+                self._case("order #5: customer cancels, authorisation voided (approved)",
+                           "OrderCancellation", "cancelled"),
+            ),
+        )  # fmt: skip
+        for case in self.cases:
+            await self._account(case)
+        return self.cases
+
+    def _case(self, name: str, workflow_type: str, expected: str) -> Case:
+        case = Case(name, workflow_type, expected)
+        self.cases.append(case)
+        return case
+
+    # -- what customers and providers do ----------------------------------------------
+
+    async def _authorise(self, amount: str, card: str = "pm_card_visa") -> str:
+        pi = await self.stripe.create_payment_intent(
+            amount=_minor(amount), currency="usd", order_key=f"{self.tenant}:checkout",
+            idempotency_key=f"demo-{uuid.uuid4()}", payment_method=card, confirm=True,
+        )  # fmt: skip
+        return pi.id
+
+    async def _checkout(self, amount: str, *, pi: str | None, status: str) -> str:
+        """The shop records the order (Shopify's orders/create webhook goes out); the
+        checkout then names the order on the PaymentIntent it authorised."""
+        seeded = await self.control.seed_shopify_order(
+            email="customer@example.com", financial_status=status, payment_intent=pi,
+            line_items=[{"title": "Poster", "quantity": 1, "price": amount, "sku": "PF-4012"}],
+        )  # fmt: skip
+        order_id = str(seeded["legacy_id"])
+        if pi is not None:
+            await self.stripe.set_order_key(
+                pi, f"{self.tenant}:{order_id}", idempotency_key=f"demo-{uuid.uuid4()}"
+            )
+        return order_id
+
+    async def _fulfilled_order(self, case: Case, amount: str) -> tuple[str, str] | None:
+        """Checkout → orders/create webhook → OrderFulfill → ship → completed."""
+        try:
+            pi = await self._authorise(amount)
+            order_id = await self._checkout(amount, pi=pi, status="authorized")
+            case.workflow_id = order_workflow_id(self.tenant, order_id)
+            case.facts.update(order_id=order_id, payment_intent=pi, amount=amount)
+            self.say(f"{case.name}: Shopify order {order_id} created, authorised {amount}")
+            status = await self._state(case, lambda s: s.state == "in_production")
+            await self.control.advance_printful(status.detail["printful_order_id"], "ship")
+            self.say(f"{case.name}: Printful shipped it")
+            await self._settle(case)
+        except _CaseFailed as exc:
+            case.problems.append(str(exc))
+            return None
+        return (order_id, pi) if case.ok else None
+
+    async def _refund_after(
+        self,
+        order: Awaitable[tuple[str, str] | None],
+        amount: str,
+        case: Case,
+        *,
+        approve_as: str | None = None,
+    ) -> None:
+        placed = await order
+        if placed is None:
+            case.problems.append("its order did not complete")
+            return
+        order_id, pi = placed
+        try:
+            handle = await request_refund(
+                self.client, self.config, order_id=order_id, payment_intent_id=pi,
+                amount_minor=_minor(amount), currency="USD",
+                task_queue=self.settings.temporal.task_queue, principal="demo:support",
+            )  # fmt: skip
+            case.workflow_id = handle.id
+            self.say(f"{case.name}: requested")
+            if approve_as is not None:
+                status = await self._state(case, lambda s: s.approval is not None)
+                assert status.approval is not None
+                await self._approve_from_cli(case, status.approval.request_id, approve_as)
+            await self._settle(case)
+            refunded = await self._refunded_minor(pi)
+            case.facts["stripe_refunded"] = refunded
+            # Money moved exactly when the refund went through: never on expiry.
+            should = _minor(amount) if case.expected == "refunded" else 0
+            if refunded != should:
+                case.problems.append(f"Stripe shows {refunded} refunded, expected {should}")
+        except _CaseFailed as exc:
+            case.problems.append(str(exc))
+
+    async def _payment_failure(self, case: Case) -> None:
+        """A pending order whose card is declined: Stripe's payment_failed webhook starts
+        PaymentFailure, which duns the customer and then cancels."""
+        try:
+            order_id = await self._checkout("30.00", pi=None, status="pending")
+            pi = await self.stripe.create_payment_intent(
+                amount=3000, currency="usd", order_key=f"{self.tenant}:{order_id}",
+                idempotency_key=f"demo-{uuid.uuid4()}",
+            )  # fmt: skip
+            case.workflow_id = payment_failure_workflow_id(self.tenant, pi.id)
+            case.facts.update(order_id=order_id, payment_intent=pi.id)
+            try:
+                await self.stripe.confirm_payment_intent(
+                    pi.id, payment_method="pm_card_chargeDeclinedInsufficientFunds",
+                    idempotency_key=f"demo-{uuid.uuid4()}",
+                )  # fmt: skip
+                case.problems.append("the declining card was accepted")
+            except ProviderError:
+                self.say(f"{case.name}: card declined (insufficient funds)")
+            await self._settle(case)
+        except _CaseFailed as exc:
+            case.problems.append(str(exc))
+
+    async def _cancellation(self, held: Case, cancel: Case) -> None:
+        """A large order waits for review; the customer cancels before anyone decides."""
+        try:
+            pi = await self._authorise("650.00")
+            order_id = await self._checkout("650.00", pi=pi, status="authorized")
+            held.workflow_id = order_workflow_id(self.tenant, order_id)
+            held.facts.update(order_id=order_id, payment_intent=pi)
+            await self._state(held, lambda s: s.approval is not None)
+            self.say(f"{held.name}: capture of 650.00 waits for review; the customer cancels")
+            handle = await request_cancellation(
+                self.client, self.config, order_id=order_id, payment_intent_id=pi,
+                task_queue=self.settings.temporal.task_queue, principal="demo:support",
+            )  # fmt: skip
+            cancel.workflow_id = handle.id
+            assert cancel.workflow_id == cancellation_workflow_id(self.tenant, order_id)
+            status = await self._state(cancel, lambda s: s.approval is not None)
+            assert status.approval is not None
+            await self._approve_from_cli(cancel, status.approval.request_id, "omar")
+            await self._settle(cancel)
+            await self._settle(held)
+            info = await self.stripe.retrieve_payment_intent(pi)
+            cancel.facts["payment_status"] = info.status
+            if info.status != "canceled" or info.amount_received:
+                cancel.problems.append(f"PaymentIntent is {info.status}, not canceled")
+        except _CaseFailed as exc:
+            (cancel if cancel.workflow_id else held).problems.append(str(exc))
+
+    # -- what the operator does -------------------------------------------------------
+
+    async def _approve_from_cli(self, case: Case, request_id: str, approver: str) -> None:
+        """``autobiz approvals approve`` exactly as an operator would type it."""
+        self.say(f"{case.name}: `autobiz approvals approve {request_id} --as {approver}`")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autobiz.cli.main", "approvals", "approve", request_id,
+            "--as", approver, "--tenant", self.tenant, "--reason", "demo: looks right",
+            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **_settings_env(self.settings)},
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise _CaseFailed(f"approval from the CLI failed: {(err or out).decode().strip()}")
+        case.facts["approved_by"] = approver
+        try:
+            case.facts["approval"] = json.loads(out.decode()).get("status")
+        except ValueError:
+            case.facts["approval"] = out.decode().strip()
+
+    # -- watching -----------------------------------------------------------------------
+
+    async def _state(self, case: Case, predicate: Callable[[FlowStatus], bool]) -> FlowStatus:
+        assert case.workflow_id is not None
+        deadline = asyncio.get_running_loop().time() + self.timing.state_reached
+        last: FlowStatus | None = None
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                last = await flow_status(self.client, case.workflow_id)
+            except (RPCError, WorkflowFailureError, ApplicationError):
+                last = None  # not started yet (the webhook is on its way)
+            if last is not None and predicate(last):
+                return last
+            if last is not None and last.state in ("failed", "rejected", "completed"):
+                break
+            await asyncio.sleep(self.timing.poll)
+        seen = f"state {last.state}" if last else "no workflow"
+        raise _CaseFailed(f"{case.workflow_id}: expected progress never came ({seen})")
+
+    async def _settle(self, case: Case) -> None:
+        """Wait for the workflow to close and record its outcome."""
+        assert case.workflow_id is not None
+        handle = self.client.get_workflow_handle(case.workflow_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timing.result
+        while True:
+            try:
+                desc = await handle.describe()
+                if desc.status != WorkflowExecutionStatus.RUNNING:
+                    break
+            except RPCError:
+                pass  # not there yet
+            if loop.time() > deadline:
+                raise _CaseFailed(f"{case.workflow_id} did not finish")
+            await asyncio.sleep(self.timing.poll)
+        try:
+            result = await handle.result()
+            case.actual = str(result.get("state") if isinstance(result, dict) else result)
+        except WorkflowFailureError as exc:
+            cause: BaseException | None = exc.cause
+            while cause is not None and not isinstance(cause, ApplicationError):
+                cause = getattr(cause, "cause", None)
+            case.actual = f"failed:{cause.type if cause is not None else 'unknown'}"
+        self.say(f"{case.name}: {case.actual}")
+
+    async def _account(self, case: Case) -> None:
+        """Receipts and cost, from the ledger and the workflow itself."""
+        if case.workflow_id is None:
+            return
+        receipts = await ReceiptStore(self.db).for_workflow(self.tenant, case.workflow_id)
+        case.receipts = len(receipts)
+        try:
+            case.cost_micros = (await flow_status(self.client, case.workflow_id)).cost_micros
+        except (RPCError, WorkflowFailureError, ApplicationError):
+            pass
+
+    async def _refunded_minor(self, pi: str) -> int:
+        page = await self.stripe.list_refunds(payment_intent_id=pi)
+        return sum(r.amount for r in page.refunds if r.status in ("succeeded", "pending"))
+
+    def ui_link(self, case: Case) -> str | None:
+        if case.workflow_id is None:
+            return None
+        return f"{self.settings.temporal.ui_url}/{quote(case.workflow_id, safe='')}"
+
+
+class _CaseFailed(Exception):
+    pass
+
+
+def _minor(amount: str) -> int:
+    units, _, cents = amount.partition(".")
+    return int(units) * 100 + int((cents + "00")[:2])
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    """What a CLI subprocess needs to reach the same stack (config dir included)."""
+    return {
+        "AUTOBIZ_CONFIG_DIR": str(settings.config_dir.expanduser().resolve()),
+        "AUTOBIZ_HOME": str(settings.home_dir),
+    }

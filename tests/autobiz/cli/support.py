@@ -1,0 +1,94 @@
+"""The real `autobiz` CLI in a subprocess, pointed at the test session's Temporal dev
+server, database and the harness's worker (one uuid task queue and tenant per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support.postgres import ProvisionedDatabase
+from tests.workflows.support import DEMO_CONFIG, Harness
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class CliResult:
+    args: tuple[str, ...]
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def refused(self, code: str) -> bool:
+        """Failed with ``error[code]``, non-zero, and no traceback."""
+        return (
+            self.code != 0
+            and f"error[{code}]" in self.stderr
+            and "Traceback" not in self.stderr + self.stdout
+        )
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], config_dir: Path) -> None:
+        self.env = env
+        self.config_dir = config_dir
+
+    def add_tenant(self, tenant: str) -> None:
+        """Give ``tenant`` a BusinessConfig (the demo shop's, renamed)."""
+        text = DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {tenant}")
+        (self.config_dir / f"{tenant}.yaml").write_text(text)
+
+    async def __call__(self, *args: str, check: bool = True, **env: str) -> CliResult:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autobiz.cli.main", *args,
+            env={**self.env, **env}, cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
+        if check and result.code != 0:
+            raise AssertionError(f"autobiz {' '.join(args)} -> {result.code}\n{result.stderr}")
+        return result
+
+
+def cli_env(
+    temporal_env: WorkflowEnvironment, db: ProvisionedDatabase, home: Path, config_dir: Path
+) -> dict[str, str]:
+    host, port = temporal_env.client.service_client.config.target_host.rsplit(":", 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
+    env.update(
+        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(home), AUTOBIZ_CONFIG_DIR=str(config_dir),
+        AUTOBIZ_TEMPORAL__HOST=host, AUTOBIZ_TEMPORAL__PORT=port,
+        AUTOBIZ_DATABASE_URL=db.admin_dsn, AUTOBIZ_APP_DATABASE_URL=db.app_dsn,
+        COLUMNS="250",  # rich tables on one line each
+    )  # fmt: skip
+    return env
+
+
+@pytest.fixture
+def cli(
+    harness: Harness,
+    temporal_env: WorkflowEnvironment,
+    pg_database: ProvisionedDatabase,
+    tmp_path: Path,
+) -> Cli:
+    """The CLI with the harness's tenant as the default tenant and its task queue."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    env = cli_env(temporal_env, pg_database, tmp_path / "home", config_dir)
+    env["AUTOBIZ_TEMPORAL__TASK_QUEUE"] = harness.task_queue
+    env["AUTOBIZ_INGRESS__DEFAULT_TENANT"] = harness.tenant
+    runner = Cli(env, config_dir)
+    runner.add_tenant(harness.tenant)
+    return runner

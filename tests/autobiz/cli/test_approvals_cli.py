@@ -1,0 +1,185 @@
+"""`autobiz refund request` and `autobiz approvals list|approve|deny` end to end: the
+backlog from the database (RLS), decisions through the validated ``decide`` update."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from psycopg.types.json import Jsonb
+
+from autobiz.db.database import Database
+from tests.autobiz.cli.support import Cli
+from tests.conftest import new_tenant
+from tests.workflows.support import Harness
+from workflows.models import RefundResult
+
+pytestmark = pytest.mark.e2e
+
+
+async def _captured(h: Harness, price: str = "100.00") -> tuple[str, str]:
+    order_id = await h.seed_order(price, financial_status="paid")
+    pi = await h.authorize(int(price.replace(".", "")), order_id, capture=True)
+    return order_id, pi
+
+
+async def _refunded(h: Harness, pi: str) -> int:
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.latest_charge is not None
+    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
+    return int(charge.amount_refunded)
+
+
+async def _pending_refund(h: Harness, cli: Cli, amount: str) -> tuple[str, str, str]:
+    """Request a refund through the CLI; return (workflow id, pending request id, pi)."""
+    order_id, pi = await _captured(h)
+    rid = f"ticket-{uuid.uuid4().hex[:8]}"
+    out = await cli(
+        "refund", "request", order_id, "--amount", amount, "--payment-intent", pi,
+        "--request-id", rid, "--note", "arrived damaged",
+    )  # fmt: skip
+    wid = f"refund:{h.tenant}:{rid}"
+    assert "started refund" in out.stdout and wid in out.stdout
+    status = await h.status_when(
+        wid, lambda s: s.approval is not None and s.approval.status == "pending"
+    )
+    assert status.approval is not None
+    return wid, status.approval.request_id, pi
+
+
+async def _result(h: Harness, workflow_id: str) -> RefundResult:
+    return await h.client.get_workflow_handle(workflow_id, result_type=RefundResult).result()
+
+
+async def _accepted_updates(h: Harness, workflow_id: str) -> int:
+    history = await h.client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(
+        1 for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    )  # fmt: skip
+
+
+async def test_below_threshold_refund_completes(harness: Harness, cli: Cli) -> None:
+    h = harness
+    order_id, pi = await _captured(h)
+    out = await cli(
+        "refund", "request", order_id, "--amount", "20.00", "--payment-intent", pi, "--wait",
+        "--json",
+    )  # fmt: skip
+    started = out.json()
+    assert started["amount_minor"] == 2000 and started["currency"] == "USD"
+    assert started["workflow_id"] == f"refund:{h.tenant}:{started['refund_request_id']}"
+    assert started["result"]["state"] == "refunded" and started["result"]["approval"] is None
+    assert await _refunded(h, pi) == 2000
+    # The same request id again: that refund has run, it never runs twice.
+    again = await cli(
+        "refund", "request", order_id, "--amount", "20.00", "--payment-intent", pi,
+        "--request-id", started["refund_request_id"], check=False,
+    )  # fmt: skip
+    assert again.refused("REQUEST_CLOSED"), again.stderr
+    assert await _refunded(h, pi) == 2000
+    listed = await cli("approvals", "list")
+    assert f"no pending approvals for {h.tenant}" in listed.stdout
+
+
+async def test_above_threshold_listed_then_approved(harness: Harness, cli: Cli) -> None:
+    h = harness
+    wid, request_id, pi = await _pending_refund(h, cli, "60.00")
+    assert await _refunded(h, pi) == 0
+
+    listed = (await cli("approvals", "list", "--json")).json()
+    assert listed["tenant_id"] == h.tenant
+    [item] = listed["approvals"]
+    assert (item["request_id"], item["workflow_id"], item["action"]) == (request_id, wid, "refund")
+    assert (item["amount_minor"], item["currency"]) == (6000, "USD")
+    assert item["required_roles"] == ["finance"] and item["status"] == "pending"
+    assert item["escalation_level"] == 0 and item["expired"] is False
+    assert 0 <= item["age_seconds"] < item["expires_in_seconds"] <= 24 * 3600
+    human = await cli("approvals", "list")
+    for text in (request_id, wid, "60.00 USD", "finance", "23h", "1 pending"):
+        assert text in human.stdout
+
+    approved = await cli("approvals", "approve", request_id, "--as", "ana", "--reason", "ok",
+                         "--json")  # fmt: skip
+    decision = approved.json()
+    assert decision["status"] == "approved" and decision["decided_by"] == "ana"
+    assert decision["workflow_id"] == wid and decision["duplicate"] is False
+    # Submitted twice: one outcome, one update in history.
+    twice = (await cli("approvals", "approve", request_id, "--as", "ana", "--json")).json()
+    assert twice["status"] == "approved" and twice["update_id"] == decision["update_id"]
+    assert (await _result(h, wid)).state == "refunded"
+    assert await _refunded(h, pi) == 6000
+    assert await _accepted_updates(h, wid) == 1
+
+    assert "no pending approvals" in (await cli("approvals", "list")).stdout
+    [closed] = (await cli("approvals", "list", "--all", "--json")).json()["approvals"]
+    assert (closed["status"], closed["decided_by"], closed["reason"]) == ("approved", "ana", "ok")
+    # After the flow has finished: the same decision reports the recorded outcome; a
+    # different one is refused.
+    late = await cli("approvals", "approve", request_id, "--as", "ana")
+    assert "already recorded" in late.stdout
+    denied_late = await cli("approvals", "deny", request_id, "--as", "ana", check=False)
+    assert denied_late.refused("APPROVAL_REJECTED"), denied_late.stderr
+
+
+async def test_deny(harness: Harness, cli: Cli) -> None:
+    h = harness
+    wid, request_id, pi = await _pending_refund(h, cli, "75.00")
+    out = await cli("approvals", "deny", request_id, "--as", "ana", "--reason", "abuse")
+    assert "denied" in out.stdout and request_id in out.stdout
+    result = await _result(h, wid)
+    assert result.state == "denied" and result.reason == "abuse"
+    assert await _refunded(h, pi) == 0
+    rows = await h.hitl_rows(wid)
+    assert [(r["status"], r["decided_by"]) for r in rows] == [("denied", "ana")]
+
+
+async def test_wrong_approver_or_role_is_rejected(harness: Harness, cli: Cli) -> None:
+    h = harness
+    wid, request_id, pi = await _pending_refund(h, cli, "50.00")
+    stranger = await cli("approvals", "approve", request_id, "--as", "mallory", check=False)
+    assert stranger.refused("APPROVAL_REJECTED"), stranger.stderr
+    assert "mallory is not an approver" in stranger.stderr
+    wrong_role = await cli("approvals", "approve", request_id, "--as", "omar", "--json",
+                           check=False)  # fmt: skip
+    assert wrong_role.refused("APPROVAL_REJECTED") and wrong_role.stdout == ""
+    assert "none of the roles finance" in wrong_role.stderr
+    unknown = await cli("approvals", "deny", f"{wid}#refund#9", "--as", "ana", check=False)
+    assert unknown.refused("APPROVAL_NOT_FOUND")
+    # Nothing reached the history, nothing moved; the right approver still can.
+    assert await _accepted_updates(h, wid) == 0
+    assert await _refunded(h, pi) == 0
+    await cli("approvals", "approve", request_id, "--as", "ana")
+    assert (await _result(h, wid)).state == "refunded"
+
+
+async def _hitl_row(db: Database, tenant: str, request_id: str, expires_in: timedelta) -> None:
+    now = datetime.now(UTC)
+    async with db.tenant(tenant) as s:
+        await s.execute(
+            "INSERT INTO hitl_requests (request_id, tenant_id, workflow_id, run_id, action, "
+            "required_role, amount_minor, currency, status, requested_at, expires_at, details) "
+            "VALUES (%s, %s, %s, 'run', 'refund', 'finance', 9900, 'USD', 'pending', %s, %s, %s)",
+            (request_id, tenant, f"refund:{tenant}:{request_id}", now - timedelta(minutes=5),
+             now + expires_in, Jsonb({})),
+        )  # fmt: skip
+
+
+async def test_list_is_per_tenant_sorted_by_expiry(harness: Harness, cli: Cli) -> None:
+    h = harness
+    other = await new_tenant(h.db)
+    await _hitl_row(h.db, h.tenant, "mine-later", timedelta(hours=3))
+    await _hitl_row(h.db, h.tenant, "mine-expired", timedelta(minutes=-1))
+    await _hitl_row(h.db, other, "theirs", timedelta(hours=1))
+
+    mine = (await cli("approvals", "list", "--json")).json()["approvals"]
+    assert [a["request_id"] for a in mine] == ["mine-expired", "mine-later"]
+    assert mine[0]["expired"] is True and mine[1]["expired"] is False
+    human = await cli("approvals", "list")
+    assert "expired" in human.stdout and "theirs" not in human.stdout
+    theirs = (await cli("approvals", "list", "--tenant", other, "--json")).json()["approvals"]
+    assert [a["request_id"] for a in theirs] == ["theirs"]
+    # Another tenant's request cannot be decided from this tenant: it is not even found.
+    cross = await cli("approvals", "approve", "theirs", "--as", "ana", check=False)
+    assert cross.refused("APPROVAL_NOT_FOUND")

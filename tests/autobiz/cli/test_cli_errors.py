@@ -1,0 +1,78 @@
+"""What a user sees when the stack is down or the input is wrong: a stable code, a hint,
+a non-zero exit, and no traceback — before anything is started."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.autobiz.cli.support import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once the socket closes
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Cli:
+    """The CLI with the demo tenant configured and nothing running where it looks."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
+    env.update(
+        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(tmp_path / "home"),
+        AUTOBIZ_CONFIG_DIR=str(config_dir), AUTOBIZ_TEMPORAL__PORT=str(_closed_port()),
+        AUTOBIZ_DATABASE_URL=f"host=127.0.0.1 port={_closed_port()} user=postgres dbname=x",
+        COLUMNS="250",
+    )  # fmt: skip
+    cli = Cli(env, config_dir)
+    cli.add_tenant("demo-shop")
+    return cli
+
+
+async def test_stack_down_gives_a_code_and_the_fix(offline: Cli) -> None:
+    temporal, database, approve = await asyncio.gather(
+        offline("order", "status", "1001", check=False),
+        offline("approvals", "list", check=False),
+        offline("approvals", "approve", "r-1", "--as", "ana", check=False),
+    )
+    assert temporal.refused("TEMPORAL_UNREACHABLE"), temporal.stderr
+    assert database.refused("DATABASE_UNREACHABLE"), database.stderr
+    assert approve.refused("DATABASE_UNREACHABLE"), approve.stderr
+    for result in (temporal, database, approve):
+        assert "autobiz dev up" in result.stderr
+        assert "WARNING" not in result.stderr  # one clear line, not the pool's retries
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("refund", "request", "1001", "--amount", "abc", "--payment-intent", "pi_1"),
+         "AMOUNT_INVALID"),
+        (("refund", "request", "1001", "--amount", "0", "--payment-intent", "pi_1"),
+         "AMOUNT_INVALID"),
+        (("refund", "request", "1001", "--amount", "10", "--currency", "dollars"),
+         "CURRENCY_INVALID"),
+        (("refund", "request", "1001", "--amount", "10", "--payment-intent", "ch_1"),
+         "PAYMENT_INTENT_INVALID"),
+        (("refund", "request", "1001", "--amount", "10", "--request-id", "no spaces"),
+         "REQUEST_ID_INVALID"),
+        (("order", "start", "10 01"), "ORDER_ID_INVALID"),
+        (("order", "status", "1001", "--tenant", "Bad_Tenant"), "TENANT_INVALID"),
+        (("approvals", "list", "--tenant", "Bad_Tenant"), "TENANT_INVALID"),
+    ],
+)  # fmt: skip
+async def test_bad_input_is_refused_before_any_connection(
+    offline: Cli, args: tuple[str, ...], code: str
+) -> None:
+    result = await offline(*args, check=False)
+    assert result.refused(code), result.stderr
+    assert result.stdout == ""

@@ -1,0 +1,151 @@
+"""The flows driven with the plain `temporal` CLI, exactly as docs/operations.md shows:
+start with a JSON input, query ``status``, the ``decide`` update (a refusal and an
+approval), the ``decide_signal`` signal, a list by search attributes, the result — through
+the codec server, so what the CLI writes is encrypted at rest like everything else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from autobiz.codec import ENCODING
+from autobiz.codec_server import create_app
+from autobiz.devstack.services import temporal_binary
+from autobiz.settings import KernelSettings, Settings
+from sandbox.server import ServerThread
+from tests.autobiz.cli.support import CliResult
+from tests.workflows.support import Harness, eventually
+from workflows.models import OrderFulfillResult
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "codec-test-token"
+
+
+@pytest.fixture
+def codec_server() -> Iterator[ServerThread]:
+    settings = Settings(kernel=KernelSettings(codec_server_token=SecretStr(TOKEN)))
+    server = ServerThread(create_app(settings)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class TemporalCli:
+    def __init__(self, address: str, codec_url: str) -> None:
+        self.common = ["--address", address, "--codec-endpoint", codec_url,
+                       "--codec-auth", f"Bearer {TOKEN}"]  # fmt: skip
+
+    async def __call__(self, *args: str, check: bool = True) -> CliResult:
+        proc = await asyncio.create_subprocess_exec(
+            temporal_binary(), *args, *self.common,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
+        if check and result.code != 0:
+            raise AssertionError(f"temporal {' '.join(args)} -> {result.code}\n{result.stderr}")
+        return result
+
+
+@pytest.fixture
+def temporal(harness: Harness, codec_server: ServerThread) -> TemporalCli:
+    return TemporalCli(harness.client.service_client.config.target_host, codec_server.url)
+
+
+async def _status(temporal: TemporalCli, workflow_id: str) -> dict[str, Any]:
+    out = await temporal("workflow", "query", "--workflow-id", workflow_id, "--name", "status",
+                         "-o", "json")  # fmt: skip
+    data: dict[str, Any] = json.loads(out.stdout)["queryResult"][0]
+    return data
+
+
+async def _pending_request(temporal: TemporalCli, workflow_id: str) -> str:
+    async def probe() -> str | None:
+        approval = (await _status(temporal, workflow_id)).get("approval") or {}
+        return approval.get("request_id") if approval.get("status") == "pending" else None
+
+    return await eventually(probe, what=f"approval pending on {workflow_id}")
+
+
+async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli) -> None:
+    h = harness
+    order_id = await h.seed_order("100.00", financial_status="paid")
+    pi = await h.authorize(10000, order_id, capture=True)
+    rid = f"ticket-{uuid.uuid4().hex[:8]}"
+    wid = f"refund:{h.tenant}:{rid}"
+    refund = {"tenant_id": h.tenant, "refund_request_id": rid, "order_id": order_id,
+              "payment_intent_id": pi, "amount_minor": 6000, "currency": "USD"}  # fmt: skip
+    await temporal(
+        "workflow", "start", "--type", "Refund", "--task-queue", h.task_queue,
+        "--workflow-id", wid, "--id-conflict-policy", "UseExisting",
+        "--id-reuse-policy", "RejectDuplicate",
+        "--search-attribute", f'TenantId="{h.tenant}"',
+        "--search-attribute", f'OrderId="{order_id}"',
+        "--input", json.dumps(refund),
+    )  # fmt: skip
+    # The CLI encoded its input through the codec server: encrypted in history.
+    history = await h.client.get_workflow_handle(wid).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.input.payloads[0].metadata["encoding"] == ENCODING
+
+    request_id = await _pending_request(temporal, wid)
+
+    async def listed() -> bool | None:
+        out = await temporal(
+            "workflow",
+            "list",
+            "--query",
+            f'TenantId="{h.tenant}" AND ApprovalPending=true',
+            "-o",
+            "json",
+        )
+        return True if wid in out.stdout else None  # fmt: skip
+
+    await eventually(listed, what="the visibility list")
+
+    decision = {"tenant_id": h.tenant, "approver": "omar", "approve": True}
+    refused = await temporal("workflow", "update", "execute", "--workflow-id", wid,
+                             "--name", "decide", "--input", json.dumps(decision),
+                             check=False)  # fmt: skip
+    assert refused.code != 0 and "none of the roles finance" in refused.stdout + refused.stderr
+    decision = {"tenant_id": h.tenant, "approver": "ana", "approve": True,
+                "request_id": request_id, "reason": "ok"}  # fmt: skip
+    approved = await temporal("workflow", "update", "execute", "--workflow-id", wid,
+                              "--name", "decide", "--update-id", f"approve-{rid}",
+                              "--input", json.dumps(decision), "-o", "json")  # fmt: skip
+    assert '"approved"' in approved.stdout
+
+    out = await temporal("workflow", "result", "--workflow-id", wid, "-o", "json")
+    assert '"refunded"' in out.stdout
+    assert (await _status(temporal, wid))["state"] == "refunded"
+
+
+async def test_order_denied_by_signal_with_the_plain_cli(
+    harness: Harness, temporal: TemporalCli
+) -> None:
+    h = harness
+    order_id = await h.seed_order("600.00")
+    pi = await h.authorize(60000, order_id)
+    wid = f"order:{h.tenant}:{order_id}"
+    order = {"tenant_id": h.tenant, "order_id": order_id, "payment_intent": pi}
+    await temporal(
+        "workflow", "start", "--type", "OrderFulfill", "--task-queue", h.task_queue,
+        "--workflow-id", wid, "--id-conflict-policy", "UseExisting",
+        "--id-reuse-policy", "RejectDuplicate", "--input", json.dumps(order),
+    )  # fmt: skip
+    await _pending_request(temporal, wid)
+    decision = {"tenant_id": h.tenant, "approver": "omar", "approve": False, "reason": "fraud"}
+    await temporal("workflow", "signal", "--workflow-id", wid, "--name", "decide_signal",
+                   "--input", json.dumps(decision))  # fmt: skip
+    handle = h.client.get_workflow_handle(wid, result_type=OrderFulfillResult)
+    assert (await handle.result()).state == "rejected"
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.status == "requires_capture"  # denied: nothing captured

@@ -1,0 +1,45 @@
+"""`autobiz demo` as a new user runs it: a fresh home, the embedded stack, the day."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.stack import autobiz
+
+pytestmark = pytest.mark.e2e
+
+EXPECTED = {
+    "OrderFulfill": ["completed", "completed", "completed", "cancelled"],
+    "Refund": ["refunded", "refunded", "failed:APPROVAL_EXPIRED"],
+    "PaymentFailure": ["cancelled"],
+    "OrderCancellation": ["cancelled"],
+}
+
+
+def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, str]) -> None:
+    result = autobiz(stack_env, "demo", "--json", "--down", check=False, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    outcomes: dict[str, list[str]] = {}
+    for case in report["cases"]:
+        assert case["ok"] and case["problems"] == [], case
+        assert case["actual"] == case["expected"]
+        assert case["ui"].startswith(f"http://127.0.0.1:{stack_env['AUTOBIZ_TEMPORAL__UI_PORT']}/")
+        outcomes.setdefault(case["workflow_type"], []).append(case["actual"])
+    assert {k: sorted(v) for k, v in outcomes.items()} == {
+        k: sorted(v) for k, v in EXPECTED.items()
+    }
+    by_name = {c["name"]: c for c in report["cases"]}
+    # Money moved where it should and nowhere else.
+    refunds = {n: c["facts"]["stripe_refunded"] for n, c in by_name.items() if "refund" in n}
+    assert sorted(refunds.values()) == [0, 1000, 6000]
+    cancelled = next(c for c in report["cases"] if c["workflow_type"] == "OrderCancellation")
+    assert cancelled["facts"]["payment_status"] == "canceled"
+    assert cancelled["facts"]["approved_by"] == "omar"
+    # Every side effect left a receipt; the stopped order moved no money at all.
+    fulfilled = [c for c in report["cases"] if c["workflow_type"] == "OrderFulfill"]
+    assert sorted(c["receipts"] for c in fulfilled) == [0, 5, 5, 5]
