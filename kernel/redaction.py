@@ -28,8 +28,10 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
 ]
 
-# 13-19 digits, optionally grouped by single spaces or dashes.
-_CARD_CANDIDATE = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d])")
+# 13-19 digits, optionally grouped by single spaces or dashes, standing alone: not part
+# of a longer word or dashed id (a UUID's digit-only groups would otherwise pass Luhn
+# one time in ten).
+_CARD_CANDIDATE = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?!-?\w)")
 # +E.164; +CC and groups (+44 20 7946 0958); NANP (415) 555-2671 / 415-555-2671 / 415.555.2671.
 _PHONE_CANDIDATE = re.compile(
     r"(?<![\w+])(?:"

@@ -60,6 +60,10 @@ def demo(
         console.print(f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link]")
         for name, link in links.items():
             console.print(f"  {name}:\n    [link]{link}[/link]", highlight=False)
+        console.print(
+            "Look closer: `autobiz order status <Shopify order>`, `autobiz approvals list "
+            "--all`; logs in " + str(settings.home_dir / "logs")
+        )
         after = "is stopped." if down else "is still up (`autobiz dev down` stops it)."
         console.print(f"the day took {elapsed:.0f}s; the stack {after}")
     if failed:
@@ -83,14 +87,17 @@ async def _business_day(
 
 def _table(cases: list[Case]) -> Table:
     table = Table(title="AutoBiz demo: a business day for demo-shop")
-    for col in ("", "what happened", "workflow", "expected", "outcome", "receipts", "cost"):
-        table.add_column(col, no_wrap=col in ("", "receipts", "cost"))
+    columns = ("", "what happened", "Shopify order", "workflow", "expected", "outcome",
+               "receipts", "cost")  # fmt: skip
+    for col in columns:
+        table.add_column(col, no_wrap=col in ("", "Shopify order", "receipts", "cost"))
     for case in cases:
         outcome = case.actual or "-"
         if case.problems:
             outcome += " (" + "; ".join(case.problems) + ")"
         table.add_row(
-            "[green]✓[/]" if case.ok else "[red]✗[/]", case.name, case.workflow_type,
+            "[green]✓[/]" if case.ok else "[red]✗[/]", case.name,
+            str(case.facts.get("order_id", "-")), case.workflow_type,
             case.expected, outcome, str(case.receipts), f"${case.cost_micros / 1_000_000:.4f}",
         )  # fmt: skip
     return table

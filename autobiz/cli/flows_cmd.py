@@ -307,8 +307,8 @@ def order_status(
         ("order", str(detail.get("order_name") or order_id)),
         ("workflow", out["workflow_id"]),
         ("run", out["run_id"] or "-"),
-        ("status", out["status"]),
-        ("state", state),
+        ("workflow (Temporal)", out["status"]),
+        ("order state", state),
         ("started", out["started_at"] or "-"),
     ]
     if out["closed_at"]:

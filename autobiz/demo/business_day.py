@@ -201,6 +201,7 @@ class BusinessDay:
             case.problems.append("its order did not complete")
             return
         order_id, pi = placed
+        case.facts.update(order_id=order_id, payment_intent=pi)
         try:
             handle = await request_refund(
                 self.client, self.config, order_id=order_id, payment_intent_id=pi,

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from autobiz.settings import IngressSettings, Settings
 from ingress.handoff import EventEnvelope, PermanentHandoffError, TemporalHandoff
-from ingress.routing import ROUTES, Action, route_for
+from ingress.routing import ROUTES, Action, is_known, route_for
 from ingress.tenants import Hints, Source, StaticWebhookSecrets, secrets_from_settings
 from tests.ingress.conftest import HarnessFactory
 from tests.ingress.support import dumps, shopify_order
@@ -113,3 +113,22 @@ def test_printful_external_id_names_the_order_it_was_made_for() -> None:
     assert business_keys(Source.PRINTFUL, "shipment_sent", payload)["order_id"] == "5000091234001"
     legacy = {"type": "shipment_sent", "data": {"order": {"id": 9, "external_id": "order:acme:7"}}}
     assert business_keys(Source.PRINTFUL, "shipment_sent", legacy)["order_id"] == "7"
+
+
+@pytest.mark.unit
+def test_every_topic_the_sandbox_sends_is_known() -> None:
+    """What the sandbox (our stand-in for the providers) emits must be routed or recorded,
+    never dead-lettered as an unknown topic."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "sandbox"
+    sources = {Source.STRIPE: "stripe_api.py", Source.SHOPIFY: "shopify_api.py",
+               Source.PRINTFUL: "printful_api.py"}  # fmt: skip
+    emitted = {
+        (source, topic)
+        for source, name in sources.items()
+        for topic in re.findall(r'_(?:emit|webhook)\(\s*"([a-z_./]+)"', (root / name).read_text())
+    }
+    assert len(emitted) >= 15
+    assert [e for e in sorted(emitted) if not is_known(*e)] == []

@@ -47,6 +47,19 @@ def test_look_alikes_are_left_alone(text: str) -> None:
     assert redact_text(text) == text
 
 
+@pytest.mark.parametrize(
+    "uuid_text",
+    [
+        # Digit-only UUID groups whose digits pass Luhn (seen in a real history's ids).
+        "tq-9f3a41365-7828-4208-8841-97b3c0d1e2f4",
+        '"41365782-8420-8884-1970-aa11bb22cc33"',
+    ],
+)
+def test_dashed_ids_are_not_card_numbers(uuid_text: str) -> None:
+    assert find_leaks(uuid_text) == []
+    assert redact_text(uuid_text) == uuid_text
+
+
 def test_luhn() -> None:
     assert luhn_valid("4242424242424242")
     assert not luhn_valid("4242424242424241")
