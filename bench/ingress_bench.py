@@ -13,6 +13,14 @@ Each phase runs a bounded number of requests twice: one at a time (latency p50/p
 with ``--concurrency`` requests in flight (throughput, and p99 under that load).
 
     python bench/ingress_bench.py [--requests 2000] [--concurrency 16]
+    python bench/ingress_bench.py --client wrk [--concurrency 4] [--seconds 8]
+
+``--client wrk`` drives the same phases with ``wrk`` (a C load generator: Debian's
+``wrk`` package) instead of the Python client, so the client's own cost — which is most
+of a duplicate's round trip in the default mode — stops hiding the server's. wrk runs
+each phase for ``--seconds`` over pre-signed bodies (a first-delivery phase never repeats
+a body; the duplicate phases replay bodies the first phase delivered), and the rows in
+``event_store`` are counted after each phase to prove what was stored.
 
 Needs PostgreSQL: ``AUTOBIZ_BENCH_DATABASE_URL`` or the same discovery the tests use
 (127.0.0.1:5432, Docker, embedded); a scratch database is created and dropped.
@@ -225,9 +233,121 @@ async def run(requests: int, concurrency: int) -> list[Result]:
     return results
 
 
+# -- wrk mode ---------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local bodies = {}
+local sigs = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do
+  local sig, body = line:match("^(%S+) (.*)$")
+  sigs[#sigs + 1] = sig
+  bodies[#bodies + 1] = body
+end
+local limit = tonumber(os.getenv("BENCH_CYCLE") or #bodies)
+local i = 0
+request = function()
+  i = i % limit + 1
+  return wrk.format("POST", "/webhooks/shopify", {
+    ["Content-Type"] = "application/json",
+    ["X-Shopify-Topic"] = "orders/paid",
+    ["X-Shopify-Shop-Domain"] = "bench.myshopify.com",
+    ["X-Shopify-Hmac-Sha256"] = sigs[i],
+  }, bodies[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH %d %d %.3f %.3f %d\\n", summary.requests,
+    summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status))
+end
+"""
+
+
+def wrk_phase(
+    name: str, url: str, bodies_file: Path, cycle: int | None, concurrency: int, seconds: int
+) -> tuple[Result, int]:  # cycle: only the first ``cycle`` bodies, over and over
+    """One wrk run; returns the result and the number of requests sent."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    env = {**os.environ, "BENCH_BODIES": str(bodies_file)}
+    if cycle is not None:
+        env["BENCH_CYCLE"] = str(cycle)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", script.name, url],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    os.unlink(script.name)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
+    sent, micros, p50, p99, bad = line.split()[1:]
+    if int(bad):
+        raise RuntimeError(f"{name}: {bad} non-2xx answers")
+    rps = int(sent) / (int(micros) / 1e6)
+    return Result(name, float(p50), float(p99), float(p99), rps), int(sent)
+
+
+def run_wrk(concurrency: int, seconds: int) -> list[Result]:
+    bodies = [order_body(n) for n in range(4000 * seconds)]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bodies_file = Path(tmp) / "bodies.txt"
+        bodies_file.write_text(
+            "".join(f"{shopify_hmac(b)} {b.decode()}\n" for b in bodies), encoding="utf-8"
+        )
+        bare_port, ingress_port = free_port(), free_port()
+        with process([sys.executable, __file__, "--serve-bare", str(bare_port)], {},
+                     f"http://127.0.0.1:{bare_port}/nothing"):  # fmt: skip
+            results.append(wrk_phase("bare HMAC endpoint", f"http://127.0.0.1:{bare_port}",
+                                     bodies_file, None, concurrency, seconds)[0])  # fmt: skip
+        with scratch_database() as (admin, app), tempfile.TemporaryDirectory() as home:
+            env = {
+                "AUTOBIZ_DATABASE_URL": admin, "AUTOBIZ_APP_DATABASE_URL": app,
+                "AUTOBIZ_HOME": home, "AUTOBIZ_LOG_LEVEL": "ERROR",
+                "AUTOBIZ_INGRESS__PORT": str(ingress_port),
+                "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
+                "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
+                "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
+                "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
+            }  # fmt: skip
+            cmd = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
+            url = f"http://127.0.0.1:{ingress_port}"
+
+            def stored() -> int:
+                with psycopg.connect(admin) as conn:
+                    row = conn.execute("SELECT count(*) FROM event_store").fetchone()
+                return int(row[0]) if row else 0
+
+            with process(cmd, env, f"{url}/readyz"):
+                first, sent = wrk_phase("ingress, first deliveries", url, bodies_file, None,
+                                        concurrency, seconds)  # fmt: skip
+                # wrk counts completed requests; up to one per connection was still in
+                # flight when it stopped, and the server may have stored it.
+                time.sleep(1.0)  # let the last in-flight inserts commit
+                base = stored()
+                if sent >= len(bodies) or not sent <= base <= sent + concurrency:
+                    raise RuntimeError(f"first phase: sent {sent}, stored {base}")
+                results.append(first)
+                # Duplicates: bodies the first phase stored (by their SHA-256).
+                with psycopg.connect(admin) as conn:
+                    have = {r[0] for r in conn.execute("SELECT payload_sha256 FROM event_store")}
+                dups = [b for b in bodies if hashlib.sha256(b).hexdigest() in have][:1000]
+                dup_file = Path(tmp) / "dups.txt"
+                dup_file.write_text(
+                    "".join(f"{shopify_hmac(b)} {b.decode()}\n" for b in dups), encoding="utf-8"
+                )
+                results.append(wrk_phase("ingress, duplicates", url, dup_file, None,
+                                         concurrency, seconds)[0])  # fmt: skip
+            with process(cmd, env, f"{url}/readyz"):
+                results.append(wrk_phase("ingress, duplicates after restart", url,
+                                         dup_file, None, concurrency, seconds)[0])  # fmt: skip
+            if stored() != base:
+                raise RuntimeError(f"a duplicate was stored: {base} then {stored()}")
+    return results
+
+
 def report(results: list[Result], requests: int, concurrency: int) -> str:
     lines = [
-        f"requests per phase: {requests} sequential + {requests * 2} at concurrency {concurrency}",
+        f"requests per phase: {requests} sequential + {requests * 2} at concurrency {concurrency}"
+        if requests
+        else f"p50/p99 at {concurrency} connections (p99@load repeats p99)",
         f"{'target':36} {'p50 ms':>8} {'p99 ms':>8} {'p99@load':>9} {'req/s':>8}",
     ]
     for r in results:
@@ -254,10 +374,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--client", choices=["python", "wrk"], default="python")
+    parser.add_argument("--seconds", type=int, default=8, help="per phase, with --client wrk")
     parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare is not None:
         serve_bare(args.serve_bare)
+        return
+    if args.client == "wrk":
+        results = run_wrk(args.concurrency, args.seconds)
+        print(f"wrk, {args.seconds}s per phase, {args.concurrency} connections")
+        print(report(results, 0, args.concurrency))
         return
     results = asyncio.run(run(args.requests, args.concurrency))
     print(report(results, args.requests, args.concurrency))
