@@ -187,6 +187,9 @@ class WorkerSettings(BaseModel):
     metrics_bind: str | None = None
     # Watch list for the risk tool (ISO 3166 alpha-2).
     high_risk_countries: list[str] = Field(default_factory=list)
+    # At start, create or update each tenant's Reconciliation schedule from its config
+    # (idempotent; several workers may do it at once).
+    ensure_schedules: bool = True
 
 
 class Settings(BaseSettings):

@@ -47,6 +47,7 @@ from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
 from kernel.metrics import HISTOGRAM_BUCKETS
+from starters.reconciliation import ensure_schedule
 from workflows.order_cancellation import OrderCancellation
 from workflows.order_fulfill import OrderFulfill
 from workflows.payment_failure import PaymentFailure
@@ -157,6 +158,19 @@ async def worker_resources(
         yield clients, db
 
 
+async def ensure_schedules(
+    client: Client, configs: dict[str, BusinessConfig], task_queue: str
+) -> dict[str, str]:
+    """Each tenant with Reconciliation enabled gets its schedule, as its config says."""
+    outcomes: dict[str, str] = {}
+    for tenant, config in sorted(configs.items()):
+        wf = config.workflows.get("reconciliation")
+        if wf is not None and wf.enabled:
+            outcomes[tenant] = await ensure_schedule(client, config, task_queue=task_queue)
+            log.info("reconciliation schedule for %s: %s", tenant, outcomes[tenant])
+    return outcomes
+
+
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """The worker's runtime: the SDK's metrics and the kernel's (``kernel.metrics``) on
     one Prometheus endpoint. Durations are reported in milliseconds."""
@@ -184,6 +198,8 @@ async def run_worker(
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
             pass
     client = await connect(settings, runtime=metrics_runtime(settings))
+    if settings.worker.ensure_schedules:
+        await ensure_schedules(client, configs, task_queue or settings.temporal.task_queue)
     async with worker_resources(settings, configs) as (clients, db):
         worker = build_worker(client, settings, clients, db, configs, task_queue=task_queue)
         runner = asyncio.create_task(worker.run())
