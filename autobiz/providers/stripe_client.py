@@ -43,9 +43,6 @@ if TYPE_CHECKING:
     from stripe import RequestOptions
     from stripe.params import (
         EventListParams,
-        PaymentIntentCancelParams,
-        PaymentIntentCaptureParams,
-        PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
         RefundListParams,
@@ -261,13 +258,7 @@ class StripePayments:
         params: dict[str, Any] = {}
         if payment_method is not None:
             params["payment_method"] = payment_method
-        options = _require_key(idempotency_key)
-        pi = await self._call(
-            lambda: self._client.v1.payment_intents.confirm_async(
-                payment_intent_id, cast("PaymentIntentConfirmParams", params), options
-            )
-        )
-        return PaymentIntentInfo.model_validate(_as_dict(pi))
+        return await self._post_pi("confirm", payment_intent_id, params, idempotency_key)
 
     async def capture_payment_intent(
         self, payment_intent_id: str, *, idempotency_key: str, amount_to_capture: int | None = None
@@ -275,13 +266,7 @@ class StripePayments:
         params: dict[str, Any] = {}
         if amount_to_capture is not None:
             params["amount_to_capture"] = amount_to_capture
-        options = _require_key(idempotency_key)
-        pi = await self._call(
-            lambda: self._client.v1.payment_intents.capture_async(
-                payment_intent_id, cast("PaymentIntentCaptureParams", params), options
-            )
-        )
-        return PaymentIntentInfo.model_validate(_as_dict(pi))
+        return await self._post_pi("capture", payment_intent_id, params, idempotency_key)
 
     async def cancel_payment_intent(
         self,
@@ -294,25 +279,24 @@ class StripePayments:
         params: dict[str, Any] = {}
         if reason is not None:
             params["cancellation_reason"] = reason
-        options = _require_key(idempotency_key)
-        pi = await self._call(
-            lambda: self._client.v1.payment_intents.cancel_async(
-                payment_intent_id, cast("PaymentIntentCancelParams", params), options
-            )
-        )
-        return PaymentIntentInfo.model_validate(_as_dict(pi))
+        return await self._post_pi("cancel", payment_intent_id, params, idempotency_key)
 
     async def set_order_key(
         self, payment_intent_id: str, order_key: str, *, idempotency_key: str
     ) -> PaymentIntentInfo:
         """Name the order a PaymentIntent paid for, once the order exists (checkout creates
         the intent before the shop has an order number)."""
+        params = {"metadata": {ORDER_KEY_METADATA: order_key}}
+        return await self._post_pi("update", payment_intent_id, params, idempotency_key)
+
+    async def _post_pi(
+        self, action: str, payment_intent_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> PaymentIntentInfo:
+        """POST to one PaymentIntent (``confirm``, ``capture``, ``cancel``, ``update``),
+        always with an explicit idempotency key."""
         options = _require_key(idempotency_key)
-        pi = await self._call(
-            lambda: self._client.v1.payment_intents.update_async(
-                payment_intent_id, {"metadata": {ORDER_KEY_METADATA: order_key}}, options
-            )
-        )
+        method = getattr(self._client.v1.payment_intents, f"{action}_async")
+        pi = await self._call(lambda: method(payment_intent_id, params, options))
         return PaymentIntentInfo.model_validate(_as_dict(pi))
 
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
