@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,14 +50,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import free_port, scratch_database, wait_http  # noqa: E402
+
 SECRET = "shpss_bench_secret"  # noqa: S105 (a bench-only webhook secret)
 TENANT = "bench-tenant"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def shopify_hmac(body: bytes) -> str:
@@ -100,18 +95,6 @@ def serve_bare(port: int) -> None:
 # -- processes -------------------------------------------------------------------------
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 @contextmanager
 def process(cmd: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
@@ -121,30 +104,6 @@ def process(cmd: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-@contextmanager
-def scratch_database() -> Iterator[tuple[str, str]]:
-    from autobiz.db.migrate import migrate
-    from tests.support.postgres import create_database, drop_database, provide_server
-
-    def nothing() -> None:
-        return None
-
-    server, _, cleanup = (
-        (os.environ["AUTOBIZ_BENCH_DATABASE_URL"], "env", nothing)
-        if "AUTOBIZ_BENCH_DATABASE_URL" in os.environ
-        else provide_server()
-    )
-    db = create_database(server)
-    try:
-        migrate(db.admin_dsn)
-        with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
-            conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'bench')", (TENANT,))
-        yield db.admin_dsn, db.app_dsn
-    finally:
-        drop_database(db)
-        cleanup()
 
 
 # -- measurement -----------------------------------------------------------------------
@@ -211,7 +170,7 @@ async def run(requests: int, concurrency: int) -> list[Result]:
                  f"http://127.0.0.1:{bare_port}/nothing"):  # fmt: skip
         results.append(await phase("bare HMAC endpoint", f"http://127.0.0.1:{bare_port}",
                                    seq_bodies, load_bodies, concurrency, None))  # fmt: skip
-    with scratch_database() as (admin, app), tempfile.TemporaryDirectory() as home:
+    with scratch_database(TENANT) as (admin, app), tempfile.TemporaryDirectory() as home:
         env = {
             "AUTOBIZ_DATABASE_URL": admin, "AUTOBIZ_APP_DATABASE_URL": app,
             "AUTOBIZ_HOME": home, "AUTOBIZ_LOG_LEVEL": "ERROR",
@@ -297,7 +256,7 @@ def run_wrk(concurrency: int, seconds: int) -> list[Result]:
                      f"http://127.0.0.1:{bare_port}/nothing"):  # fmt: skip
             results.append(wrk_phase("bare HMAC endpoint", f"http://127.0.0.1:{bare_port}",
                                      bodies_file, None, concurrency, seconds)[0])  # fmt: skip
-        with scratch_database() as (admin, app), tempfile.TemporaryDirectory() as home:
+        with scratch_database(TENANT) as (admin, app), tempfile.TemporaryDirectory() as home:
             env = {
                 "AUTOBIZ_DATABASE_URL": admin, "AUTOBIZ_APP_DATABASE_URL": app,
                 "AUTOBIZ_HOME": home, "AUTOBIZ_LOG_LEVEL": "ERROR",

@@ -33,10 +33,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,14 +50,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import free_port, scratch_database, wait_http  # noqa: E402
+
 TENANT = "bench-shop"
 PRICE_MINOR = 2500
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_config() -> Any:
@@ -149,20 +143,6 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
 # -- processes and the database ---------------------------------------------------------
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 @contextmanager
 def sandbox_process(port: int, log: Path) -> Iterator[tuple[str, int]]:
     with log.open("w") as err:
@@ -204,33 +184,6 @@ def worker_process(cfg: dict[str, Any], log: Path) -> Iterator[subprocess.Popen[
         except subprocess.TimeoutExpired:
             proc.terminate()
             proc.wait(timeout=20)
-
-
-@contextmanager
-def scratch_database() -> Iterator[tuple[str, str]]:
-    """A fresh, migrated database with the bench tenant; yields (admin DSN, app DSN)."""
-    import psycopg
-
-    from autobiz.db.migrate import migrate
-    from tests.support.postgres import create_database, drop_database, provide_server
-
-    def nothing() -> None:
-        return None
-
-    server, _, cleanup = (
-        (os.environ["AUTOBIZ_BENCH_DATABASE_URL"], "env", nothing)
-        if "AUTOBIZ_BENCH_DATABASE_URL" in os.environ
-        else provide_server()
-    )
-    db = create_database(server)
-    try:
-        migrate(db.admin_dsn)
-        with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
-            conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'bench')", (TENANT,))
-        yield db.admin_dsn, db.app_dsn
-    finally:
-        drop_database(db)
-        cleanup()
 
 
 def rss_mib(pid: int) -> float:
@@ -544,7 +497,7 @@ async def bench(
     try:
         target = env.client.service_client.config.target_host
         with (
-            scratch_database() as (admin_dsn, app_dsn),
+            scratch_database(TENANT) as (admin_dsn, app_dsn),
             sandbox_process(free_port(), logs / "sandbox.log") as (sb, sandbox_pid),
         ):
             print(f"seeding {2 * (n + warm)} orders and PaymentIntents…", file=sys.stderr)
