@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.errors import provider_errors
+from activities.errors import run_side_effect
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner
 from autobiz.ledger.receipts import ReceiptStore
@@ -45,7 +45,4 @@ class EmailActivities:
                 details={"template": input.template, "category": input.category},
             )  # fmt: skip
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, SendEmailOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, SendEmailOutput, execute)

@@ -9,18 +9,22 @@ Temporal for the provider's ``Retry-After`` as the next delay. Our own expected 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from autobiz.errors import AutobizError
-from autobiz.ledger.executor import GateBypassedError
+from autobiz.ledger.executor import GateBypassedError, ProviderResult, SideEffectRunner
 from autobiz.providers.errors import CardDeclined, ProviderError, RateLimited
+from kernel.contracts import CallContext
 from kernel.redaction import redact_text
 
+OutT = TypeVar("OutT", bound=BaseModel)
 NON_RETRYABLE_OWN = frozenset({GateBypassedError.code})
 
 
@@ -56,3 +60,16 @@ def provider_errors() -> Iterator[None]:
         yield
     except (ProviderError, AutobizError) as exc:
         raise to_application_error(exc) from exc
+
+
+async def run_side_effect(
+    runner: SideEffectRunner,
+    ctx: CallContext,
+    input: BaseModel,
+    output_model: type[OutT],
+    execute: Callable[[], Awaitable[ProviderResult[OutT]]],
+) -> OutT:
+    """A side-effecting tool's provider work: once per idempotency key, with a receipt,
+    provider errors mapped for Temporal."""
+    with provider_errors():
+        return await runner.run(ctx, input, output_model, activity.info().activity_id, execute)

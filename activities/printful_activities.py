@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from temporalio import activity
 
-from activities.errors import provider_errors
+from activities.errors import provider_errors, run_side_effect
 from activities.money import to_minor
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
@@ -75,30 +75,21 @@ class PrintfulActivities:
             )  # fmt: skip
             return _result(order)
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, PrintfulOrderOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
     @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
     async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
             return _result(await self._printful.confirm_order(input.order_ref))
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, PrintfulOrderOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
     @activity.defn(name=PRINTFUL_CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
             return _result(await self._printful.cancel_order(input.order_ref))
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, PrintfulOrderOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
     @activity.defn(name=PRINTFUL_GET_ORDER.activity_name)
     async def get_order(self, ctx: CallContext, input: PrintfulOrderRef) -> GetPrintfulOrderOutput:

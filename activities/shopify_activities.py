@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.errors import provider_errors
+from activities.errors import provider_errors, run_side_effect
 from activities.money import from_minor, to_minor
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
@@ -101,10 +101,7 @@ class ShopifyActivities:
                 details={"order_id": input.order_id, "tracking_number": input.tracking_number},
             )  # fmt: skip
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, CreateFulfillmentOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, CreateFulfillmentOutput, execute)
 
     @activity.defn(name=SHOPIFY_REFUND_CREATE.activity_name)
     async def refund_create(
@@ -130,10 +127,7 @@ class ShopifyActivities:
                          "refund_request_id": input.refund_request_id},
             )  # fmt: skip
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, ShopifyRefundOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, ShopifyRefundOutput, execute)
 
     @activity.defn(name=SHOPIFY_CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: CancelOrderInput) -> CancelOrderOutput:
@@ -150,10 +144,7 @@ class ShopifyActivities:
             out = CancelOrderOutput(order_id=input.order_id, status="cancelled")
             return ProviderResult(output=out, provider_object_id=gid, status=out.status)
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, CancelOrderOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, CancelOrderOutput, execute)
 
 
 def _shipping_address(a: ShopifyAddress | None) -> ShippingAddress | None:

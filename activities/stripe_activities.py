@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.errors import provider_errors
+from activities.errors import provider_errors, run_side_effect
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
 from autobiz.providers.errors import InvalidRequest
@@ -78,10 +78,7 @@ class StripeActivities:
                 details={"order_id": input.order_id, "risk_level": input.risk_level},
             )  # fmt: skip
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, CapturePaymentOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, CapturePaymentOutput, execute)
 
     @activity.defn(name=STRIPE_CANCEL_PAYMENT.activity_name)
     async def cancel_payment(
@@ -100,10 +97,7 @@ class StripeActivities:
                 details={"order_id": input.order_id, "reason": input.reason},
             )  # fmt: skip
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, CancelPaymentOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, CancelPaymentOutput, execute)
 
     @activity.defn(name=STRIPE_GET_PAYMENT_INTENT.activity_name)
     async def get_payment_intent(
@@ -161,7 +155,4 @@ class StripeActivities:
                          "refund_request_id": input.refund_request_id},
             )  # fmt: skip
 
-        with provider_errors():
-            return await self._runner.run(
-                ctx, input, CreateRefundOutput, activity.info().activity_id, execute
-            )
+        return await run_side_effect(self._runner, ctx, input, CreateRefundOutput, execute)
