@@ -38,80 +38,25 @@ class LlmOutput(ToolModel):
 _FAST = timedelta(seconds=10)
 _ONCE = RetrySpec(max_attempts=1)
 
-READ = ToolContract(
-    name="test.read",
-    version="1",
-    description="",
-    input_model=ReadInput,
-    output_model=ReadOutput,
-    side_effect=SideEffect.READ,
-    provider="internal",
-    scopes=frozenset({"test:read"}),
-    timeout=_FAST,
-    retry=_ONCE,
-    trace_fields=frozenset({"key", "note", "echo"}),
-)
-WRITE = ToolContract(
-    name="test.write",
-    version="1",
-    description="",
-    input_model=ReadInput,
-    output_model=ReadOutput,
-    side_effect=SideEffect.WRITE,
-    provider="internal",
-    scopes=frozenset({"test:write"}),
-    timeout=_FAST,
-    retry=_ONCE,
-)
-PAID = ToolContract(
-    name="test.paid",
-    version="1",
-    description="",
-    input_model=ReadInput,
-    output_model=ReadOutput,
-    side_effect=SideEffect.READ,
-    provider="testpaid",
-    scopes=frozenset({"test:read"}),
-    timeout=_FAST,
-    retry=_ONCE,
-)
-LLM = ToolContract(
-    name="test.llm",
-    version="1",
-    description="",
-    input_model=LlmInput,
-    output_model=LlmOutput,
-    side_effect=SideEffect.READ,
-    provider="llm",
-    scopes=frozenset({"test:llm"}),
-    timeout=_FAST,
-    retry=_ONCE,
-    token_budget_field="max_tokens",
-)
-FAIL = ToolContract(
-    name="test.fail",
-    version="1",
-    description="",
-    input_model=ReadInput,
-    output_model=ReadOutput,
-    side_effect=SideEffect.READ,
-    provider="internal",
-    scopes=frozenset({"test:read"}),
-    timeout=_FAST,
-    retry=_ONCE,
-)
-SECRET = ToolContract(
-    name="test.secret",
-    version="1",
-    description="",
-    input_model=ReadInput,
-    output_model=ReadOutput,
-    side_effect=SideEffect.WRITE,
-    provider="internal",
-    scopes=frozenset({"test:admin"}),
-    timeout=_FAST,
-    retry=_ONCE,
-)
+
+def _tool(name: str, side_effect: SideEffect, scope: str, **over: Any) -> ToolContract:
+    """A fast, try-once test contract; ``over`` replaces any field."""
+    fields: dict[str, Any] = {
+        "name": name, "version": "1", "description": "", "input_model": ReadInput,
+        "output_model": ReadOutput, "side_effect": side_effect, "provider": "internal",
+        "scopes": frozenset({scope}), "timeout": _FAST, "retry": _ONCE,
+    }  # fmt: skip
+    return ToolContract(**(fields | over))
+
+
+READ = _tool("test.read", SideEffect.READ, "test:read",
+             trace_fields=frozenset({"key", "note", "echo"}))  # fmt: skip
+WRITE = _tool("test.write", SideEffect.WRITE, "test:write")
+PAID = _tool("test.paid", SideEffect.READ, "test:read", provider="testpaid")
+LLM = _tool("test.llm", SideEffect.READ, "test:llm", provider="llm", input_model=LlmInput,
+            output_model=LlmOutput, token_budget_field="max_tokens")  # fmt: skip
+FAIL = _tool("test.fail", SideEffect.READ, "test:read")
+SECRET = _tool("test.secret", SideEffect.WRITE, "test:admin")
 
 TEST_REGISTRY = ToolRegistry([READ, WRITE, PAID, LLM, FAIL, SECRET])
 
