@@ -7,6 +7,8 @@ A webhook request does exactly this, in order, and then answers:
    tenants' secrets (``ingress.tenants`` + ``ingress.authn``) → 401, nothing stored;
 3. normalisation (``ingress.events``) and one insert (``ingress.store``): duplicates,
    dead letters and held events all answer 200; an unavailable database answers 503.
+   A signed body the database cannot hold as JSON is a dead letter with its raw bytes,
+   never a 500 (which the provider would retry forever).
 
 The hand-off to workflows is not on this path: the relay (``ingress.relay``) runs in
 the background of the same process and is woken after each stored event.
@@ -22,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +37,7 @@ from autobiz.errors import DatabaseError
 from autobiz.settings import IngressSettings
 from ingress.authn import authenticate
 from ingress.body import BodyRejected, read_limited_body
-from ingress.events import normalise
+from ingress.events import normalise, unstorable
 from ingress.handoff import Handoff
 from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
@@ -169,7 +172,16 @@ class WebhookEndpoint:
         event = normalise(
             tenant_id=auth.tenant_id, source=self.source, body=body, headers=request.headers
         )
-        result = await self.rt.store.insert(event)
+        try:
+            result = await self.rt.store.insert(event)
+        except psycopg.DataError as exc:
+            # A value the checks in ingress.events let through and PostgreSQL refused:
+            # still signed, so stored as a dead letter (raw bytes) and answered 200 —
+            # a 500 would make the provider retry it forever.
+            log.error("%s webhook payload refused by the database: %s", self.source, exc)
+            reason = f"unstorable_json: {type(exc).__name__}"
+            event = unstorable(event, body, reason)
+            result = await self.rt.store.insert(event)
         if result.status == "held":
             deps.metrics.held.labels(source=self.source.value).inc()
         if result.status == "dead_letter":

@@ -11,14 +11,20 @@ provider signs it. Identifiers that decide deduplication come from signed bytes:
 * Printful: the body's ``id`` when present, else ``{type}:{occurred_at}:{sha256(data)}``
   (the body's ``retries`` counter changes between redeliveries and is left out).
 
-A signed body that is not JSON, lacks its identifiers, names an unknown topic or
-contradicts its topic is still stored, as a dead letter with a reason.
+A signed body that is not JSON, cannot be stored exactly (``1e400``, NaN, an integer
+outside int64, NUL or a lone surrogate in a string, nesting deeper than ``MAX_DEPTH``),
+lacks its identifiers, names an unknown topic or contradicts its topic is still stored,
+as a dead letter with a reason; one whose body is not stored as JSON keeps its bytes
+(``raw_base64``). It is answered 200 like any stored event, so the provider stops
+retrying.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -51,33 +57,80 @@ class _Malformed(Exception):
     pass
 
 
+# What a stored payload may hold. jsonb refuses NaN/Infinity, NUL and lone surrogates;
+# everything downstream (bigint columns, Temporal search attributes, JavaScript UIs)
+# reads integers as int64; no provider nests anywhere near 64 levels, and a bounded
+# depth keeps every walk over a payload (here, psycopg, the relay) off Python's
+# recursion limit.
+MAX_DEPTH = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def _reject_constant(name: str) -> Any:
     raise _Malformed(f"non-JSON number {name}")
 
 
+def _bad_str(s: str) -> bool:
+    if s.isascii():
+        return "\x00" in s
+    return "\x00" in s or any("\ud800" <= c <= "\udfff" for c in s)
+
+
+def check_storable(value: Any) -> None:
+    """Raise :class:`_Malformed` unless jsonb can hold ``value`` exactly (iterative, so a
+    deep value cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _bad_str(item):
+                raise _Malformed("unstorable_json: string with NUL or lone surrogate")
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not _INT_MIN <= item <= _INT_MAX:
+                raise _Malformed("unstorable_json: integer out of int64 range")
+        elif isinstance(item, float):
+            if not math.isfinite(item):  # 1e400 parses to inf, which jsonb cannot hold
+                raise _Malformed("unstorable_json: number out of range")
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise _Malformed(f"unstorable_json: nested deeper than {MAX_DEPTH}")
+            if isinstance(item, dict):
+                stack.extend((k, depth) for k in item)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+
+
 def parse_json(body: bytes) -> Any:
+    """The body as JSON that jsonb stores exactly, else :class:`_Malformed` with the
+    reason (the caller dead-letters it, keeping the raw bytes)."""
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        # Integers over 4300 digits are refused by json itself (a ValueError).
+        value = json.loads(body, parse_constant=_reject_constant)
+    except _Malformed:
+        raise
     except (ValueError, RecursionError) as exc:
         raise _Malformed("malformed_json") from exc
+    check_storable(value)
+    return value
 
 
 def _clean_str(s: str) -> str:
     if s.isascii() and "\x00" not in s:
         return s
-    # PostgreSQL's jsonb holds neither NUL nor lone surrogates.
+    # PostgreSQL's text holds neither NUL nor lone surrogates.
     return s.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
-def jsonb_safe(value: Any) -> Any:
-    """``value`` with every string storable in jsonb."""
-    if isinstance(value, str):
-        return _clean_str(value)
-    if isinstance(value, dict):
-        return {_clean_str(str(k)): jsonb_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [jsonb_safe(v) for v in value]
-    return value
+def raw_payload(body: bytes) -> dict[str, str]:
+    """What a dead letter whose body could not be stored as JSON keeps: every byte
+    (base64), and a readable preview for operators."""
+    return {
+        "raw_base64": base64.b64encode(body).decode("ascii"),
+        "raw_text": _clean_str(body[:65536].decode("utf-8", "replace")),
+    }
 
 
 def canonical_sha256(value: Any) -> str:
@@ -189,6 +242,19 @@ def topic_contradiction(source: Source, topic: str, payload: Any) -> str | None:
 # -- normalisation --------------------------------------------------------------------
 
 
+def unstorable(event: InboundEvent, body: bytes, reason: str) -> InboundEvent:
+    """``event`` as the dead letter to store when the database refused its payload: the
+    raw bytes instead, keyed by the body's hash like every other dead letter."""
+    return event.model_copy(
+        update={
+            "provider_event_id": f"sha256:{event.payload_sha256}",
+            "entity_key": None,
+            "payload": raw_payload(body),
+            "dead_letter_reason": reason[:200],
+        }
+    )
+
+
 def normalise(
     *,
     tenant_id: str,
@@ -198,6 +264,8 @@ def normalise(
 ) -> InboundEvent:
     digest = hashlib.sha256(body).hexdigest()
     header_topic = headers.get("x-shopify-topic") if source is Source.SHOPIFY else None
+    if header_topic is not None:
+        header_topic = _clean_str(header_topic)
     delivery_id = _delivery_id(source, headers)
 
     def dead(reason: str, payload: Any, topic: str | None = None) -> InboundEvent:
@@ -214,9 +282,9 @@ def normalise(
         )
 
     try:
-        payload = jsonb_safe(parse_json(body))
+        payload = parse_json(body)
     except _Malformed as exc:
-        return dead(str(exc), {"raw_text": jsonb_safe(body[:65536].decode("utf-8", "replace"))})
+        return dead(str(exc), raw_payload(body))
     if not isinstance(payload, dict):
         return dead("malformed_json: not an object", {"raw": payload})
 
@@ -261,4 +329,4 @@ def _delivery_id(source: Source, headers: Mapping[str, str]) -> str | None:
         Source.PRINTFUL: "x-pf-delivery-id",
     }[source]
     value = headers.get(name)
-    return value[:200] if value else None
+    return _clean_str(value[:200]) if value else None

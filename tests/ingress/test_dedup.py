@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import httpx
 import pytest
@@ -76,7 +77,10 @@ async def test_signed_malformed_json_is_dead_lettered(make_ingress: HarnessFacto
     assert resp.status_code == 200 and resp.json()["status"] == "dead_letter"
     [row] = await h.rows()
     assert row["status"] == "dead_letter" and row["status_reason"] == "malformed_json"
-    assert row["payload"] == {"raw_text": body.decode()}
+    assert row["payload"] == {
+        "raw_base64": base64.b64encode(body).decode(),
+        "raw_text": body.decode(),
+    }
     # Redelivered: stored once, never retried.
     assert (await h.stripe(body, stripe_header(body, t=h.clock.unix))).json()[
         "status"
@@ -96,6 +100,7 @@ async def test_signed_body_with_nul_bytes_is_dead_lettered_not_a_500(
     [row] = await h.rows()
     assert row["status"] == "dead_letter"
     assert "\x00" not in row["payload"]["raw_text"]
+    assert base64.b64decode(row["payload"]["raw_base64"]) == body
 
 
 async def test_unknown_topic_and_contradicting_topic_are_dead_lettered(
@@ -115,13 +120,17 @@ async def test_unknown_topic_and_contradicting_topic_are_dead_lettered(
     assert reasons[2].startswith("topic_body_mismatch")
 
 
-async def test_nul_and_lone_surrogates_are_stored(make_ingress: HarnessFactory) -> None:
+async def test_nul_and_lone_surrogates_are_dead_lettered_with_their_bytes(
+    make_ingress: HarnessFactory,
+) -> None:
+    """jsonb holds neither: the body is kept as it was signed (base64), not rewritten."""
     h = await make_ingress()
     body = (
         b'{"id":"evt_nul","type":"payment_intent.created",'
         b'"data":{"object":{"id":"pi_\\u0000","x":"\\ud800"}}}'
     )
     resp = await h.stripe(body, stripe_header(body, t=h.clock.unix))
-    assert resp.status_code == 200
+    assert resp.status_code == 200 and resp.json()["status"] == "dead_letter"
     [row] = await h.rows()
-    assert row["payload"]["data"]["object"]["id"] == "pi_\ufffd"
+    assert row["status_reason"] == "unstorable_json: string with NUL or lone surrogate"
+    assert base64.b64decode(row["payload"]["raw_base64"]) == body
