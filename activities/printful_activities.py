@@ -10,7 +10,8 @@ from activities.errors import provider_errors, run_side_effect
 from activities.money import to_minor
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
-from autobiz.providers.printful_client import OrderItem, PrintfulOrder, PrintfulOrders, Recipient
+from autobiz.providers.printful_client import OrderItem, PrintfulOrder, Recipient
+from autobiz.providers.tenant_clients import TenantClients
 from kernel.catalog import (
     PRINTFUL_CANCEL_ORDER,
     PRINTFUL_CONFIRM_ORDER,
@@ -52,8 +53,8 @@ def _result(order: PrintfulOrder) -> ProviderResult[PrintfulOrderOutput]:
 
 
 class PrintfulActivities:
-    def __init__(self, printful: PrintfulOrders, db: Database) -> None:
-        self._printful = printful
+    def __init__(self, clients: TenantClients, db: Database) -> None:
+        self._clients = clients
         self._runner = SideEffectRunner(db)
 
     @activity.defn(name=PRINTFUL_CREATE_ORDER.activity_name)
@@ -61,8 +62,9 @@ class PrintfulActivities:
         self, ctx: CallContext, input: CreatePrintfulOrderInput
     ) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
+            printful = await self._clients.printful(ctx.tenant_id)
             # The client looks the order up by @external_id before it creates one.
-            order = await self._printful.create_order(
+            order = await printful.create_order(
                 external_id=input.external_id,
                 recipient=Recipient.model_validate(input.recipient.model_dump()),
                 items=[
@@ -80,14 +82,16 @@ class PrintfulActivities:
     @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
     async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
-            return _result(await self._printful.confirm_order(input.order_ref))
+            printful = await self._clients.printful(ctx.tenant_id)
+            return _result(await printful.confirm_order(input.order_ref))
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
     @activity.defn(name=PRINTFUL_CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
-            return _result(await self._printful.cancel_order(input.order_ref))
+            printful = await self._clients.printful(ctx.tenant_id)
+            return _result(await printful.cancel_order(input.order_ref))
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
@@ -95,8 +99,9 @@ class PrintfulActivities:
     async def get_order(self, ctx: CallContext, input: PrintfulOrderRef) -> GetPrintfulOrderOutput:
         with provider_errors():
             verify_call(ctx, input)
-            order = await self._printful.get_order(input.order_ref)
-            shipments = await self._printful.shipments(input.order_ref)
+            printful = await self._clients.printful(ctx.tenant_id)
+            order = await printful.get_order(input.order_ref)
+            shipments = await printful.shipments(input.order_ref)
         return GetPrintfulOrderOutput(
             printful_order_id=order.id,
             external_id=order.external_id,

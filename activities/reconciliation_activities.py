@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import provider_errors
 from autobiz.db.database import Database, TenantSession
 from autobiz.ledger.executor import verify_call
-from autobiz.providers.stripe_client import RefundInfo, StripePayments
+from autobiz.providers.stripe_client import RefundInfo
+from autobiz.providers.tenant_clients import TenantClients
 from kernel.catalog import STRIPE_LIST_REFUNDS, ListRefundsInput, ListRefundsOutput, RefundView
 from kernel.contracts import CallContext
 from kernel.redaction import redact_value
@@ -225,8 +226,8 @@ class ReconciliationActivities:
 class RefundReadActivities:
     """``stripe.list_refunds@1``: a read, so no receipt; pages walked up to the cap."""
 
-    def __init__(self, stripe: StripePayments) -> None:
-        self._stripe = stripe
+    def __init__(self, clients: TenantClients) -> None:
+        self._clients = clients
 
     @activity.defn(name=STRIPE_LIST_REFUNDS.activity_name)
     async def list_refunds(self, ctx: CallContext, input: ListRefundsInput) -> ListRefundsOutput:
@@ -235,8 +236,9 @@ class RefundReadActivities:
         after: str | None = None
         with provider_errors():
             verify_call(ctx, input)
+            stripe = await self._clients.stripe(ctx.tenant_id)
             while True:
-                page = await self._stripe.list_refunds(
+                page = await stripe.list_refunds(
                     payment_intent_id=input.payment_intent_id,
                     created_gte=input.created_gte,
                     created_lte=input.created_lte,

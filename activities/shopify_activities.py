@@ -11,10 +11,10 @@ from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_cal
 from autobiz.providers.errors import InvalidRequest
 from autobiz.providers.shopify_client import (
     ShopifyAddress,
-    ShopifyAdmin,
     TrackingInfo,
     order_gid,
 )
+from autobiz.providers.tenant_clients import TenantClients
 from kernel.catalog import (
     SHOPIFY_CANCEL_ORDER,
     SHOPIFY_CREATE_FULFILLMENT,
@@ -37,15 +37,16 @@ REFUND_GATEWAY = "stripe"
 
 
 class ShopifyActivities:
-    def __init__(self, shopify: ShopifyAdmin, db: Database) -> None:
-        self._shopify = shopify
+    def __init__(self, clients: TenantClients, db: Database) -> None:
+        self._clients = clients
         self._runner = SideEffectRunner(db)
 
     @activity.defn(name=SHOPIFY_GET_ORDER.activity_name)
     async def get_order(self, ctx: CallContext, input: GetOrderInput) -> GetOrderOutput:
         with provider_errors():
             verify_call(ctx, input)
-            order = await self._shopify.get_order(order_gid(input.order_id))
+            shopify = await self._clients.shopify(ctx.tenant_id)
+            order = await shopify.get_order(order_gid(input.order_id))
         currency = order.total.currency
         return GetOrderOutput(
             order_id=input.order_id,
@@ -73,7 +74,8 @@ class ShopifyActivities:
         self, ctx: CallContext, input: CreateFulfillmentInput
     ) -> CreateFulfillmentOutput:
         async def execute() -> ProviderResult[CreateFulfillmentOutput]:
-            orders = await self._shopify.fulfillment_orders(order_gid(input.order_id))
+            shopify = await self._clients.shopify(ctx.tenant_id)
+            orders = await shopify.fulfillment_orders(order_gid(input.order_id))
             open_ids = [fo.id for fo in orders if fo.status == "OPEN"]
             if not open_ids:
                 # Already fulfilled (a create whose answer was lost): nothing left to do.
@@ -86,7 +88,7 @@ class ShopifyActivities:
                     )
                 out = CreateFulfillmentOutput(fulfillment_id=closed[0], status="ALREADY_FULFILLED")
                 return ProviderResult(output=out, provider_object_id=closed[0], status=out.status)
-            created = await self._shopify.create_fulfillment(
+            created = await shopify.create_fulfillment(
                 open_ids,
                 tracking=TrackingInfo(
                     company=input.tracking_company,
@@ -108,7 +110,8 @@ class ShopifyActivities:
         self, ctx: CallContext, input: ShopifyRefundInput
     ) -> ShopifyRefundOutput:
         async def execute() -> ProviderResult[ShopifyRefundOutput]:
-            refund = await self._shopify.create_refund(
+            shopify = await self._clients.shopify(ctx.tenant_id)
+            refund = await shopify.create_refund(
                 order_gid(input.order_id),
                 amount=from_minor(input.amount_minor, input.currency),
                 gateway=REFUND_GATEWAY,
@@ -132,10 +135,11 @@ class ShopifyActivities:
     @activity.defn(name=SHOPIFY_CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: CancelOrderInput) -> CancelOrderOutput:
         async def execute() -> ProviderResult[CancelOrderOutput]:
+            shopify = await self._clients.shopify(ctx.tenant_id)
             gid = order_gid(input.order_id)
-            current = await self._shopify.get_order(gid)
+            current = await shopify.get_order(gid)
             if current.cancelled_at is None:
-                await self._shopify.cancel_order(
+                await shopify.cancel_order(
                     gid,
                     reason=input.reason,
                     restock=input.restock,

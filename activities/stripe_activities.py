@@ -17,8 +17,8 @@ from autobiz.providers.stripe_client import (
     ORDER_KEY_METADATA,
     PROVIDER,
     PaymentIntentInfo,
-    StripePayments,
 )
+from autobiz.providers.tenant_clients import TenantClients
 from kernel.catalog import (
     STRIPE_CANCEL_PAYMENT,
     STRIPE_CAPTURE_PAYMENT,
@@ -49,8 +49,8 @@ def _check_currency(pi: PaymentIntentInfo, currency: str) -> None:
 
 
 class StripeActivities:
-    def __init__(self, stripe: StripePayments, db: Database) -> None:
-        self._stripe = stripe
+    def __init__(self, clients: TenantClients, db: Database) -> None:
+        self._clients = clients
         self._runner = SideEffectRunner(db)
 
     @activity.defn(name=STRIPE_CAPTURE_PAYMENT.activity_name)
@@ -58,10 +58,11 @@ class StripeActivities:
         self, ctx: CallContext, input: CapturePaymentInput
     ) -> CapturePaymentOutput:
         async def execute() -> ProviderResult[CapturePaymentOutput]:
-            pi = await self._stripe.retrieve_payment_intent(input.payment_intent_id)
+            stripe = await self._clients.stripe(ctx.tenant_id)
+            pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
             _check_currency(pi, input.currency)
             if pi.status != "succeeded":
-                pi = await self._stripe.capture_payment_intent(
+                pi = await stripe.capture_payment_intent(
                     input.payment_intent_id,
                     idempotency_key=ctx.external_key,
                     amount_to_capture=input.amount_minor,
@@ -85,9 +86,10 @@ class StripeActivities:
         self, ctx: CallContext, input: CancelPaymentInput
     ) -> CancelPaymentOutput:
         async def execute() -> ProviderResult[CancelPaymentOutput]:
-            pi = await self._stripe.retrieve_payment_intent(input.payment_intent_id)
+            stripe = await self._clients.stripe(ctx.tenant_id)
+            pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
             if pi.status != "canceled":
-                pi = await self._stripe.cancel_payment_intent(
+                pi = await stripe.cancel_payment_intent(
                     input.payment_intent_id, idempotency_key=ctx.external_key, reason=input.reason
                 )
             out = CancelPaymentOutput(payment_intent_id=pi.id, status=pi.status)
@@ -107,7 +109,8 @@ class StripeActivities:
         bank answer; it is redacted and cut short before it reaches history."""
         with provider_errors():
             verify_call(ctx, input)
-            pi = await self._stripe.retrieve_payment_intent(input.payment_intent_id)
+            stripe = await self._clients.stripe(ctx.tenant_id)
+            pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
         error = pi.last_payment_error
         message = (
             redact_text(error.message)[:FAILURE_MESSAGE_MAX] if error and error.message else None
@@ -128,8 +131,8 @@ class StripeActivities:
     @activity.defn(name=STRIPE_CREATE_REFUND.activity_name)
     async def create_refund(self, ctx: CallContext, input: CreateRefundInput) -> CreateRefundOutput:
         async def execute() -> ProviderResult[CreateRefundOutput]:
-            refund = await self._stripe.create_refund(
-                payment_intent_id=input.payment_intent_id,
+            stripe = await self._clients.stripe(ctx.tenant_id)
+            refund = await stripe.create_refund(payment_intent_id=input.payment_intent_id,
                 idempotency_key=ctx.external_key,
                 amount=input.amount_minor,
                 reason=input.reason,

@@ -96,6 +96,22 @@ class FileSecretsBackend:
         return f"FileSecretsBackend({self._path.name!r})"
 
 
+class MappingSecretsBackend:
+    """An in-memory ``{tenant_id: {name: value}}`` (tests, and secrets read elsewhere)."""
+
+    def __init__(self, data: Mapping[str, Mapping[str, str]]) -> None:
+        self._data = {t: dict(v) for t, v in data.items()}
+
+    def load(self, tenant_id: str, name: str) -> str | None:
+        return self._data.get(tenant_id, {}).get(name)
+
+    def set(self, tenant_id: str, name: str, value: str) -> None:
+        self._data.setdefault(tenant_id, {})[name] = value
+
+    def __repr__(self) -> str:
+        return f"MappingSecretsBackend(tenants={sorted(self._data)})"
+
+
 class ChainedSecretsBackend:
     """The first backend that has the secret wins."""
 
@@ -108,6 +124,38 @@ class ChainedSecretsBackend:
             if value is not None:
                 return value
         return None
+
+
+class SettingsSecretsBackend:
+    """The settings-level provider credentials (``AUTOBIZ_STRIPE__API_KEY``, …), for the
+    one tenant they are declared for (``ingress.default_tenant``) and no other: a
+    single-shop install needs no secrets file, and a second tenant never falls back to the
+    first one's keys."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._tenant = settings.ingress.default_tenant
+        self._values: dict[str, SecretStr | str] = {
+            "stripe_api_key": settings.stripe.api_key,
+            "stripe_webhook_secret": settings.stripe.webhook_secret,
+            "shopify_shop_domain": settings.shopify.shop_domain,
+            "shopify_access_token": settings.shopify.access_token,
+            "shopify_webhook_secret": settings.shopify.webhook_secret,
+            "printful_api_token": settings.printful.api_token,
+            "printful_store_id": settings.printful.store_id,
+            "printful_webhook_secret": settings.printful.webhook_secret,
+            "sendgrid_api_key": settings.sendgrid.api_key,
+        }
+
+    def load(self, tenant_id: str, name: str) -> str | None:
+        if tenant_id != self._tenant:
+            return None
+        value = self._values.get(name)
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        return value
+
+    def __repr__(self) -> str:
+        return f"SettingsSecretsBackend(tenant={self._tenant!r})"
 
 
 async def log_audit(event: AccessEvent) -> None:
@@ -190,12 +238,15 @@ class CredentialStore:
 
 
 def credential_store(settings: Settings, db: Database | None = None) -> CredentialStore:
-    """The store a process uses: environment first, then ``AUTOBIZ_SECRETS_FILE`` if set;
-    refusals recorded in the database when one is given."""
+    """The store a process uses: environment first, then ``AUTOBIZ_SECRETS_FILE`` if set,
+    then the settings-level credentials for the default tenant only; refusals recorded in
+    the database when one is given."""
     backends: list[SecretsBackend] = [EnvSecretsBackend()]
     if settings.secrets_file is not None:
         backends.append(FileSecretsBackend(settings.secrets_file))
+    backends.append(SettingsSecretsBackend(settings))
     return CredentialStore(
         ChainedSecretsBackend(*backends),
         audit=database_audit(db) if db is not None else log_audit,
+        ttl_seconds=settings.secrets_cache_seconds,
     )

@@ -60,7 +60,8 @@ class StripeSettings(BaseModel):
 
 
 class ShopifySettings(BaseModel):
-    api_base: str = "http://127.0.0.1:8766/shopify"
+    # ``{shop}`` is replaced by the tenant's shop domain (``https://{shop}`` at Shopify).
+    api_base: str = "http://127.0.0.1:8766/shopify/{shop}"
     shop_domain: str = "autobiz-demo.myshopify.com"
     # Pinned. 2026-01 is the first version whose refundCreate takes @idempotent(key:).
     api_version: str = "2026-01"
@@ -116,6 +117,10 @@ class SandboxSettings(BaseModel):
     # Base URL webhooks go to (``{target}/stripe``, ``/shopify``, ``/printful``); settable
     # at run time through ``POST /_control/webhooks``. None: events wait until one is set.
     webhook_target: str | None = None
+    # Extra merchant accounts the sandbox hosts, in the secrets-file shape
+    # ({tenant: {stripe_api_key: ..., shopify_shop_domain: ..., ...}}); the settings'
+    # provider credentials are always one account (ingress.default_tenant's).
+    accounts_file: Path | None = None
     webhook_max_attempts: int = 5
     webhook_retry_seconds: float = 0.5
 
@@ -206,7 +211,11 @@ class Settings(BaseSettings):
     # Application connection (a role with no table, no BYPASSRLS). Derived from
     # ``database_url`` with the app role swapped in when not given.
     app_database_url: SecretStr | None = None
+    # Per-tenant provider credentials: a YAML/JSON file {tenant: {name: value}} (names in
+    # autobiz.providers.tenant_clients.CREDENTIALS and *_webhook_secret), read again when it
+    # changes; values are cached this long, so a rotation takes effect within it.
     secrets_file: Path | None = None
+    secrets_cache_seconds: float = Field(default=60.0, ge=0)
     config_dir: Path = Path("config")
     # `autobiz demo` runs the stack's worker on this one: the demo tenant with durations
     # of seconds (approval timeouts, dunning), so a business day takes about a minute.
@@ -233,7 +242,8 @@ class Settings(BaseSettings):
         for name in ("stripe", "shopify", "printful", "sendgrid"):
             section = getattr(self, name)
             if "api_base" not in section.model_fields_set:
-                section.api_base = f"{sandbox}/{name}"
+                shop = "/{shop}" if name == "shopify" else ""
+                section.api_base = f"{sandbox}/{name}{shop}"
         return self
 
     @property

@@ -138,6 +138,33 @@ def secrets_from_settings(settings: Settings) -> StaticWebhookSecrets:
             shop_domains=[settings.shopify.shop_domain],
         )
     }
+    if settings.secrets_file is not None and settings.secrets_file.exists():
+        configs.update(webhook_configs_from_credentials(settings.secrets_file))
     if settings.ingress.secrets_file is not None:
         configs.update(load_secrets_file(settings.ingress.secrets_file))
     return StaticWebhookSecrets(configs)
+
+
+def webhook_configs_from_credentials(path: Path) -> dict[str, TenantWebhookConfig]:
+    """The webhook half of the tenants' credential file (``AUTOBIZ_SECRETS_FILE``, the
+    one the worker reads its provider keys from): ``stripe_webhook_secret``,
+    ``shopify_webhook_secret`` (and ``shopify_webhook_previous_secret`` during a
+    rotation), ``printful_webhook_secret``, ``shopify_shop_domain``."""
+    text = path.read_text()
+    raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path.name}: expected a mapping of tenant id to credentials")
+    configs: dict[str, TenantWebhookConfig] = {}
+    for tenant, values in raw.items():
+        v = {str(k): str(x) for k, x in (values or {}).items()}
+
+        def secrets(*names: str, v: dict[str, str] = v) -> list[SecretStr]:
+            return [SecretStr(v[n]) for n in names if v.get(n)]
+
+        configs[str(tenant)] = TenantWebhookConfig(
+            stripe=secrets("stripe_webhook_secret", "stripe_webhook_previous_secret"),
+            shopify=secrets("shopify_webhook_secret", "shopify_webhook_previous_secret"),
+            printful=secrets("printful_webhook_secret", "printful_webhook_previous_secret"),
+            shop_domains=[v["shopify_shop_domain"]] if v.get("shopify_shop_domain") else [],
+        )
+    return configs

@@ -20,6 +20,8 @@ POST   /_control/printful/orders/{id}/advance {"action": start|ship|fail|hold|re
                                               "carrier", "service", "tracking_number"}
 GET    /_control/sendgrid/outbox              every accepted message
 GET    /_control/stripe/payment_intents       every PaymentIntent (for assertions)
+GET    /_control/accounts                     the merchant accounts hosted (tenants, shops)
+POST   /_control/accounts                     add or replace one (SandboxAccount)
 GET    /_control/printful/orders              every Printful order
 """
 
@@ -34,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from autobiz.providers.errors import HygieneViolation
 from autobiz.providers.hygiene import ensure_host_allowed
+from sandbox.accounts import AccountConflict, SandboxAccount
 from sandbox.faults import FaultRule, RateLimitConfig
 from sandbox.printful_api import AdvanceRequest, PrintfulProblem
 from sandbox.shopify_api import SeedOrder
@@ -86,7 +89,10 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         return JSONResponse({"deliveries": [d.model_dump() for d in state.webhooks.deliveries]})
 
     async def shopify_seed(request: Request) -> Response:
-        return JSONResponse(state.shopify.seed(await _parse(request, SeedOrder)))
+        try:
+            return JSONResponse(state.shopify.seed(await _parse(request, SeedOrder)))
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
 
     async def printful_advance(request: Request) -> Response:
         body = await _parse(request, AdvanceRequest)
@@ -96,6 +102,18 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
             )
         except PrintfulProblem as exc:
             return JSONResponse({"title": exc.title, "detail": exc.detail}, status_code=exc.status)
+
+    async def accounts(request: Request) -> Response:
+        if request.method == "POST":
+            state.accounts.add(await _parse(request, SandboxAccount))
+        return JSONResponse(
+            {
+                "accounts": [
+                    {"tenant": a.tenant, "shop": a.shopify_shop_domain}
+                    for a in state.accounts.all()
+                ]
+            }
+        )
 
     async def outbox(_: Request) -> Response:
         return JSONResponse({"messages": state.sendgrid.outbox})
@@ -115,6 +133,8 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
                 return JSONResponse({"error": exc.errors(include_url=False)}, status_code=422)
             except HygieneViolation as exc:
                 return JSONResponse({"error": exc.message}, status_code=400)
+            except AccountConflict as exc:
+                return JSONResponse({"error": str(exc)}, status_code=409)
 
         return endpoint
 
@@ -131,4 +151,5 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         Route("/printful/orders/{order_id}/advance", guarded(printful_advance), methods=["POST"]),
         Route("/sendgrid/outbox", guarded(outbox), methods=["GET"]),
         Route("/stripe/payment_intents", guarded(stripe_pis), methods=["GET"]),
+        Route("/accounts", guarded(accounts), methods=["GET", "POST"]),
     ]

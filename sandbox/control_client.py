@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -68,6 +69,10 @@ class SandboxControl:
             )
         )["data"]
         return result
+
+    async def add_account(self, account: Mapping[str, Any]) -> None:
+        """Host one more merchant (a :class:`sandbox.accounts.SandboxAccount`'s fields)."""
+        await self._call("POST", "/accounts", dict(account))
 
     async def outbox(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = (await self._call("GET", "/sendgrid/outbox"))["messages"]

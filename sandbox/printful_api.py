@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from autobiz.settings import Settings
+from sandbox.accounts import AccountBook, acting_as, current_account
 from sandbox.faults import processing_delay
 from sandbox.webhooks import WebhookDispatcher
 
@@ -63,15 +64,20 @@ def _problem(exc: PrintfulProblem) -> Response:
 
 
 class PrintfulSandbox:
-    def __init__(self, settings: Settings, dispatcher: WebhookDispatcher) -> None:
+    def __init__(
+        self, settings: Settings, dispatcher: WebhookDispatcher, accounts: AccountBook
+    ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
+        self.accounts = accounts
         self.orders: dict[int, dict[str, Any]] = {}
+        self.owner: dict[int, str] = {}  # order id -> the store's tenant
         self.shipments: dict[int, list[dict[str, Any]]] = {}
         self._ids = itertools.count(100_000_001)
 
     def reset(self) -> None:
         self.orders.clear()
+        self.owner.clear()
         self.shipments.clear()
         self._ids = itertools.count(100_000_001)
 
@@ -88,24 +94,30 @@ class PrintfulSandbox:
 
     def _wrap(self, handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
-            token = self.settings.printful.api_token.get_secret_value()
-            if request.headers.get("authorization") != f"Bearer {token}":
+            auth = request.headers.get("authorization", "")
+            account = self.accounts.by_printful_token(auth.removeprefix("Bearer ").strip())
+            if account is None or not auth.startswith("Bearer "):
                 return _problem(PrintfulProblem(401, "Unauthorized", "Invalid access token"))
             try:
                 await processing_delay(request)
-                return JSONResponse(await handler(request))
+                with acting_as(account):
+                    return JSONResponse(await handler(request))
             except PrintfulProblem as exc:
                 return _problem(exc)
 
         return endpoint
 
+    def _mine(self) -> list[dict[str, Any]]:
+        tenant = current_account().tenant
+        return [o for oid, o in self.orders.items() if self.owner.get(oid) == tenant]
+
     def _find(self, ref: str) -> dict[str, Any]:
-        if ref.startswith("@"):
-            for order in self.orders.values():
-                if order["external_id"] == ref[1:]:
-                    return order
-        elif ref.isdigit() and int(ref) in self.orders:
-            return self.orders[int(ref)]
+        """An order of the caller's store, by id or ``@external_id``."""
+        for order in self._mine():
+            if (ref.startswith("@") and order["external_id"] == ref[1:]) or (
+                ref.isdigit() and order["id"] == int(ref)
+            ):
+                return order
         raise PrintfulProblem(404, "Not Found", f"Order {ref} was not found.")
 
     def _webhook(self, type_: str, data: dict[str, Any]) -> None:
@@ -113,10 +125,10 @@ class PrintfulSandbox:
             "type": type_,
             "occurred_at": _now(),
             "retries": 0,
-            "store_id": int(self.settings.printful.store_id),
+            "store_id": int(current_account().printful_store_id),
             "data": data,
         }
-        self.dispatcher.emit("printful", type_, str(uuid.uuid4()), payload)
+        self.dispatcher.emit("printful", type_, str(uuid.uuid4()), payload, current_account())
 
     def _touch(self, order: dict[str, Any], status: str) -> None:
         order["status"] = status
@@ -137,7 +149,7 @@ class PrintfulSandbox:
         if not items:
             raise PrintfulProblem(400, "Bad Request", "order_items must not be empty.")
         external_id = body.get("external_id")
-        if external_id and any(o["external_id"] == external_id for o in self.orders.values()):
+        if external_id and any(o["external_id"] == external_id for o in self._mine()):
             raise PrintfulProblem(
                 409, "Conflict", f"An order with external_id {external_id} already exists."
             )
@@ -152,7 +164,7 @@ class PrintfulSandbox:
         order = {
             "id": order_id,
             "external_id": external_id,
-            "store_id": int(self.settings.printful.store_id),
+            "store_id": int(current_account().printful_store_id),
             "shipping": body.get("shipping", "STANDARD"),
             "status": "draft",
             "created_at": _now(),
@@ -180,6 +192,7 @@ class PrintfulSandbox:
             },
         }
         self.orders[order_id] = order
+        self.owner[order_id] = current_account().tenant
         self.shipments[order_id] = []
         self._webhook("order_created", {"order": order})
         return {"data": order}
@@ -219,7 +232,16 @@ class PrintfulSandbox:
     # -- control ----------------------------------------------------------------------
 
     def advance(self, ref: str, req: AdvanceRequest) -> dict[str, Any]:
-        """Move an order along production (the control API's ``advance``)."""
+        """Move an order along production (the control API's ``advance``), as the store
+        that owns it."""
+        owner = self.owner.get(int(ref)) if ref.isdigit() else None
+        account = self.accounts.get(owner) if owner is not None else None
+        if account is None:
+            raise PrintfulProblem(404, "Not Found", f"Order {ref} was not found.")
+        with acting_as(account):
+            return self._advance(ref, req)
+
+    def _advance(self, ref: str, req: AdvanceRequest) -> dict[str, Any]:
         order = self._find(ref)
         status = order["status"]
         allowed: dict[str, set[str]] = {

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from autobiz.settings import Settings
+from sandbox.accounts import AccountBook
 from sandbox.faults import processing_delay
 
 
@@ -24,8 +25,9 @@ def _error(message: str, field: str | None, status: int = 400) -> Response:
 
 
 class SendGridSandbox:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, accounts: AccountBook) -> None:
         self.settings = settings
+        self.accounts = accounts
         self.outbox: list[dict[str, Any]] = []
 
     def reset(self) -> None:
@@ -35,8 +37,9 @@ class SendGridSandbox:
         return [Route("/v3/mail/send", self.send, methods=["POST"])]
 
     async def send(self, request: Request) -> Response:
-        key = self.settings.sendgrid.api_key.get_secret_value()
-        if request.headers.get("authorization") != f"Bearer {key}":
+        auth = request.headers.get("authorization", "")
+        account = self.accounts.by_sendgrid_key(auth.removeprefix("Bearer ").strip())
+        if account is None or not auth.startswith("Bearer "):
             return _error(
                 "The provided authorization grant is invalid, expired, or revoked", None, 401
             )
@@ -69,6 +72,7 @@ class SendGridSandbox:
         self.outbox.append(
             {
                 "message_id": message_id,
+                "account": account.tenant,
                 "received_at": datetime.now(UTC).isoformat(),
                 "sandbox_mode": sandbox,
                 "recipients": recipients,

@@ -7,7 +7,11 @@ in the document. Answers carry Shopify's shapes: ``userErrors`` for business ref
 empty (enforced when rate limits are switched on), and ``@idempotent(key:)`` on
 ``refundCreate``: same key + same variables → the recorded answer; different variables →
 ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``; still running → ``IDEMPOTENCY_CONCURRENT_REQUEST``.
-Orders are seeded through ``POST /_control/shopify/orders``; state changes send
+Each shop is one account (:mod:`sandbox.accounts`): the access token must open the shop
+the URL names (``/shopify/{shop}/admin/api/...``; without a shop in the URL, the token's
+own shop), another shop's orders resolve to ``null``, and its webhooks carry that shop's
+domain and secret. Orders are seeded through ``POST /_control/shopify/orders``; state
+changes send
 ``X-Shopify-Hmac-Sha256``-signed webhooks (orders/create, orders/paid, orders/cancelled,
 refunds/create, fulfillments/create).
 """
@@ -29,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from autobiz.settings import Settings
+from sandbox.accounts import AccountBook, SandboxAccount, acting_as, current_account
 from sandbox.faults import FaultBook, processing_delay
 from sandbox.idempotency import IdempotencyStore, Outcome, RecordedResponse
 from sandbox.webhooks import WebhookDispatcher
@@ -85,6 +90,8 @@ class SeedOrder(BaseModel):
     note: str | None = None
     shipping_address: SeedAddress | None = Field(default_factory=SeedAddress)
     payment_intent: str | None = Field(default=None, pattern=r"^pi_[A-Za-z0-9_]+$")
+    # The shop the order is placed in (its domain); None: the settings' shop.
+    shop: str | None = None
 
 
 def _now() -> str:
@@ -135,26 +142,43 @@ def _gid_id(gid: str) -> int | None:
 
 class ShopifySandbox:
     def __init__(
-        self, settings: Settings, dispatcher: WebhookDispatcher, faults: FaultBook
+        self,
+        settings: Settings,
+        dispatcher: WebhookDispatcher,
+        faults: FaultBook,
+        accounts: AccountBook,
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.faults = faults
+        self.accounts = accounts
         self.idempotency = IdempotencyStore()
         self.orders: dict[int, dict[str, Any]] = {}
+        self.owner: dict[int, str] = {}  # order id -> the shop's tenant
         self._ids = itertools.count(_first_id())
 
     def reset(self) -> None:
         self.idempotency.reset()
         self.orders.clear()
+        self.owner.clear()
         self._ids = itertools.count(_first_id())
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"])]
+        return [
+            Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
+            Route("/{shop}/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
+        ]
 
     # -- seeding and webhooks -------------------------------------------------------
 
     def seed(self, seed: SeedOrder) -> dict[str, Any]:
+        account = self.accounts.by_shop(seed.shop)
+        if account is None:
+            raise LookupError(f"no shop {seed.shop!r} in the sandbox")
+        with acting_as(account):
+            return self._seed(seed)
+
+    def _seed(self, seed: SeedOrder) -> dict[str, Any]:
         order_id = next(self._ids)
         items = []
         total = Decimal("0")
@@ -173,7 +197,7 @@ class ShopifySandbox:
         fo_id = next(self._ids)
         order = {
             "id": order_id,
-            "name": f"#{1000 + len(self.orders) + 1}",
+            "name": f"#{1000 + self._shop_order_count() + 1}",
             "email": seed.email,
             "currency": seed.currency,
             "total": total,
@@ -209,6 +233,7 @@ class ShopifySandbox:
             ],
         }
         self.orders[order_id] = order
+        self.owner[order_id] = current_account().tenant
         self._webhook("orders/create", self._rest_order(order))
         if order["financial_status"] == "PAID":
             self._webhook("orders/paid", self._rest_order(order))
@@ -216,10 +241,15 @@ class ShopifySandbox:
             "id": GID.format(kind="Order", id=order_id),
             "legacy_id": order_id,
             "name": order["name"],
+            "shop": current_account().shopify_shop_domain,
         }
 
+    def _shop_order_count(self) -> int:
+        tenant = current_account().tenant
+        return sum(1 for t in self.owner.values() if t == tenant)
+
     def _webhook(self, topic: str, payload: dict[str, Any]) -> None:
-        self.dispatcher.emit("shopify", topic, str(uuid.uuid4()), payload)
+        self.dispatcher.emit("shopify", topic, str(uuid.uuid4()), payload, current_account())
 
     @staticmethod
     def _rest_order(o: dict[str, Any]) -> dict[str, Any]:
@@ -270,10 +300,10 @@ class ShopifySandbox:
         }
 
     async def graphql(self, request: Request) -> Response:
-        if (
-            request.headers.get("x-shopify-access-token")
-            != self.settings.shopify.access_token.get_secret_value()
-        ):
+        account = self.accounts.by_shopify_token(
+            request.headers.get("x-shopify-access-token", ""), request.path_params.get("shop")
+        )
+        if account is None:
             return JSONResponse(
                 {
                     "errors": "[API] Invalid API key or access token "
@@ -283,6 +313,10 @@ class ShopifySandbox:
             )
         if not VERSION_RE.match(request.path_params["version"]):
             return JSONResponse({"errors": "Not Found"}, status_code=404)
+        with acting_as(account):
+            return await self._graphql(request, account)
+
+    async def _graphql(self, request: Request, account: SandboxAccount) -> Response:
         try:
             payload = json.loads(await request.body())
             query = str(payload["query"])
@@ -330,7 +364,7 @@ class ShopifySandbox:
             )
             + op
         )
-        decision = self.idempotency.begin("refundCreate", key, fingerprint)
+        decision = self.idempotency.begin(account.shopify_shop_domain, key, fingerprint)
         if decision.outcome in (Outcome.MISMATCH, Outcome.IN_FLIGHT):
             code = (
                 "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
@@ -358,9 +392,9 @@ class ShopifySandbox:
                 "extensions": {"cost": self._cost(cost, cost)},
             }
         except BaseException:
-            self.idempotency.abandon("refundCreate", key)
+            self.idempotency.abandon(account.shopify_shop_domain, key)
             raise
-        self.idempotency.finish("refundCreate", key, RecordedResponse(200, body))
+        self.idempotency.finish(account.shopify_shop_domain, key, RecordedResponse(200, body))
         return JSONResponse(body)
 
     @staticmethod
@@ -388,7 +422,9 @@ class ShopifySandbox:
 
     def _order(self, gid: Any) -> dict[str, Any] | None:
         legacy = _gid_id(str(gid))
-        return self.orders.get(legacy) if legacy is not None else None
+        if legacy is None or self.owner.get(legacy) != current_account().tenant:
+            return None
+        return self.orders.get(legacy)
 
     def _order_view(self, o: dict[str, Any]) -> dict[str, Any]:
         cur = o["currency"]
@@ -598,7 +634,8 @@ class ShopifySandbox:
             fo_id = _gid_id(str(group.get("fulfillmentOrderId")))
             found = [
                 (o, fo)
-                for o in self.orders.values()
+                for oid, o in self.orders.items()
+                if self.owner.get(oid) == current_account().tenant
                 for fo in o["fulfillment_orders"]
                 if fo["id"] == fo_id
             ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autobiz.settings import Settings
+from sandbox.accounts import AccountBook
 from sandbox.faults import FaultBook
 from sandbox.printful_api import PrintfulSandbox
 from sandbox.sendgrid_api import SendGridSandbox
@@ -15,14 +16,16 @@ class SandboxState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.faults = FaultBook()
+        self.accounts = AccountBook(settings)
         self.webhooks = WebhookDispatcher(settings)
-        self.stripe = StripeSandbox(self.webhooks)
-        self.shopify = ShopifySandbox(settings, self.webhooks, self.faults)
-        self.printful = PrintfulSandbox(settings, self.webhooks)
-        self.sendgrid = SendGridSandbox(settings)
+        self.stripe = StripeSandbox(self.webhooks, self.accounts)
+        self.shopify = ShopifySandbox(settings, self.webhooks, self.faults, self.accounts)
+        self.printful = PrintfulSandbox(settings, self.webhooks, self.accounts)
+        self.sendgrid = SendGridSandbox(settings, self.accounts)
 
     def reset(self) -> None:
         self.faults.reset()
+        self.accounts.reset()
         self.webhooks.reset()
         self.stripe.reset()
         self.shopify.reset()

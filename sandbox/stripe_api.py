@@ -1,6 +1,10 @@
 """The subset of Stripe's v1 API AutoBiz uses, with Stripe's semantics.
 
 - Form-encoded requests as the SDK sends them; ``Authorization: Bearer sk_test_...``.
+  Each secret key is one Stripe account (:mod:`sandbox.accounts`): an unknown key is
+  401, and an object of another account is ``resource_missing`` — lists, searches and
+  events show only the caller's own objects, and webhooks are signed with the owning
+  account's endpoint secret.
 - Idempotency on every POST: same key + same endpoint and parameters → the recorded
   response, status included (``Idempotent-Replayed: true``); different parameters → 400
   ``idempotency_error``; same key while the first is still running → 409. Requests that
@@ -27,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox import stripe_objects as objects
+from sandbox.accounts import AccountBook, SandboxAccount, acting_as, current_account
 from sandbox.faults import processing_delay
 from sandbox.formdecode import decode_form, pairs_fingerprint
 from sandbox.idempotency import IdempotencyStore, Outcome, RecordedResponse
@@ -113,9 +118,12 @@ def _search_matcher(query: str) -> list[tuple[str, str | None, str]]:
 
 
 class StripeSandbox:
-    def __init__(self, dispatcher: WebhookDispatcher) -> None:
+    def __init__(self, dispatcher: WebhookDispatcher, accounts: AccountBook) -> None:
         self.dispatcher = dispatcher
+        self.accounts = accounts
         self.idempotency = IdempotencyStore()
+        # object id -> the tenant of the account that made it
+        self.owner: dict[str, str] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
@@ -123,6 +131,7 @@ class StripeSandbox:
 
     def reset(self) -> None:
         self.idempotency.reset()
+        self.owner.clear()
         self.payment_intents.clear()
         self.charges.clear()
         self.refunds.clear()
@@ -147,13 +156,26 @@ class StripeSandbox:
 
     # -- request plumbing -------------------------------------------------------------
 
-    @staticmethod
-    def _api_key(request: Request) -> str:
+    def _api_key(self, request: Request) -> tuple[str, SandboxAccount]:
         auth = request.headers.get("authorization", "")
         key = auth.removeprefix("Bearer ").strip()
-        if not key.startswith(("sk_test_", "rk_test_")):
-            raise StripeApiError(401, "Invalid API Key provided.", executed=False)
-        return key
+        account = (
+            self.accounts.by_stripe_key(key) if key.startswith(("sk_test_", "rk_test_")) else None
+        )
+        if account is None:
+            shown = f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
+            raise StripeApiError(
+                401, f"Invalid API Key provided: {shown}", type_="invalid_request_error",
+                executed=False,
+            )  # fmt: skip
+        return key, account
+
+    def _own(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.owner[obj["id"]] = current_account().tenant
+        return obj
+
+    def _mine(self, obj_id: str) -> bool:
+        return self.owner.get(obj_id) == current_account().tenant
 
     @staticmethod
     def _error_response(exc: StripeApiError) -> Response:
@@ -162,11 +184,12 @@ class StripeSandbox:
     def get(self, handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
-                self._api_key(request)
+                _, account = self._api_key(request)
                 await processing_delay(request)
-                return JSONResponse(
-                    handler(request, dict(request.query_params), request.query_params)
-                )
+                with acting_as(account):
+                    return JSONResponse(
+                        handler(request, dict(request.query_params), request.query_params)
+                    )
             except StripeApiError as exc:
                 return self._error_response(exc)
 
@@ -176,7 +199,7 @@ class StripeSandbox:
         async def endpoint(request: Request) -> Response:
             request_id = objects.new_id("req")
             try:
-                api_key = self._api_key(request)
+                api_key, account = self._api_key(request)
             except StripeApiError as exc:
                 return self._error_response(exc)
             raw = await request.body()
@@ -219,7 +242,8 @@ class StripeSandbox:
             }
             try:
                 await processing_delay(request)
-                status, body = 200, handler(request, decode_form(raw), ctx)
+                with acting_as(account):
+                    status, body = 200, handler(request, decode_form(raw), ctx)
             except StripeApiError as exc:
                 if not exc.executed:
                     if key:
@@ -246,12 +270,12 @@ class StripeSandbox:
             idempotency_key=ctx.get("idempotency_key"),
             api_version=ctx["api_version"],
         )
-        self.events.append(evt)
-        self.dispatcher.emit("stripe", type_, evt["id"], evt)
+        self.events.append(self._own(evt))
+        self.dispatcher.emit("stripe", type_, evt["id"], evt, current_account())
 
     def _pi(self, pi_id: str) -> dict[str, Any]:
         pi = self.payment_intents.get(pi_id)
-        if pi is None:
+        if pi is None or not self._mine(pi_id):
             raise StripeApiError(
                 404,
                 f"No such payment_intent: '{pi_id}'",
@@ -288,7 +312,7 @@ class StripeSandbox:
             receipt_email=params.get("receipt_email"),
             payment_method_types=list(pm_types) if isinstance(pm_types, list) else ["card"],
         )
-        self.payment_intents[pi["id"]] = pi
+        self.payment_intents[pi["id"]] = self._own(pi)
         self._emit("payment_intent.created", pi, ctx)
         if str(params.get("confirm", "false")).lower() == "true":
             self._confirm(pi, None, ctx)
@@ -325,7 +349,11 @@ class StripeSandbox:
                     return False
             return True
 
-        found = [pi for pi in reversed(self.payment_intents.values()) if matches(pi)]
+        found = [
+            pi
+            for pi in reversed(self.payment_intents.values())
+            if self._mine(pi["id"]) and matches(pi)
+        ]
         return {
             "object": "search_result",
             "data": found[:limit],
@@ -369,7 +397,7 @@ class StripeSandbox:
         failure = objects.TEST_PAYMENT_METHODS[pm]
         manual = pi["capture_method"] == "manual"
         ch = objects.charge(pi, captured=not manual, failure=failure)
-        self.charges[ch["id"]] = ch
+        self.charges[ch["id"]] = self._own(ch)
         pi["latest_charge"] = ch["id"]
         if failure is not None:
             code, decline_code, message = failure
@@ -478,7 +506,7 @@ class StripeSandbox:
 
     def retrieve_charge(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         ch = self.charges.get(request.path_params["id"])
-        if ch is None:
+        if ch is None or not self._mine(ch["id"]):
             raise StripeApiError(
                 404,
                 f"No such charge: '{request.path_params['id']}'",
@@ -503,7 +531,7 @@ class StripeSandbox:
             ch = self.charges.get(pi["latest_charge"] or "")
         elif params.get("charge"):
             ch = self.charges.get(str(params["charge"]))
-            if ch is None:
+            if ch is None or not self._mine(ch["id"]):
                 raise StripeApiError(
                     404,
                     f"No such charge: '{params['charge']}'",
@@ -539,7 +567,7 @@ class StripeSandbox:
                 param="amount",
             )
         re_ = objects.refund(ch=ch, amount=amount, reason=reason, metadata=_metadata(params))
-        self.refunds[re_["id"]] = re_
+        self.refunds[re_["id"]] = self._own(re_)
         ch["amount_refunded"] += amount
         ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
         ch["refunds"]["data"].insert(0, re_)
@@ -549,7 +577,7 @@ class StripeSandbox:
 
     def retrieve_refund(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         re_ = self.refunds.get(request.path_params["id"])
-        if re_ is None:
+        if re_ is None or not self._mine(re_["id"]):
             raise StripeApiError(
                 404,
                 f"No such refund: '{request.path_params['id']}'",
@@ -564,7 +592,8 @@ class StripeSandbox:
         limit = _int_param(params, "limit") or 10
         if limit > 100:
             raise _invalid("This value must be less than or equal to 100 (limit).", param="limit")
-        selected = list(reversed(self.refunds.values()))  # newest first within a second
+        # newest first within a second
+        selected = [r for r in reversed(self.refunds.values()) if self._mine(r["id"])]
         selected.sort(key=lambda r: r["created"], reverse=True)
         pi_id = params.get("payment_intent")
         if pi_id:
@@ -601,7 +630,7 @@ class StripeSandbox:
         limit = max(1, min(int(params.get("limit", 10)), 100))
         types = [v for k, v in query.multi_items() if k.startswith("types")]
         single = params.get("type")
-        events = list(reversed(self.events))
+        events = [e for e in reversed(self.events) if self._mine(e["id"])]
         after = params.get("starting_after")
         if after:
             ids = [e["id"] for e in events]
@@ -631,7 +660,7 @@ class StripeSandbox:
 
     def retrieve_event(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         for evt in self.events:
-            if evt["id"] == request.path_params["id"]:
+            if evt["id"] == request.path_params["id"] and self._mine(evt["id"]):
                 return evt
         raise StripeApiError(
             404,

@@ -1,6 +1,7 @@
 """Signed webhooks, delivered at least once.
 
-Signing, per provider (secrets from Settings):
+Signing, per provider, with the secrets of the account that owns the object (see
+:mod:`sandbox.accounts`):
 
 - Stripe: ``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{body}")>``,
   re-signed with a fresh timestamp on every attempt, as Stripe does.
@@ -35,6 +36,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from autobiz.settings import Settings
+from sandbox.accounts import SandboxAccount, account_from_settings
 
 
 def stripe_signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -60,6 +62,7 @@ class WebhookEvent:
     topic: str
     event_id: str
     body: bytes
+    account: SandboxAccount | None = None
     delivery_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     triggered_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
@@ -160,9 +163,18 @@ class WebhookDispatcher:
 
     # -- producing ------------------------------------------------------------------
 
-    def emit(self, provider: str, topic: str, event_id: str, payload: dict[str, Any]) -> None:
+    def emit(
+        self,
+        provider: str,
+        topic: str,
+        event_id: str,
+        payload: dict[str, Any],
+        account: SandboxAccount | None = None,
+    ) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
-        event = WebhookEvent(provider=provider, topic=topic, event_id=event_id, body=body)
+        event = WebhookEvent(
+            provider=provider, topic=topic, event_id=event_id, body=body, account=account
+        )
         if self._queue is not None:
             self._queue.put_nowait(event)
 
@@ -209,8 +221,9 @@ class WebhookDispatcher:
 
     def headers_for(self, event: WebhookEvent) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": "autobiz-sandbox/1"}
+        account = event.account or account_from_settings(self.settings)
         if event.provider == "stripe":
-            secret = self.settings.stripe.webhook_secret.get_secret_value()
+            secret = account.stripe_webhook_secret
             headers["Stripe-Signature"] = stripe_signature(secret, event.body, int(time.time()))
         elif event.provider == "shopify":
             shop = self.settings.shopify
@@ -218,9 +231,9 @@ class WebhookDispatcher:
                 {
                     "X-Shopify-Topic": event.topic,
                     "X-Shopify-Hmac-Sha256": shopify_hmac(
-                        shop.webhook_secret.get_secret_value(), event.body
+                        account.shopify_webhook_secret, event.body
                     ),
-                    "X-Shopify-Shop-Domain": shop.shop_domain,
+                    "X-Shopify-Shop-Domain": account.shopify_shop_domain,
                     "X-Shopify-Webhook-Id": event.delivery_id,
                     "X-Shopify-Event-Id": event.event_id,
                     "X-Shopify-Triggered-At": event.triggered_at,
@@ -228,8 +241,9 @@ class WebhookDispatcher:
                 }
             )
         elif event.provider == "printful":
-            secret = self.settings.printful.webhook_secret.get_secret_value()
-            headers[PRINTFUL_SIGNATURE_HEADER] = printful_signature(secret, event.body)
+            headers[PRINTFUL_SIGNATURE_HEADER] = printful_signature(
+                account.printful_webhook_secret, event.body
+            )
         return headers
 
     async def _attempt(self, event: WebhookEvent, attempt: int) -> bool:

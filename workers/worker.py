@@ -1,8 +1,10 @@
 """The AutoBiz worker: every order-to-cash workflow and every tool activity on one queue.
 
 Start-up refuses an invalid BusinessConfig (any file in ``settings.config_dir`` that does
-not compile) and unsafe provider settings before it polls anything. The provider clients
-and the database pool are built once and injected into the activity classes. SIGTERM /
+not compile) and unsafe provider settings before it polls anything. The database pool
+and the per-tenant provider clients (:class:`TenantClients`: each tenant's clients are
+built from that tenant's credentials on first use) are injected into the activity
+classes. SIGTERM /
 SIGINT shut the worker down gracefully: polling stops, in-flight activities get
 ``settings.worker.graceful_shutdown_seconds`` to finish, then the clients close.
 """
@@ -14,7 +16,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,10 +40,8 @@ from autobiz.business_config import load_configs
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
 from autobiz.providers.hygiene import ensure_settings_safe
-from autobiz.providers.printful_client import PrintfulOrders
-from autobiz.providers.sendgrid_client import SendGridMailer
-from autobiz.providers.shopify_client import ShopifyAdmin
-from autobiz.providers.stripe_client import StripePayments
+from autobiz.providers.tenant_clients import TenantClients
+from autobiz.secrets import CredentialStore, credential_store
 from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
@@ -61,39 +60,24 @@ WORKFLOWS: tuple[type, ...] = (
 )  # fmt: skip
 
 
-@dataclass
-class Clients:
-    stripe: StripePayments
-    shopify: ShopifyAdmin
-    printful: PrintfulOrders
-    mailer: SendGridMailer
-
-    @classmethod
-    def build(cls, settings: Settings) -> Clients:
-        ensure_settings_safe(settings)
-        return cls(
-            stripe=StripePayments(settings),
-            shopify=ShopifyAdmin(settings),
-            printful=PrintfulOrders(settings),
-            mailer=SendGridMailer(settings),
-        )
-
-    async def aclose(self) -> None:
-        for client in (self.stripe, self.shopify, self.printful, self.mailer):
-            await client.aclose()
+def tenant_clients(settings: Settings, store: CredentialStore | None = None) -> TenantClients:
+    """The worker's provider clients: built per tenant from that tenant's credentials
+    (``autobiz.secrets``), never from one global set."""
+    ensure_settings_safe(settings)
+    return TenantClients(settings, store or credential_store(settings))
 
 
 def activities(
-    clients: Clients,
+    clients: TenantClients,
     db: Database,
     configs: dict[str, BusinessConfig],
     *,
     high_risk_countries: Sequence[str] = (),
 ) -> list[Callable[..., Any]]:
-    stripe = StripeActivities(clients.stripe, db)
-    shopify = ShopifyActivities(clients.shopify, db)
-    printful = PrintfulActivities(clients.printful, db)
-    email = EmailActivities(clients.mailer, db)
+    stripe = StripeActivities(clients, db)
+    shopify = ShopifyActivities(clients, db)
+    printful = PrintfulActivities(clients, db)
+    email = EmailActivities(clients, db)
     risk = RiskActivities(high_risk_countries=high_risk_countries)
     approvals = ApprovalActivities(db)
     return [
@@ -111,19 +95,19 @@ def activities(
     ]  # fmt: skip
 
 
-def reconcile_activities(clients: Clients, db: Database) -> list[Callable[..., Any]]:
+def reconcile_activities(clients: TenantClients, db: Database) -> list[Callable[..., Any]]:
     """Reconciliation's plumbing (scope, drift rows) and its Stripe refund listing."""
     rows = ReconciliationActivities(db)
     return [
         rows.load_scope, rows.record, rows.resolve,
-        RefundReadActivities(clients.stripe).list_refunds,
+        RefundReadActivities(clients).list_refunds,
     ]  # fmt: skip
 
 
 def build_worker(
     client: Client,
     settings: Settings,
-    clients: Clients,
+    clients: TenantClients,
     db: Database,
     configs: dict[str, BusinessConfig],
     *,
@@ -144,10 +128,8 @@ def build_worker(
 @asynccontextmanager
 async def worker_resources(
     settings: Settings, configs: dict[str, BusinessConfig]
-) -> AsyncIterator[tuple[Clients, Database]]:
+) -> AsyncIterator[tuple[TenantClients, Database]]:
     async with AsyncExitStack() as stack:
-        clients = Clients.build(settings)
-        stack.push_async_callback(clients.aclose)
         db = Database(
             app_dsn(settings),
             None,
@@ -155,6 +137,8 @@ async def worker_resources(
             max_size=settings.postgres.pool_max_size,
         )
         await stack.enter_async_context(db)
+        clients = tenant_clients(settings, credential_store(settings, db))
+        stack.push_async_callback(clients.aclose)
         yield clients, db
 
 

@@ -197,9 +197,11 @@ class ShopifyAdmin:
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         cfg = settings.shopify
         ensure_test_credential(PROVIDER, "shopify.access_token", cfg.access_token, settings)
-        ensure_host_allowed(PROVIDER, cfg.api_base, settings)
+        # The shop is part of the address: ``https://{shop}`` at Shopify.
+        base = cfg.api_base.replace("{shop}", cfg.shop_domain).rstrip("/")
+        ensure_host_allowed(PROVIDER, base, settings)
         self._cfg = cfg
-        self._url = f"{cfg.api_base.rstrip('/')}/admin/api/{cfg.api_version}/graphql.json"
+        self._url = f"{base}/admin/api/{cfg.api_version}/graphql.json"
         self._owns_http = http is None
         self._http = http or build_http_client(cfg.timeout_seconds)
         self._available: float | None = None

@@ -12,6 +12,7 @@ from activities.approval_activities import ApprovalActivities
 from activities.printful_activities import PrintfulActivities
 from activities.stripe_activities import StripeActivities
 from autobiz.db.database import Database
+from autobiz.providers.tenant_clients import TenantClients
 from kernel.catalog import (
     PRINTFUL_CREATE_ORDER,
     STRIPE_CAPTURE_PAYMENT,
@@ -23,7 +24,6 @@ from kernel.catalog import (
 from kernel.contracts import CallContext, ToolContract
 from kernel.idempotency import keys_for, request_hash
 from tests.support.sandbox import Sandbox
-from workers.worker import Clients
 from workflows.models import OrderStateWrite
 
 pytestmark = pytest.mark.integration
@@ -42,8 +42,8 @@ def context(tenant: str, contract: ToolContract, input: object, step: str = "s")
 
 
 @pytest.fixture
-async def clients(sandbox: Sandbox) -> AsyncIterator[Clients]:
-    built = Clients.build(sandbox.settings)
+async def clients(sandbox: Sandbox, tenant: str) -> AsyncIterator[TenantClients]:
+    built = await sandbox.tenant_clients(tenant)
     try:
         yield built
     finally:
@@ -51,9 +51,9 @@ async def clients(sandbox: Sandbox) -> AsyncIterator[Clients]:
 
 
 async def test_forged_keys_are_refused_without_retry(
-    clients: Clients, database: Database, tenant: str
+    clients: TenantClients, database: Database, tenant: str
 ) -> None:
-    stripe = StripeActivities(clients.stripe, database)
+    stripe = StripeActivities(clients, database)
     input = CapturePaymentInput(payment_intent_id="pi_x", order_id="1", amount_minor=100,
                                 currency="USD")  # fmt: skip
     ctx = context(tenant, STRIPE_CAPTURE_PAYMENT, input).model_copy(
@@ -65,9 +65,9 @@ async def test_forged_keys_are_refused_without_retry(
 
 
 async def test_missing_payment_intent_is_not_retried(
-    clients: Clients, database: Database, tenant: str
+    clients: TenantClients, database: Database, tenant: str
 ) -> None:
-    stripe = StripeActivities(clients.stripe, database)
+    stripe = StripeActivities(clients, database)
     input = CapturePaymentInput(payment_intent_id="pi_missing", order_id="1", amount_minor=100,
                                 currency="USD")  # fmt: skip
     with pytest.raises(ApplicationError) as failed:
@@ -78,9 +78,9 @@ async def test_missing_payment_intent_is_not_retried(
 
 
 async def test_printful_create_finds_the_existing_order(
-    clients: Clients, database: Database, tenant: str, sandbox: Sandbox
+    clients: TenantClients, database: Database, tenant: str, sandbox: Sandbox
 ) -> None:
-    printful = PrintfulActivities(clients.printful, database)
+    printful = PrintfulActivities(clients, database)
     input = CreatePrintfulOrderInput(
         external_id="ext-123",
         recipient=PrintfulRecipient(name="A", address1="1 St", city="X", zip="1",

@@ -15,7 +15,6 @@ import pytest
 from autobiz.db.database import Database
 from ingress.app import IngressDeps, create_app
 from ingress.handoff import TemporalHandoff
-from ingress.tenants import StaticWebhookSecrets, TenantWebhookConfig
 from tests.ingress.conftest import serve_http
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import Harness, harness  # noqa: F401
@@ -28,14 +27,7 @@ pytestmark = pytest.mark.integration
 async def live_ingress(h: Harness, database: Database) -> AsyncIterator[str]:
     """The ingress for ``h``'s tenant, served on loopback, its relay polling; yields the
     webhook base URL the sandbox should deliver to."""
-    settings = h.sandbox.settings
-    secrets = StaticWebhookSecrets({
-        h.tenant: TenantWebhookConfig(
-            stripe=[settings.stripe.webhook_secret], shopify=[settings.shopify.webhook_secret],
-            printful=[settings.printful.webhook_secret],
-            shop_domains=[settings.shopify.shop_domain],
-        )
-    })  # fmt: skip
+    secrets = h.sandbox.webhook_secrets(h.tenant)
     app = create_app(
         IngressDeps(db=database, secrets=secrets, handoff=TemporalHandoff(h.client, h.task_queue))
     )
@@ -60,7 +52,7 @@ async def live_ingress(h: Harness, database: Database) -> AsyncIterator[str]:
 async def _order_through_webhooks(h: Harness, *, flush: bool) -> tuple[str, OrderFulfillResult]:
     pi = await h.authorize(4200, "checkout")
     seeded = await h.sandbox.control.seed_shopify_order(
-        financial_status="authorized", payment_intent=pi,
+        shop=h.clients.shop_domain, financial_status="authorized", payment_intent=pi,
         line_items=[{"title": "Tee", "quantity": 2, "price": "21.00", "sku": "PF-4012"}],
     )  # fmt: skip
     order_id = str(seeded["legacy_id"])

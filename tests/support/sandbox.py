@@ -12,16 +12,20 @@ Fixtures (import them into a folder's conftest.py):
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from autobiz.providers.tenant_clients import TenantClients
+from autobiz.secrets import CredentialStore, MappingSecretsBackend
 from autobiz.settings import (
     Environment,
     PrintfulSettings,
@@ -30,6 +34,8 @@ from autobiz.settings import (
     ShopifySettings,
     StripeSettings,
 )
+from ingress.tenants import StaticWebhookSecrets, TenantWebhookConfig
+from sandbox.accounts import SandboxAccount, credentials_of, generated_account
 from sandbox.app import build_app
 from sandbox.control_client import SandboxControl
 from sandbox.server import ServerThread
@@ -40,7 +46,7 @@ def sandbox_settings(base_url: str = "http://127.0.0.1:1", *, timeout: float = 5
     return Settings(
         env=Environment.TEST,
         stripe=StripeSettings(api_base=f"{base_url}/stripe", timeout_seconds=timeout),
-        shopify=ShopifySettings(api_base=f"{base_url}/shopify", timeout_seconds=timeout),
+        shopify=ShopifySettings(api_base=f"{base_url}/shopify/{{shop}}", timeout_seconds=timeout),
         printful=PrintfulSettings(api_base=f"{base_url}/printful", timeout_seconds=timeout),
         sendgrid=SendGridSettings(api_base=f"{base_url}/sendgrid", timeout_seconds=timeout),
     )
@@ -60,6 +66,35 @@ class Sandbox:
     url: str
     settings: Settings
     control: SandboxControl
+    accounts: dict[str, SandboxAccount] = field(default_factory=dict)
+
+    async def host(self, tenant: str) -> SandboxAccount:
+        """Open provider accounts for ``tenant`` (fresh credentials of its own)."""
+        account = generated_account(tenant, secret=uuid.uuid4().hex)
+        await self.control.add_account(account.model_dump())
+        self.accounts[tenant] = account
+        return account
+
+    def webhook_secrets(self, *tenants: str) -> StaticWebhookSecrets:
+        """What an ingress needs to receive these hosted tenants' webhooks."""
+        return StaticWebhookSecrets(
+            {
+                t: TenantWebhookConfig(
+                    stripe=[SecretStr(a.stripe_webhook_secret)],
+                    shopify=[SecretStr(a.shopify_webhook_secret)],
+                    printful=[SecretStr(a.printful_webhook_secret)],
+                    shop_domains=[a.shopify_shop_domain],
+                )
+                for t in tenants
+                for a in [self.accounts[t]]
+            }
+        )
+
+    async def tenant_clients(self, *tenants: str) -> TenantClients:
+        """Host each tenant and give the clients a worker would build for them: every
+        tenant's credentials from a secrets backend, nothing from global settings."""
+        data = {t: credentials_of(await self.host(t)) for t in tenants}
+        return TenantClients(self.settings, CredentialStore(MappingSecretsBackend(data)))
 
 
 @pytest.fixture(scope="session")

@@ -23,21 +23,24 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from autobiz.db.database import Database
 from autobiz.ledger.receipts import ReceiptStore
+from autobiz.providers.tenant_clients import ProviderClients, TenantClients
+from autobiz.secrets import CredentialStore, MappingSecretsBackend
 from autobiz.settings import Environment, Settings
 from autobiz.temporal_client import connect
+from sandbox.accounts import credentials_of
 from sandbox.server import ServerThread
 from sandbox.state import SandboxState
 from starters.flows import flow_status, start_order
 from tests.support.postgres import ProvisionedDatabase
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import DEMO_CONFIG, FAST, SHIP_TO, eventually, tenant_config
-from workers.worker import Clients
 from workflows.models import OrderFulfillResult, ShipmentNotice, printful_external_id
 
 pytestmark = pytest.mark.integration
@@ -96,7 +99,7 @@ class Rig:
     client: Client
     sandbox: Sandbox
     state: SandboxState  # the sandbox's in-process state (provider truth, read only)
-    clients: Clients
+    clients: ProviderClients
     db: Database
     tenant: str
     task_queue: str
@@ -118,6 +121,7 @@ class Rig:
 
     async def seed_authorized_order(self, price: str, amount_minor: int) -> tuple[str, str]:
         seeded = await self.sandbox.control.seed_shopify_order(
+            shop=self.clients.shop_domain,
             email="customer@example.com", financial_status="authorized",
             line_items=[{"title": "Tee", "quantity": 1, "price": price, "sku": "PF-4012"}],
         )  # fmt: skip
@@ -237,11 +241,19 @@ async def rig(
     text = DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {tenant}", 1)
     (config_dir / f"{tenant}.yaml").write_text(text)
     client = await connect(Settings(env=Environment.TEST), target_host=target)
-    clients = Clients.build(sandbox.settings)
+    account = await sandbox.host(tenant)
+    secrets_file = tmp_path / "secrets.yaml"
+    secrets_file.write_text(yaml.safe_dump({tenant: credentials_of(account)}))
+    tenant_clients = TenantClients(
+        sandbox.settings,
+        CredentialStore(MappingSecretsBackend({tenant: credentials_of(account)})),
+    )
+    clients = await tenant_clients.for_tenant(tenant)
     env = _worker_env(
         temporal=target, sandbox_url=sandbox.url, app_dsn=pg_database.app_dsn,
         config_dir=config_dir, task_queue=task_queue,
     )  # fmt: skip
+    env["AUTOBIZ_SECRETS_FILE"] = str(secrets_file)
     app: Any = sandbox_server.server.config.app
     state: SandboxState = app.state.sandbox
     rig = Rig(client, sandbox, state, clients, database, tenant, task_queue, env, tmp_path)
@@ -252,7 +264,7 @@ async def rig(
             if worker.proc.returncode is None:
                 worker.proc.kill()
                 await worker.proc.wait()
-        await clients.aclose()
+        await tenant_clients.aclose()
 
 
 def _activity_attempts(events: list[Any], tool: str) -> list[int]:

@@ -36,7 +36,7 @@ from tests.workflows.support import FAST, SHIP_TO, Harness, eventually, tenant_c
 from tests.workflows_kernel.gate_workflow import Call, GateTestInput, GateTestWorkflow
 from tests.workflows_kernel.test_gate_in_workflow import policy
 from tests.workflows_kernel.toolbox import TestTools
-from workers.worker import WORKFLOWS, Clients, build_worker, metrics_runtime
+from workers.worker import WORKFLOWS, build_worker, metrics_runtime
 from workflows.models import Decision, ShipmentNotice
 
 pytestmark = pytest.mark.integration
@@ -153,18 +153,20 @@ async def metrics_harness(
 ) -> AsyncIterator[Harness]:
     """The workflow harness, with its worker on the metrics runtime."""
     config = tenant_config(tenant)
-    clients = Clients.build(sandbox.settings)
+    tenant_clients = await sandbox.tenant_clients(tenant)
+    clients = await tenant_clients.for_tenant(tenant)
     worker = build_worker(
-        metrics_client.client, sandbox.settings, clients, database, {tenant: config},
+        metrics_client.client, sandbox.settings, tenant_clients, database, {tenant: config},
         task_queue=task_queue,
     )  # fmt: skip
     try:
         async with worker:
             yield Harness(
-                metrics_client.client, task_queue, tenant, config, sandbox, clients, database
-            )
+                metrics_client.client, task_queue, tenant, config, sandbox, clients, database,
+                tenant_clients,
+            )  # fmt: skip
     finally:
-        await clients.aclose()
+        await tenant_clients.aclose()
 
 
 async def test_order_fulfill_counts_every_tool_call_once(

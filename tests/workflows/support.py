@@ -18,13 +18,14 @@ from temporalio.testing import WorkflowEnvironment
 from autobiz.business_config import load_business_config
 from autobiz.db.database import Database
 from autobiz.ledger.receipts import Receipt, ReceiptStore
+from autobiz.providers.tenant_clients import ProviderClients, TenantClients
 from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig
 from starters.flows import flow_status
 from tests.support.sandbox import Sandbox
-from workers.worker import Clients, build_worker
+from workers.worker import build_worker
 from workflows.models import ApprovalTiming, FlowStatus
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo-shop.yaml"
@@ -45,13 +46,15 @@ class Harness:
     tenant: str
     config: BusinessConfig
     sandbox: Sandbox
-    clients: Clients
+    clients: ProviderClients  # this tenant's, as the worker builds them
     db: Database
+    tenant_clients: TenantClients
 
     async def seed_order(
         self, price: str = "25.00", *, financial_status: str = "authorized", quantity: int = 1
     ) -> str:
         seeded = await self.sandbox.control.seed_shopify_order(
+            shop=self.clients.shop_domain,
             email="customer@example.com",
             financial_status=financial_status,
             line_items=[{"title": "Tee", "quantity": quantity, "price": price, "sku": "PF-4012"}],
@@ -131,12 +134,15 @@ async def harness(
         Settings(), target_host=temporal_env.client.service_client.config.target_host
     )
     config = tenant_config(tenant)
-    clients = Clients.build(sandbox.settings)
+    tenant_clients = await sandbox.tenant_clients(tenant)
+    clients = await tenant_clients.for_tenant(tenant)
     worker = build_worker(
-        client, sandbox.settings, clients, database, {tenant: config}, task_queue=task_queue
+        client, sandbox.settings, tenant_clients, database, {tenant: config}, task_queue=task_queue
     )
     try:
         async with worker:
-            yield Harness(client, task_queue, tenant, config, sandbox, clients, database)
+            yield Harness(
+                client, task_queue, tenant, config, sandbox, clients, database, tenant_clients
+            )
     finally:
-        await clients.aclose()
+        await tenant_clients.aclose()

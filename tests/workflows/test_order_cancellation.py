@@ -398,6 +398,7 @@ async def test_payment_of_another_order_is_rejected(harness: Harness) -> None:
     foreign_pi = await h.authorize(2000, other)
     # The order names (through its Shopify transaction) a PaymentIntent of another order.
     seeded = await h.sandbox.control.seed_shopify_order(
+        shop=h.clients.shop_domain,
         email="customer@example.com", financial_status="authorized", payment_intent=foreign_pi,
         line_items=[{"title": "Tee", "quantity": 1, "price": "20.00", "sku": "PF-4012"}],
     )  # fmt: skip
