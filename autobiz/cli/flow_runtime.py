@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -22,6 +20,7 @@ import typer
 from autobiz.db.database import validate_tenant_id
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
+from kernel import money
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -34,17 +33,6 @@ T = TypeVar("T")
 STACK_HINT = "is the stack up? run `autobiz dev up` (or `autobiz dev status`)"
 # How long the CLI waits for a worker to answer a query or an update.
 REPLY_TIMEOUT = timedelta(seconds=30)
-# Stripe's ceiling for one amount, in minor units.
-MAX_AMOUNT_MINOR = 99_999_999
-# ISO 4217 exponents that are not 2 (Stripe's zero- and three-decimal currencies).
-_ZERO_DECIMAL = "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF"
-_EXPONENTS = {
-    **dict.fromkeys(_ZERO_DECIMAL.split(), 0),
-    **dict.fromkeys("BHD JOD KWD OMR TND".split(), 3),
-}
-_AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-
 # The options every flow command takes.
 TENANT_OPT = typer.Option(
     None, "--tenant", help="Tenant id (default: AUTOBIZ_INGRESS__DEFAULT_TENANT, demo-shop)."
@@ -79,52 +67,23 @@ def business_config(settings: Settings, tenant: str) -> BusinessConfig:
 
 
 def parse_currency(text: str) -> str:
-    code = text.strip().upper()
-    if not _CURRENCY_RE.match(code):
-        raise AutobizError(
-            f"currency {text!r} is not an ISO 4217 code", code="CURRENCY_INVALID",
-            hint="use three letters, e.g. --currency USD",
-        )  # fmt: skip
-    return code
+    """``--currency``: an ISO 4217 code (:mod:`kernel.money`'s one table)."""
+    try:
+        return money.parse_currency(text)
+    except money.MoneyError as exc:
+        raise AutobizError(exc.message, code=exc.code, hint=exc.hint) from None
 
 
 def parse_amount(text: str, currency: str) -> int:
-    """``"12.50"`` in ``currency`` → minor units (1250). Refuses anything that is not a
-    plain positive decimal with at most the currency's number of decimals."""
-    raw = text.strip()
-    exponent = _EXPONENTS.get(currency, 2)
-    hint = f"a positive amount in {currency} with at most {exponent} decimals, e.g. " + (
-        "12" if exponent == 0 else "12." + "5" * exponent
-    )
-    if not _AMOUNT_RE.match(raw):
-        raise AutobizError(f"amount {text!r} is not a number", code="AMOUNT_INVALID", hint=hint)
+    """``"12.50"`` in ``currency`` → minor units (1250); ASCII digits only, at most the
+    currency's minor digits (:func:`kernel.money.parse_amount`)."""
     try:
-        scaled = Decimal(raw).scaleb(exponent)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise AutobizError(f"amount {text!r} is not a number", code="AMOUNT_INVALID") from None
-    if scaled != scaled.to_integral_value():
-        raise AutobizError(
-            f"amount {text!r} has more than {exponent} decimals for {currency}",
-            code="AMOUNT_INVALID", hint=hint,
-        )  # fmt: skip
-    minor = int(scaled)
-    if minor <= 0:
-        raise AutobizError(f"amount {text!r} must be above zero", code="AMOUNT_INVALID", hint=hint)
-    if minor > MAX_AMOUNT_MINOR:
-        raise AutobizError(
-            f"amount {text!r} is above the largest single amount ({MAX_AMOUNT_MINOR} minor units)",
-            code="AMOUNT_INVALID",
-        )
-    return minor
+        return money.parse_amount(text, currency)
+    except money.MoneyError as exc:
+        raise AutobizError(exc.message, code=exc.code, hint=exc.hint) from None
 
 
-def format_money(amount_minor: int | None, currency: str | None) -> str:
-    if amount_minor is None:
-        return "-"
-    cur = currency or ""
-    exponent = _EXPONENTS.get(cur, 2)
-    value = Decimal(amount_minor).scaleb(-exponent)
-    return f"{value:.{exponent}f} {cur}".strip()
+format_money = money.format_money
 
 
 def format_duration(delta: timedelta) -> str:

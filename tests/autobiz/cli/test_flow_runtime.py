@@ -26,7 +26,7 @@ pytestmark = pytest.mark.unit
         ("12.5", "USD", 1250),
         ("12", "USD", 1200),
         ("0.01", "USD", 1),
-        (" 60.00 ", "EUR", 6000),
+        ("60.00", "EUR", 6000),
         ("500", "JPY", 500),
         ("1.234", "KWD", 1234),
         ("999999.99", "USD", 99_999_999),
@@ -51,6 +51,10 @@ def test_amounts_become_minor_units(text: str, currency: str, minor: int) -> Non
         ("NaN", "USD"),
         ("Infinity", "USD"),
         ("1000000.00", "USD"),  # above Stripe's largest amount
+        (" 5 ", "USD"),  # padding (issue 10)
+        ("\u0665\u0660", "USD"),  # Arabic-Indic 50 (issue 10)
+        ("\uff15", "USD"),  # full-width 5 (issue 10)
+        ("12.500", "USD"),  # more decimals than USD has, even if zeros
     ],
 )
 def test_bad_amounts_are_refused_with_a_code(text: str, currency: str) -> None:
