@@ -16,7 +16,9 @@ from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from autobiz.approver_keys import load_registry
 from autobiz.db.database import Database
+from kernel.decision_proof import ApproverKeyRegistry
 from workflows.models import (
     HITL_CLOSE,
     HITL_NOTE,
@@ -42,7 +44,10 @@ class ApprovalActivities:
         self._db = db
 
     @activity.defn(name=HITL_OPEN)
-    async def open_request(self, req: HitlOpen) -> None:
+    async def open_request(self, req: HitlOpen) -> ApproverKeyRegistry:
+        """Open the request row (idempotent: a re-open finds it) and answer with the
+        tenant's approver key registry as of now, the snapshot the workflow checks
+        decision proofs against (it is called again to refresh that snapshot)."""
         async with self._db.tenant(req.tenant_id) as s:
             await s.execute(
                 "INSERT INTO hitl_requests (request_id, tenant_id, workflow_id, run_id, action, "
@@ -53,6 +58,7 @@ class ApprovalActivities:
                  req.required_role, req.amount_minor, req.currency, req.requested_at,
                  req.expires_at, Jsonb(req.details)),
             )  # fmt: skip
+            return await load_registry(s, req.tenant_id)
 
     @activity.defn(name=HITL_NOTE)
     async def note(self, note: HitlNote) -> None:

@@ -1,14 +1,23 @@
 """Human approval inside a workflow (DESIGN §4, INV-07): one desk per run.
 
 - The ``decide`` **update** (validated first: known approver of this tenant, holding a
-  role the rule names, a request pending, not decided, not expired — otherwise rejected
-  before anything reaches history); ``decide_signal`` is the fire-and-forget form (an
-  invalid signal is dropped and counted).
-- ``obtain`` opens the ``hitl_requests`` row, waits with ``wait_condition`` until a
-  decision or the deadline, sends a reminder before expiry and escalates after
-  ``escalate_after``, then closes the row (approved / denied / expired).
+  role the rule names, a request pending, not decided, not expired, and a **proof** — a
+  statement signed with a key registered for that approver, checked against the registry
+  snapshot the run holds (``kernel.decision_proof``) — otherwise rejected before anything
+  reaches history); ``decide_signal`` is the fire-and-forget form (an invalid signal is
+  dropped and counted).
+- ``obtain`` opens the ``hitl_requests`` row (the activity answers with the tenant's
+  approver key registry: the snapshot proofs are checked against), waits with
+  ``wait_condition`` until a decision or the deadline, sends a reminder before expiry and
+  escalates after ``escalate_after``, then closes the row (approved / denied / expired).
+  ``approver_keys_changed`` (no argument, harmless from anyone) makes a waiting request
+  re-read the registry, so a rotation or a revocation applies to it.
 - The first decision wins: duplicates (same update id: Temporal returns the first
   outcome) and approve/deny races (the second handler is refused) give one outcome.
+
+Replay: decisions recorded before proofs existed carry none. The update's validator does
+not run on replay, and its handler re-checks a proof only when there is one; the signal
+path checks proofs behind ``workflow.patched(PROOF_PATCH)``.
 
 Deterministic: time is ``workflow.now()``; I/O only through activities.
 """
@@ -27,6 +36,12 @@ with workflow.unsafe.imports_passed_through():
 
     from autobiz.search_attributes import APPROVAL_PENDING
     from kernel.call import internal_activity, kernel_call, preview
+    from kernel.decision_proof import (
+        ApproverKeyRegistry,
+        ProofRejected,
+        check_proof,
+        statement_for,
+    )
     from kernel.errors import GateCode
     from kernel.metrics import (
         record_approval_notice,
@@ -40,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         HITL_CLOSE,
         HITL_NOTE,
         HITL_OPEN,
+        ApprovalTiming,
         ApprovalView,
         ApproverInfo,
         Decision,
@@ -51,6 +67,11 @@ with workflow.unsafe.imports_passed_through():
     )
 
 DB_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Signals are checked for proofs from here on (runs recorded before replay unchecked).
+PROOF_PATCH = "approval-proofs"
+# Registry re-reads one request may do (each is an activity in history; the signal that
+# asks for one can come from anyone).
+MAX_KEY_REFRESHES = 20
 Notifier = Callable[[Literal["reminder", "escalation", "expired"], ApprovalView, list[str]],
                     Awaitable[None]]  # fmt: skip
 
@@ -76,11 +97,17 @@ class ApprovalDesk:
         self._timing_escalate = timedelta(hours=4)
         self._ops_email: str | None = None
         self._count = 0
+        self._timing = ApprovalTiming()
+        self._keys: ApproverKeyRegistry | None = None
+        self._nonces: set[str] = set()
+        self._refresh_wanted = False
+        self.key_refreshes = 0
 
     def configure(self, context: FlowContext) -> None:
         self._roster = {a.id: a for a in context.approvers}
         self._timing_remind = context.timing.remind_before
         self._timing_escalate = context.timing.escalate_after
+        self._timing = context.timing
         self._ops_email = context.ops_email
 
     @property
@@ -91,6 +118,37 @@ class ApprovalDesk:
 
     def validate(self, d: Decision) -> None:
         """Raise to reject the update before it is written to history."""
+        self._check_state(d)
+        self._check_proof(d)
+
+    def _check_proof(self, d: Decision) -> None:
+        view = self.current
+        assert view is not None  # _check_state ran first
+        if d.proof is None:
+            raise rejected(
+                "the decision carries no proof: sign it with your approver key "
+                "(`autobiz approvals approve|deny|sign`)"
+            )
+        if d.request_id is None:
+            raise rejected("a signed decision names its request_id")
+        statement = statement_for(
+            tenant_id=self.tenant_id, workflow_id=workflow.info().workflow_id,
+            request_id=view.request_id, approve=d.approve, reason=d.reason,
+            approver=d.approver, proof=d.proof,
+        )  # fmt: skip
+        try:
+            # cryptography imports its Rust backend lazily; inside the sandbox that import
+            # must reach the already-loaded module (a second load aborts the process).
+            with workflow.unsafe.imports_passed_through():
+                check_proof(
+                    statement, d.proof.signature, self._keys, now=workflow.now(),
+                    requested_at=view.requested_at, seen_nonces=self._nonces,
+                    max_age=self._timing.proof_max_age, max_skew=self._timing.proof_max_skew,
+                )  # fmt: skip
+        except ProofRejected as exc:
+            raise rejected(f"proof rejected: {exc}") from None
+
+    def _check_state(self, d: Decision) -> None:
         view = self.current
         if d.tenant_id != self.tenant_id:
             raise rejected(f"decision for tenant {d.tenant_id} sent to a {self.tenant_id} flow")
@@ -113,8 +171,15 @@ class ApprovalDesk:
             )
 
     def apply(self, d: Decision) -> DecisionResult:
-        """The handler: revalidate (a racing decision may have landed first), then decide."""
-        self.validate(d)
+        """The handler: revalidate (a racing decision may have landed first), then decide.
+
+        The proof was checked by the validator; it is checked again when present (same
+        inputs, same answer). Only a decision recorded before proofs existed has none: the
+        validator does not run on replay, so such histories replay unchanged."""
+        self._check_state(d)
+        if d.proof is not None:
+            self._check_proof(d)
+            self._nonces.add(d.proof.nonce)
         view = self.current
         assert view is not None
         roles = self._roster[d.approver].roles
@@ -137,11 +202,34 @@ class ApprovalDesk:
 
     def signal(self, d: Decision) -> None:
         try:
+            if workflow.patched(PROOF_PATCH):
+                self.validate(d)
             self.apply(d)
         except ApplicationError as exc:
             self.dropped_signals += 1
             record_approval_signal_dropped(self.tenant_id)
             workflow.logger.warning("approval signal dropped: %s", exc.message)
+
+    def keys_changed(self) -> None:
+        """The ``approver_keys_changed`` signal: re-read the registry while a request waits
+        (a new key, a rotation, a revocation); the next request reads it anyway."""
+        if self.pending:
+            self._refresh_wanted = True
+
+    async def _refresh_keys(self, opened: HitlOpen) -> None:
+        self._refresh_wanted = False
+        if self.key_refreshes >= MAX_KEY_REFRESHES or not workflow.patched(PROOF_PATCH):
+            return
+        self.key_refreshes += 1
+        self._keys = await self._open(opened)
+
+    async def _open(self, opened: HitlOpen) -> ApproverKeyRegistry | None:
+        """The request row (idempotent), and the tenant's approver key registry as of now
+        (None: recorded by a worker from before proofs, whose activity returned nothing)."""
+        raw = await internal_activity(
+            HITL_OPEN, opened, result_type=dict, limit=DB_ACTIVITY_TIMEOUT
+        )
+        return None if raw is None else ApproverKeyRegistry.model_validate(raw)
 
     def withdraw(self, by: str, reason: str) -> bool:
         """Close the pending request without a human decision because the flow no longer
@@ -198,17 +286,16 @@ class ApprovalDesk:
             requested_at=now, expires_at=now + expires_in,
         )  # fmt: skip
         self.current = view
-        await internal_activity(
-            HITL_OPEN,
-            HitlOpen(
-                tenant_id=self.tenant_id, request_id=view.request_id,
-                workflow_id=info.workflow_id, run_id=info.run_id, action=action,
-                required_role=",".join(roles) or "*", amount_minor=amount_minor,
-                currency=currency, requested_at=now, expires_at=view.expires_at,
-                details=details or {},
-            ),
-            limit=DB_ACTIVITY_TIMEOUT,
+        opened = HitlOpen(
+            tenant_id=self.tenant_id, request_id=view.request_id,
+            workflow_id=info.workflow_id, run_id=info.run_id, action=action,
+            required_role=",".join(roles) or "*", amount_minor=amount_minor,
+            currency=currency, requested_at=now, expires_at=view.expires_at,
+            details=details or {},
         )  # fmt: skip
+        self._refresh_wanted = False
+        self.key_refreshes = 0
+        self._keys = await self._open(opened)
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(True)])
         record_approval_requested(self.tenant_id, action)
 
@@ -224,8 +311,11 @@ class ApprovalDesk:
             remaining = (due - workflow.now()).total_seconds()
             try:
                 await workflow.wait_condition(
-                    lambda: not self.pending, timeout=max(remaining, 0.001)
+                    lambda: not self.pending or self._refresh_wanted,
+                    timeout=max(remaining, 0.001),
                 )
+                if self.pending and self._refresh_wanted:
+                    await self._refresh_keys(opened)
             except TimeoutError:
                 if kind is None:
                     assert self.current is not None

@@ -3,8 +3,9 @@ signal, query and update handlers from base classes too):
 
 * ``FlowHandlers``: the ``status`` and ``kernel_trace`` queries over the run's state;
 * ``ApprovalHandlers``: those plus approvals — the ``decide`` update, its validator (a
-  decision that is not valid is rejected before anything is written to history) and
-  the fire-and-forget ``decide_signal``.
+  decision that is not valid, or whose proof does not check out, is rejected before
+  anything is written to history), the fire-and-forget ``decide_signal``, and the
+  argument-less ``approver_keys_changed`` signal (re-read the approver key registry).
 
 A flow sets ``_run``, ``_state``, ``_tenant``, ``_detail``, ``_error`` (and ``_desk``) as
 it goes; it overrides ``_status_detail`` to show more than ``_detail``.
@@ -70,6 +71,13 @@ class ApprovalHandlers(FlowHandlers):
     def decide_signal(self, decision: Decision) -> None:
         if self._desk is not None:
             self._desk.signal(decision)
+
+    @workflow.signal(name="approver_keys_changed")
+    def approver_keys_changed(self) -> None:
+        """A key was registered, rotated or revoked: a waiting request re-reads the
+        registry. Carries nothing, so anyone may send it; it only makes the run look."""
+        if self._desk is not None:
+            self._desk.keys_changed()
 
     def _approval_view(self) -> ApprovalView | None:
         return self._desk.current if self._desk else None

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from kernel.catalog import PrintfulRecipient
 from kernel.config import DunningConfig
+from kernel.decision_proof import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW, DecisionProof
 from kernel.policy import RunPolicy
 
 ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
@@ -65,11 +66,14 @@ class ApproverInfo(_Model):
 
 class ApprovalTiming(_Model):
     """How long a request waits, when to remind, when to escalate. ``timeout`` None:
-    the HITL rule's timeout from the tenant's config."""
+    the HITL rule's timeout from the tenant's config. ``proof_max_age`` / ``proof_max_skew``:
+    how old a decision's proof may be, and how far ahead of the workflow's clock."""
 
     timeout: timedelta | None = None
     remind_before: timedelta = timedelta(hours=1)
     escalate_after: timedelta = timedelta(hours=4)
+    proof_max_age: timedelta = DEFAULT_MAX_AGE
+    proof_max_skew: timedelta = DEFAULT_MAX_SKEW
 
 
 class FlowContext(_Model):
@@ -92,13 +96,18 @@ class FlowContextRequest(_Model):
 
 
 class Decision(_Model):
-    """What an approver sends (the ``decide`` update, or the ``decide_signal`` signal)."""
+    """What an approver sends (the ``decide`` update, or the ``decide_signal`` signal).
+
+    ``proof`` is required by the validator (``kernel.decision_proof``); the default None
+    only keeps decisions recorded before proofs existed readable, so old histories replay.
+    A signed decision names its ``request_id``."""
 
     tenant_id: str
     approver: str
     approve: bool
-    request_id: str | None = None  # None: the request pending now
+    request_id: str | None = None  # None: the request pending now (unsigned only)
     reason: str | None = Field(default=None, max_length=500)
+    proof: DecisionProof | None = None
 
 
 class DecisionResult(_Model):

@@ -1,10 +1,18 @@
-"""`autobiz approvals list|approve|deny`: the HITL backlog and the decisions on it.
+"""`autobiz approvals list|approve|deny|sign|keys`: the HITL backlog and the decisions on it.
 
 The backlog is the ``hitl_requests`` table read through ``Database.tenant`` (row-level
 security: another tenant's requests are invisible, not merely filtered). A decision is the
-workflow's ``decide`` update, whose validator (approver of this tenant, holding a role the
-rule names, request pending and not expired) refuses bad decisions before anything is
-written; a refusal is ``error[APPROVAL_REJECTED]`` with the validator's reason.
+workflow's ``decide`` update, signed with the operator's own approver key (``--as`` picks
+the key file under ``$AUTOBIZ_HOME/keys/<tenant>/<approver>/``, or ``--key-file``), whose
+validator (approver of this tenant, holding a role the rule names, request pending and not
+expired, a proof by a registered, unrevoked key of that approver, fresh and not replayed)
+refuses bad decisions before anything is written; a refusal is
+``error[APPROVAL_REJECTED]`` with the validator's reason.
+
+``keys create|rotate|revoke|list|refresh`` manage the tenant's approver key registry
+(``autobiz.approver_keys``); registering and revoking use the database owner's
+connection, and every change is signalled (``approver_keys_changed``) to the tenant's
+running flows so a request already waiting sees it.
 
 The update id is derived from (tenant, request, approver, verdict), so submitting the same
 decision twice gives one outcome: Temporal answers a repeated update id with the first
@@ -13,9 +21,13 @@ result, and once the flow has moved on the recorded decision is reported again.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -23,6 +35,7 @@ from rich.table import Table
 from autobiz.cli.flow_runtime import (
     JSON_OPT,
     TENANT_OPT,
+    business_config,
     database,
     failure_of,
     format_money,
@@ -38,7 +51,13 @@ from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from autobiz.approver_keys import LocalKey
+    from autobiz.db.database import Database
+
 app = typer.Typer(help="Human approvals (HITL): list the backlog, approve or deny.")
+keys_app = typer.Typer(help="Approver keys: create, rotate, revoke, list (signing decisions).")
+app.add_typer(keys_app, name="keys")
 
 REASON_MAX = 500
 _COLUMNS = (
@@ -144,19 +163,17 @@ async def _find(settings: Settings, tenant_id: str, request_id: str) -> dict[str
         )
 
 
-async def _decide(
+async def _signed(
     settings: Settings,
     tenant_id: str,
     request_id: str,
     approver: str,
     approve: bool,
     reason: str | None,
-) -> dict[str, Any]:
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.service import RPCError, RPCStatusCode
-
-    from starters.flows import decide
-    from workflows.models import Decision
+    key_file: Path | None,
+) -> tuple[dict[str, Any], Any]:
+    """The request row and the decision on it, signed with the approver's own key."""
+    from autobiz.approver_keys import sign_decision
 
     row = await _find(settings, tenant_id, request_id)
     if row is None:
@@ -165,16 +182,63 @@ async def _decide(
             code="APPROVAL_NOT_FOUND",
             hint=f"see `autobiz approvals list --tenant {tenant_id}`",
         )
+    key = await _local_key(settings, tenant_id, approver, key_file)
+    decision = sign_decision(
+        key, tenant_id=tenant_id, workflow_id=str(row["workflow_id"]), request_id=request_id,
+        approver=approver, approve=approve, reason=reason,
+    )  # fmt: skip
+    return row, decision
+
+
+async def _local_key(
+    settings: Settings, tenant_id: str, approver: str, key_file: Path | None
+) -> LocalKey:
+    """The approver's private key whose public half is registered and usable now."""
+    from autobiz.approver_keys import keys_dir, list_keys, read_private_key, usable
+
+    async with database(settings) as db:
+        rows = [r for r in await list_keys(db, tenant_id, approver) if usable(r)]
+    by_public = {r["public_key"]: r for r in rows}
+    folder = keys_dir(settings.home_dir, tenant_id, approver)
+    files = [key_file] if key_file is not None else sorted(folder.glob("*.pem"), reverse=True)
+    for path in files:
+        local = read_private_key(path)
+        match = by_public.get(local.public_key)
+        if match is not None:
+            return read_private_key(path, match["key_id"])
+    where = str(key_file) if key_file is not None else f"{folder}/"
+    raise AutobizError(
+        f"no usable approver key of {approver} for tenant {tenant_id} in {where}",
+        code="APPROVER_KEY_MISSING",
+        hint=f"create and register one with `autobiz approvals keys create --as {approver} "
+        f"--tenant {tenant_id}` (an admin act: it needs the database owner's credentials), "
+        "or pass --key-file",
+    )
+
+
+async def _decide(
+    settings: Settings,
+    tenant_id: str,
+    request_id: str,
+    approver: str,
+    approve: bool,
+    reason: str | None,
+    key_file: Path | None = None,
+) -> dict[str, Any]:
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from starters.flows import decide
+
+    row, decision = await _signed(
+        settings, tenant_id, request_id, approver, approve, reason, key_file
+    )
     workflow_id = str(row["workflow_id"])
     verdict = "approved" if approve else "denied"
     uid = update_id(tenant_id, request_id, approver, approve)
-    decision = Decision(
-        tenant_id=tenant_id, approver=approver, approve=approve, request_id=request_id,
-        reason=reason,
-    )  # fmt: skip
     out: dict[str, Any] = {
         "request_id": request_id, "workflow_id": workflow_id, "tenant_id": tenant_id,
-        "update_id": uid,
+        "update_id": uid, "key_id": decision.proof.key_id,
     }  # fmt: skip
     client = await temporal_client(settings)
     refusal: str
@@ -205,23 +269,27 @@ async def _decide(
     raise AutobizError(
         refusal,
         code="APPROVAL_REJECTED",
-        hint=f"see `autobiz approvals list --all --tenant {tenant_id}` and the approvers in "
-        f"the tenant's BusinessConfig",
+        hint=f"see `autobiz approvals list --all --tenant {tenant_id}`, the approvers in "
+        f"the tenant's BusinessConfig and `autobiz approvals keys list --tenant {tenant_id}`",
     )
 
 
-def _decide_command(
-    request_id: str, approver: str, reason: str | None, tenant: str | None, json_out: bool,
-    *, approve: bool,
-) -> None:  # fmt: skip
-    settings = get_settings()
-    tenant_id = tenant_of(settings, tenant)
+def _checked(approver: str, reason: str | None) -> None:
     if reason is not None and len(reason) > REASON_MAX:
         raise AutobizError(f"the reason is longer than {REASON_MAX} characters",
                            code="INPUT_INVALID")  # fmt: skip
     if not approver.strip():
         raise AutobizError("--as needs an approver id", code="INPUT_INVALID")
-    out = run(_decide(settings, tenant_id, request_id, approver, approve, reason))
+
+
+def _decide_command(
+    request_id: str, approver: str, reason: str | None, tenant: str | None, json_out: bool,
+    key_file: Path | None, *, approve: bool,
+) -> None:  # fmt: skip
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    _checked(approver, reason)
+    out = run(_decide(settings, tenant_id, request_id, approver, approve, reason, key_file))
     if json_out:
         emit_json(out)
         return
@@ -234,8 +302,14 @@ def _decide_command(
     )
 
 
-AS_OPT = typer.Option(..., "--as", help="Your approver id in the tenant's BusinessConfig.")
+AS_OPT = typer.Option(
+    ..., "--as", help="Your approver id in the tenant's BusinessConfig (selects your key)."
+)
 REASON_OPT = typer.Option(None, "--reason", help="Why (recorded with the decision).")
+KEY_FILE_OPT = typer.Option(
+    None, "--key-file", help="Your private key (PEM); default: the newest usable one under "
+    "$AUTOBIZ_HOME/keys/<tenant>/<approver>/.",
+)  # fmt: skip
 
 
 @app.command()
@@ -244,10 +318,12 @@ def approve(
     approver: str = AS_OPT,
     reason: str | None = REASON_OPT,
     tenant: str | None = TENANT_OPT,
+    key_file: Path | None = KEY_FILE_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Approve a pending request (the workflow validates who you are and your role)."""
-    _decide_command(request_id, approver, reason, tenant, json_out, approve=True)
+    """Approve a pending request, signed with your key (the workflow checks the proof,
+    who you are and your role)."""
+    _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=True)
 
 
 @app.command()
@@ -256,7 +332,279 @@ def deny(
     approver: str = AS_OPT,
     reason: str | None = REASON_OPT,
     tenant: str | None = TENANT_OPT,
+    key_file: Path | None = KEY_FILE_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Deny a pending request: the action does not happen and the flow records why."""
-    _decide_command(request_id, approver, reason, tenant, json_out, approve=False)
+    _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=False)
+
+
+@app.command()
+def sign(
+    request_id: str = typer.Argument(..., help="Request id from `autobiz approvals list`."),
+    approver: str = AS_OPT,
+    deny_it: bool = typer.Option(False, "--deny", help="Sign a denial (default: approve)."),
+    reason: str | None = REASON_OPT,
+    tenant: str | None = TENANT_OPT,
+    key_file: Path | None = KEY_FILE_OPT,
+) -> None:
+    """Print a signed decision as JSON, for `temporal workflow update execute --name
+    decide --input …` (or the ``decide_signal`` signal). Valid for a few minutes."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    _checked(approver, reason)
+    _, decision = run(
+        _signed(settings, tenant_id, request_id, approver, not deny_it, reason, key_file)
+    )
+    print(decision.model_dump_json(exclude_none=True))
+
+
+# --- keys -----------------------------------------------------------------------------
+
+APPROVAL_FLOWS = ("OrderFulfill", "Refund", "PaymentFailure", "OrderCancellation",
+                  "ReconcileDrift")  # fmt: skip
+
+
+@asynccontextmanager
+async def _owner_database(settings: Settings) -> AsyncIterator[Database]:
+    """The application role and the owner's admin path (registering is an admin act)."""
+    import logging
+
+    from autobiz.db.database import Database
+    from autobiz.db.dsn import admin_dsn, app_dsn
+
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    db = Database(app_dsn(settings), admin_dsn(settings), min_size=1, max_size=2, timeout=5.0)
+    async with db:
+        yield db
+
+
+async def _notify(settings: Settings, tenant_id: str) -> list[str]:
+    """Signal ``approver_keys_changed`` to the tenant's running approval-capable flows
+    (not only those showing ApprovalPending: one opening a request right now read the
+    registry before the change but may not be listed as pending yet)."""
+    client = await temporal_client(settings)
+    types = ", ".join(f"'{t}'" for t in APPROVAL_FLOWS)
+    query = (
+        f"TenantId = '{tenant_id}' AND ExecutionStatus = 'Running' AND WorkflowType IN ({types})"
+    )
+    notified: list[str] = []
+    with temporal_errors("telling the running flows about the key change"):
+        async for wf in client.list_workflows(query):
+            handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+            await within(handle.signal("approver_keys_changed"), f"signalling {wf.id}")
+            notified.append(wf.id)
+    return notified
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _key_view(row: dict[str, Any]) -> dict[str, Any]:
+    from autobiz.approver_keys import usable
+
+    state = "revoked" if row["revoked_at"] else ("active" if usable(row) else "expired")
+    return {
+        "key_id": row["key_id"], "approver": row["approver_id"], "state": state,
+        "public_key": row["public_key"], "created_at": iso(row["created_at"]),
+        "created_by": row["created_by"], "not_before": iso(row["not_before"]),
+        "expires_at": iso(row["expires_at"]), "revoked_at": iso(row["revoked_at"]),
+        "revoked_reason": row["revoked_reason"],
+    }  # fmt: skip
+
+
+async def _create(
+    settings: Settings, tenant_id: str, approver: str, key_file: Path | None,
+    expires_days: int | None, revoke_old: bool,
+) -> dict[str, Any]:  # fmt: skip
+    from autobiz.approver_keys import (
+        generate_key,
+        keys_dir,
+        list_keys,
+        register_key,
+        revoke_key,
+        usable,
+        write_private_key,
+    )
+
+    roster = {a.id for a in business_config(settings, tenant_id).approvers}
+    if approver not in roster:
+        raise AutobizError(
+            f"{approver} is not an approver of tenant {tenant_id}", code="APPROVER_UNKNOWN",
+            hint=f"approvers in its BusinessConfig: {', '.join(sorted(roster)) or 'none'}",
+        )  # fmt: skip
+    key = generate_key()
+    path = key_file or keys_dir(settings.home_dir, tenant_id, approver) / f"{key.key_id}.pem"
+    write_private_key(key, path)
+    async with _owner_database(settings) as db:
+        old = [r for r in await list_keys(db, tenant_id, approver) if usable(r)]
+        try:
+            row = await register_key(
+                db, tenant_id, approver, key.public_key, key_id=key.key_id,
+                created_by=f"cli:{_who()}",
+                expires_in=None if expires_days is None else timedelta(days=expires_days),
+            )  # fmt: skip
+        except BaseException:
+            path.unlink(missing_ok=True)  # a key nobody registered is no use to anyone
+            raise
+        revoked = []
+        if revoke_old:
+            for r in old:
+                await revoke_key(db, tenant_id, r["key_id"], reason=f"rotated to {key.key_id}")
+                revoked.append(r["key_id"])
+    notified = await _notify(settings, tenant_id)
+    return {"tenant_id": tenant_id, **_key_view({**row, "now": row["created_at"]}),
+            "key_file": str(path), "revoked": revoked, "notified": notified,
+            "previous": [r["key_id"] for r in old if r["key_id"] not in revoked]}  # fmt: skip
+
+
+def _created(out: dict[str, Any], json_out: bool, verb: str) -> None:
+    if json_out:
+        emit_json(out)
+        return
+    console.print(
+        f"[green]{verb}[/] key {out['key_id']} for {out['approver']} ({out['tenant_id']}); "
+        f"private key {out['key_file']} (mode 0600, keep it to yourself)",
+        highlight=False,
+    )
+    if out["revoked"]:
+        console.print(f"revoked {', '.join(out['revoked'])}", highlight=False)
+    elif out["previous"]:
+        console.print(f"still valid until revoked: {', '.join(out['previous'])}", highlight=False)
+    console.print(f"{len(out['notified'])} running flow(s) told to re-read the registry",
+                  highlight=False)  # fmt: skip
+
+
+EXPIRES_OPT = typer.Option(
+    None, "--expires-days", min=1, max=3650, help="The key stops being valid after this."
+)
+
+
+@keys_app.command("create")
+def keys_create(
+    approver: str = typer.Option(..., "--as", help="The approver id the key is for."),
+    tenant: str | None = TENANT_OPT,
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="Write the private key here instead of $AUTOBIZ_HOME/keys/."
+    ),
+    expires_days: int | None = EXPIRES_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Generate an Ed25519 key pair: the private key to a 0600 file, the public key into
+    the tenant's registry (an admin act on the database owner's connection)."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    _checked(approver, None)
+    out = run(_create(settings, tenant_id, approver, key_file, expires_days, False))
+    _created(out, json_out, "created")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    approver: str = typer.Option(..., "--as", help="The approver whose key to rotate."),
+    tenant: str | None = TENANT_OPT,
+    key_file: Path | None = typer.Option(None, "--key-file", help="Where the new key goes."),
+    revoke_old: bool = typer.Option(
+        False,
+        "--revoke-old",
+        help="Revoke the approver's other keys now (default: they "
+        "stay valid until revoked or expired).",
+    ),
+    expires_days: int | None = EXPIRES_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Register a new key for an approver; the old ones stay valid until revoked."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    _checked(approver, None)
+    out = run(_create(settings, tenant_id, approver, key_file, expires_days, revoke_old))
+    _created(out, json_out, "rotated:")
+
+
+async def _revoke(
+    settings: Settings, tenant_id: str, key_id: str, reason: str | None
+) -> dict[str, Any]:
+    from autobiz.approver_keys import revoke_key
+
+    async with _owner_database(settings) as db:
+        row = await revoke_key(db, tenant_id, key_id, reason=reason)
+    if row is None:
+        raise AutobizError(
+            f"no approver key {key_id} for tenant {tenant_id}", code="APPROVER_KEY_NOT_FOUND",
+            hint=f"see `autobiz approvals keys list --tenant {tenant_id}`",
+        )  # fmt: skip
+    notified = await _notify(settings, tenant_id)
+    return {"tenant_id": tenant_id, **_key_view({**row, "now": row["revoked_at"]}),
+            "notified": notified}  # fmt: skip
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="Key id from `autobiz approvals keys list`."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept on the key row)."),
+    tenant: str | None = TENANT_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Revoke a key: no decision signed with it is accepted any more, also by a request
+    that is already waiting."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    out = run(_revoke(settings, tenant_id, key_id, reason))
+    if json_out:
+        emit_json(out)
+        return
+    console.print(
+        f"[yellow]revoked[/] {key_id} of {out['approver']} ({tenant_id}) at "
+        f"{out['revoked_at']}; {len(out['notified'])} running flow(s) told",
+        highlight=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    approver: str | None = typer.Option(None, "--as", help="Only this approver's keys."),
+    tenant: str | None = TENANT_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """The tenant's approver keys: active, expired and revoked."""
+    from autobiz.approver_keys import list_keys
+
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+
+    async def rows() -> list[dict[str, Any]]:
+        async with database(settings) as db:
+            return await list_keys(db, tenant_id, approver)
+
+    views = [_key_view(r) for r in run(rows())]
+    if json_out:
+        emit_json({"tenant_id": tenant_id, "keys": views})
+        return
+    if not views:
+        console.print(f"no approver keys for {tenant_id}", highlight=False)
+        return
+    table = Table(title=f"approver keys for {tenant_id}", title_justify="left")
+    for col in ("key", "approver", "state", "created", "expires", "revoked"):
+        table.add_column(col, overflow="fold")
+    for v in views:
+        table.add_row(v["key_id"], v["approver"], v["state"], v["created_at"] or "-",
+                      v["expires_at"] or "-", v["revoked_at"] or "-")  # fmt: skip
+    console.print(table)
+
+
+@keys_app.command("refresh")
+def keys_refresh(tenant: str | None = TENANT_OPT, json_out: bool = JSON_OPT) -> None:
+    """Tell the tenant's running flows to re-read the registry (create/rotate/revoke do
+    this themselves; use it after a change made another way, or if that step failed)."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    notified = run(_notify(settings, tenant_id))
+    if json_out:
+        emit_json({"tenant_id": tenant_id, "notified": notified})
+        return
+    console.print(f"{len(notified)} running flow(s) told to re-read the registry",
+                  highlight=False)  # fmt: skip

@@ -1,2 +1,3 @@
+from tests.support.approver_keys import approvers  # noqa: F401
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import harness  # noqa: F401

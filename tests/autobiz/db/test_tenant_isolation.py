@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 TENANT_TABLES = [
     "tenants", "order_state", "receipts", "idempotency_keys", "event_store",
-    "hitl_requests", "reconciliation", "traces", "daily_metrics", "audit_log",
+    "hitl_requests", "reconciliation", "traces", "daily_metrics", "audit_log", "approver_keys",
 ]  # fmt: skip
 
 
