@@ -31,13 +31,14 @@ from kernel.errors import GateCode, TerminationReason
 from kernel.gate import GateDecision, ToolRequest
 from kernel.state import Termination
 from starters.flows import decide, start_order
+from tests.support.approver_keys import Approvers, approvers  # noqa: F401
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import FAST, SHIP_TO, Harness, eventually, tenant_config
 from tests.workflows_kernel.gate_workflow import Call, GateTestInput, GateTestWorkflow
 from tests.workflows_kernel.test_gate_in_workflow import policy
 from tests.workflows_kernel.toolbox import TestTools
 from workers.worker import WORKFLOWS, build_worker, metrics_runtime
-from workflows.models import Decision, ShipmentNotice
+from workflows.models import ShipmentNotice
 
 pytestmark = pytest.mark.integration
 
@@ -224,7 +225,11 @@ async def test_order_fulfill_counts_every_tool_call_once(
         == before  # fmt: skip
 
 
-async def test_approval_metrics(metrics_client: MetricsClient, metrics_harness: Harness) -> None:
+async def test_approval_metrics(
+    metrics_client: MetricsClient,
+    metrics_harness: Harness,
+    approvers: Approvers,  # noqa: F811
+) -> None:
     m, h = metrics_client, metrics_harness
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
@@ -241,7 +246,7 @@ async def test_approval_metrics(metrics_client: MetricsClient, metrics_harness: 
     assert total(samples, "autobiz_approval_outcomes", **mine) == 0  # still pending
 
     decided = await decide(
-        h.client, handle.id, Decision(tenant_id=h.tenant, approver="omar", approve=True)
+        h.client, handle.id, await approvers.decision(h.client, handle.id, "omar", True)
     )
     assert decided.status == "approved"
     await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS", tracking_number="T2"))

@@ -16,11 +16,11 @@ from autobiz.providers.printful_client import OrderItem, Recipient
 from kernel.state import RunSummary
 from starters.flows import decide, flow_status, request_cancellation, start_order
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, SHIP_TO, Harness
 from workflows.models import (
     ORDER_CANCELLATION,
     ApprovalTiming,
-    Decision,
     OrderCancellationResult,
     cancellation_workflow_id,
     printful_external_id,
@@ -149,7 +149,9 @@ async def test_captured_below_threshold_is_refunded_without_approval(harness: Ha
     assert await h.hitl_rows(wf_id) == []
 
 
-async def test_captured_above_threshold_waits_for_approval(harness: Harness) -> None:
+async def test_captured_above_threshold_waits_for_approval(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id = await h.seed_order("80.00", financial_status="paid")
     pi = await h.authorize(8000, order_id, capture=True)
@@ -170,7 +172,7 @@ async def test_captured_above_threshold_waits_for_approval(harness: Harness) -> 
     ]
 
     decided = await decide(
-        h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana", approve=True)
+        h.client, handle.id, await approvers.decision(h.client, handle.id, "ana", True)
     )
     assert decided.status == "approved" and decided.request_id == request_id
     result = await handle.result()
@@ -263,17 +265,15 @@ async def test_failure_after_the_takeover_alerts_ops(harness: Harness) -> None:
     assert status.error is not None and "PROVIDER_INVALID_REQUEST" in status.error
 
 
-async def test_denied_cancellation_moves_nothing(harness: Harness) -> None:
+async def test_denied_cancellation_moves_nothing(harness: Harness, approvers: Approvers) -> None:
     h = harness
     order_id = await h.seed_order("150.00")
     pi = await h.authorize(15000, order_id)
     pf_id = await _printful_draft(h, order_id)
     handle = await _cancel(h, order_id, pi)
     await _pending(h, handle.id)
-    await decide(
-        h.client, handle.id,
-        Decision(tenant_id=h.tenant, approver="omar", approve=False, reason="customer kept it"),
-    )  # fmt: skip
+    kept = await approvers.decision(h.client, handle.id, "omar", False, reason="customer kept it")
+    await decide(h.client, handle.id, kept)
     result = await handle.result()
     assert result.state == "rejected" and result.reason == "customer kept it"
     assert result.approval is not None and result.approval.status == "denied"
@@ -285,7 +285,9 @@ async def test_denied_cancellation_moves_nothing(harness: Harness) -> None:
     assert [(r["status"], r["decided_by"]) for r in rows] == [("denied", "omar")]
 
 
-async def test_running_fulfilment_waiting_for_approval_is_stopped(harness: Harness) -> None:
+async def test_running_fulfilment_waiting_for_approval_is_stopped(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
@@ -298,7 +300,7 @@ async def test_running_fulfilment_waiting_for_approval_is_stopped(harness: Harne
     handle = await _cancel(h, order_id, pi)
     await _pending(h, handle.id)  # voiding 600.00 needs finance/ops_lead first
     assert (await flow_status(h.client, fulfil.id)).state == "awaiting_approval"
-    await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="omar", approve=True))
+    await decide(h.client, handle.id, await approvers.decision(h.client, handle.id, "omar", True))
 
     stopped = await fulfil.result()
     assert stopped.state == "cancelled" and stopped.captured_minor == 0

@@ -8,8 +8,9 @@ import pytest
 
 from starters.flows import decide, flow_status, start_order
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import Decision, ShipmentNotice, printful_external_id
+from workflows.models import ShipmentNotice, printful_external_id
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,9 @@ async def test_shipment_found_by_polling_printful(harness: Harness) -> None:
     assert "stripe.capture_payment" not in tools and tools.count("sendgrid.send_email") == 1
 
 
-async def test_large_order_waits_for_approval_then_captures(harness: Harness) -> None:
+async def test_large_order_waits_for_approval_then_captures(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
@@ -109,7 +112,7 @@ async def test_large_order_waits_for_approval_then_captures(harness: Harness) ->
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.status == "requires_capture"  # nothing captured while waiting
     result = await decide(
-        h.client, handle.id, Decision(tenant_id=h.tenant, approver="omar", approve=True)
+        h.client, handle.id, await approvers.decision(h.client, handle.id, "omar", True)
     )
     assert result.status == "approved"
     _, tracking = await _ship(h, handle.id)

@@ -26,10 +26,10 @@ from kernel.compiler import compile_text
 from kernel.config import DunningConfig
 from starters.flows import decide, flow_status, start_payment_failure
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.workflows.support import DEMO_CONFIG, FAST, Harness
 from workflows.models import (
     ApprovalTiming,
-    Decision,
     PaymentFailureInput,
     PaymentFailureResult,
     payment_failure_workflow_id,
@@ -263,7 +263,9 @@ async def _awaiting_approval(h: Harness, handle: WorkflowHandle[Any, Any]) -> st
     return status.approval.request_id
 
 
-async def test_large_void_waits_for_approval_then_cancels(harness: Harness) -> None:
+async def test_large_void_waits_for_approval_then_cancels(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id, pi = await _declined(h, "250.00", "pm_card_chargeDeclinedFraudulent")
     handle = await _start(h, pi, order_id, HOURS)
@@ -271,8 +273,9 @@ async def test_large_void_waits_for_approval_then_cancels(harness: Harness) -> N
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.status == "requires_payment_method"  # nothing voided while waiting
     assert not await _order_cancelled(h, order_id)
-    decided = await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana",
-                                                         approve=True))  # fmt: skip
+    decided = await decide(
+        h.client, handle.id, await approvers.decision(h.client, handle.id, "ana", True)
+    )
     assert decided.status == "approved"
     result = await handle.result()
     assert result.state == "cancelled" and result.decline_class == "hard"
@@ -287,12 +290,14 @@ async def test_large_void_waits_for_approval_then_cancels(harness: Harness) -> N
     assert [r.tool for r in receipts][:2] == ["stripe.cancel_payment", "shopify.cancel_order"]
 
 
-async def test_large_void_denied_leaves_everything_open(harness: Harness) -> None:
+async def test_large_void_denied_leaves_everything_open(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id, pi = await _declined(h, "250.00", "pm_card_chargeDeclinedStolenCard")
     handle = await _start(h, pi, order_id, HOURS)
     await _awaiting_approval(h, handle)
-    deny = Decision(tenant_id=h.tenant, approver="ana", approve=False, reason="collect by phone")
+    deny = await approvers.decision(h.client, handle.id, "ana", False, reason="collect by phone")
     await decide(h.client, handle.id, deny)
     result = await handle.result()
     assert result.state == "denied" and result.reason == "collect by phone"
@@ -325,13 +330,15 @@ async def test_large_void_approval_expiry_fails_closed(harness: Harness) -> None
     assert (await flow_status(h.client, handle.id)).state == "expired"
 
 
-async def test_payment_during_the_approval_wait_is_not_voided(harness: Harness) -> None:
+async def test_payment_during_the_approval_wait_is_not_voided(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id, pi = await _declined(h, "250.00", "pm_card_chargeDeclinedStolenCard")
     handle = await _start(h, pi, order_id, HOURS)
     await _awaiting_approval(h, handle)
     await _pay(h, pi)
-    await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana", approve=True))
+    await decide(h.client, handle.id, await approvers.decision(h.client, handle.id, "ana", True))
     result = await handle.result()
     assert result.state == "recovered" and result.payment_status == "requires_capture"
     intent = await h.clients.stripe.retrieve_payment_intent(pi)

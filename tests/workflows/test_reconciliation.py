@@ -27,11 +27,11 @@ from starters.flows import decide, start_order
 from starters.reconciliation import ensure_schedule, start_reconciliation
 from tests.conftest import new_tenant
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.support.postgres import ProvisionedDatabase
 from tests.workflows.support import DEMO_CONFIG, FAST, SHIP_TO, Harness, eventually
 from workflows.models import (
     ApprovalTiming,
-    Decision,
     DriftRepairResult,
     DriftRow,
     OrderFulfillResult,
@@ -140,7 +140,9 @@ async def _capture_receipt(h: Harness, pi: str, order_id: str, amount_minor: int
 # -- the specified scenario -----------------------------------------------------------
 
 
-async def test_outside_refund_and_printful_cancel_are_found_and_handled(harness: Harness) -> None:
+async def test_outside_refund_and_printful_cancel_are_found_and_handled(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     refunded_order, refunded_pi = await _completed(h)
     cancelled_order, _, fulfil_id, pf_id = await _in_production(h)
@@ -186,8 +188,9 @@ async def test_outside_refund_and_printful_cancel_are_found_and_handled(harness:
     ]
     gid = f"gid://shopify/Order/{refunded_order}"
     assert (await h.clients.shopify.get_order(gid)).refunded.amount == Decimal("0")
-    approved = await decide(h.client, repair_id,
-                            Decision(tenant_id=h.tenant, approver="ana", approve=True))  # fmt: skip
+    approved = await decide(
+        h.client, repair_id, await approvers.decision(h.client, repair_id, "ana", True)
+    )
     assert approved.status == "approved"
     done = await _repair_result(h, repair_id)
     assert (done.status, done.action) == ("repaired", "recorded_in_shopify")
@@ -218,7 +221,9 @@ async def test_outside_refund_and_printful_cancel_are_found_and_handled(harness:
     await maybe_record(h.client, repair_id, "reconcile_drift_approved")
 
 
-async def test_deny_dismisses_and_expiry_fails_closed(harness: Harness) -> None:
+async def test_deny_dismisses_and_expiry_fails_closed(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     order_id, pi = await _completed(h)
     first = await _refund_outside(h, pi, 300)
@@ -227,7 +232,7 @@ async def test_deny_dismisses_and_expiry_fails_closed(harness: Harness) -> None:
     assert row.entity_ref == first
     repair_id = result.repairs[str(row.drift_id)]
     await _pending(h, repair_id)
-    deny = Decision(tenant_id=h.tenant, approver="ana", approve=False, reason="on purpose")
+    deny = await approvers.decision(h.client, repair_id, "ana", False, reason="on purpose")
     await decide(h.client, repair_id, deny)
     denied = await _repair_result(h, repair_id)
     assert (denied.status, denied.action) == ("dismissed", "dismissed")
@@ -255,7 +260,9 @@ async def test_deny_dismisses_and_expiry_fails_closed(harness: Harness) -> None:
         assert [r.tool for r in await h.receipts(repair) if r.tool != "sendgrid.send_email"] == []
 
 
-async def test_capture_drift_is_acknowledged_or_dismissed(harness: Harness) -> None:
+async def test_capture_drift_is_acknowledged_or_dismissed(
+    harness: Harness, approvers: Approvers
+) -> None:
     """Our capture receipts disagree with Stripe: one says 25.00 where Stripe received
     30.00, one says captured where Stripe holds an uncaptured authorisation. And an outside
     refund on an order Shopify does not know: nothing to record it on, so it is
@@ -283,7 +290,7 @@ async def test_capture_drift_is_acknowledged_or_dismissed(harness: Harness) -> N
     orphan_id = result.repairs[str(rows["refund_outside"].drift_id)]
     await _pending(h, orphan_id)
     assert [r["action"] for r in await h.hitl_rows(orphan_id)] == ["acknowledge_refund_outside"]
-    await decide(h.client, orphan_id, Decision(tenant_id=h.tenant, approver="ana", approve=True))
+    await decide(h.client, orphan_id, await approvers.decision(h.client, orphan_id, "ana", True))
     orphan = await _repair_result(h, orphan_id)
     assert (orphan.status, orphan.action, orphan.shopify_refund_id) == (
         "repaired", "acknowledged", None
@@ -299,9 +306,8 @@ async def test_capture_drift_is_acknowledged_or_dismissed(harness: Harness) -> N
     assert [(r["action"], r["amount_minor"]) for r in hitl] == [
         ("acknowledge_amount_mismatch", 500)
     ]
-    await decide(h.client, ack_id, Decision(tenant_id=h.tenant, approver="ana", approve=True))
-    await decide(h.client, dismiss_id, Decision(tenant_id=h.tenant, approver="ana",
-                                                approve=False))  # fmt: skip
+    await decide(h.client, ack_id, await approvers.decision(h.client, ack_id, "ana", True))
+    await decide(h.client, dismiss_id, await approvers.decision(h.client, dismiss_id, "ana", False))
     assert (await _repair_result(h, ack_id)).action == "acknowledged"
     assert (await _repair_result(h, dismiss_id)).status == "dismissed"
     assert (await _row(h, mismatch.drift_id)).status == "repaired"

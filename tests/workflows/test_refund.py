@@ -14,8 +14,9 @@ from temporalio.service import RPCError
 
 from starters.flows import decide, request_refund
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, Harness
-from workflows.models import ApprovalTiming, Decision, RefundResult
+from workflows.models import ApprovalTiming, RefundResult
 
 pytestmark = pytest.mark.integration
 
@@ -73,14 +74,14 @@ async def test_below_threshold_refunds_without_approval(harness: Harness) -> Non
     assert await h.hitl_rows(handle.id) == []
 
 
-async def test_above_threshold_approved(harness: Harness) -> None:
+async def test_above_threshold_approved(harness: Harness, approvers: Approvers) -> None:
     h = harness
     handle, pi = await _refund(h, 6000)
     request_id = await _pending(h, handle)
     assert await _refunded(h, pi) == 0  # nothing moves before the decision
     rows = await h.pending_rows(handle.id)
     assert [(r["status"], r["required_role"]) for r in rows] == [("pending", "finance")]
-    decision = Decision(tenant_id=h.tenant, approver="ana", approve=True, reason="ok")
+    decision = await approvers.decision(h.client, handle.id, "ana", True, reason="ok")
     result = await decide(h.client, handle.id, decision, update_id="approve-1")
     assert result.status == "approved" and result.request_id == request_id
     # The same update id again: Temporal returns the first outcome.
@@ -103,18 +104,18 @@ async def test_above_threshold_approved(harness: Harness) -> None:
     assert await _accepted_updates(handle) == 1
     # Late: the request is decided and the flow is over.
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
-        await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana",
-                                                   approve=False))  # fmt: skip
+        await decide(h.client, handle.id, await approvers.decision(
+            h.client, handle.id, "ana", False, request_id=request_id))  # fmt: skip
     await maybe_record(h.client, handle.id, "refund_approved_above_threshold")
 
 
-async def test_above_threshold_denied(harness: Harness) -> None:
+async def test_above_threshold_denied(harness: Harness, approvers: Approvers) -> None:
     h = harness
     handle, pi = await _refund(h, 7500)
     await _pending(h, handle)
     result = await decide(
         h.client, handle.id,
-        Decision(tenant_id=h.tenant, approver="ana", approve=False, reason="abuse"),
+        await approvers.decision(h.client, handle.id, "ana", False, reason="abuse"),
     )  # fmt: skip
     assert result.status == "denied"
     done = await handle.result()
@@ -125,7 +126,9 @@ async def test_above_threshold_denied(harness: Harness) -> None:
     assert [(r["status"], r["decided_by"]) for r in rows] == [("denied", "ana")]
 
 
-async def test_expiry_fails_closed_with_reminder_and_escalation(harness: Harness) -> None:
+async def test_expiry_fails_closed_with_reminder_and_escalation(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     timing = ApprovalTiming(
         timeout=timedelta(seconds=3), remind_before=timedelta(seconds=1),
@@ -151,9 +154,10 @@ async def test_expiry_fails_closed_with_reminder_and_escalation(harness: Harness
     status = await h.status_when(handle.id, lambda s: True)
     assert status.state == "expired"
     # Late: a decision after expiry is refused.
+    late = await approvers.decision(h.client, handle.id, "ana", True,
+                                    request_id=rows[0]["request_id"])  # fmt: skip
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
-        await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana",
-                                                   approve=True))  # fmt: skip
+        await decide(h.client, handle.id, late)
 
 
 @pytest.mark.parametrize(
@@ -166,29 +170,35 @@ async def test_expiry_fails_closed_with_reminder_and_escalation(harness: Harness
     ],
 )
 async def test_validator_rejects_before_history(
-    harness: Harness, decision: dict[str, Any], why: str
+    harness: Harness, approvers: Approvers, decision: dict[str, Any], why: str
 ) -> None:
     h = harness
     handle, pi = await _refund(h, 5000)
     await _pending(h, handle)
+    await approvers.register("mallory")  # a key, but mallory is not on the roster
+    signed = await approvers.decision(h.client, handle.id, decision["approver"], True)
+    fields = {k: v for k, v in decision.items() if k not in ("approver", "approve")}
     with pytest.raises(WorkflowUpdateFailedError) as rejected:
-        await decide(h.client, handle.id, Decision(**{"tenant_id": h.tenant, **decision}))
+        await decide(h.client, handle.id, signed.model_copy(update=fields))
     assert why in str(rejected.value.cause)
     assert await _accepted_updates(handle) == 0  # nothing was written
     assert await _refunded(h, pi) == 0
-    await decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana", approve=True))
+    await decide(h.client, handle.id, await approvers.decision(h.client, handle.id, "ana", True))
     assert (await handle.result()).state == "refunded"
 
 
-async def test_approve_and_deny_race_gives_one_outcome(harness: Harness) -> None:
+async def test_approve_and_deny_race_gives_one_outcome(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     handle, pi = await _refund(h, 8000)
     await _pending(h, handle)
+    yes = await approvers.decision(h.client, handle.id, "ana", True)
+    no = await approvers.decision(h.client, handle.id, "ana", False)
     outcomes = await asyncio.gather(
-        decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana", approve=True)),
-        decide(h.client, handle.id, Decision(tenant_id=h.tenant, approver="ana", approve=False)),
+        decide(h.client, handle.id, yes), decide(h.client, handle.id, no),
         return_exceptions=True,
-    )
+    )  # fmt: skip
     won = [o for o in outcomes if not isinstance(o, BaseException)]
     lost = [o for o in outcomes if isinstance(o, BaseException)]
     assert len(won) == 1 and len(lost) == 1
@@ -201,15 +211,14 @@ async def test_approve_and_deny_race_gives_one_outcome(harness: Harness) -> None
     assert [r["status"] for r in rows] == [won[0].status]
 
 
-async def test_signal_form_and_invalid_request(harness: Harness) -> None:
+async def test_signal_form_and_invalid_request(harness: Harness, approvers: Approvers) -> None:
     h = harness
     handle, _ = await _refund(h, 6000)
     await _pending(h, handle)
     # Fire-and-forget: an invalid signal is dropped, a valid one decides.
-    await handle.signal("decide_signal", Decision(tenant_id=h.tenant, approver="omar",
-                                                  approve=True))  # fmt: skip
-    await handle.signal("decide_signal", Decision(tenant_id=h.tenant, approver="ana",
-                                                  approve=True))  # fmt: skip
+    wrong_role = await approvers.decision(h.client, handle.id, "omar", True)
+    await handle.signal("decide_signal", wrong_role)
+    await handle.signal("decide_signal", await approvers.decision(h.client, handle.id, "ana", True))
     assert (await handle.result()).state == "refunded"
     rows = await h.hitl_rows(handle.id)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "ana")]
