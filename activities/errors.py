@@ -5,6 +5,12 @@ Every tool activity runs its provider work inside :func:`provider_errors`: a
 stable code and whose ``non_retryable`` is ``not err.retryable``; a rate limit asks
 Temporal for the provider's ``Retry-After`` as the next delay. Our own expected failures
 (``AutobizError``) keep their code; the gate-bypass refusal is never retried.
+
+A not-found is decisive, except on the first ``not_found_grace`` attempts of a call
+whose contract grants one (a read of an object we were just told exists): there it is
+``PROVIDER_NOT_FOUND_YET``, retryable, so a lagging read replica costs a retry with the
+policy's backoff, not the order; the attempt after the grace answers the decisive
+``PROVIDER_NOT_FOUND``. The attempts are the activity's own, visible in the history.
 """
 
 from __future__ import annotations
@@ -19,13 +25,28 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from autobiz.errors import AutobizError
-from autobiz.ledger.executor import GateBypassedError, ProviderResult, SideEffectRunner
-from autobiz.providers.errors import CardDeclined, ProviderError, RateLimited
+from autobiz.ledger.executor import (
+    GateBypassedError,
+    ProviderResult,
+    SideEffectRunner,
+    current_call,
+)
+from autobiz.providers.errors import CardDeclined, NotFound, ProviderError, RateLimited
 from kernel.contracts import CallContext
 from kernel.redaction import redact_text
 
 OutT = TypeVar("OutT", bound=BaseModel)
 NON_RETRYABLE_OWN = frozenset({GateBypassedError.code})
+NOT_FOUND_YET = "PROVIDER_NOT_FOUND_YET"
+
+
+def not_found_grace_left() -> tuple[int, int] | None:
+    """``(attempt, grace)`` while this attempt is within its call's not-found grace."""
+    call = current_call()
+    if call is None or call.not_found_grace <= 0 or not activity.in_activity():
+        return None
+    attempt = activity.info().attempt
+    return (attempt, call.not_found_grace) if attempt <= call.not_found_grace else None
 
 
 def to_application_error(exc: BaseException) -> ApplicationError:
@@ -40,11 +61,17 @@ def to_application_error(exc: BaseException) -> ApplicationError:
         delay = None
         if isinstance(exc, RateLimited) and exc.retry_after:
             delay = timedelta(seconds=min(exc.retry_after, 300.0))
+        message, code, retryable = redact_text(str(exc)), exc.code, exc.retryable
+        grace = not_found_grace_left() if isinstance(exc, NotFound) else None
+        if grace is not None:
+            message = f"not found yet (attempt {grace[0]}, grace {grace[1]}): {message}"
+            code, retryable = NOT_FOUND_YET, True
+            details.update(attempt=grace[0], not_found_grace=grace[1])
         return ApplicationError(
-            redact_text(str(exc)),
+            message,
             details,
-            type=exc.code,
-            non_retryable=not exc.retryable,
+            type=code,
+            non_retryable=not retryable,
             next_retry_delay=delay,
         )
     if isinstance(exc, AutobizError):

@@ -11,7 +11,9 @@ marks it ``handed_over`` only when that returns. Raising means "not delivered":
 
 The relay is at-least-once across a crash between a delivery and its commit; the
 envelope's ``dedup_id`` (source + provider event id) lets a workflow drop a repeat
-signal, and workflow ids are business keys so a repeated start is never a second run.
+signal, and workflow ids are business keys so a repeated start is never a second run
+beside a running or completed one (a failed run is started again:
+``autobiz.business_keys``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.search_attributes import ORDER_ID, TENANT_ID
 from ingress.routing import Action, KeyKind, Route, route_for
 from ingress.tenants import Source
@@ -146,12 +144,13 @@ class TemporalHandoff:
                 trigger.model_dump(mode="json"),
                 id=workflow_id,
                 task_queue=self.task_queue,
-                # A running run gets the signal; a finished one is never started again.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A running run gets the signal; a completed one is never started
+                # again; a failed one (a transient answer past its retries) runs again.
+                id_conflict_policy=KEY_CONFLICT_POLICY,
+                id_reuse_policy=KEY_REUSE_POLICY,
                 start_signal=route.signal,
                 start_signal_args=[signal_arg],
                 search_attributes=TypedSearchAttributes(pairs),
             )
         except WorkflowAlreadyStartedError as exc:
-            raise HandoffSkipped(f"workflow {workflow_id} already closed") from exc
+            raise HandoffSkipped(f"workflow {workflow_id} already completed") from exc

@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from kernel.catalog import REGISTRY
-from kernel.contracts import CallContext, RetrySpec
+from kernel.contracts import CallContext, RetrySpec, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import request_hash
 from kernel.metrics import record_gate, record_tool_call
@@ -51,11 +51,12 @@ class TraceBatch(BaseModel):
     entries: list[TraceEntry]
 
 
-def retry_policy(spec: RetrySpec) -> RetryPolicy:
+def retry_policy(spec: RetrySpec, *, scale: float = 1.0) -> RetryPolicy:
+    """The contract's retry policy; ``scale`` shortens its waits (never their number)."""
     return RetryPolicy(
-        initial_interval=timedelta(seconds=spec.initial_interval_s),
+        initial_interval=timedelta(seconds=spec.initial_interval_s * scale),
         backoff_coefficient=spec.backoff,
-        maximum_interval=timedelta(seconds=spec.max_interval_s),
+        maximum_interval=timedelta(seconds=spec.max_interval_s * scale),
         maximum_attempts=spec.max_attempts,
         non_retryable_error_types=list(spec.non_retryable),
     )
@@ -107,6 +108,7 @@ async def kernel_call(
     expect: type[OutT],
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
+    absent_ok: bool = False,
 ) -> OutT: ...
 
 
@@ -121,6 +123,7 @@ async def kernel_call(
     expect: None = None,
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
+    absent_ok: bool = False,
 ) -> BaseModel: ...
 
 
@@ -134,8 +137,14 @@ async def kernel_call(
     expect: type[BaseModel] | None = None,
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
+    absent_ok: bool = False,
 ) -> BaseModel:
-    """Call ``tool@version`` through the gate; return its output model."""
+    """Call ``tool@version`` through the gate; return its output model.
+
+    A read with a ``not_found_grace`` retries a not-found as "not there yet" for that
+    many attempts; ``absent_ok=True`` (the caller treats absence as an answer, e.g. a
+    reconciliation sweep) and lookups (``input.may_be_absent``) take the not-found at
+    once."""
     request = ToolRequest(tool=tool, version=version, input=input, step=step, approval=approval)
     now = workflow.now()
     decision = Gate(registry or REGISTRY).check(state, request, now)
@@ -160,6 +169,7 @@ async def kernel_call(
         internal_key=keys.internal,
         external_key=keys.external,
         request_hash=request_hash(contract.ref, input_json),
+        not_found_grace=_not_found_grace(contract.not_found_grace, decision.input, absent_ok),
     )
     state.record(
         now, "tool_started", "scheduled", tool=contract.ref, step=step,
@@ -173,7 +183,7 @@ async def kernel_call(
             args=[context, decision.input],
             result_type=contract.output_model,
             start_to_close_timeout=contract.timeout,
-            retry_policy=retry_policy(contract.retry),
+            retry_policy=retry_policy(contract.retry, scale=state.policy.retries.interval_scale),
         )
     except ActivityError as exc:
         cause = exc.cause
@@ -204,6 +214,12 @@ async def kernel_call(
     if expect is not None and not isinstance(result, expect):
         raise TypeError(f"{contract.ref} returned {type(result).__name__}, not {expect.__name__}")
     return result  # type: ignore[no-any-return]
+
+
+def _not_found_grace(grace: int, input: BaseModel | None, absent_ok: bool) -> int:
+    if absent_ok or (isinstance(input, ToolModel) and input.may_be_absent):
+        return 0
+    return grace
 
 
 async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds=30)) -> int:

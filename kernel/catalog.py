@@ -21,6 +21,11 @@ RiskLevel = Literal["low", "medium", "high"]
 _FAST = timedelta(seconds=15)
 _WRITE = timedelta(seconds=30)
 _MONEY_RETRY = RetrySpec(initial_interval_s=2.0, max_interval_s=120.0, max_attempts=8)
+# Reads of an object we were just told exists: a not-found on the first _GRACE attempts
+# is "not there yet" (a lagging read replica), retried after 1, 2, 4, 8 s; the fifth
+# not-found is decisive. Attempts left over still absorb 5xx/429/timeouts.
+_READ_RETRY = RetrySpec(initial_interval_s=1.0, max_interval_s=30.0, max_attempts=6)
+_GRACE = 4
 
 
 # --- Shopify -------------------------------------------------------------------------
@@ -271,6 +276,11 @@ class PrintfulOrderRef(ToolModel):
         return {k: v for k, v in data.items() if v is not None}
 
     @property
+    def may_be_absent(self) -> bool:
+        """By external id it is a lookup ("is there one for this order?"): no grace."""
+        return self.external_id is not None
+
+    @property
     def order_ref(self) -> int | str:
         """What goes in Printful's URL: the id, or ``@{external_id}``."""
         if self.printful_order_id is not None:
@@ -331,7 +341,8 @@ class CompleteOutput(ToolModel):
 SHOPIFY_GET_ORDER = ToolContract(
     name="shopify.get_order", version="1", description="Read an order from Shopify.",
     input_model=GetOrderInput, output_model=GetOrderOutput, side_effect=SideEffect.READ,
-    provider="shopify", scopes=frozenset({"orders:read"}), timeout=_FAST,
+    provider="shopify", scopes=frozenset({"orders:read"}), timeout=_FAST, retry=_READ_RETRY,
+    not_found_grace=_GRACE,
     trace_fields=frozenset({"order_id", "order_name", "financial_status", "fulfillment_status",
                             "total_minor", "currency"}),
 )  # fmt: skip
@@ -362,7 +373,7 @@ STRIPE_GET_PAYMENT_INTENT = ToolContract(
     description="Read a PaymentIntent: status, amounts, last decline, order key.",
     input_model=GetPaymentIntentInput, output_model=GetPaymentIntentOutput,
     side_effect=SideEffect.READ, provider="stripe", scopes=frozenset({"payments:read"}),
-    timeout=_FAST,
+    timeout=_FAST, retry=_READ_RETRY, not_found_grace=_GRACE,
     trace_fields=frozenset({"payment_intent_id", "order_id", "id", "status", "amount_minor",
                             "amount_received_minor", "amount_capturable_minor", "currency",
                             "decline_code", "failure_code", "order_key"}),
@@ -409,7 +420,8 @@ PRINTFUL_GET_ORDER = ToolContract(
     name="printful.get_order", version="1", description="Read a Printful order and shipments.",
     input_model=PrintfulOrderRef, output_model=GetPrintfulOrderOutput,
     side_effect=SideEffect.READ, provider="printful", scopes=frozenset({"fulfillment:read"}),
-    timeout=_FAST, trace_fields=frozenset({"printful_order_id", "external_id", "status"}),
+    timeout=_FAST, retry=_READ_RETRY, not_found_grace=_GRACE,
+    trace_fields=frozenset({"printful_order_id", "external_id", "status"}),
 )  # fmt: skip
 SHOPIFY_CREATE_FULFILLMENT = ToolContract(
     name="shopify.create_fulfillment", version="1",

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kernel.cost import DEFAULT_PRICES, PriceTable
-from kernel.policy import Bounds, Duration, HitlRule, LoopPolicy, RunPolicy
+from kernel.policy import Bounds, Duration, HitlRule, LoopPolicy, RetryTiming, RunPolicy
 
 Channel = Literal["email", "slack", "log"]
 
@@ -125,6 +125,8 @@ class BusinessConfig(_Strict):
     prices: PriceTable = DEFAULT_PRICES
     dunning: DunningConfig = DunningConfig()
     reconciliation: ReconciliationConfig = ReconciliationConfig()
+    # The waits between a tool's attempts (kernel.policy.RetryTiming).
+    retries: RetryTiming = RetryTiming()
 
     @model_validator(mode="after")
     def _dunning_fits_the_run(self) -> BusinessConfig:
@@ -159,4 +161,5 @@ class BusinessConfig(_Strict):
             loop=wf.loop,
             hitl=tuple(wf.hitl),
             prices=self.prices,
+            retries=self.retries,
         )

@@ -42,6 +42,13 @@ class ToolModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @property
+    def may_be_absent(self) -> bool:
+        """True when this input looks up an object that may legitimately not exist (by
+        our own key, before we know whether we made it): a not-found is then an answer
+        at once, never "not there yet" (see ``ToolContract.not_found_grace``)."""
+        return False
+
 
 class Money(ToolModel):
     """Money is integer minor units plus an ISO 4217 currency, never a float."""
@@ -80,8 +87,20 @@ class ToolContract(Generic[IN, OUT]):
     trace_fields: frozenset[str] = frozenset()
     # For LLM tools: the input field that caps the tokens a call may use.
     token_budget_field: str | None = None
+    # Reads of an object we were just told exists (the order a webhook named, the
+    # Printful order we just created): providers' read replicas lag, so the first this
+    # many attempts answer a not-found as retryable ``PROVIDER_NOT_FOUND_YET`` (with the
+    # retry policy's backoff); the next one is the decisive ``PROVIDER_NOT_FOUND``.
+    # Not applied to a lookup (``ToolModel.may_be_absent``) or an ``absent_ok`` call.
+    not_found_grace: int = 0
 
     def __post_init__(self) -> None:
+        attempts = self.retry.max_attempts
+        if self.not_found_grace < 0 or (attempts > 0 and self.not_found_grace >= attempts):
+            raise ValueError(
+                f"{self.ref}: not_found_grace must be >= 0 and below retry.max_attempts "
+                f"({attempts}), or Temporal gives up before the decisive answer"
+            )
         if self.side_effect is SideEffect.FINANCIAL and self.default_hitl in (
             HitlMode.NEVER,
             HitlMode.AUTO_APPROVE,
@@ -115,6 +134,7 @@ class ToolContract(Generic[IN, OUT]):
             "default_hitl": self.default_hitl.value,
             "timeout_seconds": self.timeout.total_seconds(),
             "retry": self.retry.model_dump(mode="json"),
+            "not_found_grace": self.not_found_grace,
             "input_schema": self.input_schema(),
             "output_schema": self.output_schema(),
         }
@@ -149,6 +169,9 @@ class CallContext(BaseModel):
     internal_key: str
     external_key: str
     request_hash: str
+    # Attempts on which a provider not-found means "not there yet" (retryable); 0: a
+    # not-found is decisive at once. Set by ``kernel_call`` from the contract.
+    not_found_grace: int = Field(default=0, ge=0)
 
     @property
     def ref(self) -> str:

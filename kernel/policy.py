@@ -83,6 +83,14 @@ class HitlRule(_Frozen):
     on_timeout: Literal["FAIL", "ESCALATE"] = "FAIL"
 
 
+class RetryTiming(_Frozen):
+    """How long a tool's retries wait: ``interval_scale`` multiplies the waits of every
+    contract's retry policy (never the number of attempts, so every bound stays as the
+    contract says). 1 in production; the demo and the tests shrink the waits."""
+
+    interval_scale: float = Field(default=1.0, gt=0, le=1)
+
+
 class RunPolicy(_Frozen):
     """The compiled policy for one workflow type of one tenant."""
 
@@ -94,6 +102,7 @@ class RunPolicy(_Frozen):
     loop: LoopPolicy = LoopPolicy()
     hitl: tuple[HitlRule, ...] = ()
     prices: PriceTable = DEFAULT_PRICES
+    retries: RetryTiming = RetryTiming()
 
     def hitl_rule(self, tool_ref: str) -> HitlRule | None:
         for rule in self.hitl:

@@ -1,7 +1,8 @@
 """Injected faults and published rate limits, applied around the provider routes.
 
-A fault rule matches ``method`` and a glob on the request path (``/stripe/v1/refunds*``)
-and fires for the next ``count`` matching calls:
+A fault rule matches ``method``, a glob on the request path (``/stripe/v1/refunds*``)
+and, for Shopify's one GraphQL endpoint, optionally the ``operation`` the request names
+(``GetOrder``), and fires for the next ``count`` matching calls:
 
 - ``latency``: the handler sleeps ``latency_ms`` once it has started processing (for
   Stripe, after the idempotency key is registered, so a concurrent retry sees 409);
@@ -38,11 +39,16 @@ class FaultRule(BaseModel):
     status: int = Field(default=500, ge=400, le=599)
     retry_after: float = Field(default=1.0, ge=0)
     hang_seconds: float = Field(default=30.0, gt=0, description="timeout/commit_then_drop")
+    operation: str | None = Field(
+        default=None, description="GraphQL operationName the request must name (Shopify)"
+    )
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, operation: str | None = None) -> bool:
         return (
-            self.method == "*" or self.method.upper() == method.upper()
-        ) and fnmatch.fnmatchcase(path, self.path)
+            (self.method == "*" or self.method.upper() == method.upper())
+            and fnmatch.fnmatchcase(path, self.path)
+            and (self.operation is None or self.operation == operation)
+        )
 
 
 class RateLimitConfig(BaseModel):
@@ -104,10 +110,10 @@ class FaultBook:
     def add(self, rule: FaultRule) -> None:
         self.rules.append(rule)
 
-    def take(self, method: str, path: str) -> FaultRule | None:
+    def take(self, method: str, path: str, operation: str | None = None) -> FaultRule | None:
         """The first rule that matches, with one of its remaining calls consumed."""
         for rule in self.rules:
-            if rule.matches(method, path):
+            if rule.matches(method, path, operation):
                 rule.count -= 1
                 if rule.count <= 0:
                     self.rules.remove(rule)
@@ -153,6 +159,28 @@ async def _send_json(
     await send({"type": "http.response.body", "body": raw})
 
 
+async def _peek_operation(receive: Receive) -> tuple[str | None, Receive]:
+    """The GraphQL ``operationName`` of the request body, and a ``receive`` that hands
+    the app the same body again."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    name = payload.get("operationName") if isinstance(payload, dict) else None
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return (str(name) if name else None), replay
+
+
 async def _wait_for_disconnect(receive: Receive, limit: float) -> None:
     async def drain() -> None:
         while True:
@@ -182,7 +210,10 @@ class FaultMiddleware:
         if provider is None:
             await self.app(scope, receive, send)
             return
-        rule = self.book.take(scope["method"], path)
+        operation = None
+        if provider == "shopify" and any(r.operation for r in self.book.rules):
+            operation, receive = await _peek_operation(receive)
+        rule = self.book.take(scope["method"], path, operation)
         if rule is not None:
             handled = await self._apply(rule, provider, scope, receive, send)
             if handled:

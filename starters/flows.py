@@ -1,8 +1,9 @@
 """Start each flow by its business key, and send approvals (the CLI calls these).
 
 A second start for the same key attaches to the running workflow (id-conflict policy
-USE_EXISTING) and a key whose workflow has closed is never started again
-(REJECT_DUPLICATE): a duplicate trigger can never make a second run.
+USE_EXISTING); a key whose last run completed is never started again, one whose last
+run failed or was terminated may be (ALLOW_DUPLICATE_FAILED_ONLY; why that is safe for
+each flow: ``autobiz.business_keys``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.config_activities import flow_context
+from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
 from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig, DunningConfig
@@ -79,12 +76,11 @@ async def _start(
     tenant_id: str,
     order_id: str,
 ) -> WorkflowHandle[Any, R]:
-    """Start by business key: a running run is attached to (USE_EXISTING), a closed
-    one is never started again (REJECT_DUPLICATE)."""
+    """Start by business key: a running run is attached to, a completed one is never
+    started again (``WorkflowAlreadyStartedError``), a failed one runs again."""
     return await client.start_workflow(
         workflow, input, id=workflow_id, task_queue=task_queue, result_type=result_type,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=KEY_CONFLICT_POLICY, id_reuse_policy=KEY_REUSE_POLICY,
         search_attributes=_attributes(tenant_id, order_id),
     )  # fmt: skip
 

@@ -319,7 +319,7 @@ class Reconciliation(FlowHandlers):
                 intent = await kernel_call(
                     run, "stripe.get_payment_intent", "1",
                     GetPaymentIntentInput(payment_intent_id=pi, order_id=payment.order_id),
-                    step=f"intent:{pi}", expect=GetPaymentIntentOutput,
+                    step=f"intent:{pi}", expect=GetPaymentIntentOutput, absent_ok=True,
                 )  # fmt: skip
                 refunds = await kernel_call(
                     run, "stripe.list_refunds", "1",
@@ -338,6 +338,7 @@ class Reconciliation(FlowHandlers):
                     run, "printful.get_order", "1",
                     PrintfulOrderRef(printful_order_id=order.printful_order_id),
                     step=f"printful:{order.printful_order_id}", expect=GetPrintfulOrderOutput,
+                    absent_ok=True,
                 )  # fmt: skip
             except ActivityError as exc:
                 _skip_unknown(run, exc, f"printful:{order.printful_order_id}")
@@ -577,7 +578,7 @@ class ReconcileDrift(ApprovalHandlers):
         try:
             order = await kernel_call(
                 run, "shopify.get_order", "1", GetOrderInput(order_id=str(order_id)),
-                step="shopify_order", expect=GetOrderOutput,
+                step="shopify_order", expect=GetOrderOutput, absent_ok=True,
             )  # fmt: skip
         except ActivityError as exc:
             if _error_type(exc) != "PROVIDER_NOT_FOUND":

@@ -13,6 +13,7 @@ retry resends the same external key, so the provider does the work once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +54,17 @@ class ProviderResult(BaseModel, Generic[OutT]):
     details: dict[str, Any] = {}
 
 
+# The call the running activity serves (set by ``verify_call``, which every tool activity
+# runs first), so its error mapping can honour the call's terms (``not_found_grace``).
+# Each activity runs in its own task, so the value never leaks into another call.
+_CURRENT_CALL: ContextVar[CallContext | None] = ContextVar("autobiz_current_call", default=None)
+
+
+def current_call() -> CallContext | None:
+    """The verified call this activity is serving, if any."""
+    return _CURRENT_CALL.get()
+
+
 def verify_call(ctx: CallContext, input: BaseModel) -> None:
     """Refuse a call whose idempotency keys were not computed from its own content."""
     input_json = input.model_dump(mode="json")
@@ -64,6 +76,7 @@ def verify_call(ctx: CallContext, input: BaseModel) -> None:
         raise GateBypassedError(f"{ctx.ref}: idempotency keys do not match the call")
     if request_hash(ctx.ref, input_json) != ctx.request_hash:
         raise GateBypassedError(f"{ctx.ref}: request hash does not match the call")
+    _CURRENT_CALL.set(ctx)
 
 
 def attempt_lease() -> timedelta | None:
