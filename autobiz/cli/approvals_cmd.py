@@ -228,8 +228,6 @@ async def _decide(
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError, RPCStatusCode
 
-    from starters.flows import decide
-
     row, decision = await _signed(
         settings, tenant_id, request_id, approver, approve, reason, key_file
     )
@@ -245,7 +243,7 @@ async def _decide(
     try:
         with temporal_errors(f"sending the decision to {workflow_id}"):
             result = await within(
-                decide(client, workflow_id, decision, update_id=uid),
+                _decide_fresh(client, workflow_id, decision, uid),
                 f"sending the decision to {workflow_id}",
             )
         # Temporal answers a repeated update id with the first outcome; the row says
@@ -272,6 +270,37 @@ async def _decide(
         hint=f"see `autobiz approvals list --all --tenant {tenant_id}`, the approvers in "
         f"the tenant's BusinessConfig and `autobiz approvals keys list --tenant {tenant_id}`",
     )
+
+
+# The flow's registry snapshot predates the key (registered or rotated after the request
+# opened, or a run from before proofs): refresh it and try again, for this long.
+_STALE = ("is not registered for tenant", "holds no approver key registry")
+_STALE_RETRY = timedelta(seconds=15)
+
+
+async def _decide_fresh(client: Any, workflow_id: str, decision: Any, uid: str) -> Any:
+    """``decide``; a rejection because the run's key snapshot is stale (the key is
+    registered, we just read it) makes the run re-read the registry, then it is retried.
+    A rejected update leaves no trace, so retrying is safe."""
+    import asyncio
+
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from starters.flows import decide
+
+    deadline = asyncio.get_running_loop().time() + _STALE_RETRY.total_seconds()
+    signalled = False
+    while True:
+        try:
+            return await decide(client, workflow_id, decision, update_id=uid)
+        except WorkflowUpdateFailedError as exc:
+            stale = any(s in failure_of(exc)[1] for s in _STALE)
+            if not stale or asyncio.get_running_loop().time() > deadline:
+                raise
+        if not signalled:
+            await client.get_workflow_handle(workflow_id).signal("approver_keys_changed")
+            signalled = True
+        await asyncio.sleep(0.25)
 
 
 def _checked(approver: str, reason: str | None) -> None:

@@ -1,19 +1,23 @@
-"""`autobiz refund request` and `autobiz approvals list|approve|deny` end to end: the
-backlog from the database (RLS), decisions through the validated ``decide`` update."""
+"""`autobiz refund request` and `autobiz approvals list|approve|deny|keys` end to end: the
+backlog from the database (RLS), decisions signed with the operator's own approver key
+through the validated ``decide`` update."""
 
 from __future__ import annotations
 
+import stat
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from psycopg.types.json import Jsonb
 
 from autobiz.db.database import Database
+from starters.flows import decide
 from tests.autobiz.cli.support import Cli
 from tests.conftest import new_tenant
 from tests.workflows.support import Harness
-from workflows.models import RefundResult
+from workflows.models import Decision, RefundResult
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +35,21 @@ async def _refunded(h: Harness, pi: str) -> int:
     return int(charge.amount_refunded)
 
 
-async def _pending_refund(h: Harness, cli: Cli, amount: str) -> tuple[str, str, str]:
-    """Request a refund through the CLI; return (workflow id, pending request id, pi)."""
+async def _keys(cli: Cli, *approvers: str) -> dict[str, str]:
+    """``autobiz approvals keys create --as`` each approver; approver -> key id."""
+    created = {}
+    for approver in approvers:
+        out = (await cli("approvals", "keys", "create", "--as", approver, "--json")).json()
+        created[approver] = out["key_id"]
+    return created
+
+
+async def _pending_refund(
+    h: Harness, cli: Cli, amount: str, *, keys: tuple[str, ...] = ("ana", "omar")
+) -> tuple[str, str, str]:
+    """Register the approvers' keys, request a refund through the CLI; return (workflow
+    id, pending request id, pi)."""
+    await _keys(cli, *keys)
     order_id, pi = await _captured(h)
     rid = f"ticket-{uuid.uuid4().hex[:8]}"
     out = await cli(
@@ -138,12 +155,14 @@ async def test_deny(harness: Harness, cli: Cli) -> None:
 async def test_wrong_approver_or_role_is_rejected(harness: Harness, cli: Cli) -> None:
     h = harness
     wid, request_id, pi = await _pending_refund(h, cli, "50.00")
+    # mallory holds no key and cannot get one: she is not on the tenant's roster.
     stranger = await cli("approvals", "approve", request_id, "--as", "mallory", check=False)
-    assert stranger.refused("APPROVAL_REJECTED"), stranger.stderr
-    assert "mallory is not an approver" in stranger.stderr
+    assert stranger.refused("APPROVER_KEY_MISSING"), stranger.stderr
+    enrol = await cli("approvals", "keys", "create", "--as", "mallory", check=False)
+    assert enrol.refused("APPROVER_UNKNOWN") and "mallory is not an approver" in enrol.stderr
     wrong_role = await cli("approvals", "approve", request_id, "--as", "omar", "--json",
                            check=False)  # fmt: skip
-    assert wrong_role.refused("APPROVAL_REJECTED") and wrong_role.stdout == ""
+    assert wrong_role.refused("APPROVAL_REJECTED") and "\"status\"" not in wrong_role.stdout
     assert "none of the roles finance" in wrong_role.stderr
     unknown = await cli("approvals", "deny", f"{wid}#refund#9", "--as", "ana", check=False)
     assert unknown.refused("APPROVAL_NOT_FOUND")
@@ -183,3 +202,52 @@ async def test_list_is_per_tenant_sorted_by_expiry(harness: Harness, cli: Cli) -
     # Another tenant's request cannot be decided from this tenant: it is not even found.
     cross = await cli("approvals", "approve", "theirs", "--as", "ana", check=False)
     assert cross.refused("APPROVAL_NOT_FOUND")
+
+
+async def test_keys_create_list_rotate_revoke(harness: Harness, cli: Cli) -> None:
+    h = harness
+    home = Path(cli.env["AUTOBIZ_HOME"])
+    wid, request_id, _ = await _pending_refund(h, cli, "60.00", keys=())
+    # No key yet: refused before anything is sent.
+    missing = await cli("approvals", "approve", request_id, "--as", "ana", check=False)
+    assert missing.refused("APPROVER_KEY_MISSING"), missing.stderr
+    assert "approvals keys create --as ana" in missing.stderr
+    first = (await cli("approvals", "keys", "create", "--as", "ana", "--json")).json()
+    pem = home / "keys" / h.tenant / "ana" / f"{first['key_id']}.pem"
+    assert first["key_file"] == str(pem) and stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert wid in first["notified"]  # the waiting refund was told to re-read the registry
+    # Rotation: a new key, the old one still valid until revoked.
+    rotated = (await cli("approvals", "keys", "rotate", "--as", "ana", "--json")).json()
+    assert rotated["previous"] == [first["key_id"]] and rotated["revoked"] == []
+    listed = (await cli("approvals", "keys", "list", "--json")).json()["keys"]
+    assert {(k["key_id"], k["state"]) for k in listed} == {
+        (first["key_id"], "active"),
+        (rotated["key_id"], "active"),
+    }
+    revoked = (await cli("approvals", "keys", "revoke", first["key_id"], "--reason", "lost",
+                         "--json")).json()  # fmt: skip
+    assert revoked["state"] == "revoked" and wid in revoked["notified"]
+    human = await cli("approvals", "keys", "list")
+    assert "revoked" in human.stdout and rotated["key_id"] in human.stdout
+    # The revoked key's file cannot sign any more; the new key approves the request that
+    # was already waiting (it learnt the key when told).
+    old = await cli("approvals", "approve", request_id, "--as", "ana", "--key-file", str(pem),
+                    check=False)  # fmt: skip
+    assert old.refused("APPROVER_KEY_MISSING")
+    approved = (await cli("approvals", "approve", request_id, "--as", "ana", "--json")).json()
+    assert approved["status"] == "approved" and approved["key_id"] == rotated["key_id"]
+    assert (await _result(h, wid)).state == "refunded"
+    unknown = await cli("approvals", "keys", "revoke", "ak_nope12345", check=False)
+    assert unknown.refused("APPROVER_KEY_NOT_FOUND")
+
+
+async def test_sign_prints_a_decision_for_the_plain_cli(harness: Harness, cli: Cli) -> None:
+    h = harness
+    wid, request_id, pi = await _pending_refund(h, cli, "60.00", keys=("ana",))
+    out = await cli("approvals", "sign", request_id, "--as", "ana", "--reason", "ok")
+    decision = Decision.model_validate_json(out.stdout)
+    assert decision.proof is not None and decision.request_id == request_id
+    assert (decision.approver, decision.approve, decision.reason) == ("ana", True, "ok")
+    assert await _refunded(h, pi) == 0  # signing sends nothing
+    assert (await decide(h.client, wid, decision)).status == "approved"
+    assert (await _result(h, wid)).state == "refunded"
