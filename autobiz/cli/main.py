@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from autobiz import __version__
 from autobiz.cli import (
@@ -28,8 +29,8 @@ from autobiz.cli import (
     tools_cmd,
     worker_cmd,
 )
-from autobiz.cli.output import err_console
-from autobiz.errors import AutobizError
+from autobiz.cli.output import emit_json, err_console, json_emitted
+from autobiz.errors import AutobizError, ExitCode, UsageError
 from kernel.redaction import install_log_redaction
 
 app = typer.Typer(
@@ -92,29 +93,72 @@ def _exit(code: str | int | None) -> NoReturn:
     os._exit(code or 0)
 
 
-def _run() -> None:
+def _run(argv: list[str] | None = None) -> None:
+    """Dispatch ``argv``; every way out is an exit code from :class:`ExitCode` and, for a
+    failure, one ``error[CODE]: message`` line and a hint (never Typer's box or a trace)."""
     logging.basicConfig(level=os.environ.get("AUTOBIZ_LOG_LEVEL", "WARNING"))
     install_log_redaction()  # secrets and PII never reach a log line
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
     try:
-        app()
+        _check_encoding(args)
+        result = app(args=args, prog_name="autobiz", standalone_mode=False)
     except AutobizError as exc:
-        err_console.print(f"[bold red]error[{exc.code}][/]: {exc.message}", highlight=False)
-        if exc.hint:
-            err_console.print(f"hint: {exc.hint}", highlight=False)
-        sys.exit(exc.exit_code)
+        _fail(exc.code, exc.message, exc.hint, exc.exit_code, as_json=as_json)
     except ValidationError as exc:
-        err_console.print(f"[bold red]error[SETTINGS_INVALID][/]: {exc}", highlight=False)
-        sys.exit(2)
+        _fail("SETTINGS_INVALID", str(exc), "check the AUTOBIZ_* environment variables",
+              ExitCode.USAGE, as_json=as_json)  # fmt: skip
+    except typer.Abort:
+        _fail("ABORTED", "aborted", None, ExitCode.INTERRUPTED, as_json=as_json)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
+    except typer.TyperException as exc:  # Click's usage errors, from Typer's parser
+        code, message, hint = _usage(exc)
+        _fail(code, message, hint, ExitCode.USAGE, as_json=as_json)
     except Exception as exc:
         if os.environ.get("AUTOBIZ_DEBUG"):
             raise
-        err_console.print(
-            f"[bold red]error[INTERNAL][/]: {type(exc).__name__}: {exc}\n"
-            "set AUTOBIZ_DEBUG=1 for the traceback", highlight=False,
-        )  # fmt: skip
-        sys.exit(1)
+        _fail("INTERNAL", f"{type(exc).__name__}: {exc}", "set AUTOBIZ_DEBUG=1 for the traceback",
+              ExitCode.INTERNAL, as_json=as_json)  # fmt: skip
+    # Not standalone: --help and typer.Exit come back as their exit code; a command
+    # returns None.
+    sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def _check_encoding(args: list[str]) -> None:
+    """Arguments arrive as bytes; one that is not UTF-8 (Python keeps it as surrogate
+    escapes) would fail later, deep in a client or when printed — refuse it here."""
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "surrogateescape")
+            raise UsageError(
+                f"argument {position} is not valid UTF-8: {raw!r}",
+                hint="ids, amounts and options are UTF-8 text (order ids are ASCII digits)",
+            ) from None
+
+
+def _usage(exc: Exception) -> tuple[str, str, str]:
+    """``(code, message, hint)`` for one of Click's usage errors."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "autobiz"
+    hint = f"see `{path} --help`"
+    if type(exc).__name__ == "NoArgsIsHelpError":  # its help text was just printed
+        return "USAGE", f"`{path}` needs a command", hint
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    return "USAGE", str(message).strip() or "invalid usage", hint
+
+
+def _fail(code: str, message: str, hint: str | None, exit_code: int, *, as_json: bool) -> NoReturn:
+    err_console.print(f"[bold red]error[{code}][/]: {escape(message)}", highlight=False)
+    if hint:
+        err_console.print(f"hint: {escape(hint)}", highlight=False)
+    if as_json and not json_emitted():  # a script asked for JSON: the error is JSON too
+        emit_json({"error": {"code": code, "message": message, "hint": hint,
+                             "exit_code": int(exit_code)}})  # fmt: skip
+    sys.exit(int(exit_code))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,18 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+_emitted: list[bool] = []
+
+
+def json_emitted() -> bool:
+    """Whether this process already wrote a JSON document to stdout (an error then does
+    not add a second one: ``--json`` output stays one document)."""
+    return bool(_emitted)
+
+
 def emit_json(data: Any) -> None:
+    _emitted.append(True)
+
     def default(obj: Any) -> Any:
         if is_dataclass(obj) and not isinstance(obj, type):
             return asdict(obj)
