@@ -1,9 +1,11 @@
 """`autobiz order start|status`, `autobiz refund request`, `autobiz cancel request`.
 
 Each flow is started by its business key through ``starters.flows``: a second start for
-the same key attaches to the running workflow, and a key whose workflow has closed is
-refused (``ORDER_FLOW_CLOSED`` / ``REQUEST_CLOSED``) — a duplicate trigger never makes a
-second run. Human output by default, ``--json`` for scripts.
+the same key attaches to the running workflow, a key whose last run completed is refused
+(``ORDER_FLOW_CLOSED`` / ``REQUEST_CLOSED``) — a duplicate trigger never makes a second
+run — and a key whose last run failed or was terminated starts its next run (the
+side effects the failed run completed are replayed, not redone: ``autobiz.business_keys``).
+Human output by default, ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -97,7 +99,21 @@ async def _describe(client: Client, workflow_id: str) -> WorkflowExecutionDescri
 
 def _closed(kind: str, desc: WorkflowExecutionDescription | None, workflow_id: str) -> str:
     status = desc.status.name if desc is not None and desc.status is not None else "CLOSED"
-    return f"{kind} already ran: workflow {workflow_id} is {status}, and a key never runs twice"
+    return (
+        f"{kind} already ran: workflow {workflow_id} is {status}, and a completed key "
+        "never runs again"
+    )
+
+
+async def _runs_so_far(client: Client, workflow_id: str) -> int | None:
+    """How many runs this key has had (visibility; None when it cannot say)."""
+    from temporalio.service import RPCError
+
+    escaped = workflow_id.replace("\\", "\\\\").replace('"', '\\"')
+    try:
+        return (await client.count_workflows(f'WorkflowId = "{escaped}"')).count
+    except RPCError:
+        return None
 
 
 async def _start(
@@ -110,20 +126,21 @@ async def _start(
     closed_hint: str,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start (or attach to) one flow; return the handle and whether this call started it.
-    The look before the start only words the refusal; the id-reuse policy enforces it."""
+    The look before the start only words the refusal; the id-reuse policy enforces it
+    (a completed key is refused; a failed or terminated one starts its next run)."""
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
     with temporal_errors(f"starting {workflow_id}"):
         before = await _describe(client, workflow_id)
-        if before is not None and before.status != WorkflowExecutionStatus.RUNNING:
+        if before is not None and before.status == WorkflowExecutionStatus.COMPLETED:
             raise AutobizError(
                 _closed(closed_kind, before, before.id), code=closed_code, hint=closed_hint
             )
         try:
             with _input_errors():
                 handle = await starter()
-        except WorkflowAlreadyStartedError as exc:  # closed (or closed since our look)
+        except WorkflowAlreadyStartedError as exc:  # completed (or since our look)
             raise AutobizError(
                 _closed(closed_kind, await _describe(client, exc.workflow_id), exc.workflow_id),
                 code=closed_code,
@@ -153,7 +170,52 @@ async def _result(handle: WorkflowHandle[Any, Any], what: str, hint: str, *, qui
             ) from None
 
 
-def _started_line(kind: str, workflow_id: str, started: bool) -> str:
+async def _previous_run(client: Client, workflow_id: str) -> dict[str, Any] | None:
+    """The key's last run when it ended without completing (failed, terminated,
+    cancelled, timed out): what a new start would follow. None: no run, or it is
+    running or completed."""
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+    desc = await _describe(client, workflow_id)
+    if desc is None or desc.status in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.COMPLETED,
+    ):
+        return None
+    previous: dict[str, Any] = {
+        "run_id": desc.run_id,
+        "status": desc.status.name if desc.status is not None else "CLOSED",
+        "failure": None,
+        "runs": await _runs_so_far(client, workflow_id),
+    }
+    try:
+        await client.get_workflow_handle(workflow_id, run_id=desc.run_id).result(follow_runs=False)
+    except WorkflowFailureError as exc:
+        kind, message = failure_of(exc)
+        previous["failure"] = {"type": kind, "message": message}
+    return previous
+
+
+def _run_number(previous: dict[str, Any] | None) -> int | None:
+    """The number of the run a start made: 1 for a new key, else the runs so far + 1."""
+    if previous is None:
+        return 1
+    return previous["runs"] + 1 if previous["runs"] else None
+
+
+def _started_line(
+    kind: str, workflow_id: str, started: bool, previous: dict[str, Any] | None = None
+) -> str:
+    if started and previous is not None:
+        number = _run_number(previous)
+        which = f"run {number} of " if number else "a new run of "
+        failure = previous["failure"]
+        why = f": {failure['type']}" if failure else ""
+        return (
+            f"[green]✓[/] started {which}{kind} [bold]{workflow_id}[/] (the previous run "
+            f"{previous['run_id']} ended {previous['status']}{why}; what it completed is "
+            "replayed, not redone)"
+        )
     if started:
         return f"[green]✓[/] started {kind} [bold]{workflow_id}[/]"
     return (
@@ -184,7 +246,8 @@ def order_start(
     json_out: bool = JSON_OPT,
     wait: bool = WAIT_OPT,
 ) -> None:
-    """Start OrderFulfill for an order (a running flow for it is attached to)."""
+    """Start OrderFulfill for an order: a running flow for it is attached to; one that
+    failed or was terminated gets its next run; a completed one is refused."""
     from starters.flows import start_order
     from workflows.models import order_workflow_id
 
@@ -197,6 +260,8 @@ def order_start(
 
     async def main() -> dict[str, Any]:
         client = await temporal_client(settings)
+        with temporal_errors(f"reading {workflow_id}"):
+            previous = await _previous_run(client, workflow_id)
         handle, started = await _start(
             client, workflow_id,
             lambda: start_order(
@@ -207,14 +272,16 @@ def order_start(
             closed_hint=f"see `autobiz order status {order_id}`; use `autobiz refund request` "
             "or `autobiz cancel request` to undo it",
         )  # fmt: skip
+        rerun = previous if started else None
         out: dict[str, Any] = {
             "workflow_id": workflow_id, "run_id": handle.result_run_id,
             "tenant_id": tenant_id, "order_id": order_id,
             "task_queue": settings.temporal.task_queue, "started": started,
-            "attached": not started,
+            "attached": not started, "previous_run": rerun,
+            "run_number": _run_number(rerun) if started else None,
         }  # fmt: skip
         if not json_out:
-            console.print(_started_line("order flow", workflow_id, started), highlight=False)
+            console.print(_started_line("order flow", workflow_id, started, rerun), highlight=False)
         if wait:
             hint = f"follow it with `autobiz order status {order_id}`"
             out["result"] = dump(await _result(handle, "order flow", hint, quiet=json_out))
@@ -341,6 +408,12 @@ def order_status(
     if approval and approval["status"] == "pending":
         console.print(
             f"decide with `autobiz approvals approve {approval['request_id']} --as APPROVER`",
+            highlight=False,
+        )
+    if out["status"] in ("FAILED", "TERMINATED", "CANCELED", "TIMED_OUT"):
+        console.print(
+            f"start its next run with `autobiz order start {order_id}` (what this run "
+            "completed is replayed, not redone)",
             highlight=False,
         )
     if out["warning"]:

@@ -9,14 +9,10 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.providers.errors import CardDeclined
 from autobiz.search_attributes import ORDER_ID, TENANT_ID
 from ingress.handoff import EventEnvelope, WorkflowTrigger
@@ -111,8 +107,7 @@ async def _ingress_start(
     return await h.client.start_workflow(
         route.workflow, trigger.model_dump(mode="json"), id=workflow_id,
         task_queue=h.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=KEY_CONFLICT_POLICY, id_reuse_policy=KEY_REUSE_POLICY,
         start_signal=route.signal, start_signal_args=[envelope],
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(TENANT_ID, h.tenant), SearchAttributePair(ORDER_ID, order_id)]
@@ -370,7 +365,7 @@ async def test_duplicate_starts_attach_to_one_run(harness: Harness) -> None:
     )
     assert (await first.result()).state == "recovered"
     assert await _templates(h) == [T_FAILED, T_RECOVERED]  # one notice: one run
-    # A closed key is never started again.
+    # A completed key is never started again.
     with pytest.raises(WorkflowAlreadyStartedError):
         await _start(h, pi, order_id, HOURS)
 
