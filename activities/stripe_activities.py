@@ -8,15 +8,19 @@ answer was lost — replays Stripe's first answer instead of moving money twice.
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import provider_errors, run_side_effect
 from autobiz.db.database import Database
+from autobiz.ledger.binding import require_payment_binding
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
-from autobiz.providers.errors import InvalidRequest
+from autobiz.providers.errors import InvalidRequest, NotFound
 from autobiz.providers.stripe_client import (
     ORDER_KEY_METADATA,
     PROVIDER,
     PaymentIntentInfo,
+    RefundInfo,
+    StripePayments,
 )
 from autobiz.providers.tenant_clients import TenantClients
 from kernel.catalog import (
@@ -35,6 +39,7 @@ from kernel.catalog import (
 )
 from kernel.contracts import CallContext
 from kernel.redaction import redact_text
+from kernel.refunds import PaymentStanding, RefundRefusal, refund_refusal
 
 FAILURE_MESSAGE_MAX = 300
 
@@ -51,7 +56,15 @@ def _check_currency(pi: PaymentIntentInfo, currency: str) -> None:
 class StripeActivities:
     def __init__(self, clients: TenantClients, db: Database) -> None:
         self._clients = clients
+        self._db = db
         self._runner = SideEffectRunner(db)
+
+    async def _bound(self, ctx: CallContext, order_id: str, pi: PaymentIntentInfo) -> None:
+        """The intent must be this tenant's and this order's (else an incident)."""
+        await require_payment_binding(
+            self._db, ctx.tenant_id, order_id, pi.id, pi.metadata,
+            action=ctx.tool, actor=f"workflow:{ctx.workflow_id}",
+        )  # fmt: skip
 
     @activity.defn(name=STRIPE_CAPTURE_PAYMENT.activity_name)
     async def capture_payment(
@@ -60,6 +73,7 @@ class StripeActivities:
         async def execute() -> ProviderResult[CapturePaymentOutput]:
             stripe = await self._clients.stripe(ctx.tenant_id)
             pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
+            await self._bound(ctx, input.order_id, pi)
             _check_currency(pi, input.currency)
             if pi.status != "succeeded":
                 pi = await stripe.capture_payment_intent(
@@ -88,6 +102,7 @@ class StripeActivities:
         async def execute() -> ProviderResult[CancelPaymentOutput]:
             stripe = await self._clients.stripe(ctx.tenant_id)
             pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
+            await self._bound(ctx, input.order_id, pi)
             if pi.status != "canceled":
                 pi = await stripe.cancel_payment_intent(
                     input.payment_intent_id, idempotency_key=ctx.external_key, reason=input.reason
@@ -105,12 +120,17 @@ class StripeActivities:
     async def get_payment_intent(
         self, ctx: CallContext, input: GetPaymentIntentInput
     ) -> GetPaymentIntentOutput:
-        """A read: no receipt. The decline message is Stripe's text for the customer's
-        bank answer; it is redacted and cut short before it reaches history."""
+        """A read: no receipt. ``amount_refunded_minor`` is the latest charge's (what a
+        refund may still take is received minus refunded). The decline message is
+        Stripe's text for the customer's bank answer; it is redacted and cut short before
+        it reaches history."""
         with provider_errors():
             verify_call(ctx, input)
             stripe = await self._clients.stripe(ctx.tenant_id)
             pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
+            refunded = 0
+            if pi.latest_charge and pi.amount_received > 0:
+                refunded = (await stripe.retrieve_charge(pi.latest_charge)).amount_refunded
         error = pi.last_payment_error
         message = (
             redact_text(error.message)[:FAILURE_MESSAGE_MAX] if error and error.message else None
@@ -121,6 +141,7 @@ class StripeActivities:
             amount_minor=pi.amount,
             amount_received_minor=pi.amount_received,
             amount_capturable_minor=pi.amount_capturable,
+            amount_refunded_minor=refunded,
             currency=pi.currency.upper(),
             decline_code=error.decline_code if error else None,
             failure_code=error.code if error else None,
@@ -130,15 +151,39 @@ class StripeActivities:
 
     @activity.defn(name=STRIPE_CREATE_REFUND.activity_name)
     async def create_refund(self, ctx: CallContext, input: CreateRefundInput) -> CreateRefundOutput:
+        """Refund once per identity, and only what the order may get back.
+
+        First the refund this call already made, found by its identity in the
+        PaymentIntent's refunds (our idempotency window and Stripe's 24 h key both
+        expire; the identity does not); then, with none, Stripe's truth right before
+        the money moves: the PaymentIntent is this tenant's order's, in this currency,
+        with at least this much captured and not yet refunded. A refusal is
+        non-retryable with a stable code (``kernel.refunds``) and nothing moved."""
+
         async def execute() -> ProviderResult[CreateRefundOutput]:
             stripe = await self._clients.stripe(ctx.tenant_id)
-            refund = await stripe.create_refund(payment_intent_id=input.payment_intent_id,
-                idempotency_key=ctx.external_key,
-                amount=input.amount_minor,
-                reason=input.reason,
-                metadata={"order_id": input.order_id,
-                          "refund_request_id": input.refund_request_id},
-            )  # fmt: skip
+            try:
+                refund = await _existing_refund(stripe, ctx, input)
+                standing = (
+                    None if refund else await payment_standing(stripe, input.payment_intent_id)
+                )
+            except NotFound:  # not this account's PaymentIntent (or none at all)
+                refund, standing = None, None
+            if refund is None:
+                problem = refund_refusal(
+                    tenant_id=ctx.tenant_id, order_id=input.order_id,
+                    payment_intent_id=input.payment_intent_id, amount_minor=input.amount_minor,
+                    currency=input.currency, standing=standing, source="Stripe",
+                )  # fmt: skip
+                if problem is not None:
+                    raise refusal_error(problem)
+                refund = await stripe.create_refund(
+                    payment_intent_id=input.payment_intent_id,
+                    idempotency_key=ctx.external_key,
+                    amount=input.amount_minor,
+                    reason=input.reason,
+                    metadata=_refund_metadata(ctx, input),
+                )
             if refund.currency.upper() != input.currency:
                 raise InvalidRequest(
                     f"refund {refund.id} is in {refund.currency.upper()}, not {input.currency}",
@@ -155,7 +200,70 @@ class StripeActivities:
                 output=out, provider_object_id=refund.id, status=out.status,
                 amount_minor=refund.amount, currency=out.currency,
                 details={"order_id": input.order_id,
-                         "refund_request_id": input.refund_request_id},
+                         "refund_request_id": input.refund_request_id,
+                         "payment_intent_id": input.payment_intent_id},
             )  # fmt: skip
 
         return await run_side_effect(self._runner, ctx, input, CreateRefundOutput, execute)
+
+
+# Metadata our refunds carry: the order, the request, and the call's external key.
+REFUND_KEY_METADATA = "autobiz_key"
+_LIVE_REFUND = frozenset({"succeeded", "pending", "requires_action"})
+
+
+def _refund_metadata(ctx: CallContext, input: CreateRefundInput) -> dict[str, str]:
+    return {
+        "order_id": input.order_id,
+        "refund_request_id": input.refund_request_id,
+        REFUND_KEY_METADATA: ctx.external_key,
+    }
+
+
+async def _existing_refund(
+    stripe: StripePayments, ctx: CallContext, input: CreateRefundInput
+) -> RefundInfo | None:
+    """The refund this call's identity already made, if any: one carrying our external
+    key, else (refunds made before the key was recorded) the same request id, order
+    and amount. Failed and canceled refunds gave nothing back and do not count."""
+    refunds = [
+        r for r in await stripe.refunds_of(input.payment_intent_id)
+        if (r.status or "pending") in _LIVE_REFUND
+    ]  # fmt: skip
+    for refund in refunds:
+        if refund.metadata.get(REFUND_KEY_METADATA) == ctx.external_key:
+            return refund
+    for refund in refunds:
+        meta = refund.metadata
+        if (
+            meta.get("refund_request_id") == input.refund_request_id
+            and meta.get("order_id") == input.order_id
+            and REFUND_KEY_METADATA not in meta
+            and refund.amount == input.amount_minor
+        ):
+            return refund
+    return None
+
+
+async def payment_standing(stripe: StripePayments, payment_intent_id: str) -> PaymentStanding:
+    """Stripe's truth about a payment: its owner binding, and what its latest charge
+    captured and has refunded (no charge: what the PaymentIntent received, none refunded)."""
+    pi = await stripe.retrieve_payment_intent(payment_intent_id)
+    captured, refunded = pi.amount_received, 0
+    if pi.latest_charge:
+        charge = await stripe.retrieve_charge(pi.latest_charge)
+        captured, refunded = charge.amount_captured, charge.amount_refunded
+    return PaymentStanding(
+        payment_intent_id=pi.id, currency=pi.currency.upper(), captured_minor=captured,
+        refunded_minor=refunded, order_key=pi.metadata.get(ORDER_KEY_METADATA),
+    )  # fmt: skip
+
+
+def refusal_error(problem: RefundRefusal) -> ApplicationError:
+    """A refused refund: non-retryable, typed by its stable code; nothing moved."""
+    return ApplicationError(
+        f"{problem.message} ({problem.hint})",
+        {"code": problem.code, "hint": problem.hint},
+        type=problem.code,
+        non_retryable=True,
+    )

@@ -60,7 +60,7 @@ class BareWorkflow:
 class BareActivities:
     """One dynamic activity for every ``bench:`` / ``bench-http:`` name."""
 
-    def __init__(self, clients: Any) -> None:  # workers.worker.Clients
+    def __init__(self, clients: Any) -> None:  # one tenant's ProviderClients
         self._clients = clients
 
     @activity.defn(dynamic=True)

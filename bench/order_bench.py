@@ -95,15 +95,19 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
     from autobiz.settings import WorkerSettings
     from autobiz.temporal_client import connect
     from bench.bare_workflow import BareActivities, BareWorkflow
-    from workers.worker import WORKFLOWS, Clients, activities, metrics_runtime
+    from workers.worker import WORKFLOWS, activities, metrics_runtime, tenant_clients
 
     settings = provider_settings(cfg["sandbox_url"])
+    # The settings' provider credentials are the bench tenant's (its sandbox account).
     settings = settings.model_copy(
-        update={"worker": WorkerSettings(metrics_bind=cfg["metrics_bind"])}
+        update={
+            "worker": WorkerSettings(metrics_bind=cfg["metrics_bind"]),
+            "ingress": settings.ingress.model_copy(update={"default_tenant": TENANT}),
+        }
     )
     w = settings.worker
     client = await connect(settings, target_host=cfg["target"], runtime=metrics_runtime(settings))
-    clients = Clients.build(settings)
+    clients = tenant_clients(settings)
     db = Database(
         cfg["app_dsn"],
         None,
@@ -127,7 +131,7 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
                     {TENANT: bench_config()},
                     high_risk_countries=w.high_risk_countries,
                 ),
-                BareActivities(clients).dispatch,
+                BareActivities(await clients.for_tenant(TENANT)).dispatch,
             ],
             max_concurrent_activities=w.max_concurrent_activities,
             max_concurrent_workflow_tasks=w.max_concurrent_workflow_tasks,

@@ -182,6 +182,14 @@ class WebhookEndpoint:
             reason = f"unstorable_json: {type(exc).__name__}"
             event = unstorable(event, body, reason)
             result = await self.rt.store.insert(event)
+        if result.incident is not None:
+            deps.metrics.security_incidents.labels(
+                source=self.source.value, code="CROSS_TENANT_REFUSED"
+            ).inc()
+            log.warning(
+                "%s webhook for tenant %s refused as a security incident: %s",
+                self.source, auth.tenant_id, result.incident,
+            )  # fmt: skip
         if result.status == "held":
             deps.metrics.held.labels(source=self.source.value).inc()
         if result.status == "dead_letter":

@@ -24,6 +24,12 @@ class IngressMetrics:
             ["source", "reason"],
             registry=r,
         )
+        self.security_incidents = Counter(
+            "autobiz_ingress_security_incidents",
+            "Signed events refused because they named another tenant's object.",
+            ["source", "code"],
+            registry=r,
+        )
         self.verifications = Counter(
             "autobiz_ingress_signature_checks",
             "Signature verifications attempted (one per request that reached the check).",

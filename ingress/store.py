@@ -4,7 +4,9 @@ The unique index ``(tenant_id, source, provider_event_id)`` is the dedup:
 ``INSERT ... ON CONFLICT DO NOTHING`` makes a redelivery a no-op, and the caller still
 answers 2xx. The initial status is decided in the same transaction:
 
-* ``dead_letter`` — signed but malformed / unknown topic (with the reason);
+* ``dead_letter`` — signed but malformed / unknown topic (with the reason), or naming
+  another tenant's object (``cross_tenant: …``, plus a security incident in
+  ``audit_log``; see :mod:`ingress.ownership`);
 * ``ignored`` — a known topic nothing is handed to (it may settle a held event's
   precondition, so held events of its entity are re-checked right here);
 * ``held`` — the ordering gate says its precondition is not met yet;
@@ -25,6 +27,7 @@ from psycopg.types.json import Jsonb
 from autobiz.db.database import Database
 from ingress.events import DEAD_LETTER, InboundEvent
 from ingress.ordering import Clock, OrderingGate
+from ingress.ownership import CROSS_TENANT, cross_tenant_reason, record_refusal
 from ingress.routing import route_for
 
 
@@ -32,6 +35,8 @@ from ingress.routing import route_for
 class StoreResult:
     status: str  # pending | held | ignored | dead_letter | duplicate
     event_id: int | None = None
+    # Set when the event named another tenant's object (dead-lettered, audit_log row).
+    incident: str | None = None
 
     @property
     def duplicate(self) -> bool:
@@ -70,7 +75,10 @@ class EventStore:
         if self.recent.seen(key):
             return StoreResult("duplicate")
         reason = event.dead_letter_reason
+        incident: str | None = None
         async with self.db.tenant(event.tenant_id) as session:
+            if reason is None and (incident := await cross_tenant_reason(session, event)):
+                reason = f"{CROSS_TENANT}: {incident}"[:200]
             if reason is not None:
                 status = DEAD_LETTER
             elif route_for(event.source, event.topic, event.payload) is None:
@@ -104,7 +112,9 @@ class EventStore:
             )
             if event_id is not None and status == "ignored":
                 await self.gate.release_ready(session, event.entity_key)
+            if event_id is not None and incident is not None:
+                await record_refusal(session, event, incident, int(event_id))
         self.recent.add(key)
         if event_id is None:
             return StoreResult("duplicate")
-        return StoreResult(status, int(event_id))
+        return StoreResult(status, int(event_id), incident)

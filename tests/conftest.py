@@ -62,9 +62,14 @@ async def database(pg_database: ProvisionedDatabase) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def tenant(database: Database) -> str:
-    """A tenant of its own for each test: RLS keeps tests apart."""
-    return await new_tenant(database)
+async def tenant(database: Database) -> AsyncIterator[str]:
+    """A tenant of its own for each test: RLS keeps tests apart. The provider ids its test
+    made up (``pi_r``, order ``41``) are released afterwards: real ones are unique across
+    accounts, so the ingress would take the next test's reuse for another tenant's."""
+    tenant_id = await new_tenant(database)
+    yield tenant_id
+    async with database.admin("test teardown: release made-up provider ids") as s:
+        await s.execute("DELETE FROM provider_object_owners WHERE owner_tenant = %s", (tenant_id,))
 
 
 async def new_tenant(database: Database, prefix: str = "t") -> str:

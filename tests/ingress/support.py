@@ -49,9 +49,13 @@ def stripe_event(type_: str, obj: dict[str, Any], *, event_id: str | None = None
     }
 
 
-def payment_intent(pi: str, order_id: str, status: str = "succeeded") -> dict[str, Any]:
+def payment_intent(
+    pi: str, order_id: str, status: str = "succeeded", *, tenant: str | None = None
+) -> dict[str, Any]:
+    """``tenant`` None: an ``order_key`` naming the order only (no tenant to check)."""
+    key = f"{tenant}:{order_id}" if tenant else order_id
     return {"id": pi, "object": "payment_intent", "amount": 2500, "currency": "usd",
-            "status": status, "metadata": {"order_key": f"order:demo:{order_id}"}}  # fmt: skip
+            "status": status, "metadata": {"order_key": key}}  # fmt: skip
 
 
 def charge(pi: str, *, refunded: bool = True) -> dict[str, Any]:

@@ -56,6 +56,10 @@ async def _order_through_webhooks(h: Harness, *, flush: bool) -> tuple[str, Orde
         line_items=[{"title": "Tee", "quantity": 2, "price": "21.00", "sku": "PF-4012"}],
     )  # fmt: skip
     order_id = str(seeded["legacy_id"])
+    # The checkout names the order on the intent it authorised (as the demo's does).
+    await h.clients.stripe.set_order_key(
+        pi, f"{h.tenant}:{order_id}", idempotency_key=f"bind-{order_id}"
+    )
     workflow_id = order_workflow_id(h.tenant, order_id)
 
     async def pending_flush() -> None:
