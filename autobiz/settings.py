@@ -123,6 +123,10 @@ class SandboxSettings(BaseModel):
     accounts_file: Path | None = None
     webhook_max_attempts: int = 5
     webhook_retry_seconds: float = 0.5
+    # Bearer token for the control API (/_control). None: the sandbox makes one at each
+    # start and writes it to $AUTOBIZ_HOME/sandbox/control_token (0600), where clients
+    # read it (sandbox.control_auth).
+    control_token: SecretStr | None = None
 
 
 class IngressSettings(BaseModel):
