@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from autobiz.errors import AutobizError
+from autobiz.ledger.binding import BINDING_CODES
 from autobiz.ledger.executor import (
     GateBypassedError,
     ProviderResult,
@@ -36,7 +37,7 @@ from kernel.contracts import CallContext
 from kernel.redaction import redact_text
 
 OutT = TypeVar("OutT", bound=BaseModel)
-NON_RETRYABLE_OWN = frozenset({GateBypassedError.code})
+NON_RETRYABLE_OWN = frozenset({GateBypassedError.code, *BINDING_CODES})
 NOT_FOUND_YET = "PROVIDER_NOT_FOUND_YET"
 
 
