@@ -45,7 +45,8 @@ def _section() -> str:
 
 
 def _commands(program: str) -> list[list[str]]:
-    """Shell commands starting with ``program`` in the section's code blocks."""
+    """Shell commands starting with ``program`` in the section's code blocks, and the
+    ``$(program …)`` substitutions inside other commands."""
     found = []
     for block in _section().split("```bash\n")[1:]:
         body = block.split("```")[0].replace("\\\n", " ")
@@ -53,7 +54,19 @@ def _commands(program: str) -> list[list[str]]:
             line = line.split(" #", 1)[0].strip()
             if line.startswith(f"{program} "):
                 found.append(shlex.split(line.replace("…", "x")))
+            if line.startswith("temporal ") and "$(" in line:
+                for word in shlex.split(line.replace("…", "x")):
+                    inner = _substitution(word)
+                    if inner and inner[0] == program:
+                        found.append(inner)
     return found
+
+
+def _substitution(word: str) -> list[str] | None:
+    """``$(autobiz approvals sign …)`` as words, else None."""
+    if word.startswith("$(") and word.endswith(")"):
+        return shlex.split(word[2:-1])
+    return None
 
 
 def _option(words: list[str], name: str) -> str:
@@ -75,13 +88,13 @@ def test_every_autobiz_command_shown_exists() -> None:
     # and the ones in the table
     for group, name in [("order", "start"), ("order", "status"), ("refund", "request"),
                         ("cancel", "request"), ("approvals", "list"), ("approvals", "approve"),
-                        ("approvals", "deny")]:  # fmt: skip
+                        ("approvals", "deny"), ("approvals", "sign")]:  # fmt: skip
         shown.append(["autobiz", group, name])
     for words in shown:
         command = root.get_command(ctx, words[1])
         rest = words[2:]
-        if hasattr(command, "get_command"):  # a group: the next word is the subcommand
-            command, rest = command.get_command(ctx, words[2]), words[3:]
+        while hasattr(command, "get_command"):  # a group: the next word is the subcommand
+            command, rest = command.get_command(ctx, rest[0]), rest[1:]
         assert command is not None, words
         known = {opt for p in command.params for opt in p.opts}
         for word in rest:
@@ -109,8 +122,14 @@ def test_every_temporal_flag_shown_exists_and_inputs_validate() -> None:
                 assert f"{word} " in known or f"{word}," in known, f"{' '.join(sub)} {word}"
         if "--input" not in words:
             continue
-        data = json.loads(_option(words, "--input"))
+        given = _option(words, "--input")
         inputs += 1
+        signed = _substitution(given)
+        if signed is not None:  # a decision signed by `autobiz approvals sign`
+            assert signed[:3] == ["autobiz", "approvals", "sign"], given
+            assert _option(words, "--name") in ("decide", "decide_signal")
+            continue
+        data = json.loads(given)
         workflow_id = _option(words, "--workflow-id")
         if sub == ["workflow", "start"]:
             model = START_INPUTS[_option(words, "--type")]

@@ -1,7 +1,9 @@
 """The flows driven with the plain `temporal` CLI, exactly as docs/operations.md shows:
-start with a JSON input, query ``status``, the ``decide`` update (a refusal and an
-approval), the ``decide_signal`` signal, a list by search attributes, the result — through
-the codec server, so what the CLI writes is encrypted at rest like everything else."""
+start with a JSON input, query ``status``, the ``decide`` update (refusals — unsigned, the
+wrong role — and an approval signed by `autobiz approvals sign`), the ``decide_signal``
+signal, a list by search attributes, the result — through the codec server, so what the
+CLI writes is encrypted at rest like everything else. Someone with frontend access and no
+approver key cannot approve: an unsigned decision is refused and leaves no event."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from autobiz.codec_server import create_app
 from autobiz.devstack.services import temporal_binary
 from autobiz.settings import KernelSettings, Settings
 from sandbox.server import ServerThread
-from tests.autobiz.cli.support import CliResult
+from tests.autobiz.cli.support import Cli, CliResult
 from tests.workflows.support import Harness, eventually
 from workflows.models import OrderFulfillResult
 
@@ -75,8 +77,18 @@ async def _pending_request(temporal: TemporalCli, workflow_id: str) -> str:
     return await eventually(probe, what=f"approval pending on {workflow_id}")
 
 
-async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli) -> None:
+async def _accepted_updates(h: Harness, workflow_id: str) -> int:
+    history = await h.client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(
+        1 for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    )  # fmt: skip
+
+
+async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli, cli: Cli) -> None:
     h = harness
+    for approver in ("ana", "omar"):
+        await cli("approvals", "keys", "create", "--as", approver)
     order_id = await h.seed_order("100.00", financial_status="paid")
     pi = await h.authorize(10000, order_id, capture=True)
     rid = f"ticket-{uuid.uuid4().hex[:8]}"
@@ -111,16 +123,28 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
 
     await eventually(listed, what="the visibility list")
 
-    decision = {"tenant_id": h.tenant, "approver": "omar", "approve": True}
+    # A real approver's name and no proof: refused before history, nothing refunded.
+    unsigned = {"tenant_id": h.tenant, "approver": "ana", "approve": True,
+                "request_id": request_id}  # fmt: skip
     refused = await temporal("workflow", "update", "execute", "--workflow-id", wid,
-                             "--name", "decide", "--input", json.dumps(decision),
+                             "--name", "decide", "--input", json.dumps(unsigned),
                              check=False)  # fmt: skip
+    assert refused.code != 0 and "carries no proof" in refused.stdout + refused.stderr
+    assert await _accepted_updates(h, wid) == 0
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.latest_charge is not None
+    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
+    assert charge.amount_refunded == 0
+    # Signed, by someone without the role.
+    omar = (await cli("approvals", "sign", request_id, "--as", "omar")).stdout
+    refused = await temporal("workflow", "update", "execute", "--workflow-id", wid,
+                             "--name", "decide", "--input", omar, check=False)  # fmt: skip
     assert refused.code != 0 and "none of the roles finance" in refused.stdout + refused.stderr
-    decision = {"tenant_id": h.tenant, "approver": "ana", "approve": True,
-                "request_id": request_id, "reason": "ok"}  # fmt: skip
+    assert await _accepted_updates(h, wid) == 0
+    signed = (await cli("approvals", "sign", request_id, "--as", "ana", "--reason", "ok")).stdout
     approved = await temporal("workflow", "update", "execute", "--workflow-id", wid,
                               "--name", "decide", "--update-id", f"approve-{rid}",
-                              "--input", json.dumps(decision), "-o", "json")  # fmt: skip
+                              "--input", signed, "-o", "json")  # fmt: skip
     assert '"approved"' in approved.stdout
 
     out = await temporal("workflow", "result", "--workflow-id", wid, "-o", "json")
@@ -129,9 +153,10 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
 
 
 async def test_order_denied_by_signal_with_the_plain_cli(
-    harness: Harness, temporal: TemporalCli
+    harness: Harness, temporal: TemporalCli, cli: Cli
 ) -> None:
     h = harness
+    await cli("approvals", "keys", "create", "--as", "omar")
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
     wid = f"order:{h.tenant}:{order_id}"
@@ -141,10 +166,16 @@ async def test_order_denied_by_signal_with_the_plain_cli(
         "--workflow-id", wid, "--id-conflict-policy", "UseExisting",
         "--id-reuse-policy", "RejectDuplicate", "--input", json.dumps(order),
     )  # fmt: skip
-    await _pending_request(temporal, wid)
-    decision = {"tenant_id": h.tenant, "approver": "omar", "approve": False, "reason": "fraud"}
+    request_id = await _pending_request(temporal, wid)
+    # Unsigned, then signed: the first is dropped (the run keeps waiting), the second
+    # decides. Signals are handled in order, so the outcome shows which one counted.
+    unsigned = {"tenant_id": h.tenant, "approver": "omar", "approve": True}
     await temporal("workflow", "signal", "--workflow-id", wid, "--name", "decide_signal",
-                   "--input", json.dumps(decision))  # fmt: skip
+                   "--input", json.dumps(unsigned))  # fmt: skip
+    signed = await cli("approvals", "sign", request_id, "--as", "omar", "--deny",
+                       "--reason", "fraud")  # fmt: skip
+    await temporal("workflow", "signal", "--workflow-id", wid, "--name", "decide_signal",
+                   "--input", signed.stdout)  # fmt: skip
     handle = h.client.get_workflow_handle(wid, result_type=OrderFulfillResult)
     assert (await handle.result()).state == "rejected"
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
