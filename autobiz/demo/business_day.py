@@ -106,6 +106,7 @@ class BusinessDay:
     # -- the day ----------------------------------------------------------------------
 
     async def run(self) -> list[Case]:
+        await self._approver_keys()
         await self.control.webhooks(
             target_url=f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks"
         )
@@ -275,6 +276,26 @@ class BusinessDay:
             (cancel if cancel.workflow_id else held).problems.append(str(exc))
 
     # -- what the operator does -------------------------------------------------------
+
+    async def _approver_keys(self) -> None:
+        """Every approver of the tenant gets a signing key before any request opens
+        (``autobiz approvals keys create``, once: a later day reuses a usable key)."""
+        from autobiz.approver_keys import list_keys, pick_local_key
+
+        for approver in (a.id for a in self.config.approvers):
+            registered = await list_keys(self.db, self.tenant, approver)
+            if pick_local_key(self.settings.home_dir, self.tenant, approver, registered):
+                continue
+            self.say(f"`autobiz approvals keys create --as {approver} --tenant {self.tenant}`")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "autobiz.cli.main", "approvals", "keys", "create",
+                "--as", approver, "--tenant", self.tenant, "--json",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, **_settings_env(self.settings)},
+            )  # fmt: skip
+            out, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"approver key for {approver}: {(err or out).decode()}")
 
     async def _approve_from_cli(self, case: Case, request_id: str, approver: str) -> None:
         """``autobiz approvals approve`` exactly as an operator would type it."""
