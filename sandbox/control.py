@@ -23,10 +23,15 @@ GET    /_control/stripe/payment_intents       every PaymentIntent (for assertion
 GET    /_control/accounts                     the merchant accounts hosted (tenants, shops)
 POST   /_control/accounts                     add or replace one (SandboxAccount)
 GET    /_control/printful/orders              every Printful order
+
+Every call but ``GET /health`` needs ``Authorization: Bearer <token>``, any call with an
+``Origin`` must be same-origin, and POSTs must be ``application/json``
+(:mod:`sandbox.control_auth`: 401 / 403 / 415 with a JSON error body).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -37,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 from autobiz.providers.errors import HygieneViolation
 from autobiz.providers.hygiene import ensure_host_allowed
 from sandbox.accounts import AccountConflict, SandboxAccount
+from sandbox.control_auth import check_control_request, ensure_control_token
 from sandbox.faults import FaultRule, RateLimitConfig
 from sandbox.printful_api import AdvanceRequest, PrintfulProblem
 from sandbox.shopify_api import SeedOrder
@@ -45,6 +51,8 @@ from sandbox.webhooks import WebhookConfig
 
 M = TypeVar("M", bound=BaseModel)
 
+log = logging.getLogger(__name__)
+
 
 async def _parse(request: Request, model: type[M]) -> M:
     raw = await request.body()
@@ -52,6 +60,12 @@ async def _parse(request: Request, model: type[M]) -> M:
 
 
 def control_routes(state: SandboxState) -> list[BaseRoute]:
+    settings, written = ensure_control_token(state.settings)
+    assert settings.sandbox.control_token is not None
+    token = settings.sandbox.control_token.get_secret_value()
+    if written is not None:
+        log.warning("sandbox control token written to %s", written)
+
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -126,6 +140,8 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
 
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
+            if (refusal := check_control_request(request, token)) is not None:
+                return refusal
             try:
                 result: Response = await handler(request)
                 return result
@@ -139,7 +155,7 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         return endpoint
 
     return [
-        Route("/health", health, methods=["GET"]),
+        Route("/health", guarded(health), methods=["GET"]),
         Route("/reset", guarded(reset), methods=["POST"]),
         Route("/faults", guarded(faults), methods=["GET", "POST", "DELETE"]),
         Route("/rate_limits", guarded(rate_limits), methods=["GET", "POST"]),

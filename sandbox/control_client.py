@@ -7,16 +7,45 @@ from typing import Any
 
 import httpx
 
+from autobiz.errors import AutobizError
+from autobiz.settings import Settings, get_settings
+from sandbox.control_auth import read_control_token
+
 
 class SandboxControl:
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._http = httpx.AsyncClient(base_url=f"{base_url.rstrip('/')}/_control", timeout=timeout)
+    """The control API with its bearer token: ``token``, else the one ``settings`` (default:
+    the environment's) name — ``AUTOBIZ_SANDBOX__CONTROL_TOKEN`` or the file the sandbox
+    wrote under ``AUTOBIZ_HOME`` (:mod:`sandbox.control_auth`)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        token: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        if token is None:
+            token = read_control_token(settings or get_settings())
+        self.auth_headers: dict[str, str] = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=f"{base_url.rstrip('/')}/_control", timeout=timeout, headers=self.auth_headers
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        if body is None and method == "POST":
+            body = {}  # POSTs are always application/json
         response = await self._http.request(method, path, json=body)
+        if response.status_code == 401:
+            raise AutobizError(
+                "the sandbox refused the control call: no or a wrong control token",
+                code="SANDBOX_TOKEN_MISSING",
+                hint="set AUTOBIZ_SANDBOX__CONTROL_TOKEN, or run with the AUTOBIZ_HOME the "
+                "sandbox wrote sandbox/control_token under",
+            )
         response.raise_for_status()
         return response.json()
 

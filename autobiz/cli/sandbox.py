@@ -14,7 +14,11 @@ signed webhooks. The clients' default settings point at it
 /sendgrid).
 
 \b
-Control API (JSON bodies) under /_control:
+Control API (JSON bodies) under /_control. Every call but GET /health needs
+Authorization: Bearer TOKEN (AUTOBIZ_SANDBOX__CONTROL_TOKEN, else a fresh token
+per start in $AUTOBIZ_HOME/sandbox/control_token, mode 0600; printed at start);
+a cross-origin call (Origin header) is 403, a POST that is not
+application/json 415:
   GET  /health                  liveness
   POST /reset                   forget all state, faults and switches
   POST /faults                  arm a fault for the next N matching calls:
@@ -59,8 +63,12 @@ def sandbox(
                 "sandbox": settings.sandbox.model_copy(update={"webhook_target": webhook_target})
             }
         )
+    from sandbox.control_auth import ensure_control_token
     from sandbox.server import serve
 
+    settings, written = ensure_control_token(settings)
+    where = written if written is not None else "AUTOBIZ_SANDBOX__CONTROL_TOKEN"
+    typer.echo(f"control API token: {where} (send it as Authorization: Bearer <token>)")
     serve(settings, host=host, port=port)
 
 

@@ -19,5 +19,13 @@ class SandboxService(HttpAppService):
     def port(self) -> int:  # type: ignore[override]
         return self.settings.sandbox.port
 
+    def details(self) -> dict[str, str]:
+        """Where the control API's bearer token is (``autobiz dev status`` shows it)."""
+        if self.settings.sandbox.control_token is not None:
+            return {"control_token": "AUTOBIZ_SANDBOX__CONTROL_TOKEN"}
+        from sandbox.control_auth import token_file
+
+        return {"control_token": str(token_file(self.settings))}
+
     def ports(self) -> list[PortSpec]:
         return [PortSpec(self.host, self.port, "provider sandbox", "AUTOBIZ_SANDBOX__PORT")]

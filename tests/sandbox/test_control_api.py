@@ -14,7 +14,9 @@ async def test_reset_forgets_state_and_faults(sandbox: Sandbox) -> None:
     await sandbox.control.seed_shopify_order()
     await sandbox.control.fault("error", "/stripe/*", count=3)
     await sandbox.control.reset()
-    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+    async with httpx.AsyncClient(
+        base_url=sandbox.url, headers=sandbox.control.auth_headers
+    ) as http:
         faults = (await http.get("/_control/faults")).json()
     assert faults == {"rules": []}
     assert await sandbox.control.stripe_payment_intents() == []
@@ -30,13 +32,17 @@ async def test_a_fault_fires_for_exactly_count_calls(sandbox: Sandbox) -> None:
 
 
 async def test_invalid_control_payloads_are_422(sandbox: Sandbox) -> None:
-    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+    async with httpx.AsyncClient(
+        base_url=sandbox.url, headers=sandbox.control.auth_headers
+    ) as http:
         bad = await http.post("/_control/faults", json={"kind": "meteor", "path": "/x"})
     assert bad.status_code == 422
 
 
 async def test_webhook_target_must_be_allowlisted(sandbox: Sandbox) -> None:
-    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+    async with httpx.AsyncClient(
+        base_url=sandbox.url, headers=sandbox.control.auth_headers
+    ) as http:
         refused = await http.post(
             "/_control/webhooks", json={"target_url": "https://hooks.example.net/x"}
         )

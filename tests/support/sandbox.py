@@ -12,6 +12,7 @@ Fixtures (import them into a folder's conftest.py):
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -97,9 +98,15 @@ class Sandbox:
         return TenantClients(self.settings, CredentialStore(MappingSecretsBackend(data)))
 
 
+# The control API's bearer token for this test process's sandbox (never a file).
+CONTROL_TOKEN = secrets.token_urlsafe(24)
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[ServerThread]:
-    server = ServerThread(build_app(sandbox_settings())).start()
+    settings = sandbox_settings()
+    token = settings.sandbox.model_copy(update={"control_token": SecretStr(CONTROL_TOKEN)})
+    server = ServerThread(build_app(settings.model_copy(update={"sandbox": token}))).start()
     try:
         yield server
     finally:
@@ -108,7 +115,7 @@ def sandbox_server() -> Iterator[ServerThread]:
 
 @pytest.fixture
 async def sandbox(sandbox_server: ServerThread) -> AsyncIterator[Sandbox]:
-    control = SandboxControl(sandbox_server.url)
+    control = SandboxControl(sandbox_server.url, token=CONTROL_TOKEN)
     await control.reset()
     try:
         yield Sandbox(sandbox_server.url, sandbox_settings(sandbox_server.url), control)

@@ -168,7 +168,9 @@ class Rig:
         """Wait until the held request reached the provider and the activity is started."""
 
         async def held() -> bool | None:
-            async with httpx.AsyncClient(base_url=self.sandbox.url) as http:
+            async with httpx.AsyncClient(
+                base_url=self.sandbox.url, headers=self.sandbox.control.auth_headers
+            ) as http:
                 rules = (await http.get("/_control/faults")).json()["rules"]
             if any(r["path"] == point.path for r in rules):
                 return None  # the request has not reached the provider yet
