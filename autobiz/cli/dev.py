@@ -59,6 +59,7 @@ def up(json_out: bool = JSON_OPT) -> None:
     if report.applied:
         console.print(f"[green]✓[/] migrations applied: {', '.join(report.applied)}")
     console.print(_table(statuses))
+    _token_line(statuses)
     console.print(f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link]")
     console.print(f"State lives in {settings.home_dir}; stop with `autobiz dev down`.")
 
@@ -72,6 +73,14 @@ def status(json_out: bool = JSON_OPT) -> None:
         emit_json({"home": str(settings.home_dir), "services": [asdict(s) for s in statuses]})
         return
     console.print(_table(statuses))
+    _token_line(statuses)
+
+
+def _token_line(statuses: list[ServiceStatus]) -> None:
+    """Where the sandbox's control API token is (its ``details``)."""
+    for st in statuses:
+        if token := st.details.get("control_token"):
+            console.print(f"{st.name} control API token: {token}", highlight=False)
 
 
 @app.command()
