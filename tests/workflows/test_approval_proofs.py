@@ -13,12 +13,15 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
+from temporalio.worker import Replayer
 
 from autobiz.approver_keys import LocalKey, generate_key
 from starters.flows import decide, request_refund
 from tests.conftest import new_tenant
+from tests.replay.support import replay_converter
 from tests.support.approver_keys import Approvers, pending_request
 from tests.workflows.support import FAST, Harness, eventually
+from workers.worker import WORKFLOWS
 from workflows.models import HITL_OPEN, Decision, RefundResult
 
 pytestmark = pytest.mark.integration
@@ -89,6 +92,14 @@ async def _keys_changed(handle: WorkflowHandle[Any, Any]) -> None:
         return True if await _registry_reads(handle) > before else None
 
     await eventually(reread, what=f"{handle.id} re-reading the approver keys")
+
+
+async def _replays(handle: WorkflowHandle[Any, Any]) -> None:
+    """The run's history (proof checks, key refreshes, patched signals) replays."""
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=replay_converter())
+    history = await handle.fetch_history()
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
 
 
 async def test_unsigned_decision_is_rejected_before_history(
@@ -218,6 +229,7 @@ async def test_rotation_keeps_the_old_key_until_revoked(
     assert await _refunded(h, pi_revoked) == 0
     assert [await _refunded(h, pi) for pi in (pi_old, pi_new, pi_later)] == [6000] * 3
     await waiting_revoked.terminate("test over")
+    await _replays(waiting_new)
 
 
 async def test_signals_without_a_valid_proof_are_dropped(
@@ -248,6 +260,7 @@ async def test_signals_without_a_valid_proof_are_dropped(
     assert (await handle.result()).state == "refunded"
     rows = await h.hitl_rows(handle.id)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "ana")]
+    await _replays(handle)
 
 
 async def _signals_seen(handle: WorkflowHandle[Any, Any], count: int) -> bool | None:
