@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
+from autobiz.devstack.dev_secrets import dev_secrets_tenants
 from autobiz.devstack.process import spawn
 from autobiz.devstack.services import Service, ServiceStatus
 from autobiz.errors import ServiceStartError
@@ -22,6 +24,8 @@ class HttpAppService(Service):
     startup_timeout = 30.0
     # Extra environment for the process (the stack points webhooks at the ingress).
     env: dict[str, str] | None = None
+    # The tenants' credentials file the process reads (a new tenant there restarts it).
+    tenants_file: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -55,7 +59,9 @@ class HttpAppService(Service):
     def fingerprint(self) -> dict[str, str]:
         """What the running process was started with that matters (kept in its pid file);
         a running process whose fingerprint differs is restarted by ``Stack.up``."""
-        return {}
+        if self.tenants_file is None:
+            return {}
+        return {"tenants": ",".join(dev_secrets_tenants(self.tenants_file))}
 
     def outdated(self) -> bool:
         rec = self.record()

@@ -9,6 +9,7 @@ from autobiz.db.dsn import admin_dsn
 from autobiz.db.migrate import MigrationReport, migrate
 from autobiz.db.tenants import sync_tenants
 from autobiz.devstack.app_service import HttpAppService
+from autobiz.devstack.dev_secrets import dev_secrets_path, ensure_dev_secrets
 from autobiz.devstack.ingress_service import IngressService
 from autobiz.devstack.process import PidFiles
 from autobiz.devstack.sandbox_service import SandboxService
@@ -41,12 +42,25 @@ class Stack:
         )
         ingress = IngressService(settings, self.pidfiles)
         sandbox = SandboxService(settings, self.pidfiles)
+        # Each tenant has its own provider accounts: one credentials file is the sandbox's
+        # account list and the worker's and ingress's secrets (autobiz.devstack.dev_secrets).
+        self.secrets_file = dev_secrets_path(settings)
         # The sandbox delivers its signed webhooks to our ingress, as the providers would.
-        sandbox.env = {"AUTOBIZ_SANDBOX__WEBHOOK_TARGET": ingress.webhook_target}
+        sandbox.env = {
+            "AUTOBIZ_SANDBOX__WEBHOOK_TARGET": ingress.webhook_target,
+            "AUTOBIZ_SANDBOX__ACCOUNTS_FILE": str(self.secrets_file),
+        }
+        ingress.env = {**(ingress.env or {}), "AUTOBIZ_SECRETS_FILE": str(self.secrets_file)}
         # Infrastructure first, then migrations, then the application processes (which
         # need the schema). Stop runs in reverse.
         self.infrastructure: list[Service] = [postgres, TemporalDevServer(settings, self.pidfiles)]
         self.worker = WorkerService(settings, self.pidfiles)
+        self.worker.env = {
+            **(self.worker.env or {}),
+            "AUTOBIZ_SECRETS_FILE": str(self.secrets_file),
+        }
+        for app in (sandbox, ingress, self.worker):
+            app.tenants_file = self.secrets_file
         self.applications: list[Service] = [sandbox, ingress, self.worker]
 
     @property
@@ -55,6 +69,8 @@ class Stack:
 
     def up(self, progress: Progress = _quiet) -> tuple[list[ServiceStatus], MigrationReport]:
         self.home.mkdir(parents=True, exist_ok=True)
+        configs = load_configs(self.settings.config_dir)
+        ensure_dev_secrets(self.settings, configs)
         for service in self.applications:
             if isinstance(service, HttpAppService) and service.outdated():
                 progress(f"restarting {service.name} (its settings changed)")
@@ -68,7 +84,6 @@ class Stack:
             self._start(self.infrastructure, to_start, started, progress)
             progress("applying database migrations")
             report = migrate(admin_dsn(self.settings))
-            configs = load_configs(self.settings.config_dir)
             created = sync_tenants(admin_dsn(self.settings), configs.values())
             progress(f"tenants from {self.settings.config_dir}: {', '.join(sorted(configs))}"
                      + (f" ({', '.join(created)} new)" if created else ""))  # fmt: skip

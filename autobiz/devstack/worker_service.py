@@ -48,7 +48,11 @@ class WorkerService(HttpAppService):
         return [PortSpec(self.host, self.port, "worker metrics", "AUTOBIZ_WORKER__METRICS_BIND")]
 
     def fingerprint(self) -> dict[str, str]:
-        return {"config_dir": self.config_dir, "task_queue": self.settings.temporal.task_queue}
+        return {
+            **super().fingerprint(),
+            "config_dir": self.config_dir,
+            "task_queue": self.settings.temporal.task_queue,
+        }
 
     def details(self) -> dict[str, str]:
         return {"config_dir": self.config_dir, "task_queue": self.settings.temporal.task_queue}

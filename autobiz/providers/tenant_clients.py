@@ -103,6 +103,7 @@ class TenantClients:
     _clients: dict[str, ProviderClients] = field(default_factory=dict, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _retired: list[ProviderClients] = field(default_factory=list, repr=False)
 
     async def _credentials(self, tenant_id: str) -> dict[str, SecretStr]:
         principal = Principal(tenant_id, actor="worker")
@@ -154,10 +155,14 @@ class TenantClients:
         return (await self.for_tenant(tenant_id)).mailer
 
     def _retire(self, old: ProviderClients) -> None:
+        """Close the replaced clients once calls that borrowed them are done."""
+
         async def later() -> None:
             await asyncio.sleep(RETIRE_AFTER_SECONDS)
+            self._retired.remove(old)
             await old.aclose()
 
+        self._retired.append(old)
         task = asyncio.get_running_loop().create_task(later())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
@@ -165,7 +170,8 @@ class TenantClients:
     async def aclose(self) -> None:
         for task in list(self._retiring):
             task.cancel()
-        clients, self._clients = list(self._clients.values()), {}
+        clients = [*self._clients.values(), *self._retired]
+        self._clients, self._retired = {}, []
         for c in clients:
             await c.aclose()
 

@@ -11,10 +11,13 @@ from tests.support.stack import autobiz
 pytestmark = pytest.mark.e2e
 
 EXPECTED = {
-    "OrderFulfill": ["completed", "completed", "completed", "cancelled"],
+    # demo-shop's four orders and corner-shop's one
+    "OrderFulfill": ["completed", "completed", "completed", "cancelled", "completed"],
     "Refund": ["refunded", "refunded", "failed:APPROVAL_EXPIRED"],
     "PaymentFailure": ["cancelled"],
     "OrderCancellation": ["cancelled"],
+    # corner-shop's signed webhook naming demo-shop's order
+    "ingress": ["refused:CROSS_TENANT_REFUSED"],
 }
 
 
@@ -28,7 +31,9 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     for case in report["cases"]:
         assert case["ok"] and case["problems"] == [], case
         assert case["actual"] == case["expected"]
-        assert case["ui"].startswith(f"http://127.0.0.1:{stack_env['AUTOBIZ_TEMPORAL__UI_PORT']}/")
+        if case["workflow_type"] != "ingress":  # the refused webhook started nothing
+            ui = f"http://127.0.0.1:{stack_env['AUTOBIZ_TEMPORAL__UI_PORT']}/"
+            assert case["ui"].startswith(ui)
         outcomes.setdefault(case["workflow_type"], []).append(case["actual"])
     assert {k: sorted(v) for k, v in outcomes.items()} == {
         k: sorted(v) for k, v in EXPECTED.items()
@@ -42,4 +47,11 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     assert cancelled["facts"]["approved_by"] == "omar"
     # Every side effect left a receipt; the stopped order moved no money at all.
     fulfilled = [c for c in report["cases"] if c["workflow_type"] == "OrderFulfill"]
-    assert sorted(c["receipts"] for c in fulfilled) == [0, 5, 5, 5]
+    assert sorted(c["receipts"] for c in fulfilled) == [0, 5, 5, 5, 5]
+    # Two merchants on one stack: the other one's webhook naming demo-shop's order #1 was
+    # stored as a dead letter and moved nothing; its own order ran on its own accounts.
+    [attack] = [c for c in report["cases"] if c["workflow_type"] == "ingress"]
+    assert attack["facts"]["ingress_answer"] == "dead_letter"
+    first = next(c for c in fulfilled if c["name"].startswith("order #1"))
+    assert attack["facts"]["order_id"] == first["facts"]["order_id"]
+    assert attack["receipts"] == 0 and attack["ui"] is None

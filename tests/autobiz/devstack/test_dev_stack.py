@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
+import yaml
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -101,6 +103,11 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
             execution_timeout=timedelta(seconds=60),
         )  # fmt: skip
     assert result == "HELLO"
+
+    # Every tenant has provider credentials of its own, private to the stack's user.
+    secrets_file = Path(stack_env["AUTOBIZ_HOME"]) / "secrets" / "tenants.yaml"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert "demo-shop" in yaml.safe_load(secrets_file.read_text())
 
     # A query against the database, as the application role, under RLS.
     pg_port = stack_env["AUTOBIZ_POSTGRES__PORT"]
