@@ -15,6 +15,9 @@ timeouts, the dunning schedule, reminders) come from the demo tenant's config
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -24,15 +27,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+import yaml
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from autobiz.business_config import load_configs
 from autobiz.db.database import Database
+from autobiz.devstack.dev_secrets import dev_secrets_path
 from autobiz.ledger.receipts import ReceiptStore
 from autobiz.providers.errors import ProviderError
 from autobiz.providers.stripe_client import StripePayments
+from autobiz.providers.tenant_clients import TenantClients
+from autobiz.secrets import CredentialStore, FileSecretsBackend
 from autobiz.settings import Settings
 from kernel.config import BusinessConfig
 from sandbox.control_client import SandboxControl
@@ -46,6 +54,8 @@ from workflows.models import (
 
 Progress = Callable[[str], None]
 DEMO_TENANT = "demo-shop"
+# The demo's second merchant (config/demo/corner-shop.yaml): its own provider accounts.
+SECOND_TENANT = "corner-shop"
 
 
 @dataclass
@@ -56,6 +66,7 @@ class Case:
     workflow_type: str
     expected: str
     workflow_id: str | None = None
+    tenant: str = DEMO_TENANT
     actual: str | None = None
     receipts: int = 0
     cost_micros: int = 0
@@ -86,6 +97,7 @@ class BusinessDay:
         progress: Progress,
         *,
         tenant: str = DEMO_TENANT,
+        second_tenant: str | None = SECOND_TENANT,
         timing: Timing | None = None,
     ) -> None:
         self.settings = settings
@@ -94,23 +106,36 @@ class BusinessDay:
         self.say = progress
         self.tenant = tenant
         self.timing = timing or Timing()
-        self.config: BusinessConfig = load_configs(settings.config_dir)[tenant]
+        configs = load_configs(settings.config_dir)
+        self.config: BusinessConfig = configs[tenant]
+        self.second = second_tenant if second_tenant in configs else None
         self.control = SandboxControl(f"http://{settings.sandbox.host}:{settings.sandbox.port}")
-        self.stripe = StripePayments(settings)
+        # Each merchant acts with its own credentials (the stack's tenant secrets file).
+        self.secrets_file = dev_secrets_path(settings)
+        self.clients = TenantClients(
+            settings, CredentialStore(FileSecretsBackend(self.secrets_file))
+        )
         self.cases: list[Case] = []
 
     async def aclose(self) -> None:
         await self.control.aclose()
-        await self.stripe.aclose()
+        await self.clients.aclose()
+
+    async def _start(self) -> None:
+        own = await self.clients.for_tenant(self.tenant)
+        self.stripe: StripePayments = own.stripe
+        self.shop = own.shop_domain
 
     # -- the day ----------------------------------------------------------------------
 
     async def run(self) -> list[Case]:
+        await self._start()
         await self._approver_keys()
         await self.control.webhooks(
             target_url=f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks"
         )
         first = self._case("order #1: paid, printed, shipped", "OrderFulfill", "completed")
+        others = self._second_merchant(first)
         second = self._case("order #2: paid, printed, shipped", "OrderFulfill", "completed")
         third = self._case("order #3: paid, printed, shipped", "OrderFulfill", "completed")
         await asyncio.gather(
@@ -139,13 +164,91 @@ class BusinessDay:
                 self._case("order #5: customer cancels, authorisation voided (approved)",
                            "OrderCancellation", "cancelled"),
             ),
+            others,
         )  # fmt: skip
         for case in self.cases:
             await self._account(case)
         return self.cases
 
+    async def _second_merchant(self, victim: Case) -> None:
+        """The other merchant on the same stack: an order of its own, with its own
+        accounts; then a webhook signed with its secret that names ``victim``'s order
+        (demo-shop's), which must move nothing and be recorded as an incident."""
+        if self.second is None:
+            return
+        other = BusinessDay(
+            self.settings, self.client, self.db, self.say, tenant=self.second,
+            second_tenant=None, timing=self.timing,
+        )  # fmt: skip
+        other.cases = self.cases
+        try:
+            await other._start()
+            own = other._case(f"{self.second}: order paid, printed, shipped", "OrderFulfill",
+                              "completed")  # fmt: skip
+            attack = self._case(
+                f"{self.second}'s signed webhook naming order #1 of {self.tenant}",
+                "ingress", "refused:CROSS_TENANT_REFUSED",
+            )  # fmt: skip
+            await asyncio.gather(other._fulfilled_order(own, "35.00"),
+                                 self._foreign_webhook(attack, victim))  # fmt: skip
+        finally:
+            await other.clients.aclose()
+
+    async def _foreign_webhook(self, case: Case, victim: Case) -> None:
+        assert self.second is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timing.state_reached
+        while "order_id" not in victim.facts or victim.workflow_id is None:
+            if loop.time() > deadline:
+                case.problems.append("the victim order never appeared")
+                return
+            await asyncio.sleep(self.timing.poll)
+        try:
+            await self._state(victim, lambda s: True)  # its orders/create was taken in
+        except _CaseFailed as exc:
+            case.problems.append(str(exc))
+            return
+        order_id = str(victim.facts["order_id"])
+        secrets = (yaml.safe_load(self.secrets_file.read_text()) or {})[self.second]
+        body = json.dumps({
+            "id": int(order_id), "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+            "financial_status": "paid", "currency": "USD", "total_price": "80.00",
+        }).encode()  # fmt: skip
+        digest = hmac.new(secrets["shopify_webhook_secret"].encode(), body, hashlib.sha256)
+        headers = {
+            "Content-Type": "application/json", "X-Shopify-Topic": "orders/paid",
+            "X-Shopify-Hmac-Sha256": base64.b64encode(digest.digest()).decode(),
+            "X-Shopify-Shop-Domain": secrets["shopify_shop_domain"],
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
+        }  # fmt: skip
+        url = f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks/shopify"
+        self.say(f"{case.name}: sent, signed with {self.second}'s secret")
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(url, content=body, headers=headers)
+        stored = answer.json().get("status") if answer.status_code == 200 else answer.status_code
+        case.facts.update(order_id=order_id, ingress_answer=stored)
+        async with self.db.tenant(self.second) as session:
+            incidents = await session.fetch_val(
+                "SELECT count(*) FROM audit_log WHERE tenant_id = %s "
+                "AND action = 'security.CROSS_TENANT_REFUSED'",
+                (self.second,),
+            )
+        started = True
+        try:
+            await self.client.get_workflow_handle(
+                order_workflow_id(self.second, order_id)
+            ).describe()
+        except RPCError:
+            started = False
+        if stored == "dead_letter" and incidents and not started:
+            case.actual = "refused:CROSS_TENANT_REFUSED"
+        else:
+            case.actual = f"accepted:{stored}"
+            case.problems.append(f"ingress {stored}, incidents {incidents}, flow started {started}")
+        self.say(f"{case.name}: {case.actual}")
+
     def _case(self, name: str, workflow_type: str, expected: str) -> Case:
-        case = Case(name, workflow_type, expected)
+        case = Case(name, workflow_type, expected, tenant=self.tenant)
         self.cases.append(case)
         return case
 
@@ -162,6 +265,7 @@ class BusinessDay:
         """The shop records the order (Shopify's orders/create webhook goes out); the
         checkout then names the order on the PaymentIntent it authorised."""
         seeded = await self.control.seed_shopify_order(
+            shop=self.shop,
             email="customer@example.com", financial_status=status, payment_intent=pi,
             line_items=[{"title": "Poster", "quantity": 1, "price": amount, "sku": "PF-4012"}],
         )  # fmt: skip
@@ -364,7 +468,7 @@ class BusinessDay:
         """Receipts and cost, from the ledger and the workflow itself."""
         if case.workflow_id is None:
             return
-        receipts = await ReceiptStore(self.db).for_workflow(self.tenant, case.workflow_id)
+        receipts = await ReceiptStore(self.db).for_workflow(case.tenant, case.workflow_id)
         case.receipts = len(receipts)
         try:
             case.cost_micros = (await flow_status(self.client, case.workflow_id)).cost_micros
