@@ -162,7 +162,7 @@ async def test_wrong_approver_or_role_is_rejected(harness: Harness, cli: Cli) ->
     assert enrol.refused("APPROVER_UNKNOWN") and "mallory is not an approver" in enrol.stderr
     wrong_role = await cli("approvals", "approve", request_id, "--as", "omar", "--json",
                            check=False)  # fmt: skip
-    assert wrong_role.refused("APPROVAL_REJECTED") and "\"status\"" not in wrong_role.stdout
+    assert wrong_role.refused("APPROVAL_REJECTED") and '"status"' not in wrong_role.stdout
     assert "none of the roles finance" in wrong_role.stderr
     unknown = await cli("approvals", "deny", f"{wid}#refund#9", "--as", "ana", check=False)
     assert unknown.refused("APPROVAL_NOT_FOUND")
