@@ -168,6 +168,8 @@ class GetPaymentIntentOutput(ToolModel):
     amount_minor: int = Field(ge=0)
     amount_received_minor: int = Field(ge=0)
     amount_capturable_minor: int = Field(ge=0)
+    # Refunded so far on the latest charge (0 when nothing was captured).
+    amount_refunded_minor: int = Field(default=0, ge=0)
     currency: Currency = CURRENCY
     decline_code: str | None = None
     failure_code: str | None = None
@@ -375,8 +377,9 @@ STRIPE_GET_PAYMENT_INTENT = ToolContract(
     side_effect=SideEffect.READ, provider="stripe", scopes=frozenset({"payments:read"}),
     timeout=_FAST, retry=_READ_RETRY, not_found_grace=_GRACE,
     trace_fields=frozenset({"payment_intent_id", "order_id", "id", "status", "amount_minor",
-                            "amount_received_minor", "amount_capturable_minor", "currency",
-                            "decline_code", "failure_code", "order_key"}),
+                            "amount_received_minor", "amount_capturable_minor",
+                            "amount_refunded_minor", "currency", "decline_code",
+                            "failure_code", "order_key"}),
 )  # fmt: skip
 STRIPE_LIST_REFUNDS = ToolContract(
     name="stripe.list_refunds", version="1",

@@ -18,9 +18,11 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.config_activities import flow_context
 from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
+from autobiz.db.database import Database
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
 from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig, DunningConfig
+from starters.refund_checks import check_refund_request
 from workflows.models import (
     ORDER_CANCELLATION,
     ORDER_FULFILL,
@@ -127,7 +129,19 @@ async def request_refund(
     timing: ApprovalTiming | None = None,
     principal: str = "cli:operator",
     note: str | None = None,
+    ledger: Database | None = None,
 ) -> WorkflowHandle[Any, RefundResult]:
+    """Start a Refund. With ``ledger`` (the CLI always passes it) the money invariants
+    are checked on our receipts first and a refused request raises
+    :class:`~starters.refund_checks.RefundRefused` before anything is started
+    (``PAYMENT_UNKNOWN``, ``PAYMENT_NOT_FOR_ORDER``, ``CURRENCY_MISMATCH``,
+    ``AMOUNT_INVALID``, ``REFUND_EXCEEDS_REFUNDABLE``). Either way the workflow checks
+    again against Stripe right before the money moves."""
+    if ledger is not None:
+        await check_refund_request(
+            ledger, tenant_id=config.tenant, order_id=order_id,
+            payment_intent_id=payment_intent_id, amount_minor=amount_minor, currency=currency,
+        )  # fmt: skip
     context = _context(config, "refund", timing)
     request_id = refund_request_id or f"rr-{uuid.uuid4().hex[:16]}"
     input = RefundInput(

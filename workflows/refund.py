@@ -3,8 +3,15 @@
 
 An approval that times out fails closed (INV-07): no money moves, approvers and ops are
 told, and the workflow fails with ``APPROVAL_EXPIRED``. A denial completes the workflow
-with state ``denied``. A request above what was captured, or in another currency, is
+with state ``denied``. A request above the order's total, or in another currency, is
 ``rejected`` before anything is asked of anyone.
+
+The money invariants are enforced twice (``kernel.refunds``): the starter refuses on our
+ledger before anything starts, and ``stripe.create_refund`` re-checks Stripe's truth
+right before the money moves (the PaymentIntent is this order's, in this currency, with
+enough captured and not yet refunded). Its refusal (a stable code) ends the run
+``rejected`` with the code in ``reason`` and a ``refund_refused`` trace decision: no
+Stripe refund, no Shopify refund, no email.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
         ShopifyRefundInput,
         ShopifyRefundOutput,
     )
+    from kernel.money import format_money
+    from kernel.refunds import CURRENCY_MISMATCH, REFUND_EXCEEDS_REFUNDABLE, REFUSAL_CODES
     from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
     from workflows.flow import approval_notifier, load_context, mark_started, move, send_email
     from workflows.handlers import ApprovalHandlers
@@ -35,6 +44,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 WORKFLOW_TYPE = "refund"
+# Histories recorded before a refused Stripe refund ended the run ``rejected`` (it
+# failed the workflow then).
+REFUSED_PATCH = "refund-refused-rejects"
 
 
 @workflow.defn(name=REFUND)
@@ -100,6 +112,20 @@ class Refund(ApprovalHandlers):
                     type="APPROVAL_EXPIRED",
                     non_retryable=True,
                 ) from None
+            except ActivityError as exc:
+                refused = _refusal(exc)
+                if refused is None or not workflow.patched(REFUSED_PATCH):
+                    raise
+                code, message = refused
+                self._move("rejected")
+                self._error = f"{code}: {message}"
+                run.decision(
+                    workflow.now(), "refund_refused",
+                    {"code": code, "reason": message, "tool": "stripe.create_refund@1"},
+                )  # fmt: skip
+                await persist_trace(run)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return result("rejected", reason=f"{code}: {message}")
             assert isinstance(stripe_refund, CreateRefundOutput)
             self._detail["stripe_refund_id"] = stripe_refund.refund_id
             # The human decision covers the Shopify record of the same refund; it is
@@ -141,8 +167,23 @@ class Refund(ApprovalHandlers):
 
 
 def _validate(input: RefundInput, order: GetOrderOutput) -> str | None:
+    """Against the Shopify order (what was captured is checked on Stripe later)."""
     if input.currency != order.currency:
-        return f"currency {input.currency} differs from the order's {order.currency}"
+        return (
+            f"{CURRENCY_MISMATCH}: currency {input.currency} differs from the order's "
+            f"{order.currency}"
+        )
     if input.amount_minor > order.total_minor:
-        return f"amount {input.amount_minor} exceeds the captured {order.total_minor}"
+        return (
+            f"{REFUND_EXCEEDS_REFUNDABLE}: {format_money(input.amount_minor, input.currency)} "
+            f"exceeds the order's total {format_money(order.total_minor, order.currency)}"
+        )
+    return None
+
+
+def _refusal(exc: ActivityError) -> tuple[str, str] | None:
+    """``(code, message)`` when the Stripe refund was refused by a money invariant."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type in REFUSAL_CODES:
+        return cause.type, cause.message
     return None

@@ -423,21 +423,21 @@ def order_status(
 # --- refund --------------------------------------------------------------------------
 
 
-async def _captured_payment(
-    settings: Settings, tenant_id: str, order_id: str
-) -> tuple[str, str | None] | None:
-    """The PaymentIntent (and currency) this tenant's order flow captured, from its receipt."""
-    async with database(settings) as db, db.tenant(tenant_id) as s:
-        row = await s.fetch_one(
-            "SELECT provider_object_id, currency FROM receipts "
-            "WHERE tenant_id = %s AND tool = 'stripe.capture_payment' "
-            "AND details->>'order_id' = %s AND provider_object_id IS NOT NULL "
-            "ORDER BY created_at DESC LIMIT 1",
-            (tenant_id, order_id),
-        )
-    if row is None:
-        return None
-    return str(row["provider_object_id"]), row["currency"]
+def _refused_in_flow(result: dict[str, Any], rid: str) -> None:
+    """A refund the workflow refused against Stripe's truth is a refusal, not a success."""
+    from kernel.refunds import REFUSAL_CODES
+
+    if result.get("state") != "rejected":
+        return
+    reason = str(result.get("reason") or "")
+    code, _, message = reason.partition(": ")
+    known = code in REFUSAL_CODES
+    raise AutobizError(
+        f"refund {rid} was refused by the flow: {message if known else reason}; nothing moved",
+        code=code if known else "FLOW_FAILED",
+        hint="the flow checked the order and its payment in Shopify and Stripe; see "
+        "`autobiz order status`",
+    )
 
 
 @refund_app.command("request")
@@ -445,12 +445,13 @@ def refund_request(
     order_id: str = typer.Argument(..., help="Shopify order id."),
     amount: str = typer.Option(..., "--amount", help="Amount to refund, e.g. 12.50."),
     currency: str | None = typer.Option(
-        None, "--currency", help="ISO code. Default: the capture's, else the tenant's."
+        None, "--currency", help="ISO code. Default: the capture's (another one is refused)."
     ),
     payment_intent: str | None = typer.Option(
         None,
         "--payment-intent",
-        help=PI_HELP + " Default: the one the order's flow captured (from its receipt).",
+        help=PI_HELP + " Default: the one the order's flow captured (from its receipt); "
+        "another order's is refused.",
     ),
     request_id: str | None = typer.Option(
         None,
@@ -463,7 +464,12 @@ def refund_request(
     json_out: bool = JSON_OPT,
     wait: bool = WAIT_OPT,
 ) -> None:
-    """Request a refund; at or above the tenant's threshold it waits for an approver."""
+    """Request a refund of the order's captured payment; at or above the tenant's
+    threshold it waits for an approver. Refused before anything starts when our ledger
+    shows no capture for the order (PAYMENT_UNKNOWN), the PaymentIntent is not the
+    order's (PAYMENT_NOT_FOR_ORDER), the currency is not the capture's
+    (CURRENCY_MISMATCH) or the amount is above captured minus already refunded
+    (REFUND_EXCEEDS_REFUNDABLE); the flow checks Stripe again before the money moves."""
     import uuid
 
     from starters.flows import request_refund
@@ -487,46 +493,53 @@ def refund_request(
     workflow_id = refund_workflow_id(tenant_id, rid)
 
     async def main() -> dict[str, Any]:
-        pi, captured_currency = payment_intent, None
-        if pi is None:
-            found = await _captured_payment(settings, tenant_id, order_id)
-            if found is None:
+        from starters.refund_checks import ledger_standing
+
+        async with database(settings) as db:
+            # Our ledger first: the order's captured payment and what is refunded of it.
+            standing = await ledger_standing(db, tenant_id, order_id)
+            if standing is None:
                 raise AutobizError(
-                    f"no capture is recorded for order {order_id} of {tenant_id}, so its "
-                    "PaymentIntent is unknown",
-                    code="PAYMENT_INTENT_UNKNOWN",
-                    hint="pass --payment-intent pi_… (Stripe dashboard, or the order's "
-                    "transactions in Shopify)",
+                    f"no capture is recorded for order {order_id} of {tenant_id}, so no "
+                    "PaymentIntent can be shown to be this order's; nothing was started",
+                    code="PAYMENT_UNKNOWN",
+                    hint=f"refund an order whose flow captured its payment (`autobiz order "
+                    f"status {order_id}`); a payment taken outside AutoBiz is refunded in "
+                    "Stripe and recorded by reconciliation",
                 )
-            pi, captured_currency = found
-        cur = given_currency or captured_currency or config.currency
-        minor = parse_amount(amount, cur)
-        client = await temporal_client(settings)
-        handle, started = await _start(
-            client, workflow_id,
-            lambda: request_refund(
-                client, config, order_id=order_id, payment_intent_id=pi, amount_minor=minor,
-                currency=cur, task_queue=settings.temporal.task_queue, refund_request_id=rid,
-                note=note,
-            ),
-            closed_code="REQUEST_CLOSED", closed_kind=f"refund request {rid}",
-            closed_hint="use a new --request-id for a new refund",
-        )  # fmt: skip
+            pi = payment_intent or standing.payment_intent_id
+            cur = given_currency or standing.currency
+            minor = parse_amount(amount, cur)
+            client = await temporal_client(settings)
+            handle, started = await _start(
+                client, workflow_id,
+                lambda: request_refund(
+                    client, config, order_id=order_id, payment_intent_id=pi,
+                    amount_minor=minor, currency=cur, task_queue=settings.temporal.task_queue,
+                    refund_request_id=rid, note=note, ledger=db,
+                ),
+                closed_code="REQUEST_CLOSED", closed_kind=f"refund request {rid}",
+                closed_hint="use a new --request-id for a new refund",
+            )  # fmt: skip
         out: dict[str, Any] = {
             "workflow_id": workflow_id, "run_id": handle.result_run_id,
             "tenant_id": tenant_id, "order_id": order_id, "refund_request_id": rid,
             "payment_intent_id": pi, "amount_minor": minor, "currency": cur,
+            "refundable_minor": standing.refundable_minor - minor,
             "started": started, "attached": not started,
         }  # fmt: skip
         if not json_out:
             console.print(_started_line("refund", workflow_id, started), highlight=False)
             console.print(
-                f"{format_money(minor, cur)} of {pi} for order {order_id}; request id {rid}",
+                f"{format_money(minor, cur)} of {pi} for order {order_id}; request id {rid} "
+                f"(captured {format_money(standing.captured_minor, cur)}, refunded before "
+                f"{format_money(standing.refunded_minor, cur)})",
                 highlight=False,
             )
         if wait:
             hint = "an approval may be needed: `autobiz approvals list`"
             out["result"] = dump(await _result(handle, "refund", hint, quiet=json_out))
+            _refused_in_flow(out["result"], rid)
         return out
 
     out = run(main())

@@ -92,6 +92,18 @@ class RefundInfo(BaseModel):
     created: int
 
 
+class ChargeInfo(BaseModel):
+    """A charge's money: what was captured and how much of it is refunded already."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    amount: int
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    currency: str
+    payment_intent: str | None = None
+
+
 class StripeEventInfo(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str
@@ -371,6 +383,25 @@ class StripePayments:
             refunds=[RefundInfo.model_validate(_as_dict(r)) for r in page.data],
             has_more=bool(page.has_more),
         )
+
+    async def refunds_of(self, payment_intent_id: str, *, max_pages: int = 10) -> list[RefundInfo]:
+        """Every refund of one PaymentIntent, newest first (a few pages at most: a payment
+        has a handful of refunds). The lookup ``create_refund`` runs before it creates."""
+        refunds: list[RefundInfo] = []
+        after: str | None = None
+        for _ in range(max_pages):
+            page = await self.list_refunds(
+                payment_intent_id=payment_intent_id, starting_after=after
+            )
+            refunds.extend(page.refunds)
+            if not page.has_more or not page.refunds:
+                break
+            after = page.refunds[-1].id
+        return refunds
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeInfo:
+        charge = await self._call(lambda: self._client.v1.charges.retrieve_async(charge_id))
+        return ChargeInfo.model_validate(_as_dict(charge))
 
     # -- Events ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from autobiz.db.database import Database
 from starters.flows import decide
 from tests.autobiz.cli.support import Cli
 from tests.conftest import new_tenant
+from tests.support.ledger import record_capture
 from tests.workflows.support import Harness
 from workflows.models import Decision, RefundResult
 
@@ -23,8 +24,10 @@ pytestmark = pytest.mark.e2e
 
 
 async def _captured(h: Harness, price: str = "100.00") -> tuple[str, str]:
+    """A captured order our ledger knows (the CLI refuses a refund of any other)."""
     order_id = await h.seed_order(price, financial_status="paid")
     pi = await h.authorize(int(price.replace(".", "")), order_id, capture=True)
+    await record_capture(h.db, h.tenant, order_id, pi, int(price.replace(".", "")))
     return order_id, pi
 
 

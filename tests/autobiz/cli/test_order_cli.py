@@ -71,9 +71,10 @@ async def test_unknown_order_and_uncaptured_refund_say_what_to_do(
 ) -> None:
     missing = await cli("order", "status", "424242", check=False)
     assert missing.refused("FLOW_NOT_FOUND") and "autobiz order start 424242" in missing.stderr
-    # Nothing captured for this order: the CLI cannot guess the PaymentIntent.
+    # Nothing captured for this order: the CLI does not guess a PaymentIntent.
     unknown = await cli("refund", "request", "424242", "--amount", "5.00", check=False)
-    assert unknown.refused("PAYMENT_INTENT_UNKNOWN") and "--payment-intent" in unknown.stderr
+    assert unknown.refused("PAYMENT_UNKNOWN") and unknown.code == 3
+    assert "autobiz order status 424242" in unknown.stderr
     bad = await cli("refund", "request", "424242", "--amount", "5.001", check=False)
     assert bad.refused("AMOUNT_INVALID")
     other = await cli("order", "start", "1", "--tenant", "no-such-shop", check=False)
