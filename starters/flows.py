@@ -8,13 +8,15 @@ each flow: ``autobiz.business_keys``).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 
 from activities.config_activities import flow_context
 from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
@@ -23,6 +25,7 @@ from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TE
 from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig, DunningConfig
 from starters.refund_checks import check_refund_request
+from workflows.approvals import DECISION_NOT_READY
 from workflows.models import (
     ORDER_CANCELLATION,
     ORDER_FULFILL,
@@ -225,6 +228,9 @@ async def request_cancellation(
     )
 
 
+NOT_READY_WAIT = timedelta(seconds=10)
+
+
 async def decide(
     client: Client,
     workflow_id: str,
@@ -233,12 +239,23 @@ async def decide(
     update_id: str | None = None,
 ) -> DecisionResult:
     """Send a decision as the ``decide`` update; a rejected one raises
-    ``WorkflowUpdateFailedError`` and leaves no trace in the workflow's history."""
+    ``WorkflowUpdateFailedError`` and leaves no trace in the workflow's history. A
+    decision that arrives while its request is still opening (the flow shows it, its key
+    registry is on its way) is sent again for up to ``NOT_READY_WAIT``."""
     handle = client.get_workflow_handle(workflow_id)
-    result: DecisionResult = await handle.execute_update(
-        "decide", decision, id=update_id, result_type=DecisionResult
-    )
-    return result
+    deadline = asyncio.get_running_loop().time() + NOT_READY_WAIT.total_seconds()
+    while True:
+        try:
+            result: DecisionResult = await handle.execute_update(
+                "decide", decision, id=update_id, result_type=DecisionResult
+            )
+            return result
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            not_ready = isinstance(cause, ApplicationError) and cause.type == DECISION_NOT_READY
+            if not not_ready or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.1)
 
 
 async def flow_status(client: Client, workflow_id: str) -> FlowStatus:

@@ -82,6 +82,10 @@ class ApprovalDenied(Exception):
         self.view = view
 
 
+# A decision that came while its request was still opening (retry it: starters.decide).
+DECISION_NOT_READY = "DECISION_NOT_READY"
+
+
 def rejected(message: str) -> ApplicationError:
     return ApplicationError(message, type="DECISION_REJECTED", non_retryable=True)
 
@@ -99,6 +103,7 @@ class ApprovalDesk:
         self._count = 0
         self._timing = ApprovalTiming()
         self._keys: ApproverKeyRegistry | None = None
+        self._opening = False  # the request row and key registry are being fetched
         self._nonces: set[str] = set()
         self._refresh_wanted = False
         self.key_refreshes = 0
@@ -131,6 +136,12 @@ class ApprovalDesk:
             )
         if d.request_id is None:
             raise rejected("a signed decision names its request_id")
+        if self._opening:
+            # Shown pending, its row written, but the registry not back yet: a moment.
+            raise ApplicationError(
+                f"request {view.request_id} is still opening; decide again in a moment",
+                type=DECISION_NOT_READY, non_retryable=True,
+            )  # fmt: skip
         statement = statement_for(
             tenant_id=self.tenant_id, workflow_id=workflow.info().workflow_id,
             request_id=view.request_id, approve=d.approve, reason=d.reason,
@@ -295,7 +306,11 @@ class ApprovalDesk:
         )  # fmt: skip
         self._refresh_wanted = False
         self.key_refreshes = 0
-        self._keys = await self._open(opened)
+        self._opening = True
+        try:
+            self._keys = await self._open(opened)
+        finally:
+            self._opening = False
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(True)])
         record_approval_requested(self.tenant_id, action)
 

@@ -28,17 +28,27 @@ with workflow.unsafe.imports_passed_through():
 Compensation = Callable[[], Awaitable[Any]]
 
 
+CONTEXT_FROM_WORKER = "flow-context-from-worker"
+
+
 async def load_context(
     given: FlowContext | None, tenant_id: str, workflow_type: str
 ) -> FlowContext:
-    """The input's context, or (started by the ingress) the worker's compiled config."""
-    if given is not None:
-        if given.policy.tenant_id != tenant_id or given.policy.workflow_type != workflow_type:
-            raise ApplicationError(
-                "the flow context is for another tenant or workflow type",
-                type="CONTEXT_MISMATCH",
-                non_retryable=True,
-            )
+    """The worker's compiled config for this tenant and flow: the policy (scopes, bounds,
+    HITL rules), approvers and notifications are never taken from the input, so whoever
+    can start a workflow cannot start it under a laxer policy (no approval for a refund).
+    From a given context only the approval *waits* are kept (timeout, reminder,
+    escalation: tests and the demo shorten them); none of them can skip an approval.
+    Runs started before this rule (histories without the load) keep their input's."""
+    if given is not None and (
+        given.policy.tenant_id != tenant_id or given.policy.workflow_type != workflow_type
+    ):
+        raise ApplicationError(
+            "the flow context is for another tenant or workflow type",
+            type="CONTEXT_MISMATCH",
+            non_retryable=True,
+        )
+    if given is not None and not workflow.patched(CONTEXT_FROM_WORKER):
         return given
     context = await internal_activity(
         LOAD_FLOW_CONTEXT,
@@ -46,7 +56,10 @@ async def load_context(
         result_type=FlowContext,
     )
     assert context is not None
-    return context
+    if given is None:
+        return context
+    waits = given.timing.model_dump(include={"timeout", "remind_before", "escalate_after"})
+    return context.model_copy(update={"timing": context.timing.model_copy(update=waits)})
 
 
 def mark_started(tenant_id: str, order_id: str, state: str) -> None:

@@ -23,6 +23,7 @@ from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig
+from kernel.policy import RetryTiming
 from starters.flows import flow_status
 from tests.support.sandbox import Sandbox
 from workers.worker import build_worker
@@ -118,8 +119,14 @@ async def eventually(
         await asyncio.sleep(0.1)
 
 
+# Retry waits a twentieth of production's (same attempts), for the worker's own config:
+# flows take their policy from the worker, never from the starter.
+QUICK_RETRIES = RetryTiming(interval_scale=0.05)
+
+
 def tenant_config(tenant: str) -> BusinessConfig:
-    return load_business_config(DEMO_CONFIG).model_copy(update={"tenant": tenant})
+    config = load_business_config(DEMO_CONFIG)
+    return config.model_copy(update={"tenant": tenant, "retries": QUICK_RETRIES})
 
 
 @pytest.fixture
