@@ -146,7 +146,8 @@ def _str_id(value: Any) -> str | None:
     return None
 
 
-def _dig(obj: Any, *path: str) -> Any:
+def dig(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]…``, or None where the path leaves the dicts."""
     for key in path:
         if not isinstance(obj, dict):
             return None
@@ -168,7 +169,7 @@ def order_id_from_key(key: Any) -> str | None:
 def order_id_from_metadata(obj: Any) -> str | None:
     """The order AutoBiz names in Stripe metadata: ``order_key`` (what the Stripe client
     sets), else a bare ``order_id``."""
-    meta = _dig(obj, "metadata")
+    meta = dig(obj, "metadata")
     if not isinstance(meta, dict):
         return None
     return order_id_from_key(meta.get("order_key")) or _str_id(meta.get("order_id"))
@@ -191,11 +192,11 @@ def business_keys(source: Source, topic: str, payload: Any) -> dict[str, str]:
     keys: dict[str, str] = {}
     if source is Source.SHOPIFY:
         field = "order_id" if topic.startswith(("refunds/", "fulfillments/")) else "id"
-        oid = _str_id(_dig(payload, field))
+        oid = _str_id(dig(payload, field))
         if oid:
             keys["order_id"] = oid
     elif source is Source.STRIPE:
-        obj = _dig(payload, "data", "object")
+        obj = dig(payload, "data", "object")
         if isinstance(obj, dict):
             pi = obj.get("id") if topic.startswith("payment_intent.") else obj.get("payment_intent")
             if (pi_id := _str_id(pi)) is not None:
@@ -203,8 +204,8 @@ def business_keys(source: Source, topic: str, payload: Any) -> dict[str, str]:
             if (oid := order_id_from_metadata(obj)) is not None:
                 keys["order_id"] = oid
     elif source is Source.PRINTFUL:
-        order = _dig(payload, "data", "order")
-        if (oid := order_id_from_external_id(_dig(order, "external_id"))) is not None:
+        order = dig(payload, "data", "order")
+        if (oid := order_id_from_external_id(dig(order, "external_id"))) is not None:
             keys["order_id"] = oid
     return keys
 
@@ -219,7 +220,7 @@ def entity_key(source: Source, topic: str, payload: Any) -> str | None:
         return None
     if "order_id" in keys:
         return f"order:{keys['order_id']}"
-    pf_order = _str_id(_dig(payload, "data", "order", "id"))
+    pf_order = _str_id(dig(payload, "data", "order", "id"))
     if source is Source.PRINTFUL and pf_order:
         return f"printful_order:{pf_order}"
     return None

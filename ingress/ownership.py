@@ -16,24 +16,16 @@ import re
 from typing import Any
 
 from autobiz.db.database import TenantSession
-from ingress.events import InboundEvent, business_keys
+from ingress.events import InboundEvent, business_keys, dig
 from ingress.tenants import Source
 
 CROSS_TENANT = "cross_tenant"
 _PRINTFUL_EXTERNAL_ID = re.compile(r"^([A-Za-z0-9]{1,20})-([0-9a-f]{8,31})$")
 
 
-def _dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
 def _stripe_owner(payload: Any) -> str | None:
     """The tenant part of ``order_key`` (``{tenant}:{order}``) on the event's object."""
-    key = _dig(payload, "data", "object", "metadata", "order_key")
+    key = dig(payload, "data", "object", "metadata", "order_key")
     if not isinstance(key, str):
         return None
     key = key.removeprefix("order:")
@@ -46,7 +38,7 @@ def _stripe_owner(payload: Any) -> str | None:
 def _printful_foreign(payload: Any, tenant_id: str) -> str | None:
     """``external_id`` is ``{order}-{sha256(tenant:order)}`` (workflows.models): one whose
     hash is not this tenant's was made for another tenant."""
-    external_id = _dig(payload, "data", "order", "external_id")
+    external_id = dig(payload, "data", "order", "external_id")
     if not isinstance(external_id, str):
         return None
     match = _PRINTFUL_EXTERNAL_ID.match(external_id)
