@@ -423,23 +423,6 @@ def order_status(
 # --- refund --------------------------------------------------------------------------
 
 
-def _refused_in_flow(result: dict[str, Any], rid: str) -> None:
-    """A refund the workflow refused against Stripe's truth is a refusal, not a success."""
-    from kernel.refunds import REFUSAL_CODES
-
-    if result.get("state") != "rejected":
-        return
-    reason = str(result.get("reason") or "")
-    code, _, message = reason.partition(": ")
-    known = code in REFUSAL_CODES
-    raise AutobizError(
-        f"refund {rid} was refused by the flow: {message if known else reason}; nothing moved",
-        code=code if known else "FLOW_FAILED",
-        hint="the flow checked the order and its payment in Shopify and Stripe; see "
-        "`autobiz order status`",
-    )
-
-
 @refund_app.command("request")
 def refund_request(
     order_id: str = typer.Argument(..., help="Shopify order id."),
@@ -539,7 +522,6 @@ def refund_request(
         if wait:
             hint = "an approval may be needed: `autobiz approvals list`"
             out["result"] = dump(await _result(handle, "refund", hint, quiet=json_out))
-            _refused_in_flow(out["result"], rid)
         return out
 
     out = run(main())
