@@ -12,8 +12,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import provider_errors, run_side_effect
 from autobiz.db.database import Database
-from autobiz.ledger.binding import require_payment_binding
+from autobiz.ledger.binding import BINDING_CODES, require_payment_binding
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
+from autobiz.ledger.incidents import record_incident
 from autobiz.providers.errors import InvalidRequest, NotFound
 from autobiz.providers.stripe_client import (
     ORDER_KEY_METADATA,
@@ -176,6 +177,14 @@ class StripeActivities:
                     currency=input.currency, standing=standing, source="Stripe",
                 )  # fmt: skip
                 if problem is not None:
+                    if problem.code in BINDING_CODES:  # another order's or tenant's money
+                        await record_incident(
+                            self._db, ctx.tenant_id, code=problem.code,
+                            actor=f"workflow:{ctx.workflow_id}",
+                            detail={"action": ctx.tool, "order_id": input.order_id,
+                                    "payment_intent": input.payment_intent_id,
+                                    "message": problem.message},
+                        )  # fmt: skip
                     raise refusal_error(problem)
                 refund = await stripe.create_refund(
                     payment_intent_id=input.payment_intent_id,

@@ -312,6 +312,7 @@ class BusinessDay:
                 self.client, self.config, order_id=order_id, payment_intent_id=pi,
                 amount_minor=_minor(amount), currency="USD",
                 task_queue=self.settings.temporal.task_queue, principal="demo:support",
+                ledger=self.db,
             )  # fmt: skip
             case.workflow_id = handle.id
             self.say(f"{case.name}: requested")

@@ -90,6 +90,13 @@ async def test_another_orders_payment_is_refused(
     assert f"{h.tenant}:{order_b}" in (result.reason or "")
     assert await _stripe_refunds(h, pi_b) == [] and await _stripe_refunds(h, pi_a) == []
     assert _state(sandbox_server).shopify.orders[int(order_a)]["refunds"] == []
+    async with h.db.tenant(h.tenant) as session:  # and it is a security incident
+        incidents = await session.fetch_all(
+            "SELECT detail FROM audit_log WHERE tenant_id = %s "
+            "AND action = 'security.PAYMENT_NOT_FOR_ORDER'",
+            (h.tenant,),
+        )
+    assert [i["detail"]["payment_intent"] for i in incidents] == [pi_b]
 
 
 async def test_payment_bound_to_no_order_is_refused(harness: Harness) -> None:
