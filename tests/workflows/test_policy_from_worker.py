@@ -10,18 +10,20 @@ from temporalio.client import Client
 
 from activities.config_activities import flow_context
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import OrderFulfillInput, order_workflow_id
+from workflows.models import FlowContext, OrderFulfillInput, order_workflow_id
 
 pytestmark = pytest.mark.integration
 
 
-async def _start_raw(h: Harness, client: Client, order_id: str, pi: str, context: object) -> str:
+async def _start_raw(
+    h: Harness, client: Client, order_id: str, pi: str, context: FlowContext
+) -> str:
     """A start as the plain Temporal API allows it: any input, any context."""
     workflow_id = order_workflow_id(h.tenant, order_id)
     await client.start_workflow(
         "OrderFulfill",
         OrderFulfillInput(tenant_id=h.tenant, order_id=order_id, payment_intent=pi,
-                          ship_to=SHIP_TO, context=context, principal="attacker"),  # type: ignore[arg-type]
+                          ship_to=SHIP_TO, context=context, principal="attacker"),
         id=workflow_id, task_queue=h.task_queue,
     )  # fmt: skip
     return workflow_id
