@@ -37,8 +37,9 @@ async def load_context(
     """The worker's compiled config for this tenant and flow: the policy (scopes, bounds,
     HITL rules), approvers and notifications are never taken from the input, so whoever
     can start a workflow cannot start it under a laxer policy (no approval for a refund).
-    From a given context only the approval *waits* are kept (timeout, reminder,
-    escalation: tests and the demo shorten them); none of them can skip an approval.
+    From a given context only the *waits* are kept — approval timeout, reminder,
+    escalation, and the dunning schedule (tests and the demo shorten them); none of them
+    can skip an approval (a void after dunning still asks for one above its threshold).
     Runs started before this rule (histories without the load) keep their input's."""
     if given is not None and (
         given.policy.tenant_id != tenant_id or given.policy.workflow_type != workflow_type
@@ -59,7 +60,8 @@ async def load_context(
     if given is None:
         return context
     waits = given.timing.model_dump(include={"timeout", "remind_before", "escalate_after"})
-    return context.model_copy(update={"timing": context.timing.model_copy(update=waits)})
+    timing = context.timing.model_copy(update=waits)
+    return context.model_copy(update={"timing": timing, "dunning": given.dunning})
 
 
 def mark_started(tenant_id: str, order_id: str, state: str) -> None:

@@ -359,6 +359,9 @@ async def test_duplicate_starts_attach_to_one_run(harness: Harness) -> None:
     await h.status_when(
         first.id, lambda s: s.detail.get("stripe_events") == ["payment_intent.payment_failed"]
     )
+    # The customer pays once the failure notice is out (the run is dunning), not before
+    # the run has read the intent: then there is nothing to recover from.
+    await h.status_when(first.id, lambda s: s.state == "dunning")
     await _pay(h, pi)
     await first.signal(
         "stripe_event", await _envelope(h, pi, order_id, "payment_intent.amount_capturable_updated")

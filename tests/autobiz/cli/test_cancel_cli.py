@@ -32,6 +32,8 @@ async def test_cancel_voids_then_refuses_a_second_run(harness: Harness, cli: Cli
 
 async def test_cancel_above_threshold_is_approved_from_the_cli(harness: Harness, cli: Cli) -> None:
     h = harness
+    # ana signs her decision with her own key, registered beforehand (an admin act).
+    await cli("approvals", "keys", "create", "--as", "ana")
     order_id = await h.seed_order("80.00", financial_status="paid")
     pi = await h.authorize(8000, order_id, capture=True)
     started = await cli("cancel", "request", order_id, "--payment-intent", pi,
