@@ -1,3 +1,3 @@
-from tests.autobiz.cli.support import cli  # noqa: F401
+from tests.autobiz.cli.support import cli, offline  # noqa: F401
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import harness  # noqa: F401

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +93,26 @@ def cli(
     runner = Cli(env, config_dir)
     runner.add_tenant(harness.tenant)
     return runner
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once the socket closes
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Cli:
+    """The CLI with the demo tenant configured and nothing running where it looks."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
+    env.update(
+        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(tmp_path / "home"),
+        AUTOBIZ_CONFIG_DIR=str(config_dir), AUTOBIZ_TEMPORAL__PORT=str(closed_port()),
+        AUTOBIZ_DATABASE_URL=f"host=127.0.0.1 port={closed_port()} user=postgres dbname=x",
+        COLUMNS="250",
+    )  # fmt: skip
+    cli = Cli(env, config_dir)
+    cli.add_tenant("demo-shop")
+    return cli

@@ -4,38 +4,12 @@ a non-zero exit, and no traceback — before anything is started."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-from pathlib import Path
 
 import pytest
 
 from tests.autobiz.cli.support import Cli
 
 pytestmark = pytest.mark.e2e
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens once the socket closes
-
-
-@pytest.fixture
-def offline(tmp_path: Path) -> Cli:
-    """The CLI with the demo tenant configured and nothing running where it looks."""
-    config_dir = tmp_path / "config"
-    config_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
-    env.update(
-        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(tmp_path / "home"),
-        AUTOBIZ_CONFIG_DIR=str(config_dir), AUTOBIZ_TEMPORAL__PORT=str(_closed_port()),
-        AUTOBIZ_DATABASE_URL=f"host=127.0.0.1 port={_closed_port()} user=postgres dbname=x",
-        COLUMNS="250",
-    )  # fmt: skip
-    cli = Cli(env, config_dir)
-    cli.add_tenant("demo-shop")
-    return cli
 
 
 async def test_stack_down_gives_a_code_and_the_fix(offline: Cli) -> None:

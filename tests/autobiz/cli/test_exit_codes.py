@@ -10,10 +10,7 @@ tests/replay/test_replay_cmd.py::test_history_from_changed_code_is_nondeterminis
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-from pathlib import Path
 
 import pytest
 
@@ -21,29 +18,6 @@ from autobiz.errors import EXIT_CODES, AutobizError, ExitCode, UsageError, exit_
 from tests.autobiz.cli.support import ROOT, Cli, CliResult
 
 BOX = ("╭", "╰", "│")
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens once the socket closes
-
-
-@pytest.fixture
-def offline(tmp_path: Path) -> Cli:
-    """The CLI with the demo tenant configured and nothing running where it looks."""
-    config_dir = tmp_path / "config"
-    config_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
-    env.update(
-        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(tmp_path / "home"),
-        AUTOBIZ_CONFIG_DIR=str(config_dir), AUTOBIZ_TEMPORAL__PORT=str(_closed_port()),
-        AUTOBIZ_DATABASE_URL=f"host=127.0.0.1 port={_closed_port()} user=postgres dbname=x",
-        COLUMNS="250",
-    )  # fmt: skip
-    cli = Cli(env, config_dir)
-    cli.add_tenant("demo-shop")
-    return cli
 
 
 def _clean_refusal(result: CliResult, code: str, exit_code: int) -> None:
