@@ -24,18 +24,10 @@ from kernel.catalog import (
 )
 from tests.activities.test_activities import context
 from tests.conftest import new_tenant
+from tests.support.ledger import security_incidents
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
-
-
-async def _incidents(db: Database, tenant: str) -> list[dict[str, Any]]:
-    async with db.tenant(tenant) as s:
-        return await s.fetch_all(
-            "SELECT action, detail FROM audit_log WHERE tenant_id = %s "
-            "AND action LIKE 'security.%%'",
-            (tenant,),
-        )
 
 
 async def _authorised(sandbox: Sandbox, clients: Any, tenant: str, order_key: str) -> str:
@@ -66,7 +58,7 @@ async def test_payment_of_another_order_is_refused_before_capture(
     assert refused.value.type == "PAYMENT_NOT_FOR_ORDER" and refused.value.non_retryable
     intent = await (await clients.stripe(tenant)).retrieve_payment_intent(pi)
     assert intent.status == "requires_capture" and intent.amount_received == 0
-    [incident] = await _incidents(database, tenant)
+    [incident] = await security_incidents(database, tenant)
     assert incident["action"] == "security.PAYMENT_NOT_FOR_ORDER"
     assert incident["detail"]["payment_intent"] == pi
     await _capture(clients, database, tenant, pi, "1001")  # its own order: captured
@@ -90,7 +82,7 @@ async def test_intent_naming_another_tenant_is_refused_before_void(
     assert refused.value.type == "CROSS_TENANT_REFUSED"
     intent = await (await clients.stripe(tenant)).retrieve_payment_intent(pi)
     assert intent.status == "requires_capture"
-    assert [i["action"] for i in await _incidents(database, tenant)] == [
+    assert [i["action"] for i in await security_incidents(database, tenant)] == [
         "security.CROSS_TENANT_REFUSED"
     ]
     await clients.aclose()

@@ -24,20 +24,13 @@ from tests.ingress.support import (
     stripe_event,
     stripe_header,
 )
+from tests.support.ledger import security_incidents
 from workflows.models import printful_external_id
 
 pytestmark = pytest.mark.integration
 
 B_SHOPIFY, B_STRIPE, B_PRINTFUL = "shpss_tenant_b", "whsec_tenant_b", "pfwh_tenant_b"
-
-
-async def _incidents(db: Database, tenant: str) -> list[dict[str, Any]]:
-    async with db.tenant(tenant) as s:
-        return await s.fetch_all(
-            "SELECT actor, action, outcome, detail FROM audit_log WHERE tenant_id = %s "
-            "AND action = 'security.CROSS_TENANT_REFUSED'",
-            (tenant,),
-        )
+CROSS = "security.CROSS_TENANT_REFUSED"
 
 
 async def _two_tenants(
@@ -70,10 +63,10 @@ async def test_shopify_order_of_another_tenant_is_refused(
     [row] = await h.rows(b)
     assert row["status"] == "dead_letter"
     assert row["status_reason"].startswith("cross_tenant: shopify_order")
-    [incident] = await _incidents(database, b)
+    [incident] = await security_incidents(database, b, CROSS)
     assert incident["actor"] == "ingress:shopify" and incident["outcome"] == "refused"
     assert incident["detail"]["event_id"] == row["event_id"]
-    assert await _incidents(database, tenant) == []
+    assert await security_incidents(database, tenant, CROSS) == []
     labels = {"source": "shopify", "code": "CROSS_TENANT_REFUSED"}
     assert h.metric("autobiz_ingress_security_incidents_total", **labels) == 1
     await h.relay.run_once()
@@ -92,7 +85,7 @@ async def test_stripe_event_whose_order_key_names_another_tenant_is_refused(
     assert answer.json()["status"] == "dead_letter"
     [row] = await h.rows(b)
     assert row["status_reason"] == "cross_tenant: order_key names another tenant"
-    assert len(await _incidents(database, b)) == 1
+    assert len(await security_incidents(database, b, CROSS)) == 1
 
 
 async def test_stripe_payment_intent_first_seen_for_another_tenant_is_refused(
@@ -105,7 +98,7 @@ async def test_stripe_payment_intent_first_seen_for_another_tenant_is_refused(
     theirs = dumps(stripe_event("payment_intent.payment_failed", payment_intent(pi, "78")))
     answer = await h.stripe(theirs, header=stripe_header(theirs, B_STRIPE, t=h.clock.unix))
     assert answer.json()["status"] == "dead_letter"
-    assert len(await _incidents(database, b)) == 1
+    assert len(await security_incidents(database, b, CROSS)) == 1
 
 
 async def test_printful_order_made_for_another_tenant_is_refused(

@@ -4,6 +4,7 @@ capture without running OrderFulfill to the capture."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from autobiz.db.database import Database
 from autobiz.ledger.receipts import Receipt, ReceiptDraft, ReceiptStore
@@ -26,3 +27,15 @@ async def record_capture(
             details={"order_id": order_id, "risk_level": "low"},
         )
     )  # fmt: skip
+
+
+async def security_incidents(
+    db: Database, tenant: str, action: str = "security.%"
+) -> list[dict[str, Any]]:
+    """The tenant's ``audit_log`` rows for refused attempts (``action`` LIKE pattern)."""
+    async with db.tenant(tenant) as s:
+        return await s.fetch_all(
+            "SELECT actor, action, outcome, detail FROM audit_log WHERE tenant_id = %s "
+            "AND action LIKE %s ORDER BY audit_id",
+            (tenant, action),
+        )
