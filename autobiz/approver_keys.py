@@ -7,8 +7,8 @@ tenant's ``approver_keys`` registry), and sign decisions with them.
 * Registering and revoking a public key is an admin act: it goes through
   ``Database.admin`` (the owner's connection). The application role can only read the
   registry; whoever holds the owner's credentials is the trust root.
-* :func:`sign_decision` builds the ``Decision`` a workflow accepts: the statement of
-  ``kernel.decision_proof``, signed now, with a fresh nonce.
+* ``starters.decisions.sign_decision`` builds the ``Decision`` a workflow accepts with a
+  :class:`LocalKey` from here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,8 @@ from autobiz.errors import AutobizError
 from kernel.decision_proof import (
     ApproverKey,
     ApproverKeyRegistry,
-    DecisionProof,
     b64encode,
-    statement_for,
 )
-from workflows.models import Decision
 
 _COLUMNS = (
     "key_id, approver_id, public_key, created_at, created_by, not_before, expires_at, "
@@ -103,34 +100,6 @@ def read_private_key(path: Path, key_id: str | None = None) -> LocalKey:
         raise AutobizError(f"{path} is not an unencrypted Ed25519 private key (PEM)",
                            code="APPROVER_KEY_INVALID")  # fmt: skip
     return LocalKey(key_id or path.stem, key, path)
-
-
-def sign_decision(
-    key: LocalKey,
-    *,
-    tenant_id: str,
-    workflow_id: str,
-    request_id: str,
-    approver: str,
-    approve: bool,
-    reason: str | None = None,
-    issued_at: datetime | None = None,
-    nonce: str | None = None,
-) -> Decision:
-    """The ``Decision`` (with its proof) for one request, signed by ``key``."""
-    unsigned = DecisionProof(
-        key_id=key.key_id, issued_at=issued_at or datetime.now(UTC),
-        nonce=nonce or secrets.token_urlsafe(18), signature="-",
-    )  # fmt: skip
-    statement = statement_for(
-        tenant_id=tenant_id, workflow_id=workflow_id, request_id=request_id, approve=approve,
-        reason=reason, approver=approver, proof=unsigned,
-    )  # fmt: skip
-    signature = b64encode(key.private_key.sign(statement.canonical()))
-    return Decision(
-        tenant_id=tenant_id, approver=approver, approve=approve, request_id=request_id,
-        reason=reason, proof=unsigned.model_copy(update={"signature": signature}),
-    )  # fmt: skip
 
 
 # --- the registry ---------------------------------------------------------------------

@@ -173,7 +173,7 @@ async def _signed(
     key_file: Path | None,
 ) -> tuple[dict[str, Any], Any]:
     """The request row and the decision on it, signed with the approver's own key."""
-    from autobiz.approver_keys import sign_decision
+    from starters.decisions import sign_decision
 
     row = await _find(settings, tenant_id, request_id)
     if row is None:

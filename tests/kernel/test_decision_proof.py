@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from autobiz.approver_keys import LocalKey, generate_key, sign_decision
+from autobiz.approver_keys import LocalKey, generate_key
 from kernel.decision_proof import (
     ApproverKey,
     ApproverKeyRegistry,
@@ -17,6 +17,7 @@ from kernel.decision_proof import (
     check_proof,
     statement_for,
 )
+from starters.decisions import sign_decision
 from workflows.models import Decision
 
 pytestmark = pytest.mark.unit

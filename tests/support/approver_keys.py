@@ -56,7 +56,7 @@ class Approvers:
         tenant_id: str | None = None,
     ) -> Decision:
         """A signed decision on ``request_id`` (default: the request pending now)."""
-        from autobiz.approver_keys import sign_decision
+        from starters.decisions import sign_decision
 
         rid = request_id or await pending_request(client, workflow_id)
         return sign_decision(
