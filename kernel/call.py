@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from kernel.catalog import REGISTRY
-from kernel.contracts import CallContext, RetrySpec, ToolModel
+from kernel.contracts import CallContext, RetrySpec, ToolContract, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import request_hash
 from kernel.metrics import record_gate, record_tool_call
@@ -31,6 +31,7 @@ from kernel.redaction import allowlisted, redact_text
 from kernel.registry import ToolRegistry
 from kernel.state import Approval, RunState, TraceEntry
 
+InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
 T = TypeVar("T")
 
@@ -84,17 +85,34 @@ def refusal(decision: GateDecision) -> ApplicationError:
 
 def preview(
     state: RunState,
-    tool: str,
-    version: str,
-    input: BaseModel | Mapping[str, Any],
+    tool: ToolContract[Any, Any] | str,
+    version_or_input: str | BaseModel | Mapping[str, Any],
+    input: BaseModel | Mapping[str, Any] | None = None,
+    /,
     *,
     step: str,
     registry: ToolRegistry | None = None,
 ) -> GateDecision:
     """Run the gate without recording or calling: tells a workflow whether it must get
-    an approval first (``decision.hitl``) and which key the approval should bind to."""
-    request = ToolRequest(tool=tool, version=version, input=input, step=step)
+    an approval first (``decision.hitl``) and which key the approval should bind to.
+    The tool is named as for :func:`kernel_call`."""
+    name, version, input, _ = _resolve(tool, version_or_input, input, None)
+    request = ToolRequest(tool=name, version=version, input=input, step=step)
     return Gate(registry or REGISTRY).check(state, request, workflow.now())
+
+
+@overload
+async def kernel_call(
+    state: RunState,
+    tool: ToolContract[InT, OutT],
+    input: InT,
+    /,
+    *,
+    step: str,
+    approval: Approval | None = None,
+    registry: ToolRegistry | None = None,
+    absent_ok: bool = False,
+) -> OutT: ...
 
 
 @overload
@@ -103,6 +121,7 @@ async def kernel_call(
     tool: str,
     version: str,
     input: BaseModel | Mapping[str, Any],
+    /,
     *,
     step: str,
     expect: type[OutT],
@@ -118,6 +137,7 @@ async def kernel_call(
     tool: str,
     version: str,
     input: BaseModel | Mapping[str, Any],
+    /,
     *,
     step: str,
     expect: None = None,
@@ -129,9 +149,10 @@ async def kernel_call(
 
 async def kernel_call(
     state: RunState,
-    tool: str,
-    version: str,
-    input: BaseModel | Mapping[str, Any],
+    tool: ToolContract[Any, Any] | str,
+    version_or_input: str | BaseModel | Mapping[str, Any],
+    input: BaseModel | Mapping[str, Any] | None = None,
+    /,
     *,
     step: str,
     expect: type[BaseModel] | None = None,
@@ -144,8 +165,13 @@ async def kernel_call(
     A read with a ``not_found_grace`` retries a not-found as "not there yet" for that
     many attempts; ``absent_ok=True`` (the caller treats absence as an answer, e.g. a
     reconciliation sweep) and lookups (``input.may_be_absent``) take the not-found at
-    once."""
-    request = ToolRequest(tool=tool, version=version, input=input, step=step, approval=approval)
+    once.
+
+    ``kernel_call(run, STRIPE_CAPTURE_PAYMENT, CapturePaymentInput(...), step=...)`` names
+    the tool by its contract and returns the contract's output type; the older form names
+    it ``"stripe.capture_payment", "1"`` and takes ``expect=``."""
+    name, version, input, expect = _resolve(tool, version_or_input, input, expect)
+    request = ToolRequest(tool=name, version=version, input=input, step=step, approval=approval)
     now = workflow.now()
     decision = Gate(registry or REGISTRY).check(state, request, now)
     admit(state, decision, now)
@@ -214,6 +240,22 @@ async def kernel_call(
     if expect is not None and not isinstance(result, expect):
         raise TypeError(f"{contract.ref} returned {type(result).__name__}, not {expect.__name__}")
     return result  # type: ignore[no-any-return]
+
+
+def _resolve(
+    tool: ToolContract[Any, Any] | str,
+    version_or_input: str | BaseModel | Mapping[str, Any],
+    input: BaseModel | Mapping[str, Any] | None,
+    expect: type[BaseModel] | None,
+) -> tuple[str, str, BaseModel | Mapping[str, Any], type[BaseModel] | None]:
+    """(name, version, input, expected output) from either form of a call."""
+    if isinstance(tool, ToolContract):
+        if input is not None or isinstance(version_or_input, str):
+            raise TypeError(f"{tool.ref}: pass the contract and the input, not a version")
+        return tool.name, tool.version, version_or_input, tool.output_model
+    if not isinstance(version_or_input, str) or input is None:
+        raise TypeError(f"{tool}: a tool named by string needs its version and an input")
+    return tool, version_or_input, input, expect
 
 
 def _not_found_grace(grace: int, input: BaseModel | None, absent_ok: bool) -> int:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
 
     from autobiz.search_attributes import APPROVAL_PENDING
     from kernel.call import internal_activity, kernel_call, preview
+    from kernel.contracts import ToolContract
     from kernel.decision_proof import (
         ApproverKeyRegistry,
         ProofRejected,
@@ -66,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
         HitlOpen,
     )
 
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
 DB_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Signals are checked for proofs from here on (runs recorded before replay unchecked).
 PROOF_PATCH = "approval-proofs"
@@ -392,8 +395,8 @@ class ApprovalDesk:
 async def call_with_approval(
     desk: ApprovalDesk,
     state: RunState,
-    tool: str,
-    input: BaseModel,
+    tool: ToolContract[InT, OutT],
+    input: InT,
     *,
     step: str,
     action: str,
@@ -401,15 +404,14 @@ async def call_with_approval(
     currency: str | None,
     notify: Notifier,
     timeout_override: timedelta | None = None,
-    expect: type[BaseModel] | None = None,
-) -> BaseModel:
+) -> OutT:
     """``kernel_call`` that first obtains a human decision when the gate demands one.
 
     Raises :class:`ApprovalDenied` when the request is denied or expires (fail closed).
     A request already approved in this run for the same action is reused, bound to this
     call's own idempotency key.
     """
-    decision = preview(state, tool, "1", input, step=step)
+    decision = preview(state, tool, input, step=step)
     approval: Approval | None = None
     if decision.code is GateCode.APPROVAL_REQUIRED:
         assert decision.hitl is not None and decision.keys is not None
@@ -425,14 +427,14 @@ async def call_with_approval(
             view = await desk.obtain(
                 action=action, roles=decision.hitl.approver_roles, expires_in=timeout,
                 amount_minor=amount_minor, currency=currency, notify=notify,
-                details={"tool": f"{tool}@1", "step": step},
+                details={"tool": tool.ref, "step": step},
             )  # fmt: skip
             if view.status != "approved":
                 state.decision(
                     workflow.now(), f"approval_{view.status}",
-                    {"request_id": view.request_id, "tool": f"{tool}@1",
+                    {"request_id": view.request_id, "tool": tool.ref,
                      "decided_by": view.decided_by},
                 )  # fmt: skip
                 raise ApprovalDenied(view)
         approval = desk.approval_for(decision.keys.internal)
-    return await kernel_call(state, tool, "1", input, step=step, expect=expect, approval=approval)
+    return await kernel_call(state, tool, input, step=step, approval=approval)

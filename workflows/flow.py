@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel.call import internal_activity, kernel_call
-    from kernel.catalog import SendEmailInput, SendEmailOutput
+    from kernel.catalog import SENDGRID_SEND_EMAIL, SendEmailInput, SendEmailOutput
     from kernel.state import RunState
     from workflows.approvals import ApprovalDenied
     from workflows.models import (
@@ -95,14 +95,12 @@ async def send_email(
 ) -> SendEmailOutput:
     return await kernel_call(
         run,
-        "sendgrid.send_email",
-        "1",
+        SENDGRID_SEND_EMAIL,
         SendEmailInput(
             to=to, template=template, subject=subject, variables=variables or {},
             category=category,
         ),
         step=step,
-        expect=SendEmailOutput,
     )  # fmt: skip
 
 

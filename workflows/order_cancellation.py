@@ -51,8 +51,14 @@ with workflow.unsafe.imports_passed_through():
         start_run,
     )
     from kernel.catalog import (
+        PRINTFUL_CANCEL_ORDER,
+        PRINTFUL_GET_ORDER,
+        SHOPIFY_CANCEL_ORDER,
+        SHOPIFY_GET_ORDER,
+        STRIPE_CANCEL_PAYMENT,
+        STRIPE_CREATE_REFUND,
+        STRIPE_GET_PAYMENT_INTENT,
         CancelOrderInput,
-        CancelOrderOutput,
         CancelPaymentInput,
         CancelPaymentOutput,
         CreateRefundInput,
@@ -61,10 +67,9 @@ with workflow.unsafe.imports_passed_through():
         GetOrderOutput,
         GetPaymentIntentInput,
         GetPaymentIntentOutput,
-        GetPrintfulOrderOutput,
-        PrintfulOrderOutput,
         PrintfulOrderRef,
     )
+    from kernel.contracts import ToolContract
     from kernel.errors import GateCode
     from kernel.state import RunState
     from workflows.approvals import ApprovalDenied, ApprovalDesk, Notifier, call_with_approval
@@ -134,7 +139,7 @@ class _Money:
     action: Literal["void", "refund", "none"]
     amount_minor: int
     currency: str
-    tool: str = ""
+    tool: ToolContract[Any, Any] | None = None
     input: BaseModel | None = None
     step: str = ""
 
@@ -244,8 +249,8 @@ class OrderCancellation(ApprovalHandlers):
     ) -> None:
         notify = approval_notifier(run)
         order = await kernel_call(
-            run, "shopify.get_order", "1", GetOrderInput(order_id=input.order_id),
-            step="get_order", expect=GetOrderOutput,
+            run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=input.order_id),
+            step="get_order",
         )  # fmt: skip
         self._detail.update(order_name=order.order_name, total_minor=order.total_minor,
                             currency=order.currency)  # fmt: skip
@@ -283,7 +288,7 @@ class OrderCancellation(ApprovalHandlers):
             await self._cancel_printful(run, survey.printful_order_id)
 
         if money.action != "none":
-            assert money.input is not None
+            assert money.input is not None and money.tool is not None
             await self._move("voiding" if money.action == "void" else "refunding")
             moved = await call_with_approval(
                 desk, run, money.tool, money.input, step=money.step,
@@ -299,11 +304,11 @@ class OrderCancellation(ApprovalHandlers):
 
         await self._move("cancelling_order")
         await kernel_call(
-            run, "shopify.cancel_order", "1",
+            run, SHOPIFY_CANCEL_ORDER,
             # Our own email tells the customer (with the money part), not Shopify's.
             CancelOrderInput(order_id=input.order_id, reason=input.reason,
                              notify_customer=False),
-            step="shopify_cancel", expect=CancelOrderOutput,
+            step="shopify_cancel",
         )  # fmt: skip
         self._detail["shopify_cancelled"] = True
         self._done.append("Shopify order cancelled")
@@ -331,8 +336,7 @@ class OrderCancellation(ApprovalHandlers):
         pf_status: str | None = None
         try:
             found = await kernel_call(
-                run, "printful.get_order", "1", ref, step=f"printful_lookup:{n}",
-                expect=GetPrintfulOrderOutput,
+                run, PRINTFUL_GET_ORDER, ref, step=f"printful_lookup:{n}",
             )  # fmt: skip
             pf_id, pf_status = found.printful_order_id, found.status
         except ActivityError as exc:
@@ -342,9 +346,9 @@ class OrderCancellation(ApprovalHandlers):
         intent: GetPaymentIntentOutput | None = None
         if pi_id is not None:
             intent = await kernel_call(
-                run, "stripe.get_payment_intent", "1",
+                run, STRIPE_GET_PAYMENT_INTENT,
                 GetPaymentIntentInput(payment_intent_id=pi_id, order_id=input.order_id),
-                step=f"payment_lookup:{n}", expect=GetPaymentIntentOutput,
+                step=f"payment_lookup:{n}",
             )  # fmt: skip
             self._detail["payment_status"] = intent.status
         return _Survey(pf_id, pf_status, intent)
@@ -385,9 +389,7 @@ class OrderCancellation(ApprovalHandlers):
                 currency=intent.currency, reason=reason,
             )  # fmt: skip
             return self._planned(
-                _Money(
-                    "void", amount, intent.currency, "stripe.cancel_payment", void, "void_payment"
-                )
+                _Money("void", amount, intent.currency, STRIPE_CANCEL_PAYMENT, void, "void_payment")
             )
         if intent.status == "succeeded":
             if intent.amount_received_minor == 0:
@@ -404,7 +406,7 @@ class OrderCancellation(ApprovalHandlers):
                     "refund",
                     amount,
                     intent.currency,
-                    "stripe.create_refund",
+                    STRIPE_CREATE_REFUND,
                     refund,
                     "refund_payment",
                 )
@@ -433,8 +435,8 @@ class OrderCancellation(ApprovalHandlers):
         approval" fails here too, while nothing has been done."""
         if money.action == "none":
             return
-        assert money.input is not None
-        decision = preview(run, money.tool, "1", money.input, step=money.step)
+        assert money.input is not None and money.tool is not None
+        decision = preview(run, money.tool, money.input, step=money.step)
         if decision.allowed:
             return
         if decision.code is not GateCode.APPROVAL_REQUIRED:
@@ -454,12 +456,12 @@ class OrderCancellation(ApprovalHandlers):
             action=money.approval_action, roles=decision.hitl.approver_roles,
             expires_in=context.timing.timeout or (rule.timeout if rule else timedelta(hours=24)),
             amount_minor=money.amount_minor, currency=money.currency, notify=notify,
-            details={"tool": f"{money.tool}@1", "step": money.step, "order_id": self._order_id},
+            details={"tool": money.tool.ref, "step": money.step, "order_id": self._order_id},
         )  # fmt: skip
         if view.status != "approved":
             run.decision(
                 workflow.now(), f"approval_{view.status}",
-                {"request_id": view.request_id, "tool": f"{money.tool}@1",
+                {"request_id": view.request_id, "tool": money.tool.ref,
                  "decided_by": view.decided_by},
             )  # fmt: skip
             raise ApprovalDenied(view)
@@ -494,9 +496,8 @@ class OrderCancellation(ApprovalHandlers):
     async def _cancel_printful(self, run: RunState, printful_order_id: int) -> None:
         try:
             out = await kernel_call(
-                run, "printful.cancel_order", "1",
+                run, PRINTFUL_CANCEL_ORDER,
                 PrintfulOrderRef(printful_order_id=printful_order_id), step="printful_cancel",
-                expect=PrintfulOrderOutput,
             )  # fmt: skip
         except ActivityError as exc:
             if _error_type(exc) == "PROVIDER_STATE_CONFLICT":

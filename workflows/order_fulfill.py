@@ -29,21 +29,25 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from kernel.call import kernel_call, persist_trace, preview, start_run
     from kernel.catalog import (
+        PRINTFUL_CANCEL_ORDER,
+        PRINTFUL_CONFIRM_ORDER,
+        PRINTFUL_CREATE_ORDER,
+        PRINTFUL_GET_ORDER,
+        RISK_ASSESS,
+        SHOPIFY_CREATE_FULFILLMENT,
+        SHOPIFY_GET_ORDER,
+        STRIPE_CAPTURE_PAYMENT,
+        STRIPE_CREATE_REFUND,
         CapturePaymentInput,
-        CapturePaymentOutput,
         CreateFulfillmentInput,
-        CreateFulfillmentOutput,
         CreatePrintfulOrderInput,
         CreateRefundInput,
         GetOrderInput,
         GetOrderOutput,
-        GetPrintfulOrderOutput,
         PrintfulItem,
-        PrintfulOrderOutput,
         PrintfulOrderRef,
         PrintfulRecipient,
         RiskInput,
-        RiskOutput,
         Shipment,
     )
     from kernel.state import RunState
@@ -247,8 +251,8 @@ class OrderFulfill(ApprovalHandlers):
     ) -> None:
         notify = approval_notifier(run)
         order = await kernel_call(
-            run, "shopify.get_order", "1", GetOrderInput(order_id=input.order_id),
-            step="get_order", expect=GetOrderOutput,
+            run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=input.order_id),
+            step="get_order",
         )  # fmt: skip
         self._detail.update(order_name=order.order_name, total_minor=order.total_minor,
                             currency=order.currency)  # fmt: skip
@@ -260,10 +264,10 @@ class OrderFulfill(ApprovalHandlers):
             )  # fmt: skip
         await self._move(run, input, "assessing")
         risk = await kernel_call(
-            run, "risk.assess", "1",
+            run, RISK_ASSESS,
             RiskInput(order_id=input.order_id, amount_minor=order.total_minor,
                       currency=order.currency, country_code=ship_to.country_code),
-            step="risk", expect=RiskOutput,
+            step="risk",
         )  # fmt: skip
         self._detail["risk"] = risk.level
 
@@ -279,17 +283,16 @@ class OrderFulfill(ApprovalHandlers):
             if self._needs_approval(run, capture):
                 await self._move(run, input, "awaiting_approval")
             captured = await call_with_approval(
-                desk, run, "stripe.capture_payment", capture, step="capture",
+                desk, run, STRIPE_CAPTURE_PAYMENT, capture, step="capture",
                 action="capture_payment", amount_minor=order.total_minor,
-                currency=order.currency, notify=notify, expect=CapturePaymentOutput,
+                currency=order.currency, notify=notify,
             )  # fmt: skip
-            assert isinstance(captured, CapturePaymentOutput)
             result.update(captured_minor=captured.amount_captured_minor, currency=order.currency)
             self._detail["captured_minor"] = captured.amount_captured_minor
 
             async def refund_capture() -> None:
                 await call_with_approval(
-                    desk, run, "stripe.create_refund",
+                    desk, run, STRIPE_CREATE_REFUND,
                     CreateRefundInput(
                         payment_intent_id=payment_intent, order_id=input.order_id,
                         refund_request_id=f"undo-{input.order_id}"[:64],
@@ -311,12 +314,12 @@ class OrderFulfill(ApprovalHandlers):
         # Printful: draft (looked up by external id first), then confirm.
         self._checkpoint()
         draft = await kernel_call(
-            run, "printful.create_order", "1",
+            run, PRINTFUL_CREATE_ORDER,
             CreatePrintfulOrderInput(
                 external_id=printful_external_id(input.tenant_id, input.order_id),
                 recipient=ship_to, items=printful_items(order, input.default_variant_id),
             ),
-            step="printful_create", expect=PrintfulOrderOutput,
+            step="printful_create",
         )  # fmt: skip
         result["printful_order_id"] = draft.printful_order_id
         self._detail["printful_order_id"] = draft.printful_order_id
@@ -324,15 +327,13 @@ class OrderFulfill(ApprovalHandlers):
 
         async def cancel_draft() -> None:
             await kernel_call(
-                run, "printful.cancel_order", "1", ref, step="undo:printful",
-                expect=PrintfulOrderOutput,
+                run, PRINTFUL_CANCEL_ORDER, ref, step="undo:printful",
             )  # fmt: skip
 
         saga.add("cancel_printful_draft", cancel_draft)
         self._checkpoint()
         await kernel_call(
-            run, "printful.confirm_order", "1", ref, step="printful_confirm",
-            expect=PrintfulOrderOutput,
+            run, PRINTFUL_CONFIRM_ORDER, ref, step="printful_confirm",
         )  # fmt: skip
         saga.clear()  # in production now: nothing is undone automatically from here
         await self._move(run, input, "in_production")
@@ -342,12 +343,12 @@ class OrderFulfill(ApprovalHandlers):
         self._detail["tracking_number"] = shipment.tracking_number
         await self._move(run, input, "shipped")
         fulfillment = await kernel_call(
-            run, "shopify.create_fulfillment", "1",
+            run, SHOPIFY_CREATE_FULFILLMENT,
             CreateFulfillmentInput(
                 order_id=input.order_id, tracking_company=shipment.carrier,
                 tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
             ),
-            step="fulfill", expect=CreateFulfillmentOutput,
+            step="fulfill",
         )  # fmt: skip
         result["fulfillment_id"] = fulfillment.fulfillment_id
         if customer_emails and order.customer_email:
@@ -361,7 +362,7 @@ class OrderFulfill(ApprovalHandlers):
             result["email_message_id"] = sent.message_id
 
     def _needs_approval(self, run: RunState, capture: CapturePaymentInput) -> bool:
-        decision = preview(run, "stripe.capture_payment", "1", capture, step="capture")
+        decision = preview(run, STRIPE_CAPTURE_PAYMENT, capture, step="capture")
         return bool(decision.hitl and decision.hitl.required)
 
     async def _await_shipment(
@@ -382,8 +383,7 @@ class OrderFulfill(ApprovalHandlers):
                     ) from None  # fmt: skip
                 polls += 1
                 current = await kernel_call(
-                    run, "printful.get_order", "1", ref, step=f"poll_shipment:{polls}",
-                    expect=GetPrintfulOrderOutput,
+                    run, PRINTFUL_GET_ORDER, ref, step=f"poll_shipment:{polls}",
                 )  # fmt: skip
                 if current.shipments:
                     s: Shipment = current.shipments[0]

@@ -49,10 +49,12 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import ORDER_ID
     from kernel.call import kernel_call, persist_trace, preview, start_run
     from kernel.catalog import (
+        SHOPIFY_CANCEL_ORDER,
+        SHOPIFY_GET_ORDER,
+        STRIPE_CANCEL_PAYMENT,
+        STRIPE_GET_PAYMENT_INTENT,
         CancelOrderInput,
-        CancelOrderOutput,
         CancelPaymentInput,
-        CancelPaymentOutput,
         GetOrderInput,
         GetOrderOutput,
         GetPaymentIntentInput,
@@ -224,8 +226,8 @@ class PaymentFailure(ApprovalHandlers):
         order: GetOrderOutput | None = None
         if self._order_id is not None:
             order = await kernel_call(
-                run, "shopify.get_order", "1", GetOrderInput(order_id=self._order_id),
-                step="get_order", expect=GetOrderOutput,
+                run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=self._order_id),
+                step="get_order",
             )  # fmt: skip
             self._detail["order_name"] = order.order_name
         email = order.customer_email if order and context.customer_emails else None
@@ -358,8 +360,8 @@ class PaymentFailure(ApprovalHandlers):
             currency=pi.currency,
             reason="fraudulent" if pi.decline_code == "fraudulent" else "abandoned",
         )  # fmt: skip
-        action, tool = "void_payment", "stripe.cancel_payment"
-        decision = preview(run, tool, "1", void, step="void")
+        action, tool = "void_payment", STRIPE_CANCEL_PAYMENT
+        decision = preview(run, tool, void, step="void")
         if decision.code is GateCode.APPROVAL_REQUIRED:
             assert decision.hitl is not None
             await self._move(run, "awaiting_approval")
@@ -388,7 +390,7 @@ class PaymentFailure(ApprovalHandlers):
             await call_with_approval(
                 desk, run, tool, void, step="void", action=action,
                 amount_minor=pi.amount_minor, currency=pi.currency, notify=notify,
-                timeout_override=context.timing.timeout, expect=CancelPaymentOutput,
+                timeout_override=context.timing.timeout,
             )  # fmt: skip
         except ActivityError:
             # Refused by Stripe: paid (or voided) in the last moment? Then that stands.
@@ -400,10 +402,10 @@ class PaymentFailure(ApprovalHandlers):
         self._detail["payment_status"] = "canceled"
         if self._order_id is not None:
             await kernel_call(
-                run, "shopify.cancel_order", "1",
+                run, SHOPIFY_CANCEL_ORDER,
                 CancelOrderInput(order_id=self._order_id, reason="DECLINED", restock=True,
                                  notify_customer=False),
-                step="cancel_order", expect=CancelOrderOutput,
+                step="cancel_order",
             )  # fmt: skip
         if email is not None and order is not None:
             await send_email(
@@ -420,9 +422,9 @@ class PaymentFailure(ApprovalHandlers):
         """Read the PaymentIntent; this answers every signal received so far."""
         self._hints_read = self._paid_hints
         return await kernel_call(
-            run, "stripe.get_payment_intent", "1",
+            run, STRIPE_GET_PAYMENT_INTENT,
             GetPaymentIntentInput(payment_intent_id=self._pi_id, order_id=self._order_id),
-            step=step, expect=GetPaymentIntentOutput,
+            step=step,
         )  # fmt: skip
 
     async def _move(self, run: RunState, new: str) -> None:

@@ -72,8 +72,12 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel.call import internal_activity, kernel_call, persist_trace, start_run
     from kernel.catalog import (
+        PRINTFUL_GET_ORDER,
+        SHOPIFY_GET_ORDER,
+        SHOPIFY_REFUND_CREATE,
+        STRIPE_GET_PAYMENT_INTENT,
+        STRIPE_LIST_REFUNDS,
         GetOrderInput,
-        GetOrderOutput,
         GetPaymentIntentInput,
         GetPaymentIntentOutput,
         GetPrintfulOrderOutput,
@@ -81,7 +85,6 @@ with workflow.unsafe.imports_passed_through():
         ListRefundsOutput,
         PrintfulOrderRef,
         ShopifyRefundInput,
-        ShopifyRefundOutput,
     )
     from kernel.state import RunState
     from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
@@ -291,10 +294,10 @@ class Reconciliation(FlowHandlers):
     ) -> tuple[ReconcileScope, int, list[Drift]]:
         self._move("reading")
         in_window = await kernel_call(
-            run, "stripe.list_refunds", "1",
+            run, STRIPE_LIST_REFUNDS,
             ListRefundsInput(created_gte=int(start.timestamp()), created_lte=int(end.timestamp()),
                              max_results=WINDOW_REFUNDS_MAX),
-            step="refunds:window", expect=ListRefundsOutput,
+            step="refunds:window",
         )  # fmt: skip
         if in_window.truncated:
             run.decision(workflow.now(), "window_refunds_truncated", {"max": WINDOW_REFUNDS_MAX})
@@ -317,14 +320,14 @@ class Reconciliation(FlowHandlers):
             pi = payment.payment_intent_id
             try:
                 intent = await kernel_call(
-                    run, "stripe.get_payment_intent", "1",
+                    run, STRIPE_GET_PAYMENT_INTENT,
                     GetPaymentIntentInput(payment_intent_id=pi, order_id=payment.order_id),
-                    step=f"intent:{pi}", expect=GetPaymentIntentOutput, absent_ok=True,
+                    step=f"intent:{pi}", absent_ok=True,
                 )  # fmt: skip
                 refunds = await kernel_call(
-                    run, "stripe.list_refunds", "1",
+                    run, STRIPE_LIST_REFUNDS,
                     ListRefundsInput(payment_intent_id=pi, max_results=REFUNDS_PER_INTENT_MAX),
-                    step=f"refunds:{pi}", expect=ListRefundsOutput,
+                    step=f"refunds:{pi}",
                 )  # fmt: skip
             except ActivityError as exc:
                 _skip_unknown(run, exc, pi)
@@ -335,9 +338,9 @@ class Reconciliation(FlowHandlers):
                 continue
             try:
                 printful = await kernel_call(
-                    run, "printful.get_order", "1",
+                    run, PRINTFUL_GET_ORDER,
                     PrintfulOrderRef(printful_order_id=order.printful_order_id),
-                    step=f"printful:{order.printful_order_id}", expect=GetPrintfulOrderOutput,
+                    step=f"printful:{order.printful_order_id}",
                     absent_ok=True,
                 )  # fmt: skip
             except ActivityError as exc:
@@ -577,8 +580,8 @@ class ReconcileDrift(ApprovalHandlers):
             return await self._acknowledge(input, context, desk, run), None
         try:
             order = await kernel_call(
-                run, "shopify.get_order", "1", GetOrderInput(order_id=str(order_id)),
-                step="shopify_order", expect=GetOrderOutput, absent_ok=True,
+                run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=str(order_id)),
+                step="shopify_order", absent_ok=True,
             )  # fmt: skip
         except ActivityError as exc:
             if _error_type(exc) != "PROVIDER_NOT_FOUND":
@@ -594,7 +597,7 @@ class ReconcileDrift(ApprovalHandlers):
         refund_id = str(actual["refund_id"])
         amount, currency = int(actual["amount_minor"]), str(actual["currency"])
         recorded = await call_with_approval(
-            desk, run, "shopify.refund_create",
+            desk, run, SHOPIFY_REFUND_CREATE,
             ShopifyRefundInput(
                 order_id=str(order_id), refund_request_id=f"recon-{refund_id}"[:64],
                 amount_minor=amount, currency=currency, notify_customer=False,
@@ -603,9 +606,8 @@ class ReconcileDrift(ApprovalHandlers):
             ),
             step="record_refund", action="record_refund_outside", amount_minor=amount,
             currency=currency, notify=approval_notifier(run),
-            timeout_override=context.timing.timeout, expect=ShopifyRefundOutput,
+            timeout_override=context.timing.timeout,
         )  # fmt: skip
-        assert isinstance(recorded, ShopifyRefundOutput)
         return "recorded_in_shopify", recorded.refund_id
 
     async def _acknowledge(

@@ -25,12 +25,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kernel.call import kernel_call, persist_trace, start_run
     from kernel.catalog import (
+        SHOPIFY_GET_ORDER,
+        SHOPIFY_REFUND_CREATE,
+        STRIPE_CREATE_REFUND,
         CreateRefundInput,
-        CreateRefundOutput,
         GetOrderInput,
         GetOrderOutput,
         ShopifyRefundInput,
-        ShopifyRefundOutput,
     )
     from kernel.money import format_money
     from kernel.refunds import CURRENCY_MISMATCH, REFUND_EXCEEDS_REFUNDABLE, REFUSAL_CODES
@@ -76,8 +77,8 @@ class Refund(ApprovalHandlers):
 
         try:
             order = await kernel_call(
-                run, "shopify.get_order", "1", GetOrderInput(order_id=input.order_id),
-                step="get_order", expect=GetOrderOutput,
+                run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=input.order_id),
+                step="get_order",
             )  # fmt: skip
             problem = _validate(input, order)
             if problem is not None:
@@ -97,9 +98,9 @@ class Refund(ApprovalHandlers):
             self._move("refunding")
             try:
                 stripe_refund = await call_with_approval(
-                    desk, run, "stripe.create_refund", stripe_in, step="stripe_refund",
+                    desk, run, STRIPE_CREATE_REFUND, stripe_in, step="stripe_refund",
                     action="refund", amount_minor=input.amount_minor, currency=input.currency,
-                    notify=notify, timeout_override=timeout, expect=CreateRefundOutput,
+                    notify=notify, timeout_override=timeout,
                 )  # fmt: skip
             except ApprovalDenied as denied:
                 self._move(denied.view.status)
@@ -126,21 +127,18 @@ class Refund(ApprovalHandlers):
                 await persist_trace(run)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return result("rejected", reason=f"{code}: {message}")
-            assert isinstance(stripe_refund, CreateRefundOutput)
             self._detail["stripe_refund_id"] = stripe_refund.refund_id
             # The human decision covers the Shopify record of the same refund; it is
             # bound to that call's own key (never a blanket approval).
             shopify_refund = await call_with_approval(
-                desk, run, "shopify.refund_create",
+                desk, run, SHOPIFY_REFUND_CREATE,
                 ShopifyRefundInput(
                     order_id=input.order_id, refund_request_id=input.refund_request_id,
                     amount_minor=input.amount_minor, currency=input.currency, note=input.note,
                 ),
                 step="shopify_refund", action="refund", amount_minor=input.amount_minor,
                 currency=input.currency, notify=notify, timeout_override=timeout,
-                expect=ShopifyRefundOutput,
             )  # fmt: skip
-            assert isinstance(shopify_refund, ShopifyRefundOutput)
             self._detail["shopify_refund_id"] = shopify_refund.refund_id
             if context.customer_emails and order.customer_email:
                 await send_email(
