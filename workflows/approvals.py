@@ -24,6 +24,7 @@ Deterministic: time is ``workflow.now()``; I/O only through activities.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -85,6 +86,8 @@ class ApprovalDenied(Exception):
         self.view = view
 
 
+# Who closes a request whose flow was cancelled while it waited.
+FLOW_CANCELLED = "system:flow-cancelled"
 # A decision that came while its request was still opening (retry it: starters.decide).
 DECISION_NOT_READY = "DECISION_NOT_READY"
 
@@ -324,23 +327,30 @@ class ApprovalDesk:
             events.append((view.expires_at - self._timing_remind, "reminder"))
         events.sort(key=lambda e: e[0])
 
-        while self.pending:
-            due, kind = events[0] if events else (view.expires_at, None)
-            remaining = (due - workflow.now()).total_seconds()
-            try:
-                await workflow.wait_condition(
-                    lambda: not self.pending or self._refresh_wanted,
-                    timeout=max(remaining, 0.001),
-                )
-                if self.pending and self._refresh_wanted:
-                    await self._refresh_keys(opened)
-            except TimeoutError:
-                if kind is None:
-                    assert self.current is not None
-                    self.current = self.current.model_copy(update={"status": "expired"})
-                    break
-                events.pop(0)
-                await self._note(kind, notify)
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            while self.pending:
+                due, kind = events[0] if events else (view.expires_at, None)
+                remaining = (due - workflow.now()).total_seconds()
+                try:
+                    await workflow.wait_condition(
+                        lambda: not self.pending or self._refresh_wanted,
+                        timeout=max(remaining, 0.001),
+                    )
+                    if self.pending and self._refresh_wanted:
+                        await self._refresh_keys(opened)
+                except TimeoutError:
+                    if kind is None:
+                        assert self.current is not None
+                        self.current = self.current.model_copy(update={"status": "expired"})
+                        break
+                    events.pop(0)
+                    await self._note(kind, notify)
+        except asyncio.CancelledError as exc:
+            # The flow itself was cancelled (an operator): the request is withdrawn, its
+            # row closed, so the backlog never shows a request nobody can answer.
+            cancelled = exc
+            self.withdraw(FLOW_CANCELLED, "the flow was cancelled while this request waited")
 
         final = self.current
         assert final is not None and final.status != "pending"
@@ -359,6 +369,9 @@ class ApprovalDesk:
         record_approval_outcome(
             self.tenant_id, action, closed, (final.decided_at or workflow.now()) - now
         )
+        if cancelled is not None:
+            self.history.append(final)
+            raise cancelled
         if final.status == "expired":
             recipients = self._recipients(final.roles)
             if self._ops_email:

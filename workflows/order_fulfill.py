@@ -20,11 +20,12 @@ cancellation workflow with ``fulfill_stopped``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.call import kernel_call, persist_trace, preview, start_run
@@ -158,10 +159,16 @@ class OrderFulfill(ApprovalHandlers):
             await self._flow(input, context.customer_emails, run, desk, saga, result)
         except CancelRequested:
             return await self._stop(run, input, result)
+        except asyncio.CancelledError:
+            await self._cancelled(run, input, saga)
+            raise
         except (ActivityError, ApplicationError, ApprovalDenied) as exc:
             if self._cancel is not None:
                 # The cancellation flow owns the order now: no compensation here.
                 return await self._stop(run, input, result)
+            if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
+                await self._cancelled(run, input, saga)  # cancelled during an activity
+                raise
             self._error = _describe(exc)
             denied = isinstance(exc, ApprovalDenied)
             await saga.compensate(run)
@@ -183,6 +190,17 @@ class OrderFulfill(ApprovalHandlers):
         await self._answer_cancel(stopped=False)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result(input, run, result)
+
+    async def _cancelled(self, run: RunState, input: OrderFulfillInput, saga: Saga) -> None:
+        """Cancelled from the Temporal side (`temporal workflow cancel`, the Web UI): undo
+        what the saga holds (refund the capture, cancel the draft) and record it; the
+        caller re-raises, so the run ends CANCELLED."""
+        run.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
+        await saga.compensate(run)
+        self._detail["compensated"] = saga.done
+        await self._move(run, input, "cancelled")
+        await persist_trace(run)
+        await self._answer_cancel(stopped=True)
 
     async def _stop(
         self, run: RunState, input: OrderFulfillInput, result: dict[str, Any]

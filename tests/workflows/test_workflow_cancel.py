@@ -1,0 +1,78 @@
+"""An operator cancels a running flow from the Temporal side (`temporal workflow cancel`,
+the Web UI's Cancel): the flow undoes what its saga holds, closes a request that was
+waiting for approval, records the state, and ends CANCELLED — nothing half-done, nothing
+left in the approval backlog."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
+from starters.flows import start_order
+from tests.workflows.support import FAST, SHIP_TO, Harness, eventually
+from workflows.approvals import FLOW_CANCELLED
+
+pytestmark = pytest.mark.integration
+
+
+async def _cancelled(h: Harness, workflow_id: str) -> None:
+    handle = h.client.get_workflow_handle(workflow_id)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert isinstance(failed.value.cause, CancelledError)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_cancel_while_waiting_for_approval_closes_the_request(harness: Harness) -> None:
+    h = harness
+    order_id = await h.seed_order("600.00")
+    pi = await h.authorize(60000, order_id)
+    handle = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
+        ship_to=SHIP_TO, timing=FAST,
+    )  # fmt: skip
+    [row] = await h.pending_rows(handle.id)
+    await _cancelled(h, handle.id)
+    [closed] = await h.hitl_rows(handle.id)
+    assert closed["request_id"] == row["request_id"]
+    assert (closed["status"], closed["decided_by"]) == ("denied", FLOW_CANCELLED)
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.status == "requires_capture" and intent.amount_received == 0
+    attrs = (await handle.describe()).typed_search_attributes
+    assert [p.value for p in attrs if p.key.name == "ApprovalPending"] == [False]
+    assert [p.value for p in attrs if p.key.name == "FlowState"] == ["cancelled"]
+
+
+async def test_cancel_after_the_capture_refunds_it(harness: Harness) -> None:
+    h = harness
+    order_id = await h.seed_order("25.00")
+    pi = await h.authorize(2500, order_id)
+    # Printful takes its time over the draft: the operator cancels meanwhile.
+    await h.sandbox.control.fault("latency", "/printful/v2/orders", method="POST",
+                                  latency_ms=4000)  # fmt: skip
+    handle = await start_order(
+        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
+        ship_to=SHIP_TO, timing=FAST,
+    )  # fmt: skip
+    await h.status_when(handle.id, lambda s: "captured_minor" in s.detail)
+
+    async def drafting() -> bool | None:
+        desc = await handle.describe()
+        names = [a.activity_type.name for a in desc.raw_description.pending_activities]
+        return True if "printful.create_order@1" in names else None
+
+    await eventually(drafting, what="the Printful draft call in flight")
+    await _cancelled(h, handle.id)
+
+    async def refunded() -> int | None:
+        page = await h.clients.stripe.list_refunds(payment_intent_id=pi)
+        total = sum(r.amount for r in page.refunds if r.status in ("succeeded", "pending"))
+        return total or None
+
+    assert await eventually(refunded, what="the capture's refund") == 2500
+    tools = [r.tool for r in await h.receipts(handle.id)]
+    assert tools.count("stripe.capture_payment") == 1 and tools.count("stripe.create_refund") == 1
+    status = await h.status_when(handle.id, lambda s: s.state == "cancelled")
+    assert status.detail["compensated"] == ["refund_capture"]
