@@ -26,6 +26,7 @@ from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig, DunningConfig
 from starters.refund_checks import check_refund_request
 from workflows.approvals import DECISION_NOT_READY
+from workflows.handlers import DECIDE_UPDATE, FlowHandlers
 from workflows.models import (
     ORDER_CANCELLATION,
     ORDER_FULFILL,
@@ -247,7 +248,7 @@ async def decide(
     while True:
         try:
             result: DecisionResult = await handle.execute_update(
-                "decide", decision, id=update_id, result_type=DecisionResult
+                DECIDE_UPDATE, decision, id=update_id, result_type=DecisionResult
             )
             return result
         except WorkflowUpdateFailedError as exc:
@@ -260,5 +261,5 @@ async def decide(
 
 async def flow_status(client: Client, workflow_id: str) -> FlowStatus:
     handle = client.get_workflow_handle(workflow_id)
-    status: FlowStatus = await handle.query("status", result_type=FlowStatus)
+    status: FlowStatus = await handle.query(FlowHandlers.status)
     return status

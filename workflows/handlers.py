@@ -26,6 +26,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import ApprovalView, Decision, DecisionResult, FlowStatus
 
 
+# The approval update's name, for callers that need it as data (typed method references
+# do not fit an update that has a validator).
+DECIDE_UPDATE = "decide"
+
+
 class FlowHandlers:
     def __init__(self) -> None:
         self._run: RunState | None = None
@@ -59,7 +64,7 @@ class ApprovalHandlers(FlowHandlers):
         super().__init__()
         self._desk: ApprovalDesk | None = None
 
-    @workflow.update(name="decide")
+    @workflow.update(name=DECIDE_UPDATE)
     async def decide(self, decision: Decision) -> DecisionResult:
         return self._require_desk().apply(decision)
 

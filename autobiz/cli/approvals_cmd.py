@@ -287,6 +287,7 @@ async def _decide_fresh(client: Any, workflow_id: str, decision: Any, uid: str) 
     from temporalio.client import WorkflowUpdateFailedError
 
     from starters.flows import decide
+    from workflows.handlers import ApprovalHandlers
 
     deadline = asyncio.get_running_loop().time() + _STALE_RETRY.total_seconds()
     signalled = False
@@ -298,7 +299,9 @@ async def _decide_fresh(client: Any, workflow_id: str, decision: Any, uid: str) 
             if not stale or asyncio.get_running_loop().time() > deadline:
                 raise
         if not signalled:
-            await client.get_workflow_handle(workflow_id).signal("approver_keys_changed")
+            await client.get_workflow_handle(workflow_id).signal(
+                ApprovalHandlers.approver_keys_changed
+            )
             signalled = True
         await asyncio.sleep(0.25)
 
@@ -412,6 +415,8 @@ async def _notify(settings: Settings, tenant_id: str) -> list[str]:
     """Signal ``approver_keys_changed`` to the tenant's running approval-capable flows
     (not only those showing ApprovalPending: one opening a request right now read the
     registry before the change but may not be listed as pending yet)."""
+    from workflows.handlers import ApprovalHandlers
+
     client = await temporal_client(settings)
     types = ", ".join(f"'{t}'" for t in APPROVAL_FLOWS)
     query = (
@@ -421,7 +426,9 @@ async def _notify(settings: Settings, tenant_id: str) -> list[str]:
     with temporal_errors("telling the running flows about the key change"):
         async for wf in client.list_workflows(query):
             handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
-            await within(handle.signal("approver_keys_changed"), f"signalling {wf.id}")
+            await within(
+                handle.signal(ApprovalHandlers.approver_keys_changed), f"signalling {wf.id}"
+            )
             notified.append(wf.id)
     return notified
 

@@ -307,7 +307,8 @@ async def _order_status(settings: Settings, tenant_id: str, order_id: str) -> di
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE
-    from workflows.models import FlowStatus, OrderFulfillResult, order_workflow_id
+    from workflows.handlers import FlowHandlers
+    from workflows.models import OrderFulfillResult, order_workflow_id
 
     workflow_id = order_workflow_id(tenant_id, order_id)
     client = await temporal_client(settings)
@@ -335,7 +336,7 @@ async def _order_status(settings: Settings, tenant_id: str, order_id: str) -> di
         if running:
             try:
                 live = await within(
-                    handle.query("status", result_type=FlowStatus),
+                    handle.query(FlowHandlers.status),
                     f"querying {workflow_id}",
                     seconds=10,
                 )

@@ -38,7 +38,7 @@ ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     # Activities and starters know workflows by their models and ids, never their code.
     ("activities", "workflows"): ("workflows.models",),
     ("ingress", "workflows"): ("workflows.models",),
-    ("starters", "workflows"): ("workflows.models", "workflows.approvals"),
+    ("starters", "workflows"): ("workflows.models", "workflows.approvals", "workflows.handlers"),
     # A starter borrows the worker's context compiler, nothing else of the activities.
     ("starters", "activities"): ("activities.config_activities",),
 }
