@@ -54,16 +54,30 @@ class ApprovalActivities:
                 "required_role, amount_minor, currency, status, requested_at, expires_at, "
                 "details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s) "
                 "ON CONFLICT (tenant_id, request_id) DO NOTHING",
-                (req.request_id, req.tenant_id, req.workflow_id, req.run_id, req.action,
-                 req.required_role, req.amount_minor, req.currency, req.requested_at,
-                 req.expires_at, Jsonb(req.details)),
-            )  # fmt: skip
+                (
+                    req.request_id,
+                    req.tenant_id,
+                    req.workflow_id,
+                    req.run_id,
+                    req.action,
+                    req.required_role,
+                    req.amount_minor,
+                    req.currency,
+                    req.requested_at,
+                    req.expires_at,
+                    Jsonb(req.details),
+                ),
+            )
             return await load_registry(s, req.tenant_id)
 
     @activity.defn(name=HITL_NOTE)
     async def note(self, note: HitlNote) -> None:
-        entry = {"kind": note.kind, "at": note.at.isoformat(), "notified": list(note.notified),
-                 "level": note.escalation_level}  # fmt: skip
+        entry = {
+            "kind": note.kind,
+            "at": note.at.isoformat(),
+            "notified": list(note.notified),
+            "level": note.escalation_level,
+        }
         async with self._db.tenant(note.tenant_id) as s:
             await s.execute(
                 "UPDATE hitl_requests SET escalation_level = GREATEST(escalation_level, %s), "
@@ -71,13 +85,21 @@ class ApprovalActivities:
                 "  COALESCE(details->'notes', '[]'::jsonb) || %s::jsonb) "
                 "WHERE tenant_id = %s AND request_id = %s AND status = 'pending' "
                 "AND NOT COALESCE(details->'notes', '[]'::jsonb) @> %s::jsonb",
-                (note.escalation_level, Jsonb([entry]), note.tenant_id, note.request_id,
-                 Jsonb([{"kind": note.kind, "at": entry["at"]}])),
-            )  # fmt: skip
+                (
+                    note.escalation_level,
+                    Jsonb([entry]),
+                    note.tenant_id,
+                    note.request_id,
+                    Jsonb([{"kind": note.kind, "at": entry["at"]}]),
+                ),
+            )
         log.info(
             "approval %s %s (level %d) notified %s",
-            note.request_id, note.kind, note.escalation_level, ", ".join(note.notified) or "-",
-        )  # fmt: skip
+            note.request_id,
+            note.kind,
+            note.escalation_level,
+            ", ".join(note.notified) or "-",
+        )
 
     @activity.defn(name=HITL_CLOSE)
     async def close_request(self, close: HitlClose) -> None:
@@ -85,9 +107,15 @@ class ApprovalActivities:
             changed = await s.execute(
                 "UPDATE hitl_requests SET status = %s, decided_by = %s, decided_at = %s, "
                 "reason = %s WHERE tenant_id = %s AND request_id = %s AND status = 'pending'",
-                (close.status, close.decided_by, close.decided_at, close.reason,
-                 close.tenant_id, close.request_id),
-            )  # fmt: skip
+                (
+                    close.status,
+                    close.decided_by,
+                    close.decided_at,
+                    close.reason,
+                    close.tenant_id,
+                    close.request_id,
+                ),
+            )
             if changed:
                 return
             current = await s.fetch_val(
@@ -119,9 +147,15 @@ class ApprovalActivities:
                     "UPDATE order_state SET version = version + 1, state = %s, state_hash = %s, "
                     "data = %s, updated_at = now() "
                     "WHERE tenant_id = %s AND order_id = %s AND version = %s",
-                    (write.state, digest, Jsonb(write.data), write.tenant_id, write.order_id,
-                     write.expected_version),
-                )  # fmt: skip
+                    (
+                        write.state,
+                        digest,
+                        Jsonb(write.data),
+                        write.tenant_id,
+                        write.order_id,
+                        write.expected_version,
+                    ),
+                )
             if changed:
                 return OrderStateWritten(version=new_version, applied=True)
             row = await s.fetch_one(

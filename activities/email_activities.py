@@ -61,9 +61,12 @@ class EmailActivities:
                 out = SendEmailOutput(message_id=sent.provider_object_id or "", status=sent.status)
                 return ProviderResult(output=out, provider_object_id=out.message_id)
             claim = await self._outbox.claim(
-                ctx.tenant_id, internal_key=ctx.internal_key, external_key=ctx.external_key,
-                workflow_id=ctx.workflow_id, template=input.template,
-            )  # fmt: skip
+                ctx.tenant_id,
+                internal_key=ctx.internal_key,
+                external_key=ctx.external_key,
+                workflow_id=ctx.workflow_id,
+                template=input.template,
+            )
             if not claim.may_send:  # sent before, or maybe sent: never again
                 return _outcome(claim.status, claim.message_id, input)
             try:
@@ -100,6 +103,8 @@ def _outcome(
     ``unknown`` (maybe sent; not resent)."""
     out = SendEmailOutput(message_id=message_id or "", status=status)
     return ProviderResult(
-        output=out, provider_object_id=message_id or None, status=status,
+        output=out,
+        provider_object_id=message_id or None,
+        status=status,
         details={"template": input.template, "category": input.category},
-    )  # fmt: skip
+    )

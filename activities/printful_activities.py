@@ -46,10 +46,13 @@ def _output(order: PrintfulOrder) -> PrintfulOrderOutput:
 def _result(order: PrintfulOrder) -> ProviderResult[PrintfulOrderOutput]:
     out = _output(order)
     return ProviderResult(
-        output=out, provider_object_id=str(order.id), status=order.status,
-        amount_minor=out.costs_minor, currency=out.currency,
+        output=out,
+        provider_object_id=str(order.id),
+        status=order.status,
+        amount_minor=out.costs_minor,
+        currency=out.currency,
         details={"external_id": order.external_id, "created": order.created},
-    )  # fmt: skip
+    )
 
 
 class PrintfulActivities:
@@ -68,13 +71,22 @@ class PrintfulActivities:
                 external_id=input.external_id,
                 recipient=Recipient.model_validate(input.recipient.model_dump()),
                 items=[
-                    OrderItem(catalog_variant_id=i.catalog_variant_id, quantity=i.quantity,
-                              placements=[{"placement": "front", "technique": "dtg",
-                                           "layers": [{"type": "file", "url": i.file_url}]}]
-                              if i.file_url else [])
+                    OrderItem(
+                        catalog_variant_id=i.catalog_variant_id,
+                        quantity=i.quantity,
+                        placements=[
+                            {
+                                "placement": "front",
+                                "technique": "dtg",
+                                "layers": [{"type": "file", "url": i.file_url}],
+                            }
+                        ]
+                        if i.file_url
+                        else [],
+                    )
                     for i in input.items
                 ],
-            )  # fmt: skip
+            )
             return _result(order)
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
@@ -107,9 +119,12 @@ class PrintfulActivities:
             external_id=order.external_id,
             status=order.status,
             shipments=[
-                Shipment(carrier=s.carrier or "unknown", tracking_number=s.tracking_number,
-                         tracking_url=s.tracking_url)
+                Shipment(
+                    carrier=s.carrier or "unknown",
+                    tracking_number=s.tracking_number,
+                    tracking_url=s.tracking_url,
+                )
                 for s in shipments
                 if s.tracking_number
             ],
-        )  # fmt: skip
+        )

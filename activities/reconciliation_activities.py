@@ -94,9 +94,13 @@ async def fetch_drift_rows(
             f"SELECT {ROW_COLUMNS} FROM reconciliation WHERE tenant_id = %s "
             "AND (%s::text[] IS NULL OR status = ANY(%s::text[])) "
             "ORDER BY detected_at DESC, drift_id DESC LIMIT %s",
-            (tenant_id, None if statuses is None else list(statuses),
-             None if statuses is None else list(statuses), limit),
-        )  # fmt: skip
+            (
+                tenant_id,
+                None if statuses is None else list(statuses),
+                None if statuses is None else list(statuses),
+                limit,
+            ),
+        )
     return [drift_row(r) for r in rows]
 
 
@@ -108,9 +112,12 @@ class ReconciliationActivities:
     async def load_scope(self, req: ScopeRequest) -> ReconcileScope:
         """The orders (projection rows) and payments (capture receipts) a run checks."""
         params = {
-            "t": req.tenant_id, "start": req.window_start, "end": req.window_end,
-            "pis": list(req.payment_intents), "limit": req.max_orders + 1,
-        }  # fmt: skip
+            "t": req.tenant_id,
+            "start": req.window_start,
+            "end": req.window_end,
+            "pis": list(req.payment_intents),
+            "limit": req.max_orders + 1,
+        }
         async with self._db.tenant(req.tenant_id) as s:
             ids = [r["order_id"] for r in await s.fetch_all(_CANDIDATES, params)]
             truncated = len(ids) > req.max_orders
@@ -153,10 +160,12 @@ class ReconciliationActivities:
         views = []
         for c in captures:
             view = PaymentView(
-                payment_intent_id=c["pi"], order_id=c["order_id"],
-                captured_minor=int(c["amount_minor"] or 0), currency=str(c["currency"]).strip(),
+                payment_intent_id=c["pi"],
+                order_id=c["order_id"],
+                captured_minor=int(c["amount_minor"] or 0),
+                currency=str(c["currency"]).strip(),
                 accounted_refunds=tuple(accounted.get(c["order_id"], ())),
-            )  # fmt: skip
+            )
             views.append(view)
         return views
 
@@ -180,18 +189,27 @@ class ReconciliationActivities:
                     "actual = CASE WHEN reconciliation.status = 'open' THEN EXCLUDED.actual "
                     "  ELSE reconciliation.actual END "
                     f"RETURNING {ROW_COLUMNS}",
-                    {"t": batch.tenant_id, "run": batch.run_id, "kind": d.kind,
-                     "order": d.order_id, "ref": d.entity_ref, "financial": d.financial,
-                     "expected": Jsonb(redact_value(d.expected)),
-                     "actual": Jsonb(redact_value(d.actual)), "action": d.action},
-                )  # fmt: skip
+                    {
+                        "t": batch.tenant_id,
+                        "run": batch.run_id,
+                        "kind": d.kind,
+                        "order": d.order_id,
+                        "ref": d.entity_ref,
+                        "financial": d.financial,
+                        "expected": Jsonb(redact_value(d.expected)),
+                        "actual": Jsonb(redact_value(d.actual)),
+                        "action": d.action,
+                    },
+                )
                 assert row is not None
                 rows.append(drift_row(row))
         if rows:
             activity.logger.info(
                 "reconciliation %s: %d drift row(s) (%s)",
-                batch.run_id, len(rows), ", ".join(sorted({r.kind for r in rows})),
-            )  # fmt: skip
+                batch.run_id,
+                len(rows),
+                ", ".join(sorted({r.kind for r in rows})),
+            )
         return DriftRows(rows=tuple(rows))
 
     @activity.defn(name=RECONCILE_RESOLVE)
@@ -204,10 +222,16 @@ class ReconciliationActivities:
                 "details = details || %(details)s "
                 "WHERE tenant_id = %(t)s AND drift_id = %(id)s AND status = ANY(%(from)s) "
                 f"RETURNING {ROW_COLUMNS}",
-                {"status": req.status, "action": req.action, "resolved": list(RESOLVED),
-                 "details": Jsonb(redact_value(req.details)), "t": req.tenant_id,
-                 "id": req.drift_id, "from": list(req.from_statuses)},
-            )  # fmt: skip
+                {
+                    "status": req.status,
+                    "action": req.action,
+                    "resolved": list(RESOLVED),
+                    "details": Jsonb(redact_value(req.details)),
+                    "t": req.tenant_id,
+                    "id": req.drift_id,
+                    "from": list(req.from_statuses),
+                },
+            )
             if row is not None:
                 return DriftResolved(row=drift_row(row), changed=True)
             current = await s.fetch_one(
@@ -257,11 +281,16 @@ class RefundReadActivities:
 
 def _refund_view(r: RefundInfo) -> RefundView:
     return RefundView(
-        refund_id=r.id, payment_intent_id=r.payment_intent, amount_minor=r.amount,
-        currency=r.currency.upper(), status=r.status or "pending", reason=r.reason,
-        created=r.created, order_id=r.metadata.get("order_id"),
+        refund_id=r.id,
+        payment_intent_id=r.payment_intent,
+        amount_minor=r.amount,
+        currency=r.currency.upper(),
+        status=r.status or "pending",
+        reason=r.reason,
+        created=r.created,
+        order_id=r.metadata.get("order_id"),
         refund_request_id=r.metadata.get("refund_request_id"),
-    )  # fmt: skip
+    )
 
 
 def _order_view(row: dict[str, Any]) -> OrderView:
@@ -273,7 +302,10 @@ def _order_view(row: dict[str, Any]) -> OrderView:
         printful_id = None
     workflow_id = data.get("workflow_id")
     return OrderView(
-        order_id=row["order_id"], state=row["state"], version=int(row["version"]),
+        order_id=row["order_id"],
+        state=row["state"],
+        version=int(row["version"]),
         printful_order_id=printful_id,
-        workflow_id=workflow_id if isinstance(workflow_id, str) else None, data=data,
-    )  # fmt: skip
+        workflow_id=workflow_id if isinstance(workflow_id, str) else None,
+        data=data,
+    )

@@ -99,9 +99,11 @@ class ShopifyActivities:
             )
             out = CreateFulfillmentOutput(fulfillment_id=created.id, status=created.status)
             return ProviderResult(
-                output=out, provider_object_id=created.id, status=created.status,
+                output=out,
+                provider_object_id=created.id,
+                status=created.status,
                 details={"order_id": input.order_id, "tracking_number": input.tracking_number},
-            )  # fmt: skip
+            )
 
         return await run_side_effect(self._runner, ctx, input, CreateFulfillmentOutput, execute)
 
@@ -124,11 +126,13 @@ class ShopifyActivities:
                 refund_id=refund.id, amount_minor=amount, currency=refund.amount.currency
             )
             return ProviderResult(
-                output=out, provider_object_id=refund.id, status="succeeded",
-                amount_minor=amount, currency=out.currency,
-                details={"order_id": input.order_id,
-                         "refund_request_id": input.refund_request_id},
-            )  # fmt: skip
+                output=out,
+                provider_object_id=refund.id,
+                status="succeeded",
+                amount_minor=amount,
+                currency=out.currency,
+                details={"order_id": input.order_id, "refund_request_id": input.refund_request_id},
+            )
 
         return await run_side_effect(self._runner, ctx, input, ShopifyRefundOutput, execute)
 
@@ -155,6 +159,12 @@ def _shipping_address(a: ShopifyAddress | None) -> ShippingAddress | None:
     if a is None:
         return None
     return ShippingAddress(
-        name=a.name, address1=a.address1, address2=a.address2, city=a.city, zip=a.zip,
-        country_code=a.country_code, state_code=a.province_code, phone=a.phone,
-    )  # fmt: skip
+        name=a.name,
+        address1=a.address1,
+        address2=a.address2,
+        city=a.city,
+        zip=a.zip,
+        country_code=a.country_code,
+        state_code=a.province_code,
+        phone=a.phone,
+    )

@@ -63,9 +63,14 @@ class StripeActivities:
     async def _bound(self, ctx: CallContext, order_id: str, pi: PaymentIntentInfo) -> None:
         """The intent must be this tenant's and this order's (else an incident)."""
         await require_payment_binding(
-            self._db, ctx.tenant_id, order_id, pi.id, pi.metadata,
-            action=ctx.tool, actor=f"workflow:{ctx.workflow_id}",
-        )  # fmt: skip
+            self._db,
+            ctx.tenant_id,
+            order_id,
+            pi.id,
+            pi.metadata,
+            action=ctx.tool,
+            actor=f"workflow:{ctx.workflow_id}",
+        )
 
     @activity.defn(name=STRIPE_CAPTURE_PAYMENT.activity_name)
     async def capture_payment(
@@ -89,10 +94,13 @@ class StripeActivities:
                 currency=pi.currency.upper(),
             )
             return ProviderResult(
-                output=out, provider_object_id=pi.id, status=pi.status,
-                amount_minor=pi.amount_received, currency=out.currency,
+                output=out,
+                provider_object_id=pi.id,
+                status=pi.status,
+                amount_minor=pi.amount_received,
+                currency=out.currency,
                 details={"order_id": input.order_id, "risk_level": input.risk_level},
-            )  # fmt: skip
+            )
 
         return await run_side_effect(self._runner, ctx, input, CapturePaymentOutput, execute)
 
@@ -110,10 +118,13 @@ class StripeActivities:
                 )
             out = CancelPaymentOutput(payment_intent_id=pi.id, status=pi.status)
             return ProviderResult(
-                output=out, provider_object_id=pi.id, status=pi.status,
-                amount_minor=input.amount_minor, currency=input.currency,
+                output=out,
+                provider_object_id=pi.id,
+                status=pi.status,
+                amount_minor=input.amount_minor,
+                currency=input.currency,
                 details={"order_id": input.order_id, "reason": input.reason},
-            )  # fmt: skip
+            )
 
         return await run_side_effect(self._runner, ctx, input, CancelPaymentOutput, execute)
 
@@ -172,19 +183,28 @@ class StripeActivities:
                 refund, standing = None, None
             if refund is None:
                 problem = refund_refusal(
-                    tenant_id=ctx.tenant_id, order_id=input.order_id,
-                    payment_intent_id=input.payment_intent_id, amount_minor=input.amount_minor,
-                    currency=input.currency, standing=standing, source="Stripe",
-                )  # fmt: skip
+                    tenant_id=ctx.tenant_id,
+                    order_id=input.order_id,
+                    payment_intent_id=input.payment_intent_id,
+                    amount_minor=input.amount_minor,
+                    currency=input.currency,
+                    standing=standing,
+                    source="Stripe",
+                )
                 if problem is not None:
                     if problem.code in BINDING_CODES:  # another order's or tenant's money
                         await record_incident(
-                            self._db, ctx.tenant_id, code=problem.code,
+                            self._db,
+                            ctx.tenant_id,
+                            code=problem.code,
                             actor=f"workflow:{ctx.workflow_id}",
-                            detail={"action": ctx.tool, "order_id": input.order_id,
-                                    "payment_intent": input.payment_intent_id,
-                                    "message": problem.message},
-                        )  # fmt: skip
+                            detail={
+                                "action": ctx.tool,
+                                "order_id": input.order_id,
+                                "payment_intent": input.payment_intent_id,
+                                "message": problem.message,
+                            },
+                        )
                     raise refusal_error(problem)
                 refund = await stripe.create_refund(
                     payment_intent_id=input.payment_intent_id,
@@ -206,12 +226,17 @@ class StripeActivities:
                 currency=refund.currency.upper(),
             )
             return ProviderResult(
-                output=out, provider_object_id=refund.id, status=out.status,
-                amount_minor=refund.amount, currency=out.currency,
-                details={"order_id": input.order_id,
-                         "refund_request_id": input.refund_request_id,
-                         "payment_intent_id": input.payment_intent_id},
-            )  # fmt: skip
+                output=out,
+                provider_object_id=refund.id,
+                status=out.status,
+                amount_minor=refund.amount,
+                currency=out.currency,
+                details={
+                    "order_id": input.order_id,
+                    "refund_request_id": input.refund_request_id,
+                    "payment_intent_id": input.payment_intent_id,
+                },
+            )
 
         return await run_side_effect(self._runner, ctx, input, CreateRefundOutput, execute)
 
@@ -236,9 +261,10 @@ async def _existing_refund(
     key, else (refunds made before the key was recorded) the same request id, order
     and amount. Failed and canceled refunds gave nothing back and do not count."""
     refunds = [
-        r for r in await stripe.refunds_of(input.payment_intent_id)
+        r
+        for r in await stripe.refunds_of(input.payment_intent_id)
         if (r.status or "pending") in _LIVE_REFUND
-    ]  # fmt: skip
+    ]
     for refund in refunds:
         if refund.metadata.get(REFUND_KEY_METADATA) == ctx.external_key:
             return refund
@@ -263,9 +289,12 @@ async def payment_standing(stripe: StripePayments, payment_intent_id: str) -> Pa
         charge = await stripe.retrieve_charge(pi.latest_charge)
         captured, refunded = charge.amount_captured, charge.amount_refunded
     return PaymentStanding(
-        payment_intent_id=pi.id, currency=pi.currency.upper(), captured_minor=captured,
-        refunded_minor=refunded, order_key=pi.metadata.get(ORDER_KEY_METADATA),
-    )  # fmt: skip
+        payment_intent_id=pi.id,
+        currency=pi.currency.upper(),
+        captured_minor=captured,
+        refunded_minor=refunded,
+        order_key=pi.metadata.get(ORDER_KEY_METADATA),
+    )
 
 
 def refusal_error(problem: RefundRefusal) -> ApplicationError:

@@ -63,8 +63,9 @@ def generate_key() -> LocalKey:
 
 def keys_dir(home: Path, tenant_id: str, approver: str) -> Path:
     if not approver or "/" in approver or approver in (".", "..") or "\0" in approver:
-        raise AutobizError(f"approver id {approver!r} cannot name a key folder",
-                           code="INPUT_INVALID")  # fmt: skip
+        raise AutobizError(
+            f"approver id {approver!r} cannot name a key folder", code="INPUT_INVALID"
+        )
     return home / "keys" / validate_tenant_id(tenant_id) / approver
 
 
@@ -72,14 +73,16 @@ def write_private_key(key: LocalKey, path: Path) -> Path:
     """Write the PEM with mode 0600 (folders 0700); never overwrite a file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    )  # fmt: skip
+    )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise AutobizError(f"{path} exists; not overwriting a key file",
-                           code="KEY_FILE_EXISTS") from None  # fmt: skip
+        raise AutobizError(
+            f"{path} exists; not overwriting a key file", code="KEY_FILE_EXISTS"
+        ) from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     return path
@@ -90,15 +93,17 @@ def read_private_key(path: Path, key_id: str | None = None) -> LocalKey:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise AutobizError(f"cannot read the key file {path}: {exc.strerror}",
-                           code="APPROVER_KEY_MISSING") from None  # fmt: skip
+        raise AutobizError(
+            f"cannot read the key file {path}: {exc.strerror}", code="APPROVER_KEY_MISSING"
+        ) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         key = None
     if not isinstance(key, Ed25519PrivateKey):
-        raise AutobizError(f"{path} is not an unencrypted Ed25519 private key (PEM)",
-                           code="APPROVER_KEY_INVALID")  # fmt: skip
+        raise AutobizError(
+            f"{path} is not an unencrypted Ed25519 private key (PEM)", code="APPROVER_KEY_INVALID"
+        )
     return LocalKey(key_id or path.stem, key, path)
 
 
@@ -181,8 +186,9 @@ def usable(row: dict[str, Any]) -> bool:
     )
 
 
-def pick_local_key(home: Path, tenant_id: str, approver: str,
-                   registered: list[dict[str, Any]]) -> LocalKey | None:  # fmt: skip
+def pick_local_key(
+    home: Path, tenant_id: str, approver: str, registered: list[dict[str, Any]]
+) -> LocalKey | None:
     """The newest usable registered key of ``approver`` whose private key is on disk."""
     folder = keys_dir(home, tenant_id, approver)
     for row in sorted(registered, key=lambda r: r["created_at"], reverse=True):

@@ -106,7 +106,11 @@ class BareActivities:
                 )
         elif tool == "sendgrid.send_email@1":
             await c.mailer.send(
-                Email(kind="shipping_confirmation", to=[carry["email"]],
-                      data={"subject": "shipped"}, reference=key)
-            )  # fmt: skip
+                Email(
+                    kind="shipping_confirmation",
+                    to=[carry["email"]],
+                    data={"subject": "shipped"},
+                    reference=key,
+                )
+            )
         return {}

@@ -62,10 +62,15 @@ def shopify_hmac(body: bytes) -> str:
 
 def order_body(n: int) -> bytes:
     order = {
-        "id": 10_000_000 + n, "name": f"#{n}", "financial_status": "paid", "cancelled_at": None,
-        "total_price": "25.00", "currency": "USD", "email": "buyer@example.com",
+        "id": 10_000_000 + n,
+        "name": f"#{n}",
+        "financial_status": "paid",
+        "cancelled_at": None,
+        "total_price": "25.00",
+        "currency": "USD",
+        "email": "buyer@example.com",
         "line_items": [{"title": "Tee", "quantity": 1, "price": "25.00", "sku": f"TEE-{n % 7}"}],
-    }  # fmt: skip
+    }
     return json.dumps(order).encode()
 
 
@@ -157,8 +162,9 @@ async def phase(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    return Result(name, pct(latencies, 0.5), pct(latencies, 0.99), pct(under_load, 0.99),
-                  len(load) / wall)  # fmt: skip
+    return Result(
+        name, pct(latencies, 0.5), pct(latencies, 0.99), pct(under_load, 0.99), len(load) / wall
+    )
 
 
 async def run(requests: int, concurrency: int) -> list[Result]:
@@ -166,29 +172,62 @@ async def run(requests: int, concurrency: int) -> list[Result]:
     load_bodies = [order_body(requests + n) for n in range(requests * 2)]
     bare_port, ingress_port = free_port(), free_port()
     results: list[Result] = []
-    with process([sys.executable, __file__, "--serve-bare", str(bare_port)], {},
-                 f"http://127.0.0.1:{bare_port}/nothing"):  # fmt: skip
-        results.append(await phase("bare HMAC endpoint", f"http://127.0.0.1:{bare_port}",
-                                   seq_bodies, load_bodies, concurrency, None))  # fmt: skip
+    with process(
+        [sys.executable, __file__, "--serve-bare", str(bare_port)],
+        {},
+        f"http://127.0.0.1:{bare_port}/nothing",
+    ):
+        results.append(
+            await phase(
+                "bare HMAC endpoint",
+                f"http://127.0.0.1:{bare_port}",
+                seq_bodies,
+                load_bodies,
+                concurrency,
+                None,
+            )
+        )
     with scratch_database(TENANT) as (admin, app), tempfile.TemporaryDirectory() as home:
         env = {
-            "AUTOBIZ_DATABASE_URL": admin, "AUTOBIZ_APP_DATABASE_URL": app,
-            "AUTOBIZ_HOME": home, "AUTOBIZ_LOG_LEVEL": "ERROR",
-            "AUTOBIZ_INGRESS__PORT": str(ingress_port), "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
+            "AUTOBIZ_DATABASE_URL": admin,
+            "AUTOBIZ_APP_DATABASE_URL": app,
+            "AUTOBIZ_HOME": home,
+            "AUTOBIZ_LOG_LEVEL": "ERROR",
+            "AUTOBIZ_INGRESS__PORT": str(ingress_port),
+            "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
             "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
             "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
             "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
-        }  # fmt: skip
+        }
         cmd = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
         url = f"http://127.0.0.1:{ingress_port}"
         with process(cmd, env, f"{url}/readyz"):
-            results.append(await phase("ingress, first deliveries", url, seq_bodies,
-                                       load_bodies, concurrency, "pending"))  # fmt: skip
-            results.append(await phase("ingress, duplicates", url, seq_bodies,
-                                       load_bodies, concurrency, "duplicate"))  # fmt: skip
+            results.append(
+                await phase(
+                    "ingress, first deliveries",
+                    url,
+                    seq_bodies,
+                    load_bodies,
+                    concurrency,
+                    "pending",
+                )
+            )
+            results.append(
+                await phase(
+                    "ingress, duplicates", url, seq_bodies, load_bodies, concurrency, "duplicate"
+                )
+            )
         with process(cmd, env, f"{url}/readyz"):  # restarted: no memory, the index decides
-            results.append(await phase("ingress, duplicates after restart", url, seq_bodies,
-                                       load_bodies, concurrency, "duplicate"))  # fmt: skip
+            results.append(
+                await phase(
+                    "ingress, duplicates after restart",
+                    url,
+                    seq_bodies,
+                    load_bodies,
+                    concurrency,
+                    "duplicate",
+                )
+            )
     return results
 
 
@@ -232,8 +271,11 @@ def wrk_phase(
         env["BENCH_CYCLE"] = str(cycle)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", script.name, url],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     os.unlink(script.name)
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
     sent, micros, p50, p99, bad = line.split()[1:]
@@ -252,20 +294,33 @@ def run_wrk(concurrency: int, seconds: int) -> list[Result]:
             "".join(f"{shopify_hmac(b)} {b.decode()}\n" for b in bodies), encoding="utf-8"
         )
         bare_port, ingress_port = free_port(), free_port()
-        with process([sys.executable, __file__, "--serve-bare", str(bare_port)], {},
-                     f"http://127.0.0.1:{bare_port}/nothing"):  # fmt: skip
-            results.append(wrk_phase("bare HMAC endpoint", f"http://127.0.0.1:{bare_port}",
-                                     bodies_file, None, concurrency, seconds)[0])  # fmt: skip
+        with process(
+            [sys.executable, __file__, "--serve-bare", str(bare_port)],
+            {},
+            f"http://127.0.0.1:{bare_port}/nothing",
+        ):
+            results.append(
+                wrk_phase(
+                    "bare HMAC endpoint",
+                    f"http://127.0.0.1:{bare_port}",
+                    bodies_file,
+                    None,
+                    concurrency,
+                    seconds,
+                )[0]
+            )
         with scratch_database(TENANT) as (admin, app), tempfile.TemporaryDirectory() as home:
             env = {
-                "AUTOBIZ_DATABASE_URL": admin, "AUTOBIZ_APP_DATABASE_URL": app,
-                "AUTOBIZ_HOME": home, "AUTOBIZ_LOG_LEVEL": "ERROR",
+                "AUTOBIZ_DATABASE_URL": admin,
+                "AUTOBIZ_APP_DATABASE_URL": app,
+                "AUTOBIZ_HOME": home,
+                "AUTOBIZ_LOG_LEVEL": "ERROR",
                 "AUTOBIZ_INGRESS__PORT": str(ingress_port),
                 "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
                 "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
                 "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
                 "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
-            }  # fmt: skip
+            }
             cmd = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
             url = f"http://127.0.0.1:{ingress_port}"
 
@@ -275,8 +330,9 @@ def run_wrk(concurrency: int, seconds: int) -> list[Result]:
                 return int(row[0]) if row else 0
 
             with process(cmd, env, f"{url}/readyz"):
-                first, sent = wrk_phase("ingress, first deliveries", url, bodies_file, None,
-                                        concurrency, seconds)  # fmt: skip
+                first, sent = wrk_phase(
+                    "ingress, first deliveries", url, bodies_file, None, concurrency, seconds
+                )
                 # wrk counts completed requests; up to one per connection was still in
                 # flight when it stopped, and the server may have stored it.
                 time.sleep(1.0)  # let the last in-flight inserts commit
@@ -292,11 +348,20 @@ def run_wrk(concurrency: int, seconds: int) -> list[Result]:
                 dup_file.write_text(
                     "".join(f"{shopify_hmac(b)} {b.decode()}\n" for b in dups), encoding="utf-8"
                 )
-                results.append(wrk_phase("ingress, duplicates", url, dup_file, None,
-                                         concurrency, seconds)[0])  # fmt: skip
+                results.append(
+                    wrk_phase("ingress, duplicates", url, dup_file, None, concurrency, seconds)[0]
+                )
             with process(cmd, env, f"{url}/readyz"):
-                results.append(wrk_phase("ingress, duplicates after restart", url,
-                                         dup_file, None, concurrency, seconds)[0])  # fmt: skip
+                results.append(
+                    wrk_phase(
+                        "ingress, duplicates after restart",
+                        url,
+                        dup_file,
+                        None,
+                        concurrency,
+                        seconds,
+                    )[0]
+                )
             if stored() != base:
                 raise RuntimeError(f"a duplicate was stored: {base} then {stored()}")
     return results

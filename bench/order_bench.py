@@ -253,10 +253,22 @@ def py_spy(pid: int, output: Path | None) -> Iterator[None]:
         yield
         return
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
-         "--rate", "100", "--format", "raw", "--nonblocking", "--output", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)  # attached
         yield
@@ -316,15 +328,20 @@ async def seed(sandbox_url: str, count: int, concurrency: int = 16) -> list[Seed
     async def one() -> Seeded:
         async with gate:
             order = await control.seed_shopify_order(
-                email="customer@example.com", financial_status="authorized",
+                email="customer@example.com",
+                financial_status="authorized",
                 line_items=[{"title": "Tee", "quantity": 1, "price": "25.00", "sku": "PF-4012"}],
-            )  # fmt: skip
+            )
             order_id = str(order["legacy_id"])
             pi = await stripe.create_payment_intent(
-                amount=PRICE_MINOR, currency="usd", order_key=f"{TENANT}:{order_id}",
-                idempotency_key=f"bench-seed-{uuid.uuid4()}", payment_method="pm_card_visa",
-                confirm=True, capture_method="manual",
-            )  # fmt: skip
+                amount=PRICE_MINOR,
+                currency="usd",
+                order_key=f"{TENANT}:{order_id}",
+                idempotency_key=f"bench-seed-{uuid.uuid4()}",
+                payment_method="pm_card_visa",
+                confirm=True,
+                capture_method="manual",
+            )
             return Seeded(order_id, pi.id)
 
     try:
@@ -366,23 +383,29 @@ class Driver:
         handle = await self.client.start_workflow(
             ORDER_FULFILL,
             OrderFulfillInput(
-                tenant_id=TENANT, order_id=s.order_id, payment_intent=s.payment_intent,
-                ship_to=SHIP_TO, context=self.context, principal="bench:driver",
+                tenant_id=TENANT,
+                order_id=s.order_id,
+                payment_intent=s.payment_intent,
+                ship_to=SHIP_TO,
+                context=self.context,
+                principal="bench:driver",
             ),
             id=order_workflow_id(TENANT, s.order_id),
             task_queue=self.task_queue,
             result_type=OrderFulfillResult,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(TENANT_ID, TENANT),
-                SearchAttributePair(ORDER_ID, s.order_id),
-                SearchAttributePair(FLOW_STATE, "received"),
-                SearchAttributePair(APPROVAL_PENDING, False),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(TENANT_ID, TENANT),
+                    SearchAttributePair(ORDER_ID, s.order_id),
+                    SearchAttributePair(FLOW_STATE, "received"),
+                    SearchAttributePair(APPROVAL_PENDING, False),
+                ]
+            ),
             start_signal="printful_shipment",
             start_signal_args=[ShipmentNotice(carrier="USPS", tracking_number=f"B{s.order_id}")],
-        )  # fmt: skip
+        )
         result = await handle.result()
         return "" if result.state == "completed" else f"{handle.id}: {result.state}"
 
@@ -392,10 +415,12 @@ class Driver:
         from workflows.models import printful_external_id
 
         carry = {
-            "order_id": s.order_id, "payment_intent": s.payment_intent,
+            "order_id": s.order_id,
+            "payment_intent": s.payment_intent,
             "external_id": printful_external_id(TENANT, s.order_id),
-            "recipient": SHIP_TO.model_dump(mode="json"), "email": "customer@example.com",
-        }  # fmt: skip
+            "recipient": SHIP_TO.model_dump(mode="json"),
+            "email": "customer@example.com",
+        }
         self.last_bare = f"bench-bare-{uuid.uuid4()}"
         done = await self.client.execute_workflow(
             BARE_WORKFLOW,
@@ -509,10 +534,13 @@ async def bench(
             warm_orders, order_items = seeded[:warm], seeded[warm : warm + n]
             warm_http, http_items = seeded[warm + n : 2 * warm + n], seeded[2 * warm + n :]
             cfg: dict[str, Any] = {
-                "target": target, "task_queue": f"bench-{uuid.uuid4()}", "app_dsn": app_dsn,
-                "sandbox_url": sb, "metrics_bind": f"127.0.0.1:{free_port()}",
+                "target": target,
+                "task_queue": f"bench-{uuid.uuid4()}",
+                "app_dsn": app_dsn,
+                "sandbox_url": sb,
+                "metrics_bind": f"127.0.0.1:{free_port()}",
                 "lean_pool": lean_pool,
-            }  # fmt: skip
+            }
             with worker_process(cfg, logs / "worker.log") as worker:
                 client = await connect(Settings(), target_host=target)
                 driver = Driver(client, cfg["task_queue"], [])
@@ -556,16 +584,30 @@ async def bench(
                         kind.seconds += wall
                         kind.completed += ok
                         kind.failed += failed
-                        print(f"  {name:10} {ok:5} in {wall:6.1f}s  {ok / wall:6.1f}/s",
-                              file=sys.stderr)  # fmt: skip
+                        print(
+                            f"  {name:10} {ok:5} in {wall:6.1f}s  {ok / wall:6.1f}/s",
+                            file=sys.stderr,
+                        )
                         if name == "order":
                             order_done += ok
                             rss.append((order_done, rss_mib(worker.pid)))
                 metrics = await scrape(f"http://{cfg['metrics_bind']}/metrics")
     finally:
         await env.shutdown()
-    return Report(n, concurrency, rounds, driver.activities, kinds, rss, load_before,
-                  loadavg(), metrics, logs, lean_pool, shapes)  # fmt: skip
+    return Report(
+        n,
+        concurrency,
+        rounds,
+        driver.activities,
+        kinds,
+        rss,
+        load_before,
+        loadavg(),
+        metrics,
+        logs,
+        lean_pool,
+        shapes,
+    )
 
 
 def report(r: Report) -> str:
@@ -601,14 +643,18 @@ def report(r: Report) -> str:
         ),
     ]
     parts = sorted({p for kind in k.values() for p in kind.cpu})
-    lines += ["", "CPU ms per workflow, by process (user + system):",
-              f"{'kind':32} " + " ".join(f"{p:>9}" for p in parts) + f" {'sum':>9}"]  # fmt: skip
+    lines += [
+        "",
+        "CPU ms per workflow, by process (user + system):",
+        f"{'kind':32} " + " ".join(f"{p:>9}" for p in parts) + f" {'sum':>9}",
+    ]
     for kind in k.values():
         per = {p: 1000 * kind.cpu.get(p, 0.0) / max(kind.completed, 1) for p in parts}
         lines.append(
-            f"{kind.label:32} " + " ".join(f"{per[p]:9.1f}" for p in parts)
+            f"{kind.label:32} "
+            + " ".join(f"{per[p]:9.1f}" for p in parts)
             + f" {sum(per.values()):9.1f}"
-        )  # fmt: skip
+        )
     lines.append(f"logs: {r.logs}")
     for kind in k.values():
         if kind.failed:
@@ -623,13 +669,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="chunks per kind, alternating")
     parser.add_argument("--quick", action="store_true", help="N=200, 2 rounds: a smoke run")
     parser.add_argument(
-        "--lean-pool", action="store_true",
+        "--lean-pool",
+        action="store_true",
         help="experiment: the worker's pool without per-checkout check and RESET ALL",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--py-spy", type=Path, default=None, metavar="PREFIX",
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
         help="record the worker with py-spy in round 1 (PREFIX-<kind>.txt, collapsed stacks)",
-    )  # fmt: skip
+    )
     parser.add_argument("--serve-sandbox", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

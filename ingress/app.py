@@ -164,9 +164,12 @@ class WebhookEndpoint:
             deps.metrics.signature_failures.labels(source=self.source.value, reason=reason).inc()
             log.warning(
                 "%s webhook rejected: signature %s (candidates=%d, bytes=%d, client=%s)",
-                self.source, reason, len(candidates), len(body),
+                self.source,
+                reason,
+                len(candidates),
+                len(body),
                 request.client.host if request.client else "-",
-            )  # fmt: skip
+            )
             return _json(401, error="invalid signature"), "rejected_signature"
 
         event = normalise(
@@ -188,15 +191,19 @@ class WebhookEndpoint:
             ).inc()
             log.warning(
                 "%s webhook for tenant %s refused as a security incident: %s",
-                self.source, auth.tenant_id, result.incident,
-            )  # fmt: skip
+                self.source,
+                auth.tenant_id,
+                result.incident,
+            )
         if result.status == "held":
             deps.metrics.held.labels(source=self.source.value).inc()
         if result.status == "dead_letter":
             log.warning(
                 "%s webhook dead-lettered for tenant %s: %s",
-                self.source, auth.tenant_id, event.dead_letter_reason,
-            )  # fmt: skip
+                self.source,
+                auth.tenant_id,
+                event.dead_letter_reason,
+            )
         if result.status == "pending" and self.rt.relay is not None:
             self.rt.relay.wake()
         return _json(200, status=result.status, event_id=result.event_id), result.status

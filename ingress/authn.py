@@ -54,8 +54,12 @@ class Authentication:
 
 
 # Failures that no other secret can cure: stop trying candidates.
-_FINAL = {Failure.MISSING_HEADER, Failure.MALFORMED_HEADER, Failure.NO_V1_SIGNATURE,
-          Failure.TIMESTAMP_OUT_OF_WINDOW}  # fmt: skip
+_FINAL = {
+    Failure.MISSING_HEADER,
+    Failure.MALFORMED_HEADER,
+    Failure.NO_V1_SIGNATURE,
+    Failure.TIMESTAMP_OUT_OF_WINDOW,
+}
 
 
 def authenticate(
@@ -72,9 +76,13 @@ def authenticate(
     failure = Failure.NO_SECRET
     for candidate in candidates:
         result = verify(
-            source, body, header, candidate.raw(), now=now,
+            source,
+            body,
+            header,
+            candidate.raw(),
+            now=now,
             stripe_tolerance_seconds=stripe_tolerance_seconds,
-        )  # fmt: skip
+        )
         if result.ok:
             return Authentication(candidate.tenant_id)
         failure = result.failure or Failure.MISMATCH

@@ -233,9 +233,11 @@ def topic_contradiction(source: Source, topic: str, payload: Any) -> str | None:
     if topic == "orders/cancelled" and "cancelled_at" in payload and not payload["cancelled_at"]:
         return "topic_body_mismatch: orders/cancelled without cancelled_at"
     status = payload.get("financial_status")
-    if topic == "orders/paid" and status is not None and status not in (
-        "paid", "partially_paid", "partially_refunded", "refunded"
-    ):  # fmt: skip
+    if (
+        topic == "orders/paid"
+        and status is not None
+        and status not in ("paid", "partially_paid", "partially_refunded", "refunded")
+    ):
         return f"topic_body_mismatch: orders/paid with financial_status={status!r}"
     return None
 

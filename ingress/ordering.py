@@ -61,11 +61,19 @@ GATES: Mapping[tuple[Source, str], Precondition] = {
     },
     **{
         (Source.PRINTFUL, topic): _ORDER_STARTED
-        for topic in ("package_shipped", "package_returned", "shipment_sent",
-                      "shipment_returned", "shipment_delivered", "order_failed",
-                      "order_put_hold", "order_remove_hold", "order_canceled")
+        for topic in (
+            "package_shipped",
+            "package_returned",
+            "shipment_sent",
+            "shipment_returned",
+            "shipment_delivered",
+            "order_failed",
+            "order_put_hold",
+            "order_remove_hold",
+            "order_canceled",
+        )
     },
-}  # fmt: skip
+}
 
 
 class PreconditionProbe(Protocol):

@@ -63,8 +63,10 @@ def foreign_reason(source: Source, tenant_id: str, payload: Any) -> str | None:
 
 
 # business key -> the kind of provider object id it is (ids unique across all accounts)
-_CLAIMED = {(Source.SHOPIFY, "order_id"): "shopify_order",
-            (Source.STRIPE, "payment_intent"): "stripe_payment_intent"}  # fmt: skip
+_CLAIMED = {
+    (Source.SHOPIFY, "order_id"): "shopify_order",
+    (Source.STRIPE, "payment_intent"): "stripe_payment_intent",
+}
 
 
 async def cross_tenant_reason(session: TenantSession, event: InboundEvent) -> str | None:
@@ -87,8 +89,13 @@ async def record_refusal(
     session: TenantSession, event: InboundEvent, reason: str, event_id: int | None
 ) -> None:
     """The incident, in the same transaction as the dead letter."""
-    detail = {"source": event.source.value, "topic": event.topic, "reason": reason,
-              "provider_event_id": event.provider_event_id, "event_id": event_id}  # fmt: skip
+    detail = {
+        "source": event.source.value,
+        "topic": event.topic,
+        "reason": reason,
+        "provider_event_id": event.provider_event_id,
+        "event_id": event_id,
+    }
     await session.execute(
         "INSERT INTO audit_log (tenant_id, actor, action, outcome, detail) "
         "VALUES (%s, %s, 'security.CROSS_TENANT_REFUSED', 'refused', %s)",

@@ -182,9 +182,13 @@ class Relay:
         await session.execute(
             "UPDATE event_store SET attempts = %s, next_attempt_at = %s, status_reason = %s"
             " WHERE event_id = %s AND status = 'pending'",
-            (attempts, self.clock() + timedelta(seconds=delay),
-             f"hand-off attempt {attempts} failed: {what}", row["event_id"]),
-        )  # fmt: skip
+            (
+                attempts,
+                self.clock() + timedelta(seconds=delay),
+                f"hand-off attempt {attempts} failed: {what}",
+                row["event_id"],
+            ),
+        )
         report.retried += 1
         self.metrics.handoffs.labels(source=row["source"], outcome="retry").inc()
         log.warning("hand-off of event %s failed (attempt %d): %s", row["event_id"], attempts, what)

@@ -98,17 +98,29 @@ ROUTES: Mapping[tuple[Source, str], Route] = {
 
 # Known but not handed over: kept as the record and as ordering preconditions.
 RECORDED_ONLY: Mapping[Source, frozenset[str]] = {
-    Source.SHOPIFY: frozenset({"orders/updated", "orders/fulfilled",
-                               "refunds/create", "fulfillments/create"}),
-    Source.STRIPE: frozenset({"payment_intent.created", "payment_intent.succeeded",
-                              "payment_intent.amount_capturable_updated",
-                              "payment_intent.canceled", "payment_intent.processing",
-                              "payment_intent.requires_action", "charge.succeeded",
-                              "charge.failed", "charge.captured",
-                              "charge.updated", "refund.created", "refund.updated"}),
-    Source.PRINTFUL: frozenset({"order_created", "order_updated", "stock_updated",
-                                "product_synced", "product_updated"}),
-}  # fmt: skip
+    Source.SHOPIFY: frozenset(
+        {"orders/updated", "orders/fulfilled", "refunds/create", "fulfillments/create"}
+    ),
+    Source.STRIPE: frozenset(
+        {
+            "payment_intent.created",
+            "payment_intent.succeeded",
+            "payment_intent.amount_capturable_updated",
+            "payment_intent.canceled",
+            "payment_intent.processing",
+            "payment_intent.requires_action",
+            "charge.succeeded",
+            "charge.failed",
+            "charge.captured",
+            "charge.updated",
+            "refund.created",
+            "refund.updated",
+        }
+    ),
+    Source.PRINTFUL: frozenset(
+        {"order_created", "order_updated", "stock_updated", "product_synced", "product_updated"}
+    ),
+}
 
 
 def route_for(source: Source, topic: str, payload: Any = None) -> Route | None:

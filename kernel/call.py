@@ -198,11 +198,18 @@ async def kernel_call(
         not_found_grace=_not_found_grace(contract.not_found_grace, decision.input, absent_ok),
     )
     state.record(
-        now, "tool_started", "scheduled", tool=contract.ref, step=step,
-        detail={"internal_key": keys.internal, "external_key": keys.external,
-                "side_effect": contract.side_effect.value,
-                "input": allowlisted(input_json, contract.trace_fields)},
-    )  # fmt: skip
+        now,
+        "tool_started",
+        "scheduled",
+        tool=contract.ref,
+        step=step,
+        detail={
+            "internal_key": keys.internal,
+            "external_key": keys.external,
+            "side_effect": contract.side_effect.value,
+            "input": allowlisted(input_json, contract.trace_fields),
+        },
+    )
     try:
         result = await workflow.execute_activity(
             contract.activity_name,
@@ -214,16 +221,23 @@ async def kernel_call(
     except ActivityError as exc:
         cause = exc.cause
         state.record(
-            workflow.now(), "tool_failed", "error", tool=contract.ref, step=step,
-            detail={"error_type": getattr(cause, "type", None) or type(cause).__name__,
-                    "message": str(cause) if cause is not None else str(exc)},
-        )  # fmt: skip
+            workflow.now(),
+            "tool_failed",
+            "error",
+            tool=contract.ref,
+            step=step,
+            detail={
+                "error_type": getattr(cause, "type", None) or type(cause).__name__,
+                "message": str(cause) if cause is not None else str(exc),
+            },
+        )
         record_tool_call(state, contract.ref, "failed", workflow.now() - now)
         raise
     record_tool_call(state, contract.ref, "succeeded", workflow.now() - now)
     cost = state.policy.prices.call_cost(contract.provider)
-    detail: dict[str, Any] = {"output": allowlisted(result.model_dump(mode="json"),
-                                                    contract.trace_fields)}  # fmt: skip
+    detail: dict[str, Any] = {
+        "output": allowlisted(result.model_dump(mode="json"), contract.trace_fields)
+    }
     in_tokens = getattr(result, "input_tokens", None)
     out_tokens = getattr(result, "output_tokens", None)
     if isinstance(in_tokens, int) and isinstance(out_tokens, int):
@@ -234,9 +248,14 @@ async def kernel_call(
     state.cost_micros += cost
     detail["cost_micros"] = cost
     state.record(
-        workflow.now(), "tool_succeeded", "ok", tool=contract.ref, step=step, detail=detail,
+        workflow.now(),
+        "tool_succeeded",
+        "ok",
+        tool=contract.ref,
+        step=step,
+        detail=detail,
         cost_micros=cost,
-    )  # fmt: skip
+    )
     if expect is not None and not isinstance(result, expect):
         raise TypeError(f"{contract.ref} returned {type(result).__name__}, not {expect.__name__}")
     return result  # type: ignore[no-any-return]

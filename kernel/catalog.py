@@ -341,130 +341,276 @@ class CompleteOutput(ToolModel):
 # --- Contracts -----------------------------------------------------------------------
 
 SHOPIFY_GET_ORDER = ToolContract(
-    name="shopify.get_order", version="1", description="Read an order from Shopify.",
-    input_model=GetOrderInput, output_model=GetOrderOutput, side_effect=SideEffect.READ,
-    provider="shopify", scopes=frozenset({"orders:read"}), timeout=_FAST, retry=_READ_RETRY,
+    name="shopify.get_order",
+    version="1",
+    description="Read an order from Shopify.",
+    input_model=GetOrderInput,
+    output_model=GetOrderOutput,
+    side_effect=SideEffect.READ,
+    provider="shopify",
+    scopes=frozenset({"orders:read"}),
+    timeout=_FAST,
+    retry=_READ_RETRY,
     not_found_grace=_GRACE,
-    trace_fields=frozenset({"order_id", "order_name", "financial_status", "fulfillment_status",
-                            "total_minor", "currency"}),
-)  # fmt: skip
+    trace_fields=frozenset(
+        {
+            "order_id",
+            "order_name",
+            "financial_status",
+            "fulfillment_status",
+            "total_minor",
+            "currency",
+        }
+    ),
+)
 RISK_ASSESS = ToolContract(
-    name="risk.assess", version="1", description="Score an order's fraud risk.",
-    input_model=RiskInput, output_model=RiskOutput, side_effect=SideEffect.READ,
-    provider="internal", scopes=frozenset({"risk:read"}), timeout=_FAST,
+    name="risk.assess",
+    version="1",
+    description="Score an order's fraud risk.",
+    input_model=RiskInput,
+    output_model=RiskOutput,
+    side_effect=SideEffect.READ,
+    provider="internal",
+    scopes=frozenset({"risk:read"}),
+    timeout=_FAST,
     trace_fields=frozenset({"order_id", "amount_minor", "currency", "level", "score"}),
-)  # fmt: skip
+)
 STRIPE_CAPTURE_PAYMENT = ToolContract(
-    name="stripe.capture_payment", version="1", description="Capture an authorised PaymentIntent.",
-    input_model=CapturePaymentInput, output_model=CapturePaymentOutput,
-    side_effect=SideEffect.FINANCIAL, provider="stripe", scopes=frozenset({"payments:capture"}),
-    timeout=_WRITE, retry=_MONEY_RETRY, default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset({"payment_intent_id", "order_id", "amount_minor", "currency",
-                            "risk_level", "status", "amount_captured_minor"}),
-)  # fmt: skip
+    name="stripe.capture_payment",
+    version="1",
+    description="Capture an authorised PaymentIntent.",
+    input_model=CapturePaymentInput,
+    output_model=CapturePaymentOutput,
+    side_effect=SideEffect.FINANCIAL,
+    provider="stripe",
+    scopes=frozenset({"payments:capture"}),
+    timeout=_WRITE,
+    retry=_MONEY_RETRY,
+    default_hitl=HitlMode.ALWAYS,
+    trace_fields=frozenset(
+        {
+            "payment_intent_id",
+            "order_id",
+            "amount_minor",
+            "currency",
+            "risk_level",
+            "status",
+            "amount_captured_minor",
+        }
+    ),
+)
 STRIPE_CANCEL_PAYMENT = ToolContract(
-    name="stripe.cancel_payment", version="1", description="Void an uncaptured PaymentIntent.",
-    input_model=CancelPaymentInput, output_model=CancelPaymentOutput,
-    side_effect=SideEffect.FINANCIAL, provider="stripe", scopes=frozenset({"payments:void"}),
-    timeout=_WRITE, retry=_MONEY_RETRY, default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset({"payment_intent_id", "order_id", "amount_minor", "currency",
-                            "reason", "status"}),
-)  # fmt: skip
+    name="stripe.cancel_payment",
+    version="1",
+    description="Void an uncaptured PaymentIntent.",
+    input_model=CancelPaymentInput,
+    output_model=CancelPaymentOutput,
+    side_effect=SideEffect.FINANCIAL,
+    provider="stripe",
+    scopes=frozenset({"payments:void"}),
+    timeout=_WRITE,
+    retry=_MONEY_RETRY,
+    default_hitl=HitlMode.ALWAYS,
+    trace_fields=frozenset(
+        {"payment_intent_id", "order_id", "amount_minor", "currency", "reason", "status"}
+    ),
+)
 STRIPE_GET_PAYMENT_INTENT = ToolContract(
-    name="stripe.get_payment_intent", version="1",
+    name="stripe.get_payment_intent",
+    version="1",
     description="Read a PaymentIntent: status, amounts, last decline, order key.",
-    input_model=GetPaymentIntentInput, output_model=GetPaymentIntentOutput,
-    side_effect=SideEffect.READ, provider="stripe", scopes=frozenset({"payments:read"}),
-    timeout=_FAST, retry=_READ_RETRY, not_found_grace=_GRACE,
-    trace_fields=frozenset({"payment_intent_id", "order_id", "id", "status", "amount_minor",
-                            "amount_received_minor", "amount_capturable_minor",
-                            "amount_refunded_minor", "currency", "decline_code",
-                            "failure_code", "order_key"}),
-)  # fmt: skip
+    input_model=GetPaymentIntentInput,
+    output_model=GetPaymentIntentOutput,
+    side_effect=SideEffect.READ,
+    provider="stripe",
+    scopes=frozenset({"payments:read"}),
+    timeout=_FAST,
+    retry=_READ_RETRY,
+    not_found_grace=_GRACE,
+    trace_fields=frozenset(
+        {
+            "payment_intent_id",
+            "order_id",
+            "id",
+            "status",
+            "amount_minor",
+            "amount_received_minor",
+            "amount_capturable_minor",
+            "amount_refunded_minor",
+            "currency",
+            "decline_code",
+            "failure_code",
+            "order_key",
+        }
+    ),
+)
 STRIPE_LIST_REFUNDS = ToolContract(
-    name="stripe.list_refunds", version="1",
+    name="stripe.list_refunds",
+    version="1",
     description="List refunds of a PaymentIntent or created in a time range (reconciliation).",
-    input_model=ListRefundsInput, output_model=ListRefundsOutput,
-    side_effect=SideEffect.READ, provider="stripe", scopes=frozenset({"payments:read"}),
+    input_model=ListRefundsInput,
+    output_model=ListRefundsOutput,
+    side_effect=SideEffect.READ,
+    provider="stripe",
+    scopes=frozenset({"payments:read"}),
     timeout=_WRITE,
-    trace_fields=frozenset({"payment_intent_id", "created_gte", "created_lte", "max_results",
-                            "truncated"}),
-)  # fmt: skip
+    trace_fields=frozenset(
+        {"payment_intent_id", "created_gte", "created_lte", "max_results", "truncated"}
+    ),
+)
 STRIPE_CREATE_REFUND = ToolContract(
-    name="stripe.create_refund", version="1", description="Refund (part of) a captured payment.",
-    input_model=CreateRefundInput, output_model=CreateRefundOutput,
-    side_effect=SideEffect.FINANCIAL, provider="stripe", scopes=frozenset({"payments:refund"}),
-    timeout=_WRITE, retry=_MONEY_RETRY, default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset({"payment_intent_id", "order_id", "refund_request_id", "amount_minor",
-                            "currency", "reason", "refund_id", "status"}),
-)  # fmt: skip
-PRINTFUL_CREATE_ORDER = ToolContract(
-    name="printful.create_order", version="1",
-    description="Create a Printful draft order (looked up by @external_id first).",
-    input_model=CreatePrintfulOrderInput, output_model=PrintfulOrderOutput,
-    side_effect=SideEffect.WRITE, provider="printful", scopes=frozenset({"fulfillment:write"}),
+    name="stripe.create_refund",
+    version="1",
+    description="Refund (part of) a captured payment.",
+    input_model=CreateRefundInput,
+    output_model=CreateRefundOutput,
+    side_effect=SideEffect.FINANCIAL,
+    provider="stripe",
+    scopes=frozenset({"payments:refund"}),
     timeout=_WRITE,
-    trace_fields=frozenset({"external_id", "printful_order_id", "status", "costs_minor",
-                            "currency"}),
-)  # fmt: skip
+    retry=_MONEY_RETRY,
+    default_hitl=HitlMode.ALWAYS,
+    trace_fields=frozenset(
+        {
+            "payment_intent_id",
+            "order_id",
+            "refund_request_id",
+            "amount_minor",
+            "currency",
+            "reason",
+            "refund_id",
+            "status",
+        }
+    ),
+)
+PRINTFUL_CREATE_ORDER = ToolContract(
+    name="printful.create_order",
+    version="1",
+    description="Create a Printful draft order (looked up by @external_id first).",
+    input_model=CreatePrintfulOrderInput,
+    output_model=PrintfulOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="printful",
+    scopes=frozenset({"fulfillment:write"}),
+    timeout=_WRITE,
+    trace_fields=frozenset(
+        {"external_id", "printful_order_id", "status", "costs_minor", "currency"}
+    ),
+)
 PRINTFUL_CONFIRM_ORDER = ToolContract(
-    name="printful.confirm_order", version="1", description="Confirm a Printful draft order.",
-    input_model=PrintfulOrderRef, output_model=PrintfulOrderOutput,
-    side_effect=SideEffect.WRITE, provider="printful", scopes=frozenset({"fulfillment:write"}),
-    timeout=_WRITE, trace_fields=frozenset({"printful_order_id", "status"}),
-)  # fmt: skip
+    name="printful.confirm_order",
+    version="1",
+    description="Confirm a Printful draft order.",
+    input_model=PrintfulOrderRef,
+    output_model=PrintfulOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="printful",
+    scopes=frozenset({"fulfillment:write"}),
+    timeout=_WRITE,
+    trace_fields=frozenset({"printful_order_id", "status"}),
+)
 PRINTFUL_CANCEL_ORDER = ToolContract(
-    name="printful.cancel_order", version="1", description="Cancel a Printful order.",
-    input_model=PrintfulOrderRef, output_model=PrintfulOrderOutput,
-    side_effect=SideEffect.WRITE, provider="printful", scopes=frozenset({"fulfillment:cancel"}),
-    timeout=_WRITE, trace_fields=frozenset({"printful_order_id", "status"}),
-)  # fmt: skip
+    name="printful.cancel_order",
+    version="1",
+    description="Cancel a Printful order.",
+    input_model=PrintfulOrderRef,
+    output_model=PrintfulOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="printful",
+    scopes=frozenset({"fulfillment:cancel"}),
+    timeout=_WRITE,
+    trace_fields=frozenset({"printful_order_id", "status"}),
+)
 PRINTFUL_GET_ORDER = ToolContract(
-    name="printful.get_order", version="1", description="Read a Printful order and shipments.",
-    input_model=PrintfulOrderRef, output_model=GetPrintfulOrderOutput,
-    side_effect=SideEffect.READ, provider="printful", scopes=frozenset({"fulfillment:read"}),
-    timeout=_FAST, retry=_READ_RETRY, not_found_grace=_GRACE,
+    name="printful.get_order",
+    version="1",
+    description="Read a Printful order and shipments.",
+    input_model=PrintfulOrderRef,
+    output_model=GetPrintfulOrderOutput,
+    side_effect=SideEffect.READ,
+    provider="printful",
+    scopes=frozenset({"fulfillment:read"}),
+    timeout=_FAST,
+    retry=_READ_RETRY,
+    not_found_grace=_GRACE,
     trace_fields=frozenset({"printful_order_id", "external_id", "status"}),
-)  # fmt: skip
+)
 SHOPIFY_CREATE_FULFILLMENT = ToolContract(
-    name="shopify.create_fulfillment", version="1",
+    name="shopify.create_fulfillment",
+    version="1",
     description="Mark a Shopify order fulfilled with tracking.",
-    input_model=CreateFulfillmentInput, output_model=CreateFulfillmentOutput,
-    side_effect=SideEffect.WRITE, provider="shopify", scopes=frozenset({"orders:fulfill"}),
+    input_model=CreateFulfillmentInput,
+    output_model=CreateFulfillmentOutput,
+    side_effect=SideEffect.WRITE,
+    provider="shopify",
+    scopes=frozenset({"orders:fulfill"}),
     timeout=_WRITE,
     trace_fields=frozenset({"order_id", "tracking_company", "fulfillment_id", "status"}),
-)  # fmt: skip
+)
 SHOPIFY_REFUND_CREATE = ToolContract(
-    name="shopify.refund_create", version="1",
+    name="shopify.refund_create",
+    version="1",
     description="Record a refund on the Shopify order (refundCreate, @idempotent).",
-    input_model=ShopifyRefundInput, output_model=ShopifyRefundOutput,
-    side_effect=SideEffect.FINANCIAL, provider="shopify", scopes=frozenset({"orders:refund"}),
-    timeout=_WRITE, retry=_MONEY_RETRY, default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset({"order_id", "refund_request_id", "amount_minor", "currency",
-                            "refund_id"}),
-)  # fmt: skip
+    input_model=ShopifyRefundInput,
+    output_model=ShopifyRefundOutput,
+    side_effect=SideEffect.FINANCIAL,
+    provider="shopify",
+    scopes=frozenset({"orders:refund"}),
+    timeout=_WRITE,
+    retry=_MONEY_RETRY,
+    default_hitl=HitlMode.ALWAYS,
+    trace_fields=frozenset(
+        {"order_id", "refund_request_id", "amount_minor", "currency", "refund_id"}
+    ),
+)
 SHOPIFY_CANCEL_ORDER = ToolContract(
-    name="shopify.cancel_order", version="1", description="Cancel a Shopify order (orderCancel).",
-    input_model=CancelOrderInput, output_model=CancelOrderOutput,
-    side_effect=SideEffect.WRITE, provider="shopify", scopes=frozenset({"orders:cancel"}),
-    timeout=_WRITE, trace_fields=frozenset({"order_id", "reason", "status"}),
-)  # fmt: skip
+    name="shopify.cancel_order",
+    version="1",
+    description="Cancel a Shopify order (orderCancel).",
+    input_model=CancelOrderInput,
+    output_model=CancelOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="shopify",
+    scopes=frozenset({"orders:cancel"}),
+    timeout=_WRITE,
+    trace_fields=frozenset({"order_id", "reason", "status"}),
+)
 SENDGRID_SEND_EMAIL = ToolContract(
-    name="sendgrid.send_email", version="1", description="Send a templated customer email.",
-    input_model=SendEmailInput, output_model=SendEmailOutput,
-    side_effect=SideEffect.COMMUNICATION, provider="sendgrid",
-    scopes=frozenset({"email:send"}), timeout=_WRITE,
+    name="sendgrid.send_email",
+    version="1",
+    description="Send a templated customer email.",
+    input_model=SendEmailInput,
+    output_model=SendEmailOutput,
+    side_effect=SideEffect.COMMUNICATION,
+    provider="sendgrid",
+    scopes=frozenset({"email:send"}),
+    timeout=_WRITE,
     trace_fields=frozenset({"template", "category", "message_id", "status"}),
-)  # fmt: skip
+)
 LLM_COMPLETE = ToolContract(
-    name="llm.complete", version="1",
+    name="llm.complete",
+    version="1",
     description="Complete a pinned prompt with a pinned model (template model offline).",
-    input_model=CompleteInput, output_model=CompleteOutput, side_effect=SideEffect.READ,
-    provider="llm", scopes=frozenset({"llm:complete"}), timeout=timedelta(seconds=60),
-    retry=RetrySpec(max_attempts=3), token_budget_field="max_tokens",  # noqa: S106
-    trace_fields=frozenset({"model", "prompt_id", "prompt_version", "max_tokens",
-                            "input_tokens", "output_tokens", "finish_reason"}),
-)  # fmt: skip
+    input_model=CompleteInput,
+    output_model=CompleteOutput,
+    side_effect=SideEffect.READ,
+    provider="llm",
+    scopes=frozenset({"llm:complete"}),
+    timeout=timedelta(seconds=60),
+    retry=RetrySpec(max_attempts=3),
+    token_budget_field="max_tokens",  # noqa: S106
+    trace_fields=frozenset(
+        {
+            "model",
+            "prompt_id",
+            "prompt_version",
+            "max_tokens",
+            "input_tokens",
+            "output_tokens",
+            "finish_reason",
+        }
+    ),
+)
 
 CATALOG: tuple[ToolContract, ...] = (  # type: ignore[type-arg]
     SHOPIFY_GET_ORDER,
@@ -490,34 +636,68 @@ REGISTRY = ToolRegistry(CATALOG)
 # The tools each workflow type calls: a tenant's config must grant the whole closure
 # (CC-01). Workflow authors keep this in step with their code.
 WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
-    "order_fulfill": frozenset({
-        "shopify.get_order@1", "risk.assess@1", "stripe.capture_payment@1",
-        "printful.create_order@1", "printful.confirm_order@1", "printful.get_order@1",
-        "shopify.create_fulfillment@1", "sendgrid.send_email@1",
-        # compensations: cancel the Printful draft, refund the capture
-        "printful.cancel_order@1", "stripe.create_refund@1",
-    }),
-    "payment_failure": frozenset({
-        "shopify.get_order@1", "stripe.get_payment_intent@1", "stripe.cancel_payment@1",
-        "shopify.cancel_order@1", "sendgrid.send_email@1",
-    }),
-    "refund": frozenset({
-        "shopify.get_order@1", "stripe.create_refund@1", "shopify.refund_create@1",
-        "sendgrid.send_email@1",
-    }),
-    "order_cancellation": frozenset({
-        "shopify.get_order@1", "printful.get_order@1", "printful.cancel_order@1",
-        "stripe.get_payment_intent@1", "stripe.cancel_payment@1", "stripe.create_refund@1",
-        "shopify.cancel_order@1", "sendgrid.send_email@1",
-    }),
-    "wismo": frozenset({
-        "shopify.get_order@1", "printful.get_order@1", "llm.complete@1", "sendgrid.send_email@1",
-    }),
-    "reconciliation": frozenset({
-        # provider truth
-        "stripe.list_refunds@1", "stripe.get_payment_intent@1", "printful.get_order@1",
-        "shopify.get_order@1",
-        # the financial repair (always approved first), ops and approval notices
-        "shopify.refund_create@1", "sendgrid.send_email@1",
-    }),
-}  # fmt: skip
+    "order_fulfill": frozenset(
+        {
+            "shopify.get_order@1",
+            "risk.assess@1",
+            "stripe.capture_payment@1",
+            "printful.create_order@1",
+            "printful.confirm_order@1",
+            "printful.get_order@1",
+            "shopify.create_fulfillment@1",
+            "sendgrid.send_email@1",
+            # compensations: cancel the Printful draft, refund the capture
+            "printful.cancel_order@1",
+            "stripe.create_refund@1",
+        }
+    ),
+    "payment_failure": frozenset(
+        {
+            "shopify.get_order@1",
+            "stripe.get_payment_intent@1",
+            "stripe.cancel_payment@1",
+            "shopify.cancel_order@1",
+            "sendgrid.send_email@1",
+        }
+    ),
+    "refund": frozenset(
+        {
+            "shopify.get_order@1",
+            "stripe.create_refund@1",
+            "shopify.refund_create@1",
+            "sendgrid.send_email@1",
+        }
+    ),
+    "order_cancellation": frozenset(
+        {
+            "shopify.get_order@1",
+            "printful.get_order@1",
+            "printful.cancel_order@1",
+            "stripe.get_payment_intent@1",
+            "stripe.cancel_payment@1",
+            "stripe.create_refund@1",
+            "shopify.cancel_order@1",
+            "sendgrid.send_email@1",
+        }
+    ),
+    "wismo": frozenset(
+        {
+            "shopify.get_order@1",
+            "printful.get_order@1",
+            "llm.complete@1",
+            "sendgrid.send_email@1",
+        }
+    ),
+    "reconciliation": frozenset(
+        {
+            # provider truth
+            "stripe.list_refunds@1",
+            "stripe.get_payment_intent@1",
+            "printful.get_order@1",
+            "shopify.get_order@1",
+            # the financial repair (always approved first), ops and approval notices
+            "shopify.refund_create@1",
+            "sendgrid.send_email@1",
+        }
+    ),
+}

@@ -118,25 +118,28 @@ class _Compiler:
                 self.error("CFG-HITL", path, f"rule for {rule.tool}: mode WHEN needs 'when'")
             if rule.mode is not HitlMode.WHEN and rule.when:
                 self.error(
-                    "CFG-HITL", (*path, "when"),
+                    "CFG-HITL",
+                    (*path, "when"),
                     f"rule for {rule.tool}: 'when' is only read with mode WHEN",
-                )  # fmt: skip
+                )
             if rule.when:
                 try:
                     node = parse(rule.when)
                 except ConditionSyntaxError as exc:
                     self.error(
-                        "CFG-HITL", (*path, "when"),
+                        "CFG-HITL",
+                        (*path, "when"),
                         f"condition {rule.when!r}: column {exc.column}: {exc.reason}",
-                    )  # fmt: skip
+                    )
                     continue
                 for p in sorted(paths(node)):
                     if p[0] not in CONDITION_ROOTS:
                         self.error(
-                            "CFG-HITL", (*path, "when"),
+                            "CFG-HITL",
+                            (*path, "when"),
                             f"condition reads {'.'.join(p)}; fields start with one of "
                             + ", ".join(sorted(CONDITION_ROOTS)),
-                        )  # fmt: skip
+                        )
 
     def cc01_closure(self, base: PathKey, name: str, wf: WorkflowConfig) -> None:
         required = self.workflow_tools.get(name)
@@ -158,15 +161,17 @@ class _Compiler:
         for i, rule in enumerate(wf.hitl):
             if rule.tool not in listed:
                 self.error(
-                    "CC-01", (*base, "hitl", i, "tool"),
+                    "CC-01",
+                    (*base, "hitl", i, "tool"),
                     f"{name}: HITL rule for {rule.tool}, which the workflow does not list",
-                )  # fmt: skip
+                )
         for i, entry in enumerate(wf.loop.retry_allowlist):
             if entry not in listed and not any(r.startswith(entry + "@") for r in listed):
                 self.error(
-                    "CC-01", (*base, "loop", "retry_allowlist", i),
+                    "CC-01",
+                    (*base, "loop", "retry_allowlist", i),
                     f"{name}: retry allowlist names {entry}, which the workflow does not list",
-                )  # fmt: skip
+                )
 
     def cc02_bounds(self, base: PathKey, wf: WorkflowConfig) -> None:
         if wf.bounds is None:
@@ -190,9 +195,10 @@ class _Compiler:
             missing = sorted(contract.scopes - granted)
             if missing:
                 self.error(
-                    "CC-03", (*base, "scopes"),
+                    "CC-03",
+                    (*base, "scopes"),
                     f"{base[-1]}: {ref} needs scope(s) {', '.join(missing)}",
-                )  # fmt: skip
+                )
 
     def cc04_financial(self, base: PathKey, wf: WorkflowConfig, roles: set[str]) -> None:
         rules = {rule.tool: (i, rule) for i, rule in enumerate(wf.hitl)}
@@ -207,22 +213,25 @@ class _Compiler:
             path = (*base, "hitl", i)
             if rule.mode in (HitlMode.NEVER, HitlMode.AUTO_APPROVE):
                 self.error(
-                    "CC-04", (*path, "mode"),
+                    "CC-04",
+                    (*path, "mode"),
                     f"FINANCIAL tool {ref} may not use {rule.mode.value}",
-                )  # fmt: skip
+                )
             if not rule.approver_roles:
                 self.error("CC-04", path, f"FINANCIAL tool {ref}: HITL rule names no approver role")
             for role in rule.approver_roles:
                 if role not in roles:
                     self.error(
-                        "CC-04", (*path, "approver_roles"),
+                        "CC-04",
+                        (*path, "approver_roles"),
                         f"FINANCIAL tool {ref}: no approver holds role {role!r}",
-                    )  # fmt: skip
+                    )
             if rule.on_timeout != "FAIL":
                 self.error(
-                    "CC-04", (*path, "on_timeout"),
+                    "CC-04",
+                    (*path, "on_timeout"),
                     f"FINANCIAL tool {ref}: an approval timeout must FAIL (INV-07)",
-                )  # fmt: skip
+                )
 
     def _contract(self, ref: str) -> Any:
         try:

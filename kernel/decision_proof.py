@@ -118,10 +118,16 @@ def statement_for(
     proof: DecisionProof,
 ) -> DecisionStatement:
     return DecisionStatement(
-        tenant_id=tenant_id, workflow_id=workflow_id, request_id=request_id,
-        verdict="approve" if approve else "deny", reason=reason, approver=approver,
-        key_id=proof.key_id, issued_at=proof.issued_at, nonce=proof.nonce,
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        request_id=request_id,
+        verdict="approve" if approve else "deny",
+        reason=reason,
+        approver=approver,
+        key_id=proof.key_id,
+        issued_at=proof.issued_at,
+        nonce=proof.nonce,
+    )
 
 
 def verify_signature(public_key: str, statement: DecisionStatement, signature: str) -> bool:

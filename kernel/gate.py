@@ -114,21 +114,24 @@ class Gate:
         contract = self.registry.find(request.tool, request.version)
         if contract is None:
             return self._deny(
-                request, GateCode.TOOL_UNKNOWN, f"no tool {request.ref} in the registry",
+                request,
+                GateCode.TOOL_UNKNOWN,
+                f"no tool {request.ref} in the registry",
                 {"tool": request.ref},
-            )  # fmt: skip
+            )
 
         # 2. Schema (unknown fields rejected by the models' extra="forbid")
         raw = request.input
         if isinstance(raw, BaseModel):
             if not isinstance(raw, contract.input_model):
                 return self._deny(
-                    request, GateCode.SCHEMA_INVALID,
+                    request,
+                    GateCode.SCHEMA_INVALID,
                     f"input is a {type(raw).__name__}, {contract.ref} takes "
                     f"{contract.input_model.__name__}",
                     {"tool": contract.ref, "errors": [{"type": "model_type"}]},
                     contract=contract,
-                )  # fmt: skip
+                )
             raw = raw.model_dump(mode="json")
         try:
             validated = contract.input_model.model_validate(dict(raw))
@@ -142,11 +145,13 @@ class Gate:
                 for err in exc.errors(include_input=False, include_url=False)
             ]
             return self._deny(
-                request, GateCode.SCHEMA_INVALID,
+                request,
+                GateCode.SCHEMA_INVALID,
                 f"input for {contract.ref} is invalid: "
                 + "; ".join(f"{e['loc'] or '<root>'}: {e['type']}" for e in errors),
-                {"tool": contract.ref, "errors": errors}, contract=contract,
-            )  # fmt: skip
+                {"tool": contract.ref, "errors": errors},
+                contract=contract,
+            )
         input_json: dict[str, Any] = validated.model_dump(mode="json")
 
         # 3. Permission: deny by default.
@@ -158,14 +163,20 @@ class Gate:
                 else f"tool not enabled for workflow type {policy.workflow_type}"
             )
             return self._deny(
-                request, GateCode.PERMISSION_DENIED,
+                request,
+                GateCode.PERMISSION_DENIED,
                 f"{state.principal} may not call {contract.ref} for tenant "
                 f"{policy.tenant_id}: {why}",
-                {"principal": state.principal, "tenant": policy.tenant_id, "tool": contract.ref,
-                 "action": contract.side_effect.value, "missing_scopes": missing,
-                 "reason": why},
+                {
+                    "principal": state.principal,
+                    "tenant": policy.tenant_id,
+                    "tool": contract.ref,
+                    "action": contract.side_effect.value,
+                    "missing_scopes": missing,
+                    "reason": why,
+                },
                 contract=contract,
-            )  # fmt: skip
+            )
 
         # 4. Bounds
         termination = self._bounds(state, contract, input_json, now)
@@ -190,15 +201,24 @@ class Gate:
                 )
         if termination is not None:
             return GateDecision(
-                request=request, allowed=False, code=GateCode.RUN_TERMINATED,
+                request=request,
+                allowed=False,
+                code=GateCode.RUN_TERMINATED,
                 message=f"run terminated: {termination.reason.value} "
                 f"(limit {termination.limit}, observed {termination.observed})",
-                detail={"reason": termination.reason.value, "bound": termination.reason.value,
-                        "limit": termination.limit, "observed": termination.observed,
-                        "tool": contract.ref},
-                contract=contract, input=validated, input_json=input_json, fingerprint=fp,
+                detail={
+                    "reason": termination.reason.value,
+                    "bound": termination.reason.value,
+                    "limit": termination.limit,
+                    "observed": termination.observed,
+                    "tool": contract.ref,
+                },
+                contract=contract,
+                input=validated,
+                input_json=input_json,
+                fingerprint=fp,
                 termination=termination,
-            )  # fmt: skip
+            )
 
         # 6. HITL
         hitl = self.hitl_requirement(state, contract, input_json)
@@ -214,18 +234,36 @@ class Gate:
             if problem is not None:
                 code, message = problem
                 return GateDecision(
-                    request=request, allowed=False, code=code, message=message,
-                    detail={"tool": contract.ref, "reason": hitl.reason,
-                            "role": list(hitl.approver_roles), "internal_key": keys.internal},
-                    contract=contract, input=validated, input_json=input_json,
-                    fingerprint=fp, hitl=hitl, keys=keys,
-                )  # fmt: skip
+                    request=request,
+                    allowed=False,
+                    code=code,
+                    message=message,
+                    detail={
+                        "tool": contract.ref,
+                        "reason": hitl.reason,
+                        "role": list(hitl.approver_roles),
+                        "internal_key": keys.internal,
+                    },
+                    contract=contract,
+                    input=validated,
+                    input_json=input_json,
+                    fingerprint=fp,
+                    hitl=hitl,
+                    keys=keys,
+                )
 
         # 7. Idempotency keys travel with the call.
         return GateDecision(
-            request=request, allowed=True, message="allowed", contract=contract,
-            input=validated, input_json=input_json, fingerprint=fp, hitl=hitl, keys=keys,
-        )  # fmt: skip
+            request=request,
+            allowed=True,
+            message="allowed",
+            contract=contract,
+            input=validated,
+            input_json=input_json,
+            fingerprint=fp,
+            hitl=hitl,
+            keys=keys,
+        )
 
     @staticmethod
     def _deny(
@@ -236,9 +274,13 @@ class Gate:
         contract: AnyContract | None = None,
     ) -> GateDecision:
         return GateDecision(
-            request=request, allowed=False, code=code, message=message, detail=detail,
+            request=request,
+            allowed=False,
+            code=code,
+            message=message,
+            detail=detail,
             contract=contract,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _bounds(
@@ -293,11 +335,14 @@ class Gate:
             return HitlRequirement(False, rule.mode.value.lower(), rule)
         context = {
             "input": input_json,
-            "tool": {"name": contract.name, "version": contract.version,
-                     "side_effect": contract.side_effect.value},
+            "tool": {
+                "name": contract.name,
+                "version": contract.version,
+                "side_effect": contract.side_effect.value,
+            },
             "tenant": state.policy.tenant_id,
             "workflow": {"type": state.policy.workflow_type, "id": state.workflow_id},
-        }  # fmt: skip
+        }
         try:
             if holds(rule.when or "", context):
                 return HitlRequirement(True, f"when {rule.when}", rule)
@@ -335,21 +380,37 @@ def admit(state: RunState, decision: GateDecision, now: datetime) -> None:
         state.fingerprints.append(decision.fingerprint)
         if decision.hitl is not None and decision.hitl.required and req.approval is not None:
             state.record(
-                now, "approval", "approved", tool=tool, step=req.step,
-                detail={"approver": req.approval.approver, "role": req.approval.role,
-                        "request_id": req.approval.request_id, "hitl": decision.hitl.reason},
-            )  # fmt: skip
+                now,
+                "approval",
+                "approved",
+                tool=tool,
+                step=req.step,
+                detail={
+                    "approver": req.approval.approver,
+                    "role": req.approval.role,
+                    "request_id": req.approval.request_id,
+                    "hitl": decision.hitl.reason,
+                },
+            )
         return
     assert decision.code is not None
     state.denials[decision.code.value] = state.denials.get(decision.code.value, 0) + 1
     if decision.termination is not None:
         state.termination = decision.termination
         state.record(
-            now, "run_terminated", decision.termination.reason.value, tool=tool, step=req.step,
+            now,
+            "run_terminated",
+            decision.termination.reason.value,
+            tool=tool,
+            step=req.step,
             detail={"code": decision.code.value, "message": decision.message, **decision.detail},
-        )  # fmt: skip
+        )
         return
     state.record(
-        now, "gate_denied", decision.code.value, tool=tool, step=req.step,
+        now,
+        "gate_denied",
+        decision.code.value,
+        tool=tool,
+        step=req.step,
         detail={"code": decision.code.value, "message": decision.message, **decision.detail},
-    )  # fmt: skip
+    )

@@ -106,8 +106,10 @@ def record_gate(state: RunState, decision: GateDecision) -> None:
     if decision.termination is not None:
         meter.create_counter(
             RUN_TERMINATIONS, "Runs the gate terminated, by the bound that ended them."
-        ).add(1, {"tenant": state.tenant_id, "tool": tool,
-                  "reason": decision.termination.reason.value})  # fmt: skip
+        ).add(
+            1,
+            {"tenant": state.tenant_id, "tool": tool, "reason": decision.termination.reason.value},
+        )
 
 
 def record_tool_call(state: RunState, tool: str, outcome: str, elapsed: timedelta) -> None:
@@ -188,9 +190,14 @@ def record_receipt(ctx: CallContext, outcome: str) -> None:
     if meter is None:
         return
     meter.create_counter(RECEIPTS, "Receipt writes by tool, side effect and outcome.").add(
-        1, {"tenant": ctx.tenant_id, "tool": ctx.ref, "side_effect": ctx.side_effect.value,
-            "outcome": outcome},
-    )  # fmt: skip
+        1,
+        {
+            "tenant": ctx.tenant_id,
+            "tool": ctx.ref,
+            "side_effect": ctx.side_effect.value,
+            "outcome": outcome,
+        },
+    )
 
 
 def record_idempotency(ctx: CallContext, outcome: str) -> None:

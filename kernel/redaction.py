@@ -138,14 +138,49 @@ def allowlisted(data: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, An
 
 
 # Keys a trace entry's ``detail`` may carry; anything else is dropped before storing.
-TRACE_DETAIL_FIELDS: frozenset[str] = frozenset({
-    "code", "message", "reason", "bound", "limit", "observed", "principal", "tenant",
-    "tool", "action", "side_effect", "missing_scopes", "errors", "step", "internal_key",
-    "external_key", "fingerprint", "input", "output", "approver", "role", "request_id",
-    "hitl", "condition", "from_state", "to_state", "state", "model", "input_tokens",
-    "output_tokens", "tokens", "cost_micros", "attempt", "error_type", "pattern", "repeats",
-    "duration_ms", "note", "_dropped_fields",
-})  # fmt: skip
+TRACE_DETAIL_FIELDS: frozenset[str] = frozenset(
+    {
+        "code",
+        "message",
+        "reason",
+        "bound",
+        "limit",
+        "observed",
+        "principal",
+        "tenant",
+        "tool",
+        "action",
+        "side_effect",
+        "missing_scopes",
+        "errors",
+        "step",
+        "internal_key",
+        "external_key",
+        "fingerprint",
+        "input",
+        "output",
+        "approver",
+        "role",
+        "request_id",
+        "hitl",
+        "condition",
+        "from_state",
+        "to_state",
+        "state",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "tokens",
+        "cost_micros",
+        "attempt",
+        "error_type",
+        "pattern",
+        "repeats",
+        "duration_ms",
+        "note",
+        "_dropped_fields",
+    }
+)
 
 
 def redact_detail(detail: Mapping[str, Any]) -> dict[str, Any]:

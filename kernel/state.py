@@ -109,9 +109,12 @@ class RunState(BaseModel):
             now,
             "run_started",
             "ok",
-            detail={"tenant": policy.tenant_id, "principal": principal,
-                    "state": policy.workflow_type},
-        )  # fmt: skip
+            detail={
+                "tenant": policy.tenant_id,
+                "principal": principal,
+                "state": policy.workflow_type,
+            },
+        )
         return state
 
     @property

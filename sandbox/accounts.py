@@ -126,11 +126,14 @@ class AccountBook:
             shared = [
                 name
                 for name in (
-                    "stripe_api_key", "shopify_shop_domain", "shopify_access_token",
-                    "printful_api_token", "sendgrid_api_key",
+                    "stripe_api_key",
+                    "shopify_shop_domain",
+                    "shopify_access_token",
+                    "printful_api_token",
+                    "sendgrid_api_key",
                 )
                 if getattr(other, name) == getattr(account, name)
-            ]  # fmt: skip
+            ]
             if shared:
                 raise AccountConflict(f"{', '.join(shared)} already belong to another account")
         self._accounts[account.tenant] = account

@@ -110,10 +110,15 @@ def _money(amount: Decimal, currency: str) -> dict[str, Any]:
 
 # Field names of an address: stored (and REST) → GraphQL.
 _ADDRESS_GRAPHQL = {
-    "name": "name", "address1": "address1", "address2": "address2", "city": "city",
-    "zip": "zip", "country_code": "countryCodeV2", "province_code": "provinceCode",
+    "name": "name",
+    "address1": "address1",
+    "address2": "address2",
+    "city": "city",
+    "zip": "zip",
+    "country_code": "countryCodeV2",
+    "province_code": "provinceCode",
     "phone": "phone",
-}  # fmt: skip
+}
 
 
 def _address(a: dict[str, Any] | None, *, graphql: bool) -> dict[str, Any] | None:
@@ -128,9 +133,14 @@ def _seed_transactions(seed: SeedOrder, total: Decimal) -> list[dict[str, Any]]:
         return []
     kind = "AUTHORIZATION" if seed.financial_status == "authorized" else "SALE"
     return [
-        {"kind": kind, "status": "SUCCESS", "gateway": "stripe",
-         "authorization_code": seed.payment_intent, "amount": total}
-    ]  # fmt: skip
+        {
+            "kind": kind,
+            "status": "SUCCESS",
+            "gateway": "stripe",
+            "authorization_code": seed.payment_intent,
+            "amount": total,
+        }
+    ]
 
 
 def _gid_id(gid: str) -> int | None:

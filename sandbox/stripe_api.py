@@ -165,9 +165,11 @@ class StripeSandbox:
         if account is None:
             shown = f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
             raise StripeApiError(
-                401, f"Invalid API Key provided: {shown}", type_="invalid_request_error",
+                401,
+                f"Invalid API Key provided: {shown}",
+                type_="invalid_request_error",
                 executed=False,
-            )  # fmt: skip
+            )
         return key, account
 
     def _own(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -615,9 +617,11 @@ class StripeSandbox:
             ids = [r["id"] for r in selected]
             if after not in ids:
                 raise StripeApiError(
-                    404, f"No such refund: '{after}'", code="resource_missing",
+                    404,
+                    f"No such refund: '{after}'",
+                    code="resource_missing",
                     param="starting_after",
-                )  # fmt: skip
+                )
             selected = selected[ids.index(after) + 1 :]
         return {
             "object": "list",

@@ -253,9 +253,12 @@ class WebhookDispatcher:
         if url is None:
             return True
         record = DeliveryRecord(
-            provider=event.provider, topic=event.topic, event_id=event.event_id,
-            url=url, attempt=attempt,
-        )  # fmt: skip
+            provider=event.provider,
+            topic=event.topic,
+            event_id=event.event_id,
+            url=url,
+            attempt=attempt,
+        )
         try:
             response = await self._http.post(
                 url, content=event.body, headers=self.headers_for(event)

@@ -29,15 +29,26 @@ def sign_decision(
 ) -> Decision:
     """The ``Decision`` (with its proof) for one request, signed by ``key``."""
     unsigned = DecisionProof(
-        key_id=key.key_id, issued_at=issued_at or datetime.now(UTC),
-        nonce=nonce or secrets.token_urlsafe(18), signature="-",
-    )  # fmt: skip
+        key_id=key.key_id,
+        issued_at=issued_at or datetime.now(UTC),
+        nonce=nonce or secrets.token_urlsafe(18),
+        signature="-",
+    )
     statement = statement_for(
-        tenant_id=tenant_id, workflow_id=workflow_id, request_id=request_id, approve=approve,
-        reason=reason, approver=approver, proof=unsigned,
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        request_id=request_id,
+        approve=approve,
+        reason=reason,
+        approver=approver,
+        proof=unsigned,
+    )
     signature = b64encode(key.private_key.sign(statement.canonical()))
     return Decision(
-        tenant_id=tenant_id, approver=approver, approve=approve, request_id=request_id,
-        reason=reason, proof=unsigned.model_copy(update={"signature": signature}),
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        approver=approver,
+        approve=approve,
+        request_id=request_id,
+        reason=reason,
+        proof=unsigned.model_copy(update={"signature": signature}),
+    )

@@ -85,10 +85,15 @@ async def _start(
     """Start by business key: a running run is attached to, a completed one is never
     started again (``WorkflowAlreadyStartedError``), a failed one runs again."""
     return await client.start_workflow(
-        workflow, input, id=workflow_id, task_queue=task_queue, result_type=result_type,
-        id_conflict_policy=KEY_CONFLICT_POLICY, id_reuse_policy=KEY_REUSE_POLICY,
+        workflow,
+        input,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=result_type,
+        id_conflict_policy=KEY_CONFLICT_POLICY,
+        id_reuse_policy=KEY_REUSE_POLICY,
         search_attributes=_attributes(tenant_id, order_id),
-    )  # fmt: skip
+    )
 
 
 async def start_order(
@@ -105,9 +110,14 @@ async def start_order(
 ) -> WorkflowHandle[Any, OrderFulfillResult]:
     context = _context(config, "order_fulfill", timing)
     input = OrderFulfillInput(
-        tenant_id=config.tenant, order_id=order_id, payment_intent=payment_intent,
-        ship_to=ship_to, context=context, principal=principal, **options,
-    )  # fmt: skip
+        tenant_id=config.tenant,
+        order_id=order_id,
+        payment_intent=payment_intent,
+        ship_to=ship_to,
+        context=context,
+        principal=principal,
+        **options,
+    )
     return await _start(
         client,
         ORDER_FULFILL,
@@ -143,16 +153,26 @@ async def request_refund(
     again against Stripe right before the money moves."""
     if ledger is not None:
         await check_refund_request(
-            ledger, tenant_id=config.tenant, order_id=order_id,
-            payment_intent_id=payment_intent_id, amount_minor=amount_minor, currency=currency,
-        )  # fmt: skip
+            ledger,
+            tenant_id=config.tenant,
+            order_id=order_id,
+            payment_intent_id=payment_intent_id,
+            amount_minor=amount_minor,
+            currency=currency,
+        )
     context = _context(config, "refund", timing)
     request_id = refund_request_id or f"rr-{uuid.uuid4().hex[:16]}"
     input = RefundInput(
-        tenant_id=config.tenant, refund_request_id=request_id, order_id=order_id,
-        payment_intent_id=payment_intent_id, amount_minor=amount_minor, currency=currency,
-        context=context, principal=principal, note=note,
-    )  # fmt: skip
+        tenant_id=config.tenant,
+        refund_request_id=request_id,
+        order_id=order_id,
+        payment_intent_id=payment_intent_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        context=context,
+        principal=principal,
+        note=note,
+    )
     return await _start(
         client,
         REFUND,
@@ -182,9 +202,13 @@ async def start_payment_failure(
     if dunning is not None and not isinstance(dunning, DunningConfig):
         dunning = DunningConfig(schedule=tuple(dunning))
     input = PaymentFailureInput(
-        tenant_id=config.tenant, payment_intent=payment_intent_id, order_id=order_id,
-        context=context, dunning=dunning, principal=principal,
-    )  # fmt: skip
+        tenant_id=config.tenant,
+        payment_intent=payment_intent_id,
+        order_id=order_id,
+        context=context,
+        dunning=dunning,
+        principal=principal,
+    )
     return await _start(
         client,
         PAYMENT_FAILURE,
@@ -214,9 +238,15 @@ async def request_cancellation(
     unknown one raises ``pydantic.ValidationError`` before anything starts."""
     context = _context(config, "order_cancellation", timing)
     input = OrderCancellationInput.model_validate(
-        {"tenant_id": config.tenant, "order_id": order_id, "payment_intent_id": payment_intent_id,
-         "reason": reason.upper(), "context": context, "principal": principal}
-    )  # fmt: skip
+        {
+            "tenant_id": config.tenant,
+            "order_id": order_id,
+            "payment_intent_id": payment_intent_id,
+            "reason": reason.upper(),
+            "context": context,
+            "principal": principal,
+        }
+    )
     return await _start(
         client,
         ORDER_CANCELLATION,

@@ -87,10 +87,15 @@ async def start_reconciliation(
         context = context.model_copy(update={"timing": timing})
     end = window_end or datetime.now(UTC)
     input = ReconciliationInput(
-        tenant_id=config.tenant, window_start=end - (window or rc.window), window_end=end,
-        context=context, principal=principal, max_orders=rc.max_orders,
-        acknowledge_roles=rc.acknowledge_roles, acknowledge_timeout=rc.acknowledge_timeout,
-    )  # fmt: skip
+        tenant_id=config.tenant,
+        window_start=end - (window or rc.window),
+        window_end=end,
+        context=context,
+        principal=principal,
+        max_orders=rc.max_orders,
+        acknowledge_roles=rc.acknowledge_roles,
+        acknowledge_timeout=rc.acknowledge_timeout,
+    )
     return await client.start_workflow(
         RECONCILIATION,
         input,
@@ -107,10 +112,13 @@ def reconcile_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
     """The schedule as the config describes it; its note fingerprints that description."""
     rc = config.reconciliation
     input = ReconciliationInput(
-        tenant_id=config.tenant, window=rc.window, principal="schedule:reconciliation",
-        max_orders=rc.max_orders, acknowledge_roles=rc.acknowledge_roles,
+        tenant_id=config.tenant,
+        window=rc.window,
+        principal="schedule:reconciliation",
+        max_orders=rc.max_orders,
+        acknowledge_roles=rc.acknowledge_roles,
         acknowledge_timeout=rc.acknowledge_timeout,
-    )  # fmt: skip
+    )
     described = {
         "every": rc.every.total_seconds(),
         "task_queue": task_queue,

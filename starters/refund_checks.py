@@ -78,9 +78,14 @@ async def check_refund_request(
     return what it showed."""
     standing = await ledger_standing(db, tenant_id, order_id)
     problem = refund_refusal(
-        tenant_id=tenant_id, order_id=order_id, payment_intent_id=payment_intent_id,
-        amount_minor=amount_minor, currency=currency, standing=standing, source="our ledger",
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        order_id=order_id,
+        payment_intent_id=payment_intent_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        standing=standing,
+        source="our ledger",
+    )
     if problem is not None:
         message = problem.message
         if problem.code == PAYMENT_NOT_FOR_ORDER:

@@ -56,8 +56,13 @@ from workflows.refund import Refund
 log = logging.getLogger(__name__)
 
 WORKFLOWS: tuple[type, ...] = (
-    OrderFulfill, Refund, PaymentFailure, OrderCancellation, Reconciliation, ReconcileDrift,
-)  # fmt: skip
+    OrderFulfill,
+    Refund,
+    PaymentFailure,
+    OrderCancellation,
+    Reconciliation,
+    ReconcileDrift,
+)
 
 
 def tenant_clients(settings: Settings, store: CredentialStore | None = None) -> TenantClients:
@@ -81,27 +86,40 @@ def activities(
     risk = RiskActivities(high_risk_countries=high_risk_countries)
     approvals = ApprovalActivities(db)
     return [
-        stripe.capture_payment, stripe.cancel_payment, stripe.create_refund,
+        stripe.capture_payment,
+        stripe.cancel_payment,
+        stripe.create_refund,
         stripe.get_payment_intent,
-        shopify.get_order, shopify.create_fulfillment, shopify.refund_create,
+        shopify.get_order,
+        shopify.create_fulfillment,
+        shopify.refund_create,
         shopify.cancel_order,
-        printful.create_order, printful.confirm_order, printful.cancel_order, printful.get_order,
-        email.send_email, risk.assess,
-        approvals.open_request, approvals.note, approvals.close_request,
-        approvals.write_order_state, OrderStateActivities(db).read_order_state,
+        printful.create_order,
+        printful.confirm_order,
+        printful.cancel_order,
+        printful.get_order,
+        email.send_email,
+        risk.assess,
+        approvals.open_request,
+        approvals.note,
+        approvals.close_request,
+        approvals.write_order_state,
+        OrderStateActivities(db).read_order_state,
         ConfigActivities(configs).load_flow_context,
         KernelActivities(db).persist_trace,
         *reconcile_activities(clients, db),
-    ]  # fmt: skip
+    ]
 
 
 def reconcile_activities(clients: TenantClients, db: Database) -> list[Callable[..., Any]]:
     """Reconciliation's plumbing (scope, drift rows) and its Stripe refund listing."""
     rows = ReconciliationActivities(db)
     return [
-        rows.load_scope, rows.record, rows.resolve,
+        rows.load_scope,
+        rows.record,
+        rows.resolve,
         RefundReadActivities(clients).list_refunds,
-    ]  # fmt: skip
+    ]
 
 
 def build_worker(
@@ -189,8 +207,9 @@ async def run_worker(
         runner = asyncio.create_task(worker.run())
         log.info(
             "worker polling %s for tenants %s",
-            task_queue or settings.temporal.task_queue, ", ".join(sorted(configs)),
-        )  # fmt: skip
+            task_queue or settings.temporal.task_queue,
+            ", ".join(sorted(configs)),
+        )
         if on_ready is not None:
             on_ready()
         stopper = asyncio.create_task(stop.wait())

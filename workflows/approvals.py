@@ -76,8 +76,9 @@ PROOF_PATCH = "approval-proofs"
 # Registry re-reads one request may do (each is an activity in history; the signal that
 # asks for one can come from anyone).
 MAX_KEY_REFRESHES = 20
-Notifier = Callable[[Literal["reminder", "escalation", "expired"], ApprovalView, list[str]],
-                    Awaitable[None]]  # fmt: skip
+Notifier = Callable[
+    [Literal["reminder", "escalation", "expired"], ApprovalView, list[str]], Awaitable[None]
+]
 
 
 class ApprovalDenied(Exception):
@@ -146,22 +147,32 @@ class ApprovalDesk:
             # Shown pending, its row written, but the registry not back yet: a moment.
             raise ApplicationError(
                 f"request {view.request_id} is still opening; decide again in a moment",
-                type=DECISION_NOT_READY, non_retryable=True,
-            )  # fmt: skip
+                type=DECISION_NOT_READY,
+                non_retryable=True,
+            )
         statement = statement_for(
-            tenant_id=self.tenant_id, workflow_id=workflow.info().workflow_id,
-            request_id=view.request_id, approve=d.approve, reason=d.reason,
-            approver=d.approver, proof=d.proof,
-        )  # fmt: skip
+            tenant_id=self.tenant_id,
+            workflow_id=workflow.info().workflow_id,
+            request_id=view.request_id,
+            approve=d.approve,
+            reason=d.reason,
+            approver=d.approver,
+            proof=d.proof,
+        )
         try:
             # cryptography imports its Rust backend lazily; inside the sandbox that import
             # must reach the already-loaded module (a second load aborts the process).
             with workflow.unsafe.imports_passed_through():
                 check_proof(
-                    statement, d.proof.signature, self._keys, now=workflow.now(),
-                    requested_at=view.requested_at, seen_nonces=self._nonces,
-                    max_age=self._timing.proof_max_age, max_skew=self._timing.proof_max_skew,
-                )  # fmt: skip
+                    statement,
+                    d.proof.signature,
+                    self._keys,
+                    now=workflow.now(),
+                    requested_at=view.requested_at,
+                    seen_nonces=self._nonces,
+                    max_age=self._timing.proof_max_age,
+                    max_skew=self._timing.proof_max_skew,
+                )
         except ProofRejected as exc:
             raise rejected(f"proof rejected: {exc}") from None
 
@@ -256,9 +267,13 @@ class ApprovalDesk:
         if view is None or view.status != "pending":
             return False
         self.current = view.model_copy(
-            update={"status": "denied", "decided_by": by, "decided_at": workflow.now(),
-                    "reason": reason[:500]}
-        )  # fmt: skip
+            update={
+                "status": "denied",
+                "decided_by": by,
+                "decided_at": workflow.now(),
+                "reason": reason[:500],
+            }
+        )
         return True
 
     # -- the wait ---------------------------------------------------------------------
@@ -299,17 +314,27 @@ class ApprovalDesk:
         now = workflow.now()
         view = ApprovalView(
             request_id=f"{info.workflow_id}#{action}#{self._count}",
-            action=action, roles=roles, amount_minor=amount_minor, currency=currency,
-            requested_at=now, expires_at=now + expires_in,
-        )  # fmt: skip
+            action=action,
+            roles=roles,
+            amount_minor=amount_minor,
+            currency=currency,
+            requested_at=now,
+            expires_at=now + expires_in,
+        )
         self.current = view
         opened = HitlOpen(
-            tenant_id=self.tenant_id, request_id=view.request_id,
-            workflow_id=info.workflow_id, run_id=info.run_id, action=action,
-            required_role=",".join(roles) or "*", amount_minor=amount_minor,
-            currency=currency, requested_at=now, expires_at=view.expires_at,
+            tenant_id=self.tenant_id,
+            request_id=view.request_id,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            action=action,
+            required_role=",".join(roles) or "*",
+            amount_minor=amount_minor,
+            currency=currency,
+            requested_at=now,
+            expires_at=view.expires_at,
             details=details or {},
-        )  # fmt: skip
+        )
         self._refresh_wanted = False
         self.key_refreshes = 0
         self._opening = True
@@ -358,13 +383,15 @@ class ApprovalDesk:
         await internal_activity(
             HITL_CLOSE,
             HitlClose(
-                tenant_id=self.tenant_id, request_id=final.request_id,
+                tenant_id=self.tenant_id,
+                request_id=final.request_id,
                 status=closed,
-                decided_by=final.decided_by, decided_at=final.decided_at or workflow.now(),
+                decided_by=final.decided_by,
+                decided_at=final.decided_at or workflow.now(),
                 reason=final.reason if final.status != "expired" else "timeout",
             ),
             limit=DB_ACTIVITY_TIMEOUT,
-        )  # fmt: skip
+        )
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(False)])
         record_approval_outcome(
             self.tenant_id, action, closed, (final.decided_at or workflow.now()) - now
@@ -398,11 +425,15 @@ class ApprovalDesk:
         await internal_activity(
             HITL_NOTE,
             HitlNote(
-                tenant_id=self.tenant_id, request_id=view.request_id, kind=kind,
-                escalation_level=level, at=workflow.now(), notified=tuple(recipients),
+                tenant_id=self.tenant_id,
+                request_id=view.request_id,
+                kind=kind,
+                escalation_level=level,
+                at=workflow.now(),
+                notified=tuple(recipients),
             ),
             limit=DB_ACTIVITY_TIMEOUT,
-        )  # fmt: skip
+        )
 
 
 async def call_with_approval(
@@ -438,16 +469,24 @@ async def call_with_approval(
         if not reusable:
             timeout = timeout_override or (rule.timeout if rule else timedelta(hours=24))
             view = await desk.obtain(
-                action=action, roles=decision.hitl.approver_roles, expires_in=timeout,
-                amount_minor=amount_minor, currency=currency, notify=notify,
+                action=action,
+                roles=decision.hitl.approver_roles,
+                expires_in=timeout,
+                amount_minor=amount_minor,
+                currency=currency,
+                notify=notify,
                 details={"tool": tool.ref, "step": step},
-            )  # fmt: skip
+            )
             if view.status != "approved":
                 state.decision(
-                    workflow.now(), f"approval_{view.status}",
-                    {"request_id": view.request_id, "tool": tool.ref,
-                     "decided_by": view.decided_by},
-                )  # fmt: skip
+                    workflow.now(),
+                    f"approval_{view.status}",
+                    {
+                        "request_id": view.request_id,
+                        "tool": tool.ref,
+                        "decided_by": view.decided_by,
+                    },
+                )
                 raise ApprovalDenied(view)
         approval = desk.approval_for(decision.keys.internal)
     return await kernel_call(state, tool, input, step=step, approval=approval)

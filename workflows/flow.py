@@ -97,11 +97,14 @@ async def send_email(
         run,
         SENDGRID_SEND_EMAIL,
         SendEmailInput(
-            to=to, template=template, subject=subject, variables=variables or {},
+            to=to,
+            template=template,
+            subject=subject,
+            variables=variables or {},
             category=category,
         ),
         step=step,
-    )  # fmt: skip
+    )
 
 
 def approval_notifier(
@@ -118,12 +121,18 @@ def approval_notifier(
         for to in recipients:
             try:
                 await send_email(
-                    run, to=to, template=templates[kind], category="approval",
+                    run,
+                    to=to,
+                    template=templates[kind],
+                    category="approval",
                     subject=f"Approval {kind}: {view.action}",
                     step=f"notify:{kind}:{view.escalation_level}:{view.request_id}:{to}",
-                    variables={"request_id": view.request_id, "action": view.action,
-                               "expires_at": view.expires_at.isoformat()},
-                )  # fmt: skip
+                    variables={
+                        "request_id": view.request_id,
+                        "action": view.action,
+                        "expires_at": view.expires_at.isoformat(),
+                    },
+                )
             except (ActivityError, ApplicationError) as exc:
                 # A notification that cannot be sent must not decide the money question.
                 workflow.logger.warning("approval %s notification failed: %s", kind, exc)

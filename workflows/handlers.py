@@ -42,10 +42,14 @@ class FlowHandlers:
     @workflow.query
     def status(self) -> FlowStatus:
         return FlowStatus(
-            workflow_id=workflow.info().workflow_id, tenant_id=self._tenant, state=self._state,
-            approval=self._approval_view(), detail=self._status_detail(),
-            cost_micros=self._run.cost_micros if self._run else 0, error=self._error,
-        )  # fmt: skip
+            workflow_id=workflow.info().workflow_id,
+            tenant_id=self._tenant,
+            state=self._state,
+            approval=self._approval_view(),
+            detail=self._status_detail(),
+            cost_micros=self._run.cost_micros if self._run else 0,
+            error=self._error,
+        )
 
     @workflow.query
     def kernel_trace(self) -> RunSummary:

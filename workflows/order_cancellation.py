@@ -216,28 +216,34 @@ class OrderCancellation(ApprovalHandlers):
         return await self._finish(run, "cancelled")
 
     async def _finish(
-        self, run: RunState, state: Literal["cancelled", "exception", "rejected", "expired"],
+        self,
+        run: RunState,
+        state: Literal["cancelled", "exception", "rejected", "expired"],
         **extra: Any,
-    ) -> OrderCancellationResult:  # fmt: skip
+    ) -> OrderCancellationResult:
         await self._move(state)
         await persist_trace(run)
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self._desk is not None
         d = self._detail
         return OrderCancellationResult(
-            workflow_id=workflow.info().workflow_id, state=state, order_id=self._order_id,
+            workflow_id=workflow.info().workflow_id,
+            state=state,
+            order_id=self._order_id,
             fulfillment_stopped=bool(self._answer and self._answer.stopped),
             printful_order_id=d.get("printful_order_id"),
             printful_status=d.get("printful_status"),
             payment_intent_id=d.get("payment_intent_id"),
             payment_action=d.get("payment_action", "none"),
-            amount_minor=d.get("amount_minor", 0), currency=d.get("currency"),
+            amount_minor=d.get("amount_minor", 0),
+            currency=d.get("currency"),
             stripe_refund_id=d.get("stripe_refund_id"),
             shopify_cancelled=bool(d.get("shopify_cancelled")),
             email_message_id=d.get("email_message_id"),
             approval=self._desk.history[-1] if self._desk.history else None,
-            cost_micros=run.cost_micros, **extra,
-        )  # fmt: skip
+            cost_micros=run.cost_micros,
+            **extra,
+        )
 
     async def _flow(
         self,
@@ -249,11 +255,14 @@ class OrderCancellation(ApprovalHandlers):
     ) -> None:
         notify = approval_notifier(run)
         order = await kernel_call(
-            run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=input.order_id),
+            run,
+            SHOPIFY_GET_ORDER,
+            GetOrderInput(order_id=input.order_id),
             step="get_order",
-        )  # fmt: skip
-        self._detail.update(order_name=order.order_name, total_minor=order.total_minor,
-                            currency=order.currency)  # fmt: skip
+        )
+        self._detail.update(
+            order_name=order.order_name, total_minor=order.total_minor, currency=order.currency
+        )
         pi_id = input.payment_intent_id or order.payment_intent_id
         if pi_id is not None:
             self._detail["payment_intent_id"] = pi_id
@@ -271,10 +280,12 @@ class OrderCancellation(ApprovalHandlers):
 
         async def alert_ops() -> None:
             await self._alert_ops(
-                run, context, "cancellation_incomplete",
+                run,
+                context,
+                "cancellation_incomplete",
                 f"the cancellation stopped after: {', '.join(self._done) or 'nothing'}; "
                 f"failed with: {self._error or 'a refusal'}",
-            )  # fmt: skip
+            )
 
         saga.add("alert_ops", alert_ops)
         if delivered:
@@ -291,11 +302,17 @@ class OrderCancellation(ApprovalHandlers):
             assert money.input is not None and money.tool is not None
             await self._move("voiding" if money.action == "void" else "refunding")
             moved = await call_with_approval(
-                desk, run, money.tool, money.input, step=money.step,
-                action=money.approval_action, amount_minor=money.amount_minor,
-                currency=money.currency, notify=notify,
+                desk,
+                run,
+                money.tool,
+                money.input,
+                step=money.step,
+                action=money.approval_action,
+                amount_minor=money.amount_minor,
+                currency=money.currency,
+                notify=notify,
                 timeout_override=context.timing.timeout,
-            )  # fmt: skip
+            )
             if isinstance(moved, CreateRefundOutput):
                 self._detail["stripe_refund_id"] = moved.refund_id
             elif isinstance(moved, CancelPaymentOutput):
@@ -304,24 +321,30 @@ class OrderCancellation(ApprovalHandlers):
 
         await self._move("cancelling_order")
         await kernel_call(
-            run, SHOPIFY_CANCEL_ORDER,
+            run,
+            SHOPIFY_CANCEL_ORDER,
             # Our own email tells the customer (with the money part), not Shopify's.
-            CancelOrderInput(order_id=input.order_id, reason=input.reason,
-                             notify_customer=False),
+            CancelOrderInput(order_id=input.order_id, reason=input.reason, notify_customer=False),
             step="shopify_cancel",
-        )  # fmt: skip
+        )
         self._detail["shopify_cancelled"] = True
         self._done.append("Shopify order cancelled")
 
         if context.customer_emails and order.customer_email:
             await self._move("notifying")
             sent = await send_email(
-                run, to=order.customer_email, template="order_cancelled",
-                subject=f"Your order {order.order_name} is cancelled", step="email_cancelled",
-                variables={"order_name": order.order_name, "payment_action": money.action,
-                           "amount_minor": str(money.amount_minor),
-                           "currency": money.currency},
-            )  # fmt: skip
+                run,
+                to=order.customer_email,
+                template="order_cancelled",
+                subject=f"Your order {order.order_name} is cancelled",
+                step="email_cancelled",
+                variables={
+                    "order_name": order.order_name,
+                    "payment_action": money.action,
+                    "amount_minor": str(money.amount_minor),
+                    "currency": money.currency,
+                },
+            )
             self._detail["email_message_id"] = sent.message_id
         saga.clear()
 
@@ -336,8 +359,11 @@ class OrderCancellation(ApprovalHandlers):
         pf_status: str | None = None
         try:
             found = await kernel_call(
-                run, PRINTFUL_GET_ORDER, ref, step=f"printful_lookup:{n}",
-            )  # fmt: skip
+                run,
+                PRINTFUL_GET_ORDER,
+                ref,
+                step=f"printful_lookup:{n}",
+            )
             pf_id, pf_status = found.printful_order_id, found.status
         except ActivityError as exc:
             if _error_type(exc) != "PROVIDER_NOT_FOUND":
@@ -346,10 +372,11 @@ class OrderCancellation(ApprovalHandlers):
         intent: GetPaymentIntentOutput | None = None
         if pi_id is not None:
             intent = await kernel_call(
-                run, STRIPE_GET_PAYMENT_INTENT,
+                run,
+                STRIPE_GET_PAYMENT_INTENT,
                 GetPaymentIntentInput(payment_intent_id=pi_id, order_id=input.order_id),
                 step=f"payment_lookup:{n}",
-            )  # fmt: skip
+            )
             self._detail["payment_status"] = intent.status
         return _Survey(pf_id, pf_status, intent)
 
@@ -385,9 +412,12 @@ class OrderCancellation(ApprovalHandlers):
                 "fraudulent" if fraud else "requested_by_customer" if amount else "abandoned"
             )
             void = CancelPaymentInput(
-                payment_intent_id=intent.id, order_id=input.order_id, amount_minor=amount,
-                currency=intent.currency, reason=reason,
-            )  # fmt: skip
+                payment_intent_id=intent.id,
+                order_id=input.order_id,
+                amount_minor=amount,
+                currency=intent.currency,
+                reason=reason,
+            )
             return self._planned(
                 _Money("void", amount, intent.currency, STRIPE_CANCEL_PAYMENT, void, "void_payment")
             )
@@ -396,11 +426,13 @@ class OrderCancellation(ApprovalHandlers):
                 return self._planned(none)
             amount = intent.amount_received_minor
             refund = CreateRefundInput(
-                payment_intent_id=intent.id, order_id=input.order_id,
-                refund_request_id=f"cancel-{input.order_id}"[:64], amount_minor=amount,
+                payment_intent_id=intent.id,
+                order_id=input.order_id,
+                refund_request_id=f"cancel-{input.order_id}"[:64],
+                amount_minor=amount,
                 currency=intent.currency,
                 reason="fraudulent" if fraud else "requested_by_customer",
-            )  # fmt: skip
+            )
             return self._planned(
                 _Money(
                     "refund",
@@ -418,8 +450,9 @@ class OrderCancellation(ApprovalHandlers):
         )
 
     def _planned(self, money: _Money) -> _Money:
-        self._detail.update(payment_action=money.action, amount_minor=money.amount_minor,
-                            currency=money.currency)  # fmt: skip
+        self._detail.update(
+            payment_action=money.action, amount_minor=money.amount_minor, currency=money.currency
+        )
         return money
 
     async def _approve(
@@ -453,17 +486,24 @@ class OrderCancellation(ApprovalHandlers):
         rule = decision.hitl.rule
         await self._move("awaiting_approval")
         view = await desk.obtain(
-            action=money.approval_action, roles=decision.hitl.approver_roles,
+            action=money.approval_action,
+            roles=decision.hitl.approver_roles,
             expires_in=context.timing.timeout or (rule.timeout if rule else timedelta(hours=24)),
-            amount_minor=money.amount_minor, currency=money.currency, notify=notify,
+            amount_minor=money.amount_minor,
+            currency=money.currency,
+            notify=notify,
             details={"tool": money.tool.ref, "step": money.step, "order_id": self._order_id},
-        )  # fmt: skip
+        )
         if view.status != "approved":
             run.decision(
-                workflow.now(), f"approval_{view.status}",
-                {"request_id": view.request_id, "tool": money.tool.ref,
-                 "decided_by": view.decided_by},
-            )  # fmt: skip
+                workflow.now(),
+                f"approval_{view.status}",
+                {
+                    "request_id": view.request_id,
+                    "tool": money.tool.ref,
+                    "decided_by": view.decided_by,
+                },
+            )
             raise ApprovalDenied(view)
 
     async def _stop_fulfillment(self, run: RunState, input: OrderCancellationInput) -> bool:
@@ -486,9 +526,10 @@ class OrderCancellation(ApprovalHandlers):
         assert answer is not None
         self._detail.update(fulfillment_stopped=answer.stopped, fulfillment_state=answer.state)
         run.decision(
-            workflow.now(), "fulfillment_stopped" if answer.stopped else "fulfillment_finished",
+            workflow.now(),
+            "fulfillment_stopped" if answer.stopped else "fulfillment_finished",
             {"workflow_id": target, "state": answer.state},
-        )  # fmt: skip
+        )
         if answer.stopped:
             self._done.append(f"fulfilment stopped (in {answer.state})")
         return True
@@ -496,9 +537,11 @@ class OrderCancellation(ApprovalHandlers):
     async def _cancel_printful(self, run: RunState, printful_order_id: int) -> None:
         try:
             out = await kernel_call(
-                run, PRINTFUL_CANCEL_ORDER,
-                PrintfulOrderRef(printful_order_id=printful_order_id), step="printful_cancel",
-            )  # fmt: skip
+                run,
+                PRINTFUL_CANCEL_ORDER,
+                PrintfulOrderRef(printful_order_id=printful_order_id),
+                step="printful_cancel",
+            )
         except ActivityError as exc:
             if _error_type(exc) == "PROVIDER_STATE_CONFLICT":
                 # It went into production between the read and the cancel.
@@ -517,14 +560,16 @@ class OrderCancellation(ApprovalHandlers):
         When the FulfillmentException workflow (WF06) exists it is started here, as a
         child, with ``report`` as its input."""
         report = CancellationException(
-            tenant_id=self._tenant, order_id=self._order_id, kind=esc.kind, detail=esc.detail,
+            tenant_id=self._tenant,
+            order_id=self._order_id,
+            kind=esc.kind,
+            detail=esc.detail,
             printful_order_id=self._detail.get("printful_order_id"),
             printful_status=self._detail.get("printful_status"),
             payment_intent_id=self._detail.get("payment_intent_id"),
             fulfillment_stopped=bool(self._answer and self._answer.stopped),
-        )  # fmt: skip
-        run.decision(workflow.now(), "exception", {"kind": esc.kind,
-                                                    "done": list(self._done)})  # fmt: skip
+        )
+        run.decision(workflow.now(), "exception", {"kind": esc.kind, "done": list(self._done)})
         self._detail["exception"] = esc.kind
         await self._move("exception")
         detail = esc.detail
@@ -540,13 +585,20 @@ class OrderCancellation(ApprovalHandlers):
             return
         try:
             sent = await send_email(
-                run, to=context.ops_email, template="ops_alert", category="ops",
+                run,
+                to=context.ops_email,
+                template="ops_alert",
+                category="ops",
                 subject=f"Order {self._detail.get('order_name', self._order_id)}: "
-                        f"{kind.replace('_', ' ')}",
+                f"{kind.replace('_', ' ')}",
                 step=f"ops:{kind}",
-                variables={"kind": kind, "order_id": self._order_id, "detail": detail[:1000],
-                           "workflow_id": workflow.info().workflow_id},
-            )  # fmt: skip
+                variables={
+                    "kind": kind,
+                    "order_id": self._order_id,
+                    "detail": detail[:1000],
+                    "workflow_id": workflow.info().workflow_id,
+                },
+            )
             self._detail["ops_message_id"] = sent.message_id
         except (ActivityError, ApplicationError) as exc:
             workflow.logger.warning("ops alert %s not sent: %s", kind, exc)
@@ -571,9 +623,11 @@ class OrderCancellation(ApprovalHandlers):
             )
         await self._rows.write(
             new,
-            {"cancellation_workflow_id": workflow.info().workflow_id,
-             "cancellation": _plain(self._detail)},
-        )  # fmt: skip
+            {
+                "cancellation_workflow_id": workflow.info().workflow_id,
+                "cancellation": _plain(self._detail),
+            },
+        )
 
 
 def _plain(detail: dict[str, Any]) -> dict[str, Any]:

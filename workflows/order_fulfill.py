@@ -210,10 +210,14 @@ class OrderFulfill(ApprovalHandlers):
         assert request is not None
         stopped_in = self._state
         run.decision(
-            workflow.now(), "cancel_requested",
-            {"requested_by": request.requested_by, "reason": request.reason,
-             "stopped_in": stopped_in},
-        )  # fmt: skip
+            workflow.now(),
+            "cancel_requested",
+            {
+                "requested_by": request.requested_by,
+                "reason": request.reason,
+                "stopped_in": stopped_in,
+            },
+        )
         self._detail["cancelled_in"] = stopped_in
         await self._move(run, input, "cancelled")
         await persist_trace(run)
@@ -244,9 +248,11 @@ class OrderFulfill(ApprovalHandlers):
         self, input: OrderFulfillInput, run: RunState, result: dict[str, Any]
     ) -> OrderFulfillResult:
         return OrderFulfillResult(
-            workflow_id=workflow.info().workflow_id, state=self._state,
-            cost_micros=run.cost_micros, **result,
-        )  # fmt: skip
+            workflow_id=workflow.info().workflow_id,
+            state=self._state,
+            cost_micros=run.cost_micros,
+            **result,
+        )
 
     async def _move(self, run: RunState, input: OrderFulfillInput, new: str) -> None:
         self._state = move(run, self._state, new)
@@ -269,24 +275,33 @@ class OrderFulfill(ApprovalHandlers):
     ) -> None:
         notify = approval_notifier(run)
         order = await kernel_call(
-            run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=input.order_id),
+            run,
+            SHOPIFY_GET_ORDER,
+            GetOrderInput(order_id=input.order_id),
             step="get_order",
-        )  # fmt: skip
-        self._detail.update(order_name=order.order_name, total_minor=order.total_minor,
-                            currency=order.currency)  # fmt: skip
+        )
+        self._detail.update(
+            order_name=order.order_name, total_minor=order.total_minor, currency=order.currency
+        )
         ship_to = input.ship_to or _recipient(order)
         if ship_to is None:
             raise ApplicationError(
                 f"order {input.order_id} has no shipping address",
-                type="NO_SHIPPING_ADDRESS", non_retryable=True,
-            )  # fmt: skip
+                type="NO_SHIPPING_ADDRESS",
+                non_retryable=True,
+            )
         await self._move(run, input, "assessing")
         risk = await kernel_call(
-            run, RISK_ASSESS,
-            RiskInput(order_id=input.order_id, amount_minor=order.total_minor,
-                      currency=order.currency, country_code=ship_to.country_code),
+            run,
+            RISK_ASSESS,
+            RiskInput(
+                order_id=input.order_id,
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                country_code=ship_to.country_code,
+            ),
             step="risk",
-        )  # fmt: skip
+        )
         self._detail["risk"] = risk.level
 
         # Payment: capture the authorisation (approval first when the rule says so).
@@ -295,64 +310,88 @@ class OrderFulfill(ApprovalHandlers):
             self._checkpoint()
             await self._move(run, input, "capturing")
             capture = CapturePaymentInput(
-                payment_intent_id=payment_intent, order_id=input.order_id,
-                amount_minor=order.total_minor, currency=order.currency, risk_level=risk.level,
-            )  # fmt: skip
+                payment_intent_id=payment_intent,
+                order_id=input.order_id,
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                risk_level=risk.level,
+            )
             if self._needs_approval(run, capture):
                 await self._move(run, input, "awaiting_approval")
             captured = await call_with_approval(
-                desk, run, STRIPE_CAPTURE_PAYMENT, capture, step="capture",
-                action="capture_payment", amount_minor=order.total_minor,
-                currency=order.currency, notify=notify,
-            )  # fmt: skip
+                desk,
+                run,
+                STRIPE_CAPTURE_PAYMENT,
+                capture,
+                step="capture",
+                action="capture_payment",
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                notify=notify,
+            )
             result.update(captured_minor=captured.amount_captured_minor, currency=order.currency)
             self._detail["captured_minor"] = captured.amount_captured_minor
 
             async def refund_capture() -> None:
                 await call_with_approval(
-                    desk, run, STRIPE_CREATE_REFUND,
+                    desk,
+                    run,
+                    STRIPE_CREATE_REFUND,
                     CreateRefundInput(
-                        payment_intent_id=payment_intent, order_id=input.order_id,
+                        payment_intent_id=payment_intent,
+                        order_id=input.order_id,
                         refund_request_id=f"undo-{input.order_id}"[:64],
-                        amount_minor=captured.amount_captured_minor, currency=order.currency,
+                        amount_minor=captured.amount_captured_minor,
+                        currency=order.currency,
                     ),
-                    step="undo:capture", action="refund_capture",
-                    amount_minor=captured.amount_captured_minor, currency=order.currency,
+                    step="undo:capture",
+                    action="refund_capture",
+                    amount_minor=captured.amount_captured_minor,
+                    currency=order.currency,
                     notify=notify,
-                )  # fmt: skip
+                )
 
             saga.add("refund_capture", refund_capture)
         elif order.financial_status.upper() != "PAID":
             raise ApplicationError(
-                f"order {input.order_id} is {order.financial_status} and has no payment "
-                "to capture", type="PAYMENT_NOT_AUTHORIZED", non_retryable=True,
-            )  # fmt: skip
+                f"order {input.order_id} is {order.financial_status} and has no payment to capture",
+                type="PAYMENT_NOT_AUTHORIZED",
+                non_retryable=True,
+            )
         await self._move(run, input, "paid")
 
         # Printful: draft (looked up by external id first), then confirm.
         self._checkpoint()
         draft = await kernel_call(
-            run, PRINTFUL_CREATE_ORDER,
+            run,
+            PRINTFUL_CREATE_ORDER,
             CreatePrintfulOrderInput(
                 external_id=printful_external_id(input.tenant_id, input.order_id),
-                recipient=ship_to, items=printful_items(order, input.default_variant_id),
+                recipient=ship_to,
+                items=printful_items(order, input.default_variant_id),
             ),
             step="printful_create",
-        )  # fmt: skip
+        )
         result["printful_order_id"] = draft.printful_order_id
         self._detail["printful_order_id"] = draft.printful_order_id
         ref = PrintfulOrderRef(printful_order_id=draft.printful_order_id)
 
         async def cancel_draft() -> None:
             await kernel_call(
-                run, PRINTFUL_CANCEL_ORDER, ref, step="undo:printful",
-            )  # fmt: skip
+                run,
+                PRINTFUL_CANCEL_ORDER,
+                ref,
+                step="undo:printful",
+            )
 
         saga.add("cancel_printful_draft", cancel_draft)
         self._checkpoint()
         await kernel_call(
-            run, PRINTFUL_CONFIRM_ORDER, ref, step="printful_confirm",
-        )  # fmt: skip
+            run,
+            PRINTFUL_CONFIRM_ORDER,
+            ref,
+            step="printful_confirm",
+        )
         saga.clear()  # in production now: nothing is undone automatically from here
         await self._move(run, input, "in_production")
 
@@ -361,22 +400,31 @@ class OrderFulfill(ApprovalHandlers):
         self._detail["tracking_number"] = shipment.tracking_number
         await self._move(run, input, "shipped")
         fulfillment = await kernel_call(
-            run, SHOPIFY_CREATE_FULFILLMENT,
+            run,
+            SHOPIFY_CREATE_FULFILLMENT,
             CreateFulfillmentInput(
-                order_id=input.order_id, tracking_company=shipment.carrier,
-                tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
+                order_id=input.order_id,
+                tracking_company=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                tracking_url=shipment.tracking_url,
             ),
             step="fulfill",
-        )  # fmt: skip
+        )
         result["fulfillment_id"] = fulfillment.fulfillment_id
         if customer_emails and order.customer_email:
             sent = await send_email(
-                run, to=order.customer_email, template="shipping_confirmation",
-                subject=f"Your order {order.order_name} has shipped", step="email_shipped",
-                variables={"order_name": order.order_name, "carrier": shipment.carrier,
-                           "tracking_number": shipment.tracking_number,
-                           "tracking_url": shipment.tracking_url or ""},
-            )  # fmt: skip
+                run,
+                to=order.customer_email,
+                template="shipping_confirmation",
+                subject=f"Your order {order.order_name} has shipped",
+                step="email_shipped",
+                variables={
+                    "order_name": order.order_name,
+                    "carrier": shipment.carrier,
+                    "tracking_number": shipment.tracking_number,
+                    "tracking_url": shipment.tracking_url or "",
+                },
+            )
             result["email_message_id"] = sent.message_id
 
     def _needs_approval(self, run: RunState, capture: CapturePaymentInput) -> bool:
@@ -397,18 +445,23 @@ class OrderFulfill(ApprovalHandlers):
                 if polls >= input.shipment_polls:
                     raise ApplicationError(
                         f"no shipment for {input.order_id} after {polls} polls",
-                        type="SHIPMENT_TIMEOUT", non_retryable=True,
-                    ) from None  # fmt: skip
+                        type="SHIPMENT_TIMEOUT",
+                        non_retryable=True,
+                    ) from None
                 polls += 1
                 current = await kernel_call(
-                    run, PRINTFUL_GET_ORDER, ref, step=f"poll_shipment:{polls}",
-                )  # fmt: skip
+                    run,
+                    PRINTFUL_GET_ORDER,
+                    ref,
+                    step=f"poll_shipment:{polls}",
+                )
                 if current.shipments:
                     s: Shipment = current.shipments[0]
                     self._shipment = ShipmentNotice(
-                        carrier=s.carrier, tracking_number=s.tracking_number,
+                        carrier=s.carrier,
+                        tracking_number=s.tracking_number,
                         tracking_url=s.tracking_url,
-                    )  # fmt: skip
+                    )
             if self._shipment is not None:
                 return self._shipment
             self._checkpoint()  # not shipped yet and a cancellation came: stop waiting
@@ -419,10 +472,16 @@ def _recipient(order: GetOrderOutput) -> PrintfulRecipient | None:
     if a is None:
         return None
     return PrintfulRecipient(
-        name=a.name, address1=a.address1, address2=a.address2, city=a.city, zip=a.zip,
-        country_code=a.country_code, state_code=a.state_code, email=order.customer_email,
+        name=a.name,
+        address1=a.address1,
+        address2=a.address2,
+        city=a.city,
+        zip=a.zip,
+        country_code=a.country_code,
+        state_code=a.state_code,
+        email=order.customer_email,
         phone=a.phone,
-    )  # fmt: skip
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -78,21 +78,52 @@ with workflow.unsafe.imports_passed_through():
 WORKFLOW_TYPE = "payment_failure"
 DB_TIMEOUT = timedelta(seconds=30)
 
-HARD_DECLINES = frozenset({
-    "stolen_card", "lost_card", "fraudulent", "pickup_card", "restricted_card",
-    "merchant_blacklist", "security_violation", "stop_payment_order",
-    "revocation_of_authorization", "revocation_of_all_authorizations",
-})  # fmt: skip
-SOFT_DECLINES = frozenset({
-    "insufficient_funds", "generic_decline", "card_declined", "processing_error",
-    "try_again_later", "issuer_not_available", "reenter_transaction", "do_not_honor",
-    "card_velocity_exceeded", "withdrawal_count_limit_exceeded", "expired_card",
-    "incorrect_cvc", "incorrect_number", "authentication_required", "approve_with_id",
-    "call_issuer", "no_action_taken", "not_permitted", "transaction_not_allowed",
-    "invalid_account", "new_account_information_available", "card_not_supported",
-    "currency_not_supported", "duplicate_transaction", "offline_pin_required",
-    "online_or_offline_pin_required", "pin_try_exceeded", "testmode_decline",
-})  # fmt: skip
+HARD_DECLINES = frozenset(
+    {
+        "stolen_card",
+        "lost_card",
+        "fraudulent",
+        "pickup_card",
+        "restricted_card",
+        "merchant_blacklist",
+        "security_violation",
+        "stop_payment_order",
+        "revocation_of_authorization",
+        "revocation_of_all_authorizations",
+    }
+)
+SOFT_DECLINES = frozenset(
+    {
+        "insufficient_funds",
+        "generic_decline",
+        "card_declined",
+        "processing_error",
+        "try_again_later",
+        "issuer_not_available",
+        "reenter_transaction",
+        "do_not_honor",
+        "card_velocity_exceeded",
+        "withdrawal_count_limit_exceeded",
+        "expired_card",
+        "incorrect_cvc",
+        "incorrect_number",
+        "authentication_required",
+        "approve_with_id",
+        "call_issuer",
+        "no_action_taken",
+        "not_permitted",
+        "transaction_not_allowed",
+        "invalid_account",
+        "new_account_information_available",
+        "card_not_supported",
+        "currency_not_supported",
+        "duplicate_transaction",
+        "offline_pin_required",
+        "online_or_offline_pin_required",
+        "pin_try_exceeded",
+        "testmode_decline",
+    }
+)
 # The customer paid: an authorisation to capture, or the money itself.
 PAID = frozenset({"succeeded", "requires_capture"})
 # Topics that say the customer may have paid (they wake the wait; the re-read decides).
@@ -168,8 +199,9 @@ class PaymentFailure(ApprovalHandlers):
             self._state = "failed"
             raise ApplicationError(
                 "PaymentFailure needs the id of a PaymentIntent (pi_...)",
-                type="INPUT_INVALID", non_retryable=True,
-            )  # fmt: skip
+                type="INPUT_INVALID",
+                non_retryable=True,
+            )
         context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
         run = self._run = start_run(context.policy, principal=input.principal)
         desk = self._desk = ApprovalDesk(input.tenant_id)
@@ -185,8 +217,10 @@ class PaymentFailure(ApprovalHandlers):
                 return self._result(run, reason=exc.view.reason)
             raise ApplicationError(
                 f"approval {exc.view.request_id} expired: nothing voided or cancelled "
-                "(fail closed)", type="APPROVAL_EXPIRED", non_retryable=True,
-            ) from None  # fmt: skip
+                "(fail closed)",
+                type="APPROVAL_EXPIRED",
+                non_retryable=True,
+            ) from None
         except (ActivityError, ApplicationError) as exc:
             self._error = _describe(exc)
             await self._move(run, "failed")
@@ -205,30 +239,39 @@ class PaymentFailure(ApprovalHandlers):
         if self._order_id and order_id and order_id != self._order_id:
             raise ApplicationError(
                 f"PaymentIntent {pi.id} is for another order than {self._order_id}",
-                type="ORDER_MISMATCH", non_retryable=True,
-            )  # fmt: skip
+                type="ORDER_MISMATCH",
+                non_retryable=True,
+            )
         if self._order_id is None and order_id is not None:
             self._order_id = order_id
             workflow.upsert_search_attributes([ORDER_ID.value_set(order_id)])
-        self._detail.update(order_id=self._order_id, amount_minor=pi.amount_minor,
-                            currency=pi.currency)  # fmt: skip
+        self._detail.update(
+            order_id=self._order_id, amount_minor=pi.amount_minor, currency=pi.currency
+        )
         if await self._settled(run, pi, "read"):
             return
         kind = classify_decline(pi.decline_code, pi.failure_code)
         self._detail.update(decline_class=kind, decline_code=pi.decline_code or pi.failure_code)
         run.decision(
-            workflow.now(), f"decline_{kind}",
-            {"decline_code": pi.decline_code, "failure_code": pi.failure_code,
-             "alternatives": ["hard", "soft"], "dunning_waits": len(dunning.schedule)},
-        )  # fmt: skip
+            workflow.now(),
+            f"decline_{kind}",
+            {
+                "decline_code": pi.decline_code,
+                "failure_code": pi.failure_code,
+                "alternatives": ["hard", "soft"],
+                "dunning_waits": len(dunning.schedule),
+            },
+        )
         await self._move(run, "classified")
 
         order: GetOrderOutput | None = None
         if self._order_id is not None:
             order = await kernel_call(
-                run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=self._order_id),
+                run,
+                SHOPIFY_GET_ORDER,
+                GetOrderInput(order_id=self._order_id),
                 step="get_order",
-            )  # fmt: skip
+            )
             self._detail["order_name"] = order.order_name
         email = order.customer_email if order and context.customer_emails else None
         if email is None:
@@ -257,10 +300,13 @@ class PaymentFailure(ApprovalHandlers):
         waits = dunning.schedule
         if email is not None and order is not None:
             await send_email(
-                run, to=email, template="payment_failed", step="email_payment_failed",
+                run,
+                to=email,
+                template="payment_failed",
+                step="email_payment_failed",
                 subject=f"Your payment for order {order.order_name} did not go through",
                 variables=self._email_vars(pi, order, reminder=0, total=len(waits) - 1),
-            )  # fmt: skip
+            )
             self._dunned = True
         for index, wait in enumerate(waits, start=1):
             self._detail["next_check_at"] = (workflow.now() + wait).isoformat()
@@ -270,10 +316,13 @@ class PaymentFailure(ApprovalHandlers):
             last = index == len(waits)
             if not last and email is not None and order is not None:
                 await send_email(
-                    run, to=email, template="dunning_reminder", step=f"email_reminder:{index}",
+                    run,
+                    to=email,
+                    template="dunning_reminder",
+                    step=f"email_reminder:{index}",
                     subject=f"Reminder: order {order.order_name} is waiting for your payment",
                     variables=self._email_vars(pi, order, reminder=index, total=len(waits) - 1),
-                )  # fmt: skip
+                )
                 self._detail["reminders_sent"] = index
         self._detail.pop("next_check_at", None)
         run.decision(workflow.now(), "dunning_exhausted", {"waits": len(waits)})
@@ -339,10 +388,13 @@ class PaymentFailure(ApprovalHandlers):
         """Tell a customer we dunned that the payment arrived."""
         if self._state == "recovered" and self._dunned and email and order is not None:
             await send_email(
-                run, to=email, template="payment_recovered", step="email_recovered",
+                run,
+                to=email,
+                template="payment_recovered",
+                step="email_recovered",
                 subject=f"Thank you: your payment for order {order.order_name} went through",
                 variables={"order_name": order.order_name},
-            )  # fmt: skip
+            )
 
     async def _cancel(
         self,
@@ -356,10 +408,12 @@ class PaymentFailure(ApprovalHandlers):
         await self._move(run, "cancelling")
         notify = approval_notifier(run)
         void = CancelPaymentInput(
-            payment_intent_id=pi.id, order_id=self._order_id or "", amount_minor=pi.amount_minor,
+            payment_intent_id=pi.id,
+            order_id=self._order_id or "",
+            amount_minor=pi.amount_minor,
             currency=pi.currency,
             reason="fraudulent" if pi.decline_code == "fraudulent" else "abandoned",
-        )  # fmt: skip
+        )
         action, tool = "void_payment", STRIPE_CANCEL_PAYMENT
         decision = preview(run, tool, void, step="void")
         if decision.code is GateCode.APPROVAL_REQUIRED:
@@ -368,16 +422,24 @@ class PaymentFailure(ApprovalHandlers):
             rule = decision.hitl.rule
             expires_in = context.timing.timeout or (rule.timeout if rule else timedelta(hours=24))
             view = await desk.obtain(
-                action=action, roles=decision.hitl.approver_roles, expires_in=expires_in,
-                amount_minor=pi.amount_minor, currency=pi.currency, notify=notify,
+                action=action,
+                roles=decision.hitl.approver_roles,
+                expires_in=expires_in,
+                amount_minor=pi.amount_minor,
+                currency=pi.currency,
+                notify=notify,
                 details={"tool": f"{tool}@1", "step": "void", "payment_intent_id": pi.id},
-            )  # fmt: skip
+            )
             if view.status != "approved":
                 run.decision(
-                    workflow.now(), f"approval_{view.status}",
-                    {"request_id": view.request_id, "tool": f"{tool}@1",
-                     "decided_by": view.decided_by},
-                )  # fmt: skip
+                    workflow.now(),
+                    f"approval_{view.status}",
+                    {
+                        "request_id": view.request_id,
+                        "tool": f"{tool}@1",
+                        "decided_by": view.decided_by,
+                    },
+                )
                 raise ApprovalDenied(view)
             # The customer may have paid while the approver decided.
             pi = await self._read(run, "check:approved")
@@ -388,10 +450,17 @@ class PaymentFailure(ApprovalHandlers):
         try:
             # An approval granted above is reused, bound to this call's own key.
             await call_with_approval(
-                desk, run, tool, void, step="void", action=action,
-                amount_minor=pi.amount_minor, currency=pi.currency, notify=notify,
+                desk,
+                run,
+                tool,
+                void,
+                step="void",
+                action=action,
+                amount_minor=pi.amount_minor,
+                currency=pi.currency,
+                notify=notify,
                 timeout_override=context.timing.timeout,
-            )  # fmt: skip
+            )
         except ActivityError:
             # Refused by Stripe: paid (or voided) in the last moment? Then that stands.
             pi = await self._read(run, "check:void_refused")
@@ -402,18 +471,26 @@ class PaymentFailure(ApprovalHandlers):
         self._detail["payment_status"] = "canceled"
         if self._order_id is not None:
             await kernel_call(
-                run, SHOPIFY_CANCEL_ORDER,
-                CancelOrderInput(order_id=self._order_id, reason="DECLINED", restock=True,
-                                 notify_customer=False),
+                run,
+                SHOPIFY_CANCEL_ORDER,
+                CancelOrderInput(
+                    order_id=self._order_id, reason="DECLINED", restock=True, notify_customer=False
+                ),
                 step="cancel_order",
-            )  # fmt: skip
+            )
         if email is not None and order is not None:
             await send_email(
-                run, to=email, template="order_cancelled_unpaid", step="email_cancelled",
+                run,
+                to=email,
+                template="order_cancelled_unpaid",
+                step="email_cancelled",
                 subject=f"Order {order.order_name} was cancelled: payment not received",
-                variables={"order_name": order.order_name, "amount_minor": str(pi.amount_minor),
-                           "currency": pi.currency},
-            )  # fmt: skip
+                variables={
+                    "order_name": order.order_name,
+                    "amount_minor": str(pi.amount_minor),
+                    "currency": pi.currency,
+                },
+            )
         await self._move(run, "cancelled")
 
     # -- plumbing ---------------------------------------------------------------------
@@ -422,10 +499,11 @@ class PaymentFailure(ApprovalHandlers):
         """Read the PaymentIntent; this answers every signal received so far."""
         self._hints_read = self._paid_hints
         return await kernel_call(
-            run, STRIPE_GET_PAYMENT_INTENT,
+            run,
+            STRIPE_GET_PAYMENT_INTENT,
             GetPaymentIntentInput(payment_intent_id=self._pi_id, order_id=self._order_id),
             step=step,
-        )  # fmt: skip
+        )
 
     async def _move(self, run: RunState, new: str) -> None:
         self._state = move(run, self._state, new)
@@ -445,10 +523,13 @@ class PaymentFailure(ApprovalHandlers):
             )
         written = await self._rows.write(
             state,
-            {"workflow_id": workflow.info().workflow_id, "payment_intent_id": self._pi_id,
-             "decline_class": self._detail.get("decline_class"),
-             "reminders_sent": self._detail.get("reminders_sent", 0)},
-        )  # fmt: skip
+            {
+                "workflow_id": workflow.info().workflow_id,
+                "payment_intent_id": self._pi_id,
+                "decline_class": self._detail.get("decline_class"),
+                "reminders_sent": self._detail.get("reminders_sent", 0),
+            },
+        )
         if not written:
             self._projection = False
             assert self._run is not None
@@ -457,14 +538,17 @@ class PaymentFailure(ApprovalHandlers):
     def _result(self, run: RunState, *, reason: str | None = None) -> PaymentFailureResult:
         kind = self._detail.get("decline_class")
         return PaymentFailureResult(
-            workflow_id=workflow.info().workflow_id, state=self._state,
-            payment_intent_id=self._pi_id, order_id=self._order_id,
+            workflow_id=workflow.info().workflow_id,
+            state=self._state,
+            payment_intent_id=self._pi_id,
+            order_id=self._order_id,
             decline_class=kind if kind in ("hard", "soft") else None,
             decline_code=self._detail.get("decline_code"),
             reminders_sent=int(self._detail.get("reminders_sent", 0)),
-            payment_status=self._detail.get("payment_status"), cost_micros=run.cost_micros,
+            payment_status=self._detail.get("payment_status"),
+            cost_micros=run.cost_micros,
             reason=reason,
-        )  # fmt: skip
+        )
 
 
 def _describe(exc: BaseException) -> str:

@@ -62,11 +62,15 @@ class OrderProjection:
                 written = await internal_activity(
                     ORDER_STATE_WRITE,
                     OrderStateWrite(
-                        tenant_id=self.key.tenant_id, order_id=self.key.order_id, state=state,
-                        expected_version=self.version, data={**self.base, **data},
+                        tenant_id=self.key.tenant_id,
+                        order_id=self.key.order_id,
+                        state=state,
+                        expected_version=self.version,
+                        data={**self.base, **data},
                     ),
-                    result_type=OrderStateWritten, limit=DB_TIMEOUT,
-                )  # fmt: skip
+                    result_type=OrderStateWritten,
+                    limit=DB_TIMEOUT,
+                )
             except ActivityError as exc:
                 cause = exc.cause
                 if not (isinstance(cause, ApplicationError) and cause.type == CONFLICT):

@@ -154,11 +154,16 @@ async def _resolve(
     resolved = await internal_activity(
         RECONCILE_RESOLVE,
         DriftResolve(
-            tenant_id=tenant_id, drift_id=drift_id, status=status, action=action,
-            from_statuses=from_statuses, details=details or {},
+            tenant_id=tenant_id,
+            drift_id=drift_id,
+            status=status,
+            action=action,
+            from_statuses=from_statuses,
+            details=details or {},
         ),
-        result_type=DriftResolved, limit=DB_TIMEOUT,
-    )  # fmt: skip
+        result_type=DriftResolved,
+        limit=DB_TIMEOUT,
+    )
     assert resolved is not None
     return resolved.row
 
@@ -185,10 +190,18 @@ def payment_drifts(
     """Capture and refund drift of one PaymentIntent we captured."""
     drifts: list[Drift] = []
     pi = payment.payment_intent_id
-    expected = {"status": "succeeded", "amount_received_minor": payment.captured_minor,
-                "currency": payment.currency, "order_id": payment.order_id}  # fmt: skip
-    actual = {"status": intent.status, "amount_received_minor": intent.amount_received_minor,
-              "currency": intent.currency, "order_id": payment.order_id}  # fmt: skip
+    expected = {
+        "status": "succeeded",
+        "amount_received_minor": payment.captured_minor,
+        "currency": payment.currency,
+        "order_id": payment.order_id,
+    }
+    actual = {
+        "status": intent.status,
+        "amount_received_minor": intent.amount_received_minor,
+        "currency": intent.currency,
+        "order_id": payment.order_id,
+    }
     kind: DriftKind | None = None
     if intent.status != "succeeded" or intent.amount_received_minor == 0:
         kind = "capture_missing"
@@ -199,9 +212,14 @@ def payment_drifts(
         kind = "amount_mismatch"
     if kind is not None:
         drift = Drift(
-            kind=kind, entity_ref=pi, order_id=payment.order_id, financial=True,
-            expected=expected, actual=actual, action="acknowledge_required",
-        )  # fmt: skip
+            kind=kind,
+            entity_ref=pi,
+            order_id=payment.order_id,
+            financial=True,
+            expected=expected,
+            actual=actual,
+            action="acknowledge_required",
+        )
         drifts.append(drift)
     accounted = set(payment.accounted_refunds)
     ours = sum(r.amount_minor for r in refunds.refunds if r.refund_id in accounted)
@@ -209,16 +227,29 @@ def payment_drifts(
         if r.refund_id in accounted or r.status in DEAD_REFUNDS:
             continue
         outside = Drift(
-            kind="refund_outside", entity_ref=r.refund_id, order_id=payment.order_id,
+            kind="refund_outside",
+            entity_ref=r.refund_id,
+            order_id=payment.order_id,
             financial=True,
-            expected={"payment_intent_id": pi, "order_id": payment.order_id,
-                      "refunded_by_autobiz_minor": ours, "autobiz_refunds": sorted(accounted)},
-            actual={"refund_id": r.refund_id, "payment_intent_id": pi,
-                    "order_id": payment.order_id, "amount_minor": r.amount_minor,
-                    "currency": r.currency, "status": r.status, "reason": r.reason,
-                    "created": r.created, "refund_request_id": r.refund_request_id},
+            expected={
+                "payment_intent_id": pi,
+                "order_id": payment.order_id,
+                "refunded_by_autobiz_minor": ours,
+                "autobiz_refunds": sorted(accounted),
+            },
+            actual={
+                "refund_id": r.refund_id,
+                "payment_intent_id": pi,
+                "order_id": payment.order_id,
+                "amount_minor": r.amount_minor,
+                "currency": r.currency,
+                "status": r.status,
+                "reason": r.reason,
+                "created": r.created,
+                "refund_request_id": r.refund_request_id,
+            },
             action="approval_to_record_in_shopify",
-        )  # fmt: skip
+        )
         drifts.append(outside)
     return drifts
 
@@ -227,15 +258,22 @@ def printful_drift(order: OrderView, printful: GetPrintfulOrderOutput) -> Drift 
     if printful.status != "canceled":
         return None
     return Drift(
-        kind="printful_cancelled_outside", entity_ref=f"printful:{printful.printful_order_id}",
-        order_id=order.order_id, financial=False,
-        expected={"projection_state": order.state, "printful_status": "not canceled",
-                  "printful_order_id": printful.printful_order_id},
-        actual={"printful_status": printful.status,
-                "printful_order_id": printful.printful_order_id,
-                "external_id": printful.external_id},
+        kind="printful_cancelled_outside",
+        entity_ref=f"printful:{printful.printful_order_id}",
+        order_id=order.order_id,
+        financial=False,
+        expected={
+            "projection_state": order.state,
+            "printful_status": "not canceled",
+            "printful_order_id": printful.printful_order_id,
+        },
+        actual={
+            "printful_status": printful.status,
+            "printful_order_id": printful.printful_order_id,
+            "external_id": printful.external_id,
+        },
         action="repair_projection",
-    )  # fmt: skip
+    )
 
 
 # -- the scheduled run ----------------------------------------------------------------
@@ -258,8 +296,9 @@ class Reconciliation(FlowHandlers):
         if start >= end:
             raise ApplicationError(
                 f"the window {start.isoformat()} .. {end.isoformat()} is empty",
-                type="WINDOW_INVALID", non_retryable=True,
-            )  # fmt: skip
+                type="WINDOW_INVALID",
+                non_retryable=True,
+            )
         wf_id = workflow.info().workflow_id
         self._detail.update(window_start=start.isoformat(), window_end=end.isoformat())
         try:
@@ -268,8 +307,9 @@ class Reconciliation(FlowHandlers):
             recorded = await internal_activity(
                 RECONCILE_RECORD,
                 DriftBatch(tenant_id=input.tenant_id, run_id=wf_id, drifts=tuple(drifts)),
-                result_type=DriftRows, limit=DB_TIMEOUT,
-            )  # fmt: skip
+                result_type=DriftRows,
+                limit=DB_TIMEOUT,
+            )
             assert recorded is not None
             self._move("handling")
             rows, repairs = await self._handle(input, context, run, scope, recorded.rows)
@@ -283,33 +323,48 @@ class Reconciliation(FlowHandlers):
         self._move("completed")
         await persist_trace(run)
         return ReconciliationResult(
-            workflow_id=wf_id, tenant_id=input.tenant_id, window_start=start, window_end=end,
-            orders_checked=len(scope.orders), payments_checked=len(scope.payments),
-            refunds_seen=refunds_seen, truncated=scope.truncated, drifts=tuple(rows),
-            repairs=repairs, cost_micros=run.cost_micros,
-        )  # fmt: skip
+            workflow_id=wf_id,
+            tenant_id=input.tenant_id,
+            window_start=start,
+            window_end=end,
+            orders_checked=len(scope.orders),
+            payments_checked=len(scope.payments),
+            refunds_seen=refunds_seen,
+            truncated=scope.truncated,
+            drifts=tuple(rows),
+            repairs=repairs,
+            cost_micros=run.cost_micros,
+        )
 
     async def _detect(
         self, input: ReconciliationInput, run: RunState, start: datetime, end: datetime
     ) -> tuple[ReconcileScope, int, list[Drift]]:
         self._move("reading")
         in_window = await kernel_call(
-            run, STRIPE_LIST_REFUNDS,
-            ListRefundsInput(created_gte=int(start.timestamp()), created_lte=int(end.timestamp()),
-                             max_results=WINDOW_REFUNDS_MAX),
+            run,
+            STRIPE_LIST_REFUNDS,
+            ListRefundsInput(
+                created_gte=int(start.timestamp()),
+                created_lte=int(end.timestamp()),
+                max_results=WINDOW_REFUNDS_MAX,
+            ),
             step="refunds:window",
-        )  # fmt: skip
+        )
         if in_window.truncated:
             run.decision(workflow.now(), "window_refunds_truncated", {"max": WINDOW_REFUNDS_MAX})
         intents = sorted({r.payment_intent_id for r in in_window.refunds if r.payment_intent_id})
         scope = await internal_activity(
             RECONCILE_SCOPE,
             ScopeRequest(
-                tenant_id=input.tenant_id, window_start=start, window_end=end,
-                payment_intents=tuple(intents), max_orders=input.max_orders,
+                tenant_id=input.tenant_id,
+                window_start=start,
+                window_end=end,
+                payment_intents=tuple(intents),
+                max_orders=input.max_orders,
             ),
-            result_type=ReconcileScope, limit=DB_TIMEOUT,
-        )  # fmt: skip
+            result_type=ReconcileScope,
+            limit=DB_TIMEOUT,
+        )
         assert scope is not None
         if scope.truncated:
             run.decision(workflow.now(), "scope_truncated", {"max_orders": input.max_orders})
@@ -320,15 +375,18 @@ class Reconciliation(FlowHandlers):
             pi = payment.payment_intent_id
             try:
                 intent = await kernel_call(
-                    run, STRIPE_GET_PAYMENT_INTENT,
+                    run,
+                    STRIPE_GET_PAYMENT_INTENT,
                     GetPaymentIntentInput(payment_intent_id=pi, order_id=payment.order_id),
-                    step=f"intent:{pi}", absent_ok=True,
-                )  # fmt: skip
+                    step=f"intent:{pi}",
+                    absent_ok=True,
+                )
                 refunds = await kernel_call(
-                    run, STRIPE_LIST_REFUNDS,
+                    run,
+                    STRIPE_LIST_REFUNDS,
                     ListRefundsInput(payment_intent_id=pi, max_results=REFUNDS_PER_INTENT_MAX),
                     step=f"refunds:{pi}",
-                )  # fmt: skip
+                )
             except ActivityError as exc:
                 _skip_unknown(run, exc, pi)
                 continue
@@ -338,11 +396,12 @@ class Reconciliation(FlowHandlers):
                 continue
             try:
                 printful = await kernel_call(
-                    run, PRINTFUL_GET_ORDER,
+                    run,
+                    PRINTFUL_GET_ORDER,
                     PrintfulOrderRef(printful_order_id=order.printful_order_id),
                     step=f"printful:{order.printful_order_id}",
                     absent_ok=True,
-                )  # fmt: skip
+                )
             except ActivityError as exc:
                 _skip_unknown(run, exc, f"printful:{order.printful_order_id}")
                 continue
@@ -350,9 +409,10 @@ class Reconciliation(FlowHandlers):
             if found is not None:
                 drifts.append(found)
         run.decision(
-            workflow.now(), "drift_detected",
+            workflow.now(),
+            "drift_detected",
             {"count": len(drifts), "kinds": sorted({d.kind for d in drifts})},
-        )  # fmt: skip
+        )
         return scope, refunds_seen, drifts
 
     async def _handle(
@@ -381,36 +441,58 @@ class Reconciliation(FlowHandlers):
     async def _repair_projection(self, run: RunState, row: DriftRow, order: OrderView) -> DriftRow:
         """printful_cancelled_outside: the projection says what is true now (optimistic)."""
         wf_id = workflow.info().workflow_id
-        data = {**order.data, "exception": "printful_cancelled", "previous_state": order.state,
-                "reconciliation": {"drift_id": row.drift_id, "run": wf_id}}  # fmt: skip
+        data = {
+            **order.data,
+            "exception": "printful_cancelled",
+            "previous_state": order.state,
+            "reconciliation": {"drift_id": row.drift_id, "run": wf_id},
+        }
         try:
             written = await internal_activity(
                 ORDER_STATE_WRITE,
                 OrderStateWrite(
-                    tenant_id=run.tenant_id, order_id=order.order_id, state="exception",
-                    expected_version=order.version, data=data,
+                    tenant_id=run.tenant_id,
+                    order_id=order.order_id,
+                    state="exception",
+                    expected_version=order.version,
+                    data=data,
                 ),
-                result_type=OrderStateWritten, limit=DB_TIMEOUT,
-            )  # fmt: skip
+                result_type=OrderStateWritten,
+                limit=DB_TIMEOUT,
+            )
         except ActivityError as exc:
             if _error_type(exc) != "ORDER_STATE_CONFLICT":
                 raise
-            run.decision(workflow.now(), "repair_deferred",
-                         {"drift_id": row.drift_id, "why": "projection moved"})  # fmt: skip
+            run.decision(
+                workflow.now(),
+                "repair_deferred",
+                {"drift_id": row.drift_id, "why": "projection moved"},
+            )
             return await _resolve(
-                run.tenant_id, row.drift_id, "open", "projection_moved_retry_next_run",
+                run.tenant_id,
+                row.drift_id,
+                "open",
+                "projection_moved_retry_next_run",
                 from_statuses=("open",),
-            )  # fmt: skip
+            )
         assert written is not None
-        run.decision(workflow.now(), "projection_repaired",
-                     {"drift_id": row.drift_id, "order_id": order.order_id,
-                      "version": written.version})  # fmt: skip
+        run.decision(
+            workflow.now(),
+            "projection_repaired",
+            {"drift_id": row.drift_id, "order_id": order.order_id, "version": written.version},
+        )
         return await _resolve(
-            run.tenant_id, row.drift_id, "repaired", "projection_set_exception",
+            run.tenant_id,
+            row.drift_id,
+            "repaired",
+            "projection_set_exception",
             from_statuses=("open",),
-            details={"order_state_version": written.version, "previous_state": order.state,
-                     "repaired_by": wf_id},
-        )  # fmt: skip
+            details={
+                "order_state_version": written.version,
+                "previous_state": order.state,
+                "repaired_by": wf_id,
+            },
+        )
 
     async def _request_repair(
         self, input: ReconciliationInput, context: FlowContext, row: DriftRow
@@ -420,22 +502,30 @@ class Reconciliation(FlowHandlers):
         child_id = drift_workflow_id(input.tenant_id, row.drift_id)
         if row.status == "open":
             row = await _resolve(
-                input.tenant_id, row.drift_id, "pending_approval", "approval_requested",
-                from_statuses=("open",), details={"repair_workflow_id": child_id},
-            )  # fmt: skip
+                input.tenant_id,
+                row.drift_id,
+                "pending_approval",
+                "approval_requested",
+                from_statuses=("open",),
+                details={"repair_workflow_id": child_id},
+            )
         try:
             await workflow.start_child_workflow(
                 ReconcileDrift.run,
                 DriftRepairInput(
-                    tenant_id=input.tenant_id, drift=row, context=context,
-                    reconciliation_id=info.workflow_id, principal=input.principal,
+                    tenant_id=input.tenant_id,
+                    drift=row,
+                    context=context,
+                    reconciliation_id=info.workflow_id,
+                    principal=input.principal,
                     acknowledge_roles=input.acknowledge_roles,
                     acknowledge_timeout=input.acknowledge_timeout,
                 ),
-                id=child_id, task_queue=info.task_queue,
+                id=child_id,
+                task_queue=info.task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            )  # fmt: skip
+            )
         except WorkflowAlreadyStartedError:
             return row, None  # its approval is still open (or it just finished)
         return row, child_id
@@ -446,18 +536,27 @@ class Reconciliation(FlowHandlers):
         new = [r for r in rows if r.run_id == wf_id]
         if not new or not context.ops_email:
             return
-        by_status = {s: sum(1 for r in new if r.status == s)
-                     for s in ("repaired", "pending_approval", "open")}  # fmt: skip
+        by_status = {
+            s: sum(1 for r in new if r.status == s)
+            for s in ("repaired", "pending_approval", "open")
+        }
         try:
             await send_email(
-                run, to=context.ops_email, template="reconciliation_drift", category="ops",
-                subject=f"Reconciliation: {len(new)} new drift(s)", step="notify_ops",
-                variables={"run": wf_id, "new": str(len(new)),
-                           "kinds": ", ".join(sorted({r.kind for r in new})),
-                           "repaired": str(by_status["repaired"]),
-                           "awaiting_approval": str(by_status["pending_approval"]),
-                           "open": str(by_status["open"])},
-            )  # fmt: skip
+                run,
+                to=context.ops_email,
+                template="reconciliation_drift",
+                category="ops",
+                subject=f"Reconciliation: {len(new)} new drift(s)",
+                step="notify_ops",
+                variables={
+                    "run": wf_id,
+                    "new": str(len(new)),
+                    "kinds": ", ".join(sorted({r.kind for r in new})),
+                    "repaired": str(by_status["repaired"]),
+                    "awaiting_approval": str(by_status["pending_approval"]),
+                    "open": str(by_status["open"]),
+                },
+            )
         except (ActivityError, ApplicationError) as exc:
             # The rows are the record; an email that cannot be sent must not undo them.
             run.decision(workflow.now(), "ops_notice_failed", {"error": str(exc)})
@@ -484,23 +583,30 @@ class ReconcileDrift(ApprovalHandlers):
         self._detail.update(drift_id=drift.drift_id, kind=drift.kind, entity_ref=drift.entity_ref)
         if drift.kind not in FINANCIAL_DRIFT:
             raise ApplicationError(
-                f"drift kind {drift.kind} is not financial", type="DRIFT_KIND_INVALID",
+                f"drift kind {drift.kind} is not financial",
+                type="DRIFT_KIND_INVALID",
                 non_retryable=True,
-            )  # fmt: skip
+            )
         current = await _resolve(
-            input.tenant_id, drift.drift_id, "pending_approval", "approval_requested",
+            input.tenant_id,
+            drift.drift_id,
+            "pending_approval",
+            "approval_requested",
             from_statuses=("open", "pending_approval"),
             details={"repair_workflow_id": workflow.info().workflow_id},
-        )  # fmt: skip
+        )
         if current.status != "pending_approval":
             # Resolved meanwhile (by another repair run, or by hand): nothing to ask.
             self._move(current.status)
             await persist_trace(run)
             return DriftRepairResult(
-                workflow_id=workflow.info().workflow_id, drift_id=drift.drift_id,
-                kind=drift.kind, status=current.status, action=current.action,
+                workflow_id=workflow.info().workflow_id,
+                drift_id=drift.drift_id,
+                kind=drift.kind,
+                status=current.status,
+                action=current.action,
                 cost_micros=run.cost_micros,
-            )  # fmt: skip
+            )
         self._move("awaiting_approval")
         shopify_refund_id: str | None = None
         try:
@@ -513,54 +619,84 @@ class ReconcileDrift(ApprovalHandlers):
         except (ActivityError, ApplicationError) as exc:
             self._error = str(exc.cause if isinstance(exc, ActivityError) else exc)
             await _resolve(
-                input.tenant_id, drift.drift_id, "open", "repair_failed",
-                from_statuses=("pending_approval",), details={"error": self._error[:300]},
-            )  # fmt: skip
+                input.tenant_id,
+                drift.drift_id,
+                "open",
+                "repair_failed",
+                from_statuses=("pending_approval",),
+                details={"error": self._error[:300]},
+            )
             self._move("failed")
             await persist_trace(run)
             raise
         view = desk.history[-1] if desk.history else None
-        details: dict[str, Any] = {"request_id": view.request_id if view else None,
-                                   "decided_by": view.decided_by if view else None}  # fmt: skip
+        details: dict[str, Any] = {
+            "request_id": view.request_id if view else None,
+            "decided_by": view.decided_by if view else None,
+        }
         if shopify_refund_id is not None:
             details["shopify_refund_id"] = shopify_refund_id
         row = await _resolve(
-            input.tenant_id, drift.drift_id, "repaired", action,
-            from_statuses=("pending_approval",), details=details,
-        )  # fmt: skip
+            input.tenant_id,
+            drift.drift_id,
+            "repaired",
+            action,
+            from_statuses=("pending_approval",),
+            details=details,
+        )
         self._move("repaired")
         await persist_trace(run)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DriftRepairResult(
-            workflow_id=workflow.info().workflow_id, drift_id=drift.drift_id, kind=drift.kind,
-            status=row.status, action=row.action, approval=view,
-            shopify_refund_id=shopify_refund_id, cost_micros=run.cost_micros,
-        )  # fmt: skip
+            workflow_id=workflow.info().workflow_id,
+            drift_id=drift.drift_id,
+            kind=drift.kind,
+            status=row.status,
+            action=row.action,
+            approval=view,
+            shopify_refund_id=shopify_refund_id,
+            cost_micros=run.cost_micros,
+        )
 
     async def _closed(
         self, input: DriftRepairInput, run: RunState, view: ApprovalView
     ) -> DriftRepairResult:
         """Denied: dismissed. Expired: back to open, nothing written, the run fails closed."""
         drift = input.drift
-        details = {"request_id": view.request_id, "decided_by": view.decided_by,
-                   "reason": view.reason}  # fmt: skip
+        details = {
+            "request_id": view.request_id,
+            "decided_by": view.decided_by,
+            "reason": view.reason,
+        }
         if view.status == "denied":
             row = await _resolve(
-                input.tenant_id, drift.drift_id, "dismissed", "dismissed",
-                from_statuses=("pending_approval",), details=details,
-            )  # fmt: skip
+                input.tenant_id,
+                drift.drift_id,
+                "dismissed",
+                "dismissed",
+                from_statuses=("pending_approval",),
+                details=details,
+            )
             self._move("dismissed")
             await persist_trace(run)
             await workflow.wait_condition(workflow.all_handlers_finished)
             return DriftRepairResult(
-                workflow_id=workflow.info().workflow_id, drift_id=drift.drift_id,
-                kind=drift.kind, status=row.status, action=row.action, approval=view,
+                workflow_id=workflow.info().workflow_id,
+                drift_id=drift.drift_id,
+                kind=drift.kind,
+                status=row.status,
+                action=row.action,
+                approval=view,
                 cost_micros=run.cost_micros,
-            )  # fmt: skip
+            )
         await _resolve(
-            input.tenant_id, drift.drift_id, "open", "approval_expired",
-            from_statuses=("pending_approval",), details=details,
-        )  # fmt: skip
+            input.tenant_id,
+            drift.drift_id,
+            "open",
+            "approval_expired",
+            from_statuses=("pending_approval",),
+            details=details,
+        )
         self._move("expired")
         await persist_trace(run)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -580,9 +716,12 @@ class ReconcileDrift(ApprovalHandlers):
             return await self._acknowledge(input, context, desk, run), None
         try:
             order = await kernel_call(
-                run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=str(order_id)),
-                step="shopify_order", absent_ok=True,
-            )  # fmt: skip
+                run,
+                SHOPIFY_GET_ORDER,
+                GetOrderInput(order_id=str(order_id)),
+                step="shopify_order",
+                absent_ok=True,
+            )
         except ActivityError as exc:
             if _error_type(exc) != "PROVIDER_NOT_FOUND":
                 raise
@@ -597,17 +736,24 @@ class ReconcileDrift(ApprovalHandlers):
         refund_id = str(actual["refund_id"])
         amount, currency = int(actual["amount_minor"]), str(actual["currency"])
         recorded = await call_with_approval(
-            desk, run, SHOPIFY_REFUND_CREATE,
+            desk,
+            run,
+            SHOPIFY_REFUND_CREATE,
             ShopifyRefundInput(
-                order_id=str(order_id), refund_request_id=f"recon-{refund_id}"[:64],
-                amount_minor=amount, currency=currency, notify_customer=False,
-                note=f"Stripe refund {refund_id} made outside AutoBiz; recorded by "
-                     "reconciliation.",
+                order_id=str(order_id),
+                refund_request_id=f"recon-{refund_id}"[:64],
+                amount_minor=amount,
+                currency=currency,
+                notify_customer=False,
+                note=f"Stripe refund {refund_id} made outside AutoBiz; recorded by reconciliation.",
             ),
-            step="record_refund", action="record_refund_outside", amount_minor=amount,
-            currency=currency, notify=approval_notifier(run),
+            step="record_refund",
+            action="record_refund_outside",
+            amount_minor=amount,
+            currency=currency,
+            notify=approval_notifier(run),
             timeout_override=context.timing.timeout,
-        )  # fmt: skip
+        )
         return "recorded_in_shopify", recorded.refund_id
 
     async def _acknowledge(
@@ -617,18 +763,30 @@ class ReconcileDrift(ApprovalHandlers):
         drift = input.drift
         amount, currency = _drift_amount(drift)
         view = await desk.obtain(
-            action=f"acknowledge_{drift.kind}", roles=input.acknowledge_roles,
+            action=f"acknowledge_{drift.kind}",
+            roles=input.acknowledge_roles,
             expires_in=context.timing.timeout or input.acknowledge_timeout,
-            amount_minor=amount, currency=currency, notify=approval_notifier(run),
-            details={"drift_id": drift.drift_id, "kind": drift.kind,
-                     "entity_ref": drift.entity_ref},
-        )  # fmt: skip
+            amount_minor=amount,
+            currency=currency,
+            notify=approval_notifier(run),
+            details={
+                "drift_id": drift.drift_id,
+                "kind": drift.kind,
+                "entity_ref": drift.entity_ref,
+            },
+        )
         if view.status != "approved":
-            run.decision(workflow.now(), f"approval_{view.status}",
-                         {"request_id": view.request_id, "drift_id": drift.drift_id})  # fmt: skip
+            run.decision(
+                workflow.now(),
+                f"approval_{view.status}",
+                {"request_id": view.request_id, "drift_id": drift.drift_id},
+            )
             raise ApprovalDenied(view)
-        run.decision(workflow.now(), "drift_acknowledged",
-                     {"request_id": view.request_id, "approver": view.decided_by})  # fmt: skip
+        run.decision(
+            workflow.now(),
+            "drift_acknowledged",
+            {"request_id": view.request_id, "approver": view.decided_by},
+        )
         return "acknowledged"
 
 

@@ -70,16 +70,22 @@ class Refund(ApprovalHandlers):
 
         def result(state: Any, **extra: Any) -> RefundResult:
             return RefundResult(
-                workflow_id=wf_id, state=state, amount_minor=input.amount_minor,
-                currency=input.currency, approval=desk.history[-1] if desk.history else None,
-                cost_micros=run.cost_micros, **extra,
-            )  # fmt: skip
+                workflow_id=wf_id,
+                state=state,
+                amount_minor=input.amount_minor,
+                currency=input.currency,
+                approval=desk.history[-1] if desk.history else None,
+                cost_micros=run.cost_micros,
+                **extra,
+            )
 
         try:
             order = await kernel_call(
-                run, SHOPIFY_GET_ORDER, GetOrderInput(order_id=input.order_id),
+                run,
+                SHOPIFY_GET_ORDER,
+                GetOrderInput(order_id=input.order_id),
                 step="get_order",
-            )  # fmt: skip
+            )
             problem = _validate(input, order)
             if problem is not None:
                 self._move("rejected")
@@ -91,17 +97,27 @@ class Refund(ApprovalHandlers):
             self._move("validated")
             notify = approval_notifier(run)
             stripe_in = CreateRefundInput(
-                payment_intent_id=input.payment_intent_id, order_id=input.order_id,
-                refund_request_id=input.refund_request_id, amount_minor=input.amount_minor,
-                currency=input.currency, reason=input.reason,
-            )  # fmt: skip
+                payment_intent_id=input.payment_intent_id,
+                order_id=input.order_id,
+                refund_request_id=input.refund_request_id,
+                amount_minor=input.amount_minor,
+                currency=input.currency,
+                reason=input.reason,
+            )
             self._move("refunding")
             try:
                 stripe_refund = await call_with_approval(
-                    desk, run, STRIPE_CREATE_REFUND, stripe_in, step="stripe_refund",
-                    action="refund", amount_minor=input.amount_minor, currency=input.currency,
-                    notify=notify, timeout_override=timeout,
-                )  # fmt: skip
+                    desk,
+                    run,
+                    STRIPE_CREATE_REFUND,
+                    stripe_in,
+                    step="stripe_refund",
+                    action="refund",
+                    amount_minor=input.amount_minor,
+                    currency=input.currency,
+                    notify=notify,
+                    timeout_override=timeout,
+                )
             except ApprovalDenied as denied:
                 self._move(denied.view.status)
                 await persist_trace(run)
@@ -121,9 +137,10 @@ class Refund(ApprovalHandlers):
                 self._move("rejected")
                 self._error = f"{code}: {message}"
                 run.decision(
-                    workflow.now(), "refund_refused",
+                    workflow.now(),
+                    "refund_refused",
                     {"code": code, "reason": message, "tool": "stripe.create_refund@1"},
-                )  # fmt: skip
+                )
                 await persist_trace(run)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return result("rejected", reason=f"{code}: {message}")
@@ -131,23 +148,37 @@ class Refund(ApprovalHandlers):
             # The human decision covers the Shopify record of the same refund; it is
             # bound to that call's own key (never a blanket approval).
             shopify_refund = await call_with_approval(
-                desk, run, SHOPIFY_REFUND_CREATE,
+                desk,
+                run,
+                SHOPIFY_REFUND_CREATE,
                 ShopifyRefundInput(
-                    order_id=input.order_id, refund_request_id=input.refund_request_id,
-                    amount_minor=input.amount_minor, currency=input.currency, note=input.note,
+                    order_id=input.order_id,
+                    refund_request_id=input.refund_request_id,
+                    amount_minor=input.amount_minor,
+                    currency=input.currency,
+                    note=input.note,
                 ),
-                step="shopify_refund", action="refund", amount_minor=input.amount_minor,
-                currency=input.currency, notify=notify, timeout_override=timeout,
-            )  # fmt: skip
+                step="shopify_refund",
+                action="refund",
+                amount_minor=input.amount_minor,
+                currency=input.currency,
+                notify=notify,
+                timeout_override=timeout,
+            )
             self._detail["shopify_refund_id"] = shopify_refund.refund_id
             if context.customer_emails and order.customer_email:
                 await send_email(
-                    run, to=order.customer_email, template="refund_issued",
-                    subject=f"Your refund for {order.order_name}", step="email_refund",
-                    variables={"order_name": order.order_name,
-                               "amount_minor": str(input.amount_minor),
-                               "currency": input.currency},
-                )  # fmt: skip
+                    run,
+                    to=order.customer_email,
+                    template="refund_issued",
+                    subject=f"Your refund for {order.order_name}",
+                    step="email_refund",
+                    variables={
+                        "order_name": order.order_name,
+                        "amount_minor": str(input.amount_minor),
+                        "currency": input.currency,
+                    },
+                )
         except (ActivityError, ApplicationError) as exc:
             if self._state not in ("expired",):
                 self._error = str(exc.cause if isinstance(exc, ActivityError) else exc)

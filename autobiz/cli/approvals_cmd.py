@@ -144,11 +144,15 @@ def list_(
         else:
             expires = format_seconds(v["expires_in_seconds"])
         cells = [
-            v["request_id"], v["workflow_id"], v["action"],
+            v["request_id"],
+            v["workflow_id"],
+            v["action"],
             format_money(v["amount_minor"], v["currency"]),
-            ", ".join(v["required_roles"]) or "*", format_seconds(v["age_seconds"]),
-            expires, str(v["escalation_level"]),
-        ]  # fmt: skip
+            ", ".join(v["required_roles"]) or "*",
+            format_seconds(v["age_seconds"]),
+            expires,
+            str(v["escalation_level"]),
+        ]
         if include_closed:
             cells += [v["status"], v["decided_by"] or "-"]
         table.add_row(*cells)
@@ -184,9 +188,14 @@ async def _signed(
         )
     key = await _local_key(settings, tenant_id, approver, key_file)
     decision = sign_decision(
-        key, tenant_id=tenant_id, workflow_id=str(row["workflow_id"]), request_id=request_id,
-        approver=approver, approve=approve, reason=reason,
-    )  # fmt: skip
+        key,
+        tenant_id=tenant_id,
+        workflow_id=str(row["workflow_id"]),
+        request_id=request_id,
+        approver=approver,
+        approve=approve,
+        reason=reason,
+    )
     return row, decision
 
 
@@ -235,9 +244,12 @@ async def _decide(
     verdict = "approved" if approve else "denied"
     uid = update_id(tenant_id, request_id, approver, approve)
     out: dict[str, Any] = {
-        "request_id": request_id, "workflow_id": workflow_id, "tenant_id": tenant_id,
-        "update_id": uid, "key_id": decision.proof.key_id,
-    }  # fmt: skip
+        "request_id": request_id,
+        "workflow_id": workflow_id,
+        "tenant_id": tenant_id,
+        "update_id": uid,
+        "key_id": decision.proof.key_id,
+    }
     client = await temporal_client(settings)
     refusal: str
     try:
@@ -261,9 +273,12 @@ async def _decide(
     now = await _find(settings, tenant_id, request_id)
     if now is not None and now["status"] == verdict and now["decided_by"] == approver:
         return {
-            **out, "status": verdict, "decided_by": approver,
-            "decided_at": iso(now["decided_at"]), "duplicate": True,
-        }  # fmt: skip
+            **out,
+            "status": verdict,
+            "decided_by": approver,
+            "decided_at": iso(now["decided_at"]),
+            "duplicate": True,
+        }
     raise AutobizError(
         refusal,
         code="APPROVAL_REJECTED",
@@ -308,16 +323,23 @@ async def _decide_fresh(client: Any, workflow_id: str, decision: Any, uid: str) 
 
 def _checked(approver: str, reason: str | None) -> None:
     if reason is not None and len(reason) > REASON_MAX:
-        raise AutobizError(f"the reason is longer than {REASON_MAX} characters",
-                           code="INPUT_INVALID")  # fmt: skip
+        raise AutobizError(
+            f"the reason is longer than {REASON_MAX} characters", code="INPUT_INVALID"
+        )
     if not approver.strip():
         raise AutobizError("--as needs an approver id", code="INPUT_INVALID")
 
 
 def _decide_command(
-    request_id: str, approver: str, reason: str | None, tenant: str | None, json_out: bool,
-    key_file: Path | None, *, approve: bool,
-) -> None:  # fmt: skip
+    request_id: str,
+    approver: str,
+    reason: str | None,
+    tenant: str | None,
+    json_out: bool,
+    key_file: Path | None,
+    *,
+    approve: bool,
+) -> None:
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
     _checked(approver, reason)
@@ -339,9 +361,11 @@ AS_OPT = typer.Option(
 )
 REASON_OPT = typer.Option(None, "--reason", help="Why (recorded with the decision).")
 KEY_FILE_OPT = typer.Option(
-    None, "--key-file", help="Your private key (PEM); default: the newest usable one under "
+    None,
+    "--key-file",
+    help="Your private key (PEM); default: the newest usable one under "
     "$AUTOBIZ_HOME/keys/<tenant>/<approver>/.",
-)  # fmt: skip
+)
 
 
 @app.command()
@@ -393,8 +417,7 @@ def sign(
 
 # --- keys -----------------------------------------------------------------------------
 
-APPROVAL_FLOWS = ("OrderFulfill", "Refund", "PaymentFailure", "OrderCancellation",
-                  "ReconcileDrift")  # fmt: skip
+APPROVAL_FLOWS = ("OrderFulfill", "Refund", "PaymentFailure", "OrderCancellation", "ReconcileDrift")
 
 
 @asynccontextmanager
@@ -445,18 +468,27 @@ def _key_view(row: dict[str, Any]) -> dict[str, Any]:
 
     state = "revoked" if row["revoked_at"] else ("active" if usable(row) else "expired")
     return {
-        "key_id": row["key_id"], "approver": row["approver_id"], "state": state,
-        "public_key": row["public_key"], "created_at": iso(row["created_at"]),
-        "created_by": row["created_by"], "not_before": iso(row["not_before"]),
-        "expires_at": iso(row["expires_at"]), "revoked_at": iso(row["revoked_at"]),
+        "key_id": row["key_id"],
+        "approver": row["approver_id"],
+        "state": state,
+        "public_key": row["public_key"],
+        "created_at": iso(row["created_at"]),
+        "created_by": row["created_by"],
+        "not_before": iso(row["not_before"]),
+        "expires_at": iso(row["expires_at"]),
+        "revoked_at": iso(row["revoked_at"]),
         "revoked_reason": row["revoked_reason"],
-    }  # fmt: skip
+    }
 
 
 async def _create(
-    settings: Settings, tenant_id: str, approver: str, key_file: Path | None,
-    expires_days: int | None, revoke_old: bool,
-) -> dict[str, Any]:  # fmt: skip
+    settings: Settings,
+    tenant_id: str,
+    approver: str,
+    key_file: Path | None,
+    expires_days: int | None,
+    revoke_old: bool,
+) -> dict[str, Any]:
     from autobiz.approver_keys import (
         generate_key,
         keys_dir,
@@ -470,9 +502,10 @@ async def _create(
     roster = {a.id for a in business_config(settings, tenant_id).approvers}
     if approver not in roster:
         raise AutobizError(
-            f"{approver} is not an approver of tenant {tenant_id}", code="APPROVER_UNKNOWN",
+            f"{approver} is not an approver of tenant {tenant_id}",
+            code="APPROVER_UNKNOWN",
             hint=f"approvers in its BusinessConfig: {', '.join(sorted(roster)) or 'none'}",
-        )  # fmt: skip
+        )
     key = generate_key()
     path = key_file or keys_dir(settings.home_dir, tenant_id, approver) / f"{key.key_id}.pem"
     write_private_key(key, path)
@@ -480,10 +513,14 @@ async def _create(
         old = [r for r in await list_keys(db, tenant_id, approver) if usable(r)]
         try:
             row = await register_key(
-                db, tenant_id, approver, key.public_key, key_id=key.key_id,
+                db,
+                tenant_id,
+                approver,
+                key.public_key,
+                key_id=key.key_id,
                 created_by=f"cli:{_who()}",
                 expires_in=None if expires_days is None else timedelta(days=expires_days),
-            )  # fmt: skip
+            )
         except BaseException:
             path.unlink(missing_ok=True)  # a key nobody registered is no use to anyone
             raise
@@ -493,9 +530,14 @@ async def _create(
                 await revoke_key(db, tenant_id, r["key_id"], reason=f"rotated to {key.key_id}")
                 revoked.append(r["key_id"])
     notified = await _notify(settings, tenant_id)
-    return {"tenant_id": tenant_id, **_key_view({**row, "now": row["created_at"]}),
-            "key_file": str(path), "revoked": revoked, "notified": notified,
-            "previous": [r["key_id"] for r in old if r["key_id"] not in revoked]}  # fmt: skip
+    return {
+        "tenant_id": tenant_id,
+        **_key_view({**row, "now": row["created_at"]}),
+        "key_file": str(path),
+        "revoked": revoked,
+        "notified": notified,
+        "previous": [r["key_id"] for r in old if r["key_id"] not in revoked],
+    }
 
 
 def _created(out: dict[str, Any], json_out: bool, verb: str) -> None:
@@ -511,8 +553,9 @@ def _created(out: dict[str, Any], json_out: bool, verb: str) -> None:
         console.print(f"revoked {', '.join(out['revoked'])}", highlight=False)
     elif out["previous"]:
         console.print(f"still valid until revoked: {', '.join(out['previous'])}", highlight=False)
-    console.print(f"{len(out['notified'])} running flow(s) told to re-read the registry",
-                  highlight=False)  # fmt: skip
+    console.print(
+        f"{len(out['notified'])} running flow(s) told to re-read the registry", highlight=False
+    )
 
 
 EXPIRES_OPT = typer.Option(
@@ -570,12 +613,16 @@ async def _revoke(
         row = await revoke_key(db, tenant_id, key_id, reason=reason)
     if row is None:
         raise AutobizError(
-            f"no approver key {key_id} for tenant {tenant_id}", code="APPROVER_KEY_NOT_FOUND",
+            f"no approver key {key_id} for tenant {tenant_id}",
+            code="APPROVER_KEY_NOT_FOUND",
             hint=f"see `autobiz approvals keys list --tenant {tenant_id}`",
-        )  # fmt: skip
+        )
     notified = await _notify(settings, tenant_id)
-    return {"tenant_id": tenant_id, **_key_view({**row, "now": row["revoked_at"]}),
-            "notified": notified}  # fmt: skip
+    return {
+        "tenant_id": tenant_id,
+        **_key_view({**row, "now": row["revoked_at"]}),
+        "notified": notified,
+    }
 
 
 @keys_app.command("revoke")
@@ -627,8 +674,14 @@ def keys_list(
     for col in ("key", "approver", "state", "created", "expires", "revoked"):
         table.add_column(col, overflow="fold")
     for v in views:
-        table.add_row(v["key_id"], v["approver"], v["state"], v["created_at"] or "-",
-                      v["expires_at"] or "-", v["revoked_at"] or "-")  # fmt: skip
+        table.add_row(
+            v["key_id"],
+            v["approver"],
+            v["state"],
+            v["created_at"] or "-",
+            v["expires_at"] or "-",
+            v["revoked_at"] or "-",
+        )
     console.print(table)
 
 
@@ -642,5 +695,4 @@ def keys_refresh(tenant: str | None = TENANT_OPT, json_out: bool = JSON_OPT) -> 
     if json_out:
         emit_json({"tenant_id": tenant_id, "notified": notified})
         return
-    console.print(f"{len(notified)} running flow(s) told to re-read the registry",
-                  highlight=False)  # fmt: skip
+    console.print(f"{len(notified)} running flow(s) told to re-read the registry", highlight=False)

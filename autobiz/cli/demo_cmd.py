@@ -51,10 +51,13 @@ def demo(
     elapsed = time.monotonic() - started
     failed = [c for c in cases if not c.ok]
     if json_out:
-        emit_json({
-            "ok": not failed, "seconds": round(elapsed, 1),
-            "cases": [asdict(c) | {"ok": c.ok, "ui": links.get(c.name)} for c in cases],
-        })  # fmt: skip
+        emit_json(
+            {
+                "ok": not failed,
+                "seconds": round(elapsed, 1),
+                "cases": [asdict(c) | {"ok": c.ok, "ui": links.get(c.name)} for c in cases],
+            }
+        )
     else:
         console.print(_table(cases))
         console.print(f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link]")
@@ -87,8 +90,16 @@ async def _business_day(
 
 def _table(cases: list[Case]) -> Table:
     table = Table(title="AutoBiz demo: a business day for demo-shop")
-    columns = ("", "what happened", "Shopify order", "workflow", "expected", "outcome",
-               "receipts", "cost")  # fmt: skip
+    columns = (
+        "",
+        "what happened",
+        "Shopify order",
+        "workflow",
+        "expected",
+        "outcome",
+        "receipts",
+        "cost",
+    )
     for col in columns:
         table.add_column(col, no_wrap=col in ("", "Shopify order", "receipts", "cost"))
     for case in cases:
@@ -96,10 +107,15 @@ def _table(cases: list[Case]) -> Table:
         if case.problems:
             outcome += " (" + "; ".join(case.problems) + ")"
         table.add_row(
-            "[green]✓[/]" if case.ok else "[red]✗[/]", case.name,
-            str(case.facts.get("order_id", "-")), case.workflow_type,
-            case.expected, outcome, str(case.receipts), f"${case.cost_micros / 1_000_000:.4f}",
-        )  # fmt: skip
+            "[green]✓[/]" if case.ok else "[red]✗[/]",
+            case.name,
+            str(case.facts.get("order_id", "-")),
+            case.workflow_type,
+            case.expected,
+            outcome,
+            str(case.receipts),
+            f"${case.cost_micros / 1_000_000:.4f}",
+        )
     return table
 
 

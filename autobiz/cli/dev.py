@@ -50,11 +50,13 @@ def up(json_out: bool = JSON_OPT) -> None:
 
             statuses, report = stack.up(progress)
     if json_out:
-        emit_json({
-            "home": str(settings.home_dir),
-            "services": [asdict(s) for s in statuses],
-            "migrations_applied": report.applied,
-        })  # fmt: skip
+        emit_json(
+            {
+                "home": str(settings.home_dir),
+                "services": [asdict(s) for s in statuses],
+                "migrations_applied": report.applied,
+            }
+        )
         return
     if report.applied:
         console.print(f"[green]✓[/] migrations applied: {', '.join(report.applied)}")

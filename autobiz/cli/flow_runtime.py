@@ -125,8 +125,9 @@ def temporal_errors(what: str) -> Iterator[None]:
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise AutobizError(
                 f"Temporal did not answer while {what}: {exc.message}",
-                code="TEMPORAL_UNREACHABLE", hint=STACK_HINT,
-            ) from None  # fmt: skip
+                code="TEMPORAL_UNREACHABLE",
+                hint=STACK_HINT,
+            ) from None
         raise
 
 

@@ -58,18 +58,20 @@ PI_HELP = "Stripe PaymentIntent (pi_…)."
 def _order_id(value: str) -> str:
     if not _ORDER_ID_RE.match(value):
         raise AutobizError(
-            f"order id {value!r} is not a Shopify order id", code="ORDER_ID_INVALID",
+            f"order id {value!r} is not a Shopify order id",
+            code="ORDER_ID_INVALID",
             hint="use the order's numeric id (e.g. 1001) or its gid://shopify/Order/… id",
-        )  # fmt: skip
+        )
     return value
 
 
 def _payment_intent(value: str | None) -> str | None:
     if value is not None and not _PI_RE.match(value):
         raise AutobizError(
-            f"{value!r} is not a Stripe PaymentIntent id", code="PAYMENT_INTENT_INVALID",
+            f"{value!r} is not a Stripe PaymentIntent id",
+            code="PAYMENT_INTENT_INVALID",
             hint="PaymentIntent ids start with pi_",
-        )  # fmt: skip
+        )
     return value
 
 
@@ -263,23 +265,32 @@ def order_start(
         with temporal_errors(f"reading {workflow_id}"):
             previous = await _previous_run(client, workflow_id)
         handle, started = await _start(
-            client, workflow_id,
+            client,
+            workflow_id,
             lambda: start_order(
-                client, config, order_id=order_id, task_queue=settings.temporal.task_queue,
+                client,
+                config,
+                order_id=order_id,
+                task_queue=settings.temporal.task_queue,
                 payment_intent=payment_intent,
             ),
-            closed_code="ORDER_FLOW_CLOSED", closed_kind=f"order {order_id}",
+            closed_code="ORDER_FLOW_CLOSED",
+            closed_kind=f"order {order_id}",
             closed_hint=f"see `autobiz order status {order_id}`; use `autobiz refund request` "
             "or `autobiz cancel request` to undo it",
-        )  # fmt: skip
+        )
         rerun = previous if started else None
         out: dict[str, Any] = {
-            "workflow_id": workflow_id, "run_id": handle.result_run_id,
-            "tenant_id": tenant_id, "order_id": order_id,
-            "task_queue": settings.temporal.task_queue, "started": started,
-            "attached": not started, "previous_run": rerun,
+            "workflow_id": workflow_id,
+            "run_id": handle.result_run_id,
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "task_queue": settings.temporal.task_queue,
+            "started": started,
+            "attached": not started,
+            "previous_run": rerun,
             "run_number": _run_number(rerun) if started else None,
-        }  # fmt: skip
+        }
         if not json_out:
             console.print(_started_line("order flow", workflow_id, started, rerun), highlight=False)
         if wait:
@@ -322,14 +333,20 @@ async def _order_status(settings: Settings, tenant_id: str, order_id: str) -> di
             )
         running = desc.status == WorkflowExecutionStatus.RUNNING
         out: dict[str, Any] = {
-            "workflow_id": workflow_id, "run_id": desc.run_id, "tenant_id": tenant_id,
+            "workflow_id": workflow_id,
+            "run_id": desc.run_id,
+            "tenant_id": tenant_id,
             "order_id": order_id,
             "status": desc.status.name if desc.status is not None else "UNKNOWN",
             "flow_state": desc.typed_search_attributes.get(FLOW_STATE),
             "approval_pending": desc.typed_search_attributes.get(APPROVAL_PENDING),
-            "started_at": iso(desc.start_time), "closed_at": iso(desc.close_time),
-            "live": None, "result": None, "failure": None, "warning": None,
-        }  # fmt: skip
+            "started_at": iso(desc.start_time),
+            "closed_at": iso(desc.close_time),
+            "live": None,
+            "result": None,
+            "failure": None,
+            "warning": None,
+        }
         handle = client.get_workflow_handle(
             workflow_id, run_id=desc.run_id, result_type=OrderFulfillResult
         )
@@ -468,9 +485,10 @@ def refund_request(
     parse_amount(amount, given_currency or config.currency)  # refuse bad input before any I/O
     if request_id is not None and not _REQUEST_ID_RE.match(request_id):
         raise AutobizError(
-            f"request id {request_id!r} is invalid", code="REQUEST_ID_INVALID",
+            f"request id {request_id!r} is invalid",
+            code="REQUEST_ID_INVALID",
             hint="1-64 letters, digits, '_', '.' or '-'",
-        )  # fmt: skip
+        )
     if note is not None and len(note) > NOTE_MAX:
         raise AutobizError(f"the note is longer than {NOTE_MAX} characters", code="INPUT_INVALID")
     rid = request_id or f"rr-{uuid.uuid4().hex[:16]}"
@@ -496,22 +514,37 @@ def refund_request(
             minor = parse_amount(amount, cur)
             client = await temporal_client(settings)
             handle, started = await _start(
-                client, workflow_id,
+                client,
+                workflow_id,
                 lambda: request_refund(
-                    client, config, order_id=order_id, payment_intent_id=pi,
-                    amount_minor=minor, currency=cur, task_queue=settings.temporal.task_queue,
-                    refund_request_id=rid, note=note, ledger=db,
+                    client,
+                    config,
+                    order_id=order_id,
+                    payment_intent_id=pi,
+                    amount_minor=minor,
+                    currency=cur,
+                    task_queue=settings.temporal.task_queue,
+                    refund_request_id=rid,
+                    note=note,
+                    ledger=db,
                 ),
-                closed_code="REQUEST_CLOSED", closed_kind=f"refund request {rid}",
+                closed_code="REQUEST_CLOSED",
+                closed_kind=f"refund request {rid}",
                 closed_hint="use a new --request-id for a new refund",
-            )  # fmt: skip
+            )
         out: dict[str, Any] = {
-            "workflow_id": workflow_id, "run_id": handle.result_run_id,
-            "tenant_id": tenant_id, "order_id": order_id, "refund_request_id": rid,
-            "payment_intent_id": pi, "amount_minor": minor, "currency": cur,
+            "workflow_id": workflow_id,
+            "run_id": handle.result_run_id,
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "refund_request_id": rid,
+            "payment_intent_id": pi,
+            "amount_minor": minor,
+            "currency": cur,
             "refundable_minor": standing.refundable_minor - minor,
-            "started": started, "attached": not started,
-        }  # fmt: skip
+            "started": started,
+            "attached": not started,
+        }
         if not json_out:
             console.print(_started_line("refund", workflow_id, started), highlight=False)
             console.print(
@@ -579,19 +612,29 @@ def cancel_request(
     async def main() -> dict[str, Any]:
         client = await temporal_client(settings)
         handle, started = await _start(
-            client, workflow_id,
+            client,
+            workflow_id,
             lambda: request_cancellation(
-                client, config, order_id=order_id, task_queue=settings.temporal.task_queue,
-                payment_intent_id=payment_intent, reason=reason.upper(),
+                client,
+                config,
+                order_id=order_id,
+                task_queue=settings.temporal.task_queue,
+                payment_intent_id=payment_intent,
+                reason=reason.upper(),
             ),
-            closed_code="REQUEST_CLOSED", closed_kind=f"the cancellation of order {order_id}",
+            closed_code="REQUEST_CLOSED",
+            closed_kind=f"the cancellation of order {order_id}",
             closed_hint=f"see `autobiz order status {order_id}`",
-        )  # fmt: skip
+        )
         out: dict[str, Any] = {
-            "workflow_id": handle.id, "run_id": handle.result_run_id,
-            "tenant_id": tenant_id, "order_id": order_id, "reason": reason.upper(),
-            "started": started, "attached": not started,
-        }  # fmt: skip
+            "workflow_id": handle.id,
+            "run_id": handle.result_run_id,
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "reason": reason.upper(),
+            "started": started,
+            "attached": not started,
+        }
         if not json_out:
             console.print(_started_line("cancellation", handle.id, started), highlight=False)
         if wait:

@@ -106,8 +106,13 @@ def _run(argv: list[str] | None = None) -> None:
     except AutobizError as exc:
         _fail(exc.code, exc.message, exc.hint, exc.exit_code, as_json=as_json)
     except ValidationError as exc:
-        _fail("SETTINGS_INVALID", str(exc), "check the AUTOBIZ_* environment variables",
-              ExitCode.USAGE, as_json=as_json)  # fmt: skip
+        _fail(
+            "SETTINGS_INVALID",
+            str(exc),
+            "check the AUTOBIZ_* environment variables",
+            ExitCode.USAGE,
+            as_json=as_json,
+        )
     except typer.Abort:
         _fail("ABORTED", "aborted", None, ExitCode.INTERRUPTED, as_json=as_json)
     except KeyboardInterrupt:
@@ -118,8 +123,13 @@ def _run(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("AUTOBIZ_DEBUG"):
             raise
-        _fail("INTERNAL", f"{type(exc).__name__}: {exc}", "set AUTOBIZ_DEBUG=1 for the traceback",
-              ExitCode.INTERNAL, as_json=as_json)  # fmt: skip
+        _fail(
+            "INTERNAL",
+            f"{type(exc).__name__}: {exc}",
+            "set AUTOBIZ_DEBUG=1 for the traceback",
+            ExitCode.INTERNAL,
+            as_json=as_json,
+        )
     # Not standalone: --help and typer.Exit come back as their exit code; a command
     # returns None.
     sys.exit(result if isinstance(result, int) else ExitCode.OK)
@@ -156,8 +166,9 @@ def _fail(code: str, message: str, hint: str | None, exit_code: int, *, as_json:
     if hint:
         err_console.print(f"hint: {escape(hint)}", highlight=False)
     if as_json and not json_emitted():  # a script asked for JSON: the error is JSON too
-        emit_json({"error": {"code": code, "message": message, "hint": hint,
-                             "exit_code": int(exit_code)}})  # fmt: skip
+        emit_json(
+            {"error": {"code": code, "message": message, "hint": hint, "exit_code": int(exit_code)}}
+        )
     sys.exit(int(exit_code))
 
 

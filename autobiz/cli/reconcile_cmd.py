@@ -49,9 +49,10 @@ def _window(text: str | None) -> timedelta | None:
     value = parse_duration(text)
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise AutobizError(
-            f"window {text!r} is not a duration", code="WINDOW_INVALID",
+            f"window {text!r} is not a duration",
+            code="WINDOW_INVALID",
             hint="e.g. --window 24h, 90m, 7d",
-        )  # fmt: skip
+        )
     return value
 
 
@@ -62,13 +63,21 @@ def _money(row: DriftRow) -> str:
 
 
 def _table(rows: list[DriftRow], title: str) -> Table:
-    table = Table("id", "kind", "order", "entity", "fin.", "amount", "status", "action",
-                  "seen", title=title)  # fmt: skip
+    table = Table(
+        "id", "kind", "order", "entity", "fin.", "amount", "status", "action", "seen", title=title
+    )
     for r in rows:
         table.add_row(
-            str(r.drift_id), r.kind, r.order_id or "-", r.entity_ref,
-            "yes" if r.financial else "no", _money(r), r.status, r.action, str(r.seen_count),
-        )  # fmt: skip
+            str(r.drift_id),
+            r.kind,
+            r.order_id or "-",
+            r.entity_ref,
+            "yes" if r.financial else "no",
+            _money(r),
+            r.status,
+            r.action,
+            str(r.seen_count),
+        )
     return table
 
 
@@ -102,8 +111,9 @@ def run_cmd(
     if not config.workflows.get("reconciliation", _DISABLED).enabled:
         raise AutobizError(
             f"tenant {tenant_id} does not enable the reconciliation workflow",
-            code="WORKFLOW_DISABLED", hint="add a `workflows.reconciliation` section",
-        )  # fmt: skip
+            code="WORKFLOW_DISABLED",
+            hint="add a `workflows.reconciliation` section",
+        )
     length = _window(window)
 
     async def main() -> ReconciliationResult:
@@ -114,9 +124,11 @@ def run_cmd(
         client = await temporal_client(settings)
         with temporal_errors("starting the reconciliation"):
             handle = await start_reconciliation(
-                client, config, task_queue=task_queue or settings.temporal.task_queue,
+                client,
+                config,
+                task_queue=task_queue or settings.temporal.task_queue,
                 window=length,
-            )  # fmt: skip
+            )
             try:
                 return await handle.result()
             except WorkflowFailureError as exc:
@@ -189,11 +201,16 @@ def schedule_cmd(
                 if not config.workflows.get("reconciliation", _DISABLED).enabled:
                     continue
                 outcome = await ensure_schedule(client, config, task_queue=queue)
-                done.append({
-                    "tenant": config.tenant, "schedule_id": reconcile_schedule_id(config.tenant),
-                    "outcome": outcome, "every": str(config.reconciliation.every),
-                    "window": str(config.reconciliation.window), "task_queue": queue,
-                })  # fmt: skip
+                done.append(
+                    {
+                        "tenant": config.tenant,
+                        "schedule_id": reconcile_schedule_id(config.tenant),
+                        "outcome": outcome,
+                        "every": str(config.reconciliation.every),
+                        "window": str(config.reconciliation.window),
+                        "task_queue": queue,
+                    }
+                )
         return done
 
     done = run(main())

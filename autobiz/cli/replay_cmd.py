@@ -191,9 +191,12 @@ async def replay_workflow(
     with _quiet_sdk():
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     report = ReplayReport(
-        workflow_id=workflow_id, run_id=history.run_id or run_id, workflow_type=wf_type,
-        events=len(history.events), deterministic=result.replay_failure is None,
-    )  # fmt: skip
+        workflow_id=workflow_id,
+        run_id=history.run_id or run_id,
+        workflow_type=wf_type,
+        events=len(history.events),
+        deterministic=result.replay_failure is None,
+    )
     failure = result.replay_failure
     if failure is not None:
         nondeterministic = isinstance(failure, workflow.NondeterminismError)
@@ -214,10 +217,19 @@ def replay(
         report = asyncio.run(replay_workflow(settings, workflow_id, run_id=run_id))
     except AutobizError as exc:
         if json_out:
-            emit_json(asdict(ReplayReport(
-                workflow_id=workflow_id, run_id=run_id, workflow_type=None, events=0,
-                deterministic=None, code=exc.code, message=exc.message,
-            )))  # fmt: skip
+            emit_json(
+                asdict(
+                    ReplayReport(
+                        workflow_id=workflow_id,
+                        run_id=run_id,
+                        workflow_type=None,
+                        events=0,
+                        deterministic=None,
+                        code=exc.code,
+                        message=exc.message,
+                    )
+                )
+            )
         raise
     if json_out:
         emit_json(asdict(report))

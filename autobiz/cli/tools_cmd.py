@@ -37,9 +37,12 @@ def list_tools(json_out: bool = typer.Option(False, "--json")) -> None:
     table.columns[0].no_wrap = True
     for c in REGISTRY:
         table.add_row(
-            c.ref, c.side_effect.value, ", ".join(sorted(c.scopes)), c.default_hitl.value,
+            c.ref,
+            c.side_effect.value,
+            ", ".join(sorted(c.scopes)),
+            c.default_hitl.value,
             f"{c.timeout.total_seconds():g}s",
-        )  # fmt: skip
+        )
     console.print(table)
 
 

@@ -140,32 +140,46 @@ class BusinessDay:
         third = self._case("order #3: paid, printed, shipped", "OrderFulfill", "completed")
         await asyncio.gather(
             self._refund_after(
-                self._fulfilled_order(first, "80.00"), "60.00",
-                self._case("refund 60.00 on order #1 (above threshold): approved from the CLI",
-                           "Refund", "refunded"),
+                self._fulfilled_order(first, "80.00"),
+                "60.00",
+                self._case(
+                    "refund 60.00 on order #1 (above threshold): approved from the CLI",
+                    "Refund",
+                    "refunded",
+                ),
                 approve_as="ana",
             ),
             self._refund_after(
-                self._fulfilled_order(second, "25.00"), "10.00",
+                self._fulfilled_order(second, "25.00"),
+                "10.00",
                 self._case("refund 10.00 on order #2 (below threshold)", "Refund", "refunded"),
             ),
             self._refund_after(
-                self._fulfilled_order(third, "55.00"), "55.00",
-                self._case("refund 55.00 on order #3: nobody answers, fails closed",
-                           "Refund", "failed:APPROVAL_EXPIRED"),
+                self._fulfilled_order(third, "55.00"),
+                "55.00",
+                self._case(
+                    "refund 55.00 on order #3: nobody answers, fails closed",
+                    "Refund",
+                    "failed:APPROVAL_EXPIRED",
+                ),
             ),
             self._payment_failure(
-                self._case("order #4: card declined, dunning, cancelled", "PaymentFailure",
-                           "cancelled")
+                self._case(
+                    "order #4: card declined, dunning, cancelled", "PaymentFailure", "cancelled"
+                )
             ),
             self._cancellation(
-                self._case("order #5 (650.00, held for review): stopped", "OrderFulfill",
-                           "cancelled"),
-                self._case("order #5: customer cancels, authorisation voided (approved)",
-                           "OrderCancellation", "cancelled"),
+                self._case(
+                    "order #5 (650.00, held for review): stopped", "OrderFulfill", "cancelled"
+                ),
+                self._case(
+                    "order #5: customer cancels, authorisation voided (approved)",
+                    "OrderCancellation",
+                    "cancelled",
+                ),
             ),
             others,
-        )  # fmt: skip
+        )
         for case in self.cases:
             await self._account(case)
         return self.cases
@@ -177,20 +191,28 @@ class BusinessDay:
         if self.second is None:
             return
         other = BusinessDay(
-            self.settings, self.client, self.db, self.say, tenant=self.second,
-            second_tenant=None, timing=self.timing,
-        )  # fmt: skip
+            self.settings,
+            self.client,
+            self.db,
+            self.say,
+            tenant=self.second,
+            second_tenant=None,
+            timing=self.timing,
+        )
         other.cases = self.cases
         try:
             await other._start()
-            own = other._case(f"{self.second}: order paid, printed, shipped", "OrderFulfill",
-                              "completed")  # fmt: skip
+            own = other._case(
+                f"{self.second}: order paid, printed, shipped", "OrderFulfill", "completed"
+            )
             attack = self._case(
                 f"{self.second}'s signed webhook naming order #1 of {self.tenant}",
-                "ingress", "refused:CROSS_TENANT_REFUSED",
-            )  # fmt: skip
-            await asyncio.gather(other._fulfilled_order(own, "35.00"),
-                                 self._foreign_webhook(attack, victim))  # fmt: skip
+                "ingress",
+                "refused:CROSS_TENANT_REFUSED",
+            )
+            await asyncio.gather(
+                other._fulfilled_order(own, "35.00"), self._foreign_webhook(attack, victim)
+            )
         finally:
             await other.clients.aclose()
 
@@ -210,17 +232,24 @@ class BusinessDay:
             return
         order_id = str(victim.facts["order_id"])
         secrets = (yaml.safe_load(self.secrets_file.read_text()) or {})[self.second]
-        body = json.dumps({
-            "id": int(order_id), "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-            "financial_status": "paid", "currency": "USD", "total_price": "80.00",
-        }).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "id": int(order_id),
+                "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+                "financial_status": "paid",
+                "currency": "USD",
+                "total_price": "80.00",
+            }
+        ).encode()
         digest = hmac.new(secrets["shopify_webhook_secret"].encode(), body, hashlib.sha256)
         headers = {
-            "Content-Type": "application/json", "X-Shopify-Topic": "orders/paid",
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": "orders/paid",
             "X-Shopify-Hmac-Sha256": base64.b64encode(digest.digest()).decode(),
             "X-Shopify-Shop-Domain": secrets["shopify_shop_domain"],
-            "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
-        }  # fmt: skip
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Event-Id": str(uuid.uuid4()),
+        }
         url = f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks/shopify"
         self.say(f"{case.name}: sent, signed with {self.second}'s secret")
         async with httpx.AsyncClient(timeout=10) as http:
@@ -256,9 +285,13 @@ class BusinessDay:
 
     async def _authorise(self, amount: str, card: str = "pm_card_visa") -> str:
         pi = await self.stripe.create_payment_intent(
-            amount=_minor(amount), currency="usd", order_key=f"{self.tenant}:checkout",
-            idempotency_key=f"demo-{uuid.uuid4()}", payment_method=card, confirm=True,
-        )  # fmt: skip
+            amount=_minor(amount),
+            currency="usd",
+            order_key=f"{self.tenant}:checkout",
+            idempotency_key=f"demo-{uuid.uuid4()}",
+            payment_method=card,
+            confirm=True,
+        )
         return pi.id
 
     async def _checkout(self, amount: str, *, pi: str | None, status: str) -> str:
@@ -266,9 +299,11 @@ class BusinessDay:
         checkout then names the order on the PaymentIntent it authorised."""
         seeded = await self.control.seed_shopify_order(
             shop=self.shop,
-            email="customer@example.com", financial_status=status, payment_intent=pi,
+            email="customer@example.com",
+            financial_status=status,
+            payment_intent=pi,
             line_items=[{"title": "Poster", "quantity": 1, "price": amount, "sku": "PF-4012"}],
-        )  # fmt: skip
+        )
         order_id = str(seeded["legacy_id"])
         if pi is not None:
             await self.stripe.set_order_key(
@@ -309,11 +344,16 @@ class BusinessDay:
         case.facts.update(order_id=order_id, payment_intent=pi)
         try:
             handle = await request_refund(
-                self.client, self.config, order_id=order_id, payment_intent_id=pi,
-                amount_minor=_minor(amount), currency="USD",
-                task_queue=self.settings.temporal.task_queue, principal="demo:support",
+                self.client,
+                self.config,
+                order_id=order_id,
+                payment_intent_id=pi,
+                amount_minor=_minor(amount),
+                currency="USD",
+                task_queue=self.settings.temporal.task_queue,
+                principal="demo:support",
                 ledger=self.db,
-            )  # fmt: skip
+            )
             case.workflow_id = handle.id
             self.say(f"{case.name}: requested")
             if approve_as is not None:
@@ -336,16 +376,19 @@ class BusinessDay:
         try:
             order_id = await self._checkout("30.00", pi=None, status="pending")
             pi = await self.stripe.create_payment_intent(
-                amount=3000, currency="usd", order_key=f"{self.tenant}:{order_id}",
+                amount=3000,
+                currency="usd",
+                order_key=f"{self.tenant}:{order_id}",
                 idempotency_key=f"demo-{uuid.uuid4()}",
-            )  # fmt: skip
+            )
             case.workflow_id = payment_failure_workflow_id(self.tenant, pi.id)
             case.facts.update(order_id=order_id, payment_intent=pi.id)
             try:
                 await self.stripe.confirm_payment_intent(
-                    pi.id, payment_method="pm_card_chargeDeclinedInsufficientFunds",
+                    pi.id,
+                    payment_method="pm_card_chargeDeclinedInsufficientFunds",
                     idempotency_key=f"demo-{uuid.uuid4()}",
-                )  # fmt: skip
+                )
                 case.problems.append("the declining card was accepted")
             except ProviderError:
                 self.say(f"{case.name}: card declined (insufficient funds)")
@@ -363,9 +406,13 @@ class BusinessDay:
             await self._state(held, lambda s: s.approval is not None)
             self.say(f"{held.name}: capture of 650.00 waits for review; the customer cancels")
             handle = await request_cancellation(
-                self.client, self.config, order_id=order_id, payment_intent_id=pi,
-                task_queue=self.settings.temporal.task_queue, principal="demo:support",
-            )  # fmt: skip
+                self.client,
+                self.config,
+                order_id=order_id,
+                payment_intent_id=pi,
+                task_queue=self.settings.temporal.task_queue,
+                principal="demo:support",
+            )
             cancel.workflow_id = handle.id
             assert cancel.workflow_id == cancellation_workflow_id(self.tenant, order_id)
             status = await self._state(cancel, lambda s: s.approval is not None)
@@ -393,11 +440,21 @@ class BusinessDay:
                 continue
             self.say(f"`autobiz approvals keys create --as {approver} --tenant {self.tenant}`")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "autobiz.cli.main", "approvals", "keys", "create",
-                "--as", approver, "--tenant", self.tenant, "--json",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                sys.executable,
+                "-m",
+                "autobiz.cli.main",
+                "approvals",
+                "keys",
+                "create",
+                "--as",
+                approver,
+                "--tenant",
+                self.tenant,
+                "--json",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 env={**os.environ, **_settings_env(self.settings)},
-            )  # fmt: skip
+            )
             out, err = await proc.communicate()
             if proc.returncode != 0:
                 raise RuntimeError(f"approver key for {approver}: {(err or out).decode()}")
@@ -406,11 +463,23 @@ class BusinessDay:
         """``autobiz approvals approve`` exactly as an operator would type it."""
         self.say(f"{case.name}: `autobiz approvals approve {request_id} --as {approver}`")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autobiz.cli.main", "approvals", "approve", request_id,
-            "--as", approver, "--tenant", self.tenant, "--reason", "demo: looks right",
-            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "autobiz.cli.main",
+            "approvals",
+            "approve",
+            request_id,
+            "--as",
+            approver,
+            "--tenant",
+            self.tenant,
+            "--reason",
+            "demo: looks right",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **_settings_env(self.settings)},
-        )  # fmt: skip
+        )
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise _CaseFailed(f"approval from the CLI failed: {(err or out).decode().strip()}")

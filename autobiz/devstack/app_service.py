@@ -69,9 +69,12 @@ class HttpAppService(Service):
 
     def start(self) -> ServiceStatus:
         rec = spawn(
-            self.name, self.command(), log_file=self.log_file, env=self.env,
+            self.name,
+            self.command(),
+            log_file=self.log_file,
+            env=self.env,
             info=self.fingerprint(),
-        )  # fmt: skip
+        )
         self.pidfiles.write(rec)
         deadline = time.monotonic() + self.startup_timeout
         while not self.healthy():

@@ -159,16 +159,26 @@ class TemporalDevServer(Service):
         db_file = self.home / "temporal" / "temporal.db"
         db_file.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
-            temporal_binary(), "server", "start-dev",
-            "--db-filename", str(db_file),
-            "--ip", t.host,
-            "--port", str(t.port),
-            "--ui-port", str(t.ui_port),
-            "--http-port", str(t.http_port),
-            "--metrics-port", str(t.metrics_port),
-            "--namespace", t.namespace,
-            "--log-level", "warn",
-        ]  # fmt: skip
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(db_file),
+            "--ip",
+            t.host,
+            "--port",
+            str(t.port),
+            "--ui-port",
+            str(t.ui_port),
+            "--http-port",
+            str(t.http_port),
+            "--metrics-port",
+            str(t.metrics_port),
+            "--namespace",
+            t.namespace,
+            "--log-level",
+            "warn",
+        ]
         for key, kind in SEARCH_ATTRIBUTE_TYPES.items():
             cmd += ["--search-attribute", f"{key}={kind}"]
         return cmd
@@ -313,21 +323,41 @@ class EmbeddedPostgres(Service):
         self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
-                [_pg_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8",
-                 "-U", EMBEDDED_SUPERUSER, "--no-instructions"],
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "-U",
+                    EMBEDDED_SUPERUSER,
+                    "--no-instructions",
+                ],
                 user,
-            )  # fmt: skip
+            )
         pg = self.settings.postgres
         self._run(
-            [_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
-             "-t", "60", "-o", f"-p {pg.port} -h {pg.host} -k {self.data_dir}", "start"],
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {pg.port} -h {pg.host} -k {self.data_dir}",
+                "start",
+            ],
             user,
-        )  # fmt: skip
+        )
         pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
         self.pidfiles.write(
-            record_for_pid(self.name, pid, [_pg_bin("postgres"), "-D", str(self.data_dir)],
-                           self.log_file)
-        )  # fmt: skip
+            record_for_pid(
+                self.name, pid, [_pg_bin("postgres"), "-D", str(self.data_dir)], self.log_file
+            )
+        )
         self._ensure_database()
         return self.status()
 
@@ -345,9 +375,13 @@ class EmbeddedPostgres(Service):
     def _ensure_database(self) -> None:
         pg = self.settings.postgres
         with psycopg.connect(
-            host=pg.host, port=pg.port, user=EMBEDDED_SUPERUSER, dbname="postgres",
-            autocommit=True, connect_timeout=10,
-        ) as conn:  # fmt: skip
+            host=pg.host,
+            port=pg.port,
+            user=EMBEDDED_SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=10,
+        ) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
             ).fetchone()
@@ -370,9 +404,12 @@ class ExternalPostgres(Service):
         except psycopg.OperationalError:
             state = "unreachable"
         return ServiceStatus(
-            name=self.name, state=state, address=describe(dsn), url=describe(dsn),
+            name=self.name,
+            state=state,
+            address=describe(dsn),
+            url=describe(dsn),
             details={"embedded": False},
-        )  # fmt: skip
+        )
 
     def start(self) -> ServiceStatus:
         st = self.status()

@@ -85,8 +85,10 @@ class Stack:
             progress("applying database migrations")
             report = migrate(admin_dsn(self.settings))
             created = sync_tenants(admin_dsn(self.settings), configs.values())
-            progress(f"tenants from {self.settings.config_dir}: {', '.join(sorted(configs))}"
-                     + (f" ({', '.join(created)} new)" if created else ""))  # fmt: skip
+            progress(
+                f"tenants from {self.settings.config_dir}: {', '.join(sorted(configs))}"
+                + (f" ({', '.join(created)} new)" if created else "")
+            )
             self._start(self.applications, to_start, started, progress)
         except BaseException:
             for service in reversed(started):

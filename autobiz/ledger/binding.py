@@ -76,8 +76,15 @@ async def require_payment_binding(
     if refused is None:
         return
     await record_incident(
-        db, tenant_id, code=refused.code, actor=actor,
-        detail={"action": action, "order_id": order_id, "payment_intent": payment_intent_id,
-                "message": refused.message},
-    )  # fmt: skip
+        db,
+        tenant_id,
+        code=refused.code,
+        actor=actor,
+        detail={
+            "action": action,
+            "order_id": order_id,
+            "payment_intent": payment_intent_id,
+            "message": refused.message,
+        },
+    )
     raise refused

@@ -93,10 +93,19 @@ class EmailOutbox:
                 await s.execute(
                     "INSERT INTO audit_log (tenant_id, actor, action, outcome, detail) "
                     "VALUES (%s, %s, 'email.outcome_unknown', 'not_resent', %s)",
-                    (tenant_id, f"workflow:{workflow_id}", Jsonb(
-                        {"internal_key": internal_key, "autobiz_ref": external_key,
-                         "template": template, "note": note})),
-                )  # fmt: skip
+                    (
+                        tenant_id,
+                        f"workflow:{workflow_id}",
+                        Jsonb(
+                            {
+                                "internal_key": internal_key,
+                                "autobiz_ref": external_key,
+                                "template": template,
+                                "note": note,
+                            }
+                        ),
+                    ),
+                )
                 log.warning("email %s of %s: %s", internal_key, tenant_id, note)
                 return Claim("unknown", attempts)
             return Claim(status, attempts, row["message_id"])

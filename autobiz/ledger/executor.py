@@ -69,9 +69,12 @@ def verify_call(ctx: CallContext, input: BaseModel) -> None:
     """Refuse a call whose idempotency keys were not computed from its own content."""
     input_json = input.model_dump(mode="json")
     keys = keys_for(
-        tenant=ctx.tenant_id, workflow_id=ctx.workflow_id, step=ctx.step, tool=ctx.ref,
+        tenant=ctx.tenant_id,
+        workflow_id=ctx.workflow_id,
+        step=ctx.step,
+        tool=ctx.ref,
         input=input_json,
-    )  # fmt: skip
+    )
     if keys.internal != ctx.internal_key or keys.external != ctx.external_key:
         raise GateBypassedError(f"{ctx.ref}: idempotency keys do not match the call")
     if request_hash(ctx.ref, input_json) != ctx.request_hash:
@@ -115,16 +118,24 @@ class SideEffectRunner:
                 try:
                     await self.receipts.record(
                         ReceiptDraft(
-                            tenant_id=ctx.tenant_id, workflow_id=ctx.workflow_id,
-                            run_id=ctx.run_id, activity_id=activity_id, tool=ctx.tool,
-                            tool_version=ctx.version, side_effect=ctx.side_effect,
-                            internal_key=ctx.internal_key, external_key=ctx.external_key,
-                            request_hash=ctx.request_hash, provider=ctx.provider,
+                            tenant_id=ctx.tenant_id,
+                            workflow_id=ctx.workflow_id,
+                            run_id=ctx.run_id,
+                            activity_id=activity_id,
+                            tool=ctx.tool,
+                            tool_version=ctx.version,
+                            side_effect=ctx.side_effect,
+                            internal_key=ctx.internal_key,
+                            external_key=ctx.external_key,
+                            request_hash=ctx.request_hash,
+                            provider=ctx.provider,
                             provider_object_id=result.provider_object_id,
-                            status=result.status, amount_minor=result.amount_minor,
-                            currency=result.currency, details=result.details,
+                            status=result.status,
+                            amount_minor=result.amount_minor,
+                            currency=result.currency,
+                            details=result.details,
                         )
-                    )  # fmt: skip
+                    )
                 except ReceiptWriteError:
                     record_receipt(ctx, "failed")
                     raise

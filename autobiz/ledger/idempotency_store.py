@@ -139,9 +139,11 @@ class IdempotencyStore:
                 if isinstance(result, str):  # pragma: no cover - jsonb comes back decoded
                     result = json.loads(result)
                 return IdempotentOutcome(
-                    dict(result or {}), replayed=True, hit_count=hits,
+                    dict(result or {}),
+                    replayed=True,
+                    hit_count=hits,
                     first_seen_at=row["first_seen_at"],
-                )  # fmt: skip
+                )
             if row["status"] == "in_progress" and now < row["last_seen_at"] + lease:
                 raise IdempotencyInProgressError(
                     f"{tool} with this key is executing elsewhere; retry later"
@@ -162,7 +164,6 @@ class IdempotencyStore:
             first_seen: datetime = await s.fetch_val(
                 "UPDATE idempotency_keys SET status = %s, result = %s, last_seen_at = %s "
                 "WHERE tenant_id = %s AND internal_key = %s RETURNING first_seen_at",
-                (status, None if result is None else Jsonb(result), now, tenant_id,
-                 internal_key),
-            )  # fmt: skip
+                (status, None if result is None else Jsonb(result), now, tenant_id, internal_key),
+            )
         return first_seen

@@ -76,11 +76,23 @@ class ReceiptStore:
     async def record(self, draft: ReceiptDraft) -> Receipt:
         """Write the receipt (or return the one already written for this key)."""
         params = (
-            draft.tenant_id, draft.workflow_id, draft.run_id, draft.activity_id, draft.tool,
-            draft.tool_version, draft.side_effect.value, draft.internal_key, draft.external_key,
-            draft.request_hash, draft.provider, draft.provider_object_id, draft.status,
-            draft.amount_minor, draft.currency, Jsonb(redact_value(draft.details)),
-        )  # fmt: skip
+            draft.tenant_id,
+            draft.workflow_id,
+            draft.run_id,
+            draft.activity_id,
+            draft.tool,
+            draft.tool_version,
+            draft.side_effect.value,
+            draft.internal_key,
+            draft.external_key,
+            draft.request_hash,
+            draft.provider,
+            draft.provider_object_id,
+            draft.status,
+            draft.amount_minor,
+            draft.currency,
+            Jsonb(redact_value(draft.details)),
+        )
         try:
             async with self._db.tenant(draft.tenant_id) as s:
                 await s.execute(

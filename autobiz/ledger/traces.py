@@ -36,9 +36,18 @@ class TraceStore:
                 chunk = entries[start : start + _ROWS_PER_INSERT]
                 params: list[Any] = []
                 for e in chunk:
-                    params += (tenant_id, workflow_id, run_id, e.seq, e.kind, e.tool,
-                               redact_text(e.outcome), Jsonb(redact_detail(e.detail)),
-                               Decimal(e.cost_micros) / MICROS_PER_USD, e.at)  # fmt: skip
+                    params += (
+                        tenant_id,
+                        workflow_id,
+                        run_id,
+                        e.seq,
+                        e.kind,
+                        e.tool,
+                        redact_text(e.outcome),
+                        Jsonb(redact_detail(e.detail)),
+                        Decimal(e.cost_micros) / MICROS_PER_USD,
+                        e.at,
+                    )
                 written += await s.execute(
                     "INSERT INTO traces (tenant_id, workflow_id, run_id, seq, kind, tool, "
                     "outcome, detail, cost_usd, created_at) VALUES "

@@ -346,12 +346,14 @@ class ShopifyAdmin:
             shipping_address=_address(node.get("shippingAddress")),
             transactions=[
                 ShopifyTransaction(
-                    kind=t["kind"], status=t["status"], gateway=t.get("gateway"),
+                    kind=t["kind"],
+                    status=t["status"],
+                    gateway=t.get("gateway"),
                     authorization_code=t.get("authorizationCode"),
                 )
                 for t in node.get("transactions") or []
             ],
-        )  # fmt: skip
+        )
 
     async def fulfillment_orders(self, order_id: str) -> list[FulfillmentOrder]:
         data = await self.execute("FulfillmentOrders", FULFILLMENT_ORDERS, {"orderId": order_id})
@@ -475,11 +477,15 @@ def _address(node: dict[str, Any] | None) -> ShopifyAddress | None:
     if not node or not node.get("address1") or not node.get("countryCodeV2"):
         return None  # no address, or one Printful could not ship to
     return ShopifyAddress(
-        name=node.get("name") or "", address1=node["address1"], address2=node.get("address2"),
-        city=node.get("city") or "", zip=node.get("zip") or "",
-        country_code=node["countryCodeV2"], province_code=node.get("provinceCode"),
+        name=node.get("name") or "",
+        address1=node["address1"],
+        address2=node.get("address2"),
+        city=node.get("city") or "",
+        zip=node.get("zip") or "",
+        country_code=node["countryCodeV2"],
+        province_code=node.get("provinceCode"),
         phone=node.get("phone"),
-    )  # fmt: skip
+    )
 
 
 def order_gid(order_id: str) -> str:

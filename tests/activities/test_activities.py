@@ -33,12 +33,20 @@ def context(tenant: str, contract: ToolContract, input: object, step: str = "s")
     data = input.model_dump(mode="json")  # type: ignore[attr-defined]
     keys = keys_for(tenant=tenant, workflow_id="wf-1", step=step, tool=contract.ref, input=data)
     return CallContext(
-        tenant_id=tenant, workflow_id="wf-1", run_id="run-1", workflow_type="order_fulfill",
-        principal="test", step=step, tool=contract.name, version=contract.version,
-        side_effect=contract.side_effect, provider=contract.provider,
-        internal_key=keys.internal, external_key=keys.external,
+        tenant_id=tenant,
+        workflow_id="wf-1",
+        run_id="run-1",
+        workflow_type="order_fulfill",
+        principal="test",
+        step=step,
+        tool=contract.name,
+        version=contract.version,
+        side_effect=contract.side_effect,
+        provider=contract.provider,
+        internal_key=keys.internal,
+        external_key=keys.external,
         request_hash=request_hash(contract.ref, data),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -54,8 +62,9 @@ async def test_forged_keys_are_refused_without_retry(
     clients: TenantClients, database: Database, tenant: str
 ) -> None:
     stripe = StripeActivities(clients, database)
-    input = CapturePaymentInput(payment_intent_id="pi_x", order_id="1", amount_minor=100,
-                                currency="USD")  # fmt: skip
+    input = CapturePaymentInput(
+        payment_intent_id="pi_x", order_id="1", amount_minor=100, currency="USD"
+    )
     ctx = context(tenant, STRIPE_CAPTURE_PAYMENT, input).model_copy(
         update={"external_key": "autobiz:forged"}
     )
@@ -68,8 +77,9 @@ async def test_missing_payment_intent_is_not_retried(
     clients: TenantClients, database: Database, tenant: str
 ) -> None:
     stripe = StripeActivities(clients, database)
-    input = CapturePaymentInput(payment_intent_id="pi_missing", order_id="1", amount_minor=100,
-                                currency="USD")  # fmt: skip
+    input = CapturePaymentInput(
+        payment_intent_id="pi_missing", order_id="1", amount_minor=100, currency="USD"
+    )
     with pytest.raises(ApplicationError) as failed:
         await ActivityEnvironment().run(
             stripe.capture_payment, context(tenant, STRIPE_CAPTURE_PAYMENT, input), input
@@ -83,10 +93,11 @@ async def test_printful_create_finds_the_existing_order(
     printful = PrintfulActivities(clients, database)
     input = CreatePrintfulOrderInput(
         external_id="ext-123",
-        recipient=PrintfulRecipient(name="A", address1="1 St", city="X", zip="1",
-                                    country_code="US"),
+        recipient=PrintfulRecipient(
+            name="A", address1="1 St", city="X", zip="1", country_code="US"
+        ),
         items=[PrintfulItem(catalog_variant_id=4012, quantity=1)],
-    )  # fmt: skip
+    )
     env = ActivityEnvironment()
     first = await env.run(
         printful.create_order, context(tenant, PRINTFUL_CREATE_ORDER, input, "a"), input

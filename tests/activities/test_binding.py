@@ -33,19 +33,26 @@ pytestmark = pytest.mark.integration
 async def _authorised(sandbox: Sandbox, clients: Any, tenant: str, order_key: str) -> str:
     stripe = await clients.stripe(tenant)
     pi = await stripe.create_payment_intent(
-        amount=2500, currency="usd", order_key=order_key, idempotency_key=str(uuid.uuid4()),
-        payment_method="pm_card_visa", confirm=True, capture_method="manual",
-    )  # fmt: skip
+        amount=2500,
+        currency="usd",
+        order_key=order_key,
+        idempotency_key=str(uuid.uuid4()),
+        payment_method="pm_card_visa",
+        confirm=True,
+        capture_method="manual",
+    )
     return str(pi.id)
 
 
 async def _capture(clients: Any, db: Database, tenant: str, pi: str, order_id: str) -> None:
-    input = CapturePaymentInput(payment_intent_id=pi, order_id=order_id, amount_minor=2500,
-                                currency="USD")  # fmt: skip
+    input = CapturePaymentInput(
+        payment_intent_id=pi, order_id=order_id, amount_minor=2500, currency="USD"
+    )
     await ActivityEnvironment().run(
         StripeActivities(clients, db).capture_payment,
-        context(tenant, STRIPE_CAPTURE_PAYMENT, input), input,
-    )  # fmt: skip
+        context(tenant, STRIPE_CAPTURE_PAYMENT, input),
+        input,
+    )
 
 
 async def test_payment_of_another_order_is_refused_before_capture(
@@ -72,13 +79,19 @@ async def test_intent_naming_another_tenant_is_refused_before_void(
     other = await new_tenant(database, "b")
     clients = await sandbox.tenant_clients(tenant)
     pi = await _authorised(sandbox, clients, tenant, f"{other}:1001")
-    input = CancelPaymentInput(payment_intent_id=pi, order_id="1001", amount_minor=2500,
-                               currency="USD", reason="requested_by_customer")  # fmt: skip
+    input = CancelPaymentInput(
+        payment_intent_id=pi,
+        order_id="1001",
+        amount_minor=2500,
+        currency="USD",
+        reason="requested_by_customer",
+    )
     with pytest.raises(ApplicationError) as refused:
         await ActivityEnvironment().run(
             StripeActivities(clients, database).cancel_payment,
-            context(tenant, STRIPE_CANCEL_PAYMENT, input), input,
-        )  # fmt: skip
+            context(tenant, STRIPE_CANCEL_PAYMENT, input),
+            input,
+        )
     assert refused.value.type == "CROSS_TENANT_REFUSED"
     intent = await (await clients.stripe(tenant)).retrieve_payment_intent(pi)
     assert intent.status == "requires_capture"

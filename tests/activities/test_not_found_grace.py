@@ -31,15 +31,25 @@ def _ctx(grace: int) -> tuple[CallContext, GetOrderInput]:
     input = GetOrderInput(order_id="1001")
     data = input.model_dump(mode="json")
     ref = SHOPIFY_GET_ORDER.ref
-    keys = keys_for(tenant="t-1", workflow_id="order:t-1:1001", step="get_order", tool=ref,
-                    input=data)  # fmt: skip
+    keys = keys_for(
+        tenant="t-1", workflow_id="order:t-1:1001", step="get_order", tool=ref, input=data
+    )
     ctx = CallContext(
-        tenant_id="t-1", workflow_id="order:t-1:1001", run_id="r", workflow_type="order_fulfill",
-        principal="test", step="get_order", tool=SHOPIFY_GET_ORDER.name, version="1",
-        side_effect=SHOPIFY_GET_ORDER.side_effect, provider="shopify",
-        internal_key=keys.internal, external_key=keys.external,
-        request_hash=request_hash(ref, data), not_found_grace=grace,
-    )  # fmt: skip
+        tenant_id="t-1",
+        workflow_id="order:t-1:1001",
+        run_id="r",
+        workflow_type="order_fulfill",
+        principal="test",
+        step="get_order",
+        tool=SHOPIFY_GET_ORDER.name,
+        version="1",
+        side_effect=SHOPIFY_GET_ORDER.side_effect,
+        provider="shopify",
+        internal_key=keys.internal,
+        external_key=keys.external,
+        request_hash=request_hash(ref, data),
+        not_found_grace=grace,
+    )
     return ctx, input
 
 
@@ -47,8 +57,9 @@ def _ctx(grace: int) -> tuple[CallContext, GetOrderInput]:
 async def _missing(ctx: CallContext, input: GetOrderInput) -> None:
     with provider_errors():
         verify_call(ctx, input)
-        raise NotFound("order not found", provider="shopify", provider_code="NOT_FOUND",
-                       http_status=404)  # fmt: skip
+        raise NotFound(
+            "order not found", provider="shopify", provider_code="NOT_FOUND", http_status=404
+        )
 
 
 async def _error_on_attempt(grace: int, attempt: int) -> ApplicationError:

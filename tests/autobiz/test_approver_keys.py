@@ -28,8 +28,9 @@ pytestmark = pytest.mark.integration
 async def test_app_role_reads_but_cannot_register_or_revoke(database: Database) -> None:
     tenant = await new_tenant(database)
     key = generate_key()
-    await register_key(database, tenant, "ana", key.public_key, key_id=key.key_id,
-                       created_by="test")  # fmt: skip
+    await register_key(
+        database, tenant, "ana", key.public_key, key_id=key.key_id, created_by="test"
+    )
     [row] = await list_keys(database, tenant)
     assert (row["approver_id"], row["key_id"], row["revoked_at"]) == ("ana", key.key_id, None)
     forged = generate_key()
@@ -48,8 +49,9 @@ async def test_app_role_reads_but_cannot_register_or_revoke(database: Database) 
 async def test_revocation_is_final_and_keys_are_never_deleted(database: Database) -> None:
     tenant, other = await new_tenant(database), await new_tenant(database)
     key = generate_key()
-    await register_key(database, tenant, "ana", key.public_key, key_id=key.key_id,
-                       created_by="test")  # fmt: skip
+    await register_key(
+        database, tenant, "ana", key.public_key, key_id=key.key_id, created_by="test"
+    )
     revoked = await revoke_key(database, tenant, key.key_id, reason="lost laptop")
     assert revoked is not None and revoked["revoked_at"] is not None
     again = await revoke_key(database, tenant, key.key_id, reason="twice")

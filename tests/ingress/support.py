@@ -54,29 +54,52 @@ def payment_intent(
 ) -> dict[str, Any]:
     """``tenant`` None: an ``order_key`` naming the order only (no tenant to check)."""
     key = f"{tenant}:{order_id}" if tenant else order_id
-    return {"id": pi, "object": "payment_intent", "amount": 2500, "currency": "usd",
-            "status": status, "metadata": {"order_key": key}}  # fmt: skip
+    return {
+        "id": pi,
+        "object": "payment_intent",
+        "amount": 2500,
+        "currency": "usd",
+        "status": status,
+        "metadata": {"order_key": key},
+    }
 
 
 def charge(pi: str, *, refunded: bool = True) -> dict[str, Any]:
     # No metadata on purpose: the order is found through the PaymentIntent's events.
-    return {"id": f"ch_{pi[3:]}", "object": "charge", "payment_intent": pi,
-            "amount": 2500, "amount_refunded": 2500 if refunded else 0, "refunded": refunded,
-            "metadata": {}}  # fmt: skip
+    return {
+        "id": f"ch_{pi[3:]}",
+        "object": "charge",
+        "payment_intent": pi,
+        "amount": 2500,
+        "amount_refunded": 2500 if refunded else 0,
+        "refunded": refunded,
+        "metadata": {},
+    }
 
 
 def shopify_order(order_id: int, *, financial_status: str = "paid") -> dict[str, Any]:
-    return {"id": order_id, "name": f"#{order_id}", "financial_status": financial_status,
-            "cancelled_at": None, "total_price": "25.00", "currency": "USD",
-            "email": "buyer@example.com"}  # fmt: skip
+    return {
+        "id": order_id,
+        "name": f"#{order_id}",
+        "financial_status": financial_status,
+        "cancelled_at": None,
+        "total_price": "25.00",
+        "currency": "USD",
+        "email": "buyer@example.com",
+    }
 
 
 def printful_event(type_: str, order_id: int, *, retries: int = 0) -> dict[str, Any]:
-    return {"type": type_, "created": 1_700_000_100, "retries": retries, "store": 1,
-            "data": {"order": {"id": 90000 + order_id % 1000,
-                               "external_id": f"order:demo:{order_id}"},
-                     "shipment": {"id": 7, "tracking_number": "1Z999",
-                                  "carrier": "UPS"}}}  # fmt: skip
+    return {
+        "type": type_,
+        "created": 1_700_000_100,
+        "retries": retries,
+        "store": 1,
+        "data": {
+            "order": {"id": 90000 + order_id % 1000, "external_id": f"order:demo:{order_id}"},
+            "shipment": {"id": 7, "tracking_number": "1Z999", "carrier": "UPS"},
+        },
+    }
 
 
 @dataclass

@@ -91,11 +91,19 @@ def test_temporal_handoff_plan_needs_a_business_key() -> None:
     from datetime import UTC, datetime
 
     envelope = EventEnvelope(
-        tenant_id="acme", event_id=1, dedup_id="stripe:evt", source=Source.STRIPE,
-        provider_event_id="evt", topic="charge.refunded", entity_key="payment_intent:pi",
-        order_id=None, payment_intent="pi", payload_sha256="0" * 64, payload={},
+        tenant_id="acme",
+        event_id=1,
+        dedup_id="stripe:evt",
+        source=Source.STRIPE,
+        provider_event_id="evt",
+        topic="charge.refunded",
+        entity_key="payment_intent:pi",
+        order_id=None,
+        payment_intent="pi",
+        payload_sha256="0" * 64,
+        payload={},
         received_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     handoff = TemporalHandoff(lambda: None, "tq")  # type: ignore[arg-type,return-value]
     with pytest.raises(PermanentHandoffError):
         handoff.plan(envelope)
@@ -123,8 +131,11 @@ def test_every_topic_the_sandbox_sends_is_known() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "sandbox"
-    sources = {Source.STRIPE: "stripe_api.py", Source.SHOPIFY: "shopify_api.py",
-               Source.PRINTFUL: "printful_api.py"}  # fmt: skip
+    sources = {
+        Source.STRIPE: "stripe_api.py",
+        Source.SHOPIFY: "shopify_api.py",
+        Source.PRINTFUL: "printful_api.py",
+    }
     emitted = {
         (source, topic)
         for source, name in sources.items()

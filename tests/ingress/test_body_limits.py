@@ -27,9 +27,10 @@ async def test_oversized_body_413_before_verification(make_ingress: HarnessFacto
     body = dumps(stripe_event("payment_intent.created", {"id": "pi", "pad": "x" * LIMIT}))
     async with serve_http(h.app) as url, httpx.AsyncClient(base_url=url) as http:
         resp = await http.post(
-            "/webhooks/stripe", content=body,
+            "/webhooks/stripe",
+            content=body,
             headers={"Stripe-Signature": stripe_header(body, t=h.clock.unix)},
-        )  # fmt: skip
+        )
     assert resp.status_code == 413
     assert checks(h, "stripe") == 0 and await h.rows() == []
 
@@ -40,10 +41,14 @@ async def test_gzip_bomb_refused_415_never_inflated(make_ingress: HarnessFactory
     assert len(bomb) < 1_048_576
     async with serve_http(h.app) as url, httpx.AsyncClient(base_url=url) as http:
         resp = await http.post(
-            "/webhooks/shopify", content=bomb,
-            headers={"Content-Encoding": "gzip", "X-Shopify-Topic": "orders/paid",
-                     "X-Shopify-Hmac-Sha256": shopify_header(bomb)},
-        )  # fmt: skip
+            "/webhooks/shopify",
+            content=bomb,
+            headers={
+                "Content-Encoding": "gzip",
+                "X-Shopify-Topic": "orders/paid",
+                "X-Shopify-Hmac-Sha256": shopify_header(bomb),
+            },
+        )
     assert resp.status_code == 415
     assert checks(h, "shopify") == 0 and await h.rows() == []
 
@@ -87,8 +92,11 @@ async def test_bad_length_or_encoding(headers: dict[str, str], status: int) -> N
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": b"0123456789", "more_body": False}
 
-    scope = {"type": "http", "method": "POST",
-             "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+    }
     with pytest.raises(BodyRejected) as info:
         await read_limited_body(Request(scope, receive), limit=LIMIT)
     assert info.value.status == status

@@ -37,11 +37,17 @@ async def _two_tenants(
     make_ingress: HarnessFactory, database: Database, tenant: str
 ) -> tuple[Any, str]:
     b = await new_tenant(database, "b")
-    secrets = StaticWebhookSecrets({
-        tenant: tenant_config(tenant),
-        b: tenant_config(b, shopify=[SecretStr(B_SHOPIFY)], stripe=[SecretStr(B_STRIPE)],
-                         printful=[SecretStr(B_PRINTFUL)]),
-    })  # fmt: skip
+    secrets = StaticWebhookSecrets(
+        {
+            tenant: tenant_config(tenant),
+            b: tenant_config(
+                b,
+                shopify=[SecretStr(B_SHOPIFY)],
+                stripe=[SecretStr(B_STRIPE)],
+                printful=[SecretStr(B_PRINTFUL)],
+            ),
+        }
+    )
     return await make_ingress(secrets=secrets, handoff=RecordingHandoff()), b
 
 
@@ -56,9 +62,11 @@ async def test_shopify_order_of_another_tenant_is_refused(
     assert created.json()["status"] == "pending"  # A's own order, first seen for A
     body = dumps(shopify_order(order_id))  # B's secret, A's order
     answer = await h.shopify(
-        body, "orders/paid", header=shopify_header(body, B_SHOPIFY),
+        body,
+        "orders/paid",
+        header=shopify_header(body, B_SHOPIFY),
         **{"X-Shopify-Shop-Domain": f"{b}.myshopify.com"},
-    )  # fmt: skip
+    )
     assert answer.status_code == 200 and answer.json()["status"] == "dead_letter"
     [row] = await h.rows(b)
     assert row["status"] == "dead_letter"
@@ -107,8 +115,13 @@ async def test_printful_order_made_for_another_tenant_is_refused(
     h, b = await _two_tenants(make_ingress, database, tenant)
     external = printful_external_id(tenant, "5123")  # derived for A
     order = {"id": 7, "external_id": external, "status": "fulfilled"}
-    payload = {"type": "shipment_sent", "occurred_at": "2026-12-01T00:00:00Z", "retries": 0,
-               "store_id": 1, "data": {"order": order, "shipment": {}}}  # fmt: skip
+    payload = {
+        "type": "shipment_sent",
+        "occurred_at": "2026-12-01T00:00:00Z",
+        "retries": 0,
+        "store_id": 1,
+        "data": {"order": order, "shipment": {}},
+    }
     body = dumps(payload)
     answer = await h.printful(body, header=printful_header(body, B_PRINTFUL))
     assert answer.json()["status"] == "dead_letter"

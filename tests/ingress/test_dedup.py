@@ -55,8 +55,11 @@ async def test_twenty_concurrent_copies_over_http(make_ingress: HarnessFactory) 
     handoff = RecordingHandoff()
     h = await make_ingress(handoff=handoff)
     body = dumps(shopify_order(4242))
-    headers = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": shopify_header(body),
-               "X-Shopify-Shop-Domain": f"{h.tenant}.myshopify.com"}  # fmt: skip
+    headers = {
+        "X-Shopify-Topic": "orders/paid",
+        "X-Shopify-Hmac-Sha256": shopify_header(body),
+        "X-Shopify-Shop-Domain": f"{h.tenant}.myshopify.com",
+    }
     async with serve_http(h.app) as url, httpx.AsyncClient(base_url=url) as http:
         responses = await asyncio.gather(
             *(http.post("/webhooks/shopify", content=body, headers=headers) for _ in range(20))

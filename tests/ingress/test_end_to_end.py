@@ -52,9 +52,11 @@ async def live_ingress(h: Harness, database: Database) -> AsyncIterator[str]:
 async def _order_through_webhooks(h: Harness, *, flush: bool) -> tuple[str, OrderFulfillResult]:
     pi = await h.authorize(4200, "checkout")
     seeded = await h.sandbox.control.seed_shopify_order(
-        shop=h.clients.shop_domain, financial_status="authorized", payment_intent=pi,
+        shop=h.clients.shop_domain,
+        financial_status="authorized",
+        payment_intent=pi,
         line_items=[{"title": "Tee", "quantity": 2, "price": "21.00", "sku": "PF-4012"}],
-    )  # fmt: skip
+    )
     order_id = str(seeded["legacy_id"])
     # The checkout names the order on the intent it authorised (as the demo's does).
     await h.clients.stripe.set_order_key(
@@ -93,11 +95,15 @@ async def _assert_one_of_everything(h: Harness, pi: str, result: OrderFulfillRes
     assert result.captured_minor == 4200 and result.tracking_number
     pis = {p["id"]: p for p in await h.sandbox.control.stripe_payment_intents()}
     assert pis[pi]["status"] == "succeeded" and pis[pi]["amount_received"] == 4200
-    ours = [o for o in await h.sandbox.control.printful_orders()
-            if o["id"] == result.printful_order_id]  # fmt: skip
+    ours = [
+        o for o in await h.sandbox.control.printful_orders() if o["id"] == result.printful_order_id
+    ]
     assert len(ours) == 1 and ours[0]["status"] == "fulfilled"
-    shipped = [m for m in await h.sandbox.control.outbox()
-               if m["request"]["template_id"] == "d-autobiz-shipping-confirmation"]  # fmt: skip
+    shipped = [
+        m
+        for m in await h.sandbox.control.outbox()
+        if m["request"]["template_id"] == "d-autobiz-shipping-confirmation"
+    ]
     assert len(shipped) == 1
     receipts = await h.receipts(result.workflow_id)
     tools = sorted(r.tool for r in receipts)

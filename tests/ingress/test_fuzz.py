@@ -33,18 +33,44 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-topics = st.sampled_from([
-    "orders/paid", "orders/cancelled", "charge.refunded", "payment_intent.payment_failed",
-    "package_shipped", "order_failed", "payment_intent.succeeded", "nonsense", "",
-])  # fmt: skip
+topics = st.sampled_from(
+    [
+        "orders/paid",
+        "orders/cancelled",
+        "charge.refunded",
+        "payment_intent.payment_failed",
+        "package_shipped",
+        "order_failed",
+        "payment_intent.succeeded",
+        "nonsense",
+        "",
+    ]
+)
 
 
 # Literal JSON tokens no encoder writes; spliced into otherwise valid events.
-raw_tokens = st.sampled_from([
-    "1e400", "-1e400", "1E+999", "1e-400", "NaN", "Infinity", "-Infinity", "9" * 19,
-    "9" * 30, "-" + "9" * 25, "9" * 5000, '"\\ud800"', '"\\udfff\\ud800"', '"a\\u0000"',
-    '"\\ud83d\\ude00"', "1.7976931348623157e308", "-0", "0.0e0",
-]) | st.integers(min_value=1, max_value=1500).map(lambda n: "[" * n + "]" * n)  # fmt: skip
+raw_tokens = st.sampled_from(
+    [
+        "1e400",
+        "-1e400",
+        "1E+999",
+        "1e-400",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "9" * 19,
+        "9" * 30,
+        "-" + "9" * 25,
+        "9" * 5000,
+        '"\\ud800"',
+        '"\\udfff\\ud800"',
+        '"a\\u0000"',
+        '"\\ud83d\\ude00"',
+        "1.7976931348623157e308",
+        "-0",
+        "0.0e0",
+    ]
+) | st.integers(min_value=1, max_value=1500).map(lambda n: "[" * n + "]" * n)
 
 
 @st.composite
@@ -90,8 +116,14 @@ async def test_openapi_document_lists_the_endpoints(make_ingress: HarnessFactory
     h = await make_ingress()
     doc = (await h.http.get("/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
-    assert {"/webhooks/stripe", "/webhooks/shopify", "/webhooks/printful", "/healthz",
-            "/readyz", "/metrics"} <= set(doc["paths"])  # fmt: skip
+    assert {
+        "/webhooks/stripe",
+        "/webhooks/shopify",
+        "/webhooks/printful",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(doc["paths"])
 
 
 @settings(

@@ -43,8 +43,12 @@ async def test_a_failed_flow_is_started_again_a_completed_one_never(
     make_ingress: HarnessFactory, client: Client, task_queue: str
 ) -> None:
     h = await make_ingress(handoff=TemporalHandoff(client, task_queue))
-    async with Worker(client, task_queue=task_queue, workflows=[FinishingOrderFulfill],
-                      workflow_runner=UnsandboxedWorkflowRunner()):  # fmt: skip
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[FinishingOrderFulfill],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
         handle = client.get_workflow_handle(f"order:{h.tenant}:7301")
         await h.shopify(dumps(shopify_order(7301)), "orders/paid")
         assert (await h.relay.run_once()).handed_over == 1

@@ -28,10 +28,14 @@ async def probe(sandbox: Sandbox) -> AsyncIterator[ProviderProbe]:  # noqa: F811
 
 async def _pi(stripe: StripePayments, *, capture: bool) -> str:
     pi = await stripe.create_payment_intent(
-        amount=2500, currency="usd", order_key="probe:1", idempotency_key=str(uuid.uuid4()),
-        payment_method="pm_card_visa", confirm=True,
+        amount=2500,
+        currency="usd",
+        order_key="probe:1",
+        idempotency_key=str(uuid.uuid4()),
+        payment_method="pm_card_visa",
+        confirm=True,
         capture_method="automatic" if capture else "manual",
-    )  # fmt: skip
+    )
     return pi.id
 
 
@@ -45,8 +49,16 @@ async def test_stripe_capture_is_asked_of_stripe(probe: ProviderProbe, sandbox: 
     assert await probe.holds(refund | {"entity_key": f"payment_intent:{captured}"}) is True
     assert await probe.holds(refund | {"entity_key": f"payment_intent:{authorised}"}) is False
     # No precondition, or no key to look up: the probe cannot tell.
-    assert await probe.holds({"source": "stripe", "topic": "charge.succeeded",
-                              "entity_key": f"payment_intent:{captured}"}) is None  # fmt: skip
+    assert (
+        await probe.holds(
+            {
+                "source": "stripe",
+                "topic": "charge.succeeded",
+                "entity_key": f"payment_intent:{captured}",
+            }
+        )
+        is None
+    )
     assert await probe.holds(refund | {"entity_key": None}) is None
 
 

@@ -28,9 +28,12 @@ def free_port() -> int:
 
 
 async def test_ingress_process_stores_a_signed_event(
-    pg_database: ProvisionedDatabase, database: Database, tenant: str,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    pg_database: ProvisionedDatabase,
+    database: Database,
+    tenant: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     port = free_port()
     env = {
         "AUTOBIZ_DATABASE_URL": pg_database.admin_dsn,

@@ -59,8 +59,12 @@ async def test_signal_with_start_and_held_shipment(
     make_ingress: HarnessFactory, client: Client, task_queue: str
 ) -> None:
     h = await make_ingress(handoff=TemporalHandoff(client, task_queue))
-    async with Worker(client, task_queue=task_queue, workflows=[FakeOrderFulfill],
-                      workflow_runner=UnsandboxedWorkflowRunner()):  # fmt: skip
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[FakeOrderFulfill],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
         shipped = await h.printful(dumps(printful_event("package_shipped", 7001)))
         assert shipped.json()["status"] == "held"
         body = dumps(shopify_order(7001))
@@ -104,8 +108,12 @@ async def test_temporal_unreachable_then_back_each_handed_over_once(
         return client
 
     h = await make_ingress(handoff=TemporalHandoff(connect, task_queue))
-    async with Worker(client, task_queue=task_queue, workflows=[FakeOrderFulfill],
-                      workflow_runner=UnsandboxedWorkflowRunner()):  # fmt: skip
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[FakeOrderFulfill],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
         for n in range(3):
             await h.shopify(dumps(shopify_order(7100 + n)), "orders/paid")
         report = await h.relay.run_once()

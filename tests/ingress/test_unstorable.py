@@ -72,15 +72,19 @@ async def test_1e400_over_real_http_on_every_source(make_ingress: HarnessFactory
     body = PREFIX + b'"amount":1e400}'
     async with serve_http(h.app) as url, httpx.AsyncClient(base_url=url) as http:
         stripe = await http.post(
-            "/webhooks/stripe", content=body,
+            "/webhooks/stripe",
+            content=body,
             headers={"Stripe-Signature": stripe_header(body, t=h.clock.unix)},
-        )  # fmt: skip
+        )
         shopify = await http.post(
-            "/webhooks/shopify", content=body,
-            headers={"X-Shopify-Hmac-Sha256": shopify_header(body),
-                     "X-Shopify-Topic": "orders/paid",
-                     "X-Shopify-Shop-Domain": f"{h.tenant}.myshopify.com"},
-        )  # fmt: skip
+            "/webhooks/shopify",
+            content=body,
+            headers={
+                "X-Shopify-Hmac-Sha256": shopify_header(body),
+                "X-Shopify-Topic": "orders/paid",
+                "X-Shopify-Shop-Domain": f"{h.tenant}.myshopify.com",
+            },
+        )
     assert (stripe.status_code, shopify.status_code) == (200, 200)
     assert {r["status"] for r in await h.rows()} == {"dead_letter"}
     assert len(await h.rows()) == 2

@@ -150,12 +150,14 @@ async def test_tenant_comes_from_the_secret_not_the_shop_header(
     make_ingress: HarnessFactory, database: Database, tenant: str
 ) -> None:
     other = await new_tenant(database)
-    secrets = StaticWebhookSecrets({
-        tenant: tenant_config(tenant),
-        other: tenant_config(
-            other, shopify=[SecretStr("shpss_other_tenant")], stripe=[SecretStr("whsec_other")]
-        ),
-    })  # fmt: skip
+    secrets = StaticWebhookSecrets(
+        {
+            tenant: tenant_config(tenant),
+            other: tenant_config(
+                other, shopify=[SecretStr("shpss_other_tenant")], stripe=[SecretStr("whsec_other")]
+            ),
+        }
+    )
     h = await make_ingress(secrets=secrets)
     body = dumps(shopify_order(10))
     # Signed with `tenant`'s secret but claiming to be `other`'s shop: refused, nothing stored.

@@ -29,10 +29,15 @@ TENANT, WORKFLOW, REQUEST = "shop-a", "refund:shop-a:rr-1", "refund:shop-a:rr-1#
 
 def _registry(*keys: tuple[str, LocalKey], **changes: datetime | None) -> ApproverKeyRegistry:
     rows = tuple(
-        ApproverKey(approver_id=who, key_id=k.key_id, public_key=k.public_key,
-                    not_before=NOW - timedelta(days=1), **changes)
+        ApproverKey(
+            approver_id=who,
+            key_id=k.key_id,
+            public_key=k.public_key,
+            not_before=NOW - timedelta(days=1),
+            **changes,
+        )
         for who, k in keys
-    )  # fmt: skip
+    )
     return ApproverKeyRegistry(tenant_id=TENANT, as_of=NOW, keys=rows)
 
 
@@ -40,9 +45,13 @@ def _signed(key: LocalKey, approver: str = "ana", **kw: object) -> Decision:
     args: dict[str, object] = {"issued_at": NOW - timedelta(seconds=5), "approve": True}
     args.update(kw)
     return sign_decision(
-        key, tenant_id=TENANT, workflow_id=WORKFLOW, request_id=REQUEST, approver=approver,
+        key,
+        tenant_id=TENANT,
+        workflow_id=WORKFLOW,
+        request_id=REQUEST,
+        approver=approver,
         **args,  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
 
 
 def _check(
@@ -55,19 +64,31 @@ def _check(
 ) -> None:
     assert d.proof is not None and d.request_id is not None
     statement = statement_for(
-        tenant_id=TENANT, workflow_id=workflow_id, request_id=d.request_id, approve=d.approve,
-        reason=d.reason, approver=d.approver, proof=d.proof,
-    )  # fmt: skip
-    check_proof(statement, d.proof.signature, registry, now=now, requested_at=OPENED,
-                seen_nonces=seen)  # fmt: skip
+        tenant_id=TENANT,
+        workflow_id=workflow_id,
+        request_id=d.request_id,
+        approve=d.approve,
+        reason=d.reason,
+        approver=d.approver,
+        proof=d.proof,
+    )
+    check_proof(
+        statement, d.proof.signature, registry, now=now, requested_at=OPENED, seen_nonces=seen
+    )
 
 
 def test_statement_is_rfc8785_canonical() -> None:
     statement = DecisionStatement(
-        tenant_id=TENANT, workflow_id=WORKFLOW, request_id=REQUEST, verdict="approve",
-        reason="ok ✓", approver="ana", key_id="ak_0123456789", issued_at=NOW,
+        tenant_id=TENANT,
+        workflow_id=WORKFLOW,
+        request_id=REQUEST,
+        verdict="approve",
+        reason="ok ✓",
+        approver="ana",
+        key_id="ak_0123456789",
+        issued_at=NOW,
         nonce="n" * 20,
-    )  # fmt: skip
+    )
     raw = statement.canonical()
     data = json.loads(raw)
     assert list(data) == sorted(data)  # keys sorted, no whitespace, UTF-8 as is
@@ -123,10 +144,17 @@ def test_key_checks() -> None:
     with pytest.raises(ProofRejected, match="expired at"):
         _check(_signed(ana), _registry(("ana", ana), expires_at=NOW))
     later = ApproverKeyRegistry(
-        tenant_id=TENANT, as_of=NOW,
-        keys=(ApproverKey(approver_id="ana", key_id=ana.key_id, public_key=ana.public_key,
-                          not_before=NOW + timedelta(hours=1)),),
-    )  # fmt: skip
+        tenant_id=TENANT,
+        as_of=NOW,
+        keys=(
+            ApproverKey(
+                approver_id="ana",
+                key_id=ana.key_id,
+                public_key=ana.public_key,
+                not_before=NOW + timedelta(hours=1),
+            ),
+        ),
+    )
     with pytest.raises(ProofRejected, match="not valid before"):
         _check(_signed(ana), later)
     other_tenant = _registry(("ana", ana)).model_copy(update={"tenant_id": "shop-b"})

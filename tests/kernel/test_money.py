@@ -18,9 +18,19 @@ pytestmark = pytest.mark.unit
 
 @pytest.mark.parametrize(
     ("code", "digits"),
-    [("USD", 2), ("EUR", 2), ("JPY", 0), ("KRW", 0), ("CLP", 0), ("KWD", 3), ("BHD", 3),
-     ("JOD", 3), ("OMR", 3), ("TND", 3)],
-)  # fmt: skip
+    [
+        ("USD", 2),
+        ("EUR", 2),
+        ("JPY", 0),
+        ("KRW", 0),
+        ("CLP", 0),
+        ("KWD", 3),
+        ("BHD", 3),
+        ("JOD", 3),
+        ("OMR", 3),
+        ("TND", 3),
+    ],
+)
 def test_minor_digits_come_from_babel(code: str, digits: int) -> None:
     assert money.minor_digits(code) == digits
     assert money.minor_digits(code.lower()) == digits
@@ -64,10 +74,25 @@ def test_malformed_codes_are_invalid(text: str) -> None:
         "\uff15",  # full-width 5
         "\uff15.\uff10\uff10",
         "\u0967\u0968",  # Devanagari 12
-        " 5 ", " 5", "5 ", "\t5", "5\n", "\u00a05",  # padding
-        "5.", ".5", "5..0", "5.0.0", "+5", "-5", "5e2", "1_000", "1,000", "0x10", "\uff15\uff10",
+        " 5 ",
+        " 5",
+        "5 ",
+        "\t5",
+        "5\n",
+        "\u00a05",  # padding
+        "5.",
+        ".5",
+        "5..0",
+        "5.0.0",
+        "+5",
+        "-5",
+        "5e2",
+        "1_000",
+        "1,000",
+        "0x10",
+        "\uff15\uff10",
     ],
-)  # fmt: skip
+)
 def test_only_ascii_digits_and_one_dot(text: str) -> None:
     with pytest.raises(MoneyError) as refused:
         parse_amount(text, "USD")
@@ -77,9 +102,16 @@ def test_only_ascii_digits_and_one_dot(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor"),
-    [("5", "USD", 500), ("5.5", "USD", 550), ("5.05", "USD", 505), ("500", "JPY", 500),
-     ("1.234", "KWD", 1234), ("1.2", "BHD", 1200), ("007.10", "EUR", 710)],
-)  # fmt: skip
+    [
+        ("5", "USD", 500),
+        ("5.5", "USD", 550),
+        ("5.05", "USD", 505),
+        ("500", "JPY", 500),
+        ("1.234", "KWD", 1234),
+        ("1.2", "BHD", 1200),
+        ("007.10", "EUR", 710),
+    ],
+)
 def test_plain_amounts(text: str, currency: str, minor: int) -> None:
     assert parse_amount(text, currency) == minor
 

@@ -40,10 +40,14 @@ async def autobiz(h: Harness, *args: str, env: dict[str, str] | None = None) -> 
     base = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
     base.update(AUTOBIZ_ENV="test", AUTOBIZ_TEMPORAL__HOST=host, AUTOBIZ_TEMPORAL__PORT=port)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "autobiz.cli.main", *args,
+        sys.executable,
+        "-m",
+        "autobiz.cli.main",
+        *args,
         env={**base, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())
@@ -53,10 +57,16 @@ async def _refund(h: Harness, amount_minor: int) -> WorkflowHandle[Any, Any]:
     order_id = await h.seed_order("100.00", financial_status="paid")
     pi = await h.authorize(10000, order_id, capture=True)
     return await request_refund(
-        h.client, h.config, order_id=order_id, payment_intent_id=pi, amount_minor=amount_minor,
-        currency="USD", task_queue=h.task_queue, refund_request_id=f"rr-{uuid.uuid4().hex}",
+        h.client,
+        h.config,
+        order_id=order_id,
+        payment_intent_id=pi,
+        amount_minor=amount_minor,
+        currency="USD",
+        task_queue=h.task_queue,
+        refund_request_id=f"rr-{uuid.uuid4().hex}",
         timing=FAST,
-    )  # fmt: skip
+    )
 
 
 async def test_closed_run_replays_deterministically(harness: Harness) -> None:
@@ -105,9 +115,13 @@ async def test_history_from_changed_code_is_nondeterministic(harness: Harness) -
     order_id = await h.seed_order("25.00")
     async with Worker(h.client, task_queue=queue, workflows=[OrderFulfillWithExtraTimer]):
         handle = await start_order(
-            h.client, h.config, order_id=order_id, task_queue=queue, ship_to=SHIP_TO,
+            h.client,
+            h.config,
+            order_id=order_id,
+            task_queue=queue,
+            ship_to=SHIP_TO,
             timing=FAST,
-        )  # fmt: skip
+        )
 
         async def timer_started() -> bool | None:
             events = (await handle.fetch_history()).events

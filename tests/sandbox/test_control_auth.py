@@ -40,13 +40,15 @@ async def test_a_web_pages_simple_post_arms_nothing(sandbox: Sandbox) -> None:
     """The attack as a browser sends it: text/plain, foreign Origin, no credential."""
     async with httpx.AsyncClient(base_url=sandbox.url) as http:
         fault = await http.post(
-            "/_control/faults", content=json.dumps(FAULT),
+            "/_control/faults",
+            content=json.dumps(FAULT),
             headers={"Content-Type": "text/plain", "Origin": EVIL},
-        )  # fmt: skip
+        )
         redirect = await http.post(
-            "/_control/webhooks", content=json.dumps({"target_url": "http://127.0.0.1:1/x"}),
+            "/_control/webhooks",
+            content=json.dumps({"target_url": "http://127.0.0.1:1/x"}),
             headers={"Content-Type": "text/plain", "Origin": EVIL},
-        )  # fmt: skip
+        )
     assert (fault.status_code, redirect.status_code) == (403, 403)
     assert "cross-origin" in fault.json()["error"]
     assert await _rules(sandbox) == []
@@ -95,9 +97,10 @@ async def test_a_post_that_is_not_json_is_415(sandbox: Sandbox) -> None:
             assert refused.status_code == 415, (content_type, refused.text)
             assert "application/json" in refused.json()["error"]
         ok = await h.post(
-            "/_control/faults", content=json.dumps(FAULT),
+            "/_control/faults",
+            content=json.dumps(FAULT),
             headers={"Content-Type": "application/json; charset=utf-8"},
-        )  # fmt: skip
+        )
     assert ok.status_code == 200
     assert len(await _rules(sandbox)) == 1
 

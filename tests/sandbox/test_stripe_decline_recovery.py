@@ -33,10 +33,14 @@ def key() -> str:
 async def declined(client: StripePayments, pm: str, *, capture: str = "manual") -> str:
     with pytest.raises(CardDeclined) as exc:
         await client.create_payment_intent(
-            amount=4200, currency="usd", order_key=f"t:{uuid.uuid4().hex}",
-            idempotency_key=key(), payment_method=pm, confirm=True,
+            amount=4200,
+            currency="usd",
+            order_key=f"t:{uuid.uuid4().hex}",
+            idempotency_key=key(),
+            payment_method=pm,
+            confirm=True,
             capture_method="manual" if capture == "manual" else "automatic",
-        )  # fmt: skip
+        )
     assert exc.value.payment_intent_id is not None
     return exc.value.payment_intent_id
 

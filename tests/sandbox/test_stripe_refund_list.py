@@ -24,18 +24,24 @@ async def stripe_client(sandbox: Sandbox) -> AsyncIterator[StripePayments]:
 
 async def _captured(stripe: StripePayments, amount: int) -> str:
     pi = await stripe.create_payment_intent(
-        amount=amount, currency="usd", order_key=f"o-{uuid.uuid4().hex[:6]}",
-        idempotency_key=str(uuid.uuid4()), payment_method="pm_card_visa", confirm=True,
+        amount=amount,
+        currency="usd",
+        order_key=f"o-{uuid.uuid4().hex[:6]}",
+        idempotency_key=str(uuid.uuid4()),
+        payment_method="pm_card_visa",
+        confirm=True,
         capture_method="automatic",
-    )  # fmt: skip
+    )
     return pi.id
 
 
 async def _refund(stripe: StripePayments, pi: str, amount: int) -> str:
     refund = await stripe.create_refund(
-        payment_intent_id=pi, idempotency_key=str(uuid.uuid4()), amount=amount,
+        payment_intent_id=pi,
+        idempotency_key=str(uuid.uuid4()),
+        amount=amount,
         metadata={"refund_request_id": f"rr-{amount}"},
-    )  # fmt: skip
+    )
     return refund.id
 
 

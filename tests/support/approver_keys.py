@@ -32,9 +32,14 @@ class Approvers:
         an approver of this tenant is the one :meth:`decision` signs with."""
         key = generate_key()
         await register_key(
-            self.db, tenant or self.tenant, approver, key.public_key, key_id=key.key_id,
-            created_by="test", expires_in=expires_in,
-        )  # fmt: skip
+            self.db,
+            tenant or self.tenant,
+            approver,
+            key.public_key,
+            key_id=key.key_id,
+            created_by="test",
+            expires_in=expires_in,
+        )
         if tenant is None or tenant == self.tenant:
             self.keys[approver] = key
         return key
@@ -60,10 +65,15 @@ class Approvers:
 
         rid = request_id or await pending_request(client, workflow_id)
         return sign_decision(
-            key or self.keys[approver], tenant_id=tenant_id or self.tenant,
-            workflow_id=workflow_id, request_id=rid, approver=approver, approve=approve,
-            reason=reason, issued_at=issued_at,
-        )  # fmt: skip
+            key or self.keys[approver],
+            tenant_id=tenant_id or self.tenant,
+            workflow_id=workflow_id,
+            request_id=rid,
+            approver=approver,
+            approve=approve,
+            reason=reason,
+            issued_at=issued_at,
+        )
 
 
 async def pending_request(client: Client, workflow_id: str) -> str:

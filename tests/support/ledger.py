@@ -12,21 +12,35 @@ from kernel.contracts import SideEffect
 
 
 async def record_capture(
-    db: Database, tenant: str, order_id: str, payment_intent_id: str, amount_minor: int,
+    db: Database,
+    tenant: str,
+    order_id: str,
+    payment_intent_id: str,
+    amount_minor: int,
     currency: str = "USD",
-) -> Receipt:  # fmt: skip
+) -> Receipt:
     """The ``stripe.capture_payment`` receipt of ``order_id``'s flow."""
     key = uuid.uuid4().hex
     return await ReceiptStore(db).record(
         ReceiptDraft(
-            tenant_id=tenant, workflow_id=f"order:{tenant}:{order_id}", run_id="run-1",
-            activity_id="1", tool="stripe.capture_payment", tool_version="1",
-            side_effect=SideEffect.FINANCIAL, internal_key=key, external_key=f"ext-{key}",
-            request_hash=key, provider="stripe", provider_object_id=payment_intent_id,
-            status="succeeded", amount_minor=amount_minor, currency=currency,
+            tenant_id=tenant,
+            workflow_id=f"order:{tenant}:{order_id}",
+            run_id="run-1",
+            activity_id="1",
+            tool="stripe.capture_payment",
+            tool_version="1",
+            side_effect=SideEffect.FINANCIAL,
+            internal_key=key,
+            external_key=f"ext-{key}",
+            request_hash=key,
+            provider="stripe",
+            provider_object_id=payment_intent_id,
+            status="succeeded",
+            amount_minor=amount_minor,
+            currency=currency,
             details={"order_id": order_id, "risk_level": "low"},
         )
-    )  # fmt: skip
+    )
 
 
 async def security_incidents(

@@ -34,8 +34,11 @@ def autobiz(
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "autobiz.cli.main", *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"autobiz {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

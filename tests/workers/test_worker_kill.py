@@ -66,9 +66,12 @@ KILL_POINTS = {
     "printful_create": KillPoint("printful.create_order@1", "POST", "/printful/v2/orders"),
 }
 EXPECTED_TOOLS = [
-    "stripe.capture_payment", "printful.create_order", "printful.confirm_order",
-    "shopify.create_fulfillment", "sendgrid.send_email",
-]  # fmt: skip
+    "stripe.capture_payment",
+    "printful.create_order",
+    "printful.confirm_order",
+    "shopify.create_fulfillment",
+    "sendgrid.send_email",
+]
 
 
 @dataclass
@@ -111,9 +114,15 @@ class Rig:
         log = self.workdir / f"worker-{len(self.started) + 1}.log"
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "autobiz.cli.main", "worker",
-                env=self.env, cwd=str(self.workdir), stdout=out, stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "autobiz.cli.main",
+                "worker",
+                env=self.env,
+                cwd=str(self.workdir),
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
         worker = WorkerProcess(proc, log)
         self.started.append(worker)
         await worker.ready()
@@ -122,15 +131,20 @@ class Rig:
     async def seed_authorized_order(self, price: str, amount_minor: int) -> tuple[str, str]:
         seeded = await self.sandbox.control.seed_shopify_order(
             shop=self.clients.shop_domain,
-            email="customer@example.com", financial_status="authorized",
+            email="customer@example.com",
+            financial_status="authorized",
             line_items=[{"title": "Tee", "quantity": 1, "price": price, "sku": "PF-4012"}],
-        )  # fmt: skip
+        )
         order_id = str(seeded["legacy_id"])
         pi = await self.clients.stripe.create_payment_intent(
-            amount=amount_minor, currency="usd", order_key=f"{self.tenant}:{order_id}",
-            idempotency_key=f"test-{uuid.uuid4()}", payment_method="pm_card_visa",
-            confirm=True, capture_method="manual",
-        )  # fmt: skip
+            amount=amount_minor,
+            currency="usd",
+            order_key=f"{self.tenant}:{order_id}",
+            idempotency_key=f"test-{uuid.uuid4()}",
+            payment_method="pm_card_visa",
+            confirm=True,
+            capture_method="manual",
+        )
         return order_id, pi.id
 
     async def hold_next(self, point: KillPoint) -> None:
@@ -252,9 +266,12 @@ async def rig(
     )
     clients = await tenant_clients.for_tenant(tenant)
     env = _worker_env(
-        temporal=target, sandbox_url=sandbox.url, app_dsn=pg_database.app_dsn,
-        config_dir=config_dir, task_queue=task_queue,
-    )  # fmt: skip
+        temporal=target,
+        sandbox_url=sandbox.url,
+        app_dsn=pg_database.app_dsn,
+        config_dir=config_dir,
+        task_queue=task_queue,
+    )
     env["AUTOBIZ_SECRETS_FILE"] = str(secrets_file)
     app: Any = sandbox_server.server.config.app
     state: SandboxState = app.state.sandbox
@@ -312,9 +329,14 @@ async def test_worker_killed_mid_activity_recovers_exactly_once(rig: Rig, where:
     await rig.hold_next(point)
     first = await rig.spawn()
     handle = await start_order(
-        rig.client, tenant_config(rig.tenant), order_id=order_id, task_queue=rig.task_queue,
-        payment_intent=pi, ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        rig.client,
+        tenant_config(rig.tenant),
+        order_id=order_id,
+        task_queue=rig.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
 
     await rig.in_flight(handle, point)
     first.proc.kill()  # SIGKILL: no shutdown path runs
@@ -331,10 +353,15 @@ async def test_worker_killed_mid_activity_recovers_exactly_once(rig: Rig, where:
     assert _activity_attempts(events, point.tool) == [2]
     # Provider truth: one capture, one Printful order, one fulfillment, one email.
     stripe_events = rig.state.stripe.events
-    assert _count(
-        stripe_events,
-        lambda e: e["type"] == "charge.captured" and e["data"]["object"]["payment_intent"] == pi,
-    ) == 1  # fmt: skip
+    assert (
+        _count(
+            stripe_events,
+            lambda e: (
+                e["type"] == "charge.captured" and e["data"]["object"]["payment_intent"] == pi
+            ),
+        )
+        == 1
+    )
     intent = await rig.clients.stripe.retrieve_payment_intent(pi)
     assert intent.status == "succeeded" and intent.amount_received == 2500
     external_id = printful_external_id(rig.tenant, order_id)
@@ -355,9 +382,14 @@ async def test_sigterm_finishes_the_in_flight_activity_and_exits_zero(rig: Rig) 
     await rig.hold_next(point)
     first = await rig.spawn()
     handle = await start_order(
-        rig.client, tenant_config(rig.tenant), order_id=order_id, task_queue=rig.task_queue,
-        payment_intent=pi, ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        rig.client,
+        tenant_config(rig.tenant),
+        order_id=order_id,
+        task_queue=rig.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     await rig.in_flight(handle, point)
 
     first.proc.send_signal(signal.SIGTERM)
@@ -374,8 +406,9 @@ async def test_sigterm_finishes_the_in_flight_activity_and_exits_zero(rig: Rig) 
     result = await rig.ship(handle)
     assert result.state == "completed"
     external_id = printful_external_id(rig.tenant, order_id)
-    assert _count(
-        list(rig.state.printful.orders.values()), lambda o: o["external_id"] == external_id
-    ) == 1  # fmt: skip
+    assert (
+        _count(list(rig.state.printful.orders.values()), lambda o: o["external_id"] == external_id)
+        == 1
+    )
     receipts = await ReceiptStore(rig.db).for_workflow(rig.tenant, handle.id)
     assert [r.tool for r in receipts] == EXPECTED_TOOLS

@@ -33,32 +33,45 @@ TEMPLATE = "d-autobiz-refund-issued"
 
 def _receipt_emails(r: Rig) -> list[dict[str, Any]]:
     return [
-        m for m in r.state.sendgrid.outbox
+        m
+        for m in r.state.sendgrid.outbox
         if m["account"] == r.tenant and m["request"].get("template_id") == TEMPLATE
-    ]  # fmt: skip
+    ]
 
 
 async def test_worker_killed_after_sendgrid_accepted_sends_one_email(rig: Rig) -> None:  # noqa: F811
     seeded = await rig.sandbox.control.seed_shopify_order(
-        shop=rig.clients.shop_domain, email="customer@example.com", financial_status="paid",
+        shop=rig.clients.shop_domain,
+        email="customer@example.com",
+        financial_status="paid",
         line_items=[{"title": "Tee", "quantity": 1, "price": "25.00", "sku": "PF-4012"}],
-    )  # fmt: skip
+    )
     order_id = str(seeded["legacy_id"])
     pi = await rig.clients.stripe.create_payment_intent(
-        amount=2500, currency="usd", order_key=f"{rig.tenant}:{order_id}",
-        idempotency_key=f"test-{uuid.uuid4()}", payment_method="pm_card_visa", confirm=True,
+        amount=2500,
+        currency="usd",
+        order_key=f"{rig.tenant}:{order_id}",
+        idempotency_key=f"test-{uuid.uuid4()}",
+        payment_method="pm_card_visa",
+        confirm=True,
         capture_method="automatic",
-    )  # fmt: skip
+    )
     # SendGrid accepts the message, and its answer never reaches the worker.
     await rig.sandbox.control.fault(
         "commit_then_drop", "/sendgrid/v3/mail/send", method="POST", hang_seconds=120
     )
     first = await rig.spawn()
     handle = await request_refund(
-        rig.client, tenant_config(rig.tenant), order_id=order_id, payment_intent_id=pi.id,
-        amount_minor=1500, currency="USD", task_queue=rig.task_queue,
-        refund_request_id=f"rr-{uuid.uuid4().hex[:12]}", timing=FAST,
-    )  # fmt: skip
+        rig.client,
+        tenant_config(rig.tenant),
+        order_id=order_id,
+        payment_intent_id=pi.id,
+        amount_minor=1500,
+        currency="USD",
+        task_queue=rig.task_queue,
+        refund_request_id=f"rr-{uuid.uuid4().hex[:12]}",
+        timing=FAST,
+    )
 
     async def accepted_and_waiting() -> bool | None:
         if not _receipt_emails(rig):

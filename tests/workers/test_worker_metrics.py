@@ -43,10 +43,14 @@ from workflows.models import ShipmentNotice
 pytestmark = pytest.mark.integration
 
 ORDER_TOOLS = (
-    "shopify.get_order@1", "risk.assess@1", "stripe.capture_payment@1",
-    "printful.create_order@1", "printful.confirm_order@1", "shopify.create_fulfillment@1",
+    "shopify.get_order@1",
+    "risk.assess@1",
+    "stripe.capture_payment@1",
+    "printful.create_order@1",
+    "printful.confirm_order@1",
+    "shopify.create_fulfillment@1",
     "sendgrid.send_email@1",
-)  # fmt: skip
+)
 SIDE_EFFECTS = {
     "stripe.capture_payment@1": "FINANCIAL",
     "printful.create_order@1": "WRITE",
@@ -157,15 +161,25 @@ async def metrics_harness(
     tenant_clients = await sandbox.tenant_clients(tenant)
     clients = await tenant_clients.for_tenant(tenant)
     worker = build_worker(
-        metrics_client.client, sandbox.settings, tenant_clients, database, {tenant: config},
+        metrics_client.client,
+        sandbox.settings,
+        tenant_clients,
+        database,
+        {tenant: config},
         task_queue=task_queue,
-    )  # fmt: skip
+    )
     try:
         async with worker:
             yield Harness(
-                metrics_client.client, task_queue, tenant, config, sandbox, clients, database,
+                metrics_client.client,
+                task_queue,
+                tenant,
+                config,
+                sandbox,
+                clients,
+                database,
                 tenant_clients,
-            )  # fmt: skip
+            )
     finally:
         await tenant_clients.aclose()
 
@@ -177,9 +191,14 @@ async def test_order_fulfill_counts_every_tool_call_once(
     order_id = await h.seed_order("25.00")
     pi = await h.authorize(2500, order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS", tracking_number="T1"))
     assert (await handle.result()).state == "completed"
 
@@ -203,8 +222,10 @@ async def test_order_fulfill_counts_every_tool_call_once(
     # Activity side: one receipt and one first execution per side effect.
     for tool, side_effect in SIDE_EFFECTS.items():
         labels = {**wf, "tool": tool}
-        assert total(samples, "autobiz_receipts", side_effect=side_effect, outcome="written",
-                     **labels) == 1, tool  # fmt: skip
+        assert (
+            total(samples, "autobiz_receipts", side_effect=side_effect, outcome="written", **labels)
+            == 1
+        ), tool
         assert total(samples, "autobiz_idempotency", outcome="executed", **labels) == 1, tool
     assert total(samples, "autobiz_idempotency", outcome="replayed", **mine) == 0
     assert total(samples, "autobiz_receipts", outcome="failed", **mine) == 0
@@ -221,8 +242,9 @@ async def test_order_fulfill_counts_every_tool_call_once(
     )
     await replayer.replay_workflow(history)
     after = await m.scrape()
-    assert [s for s in after if s[0].startswith("autobiz_") and s[1].get("tenant") == h.tenant] \
-        == before  # fmt: skip
+    assert [
+        s for s in after if s[0].startswith("autobiz_") and s[1].get("tenant") == h.tenant
+    ] == before
 
 
 async def test_approval_metrics(
@@ -234,9 +256,14 @@ async def test_approval_metrics(
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     await h.status_when(handle.id, lambda s: s.approval is not None)
     mine = {"tenant": h.tenant, "task_queue": h.task_queue}
     await m.value_when("autobiz_approval_requests", 1, action="capture_payment", **mine)
@@ -287,9 +314,15 @@ async def test_gate_refusals_are_counted_by_check(
             task_queue=task_queue,
         )
     assert result.outcomes == [
-        "TOOL_UNKNOWN", "SCHEMA_INVALID", "PERMISSION_DENIED", "ACTIVITY_FAILED", "ok", "ok",
-        "RUN_TERMINATED", "RUN_TERMINATED",
-    ]  # fmt: skip
+        "TOOL_UNKNOWN",
+        "SCHEMA_INVALID",
+        "PERMISSION_DENIED",
+        "ACTIVITY_FAILED",
+        "ok",
+        "ok",
+        "RUN_TERMINATED",
+        "RUN_TERMINATED",
+    ]
     mine = {"tenant": tenant, "task_queue": task_queue, "workflow_type": "GateTestWorkflow"}
     samples = await m.value_when("autobiz_gate_decisions", len(calls), **mine)
     assert series(samples, "autobiz_gate_decisions", **mine) == {

@@ -48,10 +48,11 @@ async def test_worker_start_creates_each_tenants_schedule_once(
     client = await connect(Settings(env=Environment.TEST), target_host=target)
     host, _, port = target.rpartition(":")
     settings = Settings(
-        env=Environment.TEST, config_dir=config_dir,
+        env=Environment.TEST,
+        config_dir=config_dir,
         app_database_url=pg_database.app_dsn,  # type: ignore[arg-type]
         temporal=TemporalSettings(host=host, port=int(port), task_queue=task_queue),
-    )  # fmt: skip
+    )
     stop, ready = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop=stop, on_ready=ready.set))
     try:

@@ -31,9 +31,13 @@ from workflows.models import ApprovalTiming, FlowStatus
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo-shop.yaml"
 SHIP_TO = PrintfulRecipient(
-    name="Ada Lovelace", address1="1 Analytical Way", city="London", zip="N1 9GU",
-    country_code="GB", email="ada@example.com",
-)  # fmt: skip
+    name="Ada Lovelace",
+    address1="1 Analytical Way",
+    city="London",
+    zip="N1 9GU",
+    country_code="GB",
+    email="ada@example.com",
+)
 FAST = ApprovalTiming(
     timeout=timedelta(seconds=60), remind_before=timedelta(0), escalate_after=timedelta(0)
 )
@@ -64,10 +68,14 @@ class Harness:
 
     async def authorize(self, amount_minor: int, order_id: str, *, capture: bool = False) -> str:
         pi = await self.clients.stripe.create_payment_intent(
-            amount=amount_minor, currency="usd", order_key=f"{self.tenant}:{order_id}",
-            idempotency_key=f"test-{uuid.uuid4()}", payment_method="pm_card_visa",
-            confirm=True, capture_method="automatic" if capture else "manual",
-        )  # fmt: skip
+            amount=amount_minor,
+            currency="usd",
+            order_key=f"{self.tenant}:{order_id}",
+            idempotency_key=f"test-{uuid.uuid4()}",
+            payment_method="pm_card_visa",
+            confirm=True,
+            capture_method="automatic" if capture else "manual",
+        )
         return pi.id
 
     async def receipts(self, workflow_id: str) -> list[Receipt]:

@@ -32,10 +32,16 @@ async def _refund(h: Harness, amount: int = 6000) -> tuple[WorkflowHandle[Any, R
     order_id = await h.seed_order("100.00", financial_status="paid")
     pi = await h.authorize(10000, order_id, capture=True)
     handle = await request_refund(
-        h.client, h.config, order_id=order_id, payment_intent_id=pi, amount_minor=amount,
-        currency="USD", task_queue=h.task_queue, refund_request_id=f"rr-{uuid.uuid4().hex}",
+        h.client,
+        h.config,
+        order_id=order_id,
+        payment_intent_id=pi,
+        amount_minor=amount,
+        currency="USD",
+        task_queue=h.task_queue,
+        refund_request_id=f"rr-{uuid.uuid4().hex}",
         timing=FAST,
-    )  # fmt: skip
+    )
     await pending_request(h.client, handle.id)
     return handle, pi
 
@@ -130,8 +136,9 @@ async def test_forged_signature_is_rejected(harness: Harness, approvers: Approve
     forger = LocalKey(ana.key_id, generate_key().private_key)
     forged = await approvers.decision(h.client, handle.id, "ana", True, key=forger)
     await _rejected(h, handle, forged, "does not verify")
-    omar_as_ana = await approvers.decision(h.client, handle.id, "ana", True,
-                                           key=approvers.keys["omar"])  # fmt: skip
+    omar_as_ana = await approvers.decision(
+        h.client, handle.id, "ana", True, key=approvers.keys["omar"]
+    )
     await _rejected(h, handle, omar_as_ana, "is not ana's key")
     unknown = await approvers.decision(h.client, handle.id, "ana", True, key=generate_key())
     await _rejected(h, handle, unknown, "is not registered")
@@ -164,11 +171,13 @@ async def test_expired_or_future_proof_is_rejected(harness: Harness, approvers: 
     h = harness
     handle, pi = await _refund(h)
     now = datetime.now(UTC)
-    old = await approvers.decision(h.client, handle.id, "ana", True,
-                                   issued_at=now - timedelta(minutes=11))  # fmt: skip
+    old = await approvers.decision(
+        h.client, handle.id, "ana", True, issued_at=now - timedelta(minutes=11)
+    )
     await _rejected(h, handle, old, "the proof expired")
-    ahead = await approvers.decision(h.client, handle.id, "ana", True,
-                                     issued_at=now + timedelta(minutes=5))  # fmt: skip
+    ahead = await approvers.decision(
+        h.client, handle.id, "ana", True, issued_at=now + timedelta(minutes=5)
+    )
     await _rejected(h, handle, ahead, "in the future")
     assert await _refunded(h, pi) == 0
 
@@ -182,8 +191,9 @@ async def test_other_tenants_key_and_wrong_role_are_rejected(
     theirs = await approvers.register("ana", tenant=other)
     cross = await approvers.decision(h.client, handle.id, "ana", True, key=theirs)
     await _rejected(h, handle, cross, f"is not registered for tenant {h.tenant}")
-    as_other = await approvers.decision(h.client, handle.id, "ana", True, key=theirs,
-                                        tenant_id=other)  # fmt: skip
+    as_other = await approvers.decision(
+        h.client, handle.id, "ana", True, key=theirs, tenant_id=other
+    )
     await _rejected(h, handle, as_other, f"decision for tenant {other}")
     # omar holds a valid key but not the finance role this refund needs.
     omar = await approvers.decision(h.client, handle.id, "omar", True)
@@ -220,9 +230,11 @@ async def test_rotation_keeps_the_old_key_until_revoked(
     await _rejected(h, waiting_revoked, revoked, f"key {old_key.key_id} was revoked")
     later, pi_later = await _refund(h)
     await _rejected(
-        h, later, await approvers.decision(h.client, later.id, "ana", True, key=old_key),
+        h,
+        later,
+        await approvers.decision(h.client, later.id, "ana", True, key=old_key),
         "was revoked",
-    )  # fmt: skip
+    )
     signed = await approvers.decision(h.client, later.id, "ana", True, key=new_key)
     await decide(h.client, later.id, signed)
     assert (await later.result()).state == "refunded"
@@ -255,8 +267,7 @@ async def test_signals_without_a_valid_proof_are_dropped(
     status = await h.status_when(handle.id, lambda s: True)
     assert status.approval is not None and status.approval.status == "pending"
     assert await _refunded(h, pi) == 0
-    await handle.signal("decide_signal",
-                        await approvers.decision(h.client, handle.id, "ana", True))  # fmt: skip
+    await handle.signal("decide_signal", await approvers.decision(h.client, handle.id, "ana", True))
     assert (await handle.result()).state == "refunded"
     rows = await h.hitl_rows(handle.id)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "ana")]

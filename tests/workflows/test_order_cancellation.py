@@ -80,9 +80,14 @@ async def _cancel(
     h: Harness, order_id: str, pi: str | None, timing: ApprovalTiming = FAST, **kw: Any
 ) -> WorkflowHandle[Any, OrderCancellationResult]:
     return await request_cancellation(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent_id=pi,
-        timing=timing, **kw,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent_id=pi,
+        timing=timing,
+        **kw,
+    )
 
 
 async def test_draft_and_authorisation_are_cancelled_and_voided(harness: Harness) -> None:
@@ -108,9 +113,11 @@ async def test_draft_and_authorisation_are_cancelled_and_voided(harness: Harness
     # One receipt per side effect; the void carries its amount.
     receipts = await h.receipts(handle.id)
     assert [r.tool for r in receipts] == [
-        "printful.cancel_order", "stripe.cancel_payment", "shopify.cancel_order",
+        "printful.cancel_order",
+        "stripe.cancel_payment",
+        "shopify.cancel_order",
         "sendgrid.send_email",
-    ]  # fmt: skip
+    ]
     void = receipts[1]
     assert void.amount_minor == 2500 and void.currency == "USD"
     assert void.external_key.startswith("autobiz:")
@@ -144,8 +151,10 @@ async def test_captured_below_threshold_is_refunded_without_approval(harness: Ha
     assert await _shopify_cancelled(h, order_id)
     wf_id = cancellation_workflow_id(h.tenant, order_id)
     assert [r.tool for r in await h.receipts(wf_id)] == [
-        "stripe.create_refund", "shopify.cancel_order", "sendgrid.send_email",
-    ]  # fmt: skip
+        "stripe.create_refund",
+        "shopify.cancel_order",
+        "sendgrid.send_email",
+    ]
     assert await h.hitl_rows(wf_id) == []
 
 
@@ -183,9 +192,11 @@ async def test_captured_above_threshold_waits_for_approval(
     assert await _shopify_cancelled(h, order_id)
     receipts = await h.receipts(handle.id)
     assert [r.tool for r in receipts] == [
-        "printful.cancel_order", "stripe.create_refund", "shopify.cancel_order",
+        "printful.cancel_order",
+        "stripe.create_refund",
+        "shopify.cancel_order",
         "sendgrid.send_email",
-    ]  # fmt: skip
+    ]
     assert receipts[1].amount_minor == 8000
     rows = await h.hitl_rows(handle.id)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "ana")]
@@ -292,9 +303,14 @@ async def test_running_fulfilment_waiting_for_approval_is_stopped(
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
     fulfil = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     await _pending(h, fulfil.id)  # the capture waits for fraud_reviewer/finance
 
     handle = await _cancel(h, order_id, pi)
@@ -335,9 +351,14 @@ async def test_fulfilment_in_production_wait_is_stopped_and_refunded(harness: Ha
     order_id = await h.seed_order("25.00")
     pi = await h.authorize(2500, order_id)
     fulfil = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     status = await h.status_when(fulfil.id, lambda s: s.state == "in_production")
     pf_id = int(status.detail["printful_order_id"])
     assert await _printful_status(h, pf_id) == "pending"  # confirmed, not yet made
@@ -353,12 +374,16 @@ async def test_fulfilment_in_production_wait_is_stopped_and_refunded(harness: Ha
     assert await _shopify_cancelled(h, order_id)
     # OrderFulfill compensated nothing itself: the refund is the cancellation's, once.
     assert [r.tool for r in await h.receipts(fulfil.id)] == [
-        "stripe.capture_payment", "printful.create_order", "printful.confirm_order",
-    ]  # fmt: skip
+        "stripe.capture_payment",
+        "printful.create_order",
+        "printful.confirm_order",
+    ]
     assert [r.tool for r in await h.receipts(result.workflow_id)] == [
-        "printful.cancel_order", "stripe.create_refund", "shopify.cancel_order",
+        "printful.cancel_order",
+        "stripe.create_refund",
+        "shopify.cancel_order",
         "sendgrid.send_email",
-    ]  # fmt: skip
+    ]
 
 
 async def test_started_by_the_ingress_without_context(harness: Harness) -> None:
@@ -367,24 +392,41 @@ async def test_started_by_the_ingress_without_context(harness: Harness) -> None:
     pi = await h.authorize(3000, order_id)
     wf_id = cancellation_workflow_id(h.tenant, order_id)
     trigger = {
-        "tenant_id": h.tenant, "workflow_id": wf_id, "order_id": order_id,
-        "payment_intent": pi, "source": "shopify", "topic": "orders/cancelled",
-        "event_id": 1, "unexpected_field": "ignored",
-    }  # fmt: skip
+        "tenant_id": h.tenant,
+        "workflow_id": wf_id,
+        "order_id": order_id,
+        "payment_intent": pi,
+        "source": "shopify",
+        "topic": "orders/cancelled",
+        "event_id": 1,
+        "unexpected_field": "ignored",
+    }
     envelope = {
-        "tenant_id": h.tenant, "event_id": 1, "dedup_id": f"shopify:{uuid.uuid4()}",
-        "source": "shopify", "provider_event_id": str(uuid.uuid4()),
-        "topic": "orders/cancelled", "entity_key": f"order:{order_id}", "order_id": order_id,
-        "payment_intent": None, "payload_sha256": "0" * 64, "payload": {"id": order_id},
-        "received_at": datetime.now(UTC).isoformat(), "timeout_released": False,
-    }  # fmt: skip
+        "tenant_id": h.tenant,
+        "event_id": 1,
+        "dedup_id": f"shopify:{uuid.uuid4()}",
+        "source": "shopify",
+        "provider_event_id": str(uuid.uuid4()),
+        "topic": "orders/cancelled",
+        "entity_key": f"order:{order_id}",
+        "order_id": order_id,
+        "payment_intent": None,
+        "payload_sha256": "0" * 64,
+        "payload": {"id": order_id},
+        "received_at": datetime.now(UTC).isoformat(),
+        "timeout_released": False,
+    }
     handle = await h.client.start_workflow(
-        ORDER_CANCELLATION, trigger, id=wf_id, task_queue=h.task_queue,
-        result_type=OrderCancellationResult, start_signal="shopify_event",
+        ORDER_CANCELLATION,
+        trigger,
+        id=wf_id,
+        task_queue=h.task_queue,
+        result_type=OrderCancellationResult,
+        start_signal="shopify_event",
         start_signal_args=[envelope],
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )  # fmt: skip
+    )
     result = await handle.result()
     assert result.state == "cancelled" and result.payment_action == "void"
     assert result.payment_intent_id == pi
@@ -401,9 +443,11 @@ async def test_payment_of_another_order_is_rejected(harness: Harness) -> None:
     # The order names (through its Shopify transaction) a PaymentIntent of another order.
     seeded = await h.sandbox.control.seed_shopify_order(
         shop=h.clients.shop_domain,
-        email="customer@example.com", financial_status="authorized", payment_intent=foreign_pi,
+        email="customer@example.com",
+        financial_status="authorized",
+        payment_intent=foreign_pi,
         line_items=[{"title": "Tee", "quantity": 1, "price": "20.00", "sku": "PF-4012"}],
-    )  # fmt: skip
+    )
     order_id = str(seeded["legacy_id"])
     result = await (await _cancel(h, order_id, None)).result()
     assert result.state == "rejected" and result.reason is not None

@@ -18,27 +18,38 @@ async def test_5xx_and_commit_then_drop_do_nothing_twice(harness: Harness) -> No
     control = h.sandbox.control
     await control.fault("error", "/stripe/v1/payment_intents/*/capture", method="POST", status=503)
     await control.fault(
-        "commit_then_drop", "/stripe/v1/payment_intents/*/capture", method="POST",
+        "commit_then_drop",
+        "/stripe/v1/payment_intents/*/capture",
+        method="POST",
         hang_seconds=0.2,
-    )  # fmt: skip
+    )
     await control.fault("commit_then_drop", "/printful/v2/orders", method="POST", hang_seconds=0.2)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     status = await h.status_when(handle.id, lambda s: s.state == "in_production", within=90)
     pf_id = int(status.detail["printful_order_id"])
     await control.advance_printful(pf_id, "ship", carrier="UPS")
     tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
     assert tracking
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="UPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="UPS", tracking_number=tracking)
+    )
     result = await handle.result()
     assert result.state == "completed" and result.captured_minor == 3000
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.amount_received == 3000
-    orders = [o for o in await control.printful_orders()
-              if o["external_id"] == printful_external_id(h.tenant, order_id)]  # fmt: skip
+    orders = [
+        o
+        for o in await control.printful_orders()
+        if o["external_id"] == printful_external_id(h.tenant, order_id)
+    ]
     assert len(orders) == 1
     receipts = await h.receipts(handle.id)
     assert [r.tool for r in receipts].count("stripe.capture_payment") == 1
@@ -52,9 +63,14 @@ async def test_uncapturable_payment_fails_fast(harness: Harness) -> None:
     pi = await h.authorize(1200, order_id)
     await h.clients.stripe.cancel_payment_intent(pi, idempotency_key=f"cancel-{pi}")
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     from temporalio.client import WorkflowFailureError
 
     with pytest.raises(WorkflowFailureError):

@@ -29,19 +29,30 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
     order_id = await h.seed_order("25.00")
     pi = await h.authorize(2500, order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     # A second trigger for the same order attaches to the running workflow.
     again = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     assert again.id == handle.id and again.result_run_id == handle.result_run_id
 
     pf_id, tracking = await _ship(h, handle.id)
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
     result = await handle.result()
     assert result.state == "completed"
     assert result.captured_minor == 2500 and result.tracking_number == tracking
@@ -63,9 +74,12 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
     # Receipts: one per side effect, FINANCIAL with amount and currency.
     receipts = await h.receipts(handle.id)
     assert [r.tool for r in receipts] == [
-        "stripe.capture_payment", "printful.create_order", "printful.confirm_order",
-        "shopify.create_fulfillment", "sendgrid.send_email",
-    ]  # fmt: skip
+        "stripe.capture_payment",
+        "printful.create_order",
+        "printful.confirm_order",
+        "shopify.create_fulfillment",
+        "sendgrid.send_email",
+    ]
     capture = receipts[0]
     assert capture.amount_minor == 2500 and capture.currency == "USD"
     assert capture.external_key.startswith("autobiz:")
@@ -85,9 +99,15 @@ async def test_shipment_found_by_polling_printful(harness: Harness) -> None:
     h = harness
     order_id = await h.seed_order("19.00", financial_status="paid")
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, ship_to=SHIP_TO,
-        timing=FAST, shipment_wait=timedelta(seconds=1), shipment_polls=20,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        ship_to=SHIP_TO,
+        timing=FAST,
+        shipment_wait=timedelta(seconds=1),
+        shipment_polls=20,
+    )
     _, tracking = await _ship(h, handle.id)
     result = await handle.result()
     assert result.state == "completed" and result.tracking_number == tracking
@@ -103,9 +123,14 @@ async def test_large_order_waits_for_approval_then_captures(
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     status = await h.status_when(handle.id, lambda s: s.approval is not None)
     assert status.state == "awaiting_approval" and status.approval is not None
     assert set(status.approval.roles) == {"fraud_reviewer", "finance"}
@@ -116,8 +141,9 @@ async def test_large_order_waits_for_approval_then_captures(
     )
     assert result.status == "approved"
     _, tracking = await _ship(h, handle.id)
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
     done = await handle.result()
     assert done.state == "completed" and done.captured_minor == 60000
     rows = await h.hitl_rows(handle.id)
@@ -137,12 +163,18 @@ async def test_order_whose_row_another_flow_wrote_first_continues_it(harness: Ha
         )
     pi = await h.authorize(2500, order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     _, tracking = await _ship(h, handle.id)
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
     assert (await handle.result()).state == "completed"
     async with h.db.tenant(h.tenant) as s:
         row = await s.fetch_one(

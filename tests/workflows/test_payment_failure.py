@@ -49,10 +49,14 @@ async def _declined(h: Harness, price: str, pm: str) -> tuple[str, str]:
     order_id = await h.seed_order(price, financial_status="pending")
     with pytest.raises(CardDeclined) as declined:
         await h.clients.stripe.create_payment_intent(
-            amount=int(price.replace(".", "")), currency="usd",
-            order_key=f"{h.tenant}:{order_id}", idempotency_key=f"test-{uuid.uuid4()}",
-            payment_method=pm, confirm=True, capture_method="manual",
-        )  # fmt: skip
+            amount=int(price.replace(".", "")),
+            currency="usd",
+            order_key=f"{h.tenant}:{order_id}",
+            idempotency_key=f"test-{uuid.uuid4()}",
+            payment_method=pm,
+            confirm=True,
+            capture_method="manual",
+        )
     pi = declined.value.payment_intent_id
     assert pi is not None
     return order_id, pi
@@ -66,9 +70,14 @@ async def _start(
     timing: ApprovalTiming = FAST,
 ) -> WorkflowHandle[Any, PaymentFailureResult]:
     return await start_payment_failure(
-        h.client, h.config, payment_intent_id=pi, order_id=order_id, task_queue=h.task_queue,
-        dunning=dunning, timing=timing,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        payment_intent_id=pi,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        dunning=dunning,
+        timing=timing,
+    )
 
 
 async def _pay(h: Harness, pi: str) -> None:
@@ -84,12 +93,19 @@ async def _envelope(h: Harness, pi: str, order_id: str, topic: str) -> dict[str,
     page = await h.clients.stripe.list_events(types=[topic], limit=100)
     event = next(e for e in page.events if e.object_id == pi)
     return EventEnvelope(
-        tenant_id=h.tenant, event_id=abs(hash(event.id)) % 10**9, dedup_id=f"stripe:{event.id}",
-        source=Source.STRIPE, provider_event_id=event.id, topic=topic,
-        entity_key=f"payment_intent:{pi}", order_id=order_id, payment_intent=pi,
-        payload_sha256="0" * 64, payload=event.model_dump(mode="json"),
+        tenant_id=h.tenant,
+        event_id=abs(hash(event.id)) % 10**9,
+        dedup_id=f"stripe:{event.id}",
+        source=Source.STRIPE,
+        provider_event_id=event.id,
+        topic=topic,
+        entity_key=f"payment_intent:{pi}",
+        order_id=order_id,
+        payment_intent=pi,
+        payload_sha256="0" * 64,
+        payload=event.model_dump(mode="json"),
         received_at=datetime.now(UTC),
-    ).model_dump(mode="json")  # fmt: skip
+    ).model_dump(mode="json")
 
 
 async def _ingress_start(
@@ -100,19 +116,27 @@ async def _ingress_start(
     assert route is not None
     workflow_id = route.workflow_id(h.tenant, pi)
     trigger = WorkflowTrigger(
-        tenant_id=h.tenant, workflow_id=workflow_id, order_id=order_id, payment_intent=pi,
-        source=Source.STRIPE, topic="payment_intent.payment_failed",
+        tenant_id=h.tenant,
+        workflow_id=workflow_id,
+        order_id=order_id,
+        payment_intent=pi,
+        source=Source.STRIPE,
+        topic="payment_intent.payment_failed",
         event_id=int(envelope["event_id"]),
-    )  # fmt: skip
+    )
     return await h.client.start_workflow(
-        route.workflow, trigger.model_dump(mode="json"), id=workflow_id,
+        route.workflow,
+        trigger.model_dump(mode="json"),
+        id=workflow_id,
         task_queue=h.task_queue,
-        id_conflict_policy=KEY_CONFLICT_POLICY, id_reuse_policy=KEY_REUSE_POLICY,
-        start_signal=route.signal, start_signal_args=[envelope],
+        id_conflict_policy=KEY_CONFLICT_POLICY,
+        id_reuse_policy=KEY_REUSE_POLICY,
+        start_signal=route.signal,
+        start_signal_args=[envelope],
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(TENANT_ID, h.tenant), SearchAttributePair(ORDER_ID, order_id)]
         ),
-    )  # fmt: skip
+    )
 
 
 async def _templates(h: Harness) -> list[str]:
@@ -155,15 +179,20 @@ async def test_soft_decline_dunned_then_cancelled_when_exhausted(harness: Harnes
     assert handle.id == payment_failure_workflow_id(h.tenant, pi)
     result = await handle.result()
     assert (result.state, result.decline_class, result.decline_code) == (
-        "cancelled", "soft", "insufficient_funds",
-    )  # fmt: skip
+        "cancelled",
+        "soft",
+        "insufficient_funds",
+    )
     assert result.reminders_sent == 2 and result.order_id == order_id
 
     # SendGrid: the notice, two reminders, the cancellation — all to the customer.
     outbox = await h.sandbox.control.outbox()
     assert [m["request"]["template_id"] for m in outbox] == [
-        T_FAILED, T_REMINDER, T_REMINDER, T_CANCELLED,
-    ]  # fmt: skip
+        T_FAILED,
+        T_REMINDER,
+        T_REMINDER,
+        T_CANCELLED,
+    ]
     assert all(m["recipients"] == [CUSTOMER] for m in outbox)
     notice = outbox[0]["request"]["personalizations"][0]["dynamic_template_data"]
     assert "pay again" in notice["pay_again"].lower() and notice["amount_minor"] == "2500"
@@ -174,9 +203,13 @@ async def test_soft_decline_dunned_then_cancelled_when_exhausted(harness: Harnes
     # Receipts: one per side effect; the void with amount and currency.
     receipts = await h.receipts(handle.id)
     assert [r.tool for r in receipts] == [
-        "sendgrid.send_email", "sendgrid.send_email", "sendgrid.send_email",
-        "stripe.cancel_payment", "shopify.cancel_order", "sendgrid.send_email",
-    ]  # fmt: skip
+        "sendgrid.send_email",
+        "sendgrid.send_email",
+        "sendgrid.send_email",
+        "stripe.cancel_payment",
+        "shopify.cancel_order",
+        "sendgrid.send_email",
+    ]
     void = receipts[3]
     assert (void.amount_minor, void.currency, void.provider_object_id) == (2500, "USD", pi)
     assert await h.hitl_rows(handle.id) == []  # below the approval threshold
@@ -203,8 +236,10 @@ async def test_soft_decline_recovered_when_the_customer_pays_between_reminders(
     await handle.signal("stripe_event", envelope)  # a redelivery is dropped
     result = await handle.result()
     assert (result.state, result.payment_status, result.reminders_sent) == (
-        "recovered", "requires_capture", 1,
-    )  # fmt: skip
+        "recovered",
+        "requires_capture",
+        1,
+    )
     assert await _templates(h) == [T_FAILED, T_REMINDER, T_RECOVERED]
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.status == "requires_capture" and intent.amount_capturable == 3000
@@ -230,16 +265,20 @@ async def test_hard_decline_cancels_without_dunning(harness: Harness) -> None:
     handle = await _start(h, pi, None, HOURS)
     result = await handle.result()
     assert (result.state, result.decline_class, result.decline_code) == (
-        "cancelled", "hard", "stolen_card",
-    )  # fmt: skip
+        "cancelled",
+        "hard",
+        "stolen_card",
+    )
     assert result.reminders_sent == 0 and result.order_id == order_id
     assert await _templates(h) == [T_CANCELLED]  # no notice, no reminders
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.status == "canceled"
     assert await _order_cancelled(h, order_id)
     assert [r.tool for r in await h.receipts(handle.id)] == [
-        "stripe.cancel_payment", "shopify.cancel_order", "sendgrid.send_email",
-    ]  # fmt: skip
+        "stripe.cancel_payment",
+        "shopify.cancel_order",
+        "sendgrid.send_email",
+    ]
     row = await _projection_row(h, order_id)
     assert row is not None and row["state"] == "cancelled" and row["version"] > 3
     trace = await handle.query("kernel_trace")
@@ -437,10 +476,14 @@ def test_order_key_parsing_refuses_another_tenant() -> None:
 @pytest.mark.unit
 def test_trigger_fields_are_ignored_by_the_input() -> None:
     trigger = WorkflowTrigger(
-        tenant_id="shop-a", workflow_id="payment-failure:shop-a:pi_1", order_id=None,
-        payment_intent="pi_1", source=Source.STRIPE, topic="payment_intent.payment_failed",
+        tenant_id="shop-a",
+        workflow_id="payment-failure:shop-a:pi_1",
+        order_id=None,
+        payment_intent="pi_1",
+        source=Source.STRIPE,
+        topic="payment_intent.payment_failed",
         event_id=7,
-    )  # fmt: skip
+    )
     parsed = PaymentFailureInput.model_validate(trigger.model_dump(mode="json"))
     assert (parsed.tenant_id, parsed.payment_intent, parsed.order_id) == ("shop-a", "pi_1", None)
     assert parsed.context is None and parsed.dunning is None
@@ -452,8 +495,10 @@ def test_dunning_config_is_validated() -> None:
     result = compile_text(text)
     assert result.ok and result.config is not None
     assert result.config.dunning.schedule == (
-        timedelta(days=1), timedelta(days=2), timedelta(days=4),
-    )  # fmt: skip
+        timedelta(days=1),
+        timedelta(days=2),
+        timedelta(days=4),
+    )
     demo_schedule = "  schedule: [1d, 2d, 4d]"
     assert demo_schedule in text
     for bad, why in [

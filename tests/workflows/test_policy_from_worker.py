@@ -22,10 +22,17 @@ async def _start_raw(
     workflow_id = order_workflow_id(h.tenant, order_id)
     await client.start_workflow(
         "OrderFulfill",
-        OrderFulfillInput(tenant_id=h.tenant, order_id=order_id, payment_intent=pi,
-                          ship_to=SHIP_TO, context=context, principal="attacker"),
-        id=workflow_id, task_queue=h.task_queue,
-    )  # fmt: skip
+        OrderFulfillInput(
+            tenant_id=h.tenant,
+            order_id=order_id,
+            payment_intent=pi,
+            ship_to=SHIP_TO,
+            context=context,
+            principal="attacker",
+        ),
+        id=workflow_id,
+        task_queue=h.task_queue,
+    )
     return workflow_id
 
 

@@ -55,9 +55,14 @@ async def _in_production(h: Harness, price: str = "25.00") -> tuple[str, str, st
     order_id = await h.seed_order(price)
     pi = await h.authorize(int(price.replace(".", "")), order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     status = await h.status_when(handle.id, lambda s: s.state == "in_production")
     return order_id, pi, handle.id, int(status.detail["printful_order_id"])
 
@@ -128,13 +133,24 @@ async def _capture_receipt(h: Harness, pi: str, order_id: str, amount_minor: int
     key = uuid.uuid4().hex
     await ReceiptStore(h.db).record(
         ReceiptDraft(
-            tenant_id=h.tenant, workflow_id=f"order:{h.tenant}:{order_id}", run_id="r1",
-            activity_id="1", tool="stripe.capture_payment", tool_version="1",
-            side_effect=SideEffect.FINANCIAL, internal_key=key, external_key=f"autobiz:{key}",
-            request_hash=key, provider="stripe", provider_object_id=pi, status="succeeded",
-            amount_minor=amount_minor, currency="USD", details={"order_id": order_id},
+            tenant_id=h.tenant,
+            workflow_id=f"order:{h.tenant}:{order_id}",
+            run_id="r1",
+            activity_id="1",
+            tool="stripe.capture_payment",
+            tool_version="1",
+            side_effect=SideEffect.FINANCIAL,
+            internal_key=key,
+            external_key=f"autobiz:{key}",
+            request_hash=key,
+            provider="stripe",
+            provider_object_id=pi,
+            status="succeeded",
+            amount_minor=amount_minor,
+            currency="USD",
+            details={"order_id": order_id},
         )
-    )  # fmt: skip
+    )
 
 
 # -- the specified scenario -----------------------------------------------------------
@@ -155,13 +171,17 @@ async def test_outside_refund_and_printful_cancel_are_found_and_handled(
     assert set(rows) == {"refund_outside", "printful_cancelled_outside"}
     refund, printful = rows["refund_outside"], rows["printful_cancelled_outside"]
     assert (refund.entity_ref, refund.order_id, refund.financial) == (
-        refund_id, refunded_order, True
-    )  # fmt: skip
+        refund_id,
+        refunded_order,
+        True,
+    )
     assert (refund.status, refund.action) == ("pending_approval", "approval_requested")
     assert refund.actual["amount_minor"] == 1000 and refund.actual["currency"] == "USD"
     assert (printful.entity_ref, printful.order_id, printful.financial) == (
-        f"printful:{pf_id}", cancelled_order, False
-    )  # fmt: skip
+        f"printful:{pf_id}",
+        cancelled_order,
+        False,
+    )
     assert (printful.status, printful.action) == ("repaired", "projection_set_exception")
     assert printful.resolved_at is not None and printful.actual["printful_status"] == "canceled"
 
@@ -175,8 +195,11 @@ async def test_outside_refund_and_printful_cancel_are_found_and_handled(
     assert projection["data"]["exception"] == "printful_cancelled"
     assert projection["data"]["previous_state"] == "in_production"
     # Ops hear about it once (one summary email per run).
-    ops = [m for m in await h.sandbox.control.outbox()
-           if m["request"]["template_id"] == "d-autobiz-reconciliation-drift"]  # fmt: skip
+    ops = [
+        m
+        for m in await h.sandbox.control.outbox()
+        if m["request"]["template_id"] == "d-autobiz-reconciliation-drift"
+    ]
     assert [m["recipients"] for m in ops] == [["ops@autobiz.test"]]
 
     # Financial: nothing moved until finance approves; then it is recorded in Shopify.
@@ -250,8 +273,10 @@ async def test_deny_dismisses_and_expiry_fails_closed(
     assert failed.value.cause.type == "APPROVAL_EXPIRED"
     expired = await _row(h, rows[second].drift_id)
     assert (expired.status, expired.action, expired.resolved_at) == (
-        "open", "approval_expired", None
-    )  # fmt: skip
+        "open",
+        "approval_expired",
+        None,
+    )
     # Fail closed: nothing was written anywhere.
     gid = f"gid://shopify/Order/{order_id}"
     assert (await h.clients.shopify.get_order(gid)).refunded.amount == Decimal("0")
@@ -293,8 +318,10 @@ async def test_capture_drift_is_acknowledged_or_dismissed(
     await decide(h.client, orphan_id, await approvers.decision(h.client, orphan_id, "ana", True))
     orphan = await _repair_result(h, orphan_id)
     assert (orphan.status, orphan.action, orphan.shopify_refund_id) == (
-        "repaired", "acknowledged", None
-    )  # fmt: skip
+        "repaired",
+        "acknowledged",
+        None,
+    )
 
     ack_id, dismiss_id = (
         result.repairs[str(mismatch.drift_id)],
@@ -339,9 +366,12 @@ async def test_schedule_is_created_once_and_runs(harness: Harness) -> None:
         assert await ensure_schedule(h.client, h.config, task_queue=h.task_queue) == "created"
         assert await ensure_schedule(h.client, h.config, task_queue=h.task_queue) == "unchanged"
         hourly = h.config.model_copy(
-            update={"reconciliation": h.config.reconciliation.model_copy(
-                update={"every": timedelta(hours=2), "window": timedelta(hours=48)})}
-        )  # fmt: skip
+            update={
+                "reconciliation": h.config.reconciliation.model_copy(
+                    update={"every": timedelta(hours=2), "window": timedelta(hours=48)}
+                )
+            }
+        )
         assert await ensure_schedule(h.client, hourly, task_queue=h.task_queue) == "updated"
         ids = [s.id async for s in await h.client.list_schedules()]
         assert ids.count(reconcile_schedule_id(h.tenant)) == 1
@@ -393,9 +423,11 @@ async def _cli(env: dict[str, str], *args: str) -> Any:
 
 
 async def test_cli_runs_lists_and_schedules(
-    harness: Harness, temporal_env: WorkflowEnvironment, pg_database: ProvisionedDatabase,
+    harness: Harness,
+    temporal_env: WorkflowEnvironment,
+    pg_database: ProvisionedDatabase,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     h = harness
     (tmp_path / "shop.yaml").write_text(
         DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")

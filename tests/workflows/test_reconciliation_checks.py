@@ -16,25 +16,36 @@ from workflows.reconciliation import payment_drifts, printful_drift
 pytestmark = pytest.mark.unit
 
 PAYMENT = PaymentView(
-    payment_intent_id="pi_1", order_id="1001", captured_minor=2500, currency="USD",
+    payment_intent_id="pi_1",
+    order_id="1001",
+    captured_minor=2500,
+    currency="USD",
     accounted_refunds=("re_ours",),
-)  # fmt: skip
+)
 
 
 def _intent(
     status: str = "succeeded", received: int = 2500, currency: str = "USD"
 ) -> GetPaymentIntentOutput:
     return GetPaymentIntentOutput(
-        id="pi_1", status=status, amount_minor=2500, amount_received_minor=received,
-        amount_capturable_minor=0, currency=currency,
-    )  # fmt: skip
+        id="pi_1",
+        status=status,
+        amount_minor=2500,
+        amount_received_minor=received,
+        amount_capturable_minor=0,
+        currency=currency,
+    )
 
 
 def _refund(refund_id: str, amount: int, status: str = "succeeded") -> RefundView:
     return RefundView(
-        refund_id=refund_id, payment_intent_id="pi_1", amount_minor=amount, currency="USD",
-        status=status, created=1_700_000_000,
-    )  # fmt: skip
+        refund_id=refund_id,
+        payment_intent_id="pi_1",
+        amount_minor=amount,
+        currency="USD",
+        status=status,
+        created=1_700_000_000,
+    )
 
 
 def _refunds(*refunds: RefundView) -> ListRefundsOutput:
@@ -47,17 +58,19 @@ def test_matching_capture_and_our_own_refunds_are_no_drift() -> None:
 
 def test_refunds_that_moved_no_money_are_no_drift() -> None:
     found = payment_drifts(
-        PAYMENT, _intent(),
+        PAYMENT,
+        _intent(),
         _refunds(_refund("re_failed", 100, "failed"), _refund("re_canceled", 100, "canceled")),
-    )  # fmt: skip
+    )
     assert found == []
 
 
 def test_outside_refund_is_financial_drift_per_refund() -> None:
     found = payment_drifts(
-        PAYMENT, _intent(),
+        PAYMENT,
+        _intent(),
         _refunds(_refund("re_ours", 500), _refund("re_x", 700), _refund("re_y", 100, "pending")),
-    )  # fmt: skip
+    )
     assert [(d.kind, d.entity_ref, d.financial) for d in found] == [
         ("refund_outside", "re_x", True),
         ("refund_outside", "re_y", True),
@@ -88,5 +101,8 @@ def test_printful_cancelled_is_non_financial_drift() -> None:
     drift = printful_drift(order, live.model_copy(update={"status": "canceled"}))
     assert drift is not None
     assert (drift.kind, drift.entity_ref, drift.financial, drift.action) == (
-        "printful_cancelled_outside", "printful:9", False, "repair_projection"
-    )  # fmt: skip
+        "printful_cancelled_outside",
+        "printful:9",
+        False,
+        "repair_projection",
+    )

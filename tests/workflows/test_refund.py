@@ -32,10 +32,16 @@ async def _refund(
 ) -> tuple[WorkflowHandle[Any, RefundResult], str]:
     order_id, pi = await _captured_order(h)
     handle = await request_refund(
-        h.client, h.config, order_id=order_id, payment_intent_id=pi, amount_minor=amount,
-        currency=currency, task_queue=h.task_queue, refund_request_id=f"rr-{uuid.uuid4().hex}",
+        h.client,
+        h.config,
+        order_id=order_id,
+        payment_intent_id=pi,
+        amount_minor=amount,
+        currency=currency,
+        task_queue=h.task_queue,
+        refund_request_id=f"rr-{uuid.uuid4().hex}",
         timing=timing,
-    )  # fmt: skip
+    )
     return handle, pi
 
 
@@ -104,8 +110,11 @@ async def test_above_threshold_approved(harness: Harness, approvers: Approvers) 
     assert await _accepted_updates(handle) == 1
     # Late: the request is decided and the flow is over.
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
-        await decide(h.client, handle.id, await approvers.decision(
-            h.client, handle.id, "ana", False, request_id=request_id))  # fmt: skip
+        await decide(
+            h.client,
+            handle.id,
+            await approvers.decision(h.client, handle.id, "ana", False, request_id=request_id),
+        )
     await maybe_record(h.client, handle.id, "refund_approved_above_threshold")
 
 
@@ -114,9 +123,10 @@ async def test_above_threshold_denied(harness: Harness, approvers: Approvers) ->
     handle, pi = await _refund(h, 7500)
     await _pending(h, handle)
     result = await decide(
-        h.client, handle.id,
+        h.client,
+        handle.id,
         await approvers.decision(h.client, handle.id, "ana", False, reason="abuse"),
-    )  # fmt: skip
+    )
     assert result.status == "denied"
     done = await handle.result()
     assert done.state == "denied" and done.reason == "abuse"
@@ -131,9 +141,10 @@ async def test_expiry_fails_closed_with_reminder_and_escalation(
 ) -> None:
     h = harness
     timing = ApprovalTiming(
-        timeout=timedelta(seconds=3), remind_before=timedelta(seconds=1),
+        timeout=timedelta(seconds=3),
+        remind_before=timedelta(seconds=1),
         escalate_after=timedelta(seconds=1),
-    )  # fmt: skip
+    )
     handle, pi = await _refund(h, 9000, timing)
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
@@ -154,8 +165,9 @@ async def test_expiry_fails_closed_with_reminder_and_escalation(
     status = await h.status_when(handle.id, lambda s: True)
     assert status.state == "expired"
     # Late: a decision after expiry is refused.
-    late = await approvers.decision(h.client, handle.id, "ana", True,
-                                    request_id=rows[0]["request_id"])  # fmt: skip
+    late = await approvers.decision(
+        h.client, handle.id, "ana", True, request_id=rows[0]["request_id"]
+    )
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
         await decide(h.client, handle.id, late)
 
@@ -196,9 +208,10 @@ async def test_approve_and_deny_race_gives_one_outcome(
     yes = await approvers.decision(h.client, handle.id, "ana", True)
     no = await approvers.decision(h.client, handle.id, "ana", False)
     outcomes = await asyncio.gather(
-        decide(h.client, handle.id, yes), decide(h.client, handle.id, no),
+        decide(h.client, handle.id, yes),
+        decide(h.client, handle.id, no),
         return_exceptions=True,
-    )  # fmt: skip
+    )
     won = [o for o in outcomes if not isinstance(o, BaseException)]
     lost = [o for o in outcomes if isinstance(o, BaseException)]
     assert len(won) == 1 and len(lost) == 1

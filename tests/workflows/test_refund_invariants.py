@@ -39,10 +39,16 @@ async def _refund(
     h: Harness, order_id: str, pi: str, amount: int, currency: str = "USD"
 ) -> tuple[str, RefundResult]:
     handle = await request_refund(
-        h.client, h.config, order_id=order_id, payment_intent_id=pi, amount_minor=amount,
-        currency=currency, task_queue=h.task_queue, refund_request_id=f"rr-{uuid.uuid4().hex}",
+        h.client,
+        h.config,
+        order_id=order_id,
+        payment_intent_id=pi,
+        amount_minor=amount,
+        currency=currency,
+        task_queue=h.task_queue,
+        refund_request_id=f"rr-{uuid.uuid4().hex}",
         timing=FAST,
-    )  # fmt: skip
+    )
     return handle.id, await handle.result()
 
 
@@ -103,10 +109,9 @@ async def test_payment_bound_to_no_order_is_refused(harness: Harness) -> None:
     h = harness
     order_id = await h.seed_order("100.00", financial_status="paid")
     pi = await h.clients.stripe.sdk.v1.payment_intents.create_async(
-        {"amount": 10000, "currency": "usd", "payment_method": "pm_card_visa",
-         "confirm": True},
+        {"amount": 10000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True},
         {"idempotency_key": f"test-{uuid.uuid4()}"},
-    )  # fmt: skip
+    )
     wid, result = await _refund(h, order_id, pi.id, 2000)
     await _assert_refused(h, wid, result, "PAYMENT_NOT_FOR_ORDER")
     assert await _stripe_refunds(h, pi.id) == []
@@ -147,10 +152,14 @@ async def test_payment_in_another_currency_is_refused(harness: Harness) -> None:
     h = harness
     order_id = await h.seed_order("100.00", financial_status="paid")
     pi = await h.clients.stripe.create_payment_intent(
-        amount=10000, currency="eur", order_key=f"{h.tenant}:{order_id}",
-        idempotency_key=f"test-{uuid.uuid4()}", payment_method="pm_card_visa", confirm=True,
+        amount=10000,
+        currency="eur",
+        order_key=f"{h.tenant}:{order_id}",
+        idempotency_key=f"test-{uuid.uuid4()}",
+        payment_method="pm_card_visa",
+        confirm=True,
         capture_method="automatic",
-    )  # fmt: skip
+    )
     wid, result = await _refund(h, order_id, pi.id, 2000)
     await _assert_refused(h, wid, result, "CURRENCY_MISMATCH")
     assert await _stripe_refunds(h, pi.id) == []
@@ -177,20 +186,36 @@ async def test_refund_after_both_windows_is_found_not_repeated(
     description = await h.client.get_workflow_handle(wid).describe()
     rid = wid.rsplit(":", 1)[1]
     input = CreateRefundInput(
-        payment_intent_id=pi, order_id=order_id, refund_request_id=rid, amount_minor=2000,
+        payment_intent_id=pi,
+        order_id=order_id,
+        refund_request_id=rid,
+        amount_minor=2000,
         currency="USD",
-    )  # fmt: skip
+    )
     data = input.model_dump(mode="json")
-    keys = keys_for(tenant=h.tenant, workflow_id=wid, step="stripe_refund",
-                    tool="stripe.create_refund@1", input=data)  # fmt: skip
+    keys = keys_for(
+        tenant=h.tenant,
+        workflow_id=wid,
+        step="stripe_refund",
+        tool="stripe.create_refund@1",
+        input=data,
+    )
     assert (keys.internal, keys.external) == (receipt.internal_key, receipt.external_key)
     ctx = CallContext(
-        tenant_id=h.tenant, workflow_id=wid, run_id=description.run_id, workflow_type="refund",
-        principal="cli:operator", step="stripe_refund", tool="stripe.create_refund",
-        version="1", side_effect=SideEffect.FINANCIAL, provider="stripe",
-        internal_key=keys.internal, external_key=keys.external,
+        tenant_id=h.tenant,
+        workflow_id=wid,
+        run_id=description.run_id,
+        workflow_type="refund",
+        principal="cli:operator",
+        step="stripe_refund",
+        tool="stripe.create_refund",
+        version="1",
+        side_effect=SideEffect.FINANCIAL,
+        provider="stripe",
+        internal_key=keys.internal,
+        external_key=keys.external,
         request_hash=request_hash("stripe.create_refund@1", data),
-    )  # fmt: skip
+    )
 
     _state(sandbox_server).stripe.idempotency.reset()  # Stripe's 24 h: the key is forgotten
     activities = StripeActivities(h.tenant_clients, h.db)

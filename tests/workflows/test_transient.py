@@ -33,9 +33,14 @@ def quick(h: Harness) -> BusinessConfig:
 
 async def _start(h: Harness, order_id: str, pi: str) -> WorkflowHandle[Any, OrderFulfillResult]:
     return await start_order(
-        h.client, quick(h), order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        quick(h),
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
 
 
 async def _ship(h: Harness, handle: WorkflowHandle[Any, OrderFulfillResult]) -> OrderFulfillResult:
@@ -44,8 +49,9 @@ async def _ship(h: Harness, handle: WorkflowHandle[Any, OrderFulfillResult]) -> 
     await h.sandbox.control.advance_printful(pf_id, "ship", carrier="UPS")
     tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
     assert tracking
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="UPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="UPS", tracking_number=tracking)
+    )
     return await handle.result()
 
 
@@ -74,8 +80,11 @@ async def _one_of_each(h: Harness, handle_id: str, pi: str, order_id: str, amoun
     """Provider truth and receipts: one capture, one Printful order."""
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.amount_received == amount
-    orders = [o for o in await h.sandbox.control.printful_orders()
-              if o["external_id"] == printful_external_id(h.tenant, order_id)]  # fmt: skip
+    orders = [
+        o
+        for o in await h.sandbox.control.printful_orders()
+        if o["external_id"] == printful_external_id(h.tenant, order_id)
+    ]
     assert len(orders) == 1
     tools = [r.tool for r in await h.receipts(handle_id)]
     assert tools.count("stripe.capture_payment") == 1
@@ -159,9 +168,13 @@ async def test_a_lookup_by_external_id_takes_not_found_at_once(harness: Harness)
     order_id = await h.seed_order("20.00")
     pi = await h.authorize(2000, order_id)
     handle = await request_cancellation(
-        h.client, quick(h), order_id=order_id, task_queue=h.task_queue, payment_intent_id=pi,
+        h.client,
+        quick(h),
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent_id=pi,
         timing=FAST,
-    )  # fmt: skip
+    )
     result = await handle.result()
     assert result.state == "cancelled" and result.printful_order_id is None
     lookups = await attempts(handle, "printful.get_order@1")

@@ -50,24 +50,35 @@ class Shops:
     async def seed(self, tenant: str, price: str = "25.00") -> str:
         shop = (await self.clients.for_tenant(tenant)).shop_domain
         seeded = await self.sandbox.control.seed_shopify_order(
-            shop=shop, financial_status="authorized",
+            shop=shop,
+            financial_status="authorized",
             line_items=[{"title": "Tee", "quantity": 1, "price": price, "sku": "PF-4012"}],
-        )  # fmt: skip
+        )
         return str(seeded["legacy_id"])
 
     async def authorize(self, tenant: str, order_key: str) -> str:
         stripe = await self.clients.stripe(tenant)
         pi = await stripe.create_payment_intent(
-            amount=2500, currency="usd", order_key=order_key, idempotency_key=order_key + "-pi",
-            payment_method="pm_card_visa", confirm=True, capture_method="manual",
-        )  # fmt: skip
+            amount=2500,
+            currency="usd",
+            order_key=order_key,
+            idempotency_key=order_key + "-pi",
+            payment_method="pm_card_visa",
+            confirm=True,
+            capture_method="manual",
+        )
         return pi.id
 
     async def fails_with(self, tenant: str, order_id: str, pi: str) -> str:
         handle = await start_order(
-            self.client, self.configs[tenant], order_id=order_id, task_queue=self.task_queue,
-            payment_intent=pi, ship_to=SHIP_TO, timing=FAST,
-        )  # fmt: skip
+            self.client,
+            self.configs[tenant],
+            order_id=order_id,
+            task_queue=self.task_queue,
+            payment_intent=pi,
+            ship_to=SHIP_TO,
+            timing=FAST,
+        )
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
         cause: BaseException | None = failed.value.cause
@@ -91,8 +102,9 @@ async def shops(
     )
     configs = {t: tenant_config(t).model_copy(update={"retries": QUICK}) for t in (tenant, b)}
     clients = await sandbox.tenant_clients(tenant, b)
-    worker = build_worker(client, sandbox.settings, clients, database, configs,
-                          task_queue=task_queue)  # fmt: skip
+    worker = build_worker(
+        client, sandbox.settings, clients, database, configs, task_queue=task_queue
+    )
     try:
         async with worker:
             yield Shops(client, task_queue, tenant, b, configs, clients, sandbox, database)
@@ -106,9 +118,14 @@ async def test_each_tenants_order_runs_on_its_own_accounts(shops: Shops) -> None
         order_id = await s.seed(tenant)
         pi = await s.authorize(tenant, f"{tenant}:{order_id}")
         handle = await start_order(
-            s.client, s.configs[tenant], order_id=order_id, task_queue=s.task_queue,
-            payment_intent=pi, ship_to=SHIP_TO, timing=FAST,
-        )  # fmt: skip
+            s.client,
+            s.configs[tenant],
+            order_id=order_id,
+            task_queue=s.task_queue,
+            payment_intent=pi,
+            ship_to=SHIP_TO,
+            timing=FAST,
+        )
         printful_id = await _in_production(s, handle.id)
         stripe = await s.clients.stripe(tenant)
         assert (await stripe.retrieve_payment_intent(pi)).status == "succeeded"

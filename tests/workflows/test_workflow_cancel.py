@@ -30,9 +30,14 @@ async def test_cancel_while_waiting_for_approval_closes_the_request(harness: Har
     order_id = await h.seed_order("600.00")
     pi = await h.authorize(60000, order_id)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     [row] = await h.pending_rows(handle.id)
     await _cancelled(h, handle.id)
     [closed] = await h.hitl_rows(handle.id)
@@ -50,12 +55,16 @@ async def test_cancel_after_the_capture_refunds_it(harness: Harness) -> None:
     order_id = await h.seed_order("25.00")
     pi = await h.authorize(2500, order_id)
     # Printful takes its time over the draft: the operator cancels meanwhile.
-    await h.sandbox.control.fault("latency", "/printful/v2/orders", method="POST",
-                                  latency_ms=4000)  # fmt: skip
+    await h.sandbox.control.fault("latency", "/printful/v2/orders", method="POST", latency_ms=4000)
     handle = await start_order(
-        h.client, h.config, order_id=order_id, task_queue=h.task_queue, payment_intent=pi,
-        ship_to=SHIP_TO, timing=FAST,
-    )  # fmt: skip
+        h.client,
+        h.config,
+        order_id=order_id,
+        task_queue=h.task_queue,
+        payment_intent=pi,
+        ship_to=SHIP_TO,
+        timing=FAST,
+    )
     await h.status_when(handle.id, lambda s: "captured_minor" in s.detail)
 
     async def drafting() -> bool | None:

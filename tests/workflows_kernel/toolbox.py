@@ -42,19 +42,34 @@ _ONCE = RetrySpec(max_attempts=1)
 def _tool(name: str, side_effect: SideEffect, scope: str, **over: Any) -> ToolContract:
     """A fast, try-once test contract; ``over`` replaces any field."""
     fields: dict[str, Any] = {
-        "name": name, "version": "1", "description": "", "input_model": ReadInput,
-        "output_model": ReadOutput, "side_effect": side_effect, "provider": "internal",
-        "scopes": frozenset({scope}), "timeout": _FAST, "retry": _ONCE,
-    }  # fmt: skip
+        "name": name,
+        "version": "1",
+        "description": "",
+        "input_model": ReadInput,
+        "output_model": ReadOutput,
+        "side_effect": side_effect,
+        "provider": "internal",
+        "scopes": frozenset({scope}),
+        "timeout": _FAST,
+        "retry": _ONCE,
+    }
     return ToolContract(**(fields | over))
 
 
-READ = _tool("test.read", SideEffect.READ, "test:read",
-             trace_fields=frozenset({"key", "note", "echo"}))  # fmt: skip
+READ = _tool(
+    "test.read", SideEffect.READ, "test:read", trace_fields=frozenset({"key", "note", "echo"})
+)
 WRITE = _tool("test.write", SideEffect.WRITE, "test:write")
 PAID = _tool("test.paid", SideEffect.READ, "test:read", provider="testpaid")
-LLM = _tool("test.llm", SideEffect.READ, "test:llm", provider="llm", input_model=LlmInput,
-            output_model=LlmOutput, token_budget_field="max_tokens")  # fmt: skip
+LLM = _tool(
+    "test.llm",
+    SideEffect.READ,
+    "test:llm",
+    provider="llm",
+    input_model=LlmInput,
+    output_model=LlmOutput,
+    token_budget_field="max_tokens",
+)
 FAIL = _tool("test.fail", SideEffect.READ, "test:read")
 SECRET = _tool("test.secret", SideEffect.WRITE, "test:admin")
 

@@ -52,10 +52,15 @@ class Cli:
 
     async def __call__(self, *args: str, check: bool = True, **env: str) -> CliResult:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autobiz.cli.main", *args,
-            env={**self.env, **env}, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "autobiz.cli.main",
+            *args,
+            env={**self.env, **env},
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
         if check and result.code != 0:
@@ -69,11 +74,15 @@ def cli_env(
     host, port = temporal_env.client.service_client.config.target_host.rsplit(":", 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
     env.update(
-        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(home), AUTOBIZ_CONFIG_DIR=str(config_dir),
-        AUTOBIZ_TEMPORAL__HOST=host, AUTOBIZ_TEMPORAL__PORT=port,
-        AUTOBIZ_DATABASE_URL=db.admin_dsn, AUTOBIZ_APP_DATABASE_URL=db.app_dsn,
+        AUTOBIZ_ENV="test",
+        AUTOBIZ_HOME=str(home),
+        AUTOBIZ_CONFIG_DIR=str(config_dir),
+        AUTOBIZ_TEMPORAL__HOST=host,
+        AUTOBIZ_TEMPORAL__PORT=port,
+        AUTOBIZ_DATABASE_URL=db.admin_dsn,
+        AUTOBIZ_APP_DATABASE_URL=db.app_dsn,
         COLUMNS="250",  # rich tables on one line each
-    )  # fmt: skip
+    )
     return env
 
 
@@ -108,11 +117,13 @@ def offline(tmp_path: Path) -> Cli:
     config_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBIZ_")}
     env.update(
-        AUTOBIZ_ENV="test", AUTOBIZ_HOME=str(tmp_path / "home"),
-        AUTOBIZ_CONFIG_DIR=str(config_dir), AUTOBIZ_TEMPORAL__PORT=str(closed_port()),
+        AUTOBIZ_ENV="test",
+        AUTOBIZ_HOME=str(tmp_path / "home"),
+        AUTOBIZ_CONFIG_DIR=str(config_dir),
+        AUTOBIZ_TEMPORAL__PORT=str(closed_port()),
         AUTOBIZ_DATABASE_URL=f"host=127.0.0.1 port={closed_port()} user=postgres dbname=x",
         COLUMNS="250",
-    )  # fmt: skip
+    )
     cli = Cli(env, config_dir)
     cli.add_tenant("demo-shop")
     return cli

@@ -56,9 +56,18 @@ async def _pending_refund(
     order_id, pi = await _captured(h)
     rid = f"ticket-{uuid.uuid4().hex[:8]}"
     out = await cli(
-        "refund", "request", order_id, "--amount", amount, "--payment-intent", pi,
-        "--request-id", rid, "--note", "arrived damaged",
-    )  # fmt: skip
+        "refund",
+        "request",
+        order_id,
+        "--amount",
+        amount,
+        "--payment-intent",
+        pi,
+        "--request-id",
+        rid,
+        "--note",
+        "arrived damaged",
+    )
     wid = f"refund:{h.tenant}:{rid}"
     assert "started refund" in out.stdout and wid in out.stdout
     status = await h.status_when(
@@ -75,18 +84,26 @@ async def _result(h: Harness, workflow_id: str) -> RefundResult:
 async def _accepted_updates(h: Harness, workflow_id: str) -> int:
     history = await h.client.get_workflow_handle(workflow_id).fetch_history()
     return sum(
-        1 for e in history.events
+        1
+        for e in history.events
         if e.HasField("workflow_execution_update_accepted_event_attributes")
-    )  # fmt: skip
+    )
 
 
 async def test_below_threshold_refund_completes(harness: Harness, cli: Cli) -> None:
     h = harness
     order_id, pi = await _captured(h)
     out = await cli(
-        "refund", "request", order_id, "--amount", "20.00", "--payment-intent", pi, "--wait",
+        "refund",
+        "request",
+        order_id,
+        "--amount",
+        "20.00",
+        "--payment-intent",
+        pi,
+        "--wait",
         "--json",
-    )  # fmt: skip
+    )
     started = out.json()
     assert started["amount_minor"] == 2000 and started["currency"] == "USD"
     assert started["workflow_id"] == f"refund:{h.tenant}:{started['refund_request_id']}"
@@ -94,9 +111,17 @@ async def test_below_threshold_refund_completes(harness: Harness, cli: Cli) -> N
     assert await _refunded(h, pi) == 2000
     # The same request id again: that refund has run, it never runs twice.
     again = await cli(
-        "refund", "request", order_id, "--amount", "20.00", "--payment-intent", pi,
-        "--request-id", started["refund_request_id"], check=False,
-    )  # fmt: skip
+        "refund",
+        "request",
+        order_id,
+        "--amount",
+        "20.00",
+        "--payment-intent",
+        pi,
+        "--request-id",
+        started["refund_request_id"],
+        check=False,
+    )
     assert again.refused("REQUEST_CLOSED"), again.stderr
     assert await _refunded(h, pi) == 2000
     listed = await cli("approvals", "list")
@@ -120,8 +145,9 @@ async def test_above_threshold_listed_then_approved(harness: Harness, cli: Cli) 
     for text in (request_id, wid, "60.00 USD", "finance", "23h", "1 pending"):
         assert text in human.stdout
 
-    approved = await cli("approvals", "approve", request_id, "--as", "ana", "--reason", "ok",
-                         "--json")  # fmt: skip
+    approved = await cli(
+        "approvals", "approve", request_id, "--as", "ana", "--reason", "ok", "--json"
+    )
     decision = approved.json()
     assert decision["status"] == "approved" and decision["decided_by"] == "ana"
     assert decision["workflow_id"] == wid and decision["duplicate"] is False
@@ -163,8 +189,9 @@ async def test_wrong_approver_or_role_is_rejected(harness: Harness, cli: Cli) ->
     assert stranger.refused("APPROVER_KEY_MISSING"), stranger.stderr
     enrol = await cli("approvals", "keys", "create", "--as", "mallory", check=False)
     assert enrol.refused("APPROVER_UNKNOWN") and "mallory is not an approver" in enrol.stderr
-    wrong_role = await cli("approvals", "approve", request_id, "--as", "omar", "--json",
-                           check=False)  # fmt: skip
+    wrong_role = await cli(
+        "approvals", "approve", request_id, "--as", "omar", "--json", check=False
+    )
     assert wrong_role.refused("APPROVAL_REJECTED") and '"status"' not in wrong_role.stdout
     assert "none of the roles finance" in wrong_role.stderr
     unknown = await cli("approvals", "deny", f"{wid}#refund#9", "--as", "ana", check=False)
@@ -183,9 +210,15 @@ async def _hitl_row(db: Database, tenant: str, request_id: str, expires_in: time
             "INSERT INTO hitl_requests (request_id, tenant_id, workflow_id, run_id, action, "
             "required_role, amount_minor, currency, status, requested_at, expires_at, details) "
             "VALUES (%s, %s, %s, 'run', 'refund', 'finance', 9900, 'USD', 'pending', %s, %s, %s)",
-            (request_id, tenant, f"refund:{tenant}:{request_id}", now - timedelta(minutes=5),
-             now + expires_in, Jsonb({})),
-        )  # fmt: skip
+            (
+                request_id,
+                tenant,
+                f"refund:{tenant}:{request_id}",
+                now - timedelta(minutes=5),
+                now + expires_in,
+                Jsonb({}),
+            ),
+        )
 
 
 async def test_list_is_per_tenant_sorted_by_expiry(harness: Harness, cli: Cli) -> None:
@@ -227,15 +260,17 @@ async def test_keys_create_list_rotate_revoke(harness: Harness, cli: Cli) -> Non
         (first["key_id"], "active"),
         (rotated["key_id"], "active"),
     }
-    revoked = (await cli("approvals", "keys", "revoke", first["key_id"], "--reason", "lost",
-                         "--json")).json()  # fmt: skip
+    revoked = (
+        await cli("approvals", "keys", "revoke", first["key_id"], "--reason", "lost", "--json")
+    ).json()
     assert revoked["state"] == "revoked" and wid in revoked["notified"]
     human = await cli("approvals", "keys", "list")
     assert "revoked" in human.stdout and rotated["key_id"] in human.stdout
     # The revoked key's file cannot sign any more; the new key approves the request that
     # was already waiting (it learnt the key when told).
-    old = await cli("approvals", "approve", request_id, "--as", "ana", "--key-file", str(pem),
-                    check=False)  # fmt: skip
+    old = await cli(
+        "approvals", "approve", request_id, "--as", "ana", "--key-file", str(pem), check=False
+    )
     assert old.refused("APPROVER_KEY_MISSING")
     approved = (await cli("approvals", "approve", request_id, "--as", "ana", "--json")).json()
     assert approved["status"] == "approved" and approved["key_id"] == rotated["key_id"]

@@ -17,8 +17,9 @@ async def test_cancel_voids_then_refuses_a_second_run(harness: Harness, cli: Cli
     bad = await cli("cancel", "request", order_id, "--reason", "BORED", check=False)
     assert bad.refused("INPUT_INVALID") and "reason" in bad.stderr
 
-    out = (await cli("cancel", "request", order_id, "--payment-intent", pi, "--wait",
-                     "--json")).json()  # fmt: skip
+    out = (
+        await cli("cancel", "request", order_id, "--payment-intent", pi, "--wait", "--json")
+    ).json()
     assert out["workflow_id"] == f"cancel:{h.tenant}:{order_id}" and out["started"] is True
     assert out["reason"] == "CUSTOMER"
     result = out["result"]
@@ -36,8 +37,9 @@ async def test_cancel_above_threshold_is_approved_from_the_cli(harness: Harness,
     await cli("approvals", "keys", "create", "--as", "ana")
     order_id = await h.seed_order("80.00", financial_status="paid")
     pi = await h.authorize(8000, order_id, capture=True)
-    started = await cli("cancel", "request", order_id, "--payment-intent", pi,
-                        "--reason", "inventory")  # fmt: skip
+    started = await cli(
+        "cancel", "request", order_id, "--payment-intent", pi, "--reason", "inventory"
+    )
     wid = f"cancel:{h.tenant}:{order_id}"
     assert "started cancellation" in started.stdout and wid in started.stdout
     status = await h.status_when(

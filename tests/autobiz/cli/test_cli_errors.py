@@ -29,21 +29,31 @@ async def test_stack_down_gives_a_code_and_the_fix(offline: Cli) -> None:
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        (("refund", "request", "1001", "--amount", "abc", "--payment-intent", "pi_1"),
-         "AMOUNT_INVALID"),
-        (("refund", "request", "1001", "--amount", "0", "--payment-intent", "pi_1"),
-         "AMOUNT_INVALID"),
-        (("refund", "request", "1001", "--amount", "10", "--currency", "dollars"),
-         "CURRENCY_INVALID"),
-        (("refund", "request", "1001", "--amount", "10", "--payment-intent", "ch_1"),
-         "PAYMENT_INTENT_INVALID"),
-        (("refund", "request", "1001", "--amount", "10", "--request-id", "no spaces"),
-         "REQUEST_ID_INVALID"),
+        (
+            ("refund", "request", "1001", "--amount", "abc", "--payment-intent", "pi_1"),
+            "AMOUNT_INVALID",
+        ),
+        (
+            ("refund", "request", "1001", "--amount", "0", "--payment-intent", "pi_1"),
+            "AMOUNT_INVALID",
+        ),
+        (
+            ("refund", "request", "1001", "--amount", "10", "--currency", "dollars"),
+            "CURRENCY_INVALID",
+        ),
+        (
+            ("refund", "request", "1001", "--amount", "10", "--payment-intent", "ch_1"),
+            "PAYMENT_INTENT_INVALID",
+        ),
+        (
+            ("refund", "request", "1001", "--amount", "10", "--request-id", "no spaces"),
+            "REQUEST_ID_INVALID",
+        ),
         (("order", "start", "10 01"), "ORDER_ID_INVALID"),
         (("order", "status", "1001", "--tenant", "Bad_Tenant"), "TENANT_INVALID"),
         (("approvals", "list", "--tenant", "Bad_Tenant"), "TENANT_INVALID"),
     ],
-)  # fmt: skip
+)
 async def test_bad_input_is_refused_before_any_connection(
     offline: Cli, args: tuple[str, ...], code: str
 ) -> None:

@@ -24,9 +24,11 @@ _exit({code!r})
 @pytest.mark.parametrize(("code", "expected"), [(0, 0), (None, 0), (3, 3), ("bye", 1)])
 def test_exit_keeps_code_handlers_threads_and_output(code: object, expected: int) -> None:
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(code=code)], capture_output=True, text=True,
+        [sys.executable, "-c", SCRIPT.format(code=code)],
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert run.returncode == expected, run.stderr
     assert run.stdout.startswith("output")
     assert "thread finished" in run.stdout and "exit handler ran" in run.stdout

@@ -67,9 +67,17 @@ async def test_amounts_and_currencies_are_bad_input(
     offline: Cli, amount: str, currency: str, code: str
 ) -> None:
     result = await offline(
-        "refund", "request", "1001", "--amount", amount, "--currency", currency,
-        "--payment-intent", "pi_1", check=False,
-    )  # fmt: skip
+        "refund",
+        "request",
+        "1001",
+        "--amount",
+        amount,
+        "--currency",
+        currency,
+        "--payment-intent",
+        "pi_1",
+        check=False,
+    )
     _clean_refusal(result, code, ExitCode.USAGE)
     assert result.stdout == ""
 
@@ -101,8 +109,9 @@ async def test_each_kind_of_failure_has_its_exit_code(offline: Cli) -> None:
 
     # Refused by policy: the tenant's BusinessConfig does not enable the workflow.
     text = (offline.config_dir / "demo-shop.yaml").read_text()
-    disabled = text.replace("  reconciliation:\n    enabled: true", "  reconciliation:\n"
-                            "    enabled: false", 1)  # fmt: skip
+    disabled = text.replace(
+        "  reconciliation:\n    enabled: true", "  reconciliation:\n    enabled: false", 1
+    )
     assert disabled != text
     (offline.config_dir / "demo-shop.yaml").write_text(disabled)
     refused = await offline("reconcile", "run", check=False)

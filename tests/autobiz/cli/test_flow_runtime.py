@@ -102,8 +102,9 @@ def test_failure_of_names_the_application_error() -> None:
         "APPROVAL_EXPIRED",
         "approval r-1 expired: failed closed",
     )
-    provider = ApplicationError("[PROVIDER_NOT_FOUND] no such payment_intent",
-                                type="PROVIDER_NOT_FOUND")  # fmt: skip
+    provider = ApplicationError(
+        "[PROVIDER_NOT_FOUND] no such payment_intent", type="PROVIDER_NOT_FOUND"
+    )
     assert failure_of(WorkflowFailureError(cause=provider))[1] == "no such payment_intent"
     terminated = TerminatedError("by operator", ())
     assert failure_of(WorkflowFailureError(cause=terminated)) == ("TerminatedError", "by operator")

@@ -75,8 +75,9 @@ def _option(words: list[str], name: str) -> str:
 
 @cache
 def _temporal_help(*subcommand: str) -> str:
-    run = [temporal_binary(), *subcommand, "--help"] if subcommand else [temporal_binary(),
-                                                                        "options"]  # fmt: skip
+    run = (
+        [temporal_binary(), *subcommand, "--help"] if subcommand else [temporal_binary(), "options"]
+    )
     return subprocess.run(run, capture_output=True, text=True, check=True).stdout
 
 
@@ -86,9 +87,16 @@ def test_every_autobiz_command_shown_exists() -> None:
     shown = _commands("autobiz")
     assert len(shown) >= 6
     # and the ones in the table
-    for group, name in [("order", "start"), ("order", "status"), ("refund", "request"),
-                        ("cancel", "request"), ("approvals", "list"), ("approvals", "approve"),
-                        ("approvals", "deny"), ("approvals", "sign")]:  # fmt: skip
+    for group, name in [
+        ("order", "start"),
+        ("order", "status"),
+        ("refund", "request"),
+        ("cancel", "request"),
+        ("approvals", "list"),
+        ("approvals", "approve"),
+        ("approvals", "deny"),
+        ("approvals", "sign"),
+    ]:
         shown.append(["autobiz", group, name])
     for words in shown:
         command = root.get_command(ctx, words[1])

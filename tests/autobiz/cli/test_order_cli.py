@@ -44,8 +44,9 @@ async def test_order_start_attach_status_closed_and_refund_from_receipt(
     tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
     assert tracking is not None
     handle = h.client.get_workflow_handle(wid)
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
     await handle.result()
     closed = (await cli("order", "status", order_id, "--json")).json()
     assert closed["status"] == "COMPLETED" and closed["flow_state"] == "completed"
@@ -84,8 +85,9 @@ async def test_unknown_order_and_uncaptured_refund_say_what_to_do(
 async def test_wait_reports_a_failed_flow_with_its_cause(harness: Harness, cli: Cli) -> None:
     h = harness
     order_id = await h.seed_order("25.00")
-    failed = await cli("order", "start", order_id, "--payment-intent", "pi_missing", "--wait",
-                       check=False)  # fmt: skip
+    failed = await cli(
+        "order", "start", order_id, "--payment-intent", "pi_missing", "--wait", check=False
+    )
     assert failed.refused("FLOW_FAILED"), failed.stderr
     assert f"order:{h.tenant}:{order_id}" in failed.stderr
     status = (await cli("order", "status", order_id, "--json")).json()

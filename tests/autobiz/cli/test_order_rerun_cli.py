@@ -23,9 +23,12 @@ async def test_a_failed_order_reruns_once(harness: Harness, cli: Cli) -> None:
     wid = f"order:{h.tenant}:{order_id}"
     # Shopify keeps saying "no such order" past the grace: run 1 fails decisively.
     await h.sandbox.control.fault(
-        "error", "/shopify/*graphql.json", status=404, operation="GetOrder",
+        "error",
+        "/shopify/*graphql.json",
+        status=404,
+        operation="GetOrder",
         count=SHOPIFY_GET_ORDER.not_found_grace + 1,
-    )  # fmt: skip
+    )
     failed = await cli("order", "start", order_id, "--payment-intent", pi, "--wait", check=False)
     assert failed.refused("FLOW_FAILED") and "PROVIDER_NOT_FOUND" in failed.stderr
     status = await cli("order", "status", order_id)
@@ -49,8 +52,9 @@ async def test_a_failed_order_reruns_once(harness: Harness, cli: Cli) -> None:
     tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
     assert tracking is not None
     handle = h.client.get_workflow_handle(wid, result_type=OrderFulfillResult)
-    await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS",
-                                                            tracking_number=tracking))  # fmt: skip
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
     assert (await handle.result()).state == "completed"
     assert (await h.clients.stripe.retrieve_payment_intent(pi)).amount_received == 2500
 

@@ -42,14 +42,23 @@ def codec_server() -> Iterator[ServerThread]:
 
 class TemporalCli:
     def __init__(self, address: str, codec_url: str) -> None:
-        self.common = ["--address", address, "--codec-endpoint", codec_url,
-                       "--codec-auth", f"Bearer {TOKEN}"]  # fmt: skip
+        self.common = [
+            "--address",
+            address,
+            "--codec-endpoint",
+            codec_url,
+            "--codec-auth",
+            f"Bearer {TOKEN}",
+        ]
 
     async def __call__(self, *args: str, check: bool = True) -> CliResult:
         proc = await asyncio.create_subprocess_exec(
-            temporal_binary(), *args, *self.common,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            temporal_binary(),
+            *args,
+            *self.common,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
         result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
         if check and result.code != 0:
@@ -63,8 +72,9 @@ def temporal(harness: Harness, codec_server: ServerThread) -> TemporalCli:
 
 
 async def _status(temporal: TemporalCli, workflow_id: str) -> dict[str, Any]:
-    out = await temporal("workflow", "query", "--workflow-id", workflow_id, "--name", "status",
-                         "-o", "json")  # fmt: skip
+    out = await temporal(
+        "workflow", "query", "--workflow-id", workflow_id, "--name", "status", "-o", "json"
+    )
     data: dict[str, Any] = json.loads(out.stdout)["queryResult"][0]
     return data
 
@@ -80,9 +90,10 @@ async def _pending_request(temporal: TemporalCli, workflow_id: str) -> str:
 async def _accepted_updates(h: Harness, workflow_id: str) -> int:
     history = await h.client.get_workflow_handle(workflow_id).fetch_history()
     return sum(
-        1 for e in history.events
+        1
+        for e in history.events
         if e.HasField("workflow_execution_update_accepted_event_attributes")
-    )  # fmt: skip
+    )
 
 
 async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli, cli: Cli) -> None:
@@ -93,16 +104,34 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
     pi = await h.authorize(10000, order_id, capture=True)
     rid = f"ticket-{uuid.uuid4().hex[:8]}"
     wid = f"refund:{h.tenant}:{rid}"
-    refund = {"tenant_id": h.tenant, "refund_request_id": rid, "order_id": order_id,
-              "payment_intent_id": pi, "amount_minor": 6000, "currency": "USD"}  # fmt: skip
+    refund = {
+        "tenant_id": h.tenant,
+        "refund_request_id": rid,
+        "order_id": order_id,
+        "payment_intent_id": pi,
+        "amount_minor": 6000,
+        "currency": "USD",
+    }
     await temporal(
-        "workflow", "start", "--type", "Refund", "--task-queue", h.task_queue,
-        "--workflow-id", wid, "--id-conflict-policy", "UseExisting",
-        "--id-reuse-policy", "RejectDuplicate",
-        "--search-attribute", f'TenantId="{h.tenant}"',
-        "--search-attribute", f'OrderId="{order_id}"',
-        "--input", json.dumps(refund),
-    )  # fmt: skip
+        "workflow",
+        "start",
+        "--type",
+        "Refund",
+        "--task-queue",
+        h.task_queue,
+        "--workflow-id",
+        wid,
+        "--id-conflict-policy",
+        "UseExisting",
+        "--id-reuse-policy",
+        "RejectDuplicate",
+        "--search-attribute",
+        f'TenantId="{h.tenant}"',
+        "--search-attribute",
+        f'OrderId="{order_id}"',
+        "--input",
+        json.dumps(refund),
+    )
     # The CLI encoded its input through the codec server: encrypted in history.
     history = await h.client.get_workflow_handle(wid).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
@@ -119,16 +148,24 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
             "-o",
             "json",
         )
-        return True if wid in out.stdout else None  # fmt: skip
+        return True if wid in out.stdout else None
 
     await eventually(listed, what="the visibility list")
 
     # A real approver's name and no proof: refused before history, nothing refunded.
-    unsigned = {"tenant_id": h.tenant, "approver": "ana", "approve": True,
-                "request_id": request_id}  # fmt: skip
-    refused = await temporal("workflow", "update", "execute", "--workflow-id", wid,
-                             "--name", "decide", "--input", json.dumps(unsigned),
-                             check=False)  # fmt: skip
+    unsigned = {"tenant_id": h.tenant, "approver": "ana", "approve": True, "request_id": request_id}
+    refused = await temporal(
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        wid,
+        "--name",
+        "decide",
+        "--input",
+        json.dumps(unsigned),
+        check=False,
+    )
     assert refused.code != 0 and "carries no proof" in refused.stdout + refused.stderr
     assert await _accepted_updates(h, wid) == 0
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
@@ -137,14 +174,36 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
     assert charge.amount_refunded == 0
     # Signed, by someone without the role.
     omar = (await cli("approvals", "sign", request_id, "--as", "omar")).stdout
-    refused = await temporal("workflow", "update", "execute", "--workflow-id", wid,
-                             "--name", "decide", "--input", omar, check=False)  # fmt: skip
+    refused = await temporal(
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        wid,
+        "--name",
+        "decide",
+        "--input",
+        omar,
+        check=False,
+    )
     assert refused.code != 0 and "none of the roles finance" in refused.stdout + refused.stderr
     assert await _accepted_updates(h, wid) == 0
     signed = (await cli("approvals", "sign", request_id, "--as", "ana", "--reason", "ok")).stdout
-    approved = await temporal("workflow", "update", "execute", "--workflow-id", wid,
-                              "--name", "decide", "--update-id", f"approve-{rid}",
-                              "--input", signed, "-o", "json")  # fmt: skip
+    approved = await temporal(
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        wid,
+        "--name",
+        "decide",
+        "--update-id",
+        f"approve-{rid}",
+        "--input",
+        signed,
+        "-o",
+        "json",
+    )
     assert '"approved"' in approved.stdout
 
     out = await temporal("workflow", "result", "--workflow-id", wid, "-o", "json")
@@ -162,20 +221,48 @@ async def test_order_denied_by_signal_with_the_plain_cli(
     wid = f"order:{h.tenant}:{order_id}"
     order = {"tenant_id": h.tenant, "order_id": order_id, "payment_intent": pi}
     await temporal(
-        "workflow", "start", "--type", "OrderFulfill", "--task-queue", h.task_queue,
-        "--workflow-id", wid, "--id-conflict-policy", "UseExisting",
-        "--id-reuse-policy", "RejectDuplicate", "--input", json.dumps(order),
-    )  # fmt: skip
+        "workflow",
+        "start",
+        "--type",
+        "OrderFulfill",
+        "--task-queue",
+        h.task_queue,
+        "--workflow-id",
+        wid,
+        "--id-conflict-policy",
+        "UseExisting",
+        "--id-reuse-policy",
+        "RejectDuplicate",
+        "--input",
+        json.dumps(order),
+    )
     request_id = await _pending_request(temporal, wid)
     # Unsigned, then signed: the first is dropped (the run keeps waiting), the second
     # decides. Signals are handled in order, so the outcome shows which one counted.
     unsigned = {"tenant_id": h.tenant, "approver": "omar", "approve": True}
-    await temporal("workflow", "signal", "--workflow-id", wid, "--name", "decide_signal",
-                   "--input", json.dumps(unsigned))  # fmt: skip
-    signed = await cli("approvals", "sign", request_id, "--as", "omar", "--deny",
-                       "--reason", "fraud")  # fmt: skip
-    await temporal("workflow", "signal", "--workflow-id", wid, "--name", "decide_signal",
-                   "--input", signed.stdout)  # fmt: skip
+    await temporal(
+        "workflow",
+        "signal",
+        "--workflow-id",
+        wid,
+        "--name",
+        "decide_signal",
+        "--input",
+        json.dumps(unsigned),
+    )
+    signed = await cli(
+        "approvals", "sign", request_id, "--as", "omar", "--deny", "--reason", "fraud"
+    )
+    await temporal(
+        "workflow",
+        "signal",
+        "--workflow-id",
+        wid,
+        "--name",
+        "decide_signal",
+        "--input",
+        signed.stdout,
+    )
     handle = h.client.get_workflow_handle(wid, result_type=OrderFulfillResult)
     assert (await handle.result()).state == "rejected"
     intent = await h.clients.stripe.retrieve_payment_intent(pi)

@@ -13,9 +13,18 @@ from tests.support.postgres import ProvisionedDatabase
 pytestmark = pytest.mark.integration
 
 TENANT_TABLES = [
-    "tenants", "order_state", "receipts", "idempotency_keys", "event_store",
-    "hitl_requests", "reconciliation", "traces", "daily_metrics", "audit_log", "approver_keys",
-]  # fmt: skip
+    "tenants",
+    "order_state",
+    "receipts",
+    "idempotency_keys",
+    "event_store",
+    "hitl_requests",
+    "reconciliation",
+    "traces",
+    "daily_metrics",
+    "audit_log",
+    "approver_keys",
+]
 
 
 async def _add_order(db: Database, tenant: str, order_id: str, state: str = "paid") -> None:

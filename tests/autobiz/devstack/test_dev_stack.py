@@ -98,10 +98,13 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
     task_queue = f"tq-{uuid.uuid4()}"
     async with Worker(client, task_queue=task_queue, workflows=[EchoWorkflow]):
         result = await client.execute_workflow(
-            EchoWorkflow.run, "hello", id=f"echo-{uuid.uuid4()}", task_queue=task_queue,
+            EchoWorkflow.run,
+            "hello",
+            id=f"echo-{uuid.uuid4()}",
+            task_queue=task_queue,
             search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, "demo-shop")]),
             execution_timeout=timedelta(seconds=60),
-        )  # fmt: skip
+        )
     assert result == "HELLO"
 
     # Every tenant has provider credentials of its own, private to the stack's user.
@@ -123,8 +126,9 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
 
     down = autobiz(stack_env, "dev", "down", "--json")
     assert sorted(json.loads(down.stdout)["stopped"]) == sorted(pids)
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                   for p in pids.values())  # fmt: skip
+    assert not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids.values()
+    )
     assert _stack_processes(stack_env["AUTOBIZ_HOME"]) == []
     after = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
     assert {s["state"] for s in after["services"]} == {"stopped"}
@@ -154,10 +158,18 @@ def test_down_stops_only_what_it_started(stack_env: dict[str, str], tmp_path: Pa
     try:
         run_dir = Path(stack_env["AUTOBIZ_HOME"]) / "run"
         run_dir.mkdir(parents=True)
-        (run_dir / "temporal.json").write_text(json.dumps({
-            "name": "temporal", "pid": bystander.pid, "create_time": 12345.0,
-            "command": ["temporal"], "log_file": "x", "info": {},
-        }))  # fmt: skip
+        (run_dir / "temporal.json").write_text(
+            json.dumps(
+                {
+                    "name": "temporal",
+                    "pid": bystander.pid,
+                    "create_time": 12345.0,
+                    "command": ["temporal"],
+                    "log_file": "x",
+                    "info": {},
+                }
+            )
+        )
         result = json.loads(autobiz(stack_env, "dev", "down", "--json").stdout)
         assert result["stopped"] == []
         assert bystander.poll() is None

@@ -27,9 +27,12 @@ pytestmark = pytest.mark.integration
 
 async def _claim(outbox: EmailOutbox, tenant: str, key: str) -> str:
     claim = await outbox.claim(
-        tenant, internal_key=key, external_key=f"ext-{key}", workflow_id="wf-1",
+        tenant,
+        internal_key=key,
+        external_key=f"ext-{key}",
+        workflow_id="wf-1",
         template="shipping_confirmation",
-    )  # fmt: skip
+    )
     return claim.status
 
 
@@ -65,9 +68,12 @@ async def test_a_refused_send_may_be_claimed_again(database: Database, tenant: s
     assert await _claim(outbox, tenant, key) == "sending"
     await outbox.settle(tenant, key, "not_sent")  # SendGrid answered 5xx/429/4xx
     again = await outbox.claim(
-        tenant, internal_key=key, external_key=f"ext-{key}", workflow_id="wf-1",
+        tenant,
+        internal_key=key,
+        external_key=f"ext-{key}",
+        workflow_id="wf-1",
         template="shipping_confirmation",
-    )  # fmt: skip
+    )
     assert (again.status, again.attempts, again.may_send) == ("sending", 2, True)
 
 
@@ -96,15 +102,28 @@ async def test_the_database_refuses_to_reopen_a_sent_or_unknown_message(
 def _context(tenant: str, input: SendEmailInput) -> CallContext:
     data = input.model_dump(mode="json")
     wid = f"order:{tenant}:{uuid.uuid4().hex[:8]}"
-    keys = keys_for(tenant=tenant, workflow_id=wid, step="email_shipped",
-                    tool="sendgrid.send_email@1", input=data)  # fmt: skip
+    keys = keys_for(
+        tenant=tenant,
+        workflow_id=wid,
+        step="email_shipped",
+        tool="sendgrid.send_email@1",
+        input=data,
+    )
     return CallContext(
-        tenant_id=tenant, workflow_id=wid, run_id="run-1", workflow_type="order_fulfill",
-        principal="system:test", step="email_shipped", tool="sendgrid.send_email", version="1",
-        side_effect=SideEffect.COMMUNICATION, provider="sendgrid",
-        internal_key=keys.internal, external_key=keys.external,
+        tenant_id=tenant,
+        workflow_id=wid,
+        run_id="run-1",
+        workflow_type="order_fulfill",
+        principal="system:test",
+        step="email_shipped",
+        tool="sendgrid.send_email",
+        version="1",
+        side_effect=SideEffect.COMMUNICATION,
+        provider="sendgrid",
+        internal_key=keys.internal,
+        external_key=keys.external,
         request_hash=request_hash("sendgrid.send_email@1", data),
-    )  # fmt: skip
+    )
 
 
 async def test_an_answer_lost_after_sendgrid_accepted_sends_once(

@@ -154,12 +154,20 @@ async def test_abandoned_claim_is_taken_over_after_the_attempt_lease(
     clock.now += timedelta(seconds=20)
     with pytest.raises(IdempotencyInProgressError):  # within the 30 s attempt: still its
         await store.run(
-            tenant, internal_key=k.internal, external_key=k.external, tool="t",
-            execute=provider, lease=timedelta(seconds=30),
-        )  # fmt: skip
+            tenant,
+            internal_key=k.internal,
+            external_key=k.external,
+            tool="t",
+            execute=provider,
+            lease=timedelta(seconds=30),
+        )
     clock.now += timedelta(seconds=15)
     out = await store.run(
-        tenant, internal_key=k.internal, external_key=k.external, tool="t",
-        execute=provider, lease=timedelta(seconds=30),
-    )  # fmt: skip
+        tenant,
+        internal_key=k.internal,
+        external_key=k.external,
+        tool="t",
+        execute=provider,
+        lease=timedelta(seconds=30),
+    )
     assert out.replayed is False and provider.calls == 1

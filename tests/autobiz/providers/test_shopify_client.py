@@ -50,15 +50,25 @@ async def test_order_names_its_shipping_address_and_stripe_payment(
     sandbox: Sandbox, shopify: ShopifyAdmin
 ) -> None:
     seeded = await sandbox.control.seed_shopify_order(
-        financial_status="authorized", payment_intent="pi_demo123",
-        shipping_address={"name": "Grace Hopper", "address1": "1 Navy Way", "city": "Arlington",
-                          "zip": "22202", "country_code": "US", "province_code": "VA"},
-    )  # fmt: skip
+        financial_status="authorized",
+        payment_intent="pi_demo123",
+        shipping_address={
+            "name": "Grace Hopper",
+            "address1": "1 Navy Way",
+            "city": "Arlington",
+            "zip": "22202",
+            "country_code": "US",
+            "province_code": "VA",
+        },
+    )
     order = await shopify.get_order(str(seeded["id"]))
     assert order.payment_intent_id == "pi_demo123"
     assert order.shipping_address is not None
-    assert (order.shipping_address.name, order.shipping_address.country_code,
-            order.shipping_address.province_code) == ("Grace Hopper", "US", "VA")  # fmt: skip
+    assert (
+        order.shipping_address.name,
+        order.shipping_address.country_code,
+        order.shipping_address.province_code,
+    ) == ("Grace Hopper", "US", "VA")
 
     # Pending (no successful transaction) and addressless orders name neither.
     bare = await sandbox.control.seed_shopify_order(

@@ -60,9 +60,12 @@ async def test_order_key_set_after_checkout_keeps_the_other_metadata(
     stripe_client: StripePayments,
 ) -> None:
     pi = await stripe_client.create_payment_intent(
-        amount=900, currency="usd", order_key="shop:checkout-1", idempotency_key=key(),
+        amount=900,
+        currency="usd",
+        order_key="shop:checkout-1",
+        idempotency_key=key(),
         metadata={"cart": "c-1"},
-    )  # fmt: skip
+    )
     updated = await stripe_client.set_order_key(pi.id, "shop:1001", idempotency_key=key())
     assert updated.metadata == {"cart": "c-1", "order_key": "shop:1001"}
     assert (await stripe_client.retrieve_payment_intent(pi.id)).metadata["order_key"] == "shop:1001"

@@ -56,10 +56,14 @@ class Fast:
         request = await self.fakes.opened_request(index)
         assert request.workflow_id == workflow_id
         decision = sign_decision(
-            self.keys[approver], tenant_id=self.tenant, workflow_id=workflow_id,
-            request_id=request.request_id, approver=approver, approve=approve,
+            self.keys[approver],
+            tenant_id=self.tenant,
+            workflow_id=workflow_id,
+            request_id=request.request_id,
+            approver=approver,
+            approve=approve,
             reason=None if approve else "not this one",
-        )  # fmt: skip
+        )
         return await decide(self.client, workflow_id, decision)
 
 

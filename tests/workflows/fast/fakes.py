@@ -182,9 +182,11 @@ class Fakes:
     async def stripe_capture(self, _: CallContext, i: CapturePaymentInput) -> CapturePaymentOutput:
         self._call(STRIPE_CAPTURE_PAYMENT.activity_name, i)
         return CapturePaymentOutput(
-            payment_intent_id=i.payment_intent_id, status="succeeded",
-            amount_captured_minor=i.amount_minor, currency=i.currency,
-        )  # fmt: skip
+            payment_intent_id=i.payment_intent_id,
+            status="succeeded",
+            amount_captured_minor=i.amount_minor,
+            currency=i.currency,
+        )
 
     @activity.defn(name=STRIPE_CANCEL_PAYMENT.activity_name)
     async def stripe_cancel(self, _: CallContext, i: CancelPaymentInput) -> CancelPaymentOutput:
@@ -195,9 +197,11 @@ class Fakes:
     async def stripe_refund(self, _: CallContext, i: CreateRefundInput) -> CreateRefundOutput:
         self._call(STRIPE_CREATE_REFUND.activity_name, i)
         return CreateRefundOutput(
-            refund_id=f"re_{self._id()}", status="succeeded", amount_minor=i.amount_minor,
+            refund_id=f"re_{self._id()}",
+            status="succeeded",
+            amount_minor=i.amount_minor,
             currency=i.currency,
-        )  # fmt: skip
+        )
 
     @activity.defn(name=STRIPE_GET_PAYMENT_INTENT.activity_name)
     async def stripe_intent(
@@ -240,9 +244,10 @@ class Fakes:
         moved = order.model_copy(update={"status": status})
         self.printful[str(order.external_id)] = moved
         return PrintfulOrderOutput(
-            printful_order_id=moved.printful_order_id, external_id=moved.external_id,
+            printful_order_id=moved.printful_order_id,
+            external_id=moved.external_id,
             status=status,
-        )  # fmt: skip
+        )
 
     @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
     async def printful_confirm(self, _: CallContext, i: PrintfulOrderRef) -> PrintfulOrderOutput:
@@ -353,10 +358,19 @@ class Fakes:
         for d in batch.drifts:
             drift_id = self._id()
             self.rows[drift_id] = DriftRow(
-                drift_id=drift_id, kind=d.kind, entity_ref=d.entity_ref, order_id=d.order_id,
-                financial=d.financial, expected=d.expected, actual=d.actual, action=d.action,
-                status="open", run_id=batch.run_id, last_run_id=batch.run_id, detected_at=now,
-            )  # fmt: skip
+                drift_id=drift_id,
+                kind=d.kind,
+                entity_ref=d.entity_ref,
+                order_id=d.order_id,
+                financial=d.financial,
+                expected=d.expected,
+                actual=d.actual,
+                action=d.action,
+                status="open",
+                run_id=batch.run_id,
+                last_run_id=batch.run_id,
+                detected_at=now,
+            )
         return DriftRows(rows=tuple(self.rows.values()))
 
     @activity.defn(name=RECONCILE_RESOLVE)

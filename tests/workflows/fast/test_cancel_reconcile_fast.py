@@ -25,18 +25,25 @@ REFUND, CANCEL = "stripe.create_refund@1", "shopify.cancel_order@1"
 def _setup(fast: Fast, order_id: str, status: str, *, printful: str | None = None) -> str:
     pi = f"pi_{order_id}"
     fast.fakes.orders[order_id] = GetOrderOutput(
-        order_id=order_id, order_name=f"#{order_id}", financial_status="AUTHORIZED",
-        total_minor=2500, currency="USD", payment_intent_id=pi,
+        order_id=order_id,
+        order_name=f"#{order_id}",
+        financial_status="AUTHORIZED",
+        total_minor=2500,
+        currency="USD",
+        payment_intent_id=pi,
         customer_email="ada@example.com",
-    )  # fmt: skip
+    )
     fast.fakes.intents[pi] = [
         GetPaymentIntentOutput(
-            id=pi, status=status, amount_minor=2500, currency="USD",
+            id=pi,
+            status=status,
+            amount_minor=2500,
+            currency="USD",
             amount_received_minor=2500 if status == "succeeded" else 0,
             amount_capturable_minor=2500 if status == "requires_capture" else 0,
             order_key=f"{fast.tenant}:{order_id}",
         )
-    ]  # fmt: skip
+    ]
     if printful is not None:
         external = printful_external_id(fast.tenant, order_id)
         fast.fakes.printful[external] = GetPrintfulOrderOutput(
@@ -86,14 +93,15 @@ async def test_reconciliation_repairs_a_printful_cancelled_outside(fast: Fast) -
         printful_order_id=88, external_id=external, status="canceled"
     )
     fast.fakes.scope = ReconcileScope(
-        orders=(OrderView(order_id="5001", state="in_production", version=0,
-                          printful_order_id=88),)
-    )  # fmt: skip
+        orders=(OrderView(order_id="5001", state="in_production", version=0, printful_order_id=88),)
+    )
     result: ReconciliationResult = await fast.client.execute_workflow(
-        RECONCILIATION, ReconciliationInput(tenant_id=fast.tenant),
-        id=f"reconcile:{fast.tenant}:{uuid.uuid4().hex}", task_queue=fast.task_queue,
+        RECONCILIATION,
+        ReconciliationInput(tenant_id=fast.tenant),
+        id=f"reconcile:{fast.tenant}:{uuid.uuid4().hex}",
+        task_queue=fast.task_queue,
         result_type=ReconciliationResult,
-    )  # fmt: skip
+    )
     (row,) = result.drifts
     assert row.kind == "printful_cancelled_outside" and row.status == "repaired"
     assert fast.fakes.states["5001"] == ["exception"]

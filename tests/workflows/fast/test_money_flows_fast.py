@@ -24,18 +24,28 @@ DUNNING = [timedelta(seconds=60)] * 3
 
 def _order(fast: Fast, order_id: str, total_minor: int = 10000) -> str:
     fast.fakes.orders[order_id] = GetOrderOutput(
-        order_id=order_id, order_name=f"#{order_id}", financial_status="PAID",
-        total_minor=total_minor, currency="USD", payment_intent_id=f"pi_{order_id}",
+        order_id=order_id,
+        order_name=f"#{order_id}",
+        financial_status="PAID",
+        total_minor=total_minor,
+        currency="USD",
+        payment_intent_id=f"pi_{order_id}",
         customer_email="ada@example.com",
-    )  # fmt: skip
+    )
     return order_id
 
 
 async def _refund(fast: Fast, order_id: str, amount_minor: int):
     return await request_refund(
-        fast.client, fast.config, order_id=order_id, payment_intent_id=f"pi_{order_id}",
-        amount_minor=amount_minor, currency="USD", task_queue=fast.task_queue, timing=TIMING,
-    )  # fmt: skip
+        fast.client,
+        fast.config,
+        order_id=order_id,
+        payment_intent_id=f"pi_{order_id}",
+        amount_minor=amount_minor,
+        currency="USD",
+        task_queue=fast.task_queue,
+        timing=TIMING,
+    )
 
 
 async def test_refund_below_threshold_refunds_without_approval(fast: Fast) -> None:
@@ -90,17 +100,27 @@ async def test_refund_above_order_total_is_rejected_before_asking(fast: Fast) ->
 def _intent(pi: str, status: str, *, decline: str | None = None) -> GetPaymentIntentOutput:
     paid = status == "succeeded"
     return GetPaymentIntentOutput(
-        id=pi, status=status, amount_minor=2500, amount_received_minor=2500 if paid else 0,
-        amount_capturable_minor=0, currency="USD", decline_code=decline,
+        id=pi,
+        status=status,
+        amount_minor=2500,
+        amount_received_minor=2500 if paid else 0,
+        amount_capturable_minor=0,
+        currency="USD",
+        decline_code=decline,
         order_key=None,
-    )  # fmt: skip
+    )
 
 
 async def _payment_failure(fast: Fast, order_id: str, dunning: list[timedelta] = DUNNING):
     return await start_payment_failure(
-        fast.client, fast.config, payment_intent_id=f"pi_{order_id}", order_id=order_id,
-        task_queue=fast.task_queue, dunning=dunning, timing=TIMING,
-    )  # fmt: skip
+        fast.client,
+        fast.config,
+        payment_intent_id=f"pi_{order_id}",
+        order_id=order_id,
+        task_queue=fast.task_queue,
+        dunning=dunning,
+        timing=TIMING,
+    )
 
 
 async def test_hard_decline_voids_and_cancels_without_dunning(fast: Fast) -> None:

@@ -23,21 +23,31 @@ FULFILL, EMAIL = "shopify.create_fulfillment@1", "sendgrid.send_email@1"
 
 def _order(fast: Fast, order_id: str, total_minor: int = 2500) -> str:
     fast.fakes.orders[order_id] = GetOrderOutput(
-        order_id=order_id, order_name=f"#{order_id}", financial_status="AUTHORIZED",
-        total_minor=total_minor, currency="USD", payment_intent_id=f"pi_{order_id}",
+        order_id=order_id,
+        order_name=f"#{order_id}",
+        financial_status="AUTHORIZED",
+        total_minor=total_minor,
+        currency="USD",
+        payment_intent_id=f"pi_{order_id}",
         customer_email="ada@example.com",
-        shipping_address=ShippingAddress(name="Ada", address1="1 Way", city="London",
-                                         zip="N1", country_code="GB"),
+        shipping_address=ShippingAddress(
+            name="Ada", address1="1 Way", city="London", zip="N1", country_code="GB"
+        ),
         line_items=[LineItem(sku="PF-4012", quantity=1, unit_price_minor=total_minor)],
-    )  # fmt: skip
+    )
     return order_id
 
 
 async def _start(fast: Fast, order_id: str):
     return await start_order(
-        fast.client, fast.config, order_id=order_id, task_queue=fast.task_queue, timing=TIMING,
-        shipment_wait=timedelta(seconds=60), shipment_polls=0,
-    )  # fmt: skip
+        fast.client,
+        fast.config,
+        order_id=order_id,
+        task_queue=fast.task_queue,
+        timing=TIMING,
+        shipment_wait=timedelta(seconds=60),
+        shipment_polls=0,
+    )
 
 
 async def _ship(fast: Fast, handle: WorkflowHandle[Any, Any]) -> None:
@@ -53,9 +63,7 @@ async def test_happy_path_captures_prints_ships_and_emails(fast: Fast) -> None:
     result = await handle.result()
     assert result.state == "completed"
     assert result.captured_minor == 2500 and result.tracking_number == "TRK1"
-    assert fast.fakes.names() == [
-        GET, RISK, CAPTURE, PF_CREATE, PF_CONFIRM, FULFILL, EMAIL
-    ]  # fmt: skip
+    assert fast.fakes.names() == [GET, RISK, CAPTURE, PF_CREATE, PF_CONFIRM, FULFILL, EMAIL]
     (capture,) = fast.fakes.inputs(CAPTURE)
     assert (capture.payment_intent_id, capture.amount_minor) == ("pi_1001", 2500)
     (fulfil,) = fast.fakes.inputs(FULFILL)
