@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from autobiz.approver_keys import load_registry
 from autobiz.db.database import Database
 from kernel.decision_proof import ApproverKeyRegistry
-from workflows.models import (
+from workflows.common.models import (
     HITL_CLOSE,
     HITL_NOTE,
     HITL_OPEN,

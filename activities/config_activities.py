@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from kernel.config import BusinessConfig
-from workflows.models import (
+from workflows.common.models import (
     LOAD_FLOW_CONTEXT,
     ApprovalTiming,
     ApproverInfo,

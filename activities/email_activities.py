@@ -27,8 +27,9 @@ from autobiz.ledger.receipts import ReceiptStore
 from autobiz.providers.errors import ProviderError
 from autobiz.providers.sendgrid_client import Email
 from autobiz.providers.tenant_clients import TenantClients
-from kernel.catalog import SENDGRID_SEND_EMAIL, SendEmailInput, SendEmailOutput
+from kernel import tools
 from kernel.contracts import CallContext
+from kernel.tools.sendgrid import SendEmailInput, SendEmailOutput
 
 # Transport failures after which the request surely never reached SendGrid.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -52,7 +53,7 @@ class EmailActivities:
         self._receipts = ReceiptStore(db)
         self._outbox = EmailOutbox(db)
 
-    @activity.defn(name=SENDGRID_SEND_EMAIL.activity_name)
+    @activity.defn(name=tools.sendgrid.SEND_EMAIL.activity_name)
     async def send_email(self, ctx: CallContext, input: SendEmailInput) -> SendEmailOutput:
         async def execute() -> ProviderResult[SendEmailOutput]:
             mailer = await self._clients.mailer(ctx.tenant_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from autobiz.db.database import Database
-from workflows.models import ORDER_STATE_READ, OrderStateKey, OrderStateRow
+from workflows.common.models import ORDER_STATE_READ, OrderStateKey, OrderStateRow
 
 
 class OrderStateActivities:

@@ -12,18 +12,15 @@ from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
 from autobiz.providers.printful_client import OrderItem, PrintfulOrder, Recipient
 from autobiz.providers.tenant_clients import TenantClients
-from kernel.catalog import (
-    PRINTFUL_CANCEL_ORDER,
-    PRINTFUL_CONFIRM_ORDER,
-    PRINTFUL_CREATE_ORDER,
-    PRINTFUL_GET_ORDER,
+from kernel import tools
+from kernel.contracts import CallContext
+from kernel.tools.printful import (
     CreatePrintfulOrderInput,
     GetPrintfulOrderOutput,
     PrintfulOrderOutput,
     PrintfulOrderRef,
     Shipment,
 )
-from kernel.contracts import CallContext
 
 
 def _output(order: PrintfulOrder) -> PrintfulOrderOutput:
@@ -60,7 +57,7 @@ class PrintfulActivities:
         self._clients = clients
         self._runner = SideEffectRunner(db)
 
-    @activity.defn(name=PRINTFUL_CREATE_ORDER.activity_name)
+    @activity.defn(name=tools.printful.CREATE_ORDER.activity_name)
     async def create_order(
         self, ctx: CallContext, input: CreatePrintfulOrderInput
     ) -> PrintfulOrderOutput:
@@ -91,7 +88,7 @@ class PrintfulActivities:
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
-    @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
+    @activity.defn(name=tools.printful.CONFIRM_ORDER.activity_name)
     async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
             printful = await self._clients.printful(ctx.tenant_id)
@@ -99,7 +96,7 @@ class PrintfulActivities:
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
-    @activity.defn(name=PRINTFUL_CANCEL_ORDER.activity_name)
+    @activity.defn(name=tools.printful.CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
             printful = await self._clients.printful(ctx.tenant_id)
@@ -107,7 +104,7 @@ class PrintfulActivities:
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
-    @activity.defn(name=PRINTFUL_GET_ORDER.activity_name)
+    @activity.defn(name=tools.printful.GET_ORDER.activity_name)
     async def get_order(self, ctx: CallContext, input: PrintfulOrderRef) -> GetPrintfulOrderOutput:
         with provider_errors():
             verify_call(ctx, input)

@@ -26,10 +26,11 @@ from autobiz.db.database import Database, TenantSession
 from autobiz.ledger.executor import verify_call
 from autobiz.providers.stripe_client import RefundInfo
 from autobiz.providers.tenant_clients import TenantClients
-from kernel.catalog import STRIPE_LIST_REFUNDS, ListRefundsInput, ListRefundsOutput, RefundView
+from kernel import tools
 from kernel.contracts import CallContext
 from kernel.redaction import redact_value
-from workflows.models import (
+from kernel.tools.stripe import ListRefundsInput, ListRefundsOutput, RefundView
+from workflows.reconciliation.models import (
     RECONCILE_RECORD,
     RECONCILE_RESOLVE,
     RECONCILE_SCOPE,
@@ -253,7 +254,7 @@ class RefundReadActivities:
     def __init__(self, clients: TenantClients) -> None:
         self._clients = clients
 
-    @activity.defn(name=STRIPE_LIST_REFUNDS.activity_name)
+    @activity.defn(name=tools.stripe.LIST_REFUNDS.activity_name)
     async def list_refunds(self, ctx: CallContext, input: ListRefundsInput) -> ListRefundsOutput:
         found: list[RefundInfo] = []
         truncated = False

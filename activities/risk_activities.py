@@ -8,8 +8,10 @@ from temporalio import activity
 
 from activities.errors import provider_errors
 from autobiz.ledger.executor import verify_call
-from kernel.catalog import RISK_ASSESS, RiskInput, RiskLevel, RiskOutput
+from kernel import tools
 from kernel.contracts import CallContext
+from kernel.tools.defaults import RiskLevel
+from kernel.tools.risk import RiskInput, RiskOutput
 
 HIGH_AMOUNT_MINOR = 100_000
 ELEVATED_AMOUNT_MINOR = 50_000
@@ -27,7 +29,7 @@ class RiskActivities:
         self._high = high_amount_minor
         self._elevated = elevated_amount_minor
 
-    @activity.defn(name=RISK_ASSESS.activity_name)
+    @activity.defn(name=tools.risk.ASSESS.activity_name)
     async def assess(self, ctx: CallContext, input: RiskInput) -> RiskOutput:
         with provider_errors():
             verify_call(ctx, input)

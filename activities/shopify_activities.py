@@ -15,11 +15,9 @@ from autobiz.providers.shopify_client import (
     order_gid,
 )
 from autobiz.providers.tenant_clients import TenantClients
-from kernel.catalog import (
-    SHOPIFY_CANCEL_ORDER,
-    SHOPIFY_CREATE_FULFILLMENT,
-    SHOPIFY_GET_ORDER,
-    SHOPIFY_REFUND_CREATE,
+from kernel import tools
+from kernel.contracts import CallContext
+from kernel.tools.shopify import (
     CancelOrderInput,
     CancelOrderOutput,
     CreateFulfillmentInput,
@@ -31,7 +29,6 @@ from kernel.catalog import (
     ShopifyRefundInput,
     ShopifyRefundOutput,
 )
-from kernel.contracts import CallContext
 
 REFUND_GATEWAY = "stripe"
 
@@ -41,7 +38,7 @@ class ShopifyActivities:
         self._clients = clients
         self._runner = SideEffectRunner(db)
 
-    @activity.defn(name=SHOPIFY_GET_ORDER.activity_name)
+    @activity.defn(name=tools.shopify.GET_ORDER.activity_name)
     async def get_order(self, ctx: CallContext, input: GetOrderInput) -> GetOrderOutput:
         with provider_errors():
             verify_call(ctx, input)
@@ -69,7 +66,7 @@ class ShopifyActivities:
             ],
         )
 
-    @activity.defn(name=SHOPIFY_CREATE_FULFILLMENT.activity_name)
+    @activity.defn(name=tools.shopify.CREATE_FULFILLMENT.activity_name)
     async def create_fulfillment(
         self, ctx: CallContext, input: CreateFulfillmentInput
     ) -> CreateFulfillmentOutput:
@@ -107,7 +104,7 @@ class ShopifyActivities:
 
         return await run_side_effect(self._runner, ctx, input, CreateFulfillmentOutput, execute)
 
-    @activity.defn(name=SHOPIFY_REFUND_CREATE.activity_name)
+    @activity.defn(name=tools.shopify.REFUND_CREATE.activity_name)
     async def refund_create(
         self, ctx: CallContext, input: ShopifyRefundInput
     ) -> ShopifyRefundOutput:
@@ -136,7 +133,7 @@ class ShopifyActivities:
 
         return await run_side_effect(self._runner, ctx, input, ShopifyRefundOutput, execute)
 
-    @activity.defn(name=SHOPIFY_CANCEL_ORDER.activity_name)
+    @activity.defn(name=tools.shopify.CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: CancelOrderInput) -> CancelOrderOutput:
         async def execute() -> ProviderResult[CancelOrderOutput]:
             shopify = await self._clients.shopify(ctx.tenant_id)

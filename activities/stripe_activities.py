@@ -24,11 +24,11 @@ from autobiz.providers.stripe_client import (
     StripePayments,
 )
 from autobiz.providers.tenant_clients import TenantClients
-from kernel.catalog import (
-    STRIPE_CANCEL_PAYMENT,
-    STRIPE_CAPTURE_PAYMENT,
-    STRIPE_CREATE_REFUND,
-    STRIPE_GET_PAYMENT_INTENT,
+from kernel import tools
+from kernel.contracts import CallContext
+from kernel.redaction import redact_text
+from kernel.refunds import PaymentStanding, RefundRefusal, refund_refusal
+from kernel.tools.stripe import (
     CancelPaymentInput,
     CancelPaymentOutput,
     CapturePaymentInput,
@@ -38,9 +38,6 @@ from kernel.catalog import (
     GetPaymentIntentInput,
     GetPaymentIntentOutput,
 )
-from kernel.contracts import CallContext
-from kernel.redaction import redact_text
-from kernel.refunds import PaymentStanding, RefundRefusal, refund_refusal
 
 FAILURE_MESSAGE_MAX = 300
 
@@ -72,7 +69,7 @@ class StripeActivities:
             actor=f"workflow:{ctx.workflow_id}",
         )
 
-    @activity.defn(name=STRIPE_CAPTURE_PAYMENT.activity_name)
+    @activity.defn(name=tools.stripe.CAPTURE_PAYMENT.activity_name)
     async def capture_payment(
         self, ctx: CallContext, input: CapturePaymentInput
     ) -> CapturePaymentOutput:
@@ -104,7 +101,7 @@ class StripeActivities:
 
         return await run_side_effect(self._runner, ctx, input, CapturePaymentOutput, execute)
 
-    @activity.defn(name=STRIPE_CANCEL_PAYMENT.activity_name)
+    @activity.defn(name=tools.stripe.CANCEL_PAYMENT.activity_name)
     async def cancel_payment(
         self, ctx: CallContext, input: CancelPaymentInput
     ) -> CancelPaymentOutput:
@@ -128,7 +125,7 @@ class StripeActivities:
 
         return await run_side_effect(self._runner, ctx, input, CancelPaymentOutput, execute)
 
-    @activity.defn(name=STRIPE_GET_PAYMENT_INTENT.activity_name)
+    @activity.defn(name=tools.stripe.GET_PAYMENT_INTENT.activity_name)
     async def get_payment_intent(
         self, ctx: CallContext, input: GetPaymentIntentInput
     ) -> GetPaymentIntentOutput:
@@ -161,7 +158,7 @@ class StripeActivities:
             order_key=pi.metadata.get(ORDER_KEY_METADATA),
         )
 
-    @activity.defn(name=STRIPE_CREATE_REFUND.activity_name)
+    @activity.defn(name=tools.stripe.CREATE_REFUND.activity_name)
     async def create_refund(self, ctx: CallContext, input: CreateRefundInput) -> CreateRefundOutput:
         """Refund once per identity, and only what the order may get back.
 

@@ -371,13 +371,8 @@ class Driver:
 
         from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
         from tests.workflows.support import SHIP_TO
-        from workflows.models import (
-            ORDER_FULFILL,
-            OrderFulfillInput,
-            OrderFulfillResult,
-            ShipmentNotice,
-            order_workflow_id,
-        )
+        from workflows.ids import ORDER_FULFILL, order_workflow_id
+        from workflows.orders.models import OrderFulfillInput, OrderFulfillResult, ShipmentNotice
 
         # starters.flows.start_order's options, plus the shipment notice on the start.
         handle = await self.client.start_workflow(
@@ -412,7 +407,7 @@ class Driver:
     async def bare(self, s: Seeded, *, http: bool) -> str:
         from bench.bare_workflow import BARE_WORKFLOW, BareInput
         from tests.workflows.support import SHIP_TO
-        from workflows.models import printful_external_id
+        from workflows.ids import printful_external_id
 
         carry = {
             "order_id": s.order_id,
@@ -548,7 +543,7 @@ async def bench(
                 _, ok, failed = await run_chunk(driver.order, warm_orders, concurrency)
                 if failed:
                     raise RuntimeError(f"warm-up OrderFulfill failed: {failed[:3]}; see {logs}")
-                from workflows.models import order_workflow_id
+                from workflows.ids import order_workflow_id
 
                 driver.activities = await order_activities(
                     client, order_workflow_id(TENANT, warm_orders[0].order_id)

@@ -180,7 +180,7 @@ _PRINTFUL_EXTERNAL_ID = re.compile(r"^([A-Za-z0-9]{1,20})-[0-9a-f]{8,31}$")
 
 def order_id_from_external_id(external_id: Any) -> str | None:
     """The order in a Printful ``external_id``: ``{order}-{tenant hash}`` as OrderFulfill
-    writes it (``workflows.models.printful_external_id``), else an order key."""
+    writes it (``workflows.ids.printful_external_id``), else an order key."""
     text = _str_id(external_id)
     if text is not None and (match := _PRINTFUL_EXTERNAL_ID.match(text)):
         return match.group(1)

@@ -36,7 +36,7 @@ def _stripe_owner(payload: Any) -> str | None:
 
 
 def _printful_foreign(payload: Any, tenant_id: str) -> str | None:
-    """``external_id`` is ``{order}-{sha256(tenant:order)}`` (workflows.models): one whose
+    """``external_id`` is ``{order}-{sha256(tenant:order)}`` (workflows.ids): one whose
     hash is not this tenant's was made for another tenant."""
     external_id = dig(payload, "data", "order", "external_id")
     if not isinstance(external_id, str):

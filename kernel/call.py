@@ -21,7 +21,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from kernel.catalog import REGISTRY
 from kernel.contracts import CallContext, RetrySpec, ToolContract, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import request_hash
@@ -30,6 +29,7 @@ from kernel.policy import RunPolicy
 from kernel.redaction import allowlisted, redact_text
 from kernel.registry import ToolRegistry
 from kernel.state import Approval, RunState, TraceEntry
+from kernel.tools import REGISTRY
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)

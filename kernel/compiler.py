@@ -25,11 +25,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from kernel.catalog import REGISTRY, WORKFLOW_TOOLS
 from kernel.config import BusinessConfig, WorkflowConfig
 from kernel.contracts import HitlMode, SideEffect, split_ref
 from kernel.hitl_lang import ConditionSyntaxError, parse, paths
 from kernel.registry import ToolRegistry
+from kernel.tools import REGISTRY, WORKFLOW_TOOLS
 
 PathKey = tuple[str | int, ...]
 CONDITION_ROOTS = {"input", "tool", "tenant", "workflow"}

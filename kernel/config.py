@@ -137,7 +137,7 @@ class BusinessConfig(_Strict):
         if limit is not None and self.dunning.total >= limit:
             raise ValueError(
                 f"dunning.schedule waits {self.dunning.total} in all, not less than "
-                f"workflows.payment_failure.bounds.max_wall_time ({limit})"
+                f"workflows.payments.payment_failure.bounds.max_wall_time ({limit})"
             )
         return self
 

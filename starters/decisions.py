@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from autobiz.approver_keys import LocalKey
 from kernel.decision_proof import DecisionProof, b64encode, statement_for
-from workflows.models import Decision
+from workflows.common.models import Decision
 
 
 def sign_decision(

@@ -22,33 +22,39 @@ from activities.config_activities import flow_context
 from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.db.database import Database
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
-from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig, DunningConfig
+from kernel.tools.printful import PrintfulRecipient
 from starters.refund_checks import check_refund_request
-from workflows.approvals import DECISION_NOT_READY
-from workflows.handlers import DECIDE_UPDATE, FlowHandlers
-from workflows.models import (
-    ORDER_CANCELLATION,
-    ORDER_FULFILL,
-    PAYMENT_FAILURE,
-    REFUND,
+from workflows.common.approvals import DECISION_NOT_READY
+from workflows.common.handlers import DECIDE_UPDATE, FlowHandlers
+from workflows.common.models import (
     ApprovalTiming,
     Decision,
     DecisionResult,
     FlowContext,
     FlowStatus,
-    OrderCancellationInput,
-    OrderCancellationResult,
-    OrderFulfillInput,
-    OrderFulfillResult,
-    PaymentFailureInput,
-    PaymentFailureResult,
-    RefundInput,
-    RefundResult,
+)
+from workflows.ids import (
+    ORDER_CANCELLATION,
+    ORDER_FULFILL,
+    PAYMENT_FAILURE,
+    REFUND,
     cancellation_workflow_id,
     order_workflow_id,
     payment_failure_workflow_id,
     refund_workflow_id,
+)
+from workflows.orders.models import (
+    OrderCancellationInput,
+    OrderCancellationResult,
+    OrderFulfillInput,
+    OrderFulfillResult,
+)
+from workflows.payments.models import (
+    PaymentFailureInput,
+    PaymentFailureResult,
+    RefundInput,
+    RefundResult,
 )
 
 R = TypeVar("R")

@@ -42,14 +42,9 @@ from temporalio.common import (
 from activities.config_activities import flow_context
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, TENANT_ID
 from kernel.config import BusinessConfig
-from workflows.models import (
-    RECONCILIATION,
-    ApprovalTiming,
-    ReconciliationInput,
-    ReconciliationResult,
-    reconcile_schedule_id,
-    reconciliation_workflow_id,
-)
+from workflows.common.models import ApprovalTiming
+from workflows.ids import RECONCILIATION, reconcile_schedule_id, reconciliation_workflow_id
+from workflows.reconciliation.models import ReconciliationInput, ReconciliationResult
 
 ScheduleOutcome = Literal["created", "updated", "unchanged"]
 SCHEDULED_RUN_KEY = "scheduled"  # Temporal appends ``-{scheduled time}`` to the id

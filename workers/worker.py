@@ -47,11 +47,11 @@ from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
 from kernel.metrics import HISTOGRAM_BUCKETS
 from starters.reconciliation import ensure_schedule
-from workflows.order_cancellation import OrderCancellation
-from workflows.order_fulfill import OrderFulfill
-from workflows.payment_failure import PaymentFailure
-from workflows.reconciliation import ReconcileDrift, Reconciliation
-from workflows.refund import Refund
+from workflows.orders.order_cancellation import OrderCancellation
+from workflows.orders.order_fulfill import OrderFulfill
+from workflows.payments.payment_failure import PaymentFailure
+from workflows.payments.refund import Refund
+from workflows.reconciliation.reconciliation import ReconcileDrift, Reconciliation
 
 log = logging.getLogger(__name__)
 

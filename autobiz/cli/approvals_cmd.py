@@ -302,7 +302,7 @@ async def _decide_fresh(client: Any, workflow_id: str, decision: Any, uid: str) 
     from temporalio.client import WorkflowUpdateFailedError
 
     from starters.flows import decide
-    from workflows.handlers import ApprovalHandlers
+    from workflows.common.handlers import ApprovalHandlers
 
     deadline = asyncio.get_running_loop().time() + _STALE_RETRY.total_seconds()
     signalled = False
@@ -438,7 +438,7 @@ async def _notify(settings: Settings, tenant_id: str) -> list[str]:
     """Signal ``approver_keys_changed`` to the tenant's running approval-capable flows
     (not only those showing ApprovalPending: one opening a request right now read the
     registry before the change but may not be listed as pending yet)."""
-    from workflows.handlers import ApprovalHandlers
+    from workflows.common.handlers import ApprovalHandlers
 
     client = await temporal_client(settings)
     types = ", ".join(f"'{t}'" for t in APPROVAL_FLOWS)

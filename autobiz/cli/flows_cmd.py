@@ -251,7 +251,7 @@ def order_start(
     """Start OrderFulfill for an order: a running flow for it is attached to; one that
     failed or was terminated gets its next run; a completed one is refused."""
     from starters.flows import start_order
-    from workflows.models import order_workflow_id
+    from workflows.ids import order_workflow_id
 
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
@@ -318,8 +318,9 @@ async def _order_status(settings: Settings, tenant_id: str, order_id: str) -> di
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE
-    from workflows.handlers import FlowHandlers
-    from workflows.models import OrderFulfillResult, order_workflow_id
+    from workflows.common.handlers import FlowHandlers
+    from workflows.ids import order_workflow_id
+    from workflows.orders.models import OrderFulfillResult
 
     workflow_id = order_workflow_id(tenant_id, order_id)
     client = await temporal_client(settings)
@@ -474,7 +475,7 @@ def refund_request(
     import uuid
 
     from starters.flows import request_refund
-    from workflows.models import refund_workflow_id
+    from workflows.ids import refund_workflow_id
 
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
@@ -601,7 +602,7 @@ def cancel_request(
         from starters import flows
 
         request_cancellation = flows.request_cancellation  # type: ignore[attr-defined,unused-ignore]
-        from workflows.models import cancellation_workflow_id
+        from workflows.ids import cancellation_workflow_id
     except (ImportError, AttributeError):
         raise AutobizError(
             "this build has no OrderCancellation flow", code="FLOW_UNAVAILABLE"

@@ -35,7 +35,7 @@ from kernel.config import WorkflowConfig
 from kernel.policy import parse_duration
 
 if TYPE_CHECKING:
-    from workflows.models import DriftRow, ReconciliationResult
+    from workflows.reconciliation.models import DriftRow, ReconciliationResult
 
 app = typer.Typer(help="Reconciliation: receipts and projections against provider truth.")
 
@@ -112,7 +112,7 @@ def run_cmd(
         raise AutobizError(
             f"tenant {tenant_id} does not enable the reconciliation workflow",
             code="WORKFLOW_DISABLED",
-            hint="add a `workflows.reconciliation` section",
+            hint="add a `workflows.reconciliation.reconciliation` section",
         )
     length = _window(window)
 
@@ -192,7 +192,7 @@ def schedule_cmd(
 
     async def main() -> list[dict[str, Any]]:
         from starters.reconciliation import ensure_schedule
-        from workflows.models import reconcile_schedule_id
+        from workflows.ids import reconcile_schedule_id
 
         client = await temporal_client(settings)
         done = []

@@ -9,9 +9,9 @@ from rich.table import Table
 
 from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
-from kernel.catalog import REGISTRY
 from kernel.contracts import split_ref
 from kernel.errors import KernelError
+from kernel.tools import REGISTRY
 
 app = typer.Typer(help="Tool contracts (name@version, side effect, scopes, schemas).")
 

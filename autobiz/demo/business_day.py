@@ -45,12 +45,8 @@ from autobiz.settings import Settings
 from kernel.config import BusinessConfig
 from sandbox.control_client import SandboxControl
 from starters.flows import flow_status, request_cancellation, request_refund
-from workflows.models import (
-    FlowStatus,
-    cancellation_workflow_id,
-    order_workflow_id,
-    payment_failure_workflow_id,
-)
+from workflows.common.models import FlowStatus
+from workflows.ids import cancellation_workflow_id, order_workflow_id, payment_failure_workflow_id
 
 Progress = Callable[[str], None]
 DEMO_TENANT = "demo-shop"

@@ -13,18 +13,13 @@ from activities.printful_activities import PrintfulActivities
 from activities.stripe_activities import StripeActivities
 from autobiz.db.database import Database
 from autobiz.providers.tenant_clients import TenantClients
-from kernel.catalog import (
-    PRINTFUL_CREATE_ORDER,
-    STRIPE_CAPTURE_PAYMENT,
-    CapturePaymentInput,
-    CreatePrintfulOrderInput,
-    PrintfulItem,
-    PrintfulRecipient,
-)
+from kernel import tools
 from kernel.contracts import CallContext, ToolContract
 from kernel.idempotency import keys_for, request_hash
+from kernel.tools.printful import CreatePrintfulOrderInput, PrintfulItem, PrintfulRecipient
+from kernel.tools.stripe import CapturePaymentInput
 from tests.support.sandbox import Sandbox
-from workflows.models import OrderStateWrite
+from workflows.common.models import OrderStateWrite
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +60,7 @@ async def test_forged_keys_are_refused_without_retry(
     input = CapturePaymentInput(
         payment_intent_id="pi_x", order_id="1", amount_minor=100, currency="USD"
     )
-    ctx = context(tenant, STRIPE_CAPTURE_PAYMENT, input).model_copy(
+    ctx = context(tenant, tools.stripe.CAPTURE_PAYMENT, input).model_copy(
         update={"external_key": "autobiz:forged"}
     )
     with pytest.raises(ApplicationError) as refused:
@@ -82,7 +77,7 @@ async def test_missing_payment_intent_is_not_retried(
     )
     with pytest.raises(ApplicationError) as failed:
         await ActivityEnvironment().run(
-            stripe.capture_payment, context(tenant, STRIPE_CAPTURE_PAYMENT, input), input
+            stripe.capture_payment, context(tenant, tools.stripe.CAPTURE_PAYMENT, input), input
         )
     assert failed.value.type == "PROVIDER_NOT_FOUND" and failed.value.non_retryable
 
@@ -100,11 +95,11 @@ async def test_printful_create_finds_the_existing_order(
     )
     env = ActivityEnvironment()
     first = await env.run(
-        printful.create_order, context(tenant, PRINTFUL_CREATE_ORDER, input, "a"), input
+        printful.create_order, context(tenant, tools.printful.CREATE_ORDER, input, "a"), input
     )
     # Another step (other keys, past the idempotency store): still the same order.
     second = await env.run(
-        printful.create_order, context(tenant, PRINTFUL_CREATE_ORDER, input, "b"), input
+        printful.create_order, context(tenant, tools.printful.CREATE_ORDER, input, "b"), input
     )
     assert first.printful_order_id == second.printful_order_id
     assert len(await sandbox.control.printful_orders()) == 1

@@ -13,16 +13,12 @@ from temporalio.testing import ActivityEnvironment
 from activities.errors import NOT_FOUND_YET, provider_errors
 from autobiz.ledger.executor import verify_call
 from autobiz.providers.errors import NotFound, ProviderUnavailable
+from kernel import tools
 from kernel.call import _not_found_grace
-from kernel.catalog import (
-    PRINTFUL_GET_ORDER,
-    SHOPIFY_GET_ORDER,
-    STRIPE_GET_PAYMENT_INTENT,
-    GetOrderInput,
-    PrintfulOrderRef,
-)
 from kernel.contracts import CallContext, RetrySpec, ToolContract
 from kernel.idempotency import keys_for, request_hash
+from kernel.tools.printful import PrintfulOrderRef
+from kernel.tools.shopify import GetOrderInput
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +26,7 @@ pytestmark = pytest.mark.unit
 def _ctx(grace: int) -> tuple[CallContext, GetOrderInput]:
     input = GetOrderInput(order_id="1001")
     data = input.model_dump(mode="json")
-    ref = SHOPIFY_GET_ORDER.ref
+    ref = tools.shopify.GET_ORDER.ref
     keys = keys_for(
         tenant="t-1", workflow_id="order:t-1:1001", step="get_order", tool=ref, input=data
     )
@@ -41,9 +37,9 @@ def _ctx(grace: int) -> tuple[CallContext, GetOrderInput]:
         workflow_type="order_fulfill",
         principal="test",
         step="get_order",
-        tool=SHOPIFY_GET_ORDER.name,
+        tool=tools.shopify.GET_ORDER.name,
         version="1",
-        side_effect=SHOPIFY_GET_ORDER.side_effect,
+        side_effect=tools.shopify.GET_ORDER.side_effect,
         provider="shopify",
         internal_key=keys.internal,
         external_key=keys.external,
@@ -96,7 +92,11 @@ async def test_other_errors_keep_their_own_mapping_inside_the_grace() -> None:
 
 
 def test_reads_of_objects_we_were_told_exist_have_a_grace_lookups_do_not() -> None:
-    for contract in (SHOPIFY_GET_ORDER, PRINTFUL_GET_ORDER, STRIPE_GET_PAYMENT_INTENT):
+    for contract in (
+        tools.shopify.GET_ORDER,
+        tools.printful.GET_ORDER,
+        tools.stripe.GET_PAYMENT_INTENT,
+    ):
         assert 0 < contract.not_found_grace < contract.retry.max_attempts
     by_id = PrintfulOrderRef(printful_order_id=7)
     by_external_id = PrintfulOrderRef(external_id="1001-abc")
@@ -109,7 +109,9 @@ def test_reads_of_objects_we_were_told_exist_have_a_grace_lookups_do_not() -> No
 
 def test_a_grace_must_leave_an_attempt_for_the_decisive_answer() -> None:
     with pytest.raises(ValueError, match="not_found_grace"):
-        dataclasses.replace(SHOPIFY_GET_ORDER, retry=RetrySpec(max_attempts=4), not_found_grace=4)
+        dataclasses.replace(
+            tools.shopify.GET_ORDER, retry=RetrySpec(max_attempts=4), not_found_grace=4
+        )
     assert isinstance(
-        dataclasses.replace(SHOPIFY_GET_ORDER, retry=RetrySpec(max_attempts=0)), ToolContract
+        dataclasses.replace(tools.shopify.GET_ORDER, retry=RetrySpec(max_attempts=0)), ToolContract
     )

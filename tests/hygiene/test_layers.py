@@ -41,14 +41,22 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"kernel", "base", "workflows", "activities", "starters", "ingress", "workers", "sandbox"}
     ),
 }
+# What a flow's outside may know of it: its names and ids, and each context's models.
+MODELS = ("workflows.ids",) + tuple(
+    f"workflows.{p.parent.name}.models" for p in sorted((ROOT / "workflows").glob("*/models.py"))
+)
 # Finer rules inside a permitted edge: what of the upper group may be imported.
 ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     # Workflow code is deterministic: of the base, only the search-attribute keys.
     ("workflows", "base"): ("autobiz.search_attributes",),
     # Activities and starters know workflows by their models and ids, never their code.
-    ("activities", "workflows"): ("workflows.models",),
-    ("ingress", "workflows"): ("workflows.models",),
-    ("starters", "workflows"): ("workflows.models", "workflows.approvals", "workflows.handlers"),
+    ("activities", "workflows"): MODELS,
+    ("ingress", "workflows"): MODELS,
+    ("starters", "workflows"): (
+        *MODELS,
+        "workflows.common.approvals",
+        "workflows.common.handlers",
+    ),
     # A starter borrows the worker's context compiler, nothing else of the activities.
     ("starters", "activities"): ("activities.config_activities",),
 }
@@ -111,7 +119,7 @@ def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     assert sum(1 for _ in imports()) > 200
     sample = [
         ("autobiz.settings", "autobiz.cli.main"),
-        ("workflows.refund", "autobiz.db"),
+        ("workflows.payments.refund", "autobiz.db"),
         ("workers.worker", "sandbox.app"),
         ("kernel.gate", "autobiz.settings"),
     ]

@@ -114,7 +114,7 @@ def test_temporal_handoff_plan_needs_a_business_key() -> None:
 @pytest.mark.unit
 def test_printful_external_id_names_the_order_it_was_made_for() -> None:
     from ingress.events import business_keys
-    from workflows.models import printful_external_id
+    from workflows.ids import printful_external_id
 
     external = printful_external_id("acme", "5000091234001")
     payload = {"type": "shipment_sent", "data": {"order": {"id": 9, "external_id": external}}}

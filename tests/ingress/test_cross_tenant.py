@@ -25,7 +25,7 @@ from tests.ingress.support import (
     stripe_header,
 )
 from tests.support.ledger import security_incidents
-from workflows.models import printful_external_id
+from workflows.ids import printful_external_id
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,8 @@ from ingress.handoff import TemporalHandoff
 from tests.ingress.conftest import serve_http
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import Harness, harness  # noqa: F401
-from workflows.models import OrderFulfillResult, order_workflow_id
+from workflows.ids import order_workflow_id
+from workflows.orders.models import OrderFulfillResult
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from kernel.catalog import REGISTRY, WORKFLOW_TOOLS, CreateRefundInput
 from kernel.contracts import HitlMode, SideEffect, ToolContract, ToolModel, split_ref
 from kernel.errors import ToolUnknownError
 from kernel.registry import ToolRegistry
+from kernel.tools import REGISTRY, WORKFLOW_TOOLS
+from kernel.tools.stripe import CreateRefundInput
 
 pytestmark = pytest.mark.unit
 

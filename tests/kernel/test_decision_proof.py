@@ -18,7 +18,7 @@ from kernel.decision_proof import (
     statement_for,
 )
 from starters.decisions import sign_decision
-from workflows.models import Decision
+from workflows.common.models import Decision
 
 pytestmark = pytest.mark.unit
 

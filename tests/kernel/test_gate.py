@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from kernel.catalog import REGISTRY, CreateRefundInput, GetOrderInput
 from kernel.compiler import compile_text
 from kernel.errors import GateCode, TerminationReason
 from kernel.gate import Gate, ToolRequest, admit, detect_loop
 from kernel.idempotency import keys_for
 from kernel.policy import Bounds, LoopPolicy, RunPolicy
 from kernel.state import Approval, RunState
+from kernel.tools import REGISTRY
+from kernel.tools.shopify import GetOrderInput
+from kernel.tools.stripe import CreateRefundInput
 from tests.kernel.corpus import SECRETS
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ORDER_FULFILL, OrderFulfillInput, OrderFulfillResult
-    from workflows.order_fulfill import OrderFulfill
+    from workflows.ids import ORDER_FULFILL
+    from workflows.orders.models import OrderFulfillInput, OrderFulfillResult
+    from workflows.orders.order_fulfill import OrderFulfill
 
 
 @workflow.defn(name=ORDER_FULFILL)

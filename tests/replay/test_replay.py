@@ -24,7 +24,7 @@ from tests.replay.support import (
     workflow_type,
 )
 from workers.worker import WORKFLOWS
-from workflows.models import ORDER_FULFILL
+from workflows.ids import ORDER_FULFILL
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from starters.flows import request_refund, start_order
 from tests.replay.changed_workflow import OrderFulfillWithExtraTimer
 from tests.workflows.support import FAST, SHIP_TO, Harness, eventually
-from workflows.models import REFUND
+from workflows.ids import REFUND
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from autobiz.approver_keys import LocalKey, generate_key, register_key, revoke_k
 from autobiz.db.database import Database
 from starters.flows import flow_status
 from tests.workflows.support import eventually
-from workflows.models import Decision
+from workflows.common.models import Decision
 
 ROSTER = ("ana", "omar")  # the approvers of config/demo-shop.yaml
 

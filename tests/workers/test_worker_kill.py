@@ -41,7 +41,8 @@ from starters.flows import flow_status, start_order
 from tests.support.postgres import ProvisionedDatabase
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import DEMO_CONFIG, FAST, SHIP_TO, eventually, tenant_config
-from workflows.models import OrderFulfillResult, ShipmentNotice, printful_external_id
+from workflows.ids import printful_external_id
+from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
 pytestmark = pytest.mark.integration
 

@@ -38,7 +38,7 @@ from tests.workflows_kernel.gate_workflow import Call, GateTestInput, GateTestWo
 from tests.workflows_kernel.test_gate_in_workflow import policy
 from tests.workflows_kernel.toolbox import TestTools
 from workers.worker import WORKFLOWS, build_worker, metrics_runtime
-from workflows.models import ShipmentNotice
+from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.integration
 

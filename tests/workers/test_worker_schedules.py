@@ -16,7 +16,7 @@ from autobiz.settings import Environment, Settings, TemporalSettings
 from autobiz.temporal_client import connect
 from tests.support.postgres import ProvisionedDatabase
 from workers.worker import ensure_schedules, run_worker
-from workflows.models import reconcile_schedule_id
+from workflows.ids import reconcile_schedule_id
 
 pytestmark = pytest.mark.integration
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo-shop.yaml"

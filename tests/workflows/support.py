@@ -21,13 +21,13 @@ from autobiz.ledger.receipts import Receipt, ReceiptStore
 from autobiz.providers.tenant_clients import ProviderClients, TenantClients
 from autobiz.settings import Settings
 from autobiz.temporal_client import connect
-from kernel.catalog import PrintfulRecipient
 from kernel.config import BusinessConfig
 from kernel.policy import RetryTiming
+from kernel.tools.printful import PrintfulRecipient
 from starters.flows import flow_status
 from tests.support.sandbox import Sandbox
 from workers.worker import build_worker
-from workflows.models import ApprovalTiming, FlowStatus
+from workflows.common.models import ApprovalTiming, FlowStatus
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo-shop.yaml"
 SHIP_TO = PrintfulRecipient(

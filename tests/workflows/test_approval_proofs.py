@@ -22,7 +22,8 @@ from tests.replay.support import replay_converter
 from tests.support.approver_keys import Approvers, pending_request
 from tests.workflows.support import FAST, Harness, eventually
 from workers.worker import WORKFLOWS
-from workflows.models import HITL_OPEN, Decision, RefundResult
+from workflows.common.models import HITL_OPEN, Decision
+from workflows.payments.models import RefundResult
 
 pytestmark = pytest.mark.integration
 

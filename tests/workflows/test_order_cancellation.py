@@ -18,13 +18,9 @@ from starters.flows import decide, flow_status, request_cancellation, start_orde
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import (
-    ORDER_CANCELLATION,
-    ApprovalTiming,
-    OrderCancellationResult,
-    cancellation_workflow_id,
-    printful_external_id,
-)
+from workflows.common.models import ApprovalTiming
+from workflows.ids import ORDER_CANCELLATION, cancellation_workflow_id, printful_external_id
+from workflows.orders.models import OrderCancellationResult
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,8 @@ import pytest
 
 from starters.flows import start_order
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import ShipmentNotice, printful_external_id
+from workflows.ids import printful_external_id
+from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.integration
 

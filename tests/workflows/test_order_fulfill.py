@@ -10,7 +10,8 @@ from starters.flows import decide, flow_status, start_order
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import ShipmentNotice, printful_external_id
+from workflows.ids import printful_external_id
+from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.integration
 

@@ -24,13 +24,10 @@ from starters.flows import decide, flow_status, start_payment_failure
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import DEMO_CONFIG, FAST, Harness
-from workflows.models import (
-    ApprovalTiming,
-    PaymentFailureInput,
-    PaymentFailureResult,
-    payment_failure_workflow_id,
-)
-from workflows.payment_failure import classify_decline, order_from_key
+from workflows.common.models import ApprovalTiming
+from workflows.ids import payment_failure_workflow_id
+from workflows.payments.models import PaymentFailureInput, PaymentFailureResult
+from workflows.payments.payment_failure import classify_decline, order_from_key
 
 pytestmark = pytest.mark.integration
 

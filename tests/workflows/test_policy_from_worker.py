@@ -10,7 +10,9 @@ from temporalio.client import Client
 
 from activities.config_activities import flow_context
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import FlowContext, OrderFulfillInput, order_workflow_id
+from workflows.common.models import FlowContext
+from workflows.ids import order_workflow_id
+from workflows.orders.models import OrderFulfillInput
 
 pytestmark = pytest.mark.integration
 

@@ -30,14 +30,13 @@ from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.support.postgres import ProvisionedDatabase
 from tests.workflows.support import DEMO_CONFIG, FAST, SHIP_TO, Harness, eventually
-from workflows.models import (
-    ApprovalTiming,
+from workflows.common.models import ApprovalTiming
+from workflows.ids import reconcile_schedule_id
+from workflows.orders.models import OrderFulfillResult, ShipmentNotice
+from workflows.reconciliation.models import (
     DriftRepairResult,
     DriftRow,
-    OrderFulfillResult,
     ReconciliationResult,
-    ShipmentNotice,
-    reconcile_schedule_id,
 )
 
 pytestmark = pytest.mark.integration

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.catalog import (
-    GetPaymentIntentOutput,
-    GetPrintfulOrderOutput,
-    ListRefundsOutput,
-    RefundView,
-)
-from workflows.models import OrderView, PaymentView
-from workflows.reconciliation import payment_drifts, printful_drift
+from kernel.tools.printful import GetPrintfulOrderOutput
+from kernel.tools.stripe import GetPaymentIntentOutput, ListRefundsOutput, RefundView
+from workflows.reconciliation.models import OrderView, PaymentView
+from workflows.reconciliation.reconciliation import payment_drifts, printful_drift
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,8 @@ from starters.flows import decide, request_refund
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, Harness
-from workflows.models import ApprovalTiming, RefundResult
+from workflows.common.models import ApprovalTiming
+from workflows.payments.models import RefundResult
 
 pytestmark = pytest.mark.integration
 

@@ -17,14 +17,14 @@ from temporalio.testing import ActivityEnvironment
 from activities.stripe_activities import StripeActivities
 from autobiz.ledger.executor import SideEffectRunner
 from autobiz.ledger.idempotency_store import utc_now
-from kernel.catalog import CreateRefundInput
 from kernel.contracts import CallContext, SideEffect
 from kernel.idempotency import keys_for, request_hash
+from kernel.tools.stripe import CreateRefundInput
 from sandbox.server import ServerThread
 from sandbox.state import SandboxState
 from starters.flows import request_refund
 from tests.workflows.support import FAST, Harness
-from workflows.models import RefundResult
+from workflows.payments.models import RefundResult
 
 pytestmark = pytest.mark.integration
 

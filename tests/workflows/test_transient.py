@@ -13,12 +13,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.errors import NOT_FOUND_YET
 from autobiz.cli.flow_runtime import failure_of
-from kernel.catalog import SHOPIFY_GET_ORDER
+from kernel import tools
 from kernel.config import BusinessConfig
 from kernel.policy import RetryTiming
 from starters.flows import request_cancellation, start_order
 from tests.workflows.support import FAST, SHIP_TO, Harness
-from workflows.models import OrderFulfillResult, ShipmentNotice, printful_external_id
+from workflows.ids import printful_external_id
+from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
 pytestmark = pytest.mark.integration
 
@@ -102,14 +103,14 @@ async def test_shopify_404_then_success_completes_the_order(harness: Harness) ->
     assert result.state == "completed" and result.captured_minor == 2500
     await _one_of_each(h, handle.id, pi, order_id, 2500)
     # The retry is the activity's second attempt, after a "not found yet".
-    assert await attempts(handle, SHOPIFY_GET_ORDER.ref) == [(2, NOT_FOUND_YET)]
+    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [(2, NOT_FOUND_YET)]
 
 
 async def test_not_found_past_the_grace_is_decisive(harness: Harness) -> None:
     h = harness
     order_id = await h.seed_order("15.00")
     pi = await h.authorize(1500, order_id)
-    grace = SHOPIFY_GET_ORDER.not_found_grace
+    grace = tools.shopify.GET_ORDER.not_found_grace
     await h.sandbox.control.fault(
         "error", GRAPHQL, status=404, operation="GetOrder", count=grace + 1
     )
@@ -118,7 +119,7 @@ async def test_not_found_past_the_grace_is_decisive(harness: Harness) -> None:
         await handle.result()
     assert failure_of(failed.value)[0] == "PROVIDER_NOT_FOUND"
     # Bounded: the grace's attempts, then the decisive one; nothing was captured.
-    assert await attempts(handle, SHOPIFY_GET_ORDER.ref) == [(grace + 1, NOT_FOUND_YET)]
+    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [(grace + 1, NOT_FOUND_YET)]
     assert (await h.clients.stripe.retrieve_payment_intent(pi)).amount_received == 0
     assert await h.receipts(handle.id) == []
 

@@ -11,7 +11,7 @@ from temporalio.exceptions import CancelledError
 
 from starters.flows import start_order
 from tests.workflows.support import FAST, SHIP_TO, Harness, eventually
-from workflows.approvals import FLOW_CANCELLED
+from workflows.common.approvals import FLOW_CANCELLED
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,8 @@ from tests.autobiz.cli.support import Cli
 from tests.conftest import new_tenant
 from tests.support.ledger import record_capture
 from tests.workflows.support import Harness
-from workflows.models import Decision, RefundResult
+from workflows.common.models import Decision
+from workflows.payments.models import RefundResult
 
 pytestmark = pytest.mark.e2e
 

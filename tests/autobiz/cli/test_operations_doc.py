@@ -18,15 +18,10 @@ from pydantic import BaseModel
 
 from autobiz.cli.main import app
 from autobiz.devstack.services import temporal_binary
-from workflows.models import (
-    Decision,
-    OrderCancellationInput,
-    OrderFulfillInput,
-    RefundInput,
-    cancellation_workflow_id,
-    order_workflow_id,
-    refund_workflow_id,
-)
+from workflows.common.models import Decision
+from workflows.ids import cancellation_workflow_id, order_workflow_id, refund_workflow_id
+from workflows.orders.models import OrderCancellationInput, OrderFulfillInput
+from workflows.payments.models import RefundInput
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.autobiz.cli.support import Cli
 from tests.workflows.support import Harness
-from workflows.models import ShipmentNotice
+from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.e2e
 

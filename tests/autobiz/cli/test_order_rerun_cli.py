@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.catalog import SHOPIFY_GET_ORDER
+from kernel import tools
 from tests.autobiz.cli.support import Cli
 from tests.workflows.support import Harness
-from workflows.models import OrderFulfillResult, ShipmentNotice
+from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ async def test_a_failed_order_reruns_once(harness: Harness, cli: Cli) -> None:
         "/shopify/*graphql.json",
         status=404,
         operation="GetOrder",
-        count=SHOPIFY_GET_ORDER.not_found_grace + 1,
+        count=tools.shopify.GET_ORDER.not_found_grace + 1,
     )
     failed = await cli("order", "start", order_id, "--payment-intent", pi, "--wait", check=False)
     assert failed.refused("FLOW_FAILED") and "PROVIDER_NOT_FOUND" in failed.stderr

@@ -23,7 +23,7 @@ from autobiz.settings import KernelSettings, Settings
 from sandbox.server import ServerThread
 from tests.autobiz.cli.support import Cli, CliResult
 from tests.workflows.support import Harness, eventually
-from workflows.models import OrderFulfillResult
+from workflows.orders.models import OrderFulfillResult
 
 pytestmark = pytest.mark.e2e
 

@@ -16,9 +16,9 @@ from autobiz.db.database import Database
 from autobiz.ledger.email_outbox import EmailOutbox
 from autobiz.providers.tenant_clients import TenantClients
 from autobiz.secrets import CredentialStore, MappingSecretsBackend
-from kernel.catalog import SendEmailInput
 from kernel.contracts import CallContext, SideEffect
 from kernel.idempotency import keys_for, request_hash
+from kernel.tools.sendgrid import SendEmailInput
 from sandbox.accounts import credentials_of
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server, with_timeout  # noqa: F401
 

@@ -8,9 +8,9 @@ import pytest
 from autobiz.db.database import Database
 from autobiz.ledger.executor import GateBypassedError, ProviderResult, SideEffectRunner
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
-from kernel.catalog import CreateRefundInput, CreateRefundOutput
 from kernel.contracts import CallContext, SideEffect
 from kernel.idempotency import keys_for, request_hash
+from kernel.tools.stripe import CreateRefundInput, CreateRefundOutput
 from tests.kernel.corpus import SECRETS
 
 pytestmark = pytest.mark.integration

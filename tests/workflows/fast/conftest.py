@@ -26,7 +26,7 @@ from starters.flows import decide
 from tests.workflows.fast.fakes import Fakes
 from tests.workflows.support import DEMO_CONFIG
 from workers.worker import WORKFLOWS
-from workflows.models import ApprovalTiming, DecisionResult
+from workflows.common.models import ApprovalTiming, DecisionResult
 
 # Approvals wait at most a minute, no reminders or escalations fire in a test.
 TIMING = ApprovalTiming(

@@ -21,69 +21,49 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.config_activities import flow_context
+from kernel import tools
 from kernel.call import PERSIST_TRACE_ACTIVITY, TraceBatch
-from kernel.catalog import (
-    PRINTFUL_CANCEL_ORDER,
-    PRINTFUL_CONFIRM_ORDER,
-    PRINTFUL_CREATE_ORDER,
-    PRINTFUL_GET_ORDER,
-    RISK_ASSESS,
-    SENDGRID_SEND_EMAIL,
-    SHOPIFY_CANCEL_ORDER,
-    SHOPIFY_CREATE_FULFILLMENT,
-    SHOPIFY_GET_ORDER,
-    SHOPIFY_REFUND_CREATE,
-    STRIPE_CANCEL_PAYMENT,
-    STRIPE_CAPTURE_PAYMENT,
-    STRIPE_CREATE_REFUND,
-    STRIPE_GET_PAYMENT_INTENT,
-    STRIPE_LIST_REFUNDS,
+from kernel.config import BusinessConfig
+from kernel.contracts import CallContext
+from kernel.decision_proof import ApproverKey, ApproverKeyRegistry
+from kernel.tools.printful import (
+    CreatePrintfulOrderInput,
+    GetPrintfulOrderOutput,
+    PrintfulOrderOutput,
+    PrintfulOrderRef,
+    Shipment,
+)
+from kernel.tools.risk import RiskInput, RiskOutput
+from kernel.tools.sendgrid import SendEmailInput, SendEmailOutput
+from kernel.tools.shopify import (
     CancelOrderInput,
     CancelOrderOutput,
+    CreateFulfillmentInput,
+    CreateFulfillmentOutput,
+    GetOrderInput,
+    GetOrderOutput,
+    ShopifyRefundInput,
+    ShopifyRefundOutput,
+)
+from kernel.tools.stripe import (
     CancelPaymentInput,
     CancelPaymentOutput,
     CapturePaymentInput,
     CapturePaymentOutput,
-    CreateFulfillmentInput,
-    CreateFulfillmentOutput,
-    CreatePrintfulOrderInput,
     CreateRefundInput,
     CreateRefundOutput,
-    GetOrderInput,
-    GetOrderOutput,
     GetPaymentIntentInput,
     GetPaymentIntentOutput,
-    GetPrintfulOrderOutput,
     ListRefundsInput,
     ListRefundsOutput,
-    PrintfulOrderOutput,
-    PrintfulOrderRef,
-    RiskInput,
-    RiskOutput,
-    SendEmailInput,
-    SendEmailOutput,
-    Shipment,
-    ShopifyRefundInput,
-    ShopifyRefundOutput,
 )
-from kernel.config import BusinessConfig
-from kernel.contracts import CallContext
-from kernel.decision_proof import ApproverKey, ApproverKeyRegistry
-from workflows.models import (
+from workflows.common.models import (
     HITL_CLOSE,
     HITL_NOTE,
     HITL_OPEN,
     LOAD_FLOW_CONTEXT,
     ORDER_STATE_READ,
     ORDER_STATE_WRITE,
-    RECONCILE_RECORD,
-    RECONCILE_RESOLVE,
-    RECONCILE_SCOPE,
-    DriftBatch,
-    DriftResolve,
-    DriftResolved,
-    DriftRow,
-    DriftRows,
     FlowContext,
     FlowContextRequest,
     HitlClose,
@@ -93,6 +73,16 @@ from workflows.models import (
     OrderStateRow,
     OrderStateWrite,
     OrderStateWritten,
+)
+from workflows.reconciliation.models import (
+    RECONCILE_RECORD,
+    RECONCILE_RESOLVE,
+    RECONCILE_SCOPE,
+    DriftBatch,
+    DriftResolve,
+    DriftResolved,
+    DriftRow,
+    DriftRows,
     ReconcileScope,
     ScopeRequest,
 )
@@ -166,21 +156,21 @@ class Fakes:
 
     # -- tools -----------------------------------------------------------------------
 
-    @activity.defn(name=SHOPIFY_GET_ORDER.activity_name)
+    @activity.defn(name=tools.shopify.GET_ORDER.activity_name)
     async def shopify_get_order(self, _: CallContext, i: GetOrderInput) -> GetOrderOutput:
-        self._call(SHOPIFY_GET_ORDER.activity_name, i)
+        self._call(tools.shopify.GET_ORDER.activity_name, i)
         if i.order_id not in self.orders:
             raise refusal("PROVIDER_NOT_FOUND", f"order {i.order_id} not found")
         return self.orders[i.order_id]
 
-    @activity.defn(name=RISK_ASSESS.activity_name)
+    @activity.defn(name=tools.risk.ASSESS.activity_name)
     async def risk_assess(self, _: CallContext, i: RiskInput) -> RiskOutput:
-        self._call(RISK_ASSESS.activity_name, i)
+        self._call(tools.risk.ASSESS.activity_name, i)
         return RiskOutput(level=self.risk, score=90 if self.risk == "high" else 10)  # type: ignore[arg-type]
 
-    @activity.defn(name=STRIPE_CAPTURE_PAYMENT.activity_name)
+    @activity.defn(name=tools.stripe.CAPTURE_PAYMENT.activity_name)
     async def stripe_capture(self, _: CallContext, i: CapturePaymentInput) -> CapturePaymentOutput:
-        self._call(STRIPE_CAPTURE_PAYMENT.activity_name, i)
+        self._call(tools.stripe.CAPTURE_PAYMENT.activity_name, i)
         return CapturePaymentOutput(
             payment_intent_id=i.payment_intent_id,
             status="succeeded",
@@ -188,14 +178,14 @@ class Fakes:
             currency=i.currency,
         )
 
-    @activity.defn(name=STRIPE_CANCEL_PAYMENT.activity_name)
+    @activity.defn(name=tools.stripe.CANCEL_PAYMENT.activity_name)
     async def stripe_cancel(self, _: CallContext, i: CancelPaymentInput) -> CancelPaymentOutput:
-        self._call(STRIPE_CANCEL_PAYMENT.activity_name, i)
+        self._call(tools.stripe.CANCEL_PAYMENT.activity_name, i)
         return CancelPaymentOutput(payment_intent_id=i.payment_intent_id, status="canceled")
 
-    @activity.defn(name=STRIPE_CREATE_REFUND.activity_name)
+    @activity.defn(name=tools.stripe.CREATE_REFUND.activity_name)
     async def stripe_refund(self, _: CallContext, i: CreateRefundInput) -> CreateRefundOutput:
-        self._call(STRIPE_CREATE_REFUND.activity_name, i)
+        self._call(tools.stripe.CREATE_REFUND.activity_name, i)
         return CreateRefundOutput(
             refund_id=f"re_{self._id()}",
             status="succeeded",
@@ -203,26 +193,26 @@ class Fakes:
             currency=i.currency,
         )
 
-    @activity.defn(name=STRIPE_GET_PAYMENT_INTENT.activity_name)
+    @activity.defn(name=tools.stripe.GET_PAYMENT_INTENT.activity_name)
     async def stripe_intent(
         self, _: CallContext, i: GetPaymentIntentInput
     ) -> GetPaymentIntentOutput:
-        self._call(STRIPE_GET_PAYMENT_INTENT.activity_name, i)
+        self._call(tools.stripe.GET_PAYMENT_INTENT.activity_name, i)
         answers = self.intents.get(i.payment_intent_id)
         if not answers:
             raise refusal("PROVIDER_NOT_FOUND", f"{i.payment_intent_id} not found")
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    @activity.defn(name=STRIPE_LIST_REFUNDS.activity_name)
+    @activity.defn(name=tools.stripe.LIST_REFUNDS.activity_name)
     async def stripe_list_refunds(self, _: CallContext, i: ListRefundsInput) -> ListRefundsOutput:
-        self._call(STRIPE_LIST_REFUNDS.activity_name, i)
+        self._call(tools.stripe.LIST_REFUNDS.activity_name, i)
         return self.refunds.get(i.payment_intent_id, ListRefundsOutput())
 
-    @activity.defn(name=PRINTFUL_CREATE_ORDER.activity_name)
+    @activity.defn(name=tools.printful.CREATE_ORDER.activity_name)
     async def printful_create(
         self, _: CallContext, i: CreatePrintfulOrderInput
     ) -> PrintfulOrderOutput:
-        self._call(PRINTFUL_CREATE_ORDER.activity_name, i)
+        self._call(tools.printful.CREATE_ORDER.activity_name, i)
         order = GetPrintfulOrderOutput(
             printful_order_id=self._id(), external_id=i.external_id, status="draft"
         )
@@ -249,9 +239,9 @@ class Fakes:
             status=status,
         )
 
-    @activity.defn(name=PRINTFUL_CONFIRM_ORDER.activity_name)
+    @activity.defn(name=tools.printful.CONFIRM_ORDER.activity_name)
     async def printful_confirm(self, _: CallContext, i: PrintfulOrderRef) -> PrintfulOrderOutput:
-        self._call(PRINTFUL_CONFIRM_ORDER.activity_name, i)
+        self._call(tools.printful.CONFIRM_ORDER.activity_name, i)
         out = self._set_printful(self._printful(i), "pending")
         if self.ship_on_confirm:
             order = self._printful(i)
@@ -259,38 +249,38 @@ class Fakes:
             self.printful[str(order.external_id)] = order.model_copy(update={"shipments": shipped})
         return out
 
-    @activity.defn(name=PRINTFUL_CANCEL_ORDER.activity_name)
+    @activity.defn(name=tools.printful.CANCEL_ORDER.activity_name)
     async def printful_cancel(self, _: CallContext, i: PrintfulOrderRef) -> PrintfulOrderOutput:
-        self._call(PRINTFUL_CANCEL_ORDER.activity_name, i)
+        self._call(tools.printful.CANCEL_ORDER.activity_name, i)
         return self._set_printful(self._printful(i), "canceled")
 
-    @activity.defn(name=PRINTFUL_GET_ORDER.activity_name)
+    @activity.defn(name=tools.printful.GET_ORDER.activity_name)
     async def printful_get(self, _: CallContext, i: PrintfulOrderRef) -> GetPrintfulOrderOutput:
-        self._call(PRINTFUL_GET_ORDER.activity_name, i)
+        self._call(tools.printful.GET_ORDER.activity_name, i)
         return self._printful(i)
 
-    @activity.defn(name=SHOPIFY_CREATE_FULFILLMENT.activity_name)
+    @activity.defn(name=tools.shopify.CREATE_FULFILLMENT.activity_name)
     async def shopify_fulfill(
         self, _: CallContext, i: CreateFulfillmentInput
     ) -> CreateFulfillmentOutput:
-        self._call(SHOPIFY_CREATE_FULFILLMENT.activity_name, i)
+        self._call(tools.shopify.CREATE_FULFILLMENT.activity_name, i)
         return CreateFulfillmentOutput(fulfillment_id=f"ful_{self._id()}", status="success")
 
-    @activity.defn(name=SHOPIFY_REFUND_CREATE.activity_name)
+    @activity.defn(name=tools.shopify.REFUND_CREATE.activity_name)
     async def shopify_refund(self, _: CallContext, i: ShopifyRefundInput) -> ShopifyRefundOutput:
-        self._call(SHOPIFY_REFUND_CREATE.activity_name, i)
+        self._call(tools.shopify.REFUND_CREATE.activity_name, i)
         return ShopifyRefundOutput(
             refund_id=f"shr_{self._id()}", amount_minor=i.amount_minor, currency=i.currency
         )
 
-    @activity.defn(name=SHOPIFY_CANCEL_ORDER.activity_name)
+    @activity.defn(name=tools.shopify.CANCEL_ORDER.activity_name)
     async def shopify_cancel(self, _: CallContext, i: CancelOrderInput) -> CancelOrderOutput:
-        self._call(SHOPIFY_CANCEL_ORDER.activity_name, i)
+        self._call(tools.shopify.CANCEL_ORDER.activity_name, i)
         return CancelOrderOutput(order_id=i.order_id, status="cancelled")
 
-    @activity.defn(name=SENDGRID_SEND_EMAIL.activity_name)
+    @activity.defn(name=tools.sendgrid.SEND_EMAIL.activity_name)
     async def send_email(self, _: CallContext, i: SendEmailInput) -> SendEmailOutput:
-        self._call(SENDGRID_SEND_EMAIL.activity_name, i)
+        self._call(tools.sendgrid.SEND_EMAIL.activity_name, i)
         return SendEmailOutput(message_id=f"msg_{self._id()}", status="accepted")
 
     # -- plumbing --------------------------------------------------------------------

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from kernel.catalog import GetOrderOutput, GetPaymentIntentOutput, GetPrintfulOrderOutput
+from kernel.tools.printful import GetPrintfulOrderOutput
+from kernel.tools.shopify import GetOrderOutput
+from kernel.tools.stripe import GetPaymentIntentOutput
 from starters.flows import request_cancellation
 from tests.workflows.fast.conftest import TIMING, Fast
-from workflows.models import (
-    RECONCILIATION,
+from workflows.ids import RECONCILIATION, printful_external_id
+from workflows.reconciliation.models import (
     OrderView,
     ReconcileScope,
     ReconciliationInput,
     ReconciliationResult,
-    printful_external_id,
 )
 
 GET, EMAIL = "shopify.get_order@1", "sendgrid.send_email@1"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kernel.catalog import GetOrderOutput, GetPaymentIntentOutput
 from kernel.refunds import PAYMENT_NOT_FOR_ORDER
+from kernel.tools.shopify import GetOrderOutput
+from kernel.tools.stripe import GetPaymentIntentOutput
 from starters.flows import request_refund, start_payment_failure
 from tests.workflows.fast.conftest import TIMING, Fast
 from tests.workflows.fast.fakes import refusal

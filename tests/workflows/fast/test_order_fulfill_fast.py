@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
-from kernel.catalog import GetOrderOutput, LineItem, ShippingAddress
+from kernel.tools.shopify import GetOrderOutput, LineItem, ShippingAddress
 from starters.flows import start_order
 from tests.workflows.fast.conftest import TIMING, Fast
 from tests.workflows.fast.fakes import refusal
-from workflows.models import ShipmentNotice
+from workflows.orders.models import ShipmentNotice
 
 GET, RISK = "shopify.get_order@1", "risk.assess@1"
 CAPTURE, REFUND = "stripe.capture_payment@1", "stripe.create_refund@1"

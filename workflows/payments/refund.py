@@ -23,26 +23,23 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from kernel import tools
     from kernel.call import kernel_call, persist_trace, start_run
-    from kernel.catalog import (
-        SHOPIFY_GET_ORDER,
-        SHOPIFY_REFUND_CREATE,
-        STRIPE_CREATE_REFUND,
-        CreateRefundInput,
-        GetOrderInput,
-        GetOrderOutput,
-        ShopifyRefundInput,
-    )
     from kernel.money import format_money
     from kernel.refunds import CURRENCY_MISMATCH, REFUND_EXCEEDS_REFUNDABLE, REFUSAL_CODES
-    from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
-    from workflows.flow import approval_notifier, load_context, mark_started, move, send_email
-    from workflows.handlers import ApprovalHandlers
-    from workflows.models import (
-        REFUND,
-        RefundInput,
-        RefundResult,
+    from kernel.tools.shopify import GetOrderInput, GetOrderOutput, ShopifyRefundInput
+    from kernel.tools.stripe import CreateRefundInput
+    from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
+    from workflows.common.flow import (
+        approval_notifier,
+        load_context,
+        mark_started,
+        move,
+        send_email,
     )
+    from workflows.common.handlers import ApprovalHandlers
+    from workflows.ids import REFUND
+    from workflows.payments.models import RefundInput, RefundResult
 
 WORKFLOW_TYPE = "refund"
 # Histories recorded before a refused Stripe refund ended the run ``rejected`` (it
@@ -82,7 +79,7 @@ class Refund(ApprovalHandlers):
         try:
             order = await kernel_call(
                 run,
-                SHOPIFY_GET_ORDER,
+                tools.shopify.GET_ORDER,
                 GetOrderInput(order_id=input.order_id),
                 step="get_order",
             )
@@ -109,7 +106,7 @@ class Refund(ApprovalHandlers):
                 stripe_refund = await call_with_approval(
                     desk,
                     run,
-                    STRIPE_CREATE_REFUND,
+                    tools.stripe.CREATE_REFUND,
                     stripe_in,
                     step="stripe_refund",
                     action="refund",
@@ -150,7 +147,7 @@ class Refund(ApprovalHandlers):
             shopify_refund = await call_with_approval(
                 desk,
                 run,
-                SHOPIFY_REFUND_CREATE,
+                tools.shopify.REFUND_CREATE,
                 ShopifyRefundInput(
                     order_id=input.order_id,
                     refund_request_id=input.refund_request_id,

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.call import internal_activity
-    from workflows.models import (
+    from workflows.common.models import (
         ORDER_STATE_READ,
         ORDER_STATE_WRITE,
         OrderStateKey,

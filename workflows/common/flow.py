@@ -14,11 +14,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
+    from kernel import tools
     from kernel.call import internal_activity, kernel_call
-    from kernel.catalog import SENDGRID_SEND_EMAIL, SendEmailInput, SendEmailOutput
     from kernel.state import RunState
-    from workflows.approvals import ApprovalDenied
-    from workflows.models import (
+    from kernel.tools.sendgrid import SendEmailInput, SendEmailOutput
+    from workflows.common.approvals import ApprovalDenied
+    from workflows.common.models import (
         LOAD_FLOW_CONTEXT,
         ApprovalView,
         FlowContext,
@@ -95,7 +96,7 @@ async def send_email(
 ) -> SendEmailOutput:
     return await kernel_call(
         run,
-        SENDGRID_SEND_EMAIL,
+        tools.sendgrid.SEND_EMAIL,
         SendEmailInput(
             to=to,
             template=template,

@@ -47,33 +47,30 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import ORDER_ID
+    from kernel import tools
     from kernel.call import kernel_call, persist_trace, preview, start_run
-    from kernel.catalog import (
-        SHOPIFY_CANCEL_ORDER,
-        SHOPIFY_GET_ORDER,
-        STRIPE_CANCEL_PAYMENT,
-        STRIPE_GET_PAYMENT_INTENT,
-        CancelOrderInput,
-        CancelPaymentInput,
-        GetOrderInput,
-        GetOrderOutput,
-        GetPaymentIntentInput,
-        GetPaymentIntentOutput,
-    )
     from kernel.config import DunningConfig
     from kernel.errors import GateCode
     from kernel.state import RunState
-    from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
-    from workflows.flow import approval_notifier, load_context, mark_started, move, send_email
-    from workflows.handlers import ApprovalHandlers
-    from workflows.models import (
-        PAYMENT_FAILURE,
-        DeclineClass,
-        FlowContext,
-        PaymentFailureInput,
-        PaymentFailureResult,
+    from kernel.tools.shopify import CancelOrderInput, GetOrderInput, GetOrderOutput
+    from kernel.tools.stripe import (
+        CancelPaymentInput,
+        GetPaymentIntentInput,
+        GetPaymentIntentOutput,
     )
-    from workflows.projection import OrderProjection
+    from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
+    from workflows.common.flow import (
+        approval_notifier,
+        load_context,
+        mark_started,
+        move,
+        send_email,
+    )
+    from workflows.common.handlers import ApprovalHandlers
+    from workflows.common.models import FlowContext
+    from workflows.common.projection import OrderProjection
+    from workflows.ids import PAYMENT_FAILURE
+    from workflows.payments.models import DeclineClass, PaymentFailureInput, PaymentFailureResult
 
 WORKFLOW_TYPE = "payment_failure"
 DB_TIMEOUT = timedelta(seconds=30)
@@ -268,7 +265,7 @@ class PaymentFailure(ApprovalHandlers):
         if self._order_id is not None:
             order = await kernel_call(
                 run,
-                SHOPIFY_GET_ORDER,
+                tools.shopify.GET_ORDER,
                 GetOrderInput(order_id=self._order_id),
                 step="get_order",
             )
@@ -414,7 +411,7 @@ class PaymentFailure(ApprovalHandlers):
             currency=pi.currency,
             reason="fraudulent" if pi.decline_code == "fraudulent" else "abandoned",
         )
-        action, tool = "void_payment", STRIPE_CANCEL_PAYMENT
+        action, tool = "void_payment", tools.stripe.CANCEL_PAYMENT
         decision = preview(run, tool, void, step="void")
         if decision.code is GateCode.APPROVAL_REQUIRED:
             assert decision.hitl is not None
@@ -472,7 +469,7 @@ class PaymentFailure(ApprovalHandlers):
         if self._order_id is not None:
             await kernel_call(
                 run,
-                SHOPIFY_CANCEL_ORDER,
+                tools.shopify.CANCEL_ORDER,
                 CancelOrderInput(
                     order_id=self._order_id, reason="DECLINED", restock=True, notify_customer=False
                 ),
@@ -500,7 +497,7 @@ class PaymentFailure(ApprovalHandlers):
         self._hints_read = self._paid_hints
         return await kernel_call(
             run,
-            STRIPE_GET_PAYMENT_INTENT,
+            tools.stripe.GET_PAYMENT_INTENT,
             GetPaymentIntentInput(payment_intent_id=self._pi_id, order_id=self._order_id),
             step=step,
         )

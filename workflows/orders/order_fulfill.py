@@ -28,32 +28,21 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from kernel import tools
     from kernel.call import kernel_call, persist_trace, preview, start_run
-    from kernel.catalog import (
-        PRINTFUL_CANCEL_ORDER,
-        PRINTFUL_CONFIRM_ORDER,
-        PRINTFUL_CREATE_ORDER,
-        PRINTFUL_GET_ORDER,
-        RISK_ASSESS,
-        SHOPIFY_CREATE_FULFILLMENT,
-        SHOPIFY_GET_ORDER,
-        STRIPE_CAPTURE_PAYMENT,
-        STRIPE_CREATE_REFUND,
-        CapturePaymentInput,
-        CreateFulfillmentInput,
+    from kernel.state import RunState
+    from kernel.tools.printful import (
         CreatePrintfulOrderInput,
-        CreateRefundInput,
-        GetOrderInput,
-        GetOrderOutput,
         PrintfulItem,
         PrintfulOrderRef,
         PrintfulRecipient,
-        RiskInput,
         Shipment,
     )
-    from kernel.state import RunState
-    from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
-    from workflows.flow import (
+    from kernel.tools.risk import RiskInput
+    from kernel.tools.shopify import CreateFulfillmentInput, GetOrderInput, GetOrderOutput
+    from kernel.tools.stripe import CapturePaymentInput, CreateRefundInput
+    from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
+    from workflows.common.flow import (
         Saga,
         approval_notifier,
         load_context,
@@ -61,18 +50,16 @@ with workflow.unsafe.imports_passed_through():
         move,
         send_email,
     )
-    from workflows.handlers import ApprovalHandlers
-    from workflows.models import (
-        ORDER_FULFILL,
+    from workflows.common.handlers import ApprovalHandlers
+    from workflows.common.projection import OrderProjection
+    from workflows.ids import ORDER_FULFILL, cancellation_workflow_id, printful_external_id
+    from workflows.orders.models import (
         CancelRequest,
         FulfillStopped,
         OrderFulfillInput,
         OrderFulfillResult,
         ShipmentNotice,
-        cancellation_workflow_id,
-        printful_external_id,
     )
-    from workflows.projection import OrderProjection
 
 WORKFLOW_TYPE = "order_fulfill"
 SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
@@ -276,7 +263,7 @@ class OrderFulfill(ApprovalHandlers):
         notify = approval_notifier(run)
         order = await kernel_call(
             run,
-            SHOPIFY_GET_ORDER,
+            tools.shopify.GET_ORDER,
             GetOrderInput(order_id=input.order_id),
             step="get_order",
         )
@@ -293,7 +280,7 @@ class OrderFulfill(ApprovalHandlers):
         await self._move(run, input, "assessing")
         risk = await kernel_call(
             run,
-            RISK_ASSESS,
+            tools.risk.ASSESS,
             RiskInput(
                 order_id=input.order_id,
                 amount_minor=order.total_minor,
@@ -321,7 +308,7 @@ class OrderFulfill(ApprovalHandlers):
             captured = await call_with_approval(
                 desk,
                 run,
-                STRIPE_CAPTURE_PAYMENT,
+                tools.stripe.CAPTURE_PAYMENT,
                 capture,
                 step="capture",
                 action="capture_payment",
@@ -336,7 +323,7 @@ class OrderFulfill(ApprovalHandlers):
                 await call_with_approval(
                     desk,
                     run,
-                    STRIPE_CREATE_REFUND,
+                    tools.stripe.CREATE_REFUND,
                     CreateRefundInput(
                         payment_intent_id=payment_intent,
                         order_id=input.order_id,
@@ -364,7 +351,7 @@ class OrderFulfill(ApprovalHandlers):
         self._checkpoint()
         draft = await kernel_call(
             run,
-            PRINTFUL_CREATE_ORDER,
+            tools.printful.CREATE_ORDER,
             CreatePrintfulOrderInput(
                 external_id=printful_external_id(input.tenant_id, input.order_id),
                 recipient=ship_to,
@@ -379,7 +366,7 @@ class OrderFulfill(ApprovalHandlers):
         async def cancel_draft() -> None:
             await kernel_call(
                 run,
-                PRINTFUL_CANCEL_ORDER,
+                tools.printful.CANCEL_ORDER,
                 ref,
                 step="undo:printful",
             )
@@ -388,7 +375,7 @@ class OrderFulfill(ApprovalHandlers):
         self._checkpoint()
         await kernel_call(
             run,
-            PRINTFUL_CONFIRM_ORDER,
+            tools.printful.CONFIRM_ORDER,
             ref,
             step="printful_confirm",
         )
@@ -401,7 +388,7 @@ class OrderFulfill(ApprovalHandlers):
         await self._move(run, input, "shipped")
         fulfillment = await kernel_call(
             run,
-            SHOPIFY_CREATE_FULFILLMENT,
+            tools.shopify.CREATE_FULFILLMENT,
             CreateFulfillmentInput(
                 order_id=input.order_id,
                 tracking_company=shipment.carrier,
@@ -428,7 +415,7 @@ class OrderFulfill(ApprovalHandlers):
             result["email_message_id"] = sent.message_id
 
     def _needs_approval(self, run: RunState, capture: CapturePaymentInput) -> bool:
-        decision = preview(run, STRIPE_CAPTURE_PAYMENT, capture, step="capture")
+        decision = preview(run, tools.stripe.CAPTURE_PAYMENT, capture, step="capture")
         return bool(decision.hitl and decision.hitl.required)
 
     async def _await_shipment(
@@ -451,7 +438,7 @@ class OrderFulfill(ApprovalHandlers):
                 polls += 1
                 current = await kernel_call(
                     run,
-                    PRINTFUL_GET_ORDER,
+                    tools.printful.GET_ORDER,
                     ref,
                     step=f"poll_shipment:{polls}",
                 )

@@ -70,35 +70,33 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 
 with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
+    from kernel import tools
     from kernel.call import internal_activity, kernel_call, persist_trace, start_run
-    from kernel.catalog import (
-        PRINTFUL_GET_ORDER,
-        SHOPIFY_GET_ORDER,
-        SHOPIFY_REFUND_CREATE,
-        STRIPE_GET_PAYMENT_INTENT,
-        STRIPE_LIST_REFUNDS,
-        GetOrderInput,
+    from kernel.state import RunState
+    from kernel.tools.printful import GetPrintfulOrderOutput, PrintfulOrderRef
+    from kernel.tools.shopify import GetOrderInput, ShopifyRefundInput
+    from kernel.tools.stripe import (
         GetPaymentIntentInput,
         GetPaymentIntentOutput,
-        GetPrintfulOrderOutput,
         ListRefundsInput,
         ListRefundsOutput,
-        PrintfulOrderRef,
-        ShopifyRefundInput,
     )
-    from kernel.state import RunState
-    from workflows.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
-    from workflows.flow import approval_notifier, load_context, move, send_email
-    from workflows.handlers import ApprovalHandlers, FlowHandlers
-    from workflows.models import (
-        FINANCIAL_DRIFT,
+    from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
+    from workflows.common.flow import approval_notifier, load_context, move, send_email
+    from workflows.common.handlers import ApprovalHandlers, FlowHandlers
+    from workflows.common.models import (
         ORDER_STATE_WRITE,
-        RECONCILE_DRIFT,
+        ApprovalView,
+        FlowContext,
+        OrderStateWrite,
+        OrderStateWritten,
+    )
+    from workflows.ids import RECONCILE_DRIFT, RECONCILIATION, drift_workflow_id
+    from workflows.reconciliation.models import (
+        FINANCIAL_DRIFT,
         RECONCILE_RECORD,
         RECONCILE_RESOLVE,
         RECONCILE_SCOPE,
-        RECONCILIATION,
-        ApprovalView,
         Drift,
         DriftBatch,
         DriftKind,
@@ -109,16 +107,12 @@ with workflow.unsafe.imports_passed_through():
         DriftRow,
         DriftRows,
         DriftStatus,
-        FlowContext,
-        OrderStateWrite,
-        OrderStateWritten,
         OrderView,
         PaymentView,
         ReconcileScope,
         ReconciliationInput,
         ReconciliationResult,
         ScopeRequest,
-        drift_workflow_id,
     )
 
 WORKFLOW_TYPE = "reconciliation"
@@ -342,7 +336,7 @@ class Reconciliation(FlowHandlers):
         self._move("reading")
         in_window = await kernel_call(
             run,
-            STRIPE_LIST_REFUNDS,
+            tools.stripe.LIST_REFUNDS,
             ListRefundsInput(
                 created_gte=int(start.timestamp()),
                 created_lte=int(end.timestamp()),
@@ -376,14 +370,14 @@ class Reconciliation(FlowHandlers):
             try:
                 intent = await kernel_call(
                     run,
-                    STRIPE_GET_PAYMENT_INTENT,
+                    tools.stripe.GET_PAYMENT_INTENT,
                     GetPaymentIntentInput(payment_intent_id=pi, order_id=payment.order_id),
                     step=f"intent:{pi}",
                     absent_ok=True,
                 )
                 refunds = await kernel_call(
                     run,
-                    STRIPE_LIST_REFUNDS,
+                    tools.stripe.LIST_REFUNDS,
                     ListRefundsInput(payment_intent_id=pi, max_results=REFUNDS_PER_INTENT_MAX),
                     step=f"refunds:{pi}",
                 )
@@ -397,7 +391,7 @@ class Reconciliation(FlowHandlers):
             try:
                 printful = await kernel_call(
                     run,
-                    PRINTFUL_GET_ORDER,
+                    tools.printful.GET_ORDER,
                     PrintfulOrderRef(printful_order_id=order.printful_order_id),
                     step=f"printful:{order.printful_order_id}",
                     absent_ok=True,
@@ -717,7 +711,7 @@ class ReconcileDrift(ApprovalHandlers):
         try:
             order = await kernel_call(
                 run,
-                SHOPIFY_GET_ORDER,
+                tools.shopify.GET_ORDER,
                 GetOrderInput(order_id=str(order_id)),
                 step="shopify_order",
                 absent_ok=True,
@@ -738,7 +732,7 @@ class ReconcileDrift(ApprovalHandlers):
         recorded = await call_with_approval(
             desk,
             run,
-            SHOPIFY_REFUND_CREATE,
+            tools.shopify.REFUND_CREATE,
             ShopifyRefundInput(
                 order_id=str(order_id),
                 refund_request_id=f"recon-{refund_id}"[:64],

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         record_gate,
     )
     from kernel.state import Approval, RunState
-    from workflows.models import (
+    from workflows.common.models import (
         HITL_CLOSE,
         HITL_NOTE,
         HITL_OPEN,

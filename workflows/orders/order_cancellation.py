@@ -43,6 +43,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
+    from kernel import tools
     from kernel.call import (
         kernel_call,
         persist_trace,
@@ -50,30 +51,26 @@ with workflow.unsafe.imports_passed_through():
         refusal,
         start_run,
     )
-    from kernel.catalog import (
-        PRINTFUL_CANCEL_ORDER,
-        PRINTFUL_GET_ORDER,
-        SHOPIFY_CANCEL_ORDER,
-        SHOPIFY_GET_ORDER,
-        STRIPE_CANCEL_PAYMENT,
-        STRIPE_CREATE_REFUND,
-        STRIPE_GET_PAYMENT_INTENT,
-        CancelOrderInput,
+    from kernel.contracts import ToolContract
+    from kernel.errors import GateCode
+    from kernel.state import RunState
+    from kernel.tools.printful import PrintfulOrderRef
+    from kernel.tools.shopify import CancelOrderInput, GetOrderInput, GetOrderOutput
+    from kernel.tools.stripe import (
         CancelPaymentInput,
         CancelPaymentOutput,
         CreateRefundInput,
         CreateRefundOutput,
-        GetOrderInput,
-        GetOrderOutput,
         GetPaymentIntentInput,
         GetPaymentIntentOutput,
-        PrintfulOrderRef,
     )
-    from kernel.contracts import ToolContract
-    from kernel.errors import GateCode
-    from kernel.state import RunState
-    from workflows.approvals import ApprovalDenied, ApprovalDesk, Notifier, call_with_approval
-    from workflows.flow import (
+    from workflows.common.approvals import (
+        ApprovalDenied,
+        ApprovalDesk,
+        Notifier,
+        call_with_approval,
+    )
+    from workflows.common.flow import (
         Saga,
         approval_notifier,
         load_context,
@@ -81,19 +78,17 @@ with workflow.unsafe.imports_passed_through():
         move,
         send_email,
     )
-    from workflows.handlers import ApprovalHandlers
-    from workflows.models import (
-        ORDER_CANCELLATION,
+    from workflows.common.handlers import ApprovalHandlers
+    from workflows.common.models import FlowContext
+    from workflows.common.projection import OrderProjection
+    from workflows.ids import ORDER_CANCELLATION, order_workflow_id, printful_external_id
+    from workflows.orders.models import (
         CancellationException,
         CancelRequest,
-        FlowContext,
         FulfillStopped,
         OrderCancellationInput,
         OrderCancellationResult,
-        order_workflow_id,
-        printful_external_id,
     )
-    from workflows.projection import OrderProjection
 
 WORKFLOW_TYPE = "order_cancellation"
 DB_TIMEOUT = timedelta(seconds=30)
@@ -256,7 +251,7 @@ class OrderCancellation(ApprovalHandlers):
         notify = approval_notifier(run)
         order = await kernel_call(
             run,
-            SHOPIFY_GET_ORDER,
+            tools.shopify.GET_ORDER,
             GetOrderInput(order_id=input.order_id),
             step="get_order",
         )
@@ -322,7 +317,7 @@ class OrderCancellation(ApprovalHandlers):
         await self._move("cancelling_order")
         await kernel_call(
             run,
-            SHOPIFY_CANCEL_ORDER,
+            tools.shopify.CANCEL_ORDER,
             # Our own email tells the customer (with the money part), not Shopify's.
             CancelOrderInput(order_id=input.order_id, reason=input.reason, notify_customer=False),
             step="shopify_cancel",
@@ -360,7 +355,7 @@ class OrderCancellation(ApprovalHandlers):
         try:
             found = await kernel_call(
                 run,
-                PRINTFUL_GET_ORDER,
+                tools.printful.GET_ORDER,
                 ref,
                 step=f"printful_lookup:{n}",
             )
@@ -373,7 +368,7 @@ class OrderCancellation(ApprovalHandlers):
         if pi_id is not None:
             intent = await kernel_call(
                 run,
-                STRIPE_GET_PAYMENT_INTENT,
+                tools.stripe.GET_PAYMENT_INTENT,
                 GetPaymentIntentInput(payment_intent_id=pi_id, order_id=input.order_id),
                 step=f"payment_lookup:{n}",
             )
@@ -419,7 +414,14 @@ class OrderCancellation(ApprovalHandlers):
                 reason=reason,
             )
             return self._planned(
-                _Money("void", amount, intent.currency, STRIPE_CANCEL_PAYMENT, void, "void_payment")
+                _Money(
+                    "void",
+                    amount,
+                    intent.currency,
+                    tools.stripe.CANCEL_PAYMENT,
+                    void,
+                    "void_payment",
+                )
             )
         if intent.status == "succeeded":
             if intent.amount_received_minor == 0:
@@ -438,7 +440,7 @@ class OrderCancellation(ApprovalHandlers):
                     "refund",
                     amount,
                     intent.currency,
-                    STRIPE_CREATE_REFUND,
+                    tools.stripe.CREATE_REFUND,
                     refund,
                     "refund_payment",
                 )
@@ -538,7 +540,7 @@ class OrderCancellation(ApprovalHandlers):
         try:
             out = await kernel_call(
                 run,
-                PRINTFUL_CANCEL_ORDER,
+                tools.printful.CANCEL_ORDER,
                 PrintfulOrderRef(printful_order_id=printful_order_id),
                 step="printful_cancel",
             )

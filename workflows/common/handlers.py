@@ -22,8 +22,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.state import RunState, RunSummary
-    from workflows.approvals import ApprovalDesk
-    from workflows.models import ApprovalView, Decision, DecisionResult, FlowStatus
+    from workflows.common.approvals import ApprovalDesk
+    from workflows.common.models import ApprovalView, Decision, DecisionResult, FlowStatus
 
 
 # The approval update's name, for callers that need it as data (typed method references

@@ -1,0 +1,144 @@
+"""Printful tools: create, confirm, cancel and read an order (v2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+
+from kernel.contracts import SideEffect, ToolContract, ToolModel
+from kernel.tools.defaults import FAST, NOT_FOUND_GRACE, READ_RETRY, WRITE, Currency
+
+# --- Printful ------------------------------------------------------------------------
+
+
+class PrintfulItem(ToolModel):
+    catalog_variant_id: int = Field(gt=0)
+    quantity: int = Field(ge=1)
+    file_url: str | None = None
+
+
+class PrintfulRecipient(ToolModel):
+    name: str
+    address1: str
+    address2: str | None = None
+    city: str
+    zip: str
+    country_code: str = Field(pattern=r"^[A-Z]{2}$")
+    state_code: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class CreatePrintfulOrderInput(ToolModel):
+    external_id: str = Field(min_length=1, max_length=32)
+    recipient: PrintfulRecipient
+    items: list[PrintfulItem] = Field(min_length=1)
+
+
+class PrintfulOrderOutput(ToolModel):
+    printful_order_id: int
+    external_id: str | None = None
+    status: str
+    costs_minor: int | None = None
+    currency: Currency | None = None
+
+
+class PrintfulOrderRef(ToolModel):
+    """A Printful order by its id, or by our external id (Printful v2 accepts
+    ``@{external_id}`` wherever it takes an order id). Exactly one of the two."""
+
+    printful_order_id: int | None = Field(default=None, gt=0)
+    external_id: str | None = Field(default=None, min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PrintfulOrderRef:
+        if (self.printful_order_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of printful_order_id and external_id")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_key(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The absent key is left out, so a call by id hashes (idempotency keys, loop
+        # fingerprints) exactly as before the external id existed.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+    @property
+    def may_be_absent(self) -> bool:
+        """By external id it is a lookup ("is there one for this order?"): no grace."""
+        return self.external_id is not None
+
+    @property
+    def order_ref(self) -> int | str:
+        """What goes in Printful's URL: the id, or ``@{external_id}``."""
+        if self.printful_order_id is not None:
+            return self.printful_order_id
+        return f"@{self.external_id}"
+
+
+class Shipment(ToolModel):
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+
+
+class GetPrintfulOrderOutput(ToolModel):
+    printful_order_id: int
+    external_id: str | None = None
+    status: str
+    shipments: list[Shipment] = Field(default_factory=list)
+
+
+CREATE_ORDER = ToolContract(
+    name="printful.create_order",
+    version="1",
+    description="Create a Printful draft order (looked up by @external_id first).",
+    input_model=CreatePrintfulOrderInput,
+    output_model=PrintfulOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="printful",
+    scopes=frozenset({"fulfillment:write"}),
+    timeout=WRITE,
+    trace_fields=frozenset(
+        {"external_id", "printful_order_id", "status", "costs_minor", "currency"}
+    ),
+)
+CONFIRM_ORDER = ToolContract(
+    name="printful.confirm_order",
+    version="1",
+    description="Confirm a Printful draft order.",
+    input_model=PrintfulOrderRef,
+    output_model=PrintfulOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="printful",
+    scopes=frozenset({"fulfillment:write"}),
+    timeout=WRITE,
+    trace_fields=frozenset({"printful_order_id", "status"}),
+)
+CANCEL_ORDER = ToolContract(
+    name="printful.cancel_order",
+    version="1",
+    description="Cancel a Printful order.",
+    input_model=PrintfulOrderRef,
+    output_model=PrintfulOrderOutput,
+    side_effect=SideEffect.WRITE,
+    provider="printful",
+    scopes=frozenset({"fulfillment:cancel"}),
+    timeout=WRITE,
+    trace_fields=frozenset({"printful_order_id", "status"}),
+)
+GET_ORDER = ToolContract(
+    name="printful.get_order",
+    version="1",
+    description="Read a Printful order and shipments.",
+    input_model=PrintfulOrderRef,
+    output_model=GetPrintfulOrderOutput,
+    side_effect=SideEffect.READ,
+    provider="printful",
+    scopes=frozenset({"fulfillment:read"}),
+    timeout=FAST,
+    retry=READ_RETRY,
+    not_found_grace=NOT_FOUND_GRACE,
+    trace_fields=frozenset({"printful_order_id", "external_id", "status"}),
+)

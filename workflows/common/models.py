@@ -1,0 +1,181 @@
+"""Models every flow shares: its context (policy, approvers, timing), approvals and their
+rows, the order projection, and the ``status`` query's answer.
+
+Pure pydantic (no I/O, no Temporal): workflow modules import it, so does everything
+that starts, signals or serves a workflow. Durations are ``timedelta`` so tests and the
+demo can run an approval or a shipment wait in seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.config import DunningConfig
+from kernel.decision_proof import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW, DecisionProof
+from kernel.policy import RunPolicy
+
+ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
+
+# Activities that are plumbing, not provider tools (they touch only our own database).
+LOAD_FLOW_CONTEXT = "autobiz.load_flow_context"
+HITL_OPEN = "autobiz.hitl_open"
+HITL_NOTE = "autobiz.hitl_note"
+HITL_CLOSE = "autobiz.hitl_close"
+ORDER_STATE_WRITE = "autobiz.order_state_write"
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApproverInfo(FrozenModel):
+    id: str
+    roles: tuple[str, ...]
+    email: str | None = None
+
+
+class ApprovalTiming(FrozenModel):
+    """How long a request waits, when to remind, when to escalate. ``timeout`` None:
+    the HITL rule's timeout from the tenant's config. ``proof_max_age`` / ``proof_max_skew``:
+    how old a decision's proof may be, and how far ahead of the workflow's clock."""
+
+    timeout: timedelta | None = None
+    remind_before: timedelta = timedelta(hours=1)
+    escalate_after: timedelta = timedelta(hours=4)
+    proof_max_age: timedelta = DEFAULT_MAX_AGE
+    proof_max_skew: timedelta = DEFAULT_MAX_SKEW
+
+
+class FlowContext(FrozenModel):
+    """The slice of a tenant's BusinessConfig one run needs (no file reads in workflows)."""
+
+    policy: RunPolicy
+    approvers: tuple[ApproverInfo, ...] = ()
+    ops_email: str | None = None
+    customer_emails: bool = True
+    timing: ApprovalTiming = ApprovalTiming()
+    dunning: DunningConfig = DunningConfig()
+
+
+class FlowContextRequest(FrozenModel):
+    tenant_id: str
+    workflow_type: str
+
+
+# --- approvals ------------------------------------------------------------------------
+
+
+class Decision(FrozenModel):
+    """What an approver sends (the ``decide`` update, or the ``decide_signal`` signal).
+
+    ``proof`` is required by the validator (``kernel.decision_proof``); the default None
+    only keeps decisions recorded before proofs existed readable, so old histories replay.
+    A signed decision names its ``request_id``."""
+
+    tenant_id: str
+    approver: str
+    approve: bool
+    request_id: str | None = None  # None: the request pending now (unsigned only)
+    reason: str | None = Field(default=None, max_length=500)
+    proof: DecisionProof | None = None
+
+
+class DecisionResult(FrozenModel):
+    request_id: str
+    status: ApprovalStatus
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class ApprovalView(FrozenModel):
+    request_id: str
+    action: str
+    roles: tuple[str, ...]
+    amount_minor: int | None = None
+    currency: str | None = None
+    requested_at: datetime
+    expires_at: datetime
+    status: ApprovalStatus = "pending"
+    escalation_level: int = 0
+    decided_by: str | None = None
+    decided_role: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+
+
+class HitlOpen(FrozenModel):
+    tenant_id: str
+    request_id: str
+    workflow_id: str
+    run_id: str
+    action: str
+    required_role: str
+    amount_minor: int | None = None
+    currency: str | None = None
+    requested_at: datetime
+    expires_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class HitlNote(FrozenModel):
+    """A reminder or an escalation, recorded on the request row."""
+
+    tenant_id: str
+    request_id: str
+    kind: Literal["reminder", "escalation"]
+    escalation_level: int
+    at: datetime
+    notified: tuple[str, ...] = ()
+
+
+class HitlClose(FrozenModel):
+    tenant_id: str
+    request_id: str
+    status: Literal["approved", "denied", "expired"]
+    decided_by: str | None = None
+    decided_at: datetime
+    reason: str | None = None
+
+
+class OrderStateWrite(FrozenModel):
+    tenant_id: str
+    order_id: str
+    state: str
+    expected_version: int = Field(ge=0)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrderStateWritten(FrozenModel):
+    version: int
+    applied: bool
+
+
+# --- status ---------------------------------------------------------------------------
+
+
+class FlowStatus(FrozenModel):
+    workflow_id: str
+    tenant_id: str
+    state: str
+    approval: ApprovalView | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    cost_micros: int = 0
+    error: str | None = None
+
+
+# Reads the order's projection row, so a second writer continues from its version.
+ORDER_STATE_READ = "autobiz.order_state_read"
+
+
+class OrderStateKey(FrozenModel):
+    tenant_id: str
+    order_id: str
+
+
+class OrderStateRow(FrozenModel):
+    version: int
+    state: str
+    data: dict[str, Any] = Field(default_factory=dict)

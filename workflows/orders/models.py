@@ -1,0 +1,126 @@
+"""The orders context's models: OrderFulfill (WF01) and OrderCancellation (WF04)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from kernel.tools.printful import PrintfulRecipient
+from workflows.common.models import ApprovalView, FlowContext, FrozenModel
+
+# --- OrderFulfill ---------------------------------------------------------------------
+
+
+class ShipmentNotice(FrozenModel):
+    """The ``printful_shipment`` signal (the ingress sends ``printful_event`` envelopes)."""
+
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+
+
+class OrderFulfillInput(BaseModel):
+    """Started by the CLI/starters (with ``context``) or by the ingress (a
+    ``WorkflowTrigger``: unknown fields ignored, ``context`` loaded by the worker)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant_id: str
+    order_id: str
+    payment_intent: str | None = None
+    ship_to: PrintfulRecipient | None = None
+    context: FlowContext | None = None
+    principal: str = "system:order_fulfill"
+    shipment_wait: timedelta = timedelta(days=14)
+    shipment_polls: int = Field(default=3, ge=0)
+    default_variant_id: int = 4012
+
+
+class OrderFulfillResult(FrozenModel):
+    workflow_id: str
+    state: str
+    captured_minor: int = 0
+    currency: str | None = None
+    printful_order_id: int | None = None
+    fulfillment_id: str | None = None
+    tracking_number: str | None = None
+    email_message_id: str | None = None
+    cost_micros: int = 0
+
+
+CancelReason = Literal["CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"]
+CancellationState = Literal["cancelled", "exception", "rejected", "expired", "failed"]
+
+
+class CancelRequest(FrozenModel):
+    """The ``cancel_requested`` signal to a running OrderFulfill: stop before the next side
+    effect, end ``cancelled``, undo nothing (the cancellation flow does), and answer the
+    order's cancellation workflow (``cancellation_workflow_id``) with ``fulfill_stopped``."""
+
+    reason: CancelReason = "CUSTOMER"
+    requested_by: str
+
+
+class FulfillStopped(FrozenModel):
+    """OrderFulfill's answer to ``cancel_requested`` (the ``fulfill_stopped`` signal)."""
+
+    workflow_id: str
+    stopped: bool  # False: it finished (shipped, or failed) instead of stopping
+    state: str  # where it stopped, or the state it finished in
+
+
+class OrderCancellationInput(BaseModel):
+    """Started by the CLI/starters (with ``context``) or by the ingress (a
+    ``WorkflowTrigger``: its ``payment_intent`` is this ``payment_intent_id``, its other
+    fields are ignored, ``context`` is loaded by the worker)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant_id: str
+    order_id: str = Field(min_length=1, max_length=64)
+    payment_intent_id: str | None = Field(
+        default=None,
+        pattern=r"^pi_[A-Za-z0-9_]+$",
+        validation_alias=AliasChoices("payment_intent_id", "payment_intent"),
+    )
+    reason: CancelReason = "CUSTOMER"
+    context: FlowContext | None = None
+    principal: str = "system:order_cancellation"
+    # How long to wait for a running OrderFulfill to confirm it stopped.
+    stop_wait: timedelta = timedelta(minutes=10)
+
+
+class CancellationException(FrozenModel):
+    """Why a cancellation was handed to people instead of done. Shaped to be the input
+    of the FulfillmentException workflow (WF06) once it exists."""
+
+    tenant_id: str
+    order_id: str
+    kind: Literal["printful_in_production", "payment_unlocated", "payment_unsettled"]
+    detail: str
+    printful_order_id: int | None = None
+    printful_status: str | None = None
+    payment_intent_id: str | None = None
+    fulfillment_stopped: bool = False
+
+
+class OrderCancellationResult(FrozenModel):
+    workflow_id: str
+    state: CancellationState
+    order_id: str
+    fulfillment_stopped: bool = False  # a running OrderFulfill was stopped
+    printful_order_id: int | None = None
+    printful_status: str | None = None
+    payment_intent_id: str | None = None
+    payment_action: Literal["void", "refund", "none"] = "none"
+    amount_minor: int = 0
+    currency: str | None = None
+    stripe_refund_id: str | None = None
+    shopify_cancelled: bool = False
+    email_message_id: str | None = None
+    exception: CancellationException | None = None
+    approval: ApprovalView | None = None
+    cost_micros: int = 0
+    reason: str | None = None
