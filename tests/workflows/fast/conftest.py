@@ -1,7 +1,7 @@
 """The fast layer: the real workflows on the session's Temporal dev server, with
 in-memory stand-ins for every activity (``fakes.Fakes``) on one uuid task queue per
 test. No PostgreSQL, no provider sandbox: a branch test runs in a fraction of a second.
-The full-stack tests (``tests/workflows/test_*.py``) keep proving the parts together."""
+The full-stack tests (``tests/workflows/<context>/test_*.py``) keep proving the parts together."""
 
 from __future__ import annotations
 
