@@ -77,6 +77,7 @@ EXIT_CODES: dict[str, ExitCode] = {
     "APPROVER_KEY_NOT_FOUND": _U,
     "APPROVER_UNKNOWN": _U,
     "SANDBOX_TOKEN_MISSING": _U,
+    "SANDBOX_NOT_INSTALLED": _U,  # dev tooling, absent from the production image
     "PORT_IN_USE": _U,  # the hint names the setting to change
     # -- refused by policy ------------------------------------------------------------
     "APPROVAL_REJECTED": _R,
