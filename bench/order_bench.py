@@ -376,7 +376,7 @@ class Driver:
 
         # starters.flows.start_order's options, plus the shipment notice on the start.
         handle = await self.client.start_workflow(
-            ORDER_FULFILL,
+            ORDER_FULFILL.type,
             OrderFulfillInput(
                 tenant_id=TENANT,
                 order_id=s.order_id,

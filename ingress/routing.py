@@ -5,8 +5,8 @@ workflow; a known topic without one is stored (status ``ignored``: kept as the r
 and as a precondition for the ordering gate) and not handed over; a topic not listed is
 dead-lettered as ``unknown_topic``.
 
-Workflow ids are business keys; ``{tenant}`` and ``{key}`` (the route's business key
-taken from the event) are filled in by ``workflow_id``.
+Workflow types, ids and signal names come from ``workflows.ids``; the business key
+(the route's ``key`` kind) is taken from the event.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ from enum import StrEnum
 from typing import Any
 
 from ingress.tenants import Source
+from workflows.ids import (
+    ORDER_CANCELLATION,
+    ORDER_FULFILL,
+    PAYMENT_FAILURE,
+    PRINTFUL_EVENT,
+    SHOPIFY_EVENT,
+    STRIPE_EVENT,
+    FlowName,
+)
 
 
 class Action(StrEnum):
@@ -35,8 +44,7 @@ class KeyKind(StrEnum):
 @dataclass(frozen=True)
 class Route:
     action: Action
-    workflow: str
-    id_template: str
+    flow: FlowName
     signal: str
     key: KeyKind = KeyKind.ORDER
     # Only payloads this accepts are handed over; the others are recorded only.
@@ -45,11 +53,12 @@ class Route:
     def accepts(self, payload: Any) -> bool:
         return self.when is None or bool(self.when(payload))
 
+    @property
+    def workflow(self) -> str:
+        return self.flow.type
+
     def workflow_id(self, tenant_id: str, key: str) -> str:
-        return self.id_template.format(tenant=tenant_id, key=key)
-
-
-ORDER_ID = "order:{tenant}:{key}"
+        return self.flow.workflow_id(tenant_id, key)
 
 
 def _authorized(payload: Any) -> bool:
@@ -58,24 +67,21 @@ def _authorized(payload: Any) -> bool:
     return isinstance(payload, dict) and payload.get("financial_status") == "authorized"
 
 
-_ORDER_SIGNAL_STRIPE = Route(Action.SIGNAL, "OrderFulfill", ORDER_ID, "stripe_event")
-_ORDER_SIGNAL_PRINTFUL = Route(Action.SIGNAL, "OrderFulfill", ORDER_ID, "printful_event")
+_ORDER_SIGNAL_STRIPE = Route(Action.SIGNAL, ORDER_FULFILL, STRIPE_EVENT)
+_ORDER_SIGNAL_PRINTFUL = Route(Action.SIGNAL, ORDER_FULFILL, PRINTFUL_EVENT)
 
 ROUTES: Mapping[tuple[Source, str], Route] = {
-    (Source.SHOPIFY, "orders/paid"): Route(
-        Action.SIGNAL_WITH_START, "OrderFulfill", ORDER_ID, "shopify_event"
-    ),
+    (Source.SHOPIFY, "orders/paid"): Route(Action.SIGNAL_WITH_START, ORDER_FULFILL, SHOPIFY_EVENT),
     (Source.SHOPIFY, "orders/create"): Route(
-        Action.SIGNAL_WITH_START, "OrderFulfill", ORDER_ID, "shopify_event", when=_authorized
+        Action.SIGNAL_WITH_START, ORDER_FULFILL, SHOPIFY_EVENT, when=_authorized
     ),
     (Source.SHOPIFY, "orders/cancelled"): Route(
-        Action.SIGNAL_WITH_START, "OrderCancellation", "cancel:{tenant}:{key}", "shopify_event"
+        Action.SIGNAL_WITH_START, ORDER_CANCELLATION, SHOPIFY_EVENT
     ),
     (Source.STRIPE, "payment_intent.payment_failed"): Route(
         Action.SIGNAL_WITH_START,
-        "PaymentFailure",
-        "payment-failure:{tenant}:{key}",
-        "stripe_event",
+        PAYMENT_FAILURE,
+        STRIPE_EVENT,
         key=KeyKind.PAYMENT_INTENT,
     ),
     (Source.STRIPE, "charge.refunded"): _ORDER_SIGNAL_STRIPE,

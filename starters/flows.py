@@ -126,7 +126,7 @@ async def start_order(
     )
     return await _start(
         client,
-        ORDER_FULFILL,
+        ORDER_FULFILL.type,
         input,
         order_workflow_id(config.tenant, order_id),
         task_queue,
@@ -181,7 +181,7 @@ async def request_refund(
     )
     return await _start(
         client,
-        REFUND,
+        REFUND.type,
         input,
         refund_workflow_id(config.tenant, request_id),
         task_queue,
@@ -217,7 +217,7 @@ async def start_payment_failure(
     )
     return await _start(
         client,
-        PAYMENT_FAILURE,
+        PAYMENT_FAILURE.type,
         input,
         payment_failure_workflow_id(config.tenant, payment_intent_id),
         task_queue,
@@ -255,7 +255,7 @@ async def request_cancellation(
     )
     return await _start(
         client,
-        ORDER_CANCELLATION,
+        ORDER_CANCELLATION.type,
         input,
         cancellation_workflow_id(config.tenant, order_id),
         task_queue,

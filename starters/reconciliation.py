@@ -92,7 +92,7 @@ async def start_reconciliation(
         acknowledge_timeout=rc.acknowledge_timeout,
     )
     return await client.start_workflow(
-        RECONCILIATION,
+        RECONCILIATION.type,
         input,
         id=reconciliation_workflow_id(config.tenant, key or run_key(end)),
         task_queue=task_queue,
@@ -122,7 +122,7 @@ def reconcile_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            RECONCILIATION,
+            RECONCILIATION.type,
             input,
             id=reconciliation_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
             task_queue=task_queue,

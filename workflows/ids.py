@@ -1,31 +1,98 @@
-"""Every flow's names in one place: its workflow type (as registered with Temporal),
-its workflow-id pattern, and the ids derived from a business key.
+"""Every flow's names in one place, and the ids derived from a business key.
 
-Starters, the ingress, the CLI and the workflows import these; no other module spells a
-workflow type or an id prefix. Pure: no I/O, no Temporal.
+A flow is one ``FlowName``: its workflow type (as registered with Temporal), its config
+key (``workflows.<key>`` in a BusinessConfig, also its module's name and its kernel
+policy's workflow type), its workflow-id prefix, its DESIGN id and its CLI command.
+Starters, the ingress, the CLI, the worker and the workflows import these; no other
+module spells a workflow type, a signal an outsider sends, or an id prefix.
+
+Workflow ids are business keys (``{prefix}:{tenant}:{key}``), so a duplicate trigger
+finds the running flow instead of starting a second one. The prefixes are the contract
+with every flow already running: renaming one would let a redelivered webhook start a
+second run of an order in flight. Pure: no I/O, no Temporal.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
-# Names of the workflow types, as registered with Temporal (and used by the ingress).
-ORDER_FULFILL = "OrderFulfill"
-REFUND = "Refund"
-PAYMENT_FAILURE = "PaymentFailure"
+
+@dataclass(frozen=True)
+class FlowName:
+    type: str  # the workflow type registered with Temporal
+    key: str  # the config key, module name and kernel policy's workflow type
+    prefix: str  # workflow ids are "{prefix}:{tenant}:{business key}"
+    design: str  # the DESIGN.md id
+    cli: str  # the `autobiz` command that starts or shows it ("" when none)
+
+    def workflow_id(self, tenant_id: str, business_key: str) -> str:
+        return f"{self.prefix}:{tenant_id}:{business_key}"
+
+
+ORDER_FULFILL = FlowName("OrderFulfill", "order_fulfill", "order", "WF01", "order start")
+PAYMENT_FAILURE = FlowName(
+    "PaymentFailure", "payment_failure", "payment-failure", "WF02", "order status"
+)
+REFUND = FlowName("Refund", "refund", "refund", "WF03", "refund request")
+ORDER_CANCELLATION = FlowName(
+    "OrderCancellation", "order_cancellation", "cancel", "WF04", "cancel request"
+)
+RECONCILIATION = FlowName(
+    "Reconciliation", "reconciliation", "reconcile", "P1-TASK-25", "reconcile run"
+)
+# The repair of one financial drift: a child of reconciliation, under its policy.
+RECONCILE_DRIFT = FlowName(
+    "ReconcileDrift", "reconciliation", "reconcile-drift", "P1-TASK-25", "reconcile list"
+)
+
+FLOWS: tuple[FlowName, ...] = (
+    ORDER_FULFILL,
+    PAYMENT_FAILURE,
+    REFUND,
+    ORDER_CANCELLATION,
+    RECONCILIATION,
+    RECONCILE_DRIFT,
+)
+
+# Signals outsiders send (the ingress, another flow), by the name in histories.
+SHOPIFY_EVENT = "shopify_event"
+STRIPE_EVENT = "stripe_event"
+PRINTFUL_EVENT = "printful_event"
+CANCEL_REQUESTED = "cancel_requested"  # OrderCancellation → OrderFulfill
+FULFILL_STOPPED = "fulfill_stopped"  # OrderFulfill → OrderCancellation
 
 
 def order_workflow_id(tenant_id: str, order_id: str) -> str:
-    return f"order:{tenant_id}:{order_id}"
+    return ORDER_FULFILL.workflow_id(tenant_id, order_id)
 
 
 def refund_workflow_id(tenant_id: str, refund_request_id: str) -> str:
-    return f"refund:{tenant_id}:{refund_request_id}"
+    return REFUND.workflow_id(tenant_id, refund_request_id)
 
 
 def payment_failure_workflow_id(tenant_id: str, payment_intent_id: str) -> str:
     """Matches the ingress route for ``payment_intent.payment_failed``."""
-    return f"payment-failure:{tenant_id}:{payment_intent_id}"
+    return PAYMENT_FAILURE.workflow_id(tenant_id, payment_intent_id)
+
+
+def cancellation_workflow_id(tenant_id: str, order_id: str) -> str:
+    """Matches the ingress route for Shopify ``orders/cancelled``."""
+    return ORDER_CANCELLATION.workflow_id(tenant_id, order_id)
+
+
+def reconciliation_workflow_id(tenant_id: str, run_key: str) -> str:
+    """``reconcile:{tenant}:{window end or run key}`` (a schedule appends its own time)."""
+    return RECONCILIATION.workflow_id(tenant_id, run_key)
+
+
+def reconcile_schedule_id(tenant_id: str) -> str:
+    return f"{RECONCILIATION.prefix}-schedule:{tenant_id}"
+
+
+def drift_workflow_id(tenant_id: str, drift_id: int) -> str:
+    """The repair (approval) workflow of one financial drift row."""
+    return RECONCILE_DRIFT.workflow_id(tenant_id, str(drift_id))
 
 
 def printful_external_id(tenant_id: str, order_id: str) -> str:
@@ -34,33 +101,3 @@ def printful_external_id(tenant_id: str, order_id: str) -> str:
     legacy = order_id.rsplit("/", 1)[-1]
     head = legacy[:20]
     return f"{head}-{digest[: 31 - len(head)]}"
-
-
-# --- OrderCancellation ----------------------------------------------------------------
-
-ORDER_CANCELLATION = "OrderCancellation"
-
-
-def cancellation_workflow_id(tenant_id: str, order_id: str) -> str:
-    """Matches the ingress route for Shopify ``orders/cancelled``."""
-    return f"cancel:{tenant_id}:{order_id}"
-
-
-# --- Reconciliation -------------------------------------------------------------------
-
-RECONCILIATION = "Reconciliation"
-RECONCILE_DRIFT = "ReconcileDrift"
-
-
-def reconciliation_workflow_id(tenant_id: str, run_key: str) -> str:
-    """``reconcile:{tenant}:{window end or run key}`` (a schedule appends its own time)."""
-    return f"reconcile:{tenant_id}:{run_key}"
-
-
-def reconcile_schedule_id(tenant_id: str) -> str:
-    return f"reconcile-schedule:{tenant_id}"
-
-
-def drift_workflow_id(tenant_id: str, drift_id: int) -> str:
-    """The repair (approval) workflow of one financial drift row."""
-    return f"reconcile-drift:{tenant_id}:{drift_id}"

@@ -13,6 +13,7 @@ from ingress.routing import ROUTES, Action, is_known, route_for
 from ingress.tenants import Hints, Source, StaticWebhookSecrets, secrets_from_settings
 from tests.ingress.conftest import HarnessFactory
 from tests.ingress.support import dumps, shopify_order
+from workflows.ids import FLOWS
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,13 @@ def test_routing_table_matches_design() -> None:
     for topic in ("shipment_sent", "package_shipped", "order_failed"):
         r = route_for(Source.PRINTFUL, topic)
         assert r is not None and r.workflow == "OrderFulfill"
-    assert all(r.id_template.count("{tenant}") == 1 for r in ROUTES.values())
+    # Every route starts or signals a flow named in workflows.ids, by its business key.
+    assert {r.flow for r in ROUTES.values()} <= set(FLOWS)
+    assert {r.workflow_id("shop", "42") for r in ROUTES.values()} == {
+        "order:shop:42",
+        "cancel:shop:42",
+        "payment-failure:shop:42",
+    }
 
 
 @pytest.mark.unit

@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.orders.order_fulfill import OrderFulfill
 
 
-@workflow.defn(name=ORDER_FULFILL)
+@workflow.defn(name=ORDER_FULFILL.type)
 class OrderFulfillWithExtraTimer(OrderFulfill):
     """OrderFulfill with one change: a timer before the flow starts. Replaying a history
     recorded by the real class must fail on its first workflow task."""

@@ -61,10 +61,10 @@ def test_history_is_encrypted_under_the_test_key(path: Path) -> None:
 
 async def test_a_changed_workflow_fails_replay() -> None:
     """The suite can fail: a changed OrderFulfill does not replay the recorded run."""
-    recorded = [p for p in HISTORIES if workflow_type(p) == ORDER_FULFILL]
+    recorded = [p for p in HISTORIES if workflow_type(p) == ORDER_FULFILL.type]
     assert recorded, "no OrderFulfill history recorded"
     history = load_history(recorded[0])
-    others = [cls for cls in WORKFLOWS if _name(cls) != ORDER_FULFILL]
+    others = [cls for cls in WORKFLOWS if _name(cls) != ORDER_FULFILL.type]
     changed = Replayer(
         workflows=[OrderFulfillWithExtraTimer, *others], data_converter=replay_converter()
     )

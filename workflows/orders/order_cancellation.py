@@ -81,7 +81,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common.handlers import ApprovalHandlers
     from workflows.common.models import FlowContext
     from workflows.common.projection import OrderProjection
-    from workflows.ids import ORDER_CANCELLATION, order_workflow_id, printful_external_id
+    from workflows.ids import (
+        CANCEL_REQUESTED,
+        FULFILL_STOPPED,
+        ORDER_CANCELLATION,
+        SHOPIFY_EVENT,
+        order_workflow_id,
+        printful_external_id,
+    )
     from workflows.orders.models import (
         CancellationException,
         CancelRequest,
@@ -90,7 +97,7 @@ with workflow.unsafe.imports_passed_through():
         OrderCancellationResult,
     )
 
-WORKFLOW_TYPE = "order_cancellation"
+WORKFLOW_TYPE = ORDER_CANCELLATION.key
 DB_TIMEOUT = timedelta(seconds=30)
 # Printful cancels only before production; any other status (inprocess, partial,
 # fulfilled, a status we do not know) is treated as "in production": fail closed.
@@ -143,7 +150,7 @@ class _Money:
         return f"{self.action}_payment"
 
 
-@workflow.defn(name=ORDER_CANCELLATION)
+@workflow.defn(name=ORDER_CANCELLATION.type)
 class OrderCancellation(ApprovalHandlers):
     def __init__(self) -> None:
         super().__init__()
@@ -155,13 +162,13 @@ class OrderCancellation(ApprovalHandlers):
 
     # -- handlers ---------------------------------------------------------------------
 
-    @workflow.signal(name="fulfill_stopped")
+    @workflow.signal(name=FULFILL_STOPPED)
     def fulfill_stopped(self, answer: FulfillStopped) -> None:
         """OrderFulfill's answer to ``cancel_requested``; only this order's flow counts."""
         if answer.workflow_id == order_workflow_id(self._tenant, self._order_id):
             self._answer = answer
 
-    @workflow.signal(name="shopify_event")
+    @workflow.signal(name=SHOPIFY_EVENT)
     def shopify_event(self, envelope: dict[str, Any]) -> None:
         """The ingress's ``orders/cancelled`` (the start signal, or a repeat): the run
         already does what it asks, so it is only noted."""
@@ -514,7 +521,7 @@ class OrderCancellation(ApprovalHandlers):
         target = order_workflow_id(input.tenant_id, input.order_id)
         request = CancelRequest(reason=input.reason, requested_by=run.principal)
         try:
-            await workflow.get_external_workflow_handle(target).signal("cancel_requested", request)
+            await workflow.get_external_workflow_handle(target).signal(CANCEL_REQUESTED, request)
         except FailureError:
             run.decision(workflow.now(), "fulfillment_not_running", {"workflow_id": target})
             return False

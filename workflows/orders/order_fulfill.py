@@ -52,7 +52,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.common.handlers import ApprovalHandlers
     from workflows.common.projection import OrderProjection
-    from workflows.ids import ORDER_FULFILL, cancellation_workflow_id, printful_external_id
+    from workflows.ids import (
+        CANCEL_REQUESTED,
+        FULFILL_STOPPED,
+        ORDER_FULFILL,
+        PRINTFUL_EVENT,
+        SHOPIFY_EVENT,
+        STRIPE_EVENT,
+        cancellation_workflow_id,
+        printful_external_id,
+    )
     from workflows.orders.models import (
         CancelRequest,
         FulfillStopped,
@@ -61,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentNotice,
     )
 
-WORKFLOW_TYPE = "order_fulfill"
+WORKFLOW_TYPE = ORDER_FULFILL.key
 SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
@@ -80,7 +89,7 @@ class CancelRequested(Exception):
     """Raised at a checkpoint once ``cancel_requested`` has arrived (caught in ``run``)."""
 
 
-@workflow.defn(name=ORDER_FULFILL)
+@workflow.defn(name=ORDER_FULFILL.type)
 class OrderFulfill(ApprovalHandlers):
     def __init__(self) -> None:
         super().__init__()
@@ -96,7 +105,7 @@ class OrderFulfill(ApprovalHandlers):
         if self._shipment is None:
             self._shipment = notice
 
-    @workflow.signal(name="printful_event")
+    @workflow.signal(name=PRINTFUL_EVENT)
     def printful_event(self, envelope: dict[str, Any]) -> None:
         """The ingress's envelope (``ingress.handoff.EventEnvelope`` as JSON)."""
         if envelope.get("topic") not in SHIPPED_TOPICS or self._shipment is not None:
@@ -111,11 +120,11 @@ class OrderFulfill(ApprovalHandlers):
                 tracking_url=shipment.get("tracking_url"),
             )
 
-    @workflow.signal(name="shopify_event")
+    @workflow.signal(name=SHOPIFY_EVENT)
     def shopify_event(self, envelope: dict[str, Any]) -> None:
         """A repeated ``orders/paid`` (signal-with-start on a running flow): nothing to do."""
 
-    @workflow.signal(name="cancel_requested")
+    @workflow.signal(name=CANCEL_REQUESTED)
     def cancel_requested(self, request: CancelRequest) -> None:
         """Stop before the next side effect (the first request wins); a capture approval
         still pending is withdrawn so the wait ends now."""
@@ -125,7 +134,7 @@ class OrderFulfill(ApprovalHandlers):
         if self._desk is not None:
             self._desk.withdraw(request.requested_by, f"order cancellation ({request.reason})")
 
-    @workflow.signal(name="stripe_event")
+    @workflow.signal(name=STRIPE_EVENT)
     def stripe_event(self, envelope: dict[str, Any]) -> None:
         self._detail.setdefault("stripe_events", []).append(str(envelope.get("topic")))
 
@@ -222,7 +231,7 @@ class OrderFulfill(ApprovalHandlers):
         )
         target = cancellation_workflow_id(self._tenant, self._order_id)
         try:
-            await workflow.get_external_workflow_handle(target).signal("fulfill_stopped", answer)
+            await workflow.get_external_workflow_handle(target).signal(FULFILL_STOPPED, answer)
         except FailureError as exc:
             workflow.logger.warning("cancellation flow %s not told: %s", target, exc)
 

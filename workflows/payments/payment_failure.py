@@ -69,10 +69,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common.handlers import ApprovalHandlers
     from workflows.common.models import FlowContext
     from workflows.common.projection import OrderProjection
-    from workflows.ids import PAYMENT_FAILURE
+    from workflows.ids import PAYMENT_FAILURE, STRIPE_EVENT
     from workflows.payments.models import DeclineClass, PaymentFailureInput, PaymentFailureResult
 
-WORKFLOW_TYPE = "payment_failure"
+WORKFLOW_TYPE = PAYMENT_FAILURE.key
 DB_TIMEOUT = timedelta(seconds=30)
 
 HARD_DECLINES = frozenset(
@@ -151,7 +151,7 @@ def order_from_key(order_key: str | None, tenant_id: str) -> str | None:
     return parts[-1] or None
 
 
-@workflow.defn(name=PAYMENT_FAILURE)
+@workflow.defn(name=PAYMENT_FAILURE.type)
 class PaymentFailure(ApprovalHandlers):
     @workflow.init
     def __init__(self, input: PaymentFailureInput) -> None:
@@ -170,7 +170,7 @@ class PaymentFailure(ApprovalHandlers):
 
     # -- handlers ---------------------------------------------------------------------
 
-    @workflow.signal(name="stripe_event")
+    @workflow.signal(name=STRIPE_EVENT)
     def stripe_event(self, envelope: dict[str, Any]) -> None:
         """The ingress's ``EventEnvelope`` (as JSON); repeats (same ``dedup_id``) dropped."""
         dedup = str(envelope.get("dedup_id") or envelope.get("provider_event_id") or "")

@@ -41,13 +41,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ids import REFUND
     from workflows.payments.models import RefundInput, RefundResult
 
-WORKFLOW_TYPE = "refund"
+WORKFLOW_TYPE = REFUND.key
 # Histories recorded before a refused Stripe refund ended the run ``rejected`` (it
 # failed the workflow then).
 REFUSED_PATCH = "refund-refused-rejects"
 
 
-@workflow.defn(name=REFUND)
+@workflow.defn(name=REFUND.type)
 class Refund(ApprovalHandlers):
     def _move(self, new: str) -> None:
         assert self._run is not None

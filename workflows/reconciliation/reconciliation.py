@@ -115,7 +115,7 @@ with workflow.unsafe.imports_passed_through():
         ScopeRequest,
     )
 
-WORKFLOW_TYPE = "reconciliation"
+WORKFLOW_TYPE = RECONCILIATION.key
 DB_TIMEOUT = timedelta(seconds=30)
 # Projection states in which the Printful order must still be alive.
 PRODUCTION_STATES = frozenset({"in_production", "awaiting_shipment", "shipped", "completed"})
@@ -273,7 +273,7 @@ def printful_drift(order: OrderView, printful: GetPrintfulOrderOutput) -> Drift 
 # -- the scheduled run ----------------------------------------------------------------
 
 
-@workflow.defn(name=RECONCILIATION)
+@workflow.defn(name=RECONCILIATION.type)
 class Reconciliation(FlowHandlers):
     def _move(self, new: str) -> None:
         assert self._run is not None
@@ -559,7 +559,7 @@ class Reconciliation(FlowHandlers):
 # -- one financial drift's approval -----------------------------------------------------
 
 
-@workflow.defn(name=RECONCILE_DRIFT)
+@workflow.defn(name=RECONCILE_DRIFT.type)
 class ReconcileDrift(ApprovalHandlers):
     def _move(self, new: str) -> None:
         assert self._run is not None

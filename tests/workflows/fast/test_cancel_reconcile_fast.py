@@ -97,7 +97,7 @@ async def test_reconciliation_repairs_a_printful_cancelled_outside(fast: Fast) -
         orders=(OrderView(order_id="5001", state="in_production", version=0, printful_order_id=88),)
     )
     result: ReconciliationResult = await fast.client.execute_workflow(
-        RECONCILIATION,
+        RECONCILIATION.type,
         ReconciliationInput(tenant_id=fast.tenant),
         id=f"reconcile:{fast.tenant}:{uuid.uuid4().hex}",
         task_queue=fast.task_queue,

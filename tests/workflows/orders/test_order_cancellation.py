@@ -413,7 +413,7 @@ async def test_started_by_the_ingress_without_context(harness: Harness) -> None:
         "timeout_released": False,
     }
     handle = await h.client.start_workflow(
-        ORDER_CANCELLATION,
+        ORDER_CANCELLATION.type,
         trigger,
         id=wf_id,
         task_queue=h.task_queue,
