@@ -83,7 +83,7 @@ async def test_closed_run_replays_deterministically(harness: Harness) -> None:
     assert pinned.code == 0, pinned.stderr
     report = pinned.report()
     assert report["deterministic"] is True and report["code"] is None
-    assert report["run_id"] == described.run_id and report["workflow_type"] == REFUND
+    assert report["run_id"] == described.run_id and report["workflow_type"] == REFUND.type
     assert report["events"] == len((await handle.fetch_history()).events)
 
     # Another key than the one the history was written with: the codec's code, exit 2.
