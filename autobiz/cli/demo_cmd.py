@@ -20,6 +20,7 @@ from autobiz.cli.output import console, emit_json
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
 from autobiz.demo.business_day import BusinessDay, Case
+from autobiz.devstack.sandbox_package import require_sandbox
 from autobiz.devstack.stack import Stack
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
@@ -36,6 +37,7 @@ def demo(
     down: bool = typer.Option(False, "--down", help="Stop the stack when the day is over."),
 ) -> None:
     """Run a short business day end to end on the embedded local stack (~1 minute)."""
+    require_sandbox("`autobiz demo`")
     base = get_settings()
     settings = base.model_copy(update={"config_dir": base.demo_config_dir})
     stack = Stack(settings)

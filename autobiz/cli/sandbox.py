@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from autobiz.devstack.sandbox_package import sandbox_required
 from autobiz.providers.hygiene import ensure_host_allowed
 from autobiz.settings import get_settings
 
@@ -55,6 +56,10 @@ def sandbox(
         None, help="Base URL for webhooks (default: AUTOBIZ_SANDBOX__WEBHOOK_TARGET)."
     ),
 ) -> None:
+    with sandbox_required("`autobiz sandbox`"):  # dev tooling: not in the production image
+        from sandbox.control_auth import ensure_control_token
+        from sandbox.server import serve
+
     settings = get_settings()
     if webhook_target:
         ensure_host_allowed("sandbox", webhook_target, settings)
@@ -63,9 +68,6 @@ def sandbox(
                 "sandbox": settings.sandbox.model_copy(update={"webhook_target": webhook_target})
             }
         )
-    from sandbox.control_auth import ensure_control_token
-    from sandbox.server import serve
-
     settings, written = ensure_control_token(settings)
     where = written if written is not None else "AUTOBIZ_SANDBOX__CONTROL_TOKEN"
     typer.echo(f"control API token: {where} (send it as Authorization: Bearer <token>)")

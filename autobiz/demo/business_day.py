@@ -36,6 +36,7 @@ from temporalio.service import RPCError
 from autobiz.business_config import load_configs
 from autobiz.db.database import Database
 from autobiz.devstack.dev_secrets import dev_secrets_path
+from autobiz.devstack.sandbox_package import sandbox_required
 from autobiz.ledger.receipts import ReceiptStore
 from autobiz.providers.errors import ProviderError
 from autobiz.providers.stripe_client import StripePayments
@@ -43,7 +44,6 @@ from autobiz.providers.tenant_clients import TenantClients
 from autobiz.secrets import CredentialStore, FileSecretsBackend
 from autobiz.settings import Settings
 from kernel.config import BusinessConfig
-from sandbox.control_client import SandboxControl
 from starters.flows import flow_status, request_cancellation, request_refund
 from workflows.common.models import FlowStatus
 from workflows.ids import cancellation_workflow_id, order_workflow_id, payment_failure_workflow_id
@@ -105,6 +105,8 @@ class BusinessDay:
         configs = load_configs(settings.config_dir)
         self.config: BusinessConfig = configs[tenant]
         self.second = second_tenant if second_tenant in configs else None
+        with sandbox_required("`autobiz demo`"):
+            from sandbox.control_client import SandboxControl
         self.control = SandboxControl(f"http://{settings.sandbox.host}:{settings.sandbox.port}")
         # Each merchant acts with its own credentials (the stack's tenant secrets file).
         self.secrets_file = dev_secrets_path(settings)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from autobiz.devstack.sandbox_package import sandbox_required
 from autobiz.settings import Settings
-from sandbox.accounts import credentials_of, generated_account
 
 
 def dev_secrets_path(settings: Settings) -> Path:
@@ -41,6 +41,9 @@ def ensure_dev_secrets(settings: Settings, tenants: Iterable[str]) -> Path:
     path = dev_secrets_path(settings)
     if settings.secrets_file is not None:
         return path
+    with sandbox_required("the local stack"):
+        from sandbox.accounts import credentials_of, generated_account
+
     seed_file = path.parent / "seed"
     if not seed_file.exists():
         _write_private(seed_file, secrets.token_hex(32))

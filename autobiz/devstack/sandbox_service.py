@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autobiz.devstack.app_service import HttpAppService
+from autobiz.devstack.sandbox_package import sandbox_installed
 from autobiz.devstack.services import PortSpec
 
 
@@ -23,6 +24,8 @@ class SandboxService(HttpAppService):
         """Where the control API's bearer token is (``autobiz dev status`` shows it)."""
         if self.settings.sandbox.control_token is not None:
             return {"control_token": "AUTOBIZ_SANDBOX__CONTROL_TOKEN"}
+        if not sandbox_installed():  # `autobiz dev status` still reports the rest
+            return {}
         from sandbox.control_auth import token_file
 
         return {"control_token": str(token_file(self.settings))}

@@ -12,6 +12,7 @@ from autobiz.devstack.app_service import HttpAppService
 from autobiz.devstack.dev_secrets import dev_secrets_path, ensure_dev_secrets
 from autobiz.devstack.ingress_service import IngressService
 from autobiz.devstack.process import PidFiles
+from autobiz.devstack.sandbox_package import require_sandbox
 from autobiz.devstack.sandbox_service import SandboxService
 from autobiz.devstack.services import (
     EmbeddedPostgres,
@@ -68,6 +69,7 @@ class Stack:
         return [*self.infrastructure, *self.applications]
 
     def up(self, progress: Progress = _quiet) -> tuple[list[ServiceStatus], MigrationReport]:
+        require_sandbox("the local stack")  # before anything starts
         self.home.mkdir(parents=True, exist_ok=True)
         configs = load_configs(self.settings.config_dir)
         ensure_dev_secrets(self.settings, configs)
