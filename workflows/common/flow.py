@@ -65,6 +65,21 @@ async def load_context(
     return context.model_copy(update={"timing": timing, "dunning": given.dunning})
 
 
+def error_type(exc: BaseException) -> str | None:
+    """The stable code of a failure: an activity's ``ApplicationError`` type, or the
+    error's own ``type`` (None for anything else)."""
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    found = getattr(cause, "type", None)
+    return found if isinstance(found, str) else None
+
+
+def describe(exc: BaseException) -> str:
+    """``CODE: message`` of a failure, for the status query's ``error``."""
+    cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
+    kind = getattr(cause, "type", None) or type(cause).__name__
+    return f"{kind}: {cause}"
+
+
 def mark_started(tenant_id: str, order_id: str, state: str) -> None:
     workflow.upsert_search_attributes(
         [

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -29,8 +30,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from kernel import tools
-    from kernel.call import kernel_call, persist_trace, preview, start_run
-    from kernel.state import RunState
+    from kernel.call import kernel_call, preview
+    from kernel.codes import ErrorCode
+    from kernel.tools.defaults import RiskLevel
     from kernel.tools.printful import (
         CreatePrintfulOrderInput,
         PrintfulItem,
@@ -40,17 +42,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from kernel.tools.risk import RiskInput
     from kernel.tools.shopify import CreateFulfillmentInput, GetOrderInput, GetOrderOutput
-    from kernel.tools.stripe import CapturePaymentInput, CreateRefundInput
-    from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
-    from workflows.common.flow import (
-        Saga,
-        approval_notifier,
-        load_context,
-        mark_started,
-        move,
-        send_email,
-    )
-    from workflows.common.handlers import ApprovalHandlers
+    from kernel.tools.stripe import CapturePaymentInput, CapturePaymentOutput, CreateRefundInput
+    from workflows.common.approvals import ApprovalDenied, Notifier, call_with_approval
+    from workflows.common.flow import Saga, approval_notifier, describe, send_email
+    from workflows.common.lifecycle import ApprovalFlow
     from workflows.common.projection import OrderProjection
     from workflows.ids import (
         CANCEL_REQUESTED,
@@ -70,7 +65,6 @@ with workflow.unsafe.imports_passed_through():
         ShipmentNotice,
     )
 
-WORKFLOW_TYPE = ORDER_FULFILL.key
 SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
@@ -89,14 +83,45 @@ class CancelRequested(Exception):
     """Raised at a checkpoint once ``cancel_requested`` has arrived (caught in ``run``)."""
 
 
+@dataclass
+class Fulfilment:
+    """What the flow has learnt and done so far: the result, the ``status`` query's detail
+    and the order's projection are all read from here."""
+
+    order_name: str | None = None
+    total_minor: int | None = None
+    currency: str | None = None
+    risk: str | None = None
+    captured_minor: int | None = None
+    printful_order_id: int | None = None
+    tracking_number: str | None = None
+    fulfillment_id: str | None = None
+    email_message_id: str | None = None
+    stripe_events: list[str] = field(default_factory=list)
+    compensated: list[str] | None = None
+    cancelled_in: str | None = None
+
+    SHOWN = ("order_name", "total_minor", "currency", "risk", "captured_minor")
+    SHOWN_LATER = ("printful_order_id", "tracking_number", "stripe_events", "compensated")
+
+    def shown(self) -> dict[str, Any]:
+        """The detail operators see (unknown facts left out)."""
+        names = (*self.SHOWN, *self.SHOWN_LATER, "cancelled_in")
+        return {n: v for n in names if (v := getattr(self, n)) is not None and v != []}
+
+
 @workflow.defn(name=ORDER_FULFILL.type)
-class OrderFulfill(ApprovalHandlers):
+class OrderFulfill(ApprovalFlow):
     def __init__(self) -> None:
         super().__init__()
         self._order_id = ""
+        self._facts = Fulfilment()
+        self._saga = Saga()
         self._shipment: ShipmentNotice | None = None
         self._projection: OrderProjection | None = None
         self._cancel: CancelRequest | None = None
+        self._stopped = False  # the flow ends by a cancellation (told to the canceller)
+        self._stopped_in: str | None = None  # ... stopped by the cancellation flow, here
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -136,230 +161,155 @@ class OrderFulfill(ApprovalHandlers):
 
     @workflow.signal(name=STRIPE_EVENT)
     def stripe_event(self, envelope: dict[str, Any]) -> None:
-        self._detail.setdefault("stripe_events", []).append(str(envelope.get("topic")))
+        self._facts.stripe_events.append(str(envelope.get("topic")))
 
-    # -- the flow ---------------------------------------------------------------------
+    # -- the process ------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrderFulfillInput) -> OrderFulfillResult:
-        self._tenant = input.tenant_id
         self._order_id = input.order_id
-        mark_started(input.tenant_id, input.order_id, self._state)
-        context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
-        run = self._run = start_run(context.policy, principal=input.principal)
-        desk = self._desk = ApprovalDesk(input.tenant_id)
-        desk.configure(context)
-        saga = Saga()
-        result: dict[str, Any] = {}
+        context = await self._begin(
+            ORDER_FULFILL,
+            tenant_id=input.tenant_id,
+            principal=input.principal,
+            given=input.context,
+            order_id=input.order_id,
+        )
         try:
-            await self._flow(input, context.customer_emails, run, desk, saga, result)
+            await self._fulfil(input, context.customer_emails)
         except CancelRequested:
-            return await self._stop(run, input, result)
+            await self._stop()
         except asyncio.CancelledError:
-            await self._cancelled(run, input, saga)
+            await self._cancelled()
             raise
         except (ActivityError, ApplicationError, ApprovalDenied) as exc:
-            if self._cancel is not None:
-                # The cancellation flow owns the order now: no compensation here.
-                return await self._stop(run, input, result)
-            if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
-                await self._cancelled(run, input, saga)  # cancelled during an activity
-                raise
-            self._error = _describe(exc)
-            denied = isinstance(exc, ApprovalDenied)
-            await saga.compensate(run)
-            self._detail["compensated"] = saga.done
-            await self._move(run, input, "rejected" if denied else "failed")
-            await persist_trace(run)
-            await self._answer_cancel(stopped=False)
-            if isinstance(exc, ApprovalDenied):
-                if exc.view.status == "denied":
-                    return self._result(input, run, result)
-                raise ApplicationError(
-                    f"approval {exc.view.request_id} expired: failed closed",
-                    type="APPROVAL_EXPIRED",
-                    non_retryable=True,
-                ) from None
-            raise
-        await self._move(run, input, "completed")
-        await persist_trace(run)
-        await self._answer_cancel(stopped=False)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._result(input, run, result)
+            await self._failed(exc)
+        else:
+            await self._end("completed")
+        return self._result()
 
-    async def _cancelled(self, run: RunState, input: OrderFulfillInput, saga: Saga) -> None:
-        """Cancelled from the Temporal side (`temporal workflow cancel`, the Web UI): undo
-        what the saga holds (refund the capture, cancel the draft) and record it; the
-        caller re-raises, so the run ends CANCELLED."""
-        run.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
-        await saga.compensate(run)
-        self._detail["compensated"] = saga.done
-        await self._move(run, input, "cancelled")
-        await persist_trace(run)
-        await self._answer_cancel(stopped=True)
-
-    async def _stop(
-        self, run: RunState, input: OrderFulfillInput, result: dict[str, Any]
-    ) -> OrderFulfillResult:
-        """Cancelled from outside: end here, undo nothing, tell the cancellation flow."""
-        request = self._cancel
-        assert request is not None
-        stopped_in = self._state
-        run.decision(
-            workflow.now(),
-            "cancel_requested",
-            {
-                "requested_by": request.requested_by,
-                "reason": request.reason,
-                "stopped_in": stopped_in,
-            },
-        )
-        self._detail["cancelled_in"] = stopped_in
-        await self._move(run, input, "cancelled")
-        await persist_trace(run)
-        await self._answer_cancel(stopped=True, state=stopped_in)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._result(input, run, result)
-
-    async def _answer_cancel(self, *, stopped: bool, state: str | None = None) -> None:
-        """Answer a cancellation request (if one came) with ``fulfill_stopped``; a
-        cancellation flow that is not running (a request sent by hand) is not an error."""
-        if self._cancel is None:
-            return
-        answer = FulfillStopped(
-            workflow_id=workflow.info().workflow_id, stopped=stopped, state=state or self._state
-        )
-        target = cancellation_workflow_id(self._tenant, self._order_id)
-        try:
-            await workflow.get_external_workflow_handle(target).signal(FULFILL_STOPPED, answer)
-        except FailureError as exc:
-            workflow.logger.warning("cancellation flow %s not told: %s", target, exc)
-
-    def _checkpoint(self) -> None:
-        """Before each side effect: stop here if a cancellation was requested."""
-        if self._cancel is not None:
-            raise CancelRequested
-
-    def _result(
-        self, input: OrderFulfillInput, run: RunState, result: dict[str, Any]
-    ) -> OrderFulfillResult:
-        return OrderFulfillResult(
-            workflow_id=workflow.info().workflow_id,
-            state=self._state,
-            cost_micros=run.cost_micros,
-            **result,
-        )
-
-    async def _move(self, run: RunState, input: OrderFulfillInput, new: str) -> None:
-        self._state = move(run, self._state, new)
-        if self._projection is None:
-            # The flow that starts an order's row; another flow of the order (a payment
-            # failure that recovered) may have written it first: read on conflict.
-            self._projection = OrderProjection(input.tenant_id, input.order_id, read_first=False)
-        await self._projection.write(
-            new, {"workflow_id": workflow.info().workflow_id, **self._detail}
-        )
-
-    async def _flow(
-        self,
-        input: OrderFulfillInput,
-        customer_emails: bool,
-        run: RunState,
-        desk: ApprovalDesk,
-        saga: Saga,
-        result: dict[str, Any],
-    ) -> None:
-        notify = approval_notifier(run)
-        order = await kernel_call(
-            run,
-            tools.shopify.GET_ORDER,
-            GetOrderInput(order_id=input.order_id),
-            step="get_order",
-        )
-        self._detail.update(
-            order_name=order.order_name, total_minor=order.total_minor, currency=order.currency
-        )
+    async def _fulfil(self, input: OrderFulfillInput, customer_emails: bool) -> None:
+        notify = approval_notifier(self._kernel)
+        order = await self._read_order(input.order_id)
         ship_to = input.ship_to or _recipient(order)
         if ship_to is None:
             raise ApplicationError(
                 f"order {input.order_id} has no shipping address",
-                type="NO_SHIPPING_ADDRESS",
+                type=ErrorCode.NO_SHIPPING_ADDRESS,
                 non_retryable=True,
             )
-        await self._move(run, input, "assessing")
+        await self._move("assessing")
+        risk = await self._assess_risk(input.order_id, order, ship_to)
+        await self._take_payment(input, order, risk, notify)
+        await self._move("paid")
+        ref = await self._send_to_print(input, order, ship_to)
+        await self._move("in_production")
+        shipment = await self._await_shipment(input, ref)
+        await self._move("shipped")
+        await self._record_fulfilment(input.order_id, shipment)
+        if customer_emails and order.customer_email:
+            await self._tell_customer(order, shipment)
+
+    # -- the steps --------------------------------------------------------------------
+
+    async def _read_order(self, order_id: str) -> GetOrderOutput:
+        order = await kernel_call(
+            self._kernel,
+            tools.shopify.GET_ORDER,
+            GetOrderInput(order_id=order_id),
+            step="get_order",
+        )
+        self._facts.order_name = order.order_name
+        self._facts.total_minor, self._facts.currency = order.total_minor, order.currency
+        return order
+
+    async def _assess_risk(
+        self, order_id: str, order: GetOrderOutput, ship_to: PrintfulRecipient
+    ) -> RiskLevel:
         risk = await kernel_call(
-            run,
+            self._kernel,
             tools.risk.ASSESS,
             RiskInput(
-                order_id=input.order_id,
+                order_id=order_id,
                 amount_minor=order.total_minor,
                 currency=order.currency,
                 country_code=ship_to.country_code,
             ),
             step="risk",
         )
-        self._detail["risk"] = risk.level
+        self._facts.risk = risk.level
+        return risk.level
 
-        # Payment: capture the authorisation (approval first when the rule says so).
+    async def _take_payment(
+        self, input: OrderFulfillInput, order: GetOrderOutput, risk: RiskLevel, notify: Notifier
+    ) -> None:
+        """Capture the authorisation (approval first when the rule says so); an order
+        without one must already be paid. Undo: refund the capture."""
         payment_intent = input.payment_intent or order.payment_intent_id
-        if payment_intent is not None:
-            self._checkpoint()
-            await self._move(run, input, "capturing")
-            capture = CapturePaymentInput(
-                payment_intent_id=payment_intent,
-                order_id=input.order_id,
-                amount_minor=order.total_minor,
-                currency=order.currency,
-                risk_level=risk.level,
-            )
-            if self._needs_approval(run, capture):
-                await self._move(run, input, "awaiting_approval")
-            captured = await call_with_approval(
-                desk,
-                run,
-                tools.stripe.CAPTURE_PAYMENT,
-                capture,
-                step="capture",
-                action="capture_payment",
-                amount_minor=order.total_minor,
-                currency=order.currency,
-                notify=notify,
-            )
-            result.update(captured_minor=captured.amount_captured_minor, currency=order.currency)
-            self._detail["captured_minor"] = captured.amount_captured_minor
-
-            async def refund_capture() -> None:
-                await call_with_approval(
-                    desk,
-                    run,
-                    tools.stripe.CREATE_REFUND,
-                    CreateRefundInput(
-                        payment_intent_id=payment_intent,
-                        order_id=input.order_id,
-                        refund_request_id=f"undo-{input.order_id}"[:64],
-                        amount_minor=captured.amount_captured_minor,
-                        currency=order.currency,
-                    ),
-                    step="undo:capture",
-                    action="refund_capture",
-                    amount_minor=captured.amount_captured_minor,
-                    currency=order.currency,
-                    notify=notify,
+        if payment_intent is None:
+            if order.financial_status.upper() != "PAID":
+                raise ApplicationError(
+                    f"order {input.order_id} is {order.financial_status} and has no payment "
+                    "to capture",
+                    type=ErrorCode.PAYMENT_NOT_AUTHORIZED,
+                    non_retryable=True,
                 )
+            return
+        self._checkpoint()
+        await self._move("capturing")
+        capture = CapturePaymentInput(
+            payment_intent_id=payment_intent,
+            order_id=input.order_id,
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            risk_level=risk,
+        )
+        if self._needs_approval(capture):
+            await self._move("awaiting_approval")
+        captured = await call_with_approval(
+            self._approvals,
+            self._kernel,
+            tools.stripe.CAPTURE_PAYMENT,
+            capture,
+            step="capture",
+            action="capture_payment",
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            notify=notify,
+        )
+        self._facts.captured_minor = captured.amount_captured_minor
+        self._saga.add("refund_capture", lambda: self._refund_capture(capture, captured, notify))
 
-            saga.add("refund_capture", refund_capture)
-        elif order.financial_status.upper() != "PAID":
-            raise ApplicationError(
-                f"order {input.order_id} is {order.financial_status} and has no payment to capture",
-                type="PAYMENT_NOT_AUTHORIZED",
-                non_retryable=True,
-            )
-        await self._move(run, input, "paid")
+    async def _refund_capture(
+        self, capture: CapturePaymentInput, captured: CapturePaymentOutput, notify: Notifier
+    ) -> None:
+        """The undo of ``_take_payment`` (through the gate: a large refund is approved)."""
+        await call_with_approval(
+            self._approvals,
+            self._kernel,
+            tools.stripe.CREATE_REFUND,
+            CreateRefundInput(
+                payment_intent_id=capture.payment_intent_id,
+                order_id=capture.order_id,
+                refund_request_id=f"undo-{capture.order_id}"[:64],
+                amount_minor=captured.amount_captured_minor,
+                currency=capture.currency,
+            ),
+            step="undo:capture",
+            action="refund_capture",
+            amount_minor=captured.amount_captured_minor,
+            currency=capture.currency,
+            notify=notify,
+        )
 
-        # Printful: draft (looked up by external id first), then confirm.
+    async def _send_to_print(
+        self, input: OrderFulfillInput, order: GetOrderOutput, ship_to: PrintfulRecipient
+    ) -> PrintfulOrderRef:
+        """A Printful draft (found by external id if it exists), then confirmed. Undo of
+        the draft: cancel it; once confirmed it is in production and nothing is undone."""
         self._checkpoint()
         draft = await kernel_call(
-            run,
+            self._kernel,
             tools.printful.CREATE_ORDER,
             CreatePrintfulOrderInput(
                 external_id=printful_external_id(input.tenant_id, input.order_id),
@@ -368,99 +318,195 @@ class OrderFulfill(ApprovalHandlers):
             ),
             step="printful_create",
         )
-        result["printful_order_id"] = draft.printful_order_id
-        self._detail["printful_order_id"] = draft.printful_order_id
+        self._facts.printful_order_id = draft.printful_order_id
         ref = PrintfulOrderRef(printful_order_id=draft.printful_order_id)
+        self._saga.add("cancel_printful_draft", lambda: self._cancel_draft(ref))
+        self._checkpoint()
+        await kernel_call(self._kernel, tools.printful.CONFIRM_ORDER, ref, step="printful_confirm")
+        self._saga.clear()  # the point of no return
+        return ref
 
-        async def cancel_draft() -> None:
-            await kernel_call(
-                run,
-                tools.printful.CANCEL_ORDER,
-                ref,
-                step="undo:printful",
+    async def _cancel_draft(self, ref: PrintfulOrderRef) -> None:
+        await kernel_call(self._kernel, tools.printful.CANCEL_ORDER, ref, step="undo:printful")
+
+    async def _await_shipment(
+        self, input: OrderFulfillInput, ref: PrintfulOrderRef
+    ) -> ShipmentNotice:
+        """The shipment signal, or Printful polled each time the wait runs out."""
+        polls = 0
+        while True:
+            if not await self._wait_for_shipment(input):
+                if polls >= input.shipment_polls:
+                    raise ApplicationError(
+                        f"no shipment for {input.order_id} after {polls} polls",
+                        type=ErrorCode.SHIPMENT_TIMEOUT,
+                        non_retryable=True,
+                    )
+                polls += 1
+                await self._poll_shipment(ref, polls)
+            if self._shipment is not None:
+                break
+            self._checkpoint()  # not shipped yet and a cancellation came: stop waiting
+        self._facts.tracking_number = self._shipment.tracking_number
+        return self._shipment
+
+    async def _wait_for_shipment(self, input: OrderFulfillInput) -> bool:
+        try:
+            await workflow.wait_condition(
+                lambda: self._shipment is not None or self._cancel is not None,
+                timeout=input.shipment_wait,
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _poll_shipment(self, ref: PrintfulOrderRef, polls: int) -> None:
+        current = await kernel_call(
+            self._kernel, tools.printful.GET_ORDER, ref, step=f"poll_shipment:{polls}"
+        )
+        if current.shipments:
+            s: Shipment = current.shipments[0]
+            self._shipment = ShipmentNotice(
+                carrier=s.carrier, tracking_number=s.tracking_number, tracking_url=s.tracking_url
             )
 
-        saga.add("cancel_printful_draft", cancel_draft)
-        self._checkpoint()
-        await kernel_call(
-            run,
-            tools.printful.CONFIRM_ORDER,
-            ref,
-            step="printful_confirm",
-        )
-        saga.clear()  # in production now: nothing is undone automatically from here
-        await self._move(run, input, "in_production")
-
-        shipment = await self._await_shipment(input, run, ref)
-        result["tracking_number"] = shipment.tracking_number
-        self._detail["tracking_number"] = shipment.tracking_number
-        await self._move(run, input, "shipped")
+    async def _record_fulfilment(self, order_id: str, shipment: ShipmentNotice) -> None:
         fulfillment = await kernel_call(
-            run,
+            self._kernel,
             tools.shopify.CREATE_FULFILLMENT,
             CreateFulfillmentInput(
-                order_id=input.order_id,
+                order_id=order_id,
                 tracking_company=shipment.carrier,
                 tracking_number=shipment.tracking_number,
                 tracking_url=shipment.tracking_url,
             ),
             step="fulfill",
         )
-        result["fulfillment_id"] = fulfillment.fulfillment_id
-        if customer_emails and order.customer_email:
-            sent = await send_email(
-                run,
-                to=order.customer_email,
-                template="shipping_confirmation",
-                subject=f"Your order {order.order_name} has shipped",
-                step="email_shipped",
-                variables={
-                    "order_name": order.order_name,
-                    "carrier": shipment.carrier,
-                    "tracking_number": shipment.tracking_number,
-                    "tracking_url": shipment.tracking_url or "",
-                },
-            )
-            result["email_message_id"] = sent.message_id
+        self._facts.fulfillment_id = fulfillment.fulfillment_id
 
-    def _needs_approval(self, run: RunState, capture: CapturePaymentInput) -> bool:
-        decision = preview(run, tools.stripe.CAPTURE_PAYMENT, capture, step="capture")
+    async def _tell_customer(self, order: GetOrderOutput, shipment: ShipmentNotice) -> None:
+        assert order.customer_email is not None
+        sent = await send_email(
+            self._kernel,
+            to=order.customer_email,
+            template="shipping_confirmation",
+            subject=f"Your order {order.order_name} has shipped",
+            step="email_shipped",
+            variables={
+                "order_name": order.order_name,
+                "carrier": shipment.carrier,
+                "tracking_number": shipment.tracking_number,
+                "tracking_url": shipment.tracking_url or "",
+            },
+        )
+        self._facts.email_message_id = sent.message_id
+
+    def _needs_approval(self, capture: CapturePaymentInput) -> bool:
+        decision = preview(self._kernel, tools.stripe.CAPTURE_PAYMENT, capture, step="capture")
         return bool(decision.hitl and decision.hitl.required)
 
-    async def _await_shipment(
-        self, input: OrderFulfillInput, run: RunState, ref: PrintfulOrderRef
-    ) -> ShipmentNotice:
-        polls = 0
-        while True:
-            try:
-                await workflow.wait_condition(
-                    lambda: self._shipment is not None or self._cancel is not None,
-                    timeout=input.shipment_wait,
-                )
-            except TimeoutError:
-                if polls >= input.shipment_polls:
-                    raise ApplicationError(
-                        f"no shipment for {input.order_id} after {polls} polls",
-                        type="SHIPMENT_TIMEOUT",
-                        non_retryable=True,
-                    ) from None
-                polls += 1
-                current = await kernel_call(
-                    run,
-                    tools.printful.GET_ORDER,
-                    ref,
-                    step=f"poll_shipment:{polls}",
-                )
-                if current.shipments:
-                    s: Shipment = current.shipments[0]
-                    self._shipment = ShipmentNotice(
-                        carrier=s.carrier,
-                        tracking_number=s.tracking_number,
-                        tracking_url=s.tracking_url,
-                    )
-            if self._shipment is not None:
-                return self._shipment
-            self._checkpoint()  # not shipped yet and a cancellation came: stop waiting
+    def _checkpoint(self) -> None:
+        """Before each side effect: stop here if a cancellation was requested."""
+        if self._cancel is not None:
+            raise CancelRequested
+
+    # -- how the flow ends otherwise --------------------------------------------------
+
+    async def _failed(self, exc: ActivityError | ApplicationError | ApprovalDenied) -> None:
+        """Undo what the saga holds, end ``failed`` (or ``rejected`` by an approver), and
+        raise again unless an approver denied it. A cancellation that came first wins."""
+        if self._cancel is not None:
+            return await self._stop()  # the cancellation flow owns the order now
+        if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
+            await self._cancelled()  # cancelled during an activity
+            raise exc
+        self._error = describe(exc)
+        await self._compensate()
+        denied = isinstance(exc, ApprovalDenied)
+        await self._end("rejected" if denied else "failed")
+        if not isinstance(exc, ApprovalDenied):
+            raise exc
+        if exc.view.status != "denied":
+            raise ApplicationError(
+                f"approval {exc.view.request_id} expired: failed closed",
+                type=ErrorCode.APPROVAL_EXPIRED,
+                non_retryable=True,
+            ) from None
+
+    async def _cancelled(self) -> None:
+        """Cancelled from the Temporal side (`temporal workflow cancel`, the Web UI): undo
+        what the saga holds (refund the capture, cancel the draft) and record it; the
+        caller re-raises, so the run ends CANCELLED."""
+        self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
+        await self._compensate()
+        self._stopped = True
+        await self._end("cancelled")
+
+    async def _stop(self) -> None:
+        """Cancelled by the order's cancellation flow: end here, undo nothing, tell it."""
+        request = self._cancel
+        assert request is not None
+        stopped_in = self._state
+        self._kernel.decision(
+            workflow.now(),
+            "cancel_requested",
+            {
+                "requested_by": request.requested_by,
+                "reason": request.reason,
+                "stopped_in": stopped_in,
+            },
+        )
+        self._facts.cancelled_in = self._stopped_in = stopped_in
+        self._stopped = True
+        await self._end("cancelled")
+
+    async def _compensate(self) -> None:
+        await self._saga.compensate(self._kernel)
+        self._facts.compensated = self._saga.done
+
+    # -- platform hooks ---------------------------------------------------------------
+
+    def _status_detail(self) -> dict[str, Any]:
+        return self._facts.shown()
+
+    async def _project(self, state: str, previous: str) -> None:
+        if self._projection is None:
+            # The flow that starts an order's row; another flow of the order (a payment
+            # failure that recovered) may have written it first: read on conflict.
+            self._projection = OrderProjection(self._tenant, self._order_id, read_first=False)
+        await self._projection.write(
+            state, {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
+        )
+
+    async def _on_end(self) -> None:
+        """Answer a cancellation request (if one came) with ``fulfill_stopped``; a
+        cancellation flow that is not running (a request sent by hand) is not an error."""
+        if self._cancel is None:
+            return
+        answer = FulfillStopped(
+            workflow_id=workflow.info().workflow_id,
+            stopped=self._stopped,
+            state=self._stopped_in or self._state,
+        )
+        target = cancellation_workflow_id(self._tenant, self._order_id)
+        try:
+            await workflow.get_external_workflow_handle(target).signal(FULFILL_STOPPED, answer)
+        except FailureError as exc:
+            workflow.logger.warning("cancellation flow %s not told: %s", target, exc)
+
+    def _result(self) -> OrderFulfillResult:
+        f = self._facts
+        return OrderFulfillResult(
+            workflow_id=workflow.info().workflow_id,
+            state=self._state,
+            captured_minor=f.captured_minor or 0,
+            currency=f.currency if f.captured_minor is not None else None,
+            printful_order_id=f.printful_order_id,
+            fulfillment_id=f.fulfillment_id,
+            tracking_number=f.tracking_number,
+            email_message_id=f.email_message_id,
+            cost_micros=self._kernel.cost_micros,
+        )
 
 
 def _recipient(order: GetOrderOutput) -> PrintfulRecipient | None:
@@ -478,9 +524,3 @@ def _recipient(order: GetOrderOutput) -> PrintfulRecipient | None:
         email=order.customer_email,
         phone=a.phone,
     )
-
-
-def _describe(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
-    kind = getattr(cause, "type", None) or type(cause).__name__
-    return f"{kind}: {cause}"

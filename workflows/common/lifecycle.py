@@ -1,0 +1,93 @@
+"""The platform half of every flow, so a flow's ``run()`` holds only its business steps.
+
+``Flow`` (no approvals) and ``ApprovalFlow`` (with the decide update and an
+``ApprovalDesk``) give a workflow class:
+
+* ``_begin``: the one prelude — search attributes, the worker's policy for this tenant
+  and flow (``load_context``), the kernel's run state, and the approval desk;
+* ``_move``: a business state change — trace, ``FlowState`` search attribute, and the
+  flow's projection (``_project``, a no-op unless the flow writes one);
+* ``_end``: the last state, the trace persisted, ``_on_end`` (e.g. answer a canceller),
+  then every in-flight handler finished before ``run`` returns (DESIGN §11: never return
+  while update handlers still run).
+
+Deterministic: imported by workflow modules only.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from kernel.call import persist_trace, start_run
+    from kernel.state import RunState
+    from workflows.common.approvals import ApprovalDesk
+    from workflows.common.flow import load_context, mark_started, move
+    from workflows.common.handlers import ApprovalHandlers, FlowHandlers
+    from workflows.common.models import FlowContext
+    from workflows.ids import FlowName
+
+
+class Flow(FlowHandlers):
+    async def _begin(
+        self,
+        flow: FlowName,
+        *,
+        tenant_id: str,
+        principal: str,
+        given: FlowContext | None,
+        order_id: str | None = None,
+    ) -> FlowContext:
+        """Start the run: ``order_id`` given, the run is findable by order in the Web UI."""
+        self._tenant = tenant_id
+        if order_id is not None:
+            mark_started(tenant_id, order_id, self._state)
+        context = await load_context(given, tenant_id, flow.key)
+        self._run = start_run(context.policy, principal=principal)
+        return context
+
+    @property
+    def _kernel(self) -> RunState:
+        """The kernel's state of this run (set by ``_begin``)."""
+        assert self._run is not None, "_begin has not run"
+        return self._run
+
+    async def _move(self, new: str) -> None:
+        previous = self._state
+        self._state = move(self._kernel, previous, new)
+        await self._project(new, previous)
+
+    async def _project(self, state: str, previous: str) -> None:
+        """Write the flow's projection after a move (none by default)."""
+
+    async def _end(self, state: str) -> None:
+        await self._move(state)
+        await persist_trace(self._kernel)
+        await self._on_end()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _on_end(self) -> None:
+        """After the trace is saved, before the run returns (nothing by default)."""
+
+
+class ApprovalFlow(Flow, ApprovalHandlers):
+    async def _begin(
+        self,
+        flow: FlowName,
+        *,
+        tenant_id: str,
+        principal: str,
+        given: FlowContext | None,
+        order_id: str | None = None,
+    ) -> FlowContext:
+        context = await super()._begin(
+            flow, tenant_id=tenant_id, principal=principal, given=given, order_id=order_id
+        )
+        self._desk = ApprovalDesk(tenant_id)
+        self._desk.configure(context)
+        return context
+
+    @property
+    def _approvals(self) -> ApprovalDesk:
+        assert self._desk is not None, "_begin has not run"
+        return self._desk
