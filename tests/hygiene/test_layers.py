@@ -42,8 +42,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
 }
 # What a flow's outside may know of it: its names and ids, and each context's models.
-MODELS = ("workflows.ids",) + tuple(
-    f"workflows.{p.parent.name}.models" for p in sorted((ROOT / "workflows").glob("*/models.py"))
+MODELS = (
+    "workflows.ids",
+    *(
+        f"workflows.{p.parent.name}.models"
+        for p in sorted((ROOT / "workflows").glob("*/models.py"))
+    ),
 )
 # Finer rules inside a permitted edge: what of the upper group may be imported.
 ONLY: dict[tuple[str, str], tuple[str, ...]] = {
