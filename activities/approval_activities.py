@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from autobiz.approver_keys import load_registry
 from autobiz.db.database import Database
+from kernel.codes import ErrorCode
 from kernel.decision_proof import ApproverKeyRegistry
 from workflows.common.models import (
     HITL_CLOSE,
@@ -125,7 +126,7 @@ class ApprovalActivities:
         if current != close.status:
             raise ApplicationError(
                 f"approval request {close.request_id} is {current}, cannot become {close.status}",
-                type="HITL_STATE_CONFLICT",
+                type=ErrorCode.HITL_STATE_CONFLICT,
                 non_retryable=True,
             )
 
@@ -168,6 +169,6 @@ class ApprovalActivities:
         raise ApplicationError(
             f"order_state {write.order_id}: expected version {write.expected_version}, "
             f"found {None if row is None else row['version']}",
-            type="ORDER_STATE_CONFLICT",
+            type=ErrorCode.ORDER_STATE_CONFLICT,
             non_retryable=True,
         )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from kernel.codes import ErrorCode
 from kernel.config import BusinessConfig
 from workflows.common.models import (
     LOAD_FLOW_CONTEXT,
@@ -44,10 +45,12 @@ class ConfigActivities:
         if config is None:
             raise ApplicationError(
                 f"no BusinessConfig for tenant {req.tenant_id}",
-                type="TENANT_UNKNOWN",
+                type=ErrorCode.TENANT_UNKNOWN,
                 non_retryable=True,
             )
         try:
             return flow_context(config, req.workflow_type)
         except (KeyError, ValueError) as exc:
-            raise ApplicationError(str(exc), type="WORKFLOW_DISABLED", non_retryable=True) from exc
+            raise ApplicationError(
+                str(exc), type=ErrorCode.WORKFLOW_DISABLED, non_retryable=True
+            ) from exc

@@ -33,12 +33,12 @@ from autobiz.ledger.executor import (
     current_call,
 )
 from autobiz.providers.errors import CardDeclined, NotFound, ProviderError, RateLimited
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.redaction import redact_text
 
 OutT = TypeVar("OutT", bound=BaseModel)
 NON_RETRYABLE_OWN = frozenset({GateBypassedError.code, *BINDING_CODES})
-NOT_FOUND_YET = "PROVIDER_NOT_FOUND_YET"
 
 
 def not_found_grace_left() -> tuple[int, int] | None:
@@ -66,7 +66,7 @@ def to_application_error(exc: BaseException) -> ApplicationError:
         grace = not_found_grace_left() if isinstance(exc, NotFound) else None
         if grace is not None:
             message = f"not found yet (attempt {grace[0]}, grace {grace[1]}): {message}"
-            code, retryable = NOT_FOUND_YET, True
+            code, retryable = ErrorCode.PROVIDER_NOT_FOUND_YET, True
             details.update(attempt=grace[0], not_found_grace=grace[1])
         return ApplicationError(
             message,

@@ -27,6 +27,7 @@ from autobiz.ledger.executor import verify_call
 from autobiz.providers.stripe_client import RefundInfo
 from autobiz.providers.tenant_clients import TenantClients
 from kernel import tools
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.redaction import redact_value
 from kernel.tools.stripe import ListRefundsInput, ListRefundsOutput, RefundView
@@ -242,7 +243,7 @@ class ReconciliationActivities:
         if current is None:
             raise ApplicationError(
                 f"drift {req.drift_id} does not exist for tenant {req.tenant_id}",
-                type="DRIFT_NOT_FOUND",
+                type=ErrorCode.DRIFT_NOT_FOUND,
                 non_retryable=True,
             )
         return DriftResolved(row=drift_row(current), changed=False)

@@ -16,6 +16,7 @@ from autobiz.providers.shopify_client import (
 )
 from autobiz.providers.tenant_clients import TenantClients
 from kernel import tools
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.tools.shopify import (
     CancelOrderInput,
@@ -81,7 +82,7 @@ class ShopifyActivities:
                     raise InvalidRequest(
                         f"order {input.order_id} has no fulfillable fulfillment order",
                         provider="shopify",
-                        provider_code="NOT_FULFILLABLE",
+                        provider_code=ErrorCode.NOT_FULFILLABLE,
                     )
                 out = CreateFulfillmentOutput(fulfillment_id=closed[0], status="ALREADY_FULFILLED")
                 return ProviderResult(output=out, provider_object_id=closed[0], status=out.status)

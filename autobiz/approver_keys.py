@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from autobiz.db.database import Database, TenantSession, validate_tenant_id
 from autobiz.errors import AutobizError
+from kernel.codes import ErrorCode
 from kernel.decision_proof import (
     ApproverKey,
     ApproverKeyRegistry,
@@ -64,7 +65,7 @@ def generate_key() -> LocalKey:
 def keys_dir(home: Path, tenant_id: str, approver: str) -> Path:
     if not approver or "/" in approver or approver in (".", "..") or "\0" in approver:
         raise AutobizError(
-            f"approver id {approver!r} cannot name a key folder", code="INPUT_INVALID"
+            f"approver id {approver!r} cannot name a key folder", code=ErrorCode.INPUT_INVALID
         )
     return home / "keys" / validate_tenant_id(tenant_id) / approver
 
@@ -81,7 +82,7 @@ def write_private_key(key: LocalKey, path: Path) -> Path:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise AutobizError(
-            f"{path} exists; not overwriting a key file", code="KEY_FILE_EXISTS"
+            f"{path} exists; not overwriting a key file", code=ErrorCode.KEY_FILE_EXISTS
         ) from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
@@ -94,7 +95,7 @@ def read_private_key(path: Path, key_id: str | None = None) -> LocalKey:
         data = path.read_bytes()
     except OSError as exc:
         raise AutobizError(
-            f"cannot read the key file {path}: {exc.strerror}", code="APPROVER_KEY_MISSING"
+            f"cannot read the key file {path}: {exc.strerror}", code=ErrorCode.APPROVER_KEY_MISSING
         ) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -102,7 +103,8 @@ def read_private_key(path: Path, key_id: str | None = None) -> LocalKey:
         key = None
     if not isinstance(key, Ed25519PrivateKey):
         raise AutobizError(
-            f"{path} is not an unencrypted Ed25519 private key (PEM)", code="APPROVER_KEY_INVALID"
+            f"{path} is not an unencrypted Ed25519 private key (PEM)",
+            code=ErrorCode.APPROVER_KEY_INVALID,
         )
     return LocalKey(key_id or path.stem, key, path)
 

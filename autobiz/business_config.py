@@ -11,6 +11,7 @@ from pathlib import Path
 
 from autobiz.errors import ConfigError
 from autobiz.settings import Settings
+from kernel.codes import ErrorCode
 from kernel.compiler import CompileResult, compile_text
 from kernel.config import BusinessConfig
 from kernel.cost import PriceTable
@@ -20,7 +21,9 @@ def compile_file(path: Path) -> CompileResult:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", code="CONFIG_UNREADABLE") from None
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}", code=ErrorCode.CONFIG_UNREADABLE
+        ) from None
     return compile_text(text)
 
 
@@ -38,7 +41,9 @@ def load_configs(
     """Every tenant config in ``config_dir``, compiled; one invalid file and none load."""
     paths = list(files) if files is not None else sorted(config_dir.glob("*.yaml"))
     if not paths:
-        raise ConfigError(f"no BusinessConfig (*.yaml) in {config_dir}", code="CONFIG_MISSING")
+        raise ConfigError(
+            f"no BusinessConfig (*.yaml) in {config_dir}", code=ErrorCode.CONFIG_MISSING
+        )
     configs: dict[str, BusinessConfig] = {}
     for path in paths:
         config = load_business_config(path)

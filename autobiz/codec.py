@@ -21,6 +21,7 @@ from temporalio.converter import PayloadCodec
 
 from autobiz.errors import AutobizError, ConfigError
 from autobiz.settings import Settings
+from kernel.codes import ErrorCode
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -28,7 +29,7 @@ NONCE_BYTES = 12
 
 
 class CodecError(AutobizError):
-    code = "CODEC_ERROR"
+    code = ErrorCode.CODEC_ERROR
 
 
 class AesGcmCodec(PayloadCodec):
@@ -85,14 +86,16 @@ class AesGcmCodec(PayloadCodec):
             key_id = payload.metadata.get(KEY_ID, b"").decode()
             cipher = self._ciphers.get(key_id)
             if cipher is None:
-                raise CodecError(f"unknown payload key id {key_id!r}", code="CODEC_UNKNOWN_KEY")
+                raise CodecError(
+                    f"unknown payload key id {key_id!r}", code=ErrorCode.CODEC_UNKNOWN_KEY
+                )
             data = payload.data
             try:
                 plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], key_id.encode())
             except InvalidTag:
                 raise CodecError(
                     f"payload under key {key_id!r} failed authentication",
-                    code="CODEC_TAMPERED",
+                    code=ErrorCode.CODEC_TAMPERED,
                 ) from None
             decoded = Payload()
             decoded.ParseFromString(plain)

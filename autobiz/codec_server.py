@@ -23,6 +23,7 @@ from temporalio.api.common.v1 import Payloads
 from autobiz.codec import AesGcmCodec, CodecError
 from autobiz.errors import ConfigError
 from autobiz.settings import Settings
+from kernel.codes import ErrorCode
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -30,7 +31,7 @@ def create_app(settings: Settings) -> Starlette:
     if token is None or not token.get_secret_value():
         raise ConfigError(
             "the codec server needs a bearer token",
-            code="CODEC_SERVER_TOKEN_MISSING",
+            code=ErrorCode.CODEC_SERVER_TOKEN_MISSING,
             hint="set AUTOBIZ_KERNEL__CODEC_SERVER_TOKEN",
         )
     expected = f"Bearer {token.get_secret_value()}".encode()

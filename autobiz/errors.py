@@ -4,14 +4,17 @@ process exit code that tells scripts which kind of failure it was.
 The CLI prints these as ``error[CODE]: message`` and ``hint: …`` with no traceback;
 anything else that escapes is a bug and is reported as ``INTERNAL``.
 
-Exit codes (documented in docs/operations.md#exit-codes) are decided here and nowhere
-else: an error's ``exit_code`` is the one :data:`EXIT_CODES` gives its code, else its
-class's default. A test checks that every code the CLI can raise is in the table.
+Codes are :class:`kernel.codes.ErrorCode` members. Exit codes (documented in
+docs/operations.md#exit-codes) are decided here and nowhere else: an error's
+``exit_code`` is the one :data:`EXIT_CODES` gives its code, else its class's default.
+A test checks that every code the CLI can raise is in the table.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from kernel.codes import ErrorCode
 
 
 class ExitCode(IntEnum):
@@ -38,113 +41,118 @@ _U, _R, _N, _F = ExitCode.USAGE, ExitCode.REFUSED, ExitCode.UNAVAILABLE, ExitCod
 
 # Every code a command can end with → its exit code. Codes not listed fall back to their
 # class's ``exit_code``.
-EXIT_CODES: dict[str, ExitCode] = {
+EXIT_CODES: dict[ErrorCode, ExitCode] = {
     # -- bad input / usage ------------------------------------------------------------
-    "USAGE": _U,
-    "SETTINGS_INVALID": _U,
-    "INPUT_INVALID": _U,
-    "AMOUNT_INVALID": _U,
-    "CURRENCY_INVALID": _U,
-    "CURRENCY_UNKNOWN": _U,
-    "ORDER_ID_INVALID": _U,
-    "PAYMENT_INTENT_INVALID": _U,
-    "REQUEST_ID_INVALID": _U,
-    "TENANT_INVALID": _U,
-    "TENANT_UNKNOWN": _U,
-    "WINDOW_INVALID": _U,
-    "REPLAY_INVALID_ARGUMENT": _U,
-    "CONFIG_INVALID": _U,
-    "CONFIG_MISSING": _U,
-    "CONFIG_UNREADABLE": _U,
-    "WORKFLOW_TYPE_UNKNOWN": _U,
-    "WORKFLOW_NOT_FOUND": _U,
-    "FLOW_NOT_FOUND": _U,
-    "APPROVAL_NOT_FOUND": _U,
-    "PAYMENT_INTENT_UNKNOWN": _U,
-    "TOOL_UNKNOWN": _U,
-    "NOT_FOUND": _U,
-    "ADMIN_REASON_REQUIRED": _U,
-    "TENANT_CONTEXT_REQUIRED": _U,
-    "SECRET_NOT_FOUND": _U,
-    "CODEC_SERVER_TOKEN_MISSING": _U,
-    "CODEC_UNKNOWN_KEY": _U,
-    "MIGRATION_NAME_INVALID": _U,
-    "MIGRATION_DUPLICATE": _U,
-    "MIGRATION_CHECKSUM_MISMATCH": _U,
-    "KEY_FILE_EXISTS": _U,
-    "APPROVER_KEY_MISSING": _U,
-    "APPROVER_KEY_INVALID": _U,
-    "APPROVER_KEY_NOT_FOUND": _U,
-    "APPROVER_UNKNOWN": _U,
-    "SANDBOX_TOKEN_MISSING": _U,
-    "SANDBOX_NOT_INSTALLED": _U,  # dev tooling, absent from the production image
-    "PORT_IN_USE": _U,  # the hint names the setting to change
+    ErrorCode.USAGE: _U,
+    ErrorCode.SETTINGS_INVALID: _U,
+    ErrorCode.INPUT_INVALID: _U,
+    ErrorCode.AMOUNT_INVALID: _U,
+    ErrorCode.CURRENCY_INVALID: _U,
+    ErrorCode.CURRENCY_UNKNOWN: _U,
+    ErrorCode.ORDER_ID_INVALID: _U,
+    ErrorCode.PAYMENT_INTENT_INVALID: _U,
+    ErrorCode.REQUEST_ID_INVALID: _U,
+    ErrorCode.TENANT_INVALID: _U,
+    ErrorCode.TENANT_UNKNOWN: _U,
+    ErrorCode.WINDOW_INVALID: _U,
+    ErrorCode.REPLAY_INVALID_ARGUMENT: _U,
+    ErrorCode.CONFIG_INVALID: _U,
+    ErrorCode.CONFIG_MISSING: _U,
+    ErrorCode.CONFIG_UNREADABLE: _U,
+    ErrorCode.WORKFLOW_TYPE_UNKNOWN: _U,
+    ErrorCode.WORKFLOW_NOT_FOUND: _U,
+    ErrorCode.FLOW_NOT_FOUND: _U,
+    ErrorCode.APPROVAL_NOT_FOUND: _U,
+    ErrorCode.PAYMENT_INTENT_UNKNOWN: _U,
+    ErrorCode.TOOL_UNKNOWN: _U,
+    ErrorCode.NOT_FOUND: _U,
+    ErrorCode.ADMIN_REASON_REQUIRED: _U,
+    ErrorCode.TENANT_CONTEXT_REQUIRED: _U,
+    ErrorCode.SECRET_NOT_FOUND: _U,
+    ErrorCode.CODEC_SERVER_TOKEN_MISSING: _U,
+    ErrorCode.CODEC_UNKNOWN_KEY: _U,
+    ErrorCode.MIGRATION_NAME_INVALID: _U,
+    ErrorCode.MIGRATION_DUPLICATE: _U,
+    ErrorCode.MIGRATION_CHECKSUM_MISMATCH: _U,
+    ErrorCode.KEY_FILE_EXISTS: _U,
+    ErrorCode.APPROVER_KEY_MISSING: _U,
+    ErrorCode.APPROVER_KEY_INVALID: _U,
+    ErrorCode.APPROVER_KEY_NOT_FOUND: _U,
+    ErrorCode.APPROVER_UNKNOWN: _U,
+    ErrorCode.SANDBOX_TOKEN_MISSING: _U,
+    ErrorCode.SANDBOX_NOT_INSTALLED: _U,  # dev tooling, absent from the production image
+    ErrorCode.PORT_IN_USE: _U,  # the hint names the setting to change
     # -- refused by policy ------------------------------------------------------------
-    "APPROVAL_REJECTED": _R,
-    "APPROVAL_INVALID": _R,
-    "APPROVAL_REQUIRED": _R,
-    "PERMISSION_DENIED": _R,
-    "CROSS_TENANT_REFUSED": _R,
-    "PAYMENT_NOT_FOR_ORDER": _R,
-    "REFUND_REFUSED": _R,
-    "REFUND_EXCEEDS_REFUNDABLE": _R,
-    "CURRENCY_MISMATCH": _R,
-    "PAYMENT_UNKNOWN": _R,
-    "REQUEST_CLOSED": _R,
-    "ORDER_FLOW_CLOSED": _R,
-    "NOT_FULFILLABLE": _R,
-    "WORKFLOW_DISABLED": _R,
-    "ADMIN_PATH_DISABLED": _R,
-    "SECRET_ACCESS_DENIED": _R,
-    "HYGIENE_VIOLATION": _R,
-    "GATE_BYPASSED": _R,
-    "CODEC_TAMPERED": _R,
-    "SANDBOX_FORBIDDEN": _R,
+    ErrorCode.APPROVAL_REJECTED: _R,
+    ErrorCode.APPROVAL_INVALID: _R,
+    ErrorCode.APPROVAL_REQUIRED: _R,
+    ErrorCode.PERMISSION_DENIED: _R,
+    ErrorCode.CROSS_TENANT_REFUSED: _R,
+    ErrorCode.PAYMENT_NOT_FOR_ORDER: _R,
+    ErrorCode.REFUND_REFUSED: _R,
+    ErrorCode.REFUND_EXCEEDS_REFUNDABLE: _R,
+    ErrorCode.CURRENCY_MISMATCH: _R,
+    ErrorCode.PAYMENT_UNKNOWN: _R,
+    ErrorCode.REQUEST_CLOSED: _R,
+    ErrorCode.ORDER_FLOW_CLOSED: _R,
+    ErrorCode.NOT_FULFILLABLE: _R,
+    ErrorCode.WORKFLOW_DISABLED: _R,
+    ErrorCode.ADMIN_PATH_DISABLED: _R,
+    ErrorCode.SECRET_ACCESS_DENIED: _R,
+    ErrorCode.HYGIENE_VIOLATION: _R,
+    ErrorCode.GATE_BYPASSED: _R,
+    ErrorCode.CODEC_TAMPERED: _R,
+    ErrorCode.SANDBOX_FORBIDDEN: _R,
     # -- unreachable / would not start ------------------------------------------------
-    "TEMPORAL_UNREACHABLE": _N,
-    "TEMPORAL_UNAVAILABLE": _N,
-    "DATABASE_UNREACHABLE": _N,
-    "DATABASE_UNAVAILABLE": _N,
-    "DATABASE_ERROR": _N,
-    "WORKER_UNAVAILABLE": _N,
-    "FLOW_UNAVAILABLE": _N,
-    "SANDBOX_UNREACHABLE": _N,
-    "SEARCH_ATTRIBUTES_MISSING": _N,
-    "SERVICE_START_FAILED": _N,
-    "TEMPORAL_BINARY_MISSING": _N,
-    "POSTGRES_BINARY_MISSING": _N,
-    "POSTGRES_START_FAILED": _N,
-    "PROVIDER_UNAVAILABLE": _N,
-    "PROVIDER_RATE_LIMITED": _N,
-    "PROVIDER_AUTH_FAILED": _N,
+    ErrorCode.TEMPORAL_UNREACHABLE: _N,
+    ErrorCode.TEMPORAL_UNAVAILABLE: _N,
+    ErrorCode.DATABASE_UNREACHABLE: _N,
+    ErrorCode.DATABASE_UNAVAILABLE: _N,
+    ErrorCode.DATABASE_ERROR: _N,
+    ErrorCode.WORKER_UNAVAILABLE: _N,
+    ErrorCode.FLOW_UNAVAILABLE: _N,
+    ErrorCode.SANDBOX_UNREACHABLE: _N,
+    ErrorCode.SEARCH_ATTRIBUTES_MISSING: _N,
+    ErrorCode.SERVICE_START_FAILED: _N,
+    ErrorCode.TEMPORAL_BINARY_MISSING: _N,
+    ErrorCode.POSTGRES_BINARY_MISSING: _N,
+    ErrorCode.POSTGRES_START_FAILED: _N,
+    ErrorCode.PROVIDER_UNAVAILABLE: _N,
+    ErrorCode.PROVIDER_RATE_LIMITED: _N,
+    ErrorCode.PROVIDER_AUTH_FAILED: _N,
     # -- ran, but the outcome is not the wanted one ----------------------------------
-    "FLOW_FAILED": _F,
-    "DEMO_MISMATCH": _F,
-    "REPLAY_FAILED": _F,
-    "REPLAY_NONDETERMINISTIC": _F,
-    "MIGRATION_FAILED": _F,
-    "CARD_DECLINED": _F,
-    "APPROVAL_EXPIRED": _F,
-    "PROVIDER_ERROR": _F,
-    "PROVIDER_NOT_FOUND": _F,
-    "PROVIDER_INVALID_REQUEST": _F,
-    "PROVIDER_STATE_CONFLICT": _F,
-    "IDEMPOTENCY_CONFLICT": _F,
-    "IDEMPOTENCY_IN_PROGRESS": _F,
-    "RECEIPT_WRITE_FAILED": _F,
-    "CODEC_ERROR": _F,
+    ErrorCode.FLOW_FAILED: _F,
+    ErrorCode.DEMO_MISMATCH: _F,
+    ErrorCode.REPLAY_FAILED: _F,
+    ErrorCode.REPLAY_NONDETERMINISTIC: _F,
+    ErrorCode.MIGRATION_FAILED: _F,
+    ErrorCode.CARD_DECLINED: _F,
+    ErrorCode.APPROVAL_EXPIRED: _F,
+    ErrorCode.PROVIDER_ERROR: _F,
+    ErrorCode.PROVIDER_NOT_FOUND: _F,
+    ErrorCode.PROVIDER_INVALID_REQUEST: _F,
+    ErrorCode.PROVIDER_STATE_CONFLICT: _F,
+    ErrorCode.IDEMPOTENCY_CONFLICT: _F,
+    ErrorCode.IDEMPOTENCY_IN_PROGRESS: _F,
+    ErrorCode.RECEIPT_WRITE_FAILED: _F,
+    ErrorCode.CODEC_ERROR: _F,
 }
 
 
 def exit_code_for(code: str, default: int = ExitCode.FAILED) -> int:
-    """The exit code for an error ``code`` (the one table above)."""
-    return int(EXIT_CODES.get(code, default))
+    """The exit code for an error ``code`` (the one table above); ``default`` for a code
+    the table does not classify, or a string that is no :class:`ErrorCode`."""
+    try:
+        return int(EXIT_CODES[ErrorCode(code)])
+    except (ValueError, KeyError):
+        return int(default)
 
 
 class AutobizError(Exception):
-    """An expected failure with a stable, documented code."""
+    """An expected failure with a stable, documented code: an :class:`ErrorCode` (a plain
+    string only where a workflow failure's type is passed through, ``reconcile run``)."""
 
-    code: str = "AUTOBIZ_ERROR"
+    code: str = ErrorCode.AUTOBIZ_ERROR
     # The default when ``code`` is not in EXIT_CODES.
     exit_code: int = ExitCode.FAILED
 
@@ -172,37 +180,37 @@ class AutobizError(Exception):
 class UsageError(AutobizError):
     """The command line is wrong (exit 2)."""
 
-    code = "USAGE"
+    code = ErrorCode.USAGE
     exit_code = ExitCode.USAGE
 
 
 class ConfigError(AutobizError):
-    code = "CONFIG_INVALID"
+    code = ErrorCode.CONFIG_INVALID
 
 
 class PortInUseError(AutobizError):
-    code = "PORT_IN_USE"
+    code = ErrorCode.PORT_IN_USE
 
 
 class ServiceStartError(AutobizError):
-    code = "SERVICE_START_FAILED"
+    code = ErrorCode.SERVICE_START_FAILED
 
 
 class DatabaseError(AutobizError):
-    code = "DATABASE_ERROR"
+    code = ErrorCode.DATABASE_ERROR
 
 
 class TenantContextError(AutobizError):
-    code = "TENANT_CONTEXT_REQUIRED"
+    code = ErrorCode.TENANT_CONTEXT_REQUIRED
 
 
 class MigrationError(AutobizError):
-    code = "MIGRATION_FAILED"
+    code = ErrorCode.MIGRATION_FAILED
 
 
 class SecretAccessError(AutobizError):
-    code = "SECRET_ACCESS_DENIED"
+    code = ErrorCode.SECRET_ACCESS_DENIED
 
 
 class SecretNotFoundError(AutobizError):
-    code = "SECRET_NOT_FOUND"
+    code = ErrorCode.SECRET_NOT_FOUND

@@ -45,6 +45,7 @@ from ingress.ordering import Clock, OrderingGate, PreconditionProbe
 from ingress.relay import Relay, RelayConfig
 from ingress.store import EventStore
 from ingress.tenants import Hints, Source, WebhookSecrets
+from kernel.codes import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class WebhookEndpoint:
             result = await self.rt.store.insert(event)
         if result.incident is not None:
             deps.metrics.security_incidents.labels(
-                source=self.source.value, code="CROSS_TENANT_REFUSED"
+                source=self.source.value, code=ErrorCode.CROSS_TENANT_REFUSED
             ).inc()
             log.warning(
                 "%s webhook for tenant %s refused as a security incident: %s",

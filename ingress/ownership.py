@@ -18,6 +18,7 @@ from typing import Any
 from autobiz.db.database import TenantSession
 from ingress.events import InboundEvent, business_keys, dig
 from ingress.tenants import Source
+from kernel.codes import ErrorCode
 
 CROSS_TENANT = "cross_tenant"
 _PRINTFUL_EXTERNAL_ID = re.compile(r"^([A-Za-z0-9]{1,20})-([0-9a-f]{8,31})$")
@@ -98,6 +99,11 @@ async def record_refusal(
     }
     await session.execute(
         "INSERT INTO audit_log (tenant_id, actor, action, outcome, detail) "
-        "VALUES (%s, %s, 'security.CROSS_TENANT_REFUSED', 'refused', %s)",
-        (event.tenant_id, f"ingress:{event.source.value}", json.dumps(detail)),
+        "VALUES (%s, %s, %s, 'refused', %s)",
+        (
+            event.tenant_id,
+            f"ingress:{event.source.value}",
+            f"security.{ErrorCode.CROSS_TENANT_REFUSED}",
+            json.dumps(detail),
+        ),
     )

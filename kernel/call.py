@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext, RetrySpec, ToolContract, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import request_hash
@@ -318,8 +319,8 @@ async def internal_activity(
     if "@" in name or not name.startswith(INTERNAL_PREFIXES):
         raise ApplicationError(
             f"{name} is not an internal activity; tools go through kernel_call",
-            {"code": "TOOL_UNKNOWN", "tool": name},
-            type="TOOL_UNKNOWN",
+            {"code": ErrorCode.TOOL_UNKNOWN, "tool": name},
+            type=ErrorCode.TOOL_UNKNOWN,
             non_retryable=True,
         )
     result: T | None = await workflow.execute_activity(

@@ -1,6 +1,7 @@
-"""The kernel's stable error codes (documented in docs/kernel.md).
+"""The kernel's refusals: a stable code (:class:`kernel.codes.ErrorCode`, documented in
+docs/kernel.md) and why a run was terminated.
 
-Pure: no Temporal, no I/O. ``kernel.call`` turns a refusal into a non-retryable
+Pure: no Temporal, no I/O. ``kernel.call`` turns a gate refusal into a non-retryable
 ``ApplicationError`` whose ``type`` is the code.
 """
 
@@ -9,17 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-
-class GateCode(StrEnum):
-    """Why the gate refused a call (the call is dropped, the run goes on)."""
-
-    TOOL_UNKNOWN = "TOOL_UNKNOWN"
-    SCHEMA_INVALID = "SCHEMA_INVALID"
-    PERMISSION_DENIED = "PERMISSION_DENIED"
-    APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
-    APPROVAL_INVALID = "APPROVAL_INVALID"
-    # The run was terminated by a bound or the loop detector (see TerminationReason).
-    RUN_TERMINATED = "RUN_TERMINATED"
+from kernel.codes import ErrorCode
 
 
 class TerminationReason(StrEnum):
@@ -36,7 +27,7 @@ class TerminationReason(StrEnum):
 class KernelError(Exception):
     """A refusal by the kernel, with a stable code and a JSON-safe detail."""
 
-    def __init__(self, code: str, message: str, detail: dict[str, Any] | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, detail: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -49,7 +40,7 @@ class KernelError(Exception):
 class ToolUnknownError(KernelError):
     def __init__(self, name: str, version: str) -> None:
         super().__init__(
-            GateCode.TOOL_UNKNOWN,
+            ErrorCode.TOOL_UNKNOWN,
             f"no tool {name}@{version} in the registry",
             {"tool": f"{name}@{version}"},
         )

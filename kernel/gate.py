@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from kernel.codes import ErrorCode
 from kernel.contracts import HitlMode, SideEffect, ToolContract
-from kernel.errors import GateCode, TerminationReason
+from kernel.errors import TerminationReason
 from kernel.hitl_lang import ConditionEvalError, ConditionSyntaxError, holds
 from kernel.idempotency import IdempotencyKeys, canonical_json, keys_for, sha256_hex
 from kernel.policy import HitlRule
@@ -52,11 +53,24 @@ class HitlRequirement:
         return () if self.rule is None else self.rule.approver_roles
 
 
+# The codes the gate refuses a call with (docs/kernel.md#gate-order).
+GATE_CODES = frozenset(
+    {
+        ErrorCode.TOOL_UNKNOWN,
+        ErrorCode.SCHEMA_INVALID,
+        ErrorCode.PERMISSION_DENIED,
+        ErrorCode.APPROVAL_REQUIRED,
+        ErrorCode.APPROVAL_INVALID,
+        ErrorCode.RUN_TERMINATED,
+    }
+)
+
+
 @dataclass(frozen=True)
 class GateDecision:
     request: ToolRequest
     allowed: bool
-    code: GateCode | None = None
+    code: ErrorCode | None = None
     message: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
     contract: AnyContract | None = None
@@ -105,7 +119,7 @@ class Gate:
         if state.termination is not None:
             return self._deny(
                 request,
-                GateCode.RUN_TERMINATED,
+                ErrorCode.RUN_TERMINATED,
                 f"run already terminated ({state.termination.reason})",
                 {"reason": state.termination.reason.value},
             )
@@ -115,7 +129,7 @@ class Gate:
         if contract is None:
             return self._deny(
                 request,
-                GateCode.TOOL_UNKNOWN,
+                ErrorCode.TOOL_UNKNOWN,
                 f"no tool {request.ref} in the registry",
                 {"tool": request.ref},
             )
@@ -126,7 +140,7 @@ class Gate:
             if not isinstance(raw, contract.input_model):
                 return self._deny(
                     request,
-                    GateCode.SCHEMA_INVALID,
+                    ErrorCode.SCHEMA_INVALID,
                     f"input is a {type(raw).__name__}, {contract.ref} takes "
                     f"{contract.input_model.__name__}",
                     {"tool": contract.ref, "errors": [{"type": "model_type"}]},
@@ -146,7 +160,7 @@ class Gate:
             ]
             return self._deny(
                 request,
-                GateCode.SCHEMA_INVALID,
+                ErrorCode.SCHEMA_INVALID,
                 f"input for {contract.ref} is invalid: "
                 + "; ".join(f"{e['loc'] or '<root>'}: {e['type']}" for e in errors),
                 {"tool": contract.ref, "errors": errors},
@@ -164,7 +178,7 @@ class Gate:
             )
             return self._deny(
                 request,
-                GateCode.PERMISSION_DENIED,
+                ErrorCode.PERMISSION_DENIED,
                 f"{state.principal} may not call {contract.ref} for tenant "
                 f"{policy.tenant_id}: {why}",
                 {
@@ -203,7 +217,7 @@ class Gate:
             return GateDecision(
                 request=request,
                 allowed=False,
-                code=GateCode.RUN_TERMINATED,
+                code=ErrorCode.RUN_TERMINATED,
                 message=f"run terminated: {termination.reason.value} "
                 f"(limit {termination.limit}, observed {termination.observed})",
                 detail={
@@ -268,7 +282,7 @@ class Gate:
     @staticmethod
     def _deny(
         request: ToolRequest,
-        code: GateCode,
+        code: ErrorCode,
         message: str,
         detail: dict[str, Any],
         contract: AnyContract | None = None,
@@ -353,19 +367,19 @@ class Gate:
     @staticmethod
     def _approval_problem(
         approval: Approval | None, hitl: HitlRequirement, keys: IdempotencyKeys
-    ) -> tuple[GateCode, str] | None:
+    ) -> tuple[ErrorCode, str] | None:
         if approval is None:
-            return GateCode.APPROVAL_REQUIRED, f"approval required ({hitl.reason})"
+            return ErrorCode.APPROVAL_REQUIRED, f"approval required ({hitl.reason})"
         if not approval.approved:
-            return GateCode.APPROVAL_INVALID, f"request {approval.request_id} was denied"
+            return ErrorCode.APPROVAL_INVALID, f"request {approval.request_id} was denied"
         roles = hitl.approver_roles
         if roles and approval.role not in roles:
             return (
-                GateCode.APPROVAL_INVALID,
+                ErrorCode.APPROVAL_INVALID,
                 f"role {approval.role} may not approve (needs one of {', '.join(roles)})",
             )
         if approval.internal_key is not None and approval.internal_key != keys.internal:
-            return GateCode.APPROVAL_INVALID, "approval was given for a different call"
+            return ErrorCode.APPROVAL_INVALID, "approval was given for a different call"
         return None
 
 

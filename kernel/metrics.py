@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from temporalio import activity, workflow
 from temporalio.common import MetricMeter
 
-from kernel.errors import GateCode, TerminationReason
+from kernel.codes import ErrorCode
+from kernel.errors import TerminationReason
 
 if TYPE_CHECKING:
     from kernel.contracts import CallContext
@@ -55,11 +56,11 @@ HISTOGRAM_BUCKETS: dict[str, list[float]] = {
 }
 
 _DENIED = {
-    GateCode.TOOL_UNKNOWN: "denied_registry",
-    GateCode.SCHEMA_INVALID: "denied_schema",
-    GateCode.PERMISSION_DENIED: "denied_permission",
-    GateCode.APPROVAL_INVALID: "denied_approval",
-    GateCode.APPROVAL_REQUIRED: "needs_approval",
+    ErrorCode.TOOL_UNKNOWN: "denied_registry",
+    ErrorCode.SCHEMA_INVALID: "denied_schema",
+    ErrorCode.PERMISSION_DENIED: "denied_permission",
+    ErrorCode.APPROVAL_INVALID: "denied_approval",
+    ErrorCode.APPROVAL_REQUIRED: "needs_approval",
 }
 
 
@@ -69,7 +70,7 @@ def gate_outcome(decision: GateDecision) -> str:
     ended)."""
     if decision.allowed:
         return "allowed"
-    if decision.code is GateCode.RUN_TERMINATED:
+    if decision.code is ErrorCode.RUN_TERMINATED:
         if decision.termination is None:
             return "denied_terminated"
         if decision.termination.reason is TerminationReason.LOOP_DETECTED:
@@ -89,7 +90,7 @@ def _tool_label(decision: GateDecision) -> str:
     # tool: the gate stops before the registry lookup.)
     if decision.contract is not None:
         return decision.contract.ref
-    if decision.code is GateCode.TOOL_UNKNOWN:
+    if decision.code is ErrorCode.TOOL_UNKNOWN:
         return "unknown"
     return decision.request.ref
 

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from babel.numbers import get_currency_precision, list_currencies
 
+from kernel.codes import ErrorCode
+
 # code -> minor digits, for every currency code Babel knows (list_currencies() with no
 # locale is the whole CLDR set; a code outside it is refused, never defaulted to 2).
 MINOR_DIGITS: dict[str, int] = {code: get_currency_precision(code) for code in list_currencies()}
@@ -33,7 +35,7 @@ class MoneyError(ValueError):
     """Input that is not money: a stable ``code`` (AMOUNT_INVALID, CURRENCY_INVALID,
     CURRENCY_UNKNOWN), a message, and a hint."""
 
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -44,14 +46,14 @@ def parse_currency(text: str) -> str:
     """``"usd"`` / ``"USD"`` → ``"USD"``; three ASCII letters Babel knows, nothing else."""
     if not _CURRENCY_RE.fullmatch(text):
         raise MoneyError(
-            "CURRENCY_INVALID",
+            ErrorCode.CURRENCY_INVALID,
             f"currency {text!r} is not an ISO 4217 code",
             "use three letters, e.g. --currency USD",
         )
     code = text.upper()
     if code not in MINOR_DIGITS:
         raise MoneyError(
-            "CURRENCY_UNKNOWN",
+            ErrorCode.CURRENCY_UNKNOWN,
             f"currency {code} is not a known ISO 4217 code",
             "use an ISO 4217 code, e.g. USD, EUR, JPY",
         )
@@ -80,20 +82,20 @@ def parse_amount(text: str, currency: str) -> int:
     hint = amount_hint(currency)
     match = _AMOUNT_RE.fullmatch(text)
     if match is None:
-        raise MoneyError("AMOUNT_INVALID", f"amount {text!r} is not a plain number", hint)
+        raise MoneyError(ErrorCode.AMOUNT_INVALID, f"amount {text!r} is not a plain number", hint)
     decimals = match.group(1)
     if decimals is not None and len(decimals) > digits:
         raise MoneyError(
-            "AMOUNT_INVALID",
+            ErrorCode.AMOUNT_INVALID,
             f"amount {text!r} has more than {digits} decimals for {currency}",
             hint,
         )
     minor = int(Decimal(text).scaleb(digits))
     if minor <= 0:
-        raise MoneyError("AMOUNT_INVALID", f"amount {text!r} must be above zero", hint)
+        raise MoneyError(ErrorCode.AMOUNT_INVALID, f"amount {text!r} must be above zero", hint)
     if minor > MAX_AMOUNT_MINOR:
         raise MoneyError(
-            "AMOUNT_INVALID",
+            ErrorCode.AMOUNT_INVALID,
             f"amount {text!r} is above the largest single amount ({MAX_AMOUNT_MINOR} minor units)",
             hint,
         )

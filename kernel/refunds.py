@@ -20,19 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kernel import money
+from kernel.codes import ErrorCode
 
-PAYMENT_UNKNOWN = "PAYMENT_UNKNOWN"
-PAYMENT_NOT_FOR_ORDER = "PAYMENT_NOT_FOR_ORDER"
-CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
-AMOUNT_INVALID = "AMOUNT_INVALID"
-REFUND_EXCEEDS_REFUNDABLE = "REFUND_EXCEEDS_REFUNDABLE"
+# The codes a refund is refused with (a refused Stripe refund's ``ApplicationError.type``).
 REFUSAL_CODES = frozenset(
     {
-        PAYMENT_UNKNOWN,
-        PAYMENT_NOT_FOR_ORDER,
-        CURRENCY_MISMATCH,
-        AMOUNT_INVALID,
-        REFUND_EXCEEDS_REFUNDABLE,
+        ErrorCode.PAYMENT_UNKNOWN,
+        ErrorCode.PAYMENT_NOT_FOR_ORDER,
+        ErrorCode.CURRENCY_MISMATCH,
+        ErrorCode.AMOUNT_INVALID,
+        ErrorCode.REFUND_EXCEEDS_REFUNDABLE,
     }
 )
 
@@ -61,7 +58,7 @@ class PaymentStanding:
 
 @dataclass(frozen=True)
 class RefundRefusal:
-    code: str
+    code: ErrorCode
     message: str
     hint: str
 
@@ -77,7 +74,7 @@ def amount_refusal(amount_minor: int, currency: str) -> RefundRefusal | None:
         return RefundRefusal(exc.code, exc.message, exc.hint or "")
     if amount_minor <= 0:
         return RefundRefusal(
-            AMOUNT_INVALID,
+            ErrorCode.AMOUNT_INVALID,
             f"the refund amount {money.format_money(amount_minor, currency)} is not above zero",
             money.amount_hint(currency),
         )
@@ -101,7 +98,7 @@ def refund_refusal(
         return bad_amount
     if standing is None:
         return RefundRefusal(
-            PAYMENT_UNKNOWN,
+            ErrorCode.PAYMENT_UNKNOWN,
             f"{source} has no captured payment for order {order_id} of {tenant_id}, so "
             f"{payment_intent_id} cannot be shown to be this order's",
             "refund only an order whose flow captured its payment; see `autobiz order "
@@ -117,13 +114,13 @@ def refund_refusal(
             else f"{payment_intent_id} belongs to {owner}"
         )
         return RefundRefusal(
-            PAYMENT_NOT_FOR_ORDER,
+            ErrorCode.PAYMENT_NOT_FOR_ORDER,
             f"PaymentIntent {payment_intent_id} is not order {order_id}'s ({source}: {whose})",
             "omit --payment-intent to refund the payment the order's flow captured",
         )
     if standing.currency != currency:
         return RefundRefusal(
-            CURRENCY_MISMATCH,
+            ErrorCode.CURRENCY_MISMATCH,
             f"the refund is in {currency} but {payment_intent_id} was captured in "
             f"{standing.currency}",
             f"refund in {standing.currency} (omit --currency to use the capture's)",
@@ -131,7 +128,7 @@ def refund_refusal(
     if amount_minor > standing.refundable_minor:
         fmt = money.format_money
         return RefundRefusal(
-            REFUND_EXCEEDS_REFUNDABLE,
+            ErrorCode.REFUND_EXCEEDS_REFUNDABLE,
             f"{fmt(amount_minor, currency)} exceeds what is refundable on {payment_intent_id}: "
             f"captured {fmt(standing.captured_minor, currency)} - already refunded "
             f"{fmt(standing.refunded_minor, currency)} = "

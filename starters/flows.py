@@ -22,10 +22,10 @@ from activities.config_activities import flow_context
 from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.db.database import Database
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
+from kernel.codes import ErrorCode
 from kernel.config import BusinessConfig, DunningConfig
 from kernel.tools.printful import PrintfulRecipient
 from starters.refund_checks import check_refund_request
-from workflows.common.approvals import DECISION_NOT_READY
 from workflows.common.handlers import DECIDE_UPDATE, FlowHandlers
 from workflows.common.models import (
     ApprovalTiming,
@@ -289,7 +289,9 @@ async def decide(
             return result
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            not_ready = isinstance(cause, ApplicationError) and cause.type == DECISION_NOT_READY
+            not_ready = (
+                isinstance(cause, ApplicationError) and cause.type == ErrorCode.DECISION_NOT_READY
+            )
             if not not_ready or asyncio.get_running_loop().time() > deadline:
                 raise
         await asyncio.sleep(0.1)

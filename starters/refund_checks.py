@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
-from kernel.refunds import PAYMENT_NOT_FOR_ORDER, PaymentStanding, order_key, refund_refusal
+from kernel.codes import ErrorCode
+from kernel.refunds import PaymentStanding, order_key, refund_refusal
 
 
 class RefundRefused(AutobizError):
@@ -88,7 +89,7 @@ async def check_refund_request(
     )
     if problem is not None:
         message = problem.message
-        if problem.code == PAYMENT_NOT_FOR_ORDER:
+        if problem.code == ErrorCode.PAYMENT_NOT_FOR_ORDER:
             other = await _captured_for(db, tenant_id, payment_intent_id)
             if other is not None:
                 message += f"; {payment_intent_id} paid for order {other}"

@@ -50,6 +50,7 @@ from autobiz.cli.flow_runtime import (
 from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
+from kernel.codes import ErrorCode
 
 if TYPE_CHECKING:
     from autobiz.approver_keys import LocalKey
@@ -183,7 +184,7 @@ async def _signed(
     if row is None:
         raise AutobizError(
             f"no approval request {request_id} for tenant {tenant_id}",
-            code="APPROVAL_NOT_FOUND",
+            code=ErrorCode.APPROVAL_NOT_FOUND,
             hint=f"see `autobiz approvals list --tenant {tenant_id}`",
         )
     key = await _local_key(settings, tenant_id, approver, key_file)
@@ -218,7 +219,7 @@ async def _local_key(
     where = str(key_file) if key_file is not None else f"{folder}/"
     raise AutobizError(
         f"no usable approver key of {approver} for tenant {tenant_id} in {where}",
-        code="APPROVER_KEY_MISSING",
+        code=ErrorCode.APPROVER_KEY_MISSING,
         hint=f"create and register one with `autobiz approvals keys create --as {approver} "
         f"--tenant {tenant_id}` (an admin act: it needs the database owner's credentials), "
         "or pass --key-file",
@@ -281,7 +282,7 @@ async def _decide(
         }
     raise AutobizError(
         refusal,
-        code="APPROVAL_REJECTED",
+        code=ErrorCode.APPROVAL_REJECTED,
         hint=f"see `autobiz approvals list --all --tenant {tenant_id}`, the approvers in "
         f"the tenant's BusinessConfig and `autobiz approvals keys list --tenant {tenant_id}`",
     )
@@ -324,10 +325,10 @@ async def _decide_fresh(client: Any, workflow_id: str, decision: Any, uid: str) 
 def _checked(approver: str, reason: str | None) -> None:
     if reason is not None and len(reason) > REASON_MAX:
         raise AutobizError(
-            f"the reason is longer than {REASON_MAX} characters", code="INPUT_INVALID"
+            f"the reason is longer than {REASON_MAX} characters", code=ErrorCode.INPUT_INVALID
         )
     if not approver.strip():
-        raise AutobizError("--as needs an approver id", code="INPUT_INVALID")
+        raise AutobizError("--as needs an approver id", code=ErrorCode.INPUT_INVALID)
 
 
 def _decide_command(
@@ -503,7 +504,7 @@ async def _create(
     if approver not in roster:
         raise AutobizError(
             f"{approver} is not an approver of tenant {tenant_id}",
-            code="APPROVER_UNKNOWN",
+            code=ErrorCode.APPROVER_UNKNOWN,
             hint=f"approvers in its BusinessConfig: {', '.join(sorted(roster)) or 'none'}",
         )
     key = generate_key()
@@ -614,7 +615,7 @@ async def _revoke(
     if row is None:
         raise AutobizError(
             f"no approver key {key_id} for tenant {tenant_id}",
-            code="APPROVER_KEY_NOT_FOUND",
+            code=ErrorCode.APPROVER_KEY_NOT_FOUND,
             hint=f"see `autobiz approvals keys list --tenant {tenant_id}`",
         )
     notified = await _notify(settings, tenant_id)

@@ -25,10 +25,11 @@ from autobiz.devstack.stack import Stack
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
 from autobiz.temporal_client import connect
+from kernel.codes import ErrorCode
 
 
 class DemoMismatch(AutobizError):
-    code = "DEMO_MISMATCH"
+    code = ErrorCode.DEMO_MISMATCH
     exit_code = 1
 
 

@@ -21,6 +21,7 @@ from autobiz.db.database import validate_tenant_id
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
 from kernel import money
+from kernel.codes import ErrorCode
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -46,7 +47,7 @@ def tenant_of(settings: Settings, given: str | None) -> str:
     try:
         return validate_tenant_id(tenant)
     except AutobizError as exc:
-        raise AutobizError(exc.message, code="TENANT_INVALID") from None
+        raise AutobizError(exc.message, code=ErrorCode.TENANT_INVALID) from None
 
 
 def business_config(settings: Settings, tenant: str) -> BusinessConfig:
@@ -59,7 +60,7 @@ def business_config(settings: Settings, tenant: str) -> BusinessConfig:
     if config is None:
         raise AutobizError(
             f"no BusinessConfig for tenant {tenant} in {settings.config_dir}",
-            code="TENANT_UNKNOWN",
+            code=ErrorCode.TENANT_UNKNOWN,
             hint=f"known tenants: {', '.join(sorted(configs))}; pass --tenant or set "
             "AUTOBIZ_CONFIG_DIR",
         )
@@ -125,7 +126,7 @@ def temporal_errors(what: str) -> Iterator[None]:
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise AutobizError(
                 f"Temporal did not answer while {what}: {exc.message}",
-                code="TEMPORAL_UNREACHABLE",
+                code=ErrorCode.TEMPORAL_UNREACHABLE,
                 hint=STACK_HINT,
             ) from None
         raise
@@ -141,7 +142,7 @@ async def temporal_client(settings: Settings) -> Client:
             raise
         raise AutobizError(
             f"cannot reach Temporal at {settings.temporal.address}",
-            code="TEMPORAL_UNREACHABLE",
+            code=ErrorCode.TEMPORAL_UNREACHABLE,
             hint=STACK_HINT + "; the address is AUTOBIZ_TEMPORAL__HOST / AUTOBIZ_TEMPORAL__PORT",
         ) from None
 
@@ -168,7 +169,7 @@ async def within(awaitable: Awaitable[T], what: str, *, seconds: float | None = 
         queue = get_settings().temporal.task_queue
         raise AutobizError(
             f"no answer within {limit:g}s while {what}",
-            code="WORKER_UNAVAILABLE",
+            code=ErrorCode.WORKER_UNAVAILABLE,
             hint=f"is a worker polling task queue {queue!r}? run `autobiz worker`",
         ) from None
 

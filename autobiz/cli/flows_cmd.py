@@ -38,6 +38,7 @@ from autobiz.cli.flow_runtime import (
 from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
+from kernel.codes import ErrorCode
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
@@ -59,7 +60,7 @@ def _order_id(value: str) -> str:
     if not _ORDER_ID_RE.match(value):
         raise AutobizError(
             f"order id {value!r} is not a Shopify order id",
-            code="ORDER_ID_INVALID",
+            code=ErrorCode.ORDER_ID_INVALID,
             hint="use the order's numeric id (e.g. 1001) or its gid://shopify/Order/… id",
         )
     return value
@@ -69,7 +70,7 @@ def _payment_intent(value: str | None) -> str | None:
     if value is not None and not _PI_RE.match(value):
         raise AutobizError(
             f"{value!r} is not a Stripe PaymentIntent id",
-            code="PAYMENT_INTENT_INVALID",
+            code=ErrorCode.PAYMENT_INTENT_INVALID,
             hint="PaymentIntent ids start with pi_",
         )
     return value
@@ -85,7 +86,7 @@ def _input_errors() -> Iterator[None]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "input"
-        raise AutobizError(f"{where}: {first.get('msg')}", code="INPUT_INVALID") from None
+        raise AutobizError(f"{where}: {first.get('msg')}", code=ErrorCode.INPUT_INVALID) from None
 
 
 async def _describe(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
@@ -168,7 +169,9 @@ async def _result(handle: WorkflowHandle[Any, Any], what: str, hint: str, *, qui
         except WorkflowFailureError as exc:
             kind, message = failure_of(exc)
             raise AutobizError(
-                f"{what} {handle.id} failed: {kind}: {message}", code="FLOW_FAILED", hint=hint
+                f"{what} {handle.id} failed: {kind}: {message}",
+                code=ErrorCode.FLOW_FAILED,
+                hint=hint,
             ) from None
 
 
@@ -274,7 +277,7 @@ def order_start(
                 task_queue=settings.temporal.task_queue,
                 payment_intent=payment_intent,
             ),
-            closed_code="ORDER_FLOW_CLOSED",
+            closed_code=ErrorCode.ORDER_FLOW_CLOSED,
             closed_kind=f"order {order_id}",
             closed_hint=f"see `autobiz order status {order_id}`; use `autobiz refund request` "
             "or `autobiz cancel request` to undo it",
@@ -329,7 +332,7 @@ async def _order_status(settings: Settings, tenant_id: str, order_id: str) -> di
         if desc is None:
             raise AutobizError(
                 f"no flow for order {order_id} of tenant {tenant_id} ({workflow_id})",
-                code="FLOW_NOT_FOUND",
+                code=ErrorCode.FLOW_NOT_FOUND,
                 hint=f"start one with `autobiz order start {order_id}`",
             )
         running = desc.status == WorkflowExecutionStatus.RUNNING
@@ -487,11 +490,13 @@ def refund_request(
     if request_id is not None and not _REQUEST_ID_RE.match(request_id):
         raise AutobizError(
             f"request id {request_id!r} is invalid",
-            code="REQUEST_ID_INVALID",
+            code=ErrorCode.REQUEST_ID_INVALID,
             hint="1-64 letters, digits, '_', '.' or '-'",
         )
     if note is not None and len(note) > NOTE_MAX:
-        raise AutobizError(f"the note is longer than {NOTE_MAX} characters", code="INPUT_INVALID")
+        raise AutobizError(
+            f"the note is longer than {NOTE_MAX} characters", code=ErrorCode.INPUT_INVALID
+        )
     rid = request_id or f"rr-{uuid.uuid4().hex[:16]}"
     workflow_id = refund_workflow_id(tenant_id, rid)
 
@@ -505,7 +510,7 @@ def refund_request(
                 raise AutobizError(
                     f"no capture is recorded for order {order_id} of {tenant_id}, so no "
                     "PaymentIntent can be shown to be this order's; nothing was started",
-                    code="PAYMENT_UNKNOWN",
+                    code=ErrorCode.PAYMENT_UNKNOWN,
                     hint=f"refund an order whose flow captured its payment (`autobiz order "
                     f"status {order_id}`); a payment taken outside AutoBiz is refunded in "
                     "Stripe and recorded by reconciliation",
@@ -529,7 +534,7 @@ def refund_request(
                     note=note,
                     ledger=db,
                 ),
-                closed_code="REQUEST_CLOSED",
+                closed_code=ErrorCode.REQUEST_CLOSED,
                 closed_kind=f"refund request {rid}",
                 closed_hint="use a new --request-id for a new refund",
             )
@@ -605,7 +610,7 @@ def cancel_request(
         from workflows.ids import cancellation_workflow_id
     except (ImportError, AttributeError):
         raise AutobizError(
-            "this build has no OrderCancellation flow", code="FLOW_UNAVAILABLE"
+            "this build has no OrderCancellation flow", code=ErrorCode.FLOW_UNAVAILABLE
         ) from None
     config = business_config(settings, tenant_id)
     workflow_id = cancellation_workflow_id(tenant_id, order_id)
@@ -623,7 +628,7 @@ def cancel_request(
                 payment_intent_id=payment_intent,
                 reason=reason.upper(),
             ),
-            closed_code="REQUEST_CLOSED",
+            closed_code=ErrorCode.REQUEST_CLOSED,
             closed_kind=f"the cancellation of order {order_id}",
             closed_hint=f"see `autobiz order status {order_id}`",
         )

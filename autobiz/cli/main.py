@@ -31,6 +31,7 @@ from autobiz.cli import (
 )
 from autobiz.cli.output import emit_json, err_console, json_emitted
 from autobiz.errors import AutobizError, ExitCode, UsageError
+from kernel.codes import ErrorCode
 from kernel.redaction import install_log_redaction
 
 app = typer.Typer(
@@ -107,14 +108,14 @@ def _run(argv: list[str] | None = None) -> None:
         _fail(exc.code, exc.message, exc.hint, exc.exit_code, as_json=as_json)
     except ValidationError as exc:
         _fail(
-            "SETTINGS_INVALID",
+            ErrorCode.SETTINGS_INVALID,
             str(exc),
             "check the AUTOBIZ_* environment variables",
             ExitCode.USAGE,
             as_json=as_json,
         )
     except typer.Abort:
-        _fail("ABORTED", "aborted", None, ExitCode.INTERRUPTED, as_json=as_json)
+        _fail(ErrorCode.ABORTED, "aborted", None, ExitCode.INTERRUPTED, as_json=as_json)
     except KeyboardInterrupt:
         sys.exit(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:  # Click's usage errors, from Typer's parser
@@ -124,7 +125,7 @@ def _run(argv: list[str] | None = None) -> None:
         if os.environ.get("AUTOBIZ_DEBUG"):
             raise
         _fail(
-            "INTERNAL",
+            ErrorCode.INTERNAL,
             f"{type(exc).__name__}: {exc}",
             "set AUTOBIZ_DEBUG=1 for the traceback",
             ExitCode.INTERNAL,
@@ -155,10 +156,10 @@ def _usage(exc: Exception) -> tuple[str, str, str]:
     path = ctx.command_path if ctx is not None else "autobiz"
     hint = f"see `{path} --help`"
     if type(exc).__name__ == "NoArgsIsHelpError":  # its help text was just printed
-        return "USAGE", f"`{path}` needs a command", hint
+        return ErrorCode.USAGE, f"`{path}` needs a command", hint
     format_message = getattr(exc, "format_message", None)
     message = format_message() if callable(format_message) else str(exc)
-    return "USAGE", str(message).strip() or "invalid usage", hint
+    return ErrorCode.USAGE, str(message).strip() or "invalid usage", hint
 
 
 def _fail(code: str, message: str, hint: str | None, exit_code: int, *, as_json: bool) -> NoReturn:

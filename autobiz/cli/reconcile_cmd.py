@@ -31,6 +31,7 @@ from autobiz.cli.flow_runtime import (
 from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
 from autobiz.settings import get_settings
+from kernel.codes import ErrorCode
 from kernel.config import WorkflowConfig
 from kernel.policy import parse_duration
 
@@ -50,7 +51,7 @@ def _window(text: str | None) -> timedelta | None:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise AutobizError(
             f"window {text!r} is not a duration",
-            code="WINDOW_INVALID",
+            code=ErrorCode.WINDOW_INVALID,
             hint="e.g. --window 24h, 90m, 7d",
         )
     return value
@@ -111,7 +112,7 @@ def run_cmd(
     if not config.workflows.get("reconciliation", _DISABLED).enabled:
         raise AutobizError(
             f"tenant {tenant_id} does not enable the reconciliation workflow",
-            code="WORKFLOW_DISABLED",
+            code=ErrorCode.WORKFLOW_DISABLED,
             hint="add a `workflows.reconciliation.reconciliation` section",
         )
     length = _window(window)

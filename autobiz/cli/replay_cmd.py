@@ -33,6 +33,7 @@ from autobiz.codec import ENCODING, AesGcmCodec, CodecError
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
 from autobiz.temporal_client import connect, data_converter
+from kernel.codes import ErrorCode
 from kernel.redaction import redact_text
 
 # The core's failure text: `... Failure { message: "[TMPRL1100] Nondeterminism error: ..."`.
@@ -41,11 +42,11 @@ _B64_ENCODING = base64.b64encode(ENCODING).decode()
 
 
 class ReplayError(AutobizError):
-    code = "REPLAY_FAILED"
+    code = ErrorCode.REPLAY_FAILED
 
 
 class NondeterministicReplay(ReplayError):
-    code = "REPLAY_NONDETERMINISTIC"
+    code = ErrorCode.REPLAY_NONDETERMINISTIC
     exit_code = 1
 
 
@@ -157,7 +158,7 @@ async def replay_workflow(
     except RuntimeError as exc:
         raise ReplayError(
             f"cannot reach Temporal at {settings.temporal.address}: {exc}",
-            code="TEMPORAL_UNAVAILABLE",
+            code=ErrorCode.TEMPORAL_UNAVAILABLE,
             hint="is the server up? (autobiz dev up, or AUTOBIZ_TEMPORAL__HOST/PORT)",
         ) from None
     try:
@@ -167,19 +168,21 @@ async def replay_workflow(
             which = f"{workflow_id} (run {run_id})" if run_id else workflow_id
             raise ReplayError(
                 f"no workflow {which} in namespace {settings.temporal.namespace}",
-                code="WORKFLOW_NOT_FOUND",
+                code=ErrorCode.WORKFLOW_NOT_FOUND,
             ) from None
         if exc.status is RPCStatusCode.INVALID_ARGUMENT:
-            raise ReplayError(redact_text(exc.message), code="REPLAY_INVALID_ARGUMENT") from None
+            raise ReplayError(
+                redact_text(exc.message), code=ErrorCode.REPLAY_INVALID_ARGUMENT
+            ) from None
         raise
     wf_type = _workflow_type(history)
     if wf_type is None:
-        raise ReplayError(f"{workflow_id} has an empty history", code="WORKFLOW_NOT_FOUND")
+        raise ReplayError(f"{workflow_id} has an empty history", code=ErrorCode.WORKFLOW_NOT_FOUND)
     if wf_type not in _registered(workflows):
         raise ReplayError(
             f"workflow type {wf_type} is not registered in this build "
             f"(known: {', '.join(sorted(_registered(workflows)))})",
-            code="WORKFLOW_TYPE_UNKNOWN",
+            code=ErrorCode.WORKFLOW_TYPE_UNKNOWN,
         )
     await _check_keys(settings, history)
     replayer = Replayer(

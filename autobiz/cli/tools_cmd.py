@@ -9,6 +9,7 @@ from rich.table import Table
 
 from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
+from kernel.codes import ErrorCode
 from kernel.contracts import split_ref
 from kernel.errors import KernelError
 from kernel.tools import REGISTRY
@@ -57,7 +58,7 @@ def schema(name: str = typer.Argument(..., help="NAME or NAME@VERSION")) -> None
     except (KernelError, ValueError) as exc:
         raise AutobizError(
             str(exc) if not isinstance(exc, KernelError) else exc.message,
-            code="TOOL_UNKNOWN",
+            code=ErrorCode.TOOL_UNKNOWN,
             hint="`autobiz tools list` shows the registered tools",
         ) from None
     typer.echo(json.dumps(contract.describe(), indent=2, sort_keys=True))

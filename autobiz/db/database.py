@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from autobiz.errors import DatabaseError, TenantContextError
+from kernel.codes import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class Database:
             await self.close()
             raise DatabaseError(
                 "cannot connect to PostgreSQL as the application role",
-                code="DATABASE_UNREACHABLE",
+                code=ErrorCode.DATABASE_UNREACHABLE,
                 hint="is the stack up (`autobiz dev up`) and migrated (`autobiz db migrate`)?",
             ) from None
         return self
@@ -149,10 +150,13 @@ class Database:
         """The named cross-tenant path (owner connection). ``reason`` is logged."""
         if self._admin_pool is None:
             raise TenantContextError(
-                "the admin path is not configured for this process", code="ADMIN_PATH_DISABLED"
+                "the admin path is not configured for this process",
+                code=ErrorCode.ADMIN_PATH_DISABLED,
             )
         if not reason.strip():
-            raise TenantContextError("the admin path needs a reason", code="ADMIN_REASON_REQUIRED")
+            raise TenantContextError(
+                "the admin path needs a reason", code=ErrorCode.ADMIN_REASON_REQUIRED
+            )
         log.info("database admin path used: %s", reason)
         async with self._connection(self._admin_pool) as conn, conn.transaction():
             yield TenantSession(conn, None)
@@ -167,5 +171,5 @@ class Database:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseError(
                 f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}",
-                code="DATABASE_UNAVAILABLE",
+                code=ErrorCode.DATABASE_UNAVAILABLE,
             ) from exc

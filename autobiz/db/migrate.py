@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from autobiz.errors import MigrationError
+from kernel.codes import ErrorCode
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -46,12 +47,14 @@ def load_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
         if not match:
             raise MigrationError(
                 f"migration file name {path.name!r} is not NNNN_name.sql",
-                code="MIGRATION_NAME_INVALID",
+                code=ErrorCode.MIGRATION_NAME_INVALID,
             )
         migrations.append(Migration(match[1], match[2], path.read_text()))
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
-        raise MigrationError("two migration files share a version", code="MIGRATION_DUPLICATE")
+        raise MigrationError(
+            "two migration files share a version", code=ErrorCode.MIGRATION_DUPLICATE
+        )
     return migrations
 
 
@@ -72,7 +75,8 @@ def migrate(dsn: str, folder: Path = MIGRATIONS_DIR) -> MigrationReport:
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise MigrationError(
-            f"cannot connect to the database: {_first_line(exc)}", code="DATABASE_UNREACHABLE"
+            f"cannot connect to the database: {_first_line(exc)}",
+            code=ErrorCode.DATABASE_UNREACHABLE,
         ) from None
     with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
@@ -88,7 +92,7 @@ def migrate(dsn: str, folder: Path = MIGRATIONS_DIR) -> MigrationReport:
                     if done[mig.version] != mig.checksum:
                         raise MigrationError(
                             f"migration {mig.version}_{mig.name} changed after it was applied",
-                            code="MIGRATION_CHECKSUM_MISMATCH",
+                            code=ErrorCode.MIGRATION_CHECKSUM_MISMATCH,
                             hint="add a new migration instead of editing an applied one",
                         )
                     skipped.append(f"{mig.version}_{mig.name}")

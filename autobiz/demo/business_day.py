@@ -43,6 +43,7 @@ from autobiz.providers.stripe_client import StripePayments
 from autobiz.providers.tenant_clients import TenantClients
 from autobiz.secrets import CredentialStore, FileSecretsBackend
 from autobiz.settings import Settings
+from kernel.codes import ErrorCode
 from kernel.config import BusinessConfig
 from starters.flows import flow_status, request_cancellation, request_refund
 from workflows.common.models import FlowStatus
@@ -158,7 +159,7 @@ class BusinessDay:
                 self._case(
                     "refund 55.00 on order #3: nobody answers, fails closed",
                     "Refund",
-                    "failed:APPROVAL_EXPIRED",
+                    f"failed:{ErrorCode.APPROVAL_EXPIRED}",
                 ),
             ),
             self._payment_failure(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from autobiz.errors import AutobizError, ExitCode
+from kernel.codes import ErrorCode
 
 HINT = "the sandbox is dev tooling: install from a source checkout (pip install -e .)"
 
@@ -17,7 +18,7 @@ HINT = "the sandbox is dev tooling: install from a source checkout (pip install 
 class SandboxNotInstalled(AutobizError):
     """``autobiz sandbox``, ``autobiz dev up`` or ``autobiz demo`` without the package."""
 
-    code = "SANDBOX_NOT_INSTALLED"
+    code = ErrorCode.SANDBOX_NOT_INSTALLED
     exit_code = ExitCode.USAGE
 
     def __init__(self, what: str) -> None:

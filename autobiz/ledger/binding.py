@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
 from autobiz.ledger.incidents import record_incident
+from kernel.codes import ErrorCode
 
 ORDER_KEY = "order_key"
 
@@ -24,15 +25,13 @@ ORDER_KEY = "order_key"
 class BindingRefused(AutobizError):
     """Non-retryable: the object belongs to another tenant or order."""
 
-    code = "PAYMENT_NOT_FOR_ORDER"
+    code = ErrorCode.PAYMENT_NOT_FOR_ORDER
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message, code=code)
 
 
-CROSS_TENANT_REFUSED = "CROSS_TENANT_REFUSED"
-PAYMENT_NOT_FOR_ORDER = "PAYMENT_NOT_FOR_ORDER"
-BINDING_CODES = frozenset({CROSS_TENANT_REFUSED, PAYMENT_NOT_FOR_ORDER})
+BINDING_CODES = frozenset({ErrorCode.CROSS_TENANT_REFUSED, ErrorCode.PAYMENT_NOT_FOR_ORDER})
 
 
 def payment_binding_error(
@@ -45,16 +44,18 @@ def payment_binding_error(
         if not order_id:
             return None
         return BindingRefused(
-            PAYMENT_NOT_FOR_ORDER, f"PaymentIntent {payment_intent_id} is not bound to an order"
+            ErrorCode.PAYMENT_NOT_FOR_ORDER,
+            f"PaymentIntent {payment_intent_id} is not bound to an order",
         )
     owner, _, order = key.rpartition(":")
     if owner != tenant_id:
         return BindingRefused(
-            CROSS_TENANT_REFUSED, f"PaymentIntent {payment_intent_id} belongs to another tenant"
+            ErrorCode.CROSS_TENANT_REFUSED,
+            f"PaymentIntent {payment_intent_id} belongs to another tenant",
         )
     if order != order_id:
         return BindingRefused(
-            PAYMENT_NOT_FOR_ORDER,
+            ErrorCode.PAYMENT_NOT_FOR_ORDER,
             f"PaymentIntent {payment_intent_id} pays for order {order}, not {order_id or 'none'}",
         )
     return None

@@ -30,6 +30,7 @@ from autobiz.ledger.idempotency_store import (
     utc_now,
 )
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.idempotency import keys_for, request_hash
 from kernel.metrics import record_idempotency, record_receipt
@@ -40,7 +41,7 @@ OutT = TypeVar("OutT", bound=BaseModel)
 class GateBypassedError(AutobizError):
     """Non-retryable: the call's keys do not match its content (not from kernel_call)."""
 
-    code = "GATE_BYPASSED"
+    code = ErrorCode.GATE_BYPASSED
 
 
 class ProviderResult(BaseModel, Generic[OutT]):

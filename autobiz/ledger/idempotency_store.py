@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
+from kernel.codes import ErrorCode
 
 Clock = Callable[[], datetime]
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -33,7 +34,7 @@ def utc_now() -> datetime:
 class IdempotencyInProgressError(AutobizError):
     """Retryable: the same call is executing elsewhere right now."""
 
-    code = "IDEMPOTENCY_IN_PROGRESS"
+    code = ErrorCode.IDEMPOTENCY_IN_PROGRESS
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
+from kernel.codes import ErrorCode
 from kernel.contracts import SideEffect
 from kernel.redaction import redact_value
 
@@ -30,7 +31,7 @@ _COLUMNS = (
 class ReceiptWriteError(AutobizError):
     """Retryable: the side effect happened but its receipt is not stored yet."""
 
-    code = "RECEIPT_WRITE_FAILED"
+    code = ErrorCode.RECEIPT_WRITE_FAILED
 
 
 class ReceiptDraft(BaseModel):

@@ -9,6 +9,7 @@ matching delay.
 from __future__ import annotations
 
 from autobiz.errors import AutobizError
+from kernel.codes import ErrorCode
 
 # Stripe decline codes that will never succeed on a retry with the same card.
 HARD_DECLINE_CODES = frozenset(
@@ -41,7 +42,7 @@ def is_hard_decline(decline_code: str | None) -> bool:
 class ProviderError(AutobizError):
     """A provider call failed. ``provider_code`` is the provider's own error code."""
 
-    code = "PROVIDER_ERROR"
+    code = ErrorCode.PROVIDER_ERROR
     retryable: bool = False
 
     def __init__(
@@ -70,7 +71,7 @@ class CardDeclined(ProviderError):
     """The card was declined. Never retried by Temporal: a soft decline is a dunning
     decision for the workflow, not a transport retry."""
 
-    code = "CARD_DECLINED"
+    code = ErrorCode.CARD_DECLINED
     retryable = False
 
     def __init__(
@@ -92,7 +93,7 @@ class CardDeclined(ProviderError):
 
 
 class RateLimited(ProviderError):
-    code = "PROVIDER_RATE_LIMITED"
+    code = ErrorCode.PROVIDER_RATE_LIMITED
     retryable = True
 
     def __init__(
@@ -113,7 +114,7 @@ class RateLimited(ProviderError):
 class ProviderUnavailable(ProviderError):
     """5xx, connection failure or timeout: the outcome is unknown, retry with the same key."""
 
-    code = "PROVIDER_UNAVAILABLE"
+    code = ErrorCode.PROVIDER_UNAVAILABLE
     retryable = True
 
 
@@ -121,12 +122,12 @@ class IdempotencyConflict(ProviderError):
     """The idempotency key was reused. With different parameters it is a bug (never
     retried); while the first request is still in flight it is retryable."""
 
-    code = "IDEMPOTENCY_CONFLICT"
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
     retryable = False
 
 
 class InvalidRequest(ProviderError):
-    code = "PROVIDER_INVALID_REQUEST"
+    code = ErrorCode.PROVIDER_INVALID_REQUEST
     retryable = False
 
 
@@ -134,21 +135,21 @@ class StateConflict(InvalidRequest):
     """The object is in a state that forbids the operation (capture a canceled
     PaymentIntent, cancel a Printful order already in production)."""
 
-    code = "PROVIDER_STATE_CONFLICT"
+    code = ErrorCode.PROVIDER_STATE_CONFLICT
 
 
 class NotFound(ProviderError):
-    code = "PROVIDER_NOT_FOUND"
+    code = ErrorCode.PROVIDER_NOT_FOUND
     retryable = False
 
 
 class AuthenticationFailed(ProviderError):
-    code = "PROVIDER_AUTH_FAILED"
+    code = ErrorCode.PROVIDER_AUTH_FAILED
     retryable = False
 
 
 class HygieneViolation(ProviderError):
     """Refused before any byte left the process: live key, host or recipient not allowed."""
 
-    code = "HYGIENE_VIOLATION"
+    code = ErrorCode.HYGIENE_VIOLATION
     retryable = False

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.codes import ErrorCode
 from kernel.compiler import compile_text
-from kernel.errors import GateCode, TerminationReason
+from kernel.errors import TerminationReason
 from kernel.gate import Gate, ToolRequest, admit, detect_loop
 from kernel.idempotency import keys_for
 from kernel.policy import Bounds, LoopPolicy, RunPolicy
@@ -82,9 +83,9 @@ def test_allowed_call_carries_keys_and_counts() -> None:
 def test_tool_unknown() -> None:
     st = state()
     d = call(st, "stripe.teleport_money", {})
-    assert d.code is GateCode.TOOL_UNKNOWN
+    assert d.code is ErrorCode.TOOL_UNKNOWN
     assert (
-        call(st, "shopify.get_order", {"order_id": "1"}, version="9").code is GateCode.TOOL_UNKNOWN
+        call(st, "shopify.get_order", {"order_id": "1"}, version="9").code is ErrorCode.TOOL_UNKNOWN
     )
     assert st.trace[-1].kind == "gate_denied" and st.trace[-1].outcome == "TOOL_UNKNOWN"
     assert st.tool_calls == 0
@@ -93,15 +94,15 @@ def test_tool_unknown() -> None:
 def test_schema_invalid_rejects_unknown_fields_and_bad_types_without_echoing_values() -> None:
     st = state()
     d = call(st, "shopify.get_order", {"order_id": "1001", "card": SECRETS["visa_plain"]})
-    assert d.code is GateCode.SCHEMA_INVALID
+    assert d.code is ErrorCode.SCHEMA_INVALID
     assert d.detail["errors"][0]["type"] == "extra_forbidden"
     d = call(st, "stripe.create_refund", {**REFUND, "amount_minor": "lots"})
-    assert d.code is GateCode.SCHEMA_INVALID
+    assert d.code is ErrorCode.SCHEMA_INVALID
     assert SECRETS["visa_plain"] not in st.model_dump_json()
     # A model of the wrong class is refused too.
     assert (
         call(st, "stripe.create_refund", GetOrderInput(order_id="1")).code
-        is GateCode.SCHEMA_INVALID
+        is ErrorCode.SCHEMA_INVALID
     )
     assert st.denials == {"SCHEMA_INVALID": 3}
 
@@ -113,7 +114,7 @@ def test_permission_denied_by_default_names_principal_tenant_tool_action() -> No
         "stripe.capture_payment",
         {"payment_intent_id": "pi_1", "order_id": "1", "amount_minor": 100, "currency": "USD"},
     )
-    assert d.code is GateCode.PERMISSION_DENIED
+    assert d.code is ErrorCode.PERMISSION_DENIED
     assert d.detail["principal"] == "ops:ana"
     assert d.detail["tenant"] == "demo-shop"
     assert d.detail["tool"] == "stripe.capture_payment@1"
@@ -122,7 +123,7 @@ def test_permission_denied_by_default_names_principal_tenant_tool_action() -> No
     pol = policy()
     pol = pol.model_copy(update={"scopes": pol.scopes - {"payments:refund"}})
     d = call(state(pol), "stripe.create_refund", REFUND)
-    assert d.code is GateCode.PERMISSION_DENIED
+    assert d.code is ErrorCode.PERMISSION_DENIED
     assert d.detail["missing_scopes"] == ["payments:refund"]
 
 
@@ -138,11 +139,11 @@ def test_step_and_call_bounds(bounds: dict[str, object], reason: TerminationReas
     for i in range(2):
         assert call(st, "shopify.get_order", {"order_id": str(i)}).allowed
     d = call(st, "shopify.get_order", {"order_id": "x"})
-    assert d.code is GateCode.RUN_TERMINATED and d.termination is not None
+    assert d.code is ErrorCode.RUN_TERMINATED and d.termination is not None
     assert d.termination.reason is reason
     assert st.summary().termination_reason == reason.value
     # A terminated run refuses everything after.
-    assert call(st, "shopify.get_order", {"order_id": "y"}).code is GateCode.RUN_TERMINATED
+    assert call(st, "shopify.get_order", {"order_id": "y"}).code is ErrorCode.RUN_TERMINATED
 
 
 def test_steps_count_state_changes() -> None:
@@ -211,32 +212,33 @@ def test_hitl_threshold_from_the_config_condition() -> None:
     assert call(st, "stripe.create_refund", REFUND).allowed  # 25.00 < 50.00
     big = {**REFUND, "amount_minor": 5000}
     d = call(st, "stripe.create_refund", big)
-    assert d.code is GateCode.APPROVAL_REQUIRED
+    assert d.code is ErrorCode.APPROVAL_REQUIRED
     approval = Approval(
         approved=True, approver="ana", role="finance", request_id="h1", decided_at=T0
     )
     assert call(st, "stripe.create_refund", big, approval=approval).allowed
     wrong_role = approval.model_copy(update={"role": "ops_lead"})
     assert (
-        call(st, "stripe.create_refund", big, approval=wrong_role).code is GateCode.APPROVAL_INVALID
+        call(st, "stripe.create_refund", big, approval=wrong_role).code
+        is ErrorCode.APPROVAL_INVALID
     )
     denied = approval.model_copy(update={"approved": False})
-    assert call(st, "stripe.create_refund", big, approval=denied).code is GateCode.APPROVAL_INVALID
+    assert call(st, "stripe.create_refund", big, approval=denied).code is ErrorCode.APPROVAL_INVALID
     bound = approval.model_copy(update={"internal_key": "someone-elses"})
-    assert call(st, "stripe.create_refund", big, approval=bound).code is GateCode.APPROVAL_INVALID
+    assert call(st, "stripe.create_refund", big, approval=bound).code is ErrorCode.APPROVAL_INVALID
 
 
 def test_financial_tool_without_a_rule_always_needs_approval() -> None:
     pol = policy()
     st = state(pol.model_copy(update={"hitl": ()}))
-    assert call(st, "stripe.create_refund", REFUND).code is GateCode.APPROVAL_REQUIRED
+    assert call(st, "stripe.create_refund", REFUND).code is ErrorCode.APPROVAL_REQUIRED
 
 
 def test_gate_order_schema_before_permission() -> None:
     # Not permitted AND invalid: the schema check comes first.
     st = state()
     d = call(st, "stripe.capture_payment", {"bogus": 1})
-    assert d.code is GateCode.SCHEMA_INVALID
+    assert d.code is ErrorCode.SCHEMA_INVALID
 
 
 def test_trace_is_allowlisted_and_redacted() -> None:

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
 
     from autobiz.search_attributes import APPROVAL_PENDING
     from kernel.call import internal_activity, kernel_call, preview
+    from kernel.codes import ErrorCode
     from kernel.contracts import ToolContract
     from kernel.decision_proof import (
         ApproverKeyRegistry,
@@ -44,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         check_proof,
         statement_for,
     )
-    from kernel.errors import GateCode
     from kernel.metrics import (
         record_approval_notice,
         record_approval_outcome,
@@ -89,12 +89,10 @@ class ApprovalDenied(Exception):
 
 # Who closes a request whose flow was cancelled while it waited.
 FLOW_CANCELLED = "system:flow-cancelled"
-# A decision that came while its request was still opening (retry it: starters.decide).
-DECISION_NOT_READY = "DECISION_NOT_READY"
 
 
 def rejected(message: str) -> ApplicationError:
-    return ApplicationError(message, type="DECISION_REJECTED", non_retryable=True)
+    return ApplicationError(message, type=ErrorCode.DECISION_REJECTED, non_retryable=True)
 
 
 class ApprovalDesk:
@@ -147,7 +145,7 @@ class ApprovalDesk:
             # Shown pending, its row written, but the registry not back yet: a moment.
             raise ApplicationError(
                 f"request {view.request_id} is still opening; decide again in a moment",
-                type=DECISION_NOT_READY,
+                type=ErrorCode.DECISION_NOT_READY,  # starters.decide sends it again
                 non_retryable=True,
             )
         statement = statement_for(
@@ -457,7 +455,7 @@ async def call_with_approval(
     """
     decision = preview(state, tool, input, step=step)
     approval: Approval | None = None
-    if decision.code is GateCode.APPROVAL_REQUIRED:
+    if decision.code is ErrorCode.APPROVAL_REQUIRED:
         assert decision.hitl is not None and decision.keys is not None
         record_gate(state, decision)  # counted as needs_approval; the call itself follows
         rule = decision.hitl.rule

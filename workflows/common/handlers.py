@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from kernel.codes import ErrorCode
     from kernel.state import RunState, RunSummary
     from workflows.common.approvals import ApprovalDesk
     from workflows.common.models import ApprovalView, Decision, DecisionResult, FlowStatus
@@ -93,5 +94,7 @@ class ApprovalHandlers(FlowHandlers):
 
     def _require_desk(self) -> ApprovalDesk:
         if self._desk is None:
-            raise ApplicationError("the flow is not ready for decisions", type="DECISION_REJECTED")
+            raise ApplicationError(
+                "the flow is not ready for decisions", type=ErrorCode.DECISION_REJECTED
+            )
         return self._desk

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.call import internal_activity
+    from kernel.codes import ErrorCode
     from workflows.common.models import (
         ORDER_STATE_READ,
         ORDER_STATE_WRITE,
@@ -28,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         OrderStateWritten,
     )
 
-CONFLICT = "ORDER_STATE_CONFLICT"
 DB_TIMEOUT = timedelta(seconds=30)
 
 
@@ -73,7 +73,10 @@ class OrderProjection:
                 )
             except ActivityError as exc:
                 cause = exc.cause
-                if not (isinstance(cause, ApplicationError) and cause.type == CONFLICT):
+                if not (
+                    isinstance(cause, ApplicationError)
+                    and cause.type == ErrorCode.ORDER_STATE_CONFLICT
+                ):
                     raise
                 self.version = None  # someone else wrote: read again
                 if attempt == self.attempts:

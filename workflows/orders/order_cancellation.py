@@ -51,8 +51,8 @@ with workflow.unsafe.imports_passed_through():
         refusal,
         start_run,
     )
+    from kernel.codes import ErrorCode
     from kernel.contracts import ToolContract
-    from kernel.errors import GateCode
     from kernel.state import RunState
     from kernel.tools.printful import PrintfulOrderRef
     from kernel.tools.shopify import CancelOrderInput, GetOrderInput, GetOrderOutput
@@ -205,7 +205,7 @@ class OrderCancellation(ApprovalHandlers):
             raise ApplicationError(
                 f"approval {view.request_id} expired: nothing was cancelled or paid back "
                 "(fail closed)",
-                type="APPROVAL_EXPIRED",
+                type=ErrorCode.APPROVAL_EXPIRED,
                 non_retryable=True,
             ) from None
         except (ActivityError, ApplicationError) as exc:
@@ -368,7 +368,7 @@ class OrderCancellation(ApprovalHandlers):
             )
             pf_id, pf_status = found.printful_order_id, found.status
         except ActivityError as exc:
-            if _error_type(exc) != "PROVIDER_NOT_FOUND":
+            if _error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
                 raise
         self._detail.update(printful_order_id=pf_id, printful_status=pf_status)
         intent: GetPaymentIntentOutput | None = None
@@ -481,7 +481,7 @@ class OrderCancellation(ApprovalHandlers):
         decision = preview(run, money.tool, money.input, step=money.step)
         if decision.allowed:
             return
-        if decision.code is not GateCode.APPROVAL_REQUIRED:
+        if decision.code is not ErrorCode.APPROVAL_REQUIRED:
             raise refusal(decision)
         current = desk.current
         if (
@@ -552,7 +552,7 @@ class OrderCancellation(ApprovalHandlers):
                 step="printful_cancel",
             )
         except ActivityError as exc:
-            if _error_type(exc) == "PROVIDER_STATE_CONFLICT":
+            if _error_type(exc) == ErrorCode.PROVIDER_STATE_CONFLICT:
                 # It went into production between the read and the cancel.
                 raise _Escalate(
                     "printful_in_production",

@@ -49,8 +49,8 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import ORDER_ID
     from kernel import tools
     from kernel.call import kernel_call, persist_trace, preview, start_run
+    from kernel.codes import ErrorCode
     from kernel.config import DunningConfig
-    from kernel.errors import GateCode
     from kernel.state import RunState
     from kernel.tools.shopify import CancelOrderInput, GetOrderInput, GetOrderOutput
     from kernel.tools.stripe import (
@@ -145,7 +145,7 @@ def order_from_key(order_key: str | None, tenant_id: str) -> str | None:
     if len(parts) >= 2 and parts[-2] != tenant_id:
         raise ApplicationError(
             "the PaymentIntent belongs to another tenant's order",
-            type="TENANT_MISMATCH",
+            type=ErrorCode.TENANT_MISMATCH,
             non_retryable=True,
         )
     return parts[-1] or None
@@ -196,7 +196,7 @@ class PaymentFailure(ApprovalHandlers):
             self._state = "failed"
             raise ApplicationError(
                 "PaymentFailure needs the id of a PaymentIntent (pi_...)",
-                type="INPUT_INVALID",
+                type=ErrorCode.INPUT_INVALID,
                 non_retryable=True,
             )
         context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
@@ -215,7 +215,7 @@ class PaymentFailure(ApprovalHandlers):
             raise ApplicationError(
                 f"approval {exc.view.request_id} expired: nothing voided or cancelled "
                 "(fail closed)",
-                type="APPROVAL_EXPIRED",
+                type=ErrorCode.APPROVAL_EXPIRED,
                 non_retryable=True,
             ) from None
         except (ActivityError, ApplicationError) as exc:
@@ -236,7 +236,7 @@ class PaymentFailure(ApprovalHandlers):
         if self._order_id and order_id and order_id != self._order_id:
             raise ApplicationError(
                 f"PaymentIntent {pi.id} is for another order than {self._order_id}",
-                type="ORDER_MISMATCH",
+                type=ErrorCode.ORDER_MISMATCH,
                 non_retryable=True,
             )
         if self._order_id is None and order_id is not None:
@@ -413,7 +413,7 @@ class PaymentFailure(ApprovalHandlers):
         )
         action, tool = "void_payment", tools.stripe.CANCEL_PAYMENT
         decision = preview(run, tool, void, step="void")
-        if decision.code is GateCode.APPROVAL_REQUIRED:
+        if decision.code is ErrorCode.APPROVAL_REQUIRED:
             assert decision.hitl is not None
             await self._move(run, "awaiting_approval")
             rule = decision.hitl.rule

@@ -25,8 +25,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kernel import tools
     from kernel.call import kernel_call, persist_trace, start_run
+    from kernel.codes import ErrorCode
     from kernel.money import format_money
-    from kernel.refunds import CURRENCY_MISMATCH, REFUND_EXCEEDS_REFUNDABLE, REFUSAL_CODES
+    from kernel.refunds import REFUSAL_CODES
     from kernel.tools.shopify import GetOrderInput, GetOrderOutput, ShopifyRefundInput
     from kernel.tools.stripe import CreateRefundInput
     from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
@@ -123,7 +124,7 @@ class Refund(ApprovalHandlers):
                     return result("denied", reason=denied.view.reason)
                 raise ApplicationError(
                     f"approval {denied.view.request_id} expired: refund not made (fail closed)",
-                    type="APPROVAL_EXPIRED",
+                    type=ErrorCode.APPROVAL_EXPIRED,
                     non_retryable=True,
                 ) from None
             except ActivityError as exc:
@@ -196,12 +197,13 @@ def _validate(input: RefundInput, order: GetOrderOutput) -> str | None:
     """Against the Shopify order (what was captured is checked on Stripe later)."""
     if input.currency != order.currency:
         return (
-            f"{CURRENCY_MISMATCH}: currency {input.currency} differs from the order's "
+            f"{ErrorCode.CURRENCY_MISMATCH}: currency {input.currency} differs from the order's "
             f"{order.currency}"
         )
     if input.amount_minor > order.total_minor:
         return (
-            f"{REFUND_EXCEEDS_REFUNDABLE}: {format_money(input.amount_minor, input.currency)} "
+            f"{ErrorCode.REFUND_EXCEEDS_REFUNDABLE}: "
+            f"{format_money(input.amount_minor, input.currency)} "
             f"exceeds the order's total {format_money(order.total_minor, order.currency)}"
         )
     return None

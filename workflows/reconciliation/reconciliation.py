@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel import tools
     from kernel.call import internal_activity, kernel_call, persist_trace, start_run
+    from kernel.codes import ErrorCode
     from kernel.state import RunState
     from kernel.tools.printful import GetPrintfulOrderOutput, PrintfulOrderRef
     from kernel.tools.shopify import GetOrderInput, ShopifyRefundInput
@@ -170,7 +171,7 @@ def _error_type(exc: BaseException) -> str | None:
 def _skip_unknown(run: RunState, exc: ActivityError, entity: str) -> None:
     """A provider that no longer knows one entity must not stop the whole run: noted in
     the trace and skipped. Anything else (an outage after Temporal's retries) fails it."""
-    if _error_type(exc) != "PROVIDER_NOT_FOUND":
+    if _error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
         raise exc
     run.decision(workflow.now(), "entity_not_found", {"entity": entity})
 
@@ -290,7 +291,7 @@ class Reconciliation(FlowHandlers):
         if start >= end:
             raise ApplicationError(
                 f"the window {start.isoformat()} .. {end.isoformat()} is empty",
-                type="WINDOW_INVALID",
+                type=ErrorCode.WINDOW_INVALID,
                 non_retryable=True,
             )
         wf_id = workflow.info().workflow_id
@@ -455,7 +456,7 @@ class Reconciliation(FlowHandlers):
                 limit=DB_TIMEOUT,
             )
         except ActivityError as exc:
-            if _error_type(exc) != "ORDER_STATE_CONFLICT":
+            if _error_type(exc) != ErrorCode.ORDER_STATE_CONFLICT:
                 raise
             run.decision(
                 workflow.now(),
@@ -578,7 +579,7 @@ class ReconcileDrift(ApprovalHandlers):
         if drift.kind not in FINANCIAL_DRIFT:
             raise ApplicationError(
                 f"drift kind {drift.kind} is not financial",
-                type="DRIFT_KIND_INVALID",
+                type=ErrorCode.DRIFT_KIND_INVALID,
                 non_retryable=True,
             )
         current = await _resolve(
@@ -696,7 +697,7 @@ class ReconcileDrift(ApprovalHandlers):
         await workflow.wait_condition(workflow.all_handlers_finished)
         raise ApplicationError(
             f"approval {view.request_id} expired: drift {drift.drift_id} left open (fail closed)",
-            type="APPROVAL_EXPIRED",
+            type=ErrorCode.APPROVAL_EXPIRED,
             non_retryable=True,
         )
 
@@ -717,7 +718,7 @@ class ReconcileDrift(ApprovalHandlers):
                 absent_ok=True,
             )
         except ActivityError as exc:
-            if _error_type(exc) != "PROVIDER_NOT_FOUND":
+            if _error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
                 raise
             # No Shopify order to record it on: a person acknowledges it instead.
             run.decision(workflow.now(), "shopify_order_missing", {"order_id": str(order_id)})

@@ -138,7 +138,9 @@ def test_error_classes_carry_their_exit_code() -> None:
     assert {int(c) for c in EXIT_CODES.values()} == {1, 2, 3, 4}
 
 
-_CODE_LITERAL = re.compile(r"""\bcode\s*=\s*"([A-Z][A-Z0-9_]+)\"""")
+# ``code=ErrorCode.X`` (and ``code = ErrorCode.X`` in a class); tests/hygiene/
+# test_error_codes.py keeps codes from being spelled as literals.
+_CODE_LITERAL = re.compile(r"""\bcode\s*=\s*ErrorCode\.([A-Z][A-Z0-9_]+)\b""")
 
 
 @pytest.mark.unit
