@@ -25,9 +25,8 @@ pytestmark = pytest.mark.hygiene
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("autobiz", "kernel", "workflows", "activities", "starters", "ingress", "workers")
 CODES_MODULE = "kernel/codes.py"
-# Being reshaped by the lead (#11); they switch to ErrorCode with the reshape and leave
-# this set.
-ALLOWED = frozenset({"workflows/orders/order_fulfill.py", "workflows/common/flow.py"})
+# Files allowed a literal code (none: every raise and match names the enum).
+ALLOWED: frozenset[str] = frozenset()
 # A provider's own vocabulary that happens to spell one of our codes (Shopify's
 # ``userErrors[].code``), compared or passed on as ``provider_code``, never raised as ours.
 PROVIDER_WORDS = frozenset({("autobiz/providers/shopify_client.py", "NOT_FOUND")})

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel import tools
     from kernel.call import internal_activity, kernel_call
+    from kernel.codes import ErrorCode
     from kernel.state import RunState
     from kernel.tools.sendgrid import SendEmailInput, SendEmailOutput
     from workflows.common.approvals import ApprovalDenied
@@ -47,7 +48,7 @@ async def load_context(
     ):
         raise ApplicationError(
             "the flow context is for another tenant or workflow type",
-            type="CONTEXT_MISMATCH",
+            type=ErrorCode.CONTEXT_MISMATCH,
             non_retryable=True,
         )
     if given is not None and not workflow.patched(CONTEXT_FROM_WORKER):
