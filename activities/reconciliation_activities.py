@@ -21,16 +21,9 @@ from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import provider_errors
 from autobiz.db.database import Database, TenantSession
-from autobiz.ledger.executor import verify_call
-from autobiz.providers.stripe_client import RefundInfo
-from autobiz.providers.tenant_clients import TenantClients
-from kernel import tools
 from kernel.codes import ErrorCode
-from kernel.contracts import CallContext
 from kernel.redaction import redact_value
-from kernel.tools.stripe import ListRefundsInput, ListRefundsOutput, RefundView
 from workflows.reconciliation.models import (
     RECONCILE_RECORD,
     RECONCILE_RESOLVE,
@@ -48,7 +41,6 @@ from workflows.reconciliation.models import (
 
 CAPTURE_TOOL = "stripe.capture_payment"
 REFUND_TOOL = "stripe.create_refund"
-STRIPE_PAGE = 100
 RESOLVED = ("repaired", "dismissed")
 
 ROW_COLUMNS = (
@@ -247,52 +239,6 @@ class ReconciliationActivities:
                 non_retryable=True,
             )
         return DriftResolved(row=drift_row(current), changed=False)
-
-
-class RefundReadActivities:
-    """``stripe.list_refunds@1``: a read, so no receipt; pages walked up to the cap."""
-
-    def __init__(self, clients: TenantClients) -> None:
-        self._clients = clients
-
-    @activity.defn(name=tools.stripe.LIST_REFUNDS.activity_name)
-    async def list_refunds(self, ctx: CallContext, input: ListRefundsInput) -> ListRefundsOutput:
-        found: list[RefundInfo] = []
-        truncated = False
-        after: str | None = None
-        with provider_errors():
-            verify_call(ctx, input)
-            stripe = await self._clients.stripe(ctx.tenant_id)
-            while True:
-                page = await stripe.list_refunds(
-                    payment_intent_id=input.payment_intent_id,
-                    created_gte=input.created_gte,
-                    created_lte=input.created_lte,
-                    limit=min(STRIPE_PAGE, input.max_results - len(found)),
-                    starting_after=after,
-                )
-                found.extend(page.refunds)
-                if not page.has_more or not page.refunds:
-                    break
-                if len(found) >= input.max_results:
-                    truncated = True
-                    break
-                after = page.refunds[-1].id
-        return ListRefundsOutput(refunds=[_refund_view(r) for r in found], truncated=truncated)
-
-
-def _refund_view(r: RefundInfo) -> RefundView:
-    return RefundView(
-        refund_id=r.id,
-        payment_intent_id=r.payment_intent,
-        amount_minor=r.amount,
-        currency=r.currency.upper(),
-        status=r.status or "pending",
-        reason=r.reason,
-        created=r.created,
-        order_id=r.metadata.get("order_id"),
-        refund_request_id=r.metadata.get("refund_request_id"),
-    )
 
 
 def _order_view(row: dict[str, Any]) -> OrderView:

@@ -37,9 +37,13 @@ from kernel.tools.stripe import (
     CreateRefundOutput,
     GetPaymentIntentInput,
     GetPaymentIntentOutput,
+    ListRefundsInput,
+    ListRefundsOutput,
+    RefundView,
 )
 
 FAILURE_MESSAGE_MAX = 300
+STRIPE_PAGE = 100  # refunds per page (Stripe's maximum)
 
 
 def _check_currency(pi: PaymentIntentInfo, currency: str) -> None:
@@ -237,6 +241,34 @@ class StripeActivities:
 
         return await run_side_effect(self._runner, ctx, input, CreateRefundOutput, execute)
 
+    # -- reads for reconciliation -----------------------------------------------------
+
+    @activity.defn(name=tools.stripe.LIST_REFUNDS.activity_name)
+    async def list_refunds(self, ctx: CallContext, input: ListRefundsInput) -> ListRefundsOutput:
+        """A read (no receipt); pages walked up to ``max_results``."""
+        found: list[RefundInfo] = []
+        truncated = False
+        after: str | None = None
+        with provider_errors():
+            verify_call(ctx, input)
+            stripe = await self._clients.stripe(ctx.tenant_id)
+            while True:
+                page = await stripe.list_refunds(
+                    payment_intent_id=input.payment_intent_id,
+                    created_gte=input.created_gte,
+                    created_lte=input.created_lte,
+                    limit=min(STRIPE_PAGE, input.max_results - len(found)),
+                    starting_after=after,
+                )
+                found.extend(page.refunds)
+                if not page.has_more or not page.refunds:
+                    break
+                if len(found) >= input.max_results:
+                    truncated = True
+                    break
+                after = page.refunds[-1].id
+        return ListRefundsOutput(refunds=[_refund_view(r) for r in found], truncated=truncated)
+
 
 # Metadata our refunds carry: the order, the request, and the call's external key.
 REFUND_KEY_METADATA = "autobiz_key"
@@ -301,4 +333,18 @@ def refusal_error(problem: RefundRefusal) -> ApplicationError:
         {"code": problem.code, "hint": problem.hint},
         type=problem.code,
         non_retryable=True,
+    )
+
+
+def _refund_view(r: RefundInfo) -> RefundView:
+    return RefundView(
+        refund_id=r.id,
+        payment_intent_id=r.payment_intent,
+        amount_minor=r.amount,
+        currency=r.currency.upper(),
+        status=r.status or "pending",
+        reason=r.reason,
+        created=r.created,
+        order_id=r.metadata.get("order_id"),
+        refund_request_id=r.metadata.get("refund_request_id"),
     )

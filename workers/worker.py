@@ -25,15 +25,14 @@ from temporalio.worker import Worker
 
 from activities.approval_activities import ApprovalActivities
 from activities.config_activities import ConfigActivities
-from activities.email_activities import EmailActivities
 from activities.kernel_activities import KernelActivities
 from activities.order_state_activities import OrderStateActivities
 from activities.printful_activities import PrintfulActivities
 from activities.reconciliation_activities import (
     ReconciliationActivities,
-    RefundReadActivities,
 )
 from activities.risk_activities import RiskActivities
+from activities.sendgrid_activities import SendGridActivities
 from activities.shopify_activities import ShopifyActivities
 from activities.stripe_activities import StripeActivities
 from autobiz.business_config import load_configs
@@ -82,7 +81,7 @@ def activities(
     stripe = StripeActivities(clients, db)
     shopify = ShopifyActivities(clients, db)
     printful = PrintfulActivities(clients, db)
-    email = EmailActivities(clients, db)
+    email = SendGridActivities(clients, db)
     risk = RiskActivities(high_risk_countries=high_risk_countries)
     approvals = ApprovalActivities(db)
     return [
@@ -118,7 +117,7 @@ def reconcile_activities(clients: TenantClients, db: Database) -> list[Callable[
         rows.load_scope,
         rows.record,
         rows.resolve,
-        RefundReadActivities(clients).list_refunds,
+        StripeActivities(clients, db).list_refunds,
     ]
 
 

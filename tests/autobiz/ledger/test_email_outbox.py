@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.email_activities import EmailActivities
+from activities.sendgrid_activities import SendGridActivities
 from autobiz.db.database import Database
 from autobiz.ledger.email_outbox import EmailOutbox
 from autobiz.providers.tenant_clients import TenantClients
@@ -143,7 +143,7 @@ async def test_an_answer_lost_after_sendgrid_accepted_sends_once(
     )
     ctx = _context(tenant, email)
     await sandbox.control.fault("commit_then_drop", "/sendgrid/v3/mail/send", hang_seconds=5)
-    activities = EmailActivities(clients, database)
+    activities = SendGridActivities(clients, database)
     try:
         first = await ActivityEnvironment().run(activities.send_email, ctx, email)
         assert first.status == "unknown"

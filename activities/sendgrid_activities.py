@@ -46,7 +46,7 @@ def _maybe_delivered(exc: BaseException) -> bool:
     return False  # our own refusals (templates, hygiene) happen before the call
 
 
-class EmailActivities:
+class SendGridActivities:
     def __init__(self, clients: TenantClients, db: Database) -> None:
         self._clients = clients
         self._runner = SideEffectRunner(db)
