@@ -10,8 +10,8 @@ shopify.cancel_order → the customer's email.
 Exception branch: a Printful order already in production (or shipped) cannot be
 cancelled, so nothing is cancelled, no money moves, ops are emailed, and the result says
 why (``CancellationException``, shaped as the input of the FulfillmentException flow once
-it exists: ``_escalate`` is where that flow will be started). The same branch takes a paid
-order whose PaymentIntent cannot be found and a payment still ``processing``.
+it exists: ``_escalated`` is where that flow will be started). The same branch takes a
+paid order whose PaymentIntent cannot be found and a payment still ``processing``.
 
 Order of the steps, and compensation. Nothing this flow does can be undone at the
 providers: Printful has no un-cancel (and refuses a second order with the same external
@@ -27,33 +27,32 @@ email listing what was done and what was not (a half-cancelled order needs a per
 Nothing at all is compensated after money has moved — the remaining steps (Shopify,
 email) are retried by Temporal instead.
 
+Cancelled from the Temporal side (`temporal workflow cancel`): a pending approval is
+withdrawn, ops are alerted if the flow had already begun to change the order, and the
+run ends ``cancelled`` (Temporal status CANCELED).
+
 The ``order_state`` projection is written only once this flow owns the order (after the
 stop); before that the running OrderFulfill owns it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from kernel import tools
-    from kernel.call import (
-        kernel_call,
-        persist_trace,
-        preview,
-        refusal,
-        start_run,
-    )
+    from kernel.call import kernel_call, preview, refusal
     from kernel.codes import ErrorCode
     from kernel.contracts import ToolContract
-    from kernel.state import RunState
+    from kernel.gate import HitlRequirement
     from kernel.tools.printful import PrintfulOrderRef
     from kernel.tools.shopify import CancelOrderInput, GetOrderInput, GetOrderOutput
     from kernel.tools.stripe import (
@@ -64,22 +63,10 @@ with workflow.unsafe.imports_passed_through():
         GetPaymentIntentInput,
         GetPaymentIntentOutput,
     )
-    from workflows.common.approvals import (
-        ApprovalDenied,
-        ApprovalDesk,
-        Notifier,
-        call_with_approval,
-    )
-    from workflows.common.flow import (
-        Saga,
-        approval_notifier,
-        load_context,
-        mark_started,
-        move,
-        send_email,
-    )
-    from workflows.common.handlers import ApprovalHandlers
-    from workflows.common.models import FlowContext
+    from workflows.common.approvals import ApprovalDenied, Notifier, call_with_approval
+    from workflows.common.flow import Saga, approval_notifier, describe, error_type, send_email
+    from workflows.common.lifecycle import ApprovalFlow
+    from workflows.common.models import ApprovalView, FlowContext
     from workflows.common.projection import OrderProjection
     from workflows.ids import (
         CANCEL_REQUESTED,
@@ -91,14 +78,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.orders.models import (
         CancellationException,
+        CancellationState,
         CancelRequest,
         FulfillStopped,
         OrderCancellationInput,
         OrderCancellationResult,
     )
 
-WORKFLOW_TYPE = ORDER_CANCELLATION.key
-DB_TIMEOUT = timedelta(seconds=30)
 # Printful cancels only before production; any other status (inprocess, partial,
 # fulfilled, a status we do not know) is treated as "in production": fail closed.
 PRINTFUL_CANCELLABLE = frozenset({"draft", "pending", "failed", "onhold"})
@@ -112,6 +98,7 @@ SHOPIFY_UNPAID = frozenset({"PENDING", "VOIDED", "REFUNDED", "EXPIRED"})
 PROJECTION_ATTEMPTS = 3
 
 ExceptionKind = Literal["printful_in_production", "payment_unlocated", "payment_unsettled"]
+MoneyAction = Literal["void", "refund", "none"]
 
 
 class _Escalate(Exception):
@@ -138,7 +125,7 @@ class _Survey:
 class _Money:
     """The money step: void, refund, or nothing."""
 
-    action: Literal["void", "refund", "none"]
+    action: MoneyAction
     amount_minor: int
     currency: str
     tool: ToolContract[Any, Any] | None = None
@@ -150,15 +137,81 @@ class _Money:
         return f"{self.action}_payment"
 
 
+@dataclass
+class Cancellation:
+    """What the flow has learnt and done so far: the result, the ``status`` query's detail
+    and the ``cancellation`` part of the order's projection are all read from here."""
+
+    reason: str | None = None  # the request's (CUSTOMER, FRAUD, ...)
+    order_name: str | None = None
+    total_minor: int | None = None
+    currency: str | None = None
+    payment_intent_id: str | None = None
+    surveyed: bool = False  # from the first survey on, Printful's facts show (None too)
+    printful_order_id: int | None = None
+    printful_status: str | None = None
+    payment_status: str | None = None
+    payment_action: MoneyAction | None = None
+    amount_minor: int | None = None
+    fulfillment_stopped: bool | None = None
+    fulfillment_state: str | None = None
+    stripe_refund_id: str | None = None
+    shopify_cancelled: bool | None = None
+    email_message_id: str | None = None
+    exception: ExceptionKind | None = None
+    ops_message_id: str | None = None
+    compensated: list[str] | None = None
+    cancelled_in: str | None = None  # cancelled from the Temporal side, in this state
+    shopify_events: list[str] | None = None
+    # Not shown: the irreversible steps taken (for ops), and how the run ended otherwise.
+    done: list[str] = field(default_factory=list)
+    why: str | None = None  # the result's ``reason`` (rejected, expired, exception)
+    report: CancellationException | None = None
+
+    SHOWN = (
+        "reason",
+        "order_name",
+        "total_minor",
+        "currency",
+        "payment_intent_id",
+        "printful_order_id",
+        "printful_status",
+        "payment_status",
+        "payment_action",
+        "amount_minor",
+        "fulfillment_stopped",
+        "fulfillment_state",
+        "stripe_refund_id",
+        "shopify_cancelled",
+        "email_message_id",
+        "exception",
+        "ops_message_id",
+        "compensated",
+        "cancelled_in",
+        "shopify_events",
+    )
+    SURVEY = frozenset({"printful_order_id", "printful_status"})
+
+    def shown(self) -> dict[str, Any]:
+        """The detail operators see: the facts known so far (Printful's once surveyed,
+        even when there is no Printful order)."""
+        return {
+            n: v
+            for n in self.SHOWN
+            if (v := getattr(self, n)) is not None or (self.surveyed and n in self.SURVEY)
+        }
+
+
 @workflow.defn(name=ORDER_CANCELLATION.type)
-class OrderCancellation(ApprovalHandlers):
+class OrderCancellation(ApprovalFlow):
     def __init__(self) -> None:
         super().__init__()
         self._order_id = ""
+        self._facts = Cancellation()
+        self._saga = Saga()
         self._answer: FulfillStopped | None = None
         self._owns_projection = False
         self._rows: OrderProjection | None = None  # keeps what OrderFulfill wrote
-        self._done: list[str] = []  # irreversible steps taken, for ops
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -172,215 +225,108 @@ class OrderCancellation(ApprovalHandlers):
     def shopify_event(self, envelope: dict[str, Any]) -> None:
         """The ingress's ``orders/cancelled`` (the start signal, or a repeat): the run
         already does what it asks, so it is only noted."""
-        self._detail.setdefault("shopify_events", []).append(str(envelope.get("topic")))
+        f = self._facts
+        f.shopify_events = [*(f.shopify_events or []), str(envelope.get("topic"))]
 
-    # -- the run ----------------------------------------------------------------------
+    # -- the process ------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrderCancellationInput) -> OrderCancellationResult:
-        self._tenant, self._order_id = input.tenant_id, input.order_id
-        mark_started(input.tenant_id, input.order_id, self._state)
-        context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
-        run = self._run = start_run(context.policy, principal=input.principal)
-        desk = self._desk = ApprovalDesk(input.tenant_id)
-        desk.configure(context)
-        saga = Saga()
-        self._detail["reason"] = input.reason
-        try:
-            await self._flow(input, context, run, desk, saga)
-        except _Escalate as esc:
-            saga.clear()  # the exception report tells ops everything the alert would
-            return await self._escalate(run, context, esc)
-        except _Reject as rej:
-            self._error = str(rej)
-            await saga.compensate(run)
-            return await self._finish(run, "rejected", reason=self._error)
-        except ApprovalDenied as denied:
-            view = denied.view
-            self._error = f"approval {view.request_id} {view.status}"
-            await saga.compensate(run)
-            if view.status == "denied":
-                return await self._finish(run, "rejected", reason=view.reason or self._error)
-            await self._finish(run, "expired", reason=self._error)
-            raise ApplicationError(
-                f"approval {view.request_id} expired: nothing was cancelled or paid back "
-                "(fail closed)",
-                type=ErrorCode.APPROVAL_EXPIRED,
-                non_retryable=True,
-            ) from None
-        except (ActivityError, ApplicationError) as exc:
-            self._error = _describe(exc)
-            await saga.compensate(run)
-            self._detail["compensated"] = saga.done
-            await self._move("failed")
-            await persist_trace(run)
-            raise
-        return await self._finish(run, "cancelled")
-
-    async def _finish(
-        self,
-        run: RunState,
-        state: Literal["cancelled", "exception", "rejected", "expired"],
-        **extra: Any,
-    ) -> OrderCancellationResult:
-        await self._move(state)
-        await persist_trace(run)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        assert self._desk is not None
-        d = self._detail
-        return OrderCancellationResult(
-            workflow_id=workflow.info().workflow_id,
-            state=state,
-            order_id=self._order_id,
-            fulfillment_stopped=bool(self._answer and self._answer.stopped),
-            printful_order_id=d.get("printful_order_id"),
-            printful_status=d.get("printful_status"),
-            payment_intent_id=d.get("payment_intent_id"),
-            payment_action=d.get("payment_action", "none"),
-            amount_minor=d.get("amount_minor", 0),
-            currency=d.get("currency"),
-            stripe_refund_id=d.get("stripe_refund_id"),
-            shopify_cancelled=bool(d.get("shopify_cancelled")),
-            email_message_id=d.get("email_message_id"),
-            approval=self._desk.history[-1] if self._desk.history else None,
-            cost_micros=run.cost_micros,
-            **extra,
+        self._order_id = input.order_id
+        context = await self._begin(
+            ORDER_CANCELLATION,
+            tenant_id=input.tenant_id,
+            principal=input.principal,
+            given=input.context,
+            order_id=input.order_id,
         )
+        self._facts.reason = input.reason
+        try:
+            await self._cancel_order(input, context)
+        except _Escalate as esc:
+            return await self._escalated(context, esc)
+        except _Reject as rej:
+            return await self._rejected(str(rej))
+        except ApprovalDenied as denied:
+            return await self._denied(denied.view)
+        except asyncio.CancelledError:
+            await self._cancelled()
+            raise
+        except (ActivityError, ApplicationError) as exc:
+            await self._failed(exc)
+            raise
+        return await self._ended("cancelled")
 
-    async def _flow(
-        self,
-        input: OrderCancellationInput,
-        context: FlowContext,
-        run: RunState,
-        desk: ApprovalDesk,
-        saga: Saga,
-    ) -> None:
-        notify = approval_notifier(run)
+    async def _cancel_order(self, input: OrderCancellationInput, context: FlowContext) -> None:
+        notify = approval_notifier(self._kernel)
+        order = await self._read_order(input)
+        pi_id = input.payment_intent_id or order.payment_intent_id
+        if pi_id is not None:
+            self._facts.payment_intent_id = pi_id
+
+        # Decide everything before changing anything.
+        await self._move("surveying")
+        survey = await self._survey(input, pi_id, 1)
+        money = self._plan(input, order, survey)
+        await self._approve(context, money, notify)
+
+        # From here on this flow changes things, and none of it can be undone.
+        if await self._take_over(input, context):
+            # OrderFulfill was running and may have captured or confirmed meanwhile.
+            survey = await self._survey(input, pi_id, 2)
+            money = self._plan(input, order, survey)
+            await self._approve(context, money, notify)
+        await self._cancel_printful(survey)
+        await self._void_or_refund(context, money, notify)
+        await self._cancel_in_shopify(input)
+        if context.customer_emails and order.customer_email:
+            await self._tell_customer(order, money)
+        self._saga.clear()
+
+    # -- deciding (reads only) ----------------------------------------------------------
+
+    async def _read_order(self, input: OrderCancellationInput) -> GetOrderOutput:
         order = await kernel_call(
-            run,
+            self._kernel,
             tools.shopify.GET_ORDER,
             GetOrderInput(order_id=input.order_id),
             step="get_order",
         )
-        self._detail.update(
-            order_name=order.order_name, total_minor=order.total_minor, currency=order.currency
-        )
-        pi_id = input.payment_intent_id or order.payment_intent_id
-        if pi_id is not None:
-            self._detail["payment_intent_id"] = pi_id
+        f = self._facts
+        f.order_name, f.total_minor = order.order_name, order.total_minor
+        f.currency = order.currency
+        return order
 
-        # Decide everything before changing anything.
-        await self._move("surveying")
-        survey = await self._survey(run, input, pi_id, 1)
-        money = self._plan(input, order, survey)
-        await self._approve(run, desk, context, money, notify)
-
-        # From here on this flow changes things, and none of it can be undone.
-        await self._move("stopping_fulfillment")
-        delivered = await self._stop_fulfillment(run, input)
-        self._owns_projection = True
-
-        async def alert_ops() -> None:
-            await self._alert_ops(
-                run,
-                context,
-                "cancellation_incomplete",
-                f"the cancellation stopped after: {', '.join(self._done) or 'nothing'}; "
-                f"failed with: {self._error or 'a refusal'}",
-            )
-
-        saga.add("alert_ops", alert_ops)
-        if delivered:
-            # OrderFulfill was running and may have captured or confirmed meanwhile.
-            survey = await self._survey(run, input, pi_id, 2)
-            money = self._plan(input, order, survey)
-            await self._approve(run, desk, context, money, notify)
-
-        if survey.printful_order_id is not None and survey.printful_status != PRINTFUL_CANCELED:
-            await self._move("cancelling_fulfillment")
-            await self._cancel_printful(run, survey.printful_order_id)
-
-        if money.action != "none":
-            assert money.input is not None and money.tool is not None
-            await self._move("voiding" if money.action == "void" else "refunding")
-            moved = await call_with_approval(
-                desk,
-                run,
-                money.tool,
-                money.input,
-                step=money.step,
-                action=money.approval_action,
-                amount_minor=money.amount_minor,
-                currency=money.currency,
-                notify=notify,
-                timeout_override=context.timing.timeout,
-            )
-            if isinstance(moved, CreateRefundOutput):
-                self._detail["stripe_refund_id"] = moved.refund_id
-            elif isinstance(moved, CancelPaymentOutput):
-                self._detail["payment_status"] = moved.status
-            self._done.append("payment voided" if money.action == "void" else "payment refunded")
-
-        await self._move("cancelling_order")
-        await kernel_call(
-            run,
-            tools.shopify.CANCEL_ORDER,
-            # Our own email tells the customer (with the money part), not Shopify's.
-            CancelOrderInput(order_id=input.order_id, reason=input.reason, notify_customer=False),
-            step="shopify_cancel",
-        )
-        self._detail["shopify_cancelled"] = True
-        self._done.append("Shopify order cancelled")
-
-        if context.customer_emails and order.customer_email:
-            await self._move("notifying")
-            sent = await send_email(
-                run,
-                to=order.customer_email,
-                template="order_cancelled",
-                subject=f"Your order {order.order_name} is cancelled",
-                step="email_cancelled",
-                variables={
-                    "order_name": order.order_name,
-                    "payment_action": money.action,
-                    "amount_minor": str(money.amount_minor),
-                    "currency": money.currency,
-                },
-            )
-            self._detail["email_message_id"] = sent.message_id
-        saga.clear()
-
-    # -- the steps --------------------------------------------------------------------
-
-    async def _survey(
-        self, run: RunState, input: OrderCancellationInput, pi_id: str | None, n: int
-    ) -> _Survey:
+    async def _survey(self, input: OrderCancellationInput, pi_id: str | None, n: int) -> _Survey:
         """Where the order stands at Printful and at Stripe (reads only)."""
-        ref = PrintfulOrderRef(external_id=printful_external_id(input.tenant_id, input.order_id))
-        pf_id: int | None = None
-        pf_status: str | None = None
-        try:
-            found = await kernel_call(
-                run,
-                tools.printful.GET_ORDER,
-                ref,
-                step=f"printful_lookup:{n}",
-            )
-            pf_id, pf_status = found.printful_order_id, found.status
-        except ActivityError as exc:
-            if _error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
-                raise
-        self._detail.update(printful_order_id=pf_id, printful_status=pf_status)
+        pf_id, pf_status = await self._printful_lookup(input, n)
+        f = self._facts
+        f.surveyed, f.printful_order_id, f.printful_status = True, pf_id, pf_status
         intent: GetPaymentIntentOutput | None = None
         if pi_id is not None:
             intent = await kernel_call(
-                run,
+                self._kernel,
                 tools.stripe.GET_PAYMENT_INTENT,
                 GetPaymentIntentInput(payment_intent_id=pi_id, order_id=input.order_id),
                 step=f"payment_lookup:{n}",
             )
-            self._detail["payment_status"] = intent.status
+            f.payment_status = intent.status
         return _Survey(pf_id, pf_status, intent)
+
+    async def _printful_lookup(
+        self, input: OrderCancellationInput, n: int
+    ) -> tuple[int | None, str | None]:
+        """The Printful order of this order (by external id), or none."""
+        ref = PrintfulOrderRef(external_id=printful_external_id(input.tenant_id, input.order_id))
+        try:
+            found = await kernel_call(
+                self._kernel, tools.printful.GET_ORDER, ref, step=f"printful_lookup:{n}"
+            )
+        except ActivityError as exc:
+            if error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
+                raise
+            return None, None
+        return found.printful_order_id, found.status
 
     def _plan(self, input: OrderCancellationInput, order: GetOrderOutput, s: _Survey) -> _Money:
         """Route to the exception branch, or say what the money step is."""
@@ -392,119 +338,31 @@ class OrderCancellation(ApprovalHandlers):
                 f"Printful order {s.printful_order_id} is {s.printful_status}: an order in "
                 "production cannot be cancelled",
             )
-        intent = s.intent
-        none = _Money("none", 0, order.currency)
-        if intent is None:
-            if order.financial_status.upper() in SHOPIFY_UNPAID:
-                return self._planned(none)
-            raise _Escalate(
-                "payment_unlocated",
-                f"the order is {order.financial_status} but no Stripe PaymentIntent is known "
-                "for it; pass one to refund or void",
-            )
-        key = f"{input.tenant_id}:{input.order_id}"
-        if intent.order_key is not None and intent.order_key != key:
-            raise _Reject(f"PaymentIntent {intent.id} belongs to another order")
-        fraud = input.reason == "FRAUD"
-        if intent.status == "canceled":
-            return self._planned(none)
-        if intent.status in PI_VOIDABLE:
-            amount = intent.amount_capturable_minor if intent.status == "requires_capture" else 0
-            reason: Literal["fraudulent", "requested_by_customer", "abandoned"] = (
-                "fraudulent" if fraud else "requested_by_customer" if amount else "abandoned"
-            )
-            void = CancelPaymentInput(
-                payment_intent_id=intent.id,
-                order_id=input.order_id,
-                amount_minor=amount,
-                currency=intent.currency,
-                reason=reason,
-            )
-            return self._planned(
-                _Money(
-                    "void",
-                    amount,
-                    intent.currency,
-                    tools.stripe.CANCEL_PAYMENT,
-                    void,
-                    "void_payment",
-                )
-            )
-        if intent.status == "succeeded":
-            if intent.amount_received_minor == 0:
-                return self._planned(none)
-            amount = intent.amount_received_minor
-            refund = CreateRefundInput(
-                payment_intent_id=intent.id,
-                order_id=input.order_id,
-                refund_request_id=f"cancel-{input.order_id}"[:64],
-                amount_minor=amount,
-                currency=intent.currency,
-                reason="fraudulent" if fraud else "requested_by_customer",
-            )
-            return self._planned(
-                _Money(
-                    "refund",
-                    amount,
-                    intent.currency,
-                    tools.stripe.CREATE_REFUND,
-                    refund,
-                    "refund_payment",
-                )
-            )
-        raise _Escalate(
-            "payment_unsettled",
-            f"PaymentIntent {intent.id} is {intent.status}: it can be neither voided nor "
-            "refunded yet",
-        )
-
-    def _planned(self, money: _Money) -> _Money:
-        self._detail.update(
-            payment_action=money.action, amount_minor=money.amount_minor, currency=money.currency
-        )
+        money = _money_step(input, order, s.intent)
+        f = self._facts
+        f.payment_action, f.amount_minor = money.action, money.amount_minor
+        f.currency = money.currency
         return money
 
-    async def _approve(
-        self,
-        run: RunState,
-        desk: ApprovalDesk,
-        context: FlowContext,
-        money: _Money,
-        notify: Notifier,
-    ) -> None:
+    async def _approve(self, context: FlowContext, money: _Money, notify: Notifier) -> None:
         """Get the money step's approval now, before anything changes (the call itself
         later reuses it, bound to its own key). A gate refusal other than "needs
         approval" fails here too, while nothing has been done."""
         if money.action == "none":
             return
         assert money.input is not None and money.tool is not None
-        decision = preview(run, money.tool, money.input, step=money.step)
+        decision = preview(self._kernel, money.tool, money.input, step=money.step)
         if decision.allowed:
             return
         if decision.code is not ErrorCode.APPROVAL_REQUIRED:
             raise refusal(decision)
-        current = desk.current
-        if (
-            current is not None
-            and current.status == "approved"
-            and current.action == money.approval_action
-            and current.amount_minor == money.amount_minor
-        ):
+        if self._approved_already(money):
             return
         assert decision.hitl is not None
-        rule = decision.hitl.rule
         await self._move("awaiting_approval")
-        view = await desk.obtain(
-            action=money.approval_action,
-            roles=decision.hitl.approver_roles,
-            expires_in=context.timing.timeout or (rule.timeout if rule else timedelta(hours=24)),
-            amount_minor=money.amount_minor,
-            currency=money.currency,
-            notify=notify,
-            details={"tool": money.tool.ref, "step": money.step, "order_id": self._order_id},
-        )
+        view = await self._ask(context, money, decision.hitl, notify)
         if view.status != "approved":
-            run.decision(
+            self._kernel.decision(
                 workflow.now(),
                 f"approval_{view.status}",
                 {
@@ -515,9 +373,47 @@ class OrderCancellation(ApprovalHandlers):
             )
             raise ApprovalDenied(view)
 
-    async def _stop_fulfillment(self, run: RunState, input: OrderCancellationInput) -> bool:
+    def _approved_already(self, money: _Money) -> bool:
+        """The request this run approved covers this money step (same action, amount)."""
+        current = self._approvals.current
+        return (
+            current is not None
+            and current.status == "approved"
+            and current.action == money.approval_action
+            and current.amount_minor == money.amount_minor
+        )
+
+    async def _ask(
+        self, context: FlowContext, money: _Money, hitl: HitlRequirement, notify: Notifier
+    ) -> ApprovalView:
+        assert money.tool is not None
+        rule = hitl.rule
+        return await self._approvals.obtain(
+            action=money.approval_action,
+            roles=hitl.approver_roles,
+            expires_in=context.timing.timeout or (rule.timeout if rule else timedelta(hours=24)),
+            amount_minor=money.amount_minor,
+            currency=money.currency,
+            notify=notify,
+            details={"tool": money.tool.ref, "step": money.step, "order_id": self._order_id},
+        )
+
+    # -- changing (none of it can be undone) ------------------------------------------
+
+    async def _take_over(self, input: OrderCancellationInput, context: FlowContext) -> bool:
+        """Stop OrderFulfill and own the order from here on. Undo: none is possible, so
+        ops are told what was done if a later step fails. True: OrderFulfill was
+        running (it may have moved since the first survey)."""
+        await self._move("stopping_fulfillment")
+        self._saga.add("alert_ops", lambda: self._alert_incomplete(context))
+        delivered = await self._stop_fulfillment(input)
+        self._owns_projection = True
+        return delivered
+
+    async def _stop_fulfillment(self, input: OrderCancellationInput) -> bool:
         """Tell a running OrderFulfill to stop and wait (bounded) for its answer. False:
         no OrderFulfill was running (never started, or closed) — nothing to wait for."""
+        run = self._kernel
         target = order_workflow_id(input.tenant_id, input.order_id)
         request = CancelRequest(reason=input.reason, requested_by=run.principal)
         try:
@@ -533,72 +429,122 @@ class OrderCancellation(ApprovalHandlers):
             return True
         answer = self._answer
         assert answer is not None
-        self._detail.update(fulfillment_stopped=answer.stopped, fulfillment_state=answer.state)
+        self._facts.fulfillment_stopped = answer.stopped
+        self._facts.fulfillment_state = answer.state
         run.decision(
             workflow.now(),
             "fulfillment_stopped" if answer.stopped else "fulfillment_finished",
             {"workflow_id": target, "state": answer.state},
         )
         if answer.stopped:
-            self._done.append(f"fulfilment stopped (in {answer.state})")
+            self._facts.done.append(f"fulfilment stopped (in {answer.state})")
         return True
 
-    async def _cancel_printful(self, run: RunState, printful_order_id: int) -> None:
+    async def _cancel_printful(self, survey: _Survey) -> None:
+        """Cancel the Printful order, if there is one not cancelled yet. Refused because
+        it went into production since the survey: the exception branch."""
+        pf_id = survey.printful_order_id
+        if pf_id is None or survey.printful_status == PRINTFUL_CANCELED:
+            return
+        await self._move("cancelling_fulfillment")
         try:
             out = await kernel_call(
-                run,
+                self._kernel,
                 tools.printful.CANCEL_ORDER,
-                PrintfulOrderRef(printful_order_id=printful_order_id),
+                PrintfulOrderRef(printful_order_id=pf_id),
                 step="printful_cancel",
             )
         except ActivityError as exc:
-            if _error_type(exc) == ErrorCode.PROVIDER_STATE_CONFLICT:
-                # It went into production between the read and the cancel.
+            if error_type(exc) == ErrorCode.PROVIDER_STATE_CONFLICT:
                 raise _Escalate(
                     "printful_in_production",
-                    f"Printful refused to cancel order {printful_order_id}: {_describe(exc)}",
+                    f"Printful refused to cancel order {pf_id}: {describe(exc)}",
                 ) from None
             raise
-        self._detail["printful_status"] = out.status
-        self._done.append(f"Printful order {printful_order_id} cancelled")
+        self._facts.printful_status = out.status
+        self._facts.done.append(f"Printful order {pf_id} cancelled")
 
-    async def _escalate(
-        self, run: RunState, context: FlowContext, esc: _Escalate
-    ) -> OrderCancellationResult:
-        """The exception branch: nothing more is cancelled, no money moves, ops are told.
-        When the FulfillmentException workflow (WF06) exists it is started here, as a
-        child, with ``report`` as its input."""
-        report = CancellationException(
-            tenant_id=self._tenant,
-            order_id=self._order_id,
-            kind=esc.kind,
-            detail=esc.detail,
-            printful_order_id=self._detail.get("printful_order_id"),
-            printful_status=self._detail.get("printful_status"),
-            payment_intent_id=self._detail.get("payment_intent_id"),
-            fulfillment_stopped=bool(self._answer and self._answer.stopped),
+    async def _void_or_refund(self, context: FlowContext, money: _Money, notify: Notifier) -> None:
+        """The money step (its approval, if one was needed, is reused)."""
+        if money.action == "none":
+            return
+        assert money.input is not None and money.tool is not None
+        void = money.action == "void"
+        await self._move("voiding" if void else "refunding")
+        moved = await call_with_approval(
+            self._approvals,
+            self._kernel,
+            money.tool,
+            money.input,
+            step=money.step,
+            action=money.approval_action,
+            amount_minor=money.amount_minor,
+            currency=money.currency,
+            notify=notify,
+            timeout_override=context.timing.timeout,
         )
-        run.decision(workflow.now(), "exception", {"kind": esc.kind, "done": list(self._done)})
-        self._detail["exception"] = esc.kind
-        await self._move("exception")
-        detail = esc.detail
-        if self._done:
-            detail += f" (already done: {', '.join(self._done)})"
-        await self._alert_ops(run, context, esc.kind, detail)
-        return await self._finish(run, "exception", exception=report, reason=esc.detail)
+        if isinstance(moved, CreateRefundOutput):
+            self._facts.stripe_refund_id = moved.refund_id
+        elif isinstance(moved, CancelPaymentOutput):
+            self._facts.payment_status = moved.status
+        self._facts.done.append("payment voided" if void else "payment refunded")
 
-    async def _alert_ops(self, run: RunState, context: FlowContext, kind: str, detail: str) -> None:
+    async def _cancel_in_shopify(self, input: OrderCancellationInput) -> None:
+        await self._move("cancelling_order")
+        await kernel_call(
+            self._kernel,
+            tools.shopify.CANCEL_ORDER,
+            # Our own email tells the customer (with the money part), not Shopify's.
+            CancelOrderInput(order_id=input.order_id, reason=input.reason, notify_customer=False),
+            step="shopify_cancel",
+        )
+        self._facts.shopify_cancelled = True
+        self._facts.done.append("Shopify order cancelled")
+
+    async def _tell_customer(self, order: GetOrderOutput, money: _Money) -> None:
+        assert order.customer_email is not None
+        await self._move("notifying")
+        sent = await send_email(
+            self._kernel,
+            to=order.customer_email,
+            template="order_cancelled",
+            subject=f"Your order {order.order_name} is cancelled",
+            step="email_cancelled",
+            variables={
+                "order_name": order.order_name,
+                "payment_action": money.action,
+                "amount_minor": str(money.amount_minor),
+                "currency": money.currency,
+            },
+        )
+        self._facts.email_message_id = sent.message_id
+
+    # -- telling ops ------------------------------------------------------------------
+
+    async def _alert_incomplete(self, context: FlowContext) -> None:
+        """The saga's one (forward) compensation: a half-cancelled order needs a person."""
+        done = ", ".join(self._facts.done) or "nothing"
+        cause = self._error or (
+            "a cancellation of the workflow" if self._facts.cancelled_in else "a refusal"
+        )
+        await self._alert_ops(
+            context,
+            "cancellation_incomplete",
+            f"the cancellation stopped after: {done}; failed with: {cause}",
+        )
+
+    async def _alert_ops(self, context: FlowContext, kind: str, detail: str) -> None:
         """Email ops (best effort: a mail that cannot go out must not hide the outcome)."""
         if not context.ops_email:
-            run.decision(workflow.now(), "ops_not_notified", {"kind": kind})
+            self._kernel.decision(workflow.now(), "ops_not_notified", {"kind": kind})
             return
         try:
             sent = await send_email(
-                run,
+                self._kernel,
                 to=context.ops_email,
                 template="ops_alert",
                 category="ops",
-                subject=f"Order {self._detail.get('order_name', self._order_id)}: "
+                subject=f"Order {self._facts.order_name or self._order_id}: "
                 f"{kind.replace('_', ' ')}",
                 step=f"ops:{kind}",
                 variables={
@@ -608,47 +554,196 @@ class OrderCancellation(ApprovalHandlers):
                     "workflow_id": workflow.info().workflow_id,
                 },
             )
-            self._detail["ops_message_id"] = sent.message_id
+            self._facts.ops_message_id = sent.message_id
         except (ActivityError, ApplicationError) as exc:
             workflow.logger.warning("ops alert %s not sent: %s", kind, exc)
-            run.decision(workflow.now(), "ops_not_notified", {"kind": kind})
+            self._kernel.decision(workflow.now(), "ops_not_notified", {"kind": kind})
 
-    # -- state and projection ---------------------------------------------------------
+    # -- how the flow ends otherwise --------------------------------------------------
 
-    async def _move(self, new: str) -> None:
-        assert self._run is not None
-        if new == self._state:
+    async def _escalated(self, context: FlowContext, esc: _Escalate) -> OrderCancellationResult:
+        """The exception branch: nothing more is cancelled, no money moves, ops are told.
+        When the FulfillmentException workflow (WF06) exists it is started here, as a
+        child, with ``report`` as its input."""
+        self._saga.clear()  # the exception report tells ops everything the alert would
+        f = self._facts
+        f.report = CancellationException(
+            tenant_id=self._tenant,
+            order_id=self._order_id,
+            kind=esc.kind,
+            detail=esc.detail,
+            printful_order_id=f.printful_order_id,
+            printful_status=f.printful_status,
+            payment_intent_id=f.payment_intent_id,
+            fulfillment_stopped=self._stopped_fulfilment,
+        )
+        self._kernel.decision(workflow.now(), "exception", {"kind": esc.kind, "done": list(f.done)})
+        f.exception = esc.kind
+        await self._move("exception")
+        detail = esc.detail
+        if f.done:
+            detail += f" (already done: {', '.join(f.done)})"
+        await self._alert_ops(context, esc.kind, detail)
+        f.why = esc.detail
+        return await self._ended("exception")
+
+    async def _rejected(self, why: str) -> OrderCancellationResult:
+        """The request itself is wrong: nothing was done for it."""
+        self._error = why
+        await self._saga.compensate(self._kernel)
+        self._facts.why = why
+        return await self._ended("rejected")
+
+    async def _denied(self, view: ApprovalView) -> OrderCancellationResult:
+        """An approver denied the money step (``rejected``), or nobody decided in time
+        (``expired``, and the run fails closed)."""
+        self._error = f"approval {view.request_id} {view.status}"
+        await self._saga.compensate(self._kernel)
+        if view.status == "denied":
+            self._facts.why = view.reason or self._error
+            return await self._ended("rejected")
+        self._facts.why = self._error
+        await self._ended("expired")
+        raise ApplicationError(
+            f"approval {view.request_id} expired: nothing was cancelled or paid back (fail closed)",
+            type=ErrorCode.APPROVAL_EXPIRED,
+            non_retryable=True,
+        ) from None
+
+    async def _failed(self, exc: ActivityError | ApplicationError) -> None:
+        """A step failed: ops are told what was done (if anything was), the run ends
+        ``failed`` and the caller raises again. A cancelled activity is a cancellation."""
+        if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
+            return await self._cancelled()
+        self._error = describe(exc)
+        await self._saga.compensate(self._kernel)
+        self._facts.compensated = self._saga.done
+        await self._end("failed")
+
+    async def _cancelled(self) -> None:
+        """Cancelled from the Temporal side (`temporal workflow cancel`, the Web UI): a
+        pending approval was withdrawn by the desk; ops are told what was done (if the
+        flow had begun to change the order); the caller re-raises, so the run ends
+        CANCELLED."""
+        stopped_in = self._state
+        self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": stopped_in})
+        self._facts.cancelled_in = stopped_in
+        await self._saga.compensate(self._kernel)
+        self._facts.compensated = self._saga.done
+        await self._end("cancelled")
+
+    async def _ended(self, state: CancellationState) -> OrderCancellationResult:
+        await self._end(state)
+        return self._result(state)
+
+    # -- platform hooks ---------------------------------------------------------------
+
+    @property
+    def _stopped_fulfilment(self) -> bool:
+        return bool(self._answer and self._answer.stopped)
+
+    def _status_detail(self) -> dict[str, Any]:
+        return self._facts.shown()
+
+    async def _project(self, state: str, previous: str) -> None:
+        """Write ``order_state`` once this flow owns the order, from the version the row
+        is at (OrderFulfill wrote it first); a conflicting writer makes it re-read and
+        try again."""
+        if not self._owns_projection or state == previous:
             return
-        self._state = move(self._run, self._state, new)
-        if self._owns_projection:
-            await self._project(new)
-
-    async def _project(self, new: str) -> None:
-        """Write ``order_state`` from the version the row is at (OrderFulfill wrote it
-        first); a conflicting writer makes it re-read and try again."""
         if self._rows is None:
             self._rows = OrderProjection(
                 self._tenant, self._order_id, read_first=True, attempts=PROJECTION_ATTEMPTS
             )
         await self._rows.write(
-            new,
+            state,
             {
                 "cancellation_workflow_id": workflow.info().workflow_id,
-                "cancellation": _plain(self._detail),
+                "cancellation": self._facts.shown(),
             },
         )
 
+    def _result(self, state: CancellationState) -> OrderCancellationResult:
+        f = self._facts
+        history = self._approvals.history
+        return OrderCancellationResult(
+            workflow_id=workflow.info().workflow_id,
+            state=state,
+            order_id=self._order_id,
+            fulfillment_stopped=self._stopped_fulfilment,
+            printful_order_id=f.printful_order_id,
+            printful_status=f.printful_status,
+            payment_intent_id=f.payment_intent_id,
+            payment_action=f.payment_action or "none",
+            amount_minor=f.amount_minor or 0,
+            currency=f.currency,
+            stripe_refund_id=f.stripe_refund_id,
+            shopify_cancelled=bool(f.shopify_cancelled),
+            email_message_id=f.email_message_id,
+            exception=f.report,
+            approval=history[-1] if history else None,
+            cost_micros=self._kernel.cost_micros,
+            reason=f.why,
+        )
 
-def _plain(detail: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in detail.items() if isinstance(v, str | int | bool | list) or v is None}
+
+def _money_step(
+    input: OrderCancellationInput, order: GetOrderOutput, intent: GetPaymentIntentOutput | None
+) -> _Money:
+    """What giving the money back takes, from where the payment stands."""
+    none = _Money("none", 0, order.currency)
+    if intent is None:
+        if order.financial_status.upper() in SHOPIFY_UNPAID:
+            return none
+        raise _Escalate(
+            "payment_unlocated",
+            f"the order is {order.financial_status} but no Stripe PaymentIntent is known "
+            "for it; pass one to refund or void",
+        )
+    if intent.order_key is not None and intent.order_key != f"{input.tenant_id}:{input.order_id}":
+        raise _Reject(f"PaymentIntent {intent.id} belongs to another order")
+    if intent.status == "canceled":
+        return none
+    if intent.status in PI_VOIDABLE:
+        return _void(input, intent)
+    if intent.status == "succeeded":
+        return _refund(input, intent) if intent.amount_received_minor != 0 else none
+    raise _Escalate(
+        "payment_unsettled",
+        f"PaymentIntent {intent.id} is {intent.status}: it can be neither voided nor refunded yet",
+    )
 
 
-def _error_type(exc: ActivityError) -> str | None:
-    cause = exc.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+def _void(input: OrderCancellationInput, intent: GetPaymentIntentOutput) -> _Money:
+    """An authorisation is voided (its capturable amount); a payment never made, too."""
+    amount = intent.amount_capturable_minor if intent.status == "requires_capture" else 0
+    fraud = input.reason == "FRAUD"
+    reason: Literal["fraudulent", "requested_by_customer", "abandoned"] = (
+        "fraudulent" if fraud else "requested_by_customer" if amount else "abandoned"
+    )
+    void = CancelPaymentInput(
+        payment_intent_id=intent.id,
+        order_id=input.order_id,
+        amount_minor=amount,
+        currency=intent.currency,
+        reason=reason,
+    )
+    return _Money(
+        "void", amount, intent.currency, tools.stripe.CANCEL_PAYMENT, void, "void_payment"
+    )
 
 
-def _describe(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
-    kind = getattr(cause, "type", None) or type(cause).__name__
-    return f"{kind}: {cause}"
+def _refund(input: OrderCancellationInput, intent: GetPaymentIntentOutput) -> _Money:
+    """A captured payment is refunded in full (one refund per order: its request id)."""
+    amount = intent.amount_received_minor
+    refund = CreateRefundInput(
+        payment_intent_id=intent.id,
+        order_id=input.order_id,
+        refund_request_id=f"cancel-{input.order_id}"[:64],
+        amount_minor=amount,
+        currency=intent.currency,
+        reason="fraudulent" if input.reason == "FRAUD" else "requested_by_customer",
+    )
+    return _Money(
+        "refund", amount, intent.currency, tools.stripe.CREATE_REFUND, refund, "refund_payment"
+    )
