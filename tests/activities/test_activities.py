@@ -14,33 +14,19 @@ from activities.stripe_activities import StripeActivities
 from autobiz.db.database import Database
 from autobiz.providers.tenant_clients import TenantClients
 from kernel import tools
-from kernel.contracts import CallContext, ToolContract
-from kernel.idempotency import keys_for, request_hash
 from kernel.tools.printful import CreatePrintfulOrderInput, PrintfulItem, PrintfulRecipient
 from kernel.tools.stripe import CapturePaymentInput
+from tests.support.calls import call_context
 from tests.support.sandbox import Sandbox
 from workflows.common.models import OrderStateWrite
 
 pytestmark = pytest.mark.integration
 
 
-def context(tenant: str, contract: ToolContract, input: object, step: str = "s") -> CallContext:
-    data = input.model_dump(mode="json")  # type: ignore[attr-defined]
-    keys = keys_for(tenant=tenant, workflow_id="wf-1", step=step, tool=contract.ref, input=data)
-    return CallContext(
-        tenant_id=tenant,
-        workflow_id="wf-1",
-        run_id="run-1",
-        workflow_type="order_fulfill",
-        principal="test",
-        step=step,
-        tool=contract.name,
-        version=contract.version,
-        side_effect=contract.side_effect,
-        provider=contract.provider,
-        internal_key=keys.internal,
-        external_key=keys.external,
-        request_hash=request_hash(contract.ref, data),
+def _capture(payment_intent_id: str) -> CapturePaymentInput:
+    """A $1 capture for order 1."""
+    return CapturePaymentInput(
+        payment_intent_id=payment_intent_id, order_id="1", amount_minor=100, currency="USD"
     )
 
 
@@ -57,10 +43,8 @@ async def test_forged_keys_are_refused_without_retry(
     clients: TenantClients, database: Database, tenant: str
 ) -> None:
     stripe = StripeActivities(clients, database)
-    input = CapturePaymentInput(
-        payment_intent_id="pi_x", order_id="1", amount_minor=100, currency="USD"
-    )
-    ctx = context(tenant, tools.stripe.CAPTURE_PAYMENT, input).model_copy(
+    input = _capture("pi_x")
+    ctx = call_context(tenant, tools.stripe.CAPTURE_PAYMENT, input).model_copy(
         update={"external_key": "autobiz:forged"}
     )
     with pytest.raises(ApplicationError) as refused:
@@ -72,12 +56,10 @@ async def test_missing_payment_intent_is_not_retried(
     clients: TenantClients, database: Database, tenant: str
 ) -> None:
     stripe = StripeActivities(clients, database)
-    input = CapturePaymentInput(
-        payment_intent_id="pi_missing", order_id="1", amount_minor=100, currency="USD"
-    )
+    input = _capture("pi_missing")
     with pytest.raises(ApplicationError) as failed:
         await ActivityEnvironment().run(
-            stripe.capture_payment, context(tenant, tools.stripe.CAPTURE_PAYMENT, input), input
+            stripe.capture_payment, call_context(tenant, tools.stripe.CAPTURE_PAYMENT, input), input
         )
     assert failed.value.type == "PROVIDER_NOT_FOUND" and failed.value.non_retryable
 
@@ -95,11 +77,15 @@ async def test_printful_create_finds_the_existing_order(
     )
     env = ActivityEnvironment()
     first = await env.run(
-        printful.create_order, context(tenant, tools.printful.CREATE_ORDER, input, "a"), input
+        printful.create_order,
+        call_context(tenant, tools.printful.CREATE_ORDER, input, step="a"),
+        input,
     )
     # Another step (other keys, past the idempotency store): still the same order.
     second = await env.run(
-        printful.create_order, context(tenant, tools.printful.CREATE_ORDER, input, "b"), input
+        printful.create_order,
+        call_context(tenant, tools.printful.CREATE_ORDER, input, step="b"),
+        input,
     )
     assert first.printful_order_id == second.printful_order_id
     assert len(await sandbox.control.printful_orders()) == 1

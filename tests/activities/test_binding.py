@@ -18,8 +18,8 @@ from activities.stripe_activities import StripeActivities
 from autobiz.db.database import Database
 from kernel import tools
 from kernel.tools.stripe import CancelPaymentInput, CapturePaymentInput
-from tests.activities.test_activities import context
 from tests.conftest import new_tenant
+from tests.support.calls import call_context
 from tests.support.ledger import security_incidents
 from tests.support.sandbox import Sandbox
 
@@ -46,7 +46,7 @@ async def _capture(clients: Any, db: Database, tenant: str, pi: str, order_id: s
     )
     await ActivityEnvironment().run(
         StripeActivities(clients, db).capture_payment,
-        context(tenant, tools.stripe.CAPTURE_PAYMENT, input),
+        call_context(tenant, tools.stripe.CAPTURE_PAYMENT, input),
         input,
     )
 
@@ -85,7 +85,7 @@ async def test_intent_naming_another_tenant_is_refused_before_void(
     with pytest.raises(ApplicationError) as refused:
         await ActivityEnvironment().run(
             StripeActivities(clients, database).cancel_payment,
-            context(tenant, tools.stripe.CANCEL_PAYMENT, input),
+            call_context(tenant, tools.stripe.CANCEL_PAYMENT, input),
             input,
         )
     assert refused.value.type == "CROSS_TENANT_REFUSED"

@@ -10,41 +10,28 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import provider_errors
+from activities.errors import NOT_FOUND_YET, provider_errors
 from autobiz.ledger.executor import verify_call
 from autobiz.providers.errors import NotFound, ProviderUnavailable
 from kernel import tools
 from kernel.call import _not_found_grace
-from kernel.codes import ErrorCode
 from kernel.contracts import CallContext, RetrySpec, ToolContract
-from kernel.idempotency import keys_for, request_hash
 from kernel.tools.printful import PrintfulOrderRef
 from kernel.tools.shopify import GetOrderInput
+from tests.support.calls import call_context
 
 pytestmark = pytest.mark.unit
 
 
 def _ctx(grace: int) -> tuple[CallContext, GetOrderInput]:
     input = GetOrderInput(order_id="1001")
-    data = input.model_dump(mode="json")
-    ref = tools.shopify.GET_ORDER.ref
-    keys = keys_for(
-        tenant="t-1", workflow_id="order:t-1:1001", step="get_order", tool=ref, input=data
-    )
-    ctx = CallContext(
-        tenant_id="t-1",
+    ctx = call_context(
+        "t-1",
+        tools.shopify.GET_ORDER,
+        input,
         workflow_id="order:t-1:1001",
-        run_id="r",
-        workflow_type="order_fulfill",
-        principal="test",
         step="get_order",
-        tool=tools.shopify.GET_ORDER.name,
-        version="1",
-        side_effect=tools.shopify.GET_ORDER.side_effect,
-        provider="shopify",
-        internal_key=keys.internal,
-        external_key=keys.external,
-        request_hash=request_hash(ref, data),
+        run_id="r",
         not_found_grace=grace,
     )
     return ctx, input
@@ -70,7 +57,7 @@ async def _error_on_attempt(grace: int, attempt: int) -> ApplicationError:
 async def test_not_found_within_the_grace_is_retryable_not_found_yet() -> None:
     for attempt in (1, 4):
         err = await _error_on_attempt(4, attempt)
-        assert err.type == ErrorCode.PROVIDER_NOT_FOUND_YET and not err.non_retryable
+        assert err.type == NOT_FOUND_YET and not err.non_retryable
         assert err.details[0]["attempt"] == attempt and err.details[0]["not_found_grace"] == 4
 
 

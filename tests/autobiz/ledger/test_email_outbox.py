@@ -13,27 +13,32 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.sendgrid_activities import SendGridActivities
 from autobiz.db.database import Database
-from autobiz.ledger.email_outbox import EmailOutbox
+from autobiz.ledger.email_outbox import Claim, EmailOutbox
 from autobiz.providers.tenant_clients import TenantClients
 from autobiz.secrets import CredentialStore, MappingSecretsBackend
-from kernel.contracts import CallContext, SideEffect
-from kernel.idempotency import keys_for, request_hash
+from kernel import tools
+from kernel.contracts import CallContext
 from kernel.tools.sendgrid import SendEmailInput
 from sandbox.accounts import credentials_of
+from tests.support.calls import call_context
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server, with_timeout  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 
-async def _claim(outbox: EmailOutbox, tenant: str, key: str) -> str:
-    claim = await outbox.claim(
+async def _claimed(outbox: EmailOutbox, tenant: str, key: str) -> Claim:
+    return await outbox.claim(
         tenant,
         internal_key=key,
         external_key=f"ext-{key}",
         workflow_id="wf-1",
         template="shipping_confirmation",
     )
-    return claim.status
+
+
+async def _claim(outbox: EmailOutbox, tenant: str, key: str) -> str:
+    """The status of the claim an attempt takes."""
+    return (await _claimed(outbox, tenant, key)).status
 
 
 async def _audit(db: Database, tenant: str) -> list[dict[str, object]]:
@@ -67,13 +72,7 @@ async def test_a_refused_send_may_be_claimed_again(database: Database, tenant: s
     key = uuid.uuid4().hex
     assert await _claim(outbox, tenant, key) == "sending"
     await outbox.settle(tenant, key, "not_sent")  # SendGrid answered 5xx/429/4xx
-    again = await outbox.claim(
-        tenant,
-        internal_key=key,
-        external_key=f"ext-{key}",
-        workflow_id="wf-1",
-        template="shipping_confirmation",
-    )
+    again = await _claimed(outbox, tenant, key)
     assert (again.status, again.attempts, again.may_send) == ("sending", 2, True)
 
 
@@ -100,29 +99,13 @@ async def test_the_database_refuses_to_reopen_a_sent_or_unknown_message(
 
 
 def _context(tenant: str, input: SendEmailInput) -> CallContext:
-    data = input.model_dump(mode="json")
-    wid = f"order:{tenant}:{uuid.uuid4().hex[:8]}"
-    keys = keys_for(
-        tenant=tenant,
-        workflow_id=wid,
+    return call_context(
+        tenant,
+        tools.sendgrid.SEND_EMAIL,
+        input,
+        workflow_id=f"order:{tenant}:{uuid.uuid4().hex[:8]}",
         step="email_shipped",
-        tool="sendgrid.send_email@1",
-        input=data,
-    )
-    return CallContext(
-        tenant_id=tenant,
-        workflow_id=wid,
-        run_id="run-1",
-        workflow_type="order_fulfill",
         principal="system:test",
-        step="email_shipped",
-        tool="sendgrid.send_email",
-        version="1",
-        side_effect=SideEffect.COMMUNICATION,
-        provider="sendgrid",
-        internal_key=keys.internal,
-        external_key=keys.external,
-        request_hash=request_hash("sendgrid.send_email@1", data),
     )
 
 

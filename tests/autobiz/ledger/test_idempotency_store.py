@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from autobiz.db.database import Database
-from autobiz.ledger.idempotency_store import IdempotencyInProgressError, IdempotencyStore
-from kernel.idempotency import keys_for
+from autobiz.ledger.idempotency_store import (
+    IdempotencyInProgressError,
+    IdempotencyStore,
+    IdempotentOutcome,
+)
+from kernel.idempotency import IdempotencyKeys, keys_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +47,26 @@ def _keys(tenant: str, step: str = "refund"):
     )
 
 
+async def _run(
+    store: IdempotencyStore,
+    tenant: str,
+    k: IdempotencyKeys,
+    execute: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    tool: str = "t",
+    lease: timedelta | None = None,
+) -> IdempotentOutcome:
+    """``execute`` once under ``k`` (the store decides whether it runs)."""
+    return await store.run(
+        tenant,
+        internal_key=k.internal,
+        external_key=k.external,
+        tool=tool,
+        execute=execute,
+        lease=lease,
+    )
+
+
 async def test_first_executes_duplicate_returns_recorded_after_window_executes(
     database: Database, tenant: str
 ) -> None:
@@ -48,14 +74,8 @@ async def test_first_executes_duplicate_returns_recorded_after_window_executes(
     store = IdempotencyStore(database, window=timedelta(hours=24), clock=clock)
     k = _keys(tenant)
 
-    async def run():
-        return await store.run(
-            tenant,
-            internal_key=k.internal,
-            external_key=k.external,
-            tool="stripe.create_refund@1",
-            execute=provider,
-        )
+    async def run() -> IdempotentOutcome:
+        return await _run(store, tenant, k, provider, tool="stripe.create_refund@1")
 
     first = await run()
     assert (first.replayed, provider.calls, first.result["refund_id"]) == (False, 1, "re_1")
@@ -91,12 +111,8 @@ async def test_a_failed_attempt_lets_the_retry_execute(database: Database, tenan
         return {"ok": True}
 
     with pytest.raises(RuntimeError):
-        await store.run(
-            tenant, internal_key=k.internal, external_key=k.external, tool="t", execute=flaky
-        )
-    out = await store.run(
-        tenant, internal_key=k.internal, external_key=k.external, tool="t", execute=flaky
-    )
+        await _run(store, tenant, k, flaky)
+    out = await _run(store, tenant, k, flaky)
     assert out.result == {"ok": True} and calls == 2
 
 
@@ -110,14 +126,10 @@ async def test_concurrent_duplicate_is_told_to_retry(database: Database, tenant:
         await release.wait()
         return {"ok": 1}
 
-    first = asyncio.create_task(
-        store.run(tenant, internal_key=k.internal, external_key=k.external, tool="t", execute=slow)
-    )
+    first = asyncio.create_task(_run(store, tenant, k, slow))
     await started.wait()
     with pytest.raises(IdempotencyInProgressError):
-        await store.run(
-            tenant, internal_key=k.internal, external_key=k.external, tool="t", execute=slow
-        )
+        await _run(store, tenant, k, slow)
     release.set()
     assert (await first).result == {"ok": 1}
 
@@ -129,9 +141,7 @@ async def test_keys_are_tenant_scoped(database: Database, tenant: str) -> None:
     store = IdempotencyStore(database, clock=Clock())
     provider = Provider()
     k = _keys(tenant)
-    await store.run(
-        tenant, internal_key=k.internal, external_key=k.external, tool="t", execute=provider
-    )
+    await _run(store, tenant, k, provider)
     assert await store.get(other, k.internal) is None
 
 
@@ -151,23 +161,13 @@ async def test_abandoned_claim_is_taken_over_after_the_attempt_lease(
             (tenant, k.internal, k.external, clock.now, clock.now, clock.now + timedelta(days=1)),
         )
     provider = Provider()
+
+    async def retry() -> IdempotentOutcome:
+        return await _run(store, tenant, k, provider, lease=timedelta(seconds=30))
+
     clock.now += timedelta(seconds=20)
     with pytest.raises(IdempotencyInProgressError):  # within the 30 s attempt: still its
-        await store.run(
-            tenant,
-            internal_key=k.internal,
-            external_key=k.external,
-            tool="t",
-            execute=provider,
-            lease=timedelta(seconds=30),
-        )
+        await retry()
     clock.now += timedelta(seconds=15)
-    out = await store.run(
-        tenant,
-        internal_key=k.internal,
-        external_key=k.external,
-        tool="t",
-        execute=provider,
-        lease=timedelta(seconds=30),
-    )
+    out = await retry()
     assert out.replayed is False and provider.calls == 1

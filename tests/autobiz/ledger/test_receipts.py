@@ -8,10 +8,11 @@ import pytest
 from autobiz.db.database import Database
 from autobiz.ledger.executor import GateBypassedError, ProviderResult, SideEffectRunner
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
+from kernel import tools
 from kernel.contracts import CallContext, SideEffect
-from kernel.idempotency import keys_for, request_hash
 from kernel.tools.stripe import CreateRefundInput, CreateRefundOutput
 from tests.kernel.corpus import SECRETS
+from tests.support.calls import call_context
 
 pytestmark = pytest.mark.integration
 
@@ -25,28 +26,14 @@ INPUT = CreateRefundInput(
 
 
 def context(tenant: str, step: str = "refund", input: CreateRefundInput = INPUT) -> CallContext:
-    data = input.model_dump(mode="json")
-    keys = keys_for(
-        tenant=tenant,
+    return call_context(
+        tenant,
+        tools.stripe.CREATE_REFUND,
+        input,
         workflow_id="refund:x:r1",
         step=step,
-        tool="stripe.create_refund@1",
-        input=data,
-    )
-    return CallContext(
-        tenant_id=tenant,
-        workflow_id="refund:x:r1",
-        run_id="run-1",
         workflow_type="refund",
         principal="ops:ana",
-        step=step,
-        tool="stripe.create_refund",
-        version="1",
-        side_effect=SideEffect.FINANCIAL,
-        provider="stripe",
-        internal_key=keys.internal,
-        external_key=keys.external,
-        request_hash=request_hash("stripe.create_refund@1", data),
     )
 
 
