@@ -320,6 +320,7 @@ async def seed(sandbox_url: str, count: int, concurrency: int = 16) -> list[Seed
     """Shopify orders (authorised, $25) with an authorised PaymentIntent each."""
     from autobiz.providers.stripe_client import StripePayments
     from sandbox.control_client import SandboxControl
+    from tests.support.orders import authorize, seed_order
 
     control = SandboxControl(sandbox_url)
     stripe = StripePayments(provider_settings(sandbox_url))
@@ -327,22 +328,8 @@ async def seed(sandbox_url: str, count: int, concurrency: int = 16) -> list[Seed
 
     async def one() -> Seeded:
         async with gate:
-            order = await control.seed_shopify_order(
-                email="customer@example.com",
-                financial_status="authorized",
-                line_items=[{"title": "Tee", "quantity": 1, "price": "25.00", "sku": "PF-4012"}],
-            )
-            order_id = str(order["legacy_id"])
-            pi = await stripe.create_payment_intent(
-                amount=PRICE_MINOR,
-                currency="usd",
-                order_key=f"{TENANT}:{order_id}",
-                idempotency_key=f"bench-seed-{uuid.uuid4()}",
-                payment_method="pm_card_visa",
-                confirm=True,
-                capture_method="manual",
-            )
-            return Seeded(order_id, pi.id)
+            order_id = await seed_order(control, None, "25.00")
+            return Seeded(order_id, await authorize(stripe, TENANT, PRICE_MINOR, order_id))
 
     try:
         return list(await asyncio.gather(*(one() for _ in range(count))))

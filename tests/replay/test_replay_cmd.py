@@ -16,9 +16,8 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
-from starters.flows import request_refund, start_order
 from tests.replay.changed_workflow import OrderFulfillWithExtraTimer
-from tests.workflows.support import FAST, SHIP_TO, Harness, eventually
+from tests.workflows.support import Harness, eventually, start_fulfil
 from workflows.ids import REFUND
 
 pytestmark = pytest.mark.integration
@@ -54,19 +53,8 @@ async def autobiz(h: Harness, *args: str, env: dict[str, str] | None = None) -> 
 
 
 async def _refund(h: Harness, amount_minor: int) -> WorkflowHandle[Any, Any]:
-    order_id = await h.seed_order("100.00", financial_status="paid")
-    pi = await h.authorize(10000, order_id, capture=True)
-    return await request_refund(
-        h.client,
-        h.config,
-        order_id=order_id,
-        payment_intent_id=pi,
-        amount_minor=amount_minor,
-        currency="USD",
-        task_queue=h.task_queue,
-        refund_request_id=f"rr-{uuid.uuid4().hex}",
-        timing=FAST,
-    )
+    order_id, pi = await h.captured_order("100.00")
+    return await h.request_refund(order_id, pi, amount_minor)
 
 
 async def test_closed_run_replays_deterministically(harness: Harness) -> None:
@@ -114,14 +102,7 @@ async def test_history_from_changed_code_is_nondeterministic(harness: Harness) -
     queue = f"tq-changed-{uuid.uuid4()}"
     order_id = await h.seed_order("25.00")
     async with Worker(h.client, task_queue=queue, workflows=[OrderFulfillWithExtraTimer]):
-        handle = await start_order(
-            h.client,
-            h.config,
-            order_id=order_id,
-            task_queue=queue,
-            ship_to=SHIP_TO,
-            timing=FAST,
-        )
+        handle = await start_fulfil(h.client, h.config, queue, order_id)
 
         async def timer_started() -> bool | None:
             events = (await handle.fetch_history()).events

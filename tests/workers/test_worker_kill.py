@@ -15,7 +15,6 @@ import asyncio
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,16 @@ from autobiz.temporal_client import connect
 from sandbox.accounts import credentials_of
 from sandbox.server import ServerThread
 from sandbox.state import SandboxState
-from starters.flows import flow_status, start_order
+from starters.flows import flow_status
+from tests.support.orders import authorize, seed_order
 from tests.support.postgres import ProvisionedDatabase
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server  # noqa: F401
-from tests.workflows.support import DEMO_CONFIG, FAST, SHIP_TO, eventually, tenant_config
+from tests.workflows.support import (
+    DEMO_CONFIG,
+    eventually,
+    start_fulfil,
+    tenant_config,
+)
 from workflows.ids import printful_external_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
@@ -130,23 +135,14 @@ class Rig:
         return worker
 
     async def seed_authorized_order(self, price: str, amount_minor: int) -> tuple[str, str]:
-        seeded = await self.sandbox.control.seed_shopify_order(
-            shop=self.clients.shop_domain,
-            email="customer@example.com",
-            financial_status="authorized",
-            line_items=[{"title": "Tee", "quantity": 1, "price": price, "sku": "PF-4012"}],
+        order_id = await seed_order(self.sandbox.control, self.clients.shop_domain, price)
+        return order_id, await authorize(self.clients.stripe, self.tenant, amount_minor, order_id)
+
+    async def start_order(self, order_id: str, pi: str) -> WorkflowHandle[Any, OrderFulfillResult]:
+        """OrderFulfill on the task queue the spawned workers poll."""
+        return await start_fulfil(
+            self.client, tenant_config(self.tenant), self.task_queue, order_id, pi
         )
-        order_id = str(seeded["legacy_id"])
-        pi = await self.clients.stripe.create_payment_intent(
-            amount=amount_minor,
-            currency="usd",
-            order_key=f"{self.tenant}:{order_id}",
-            idempotency_key=f"test-{uuid.uuid4()}",
-            payment_method="pm_card_visa",
-            confirm=True,
-            capture_method="manual",
-        )
-        return order_id, pi.id
 
     async def hold_next(self, point: KillPoint) -> None:
         await self.sandbox.control.fault(
@@ -329,15 +325,7 @@ async def test_worker_killed_mid_activity_recovers_exactly_once(rig: Rig, where:
     order_id, pi = await rig.seed_authorized_order("25.00", 2500)
     await rig.hold_next(point)
     first = await rig.spawn()
-    handle = await start_order(
-        rig.client,
-        tenant_config(rig.tenant),
-        order_id=order_id,
-        task_queue=rig.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    handle = await rig.start_order(order_id, pi)
 
     await rig.in_flight(handle, point)
     first.proc.kill()  # SIGKILL: no shutdown path runs
@@ -382,15 +370,7 @@ async def test_sigterm_finishes_the_in_flight_activity_and_exits_zero(rig: Rig) 
     order_id, pi = await rig.seed_authorized_order("25.00", 2500)
     await rig.hold_next(point)
     first = await rig.spawn()
-    handle = await start_order(
-        rig.client,
-        tenant_config(rig.tenant),
-        order_id=order_id,
-        task_queue=rig.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    handle = await rig.start_order(order_id, pi)
     await rig.in_flight(handle, point)
 
     first.proc.send_signal(signal.SIGTERM)

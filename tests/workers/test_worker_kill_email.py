@@ -16,6 +16,7 @@ import pytest
 
 from autobiz.ledger.email_outbox import EmailOutbox
 from starters.flows import request_refund
+from tests.support.orders import authorize, seed_order
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workers.test_worker_kill import (  # noqa: F401
     RECOVERY_SECONDS,
@@ -40,22 +41,10 @@ def _receipt_emails(r: Rig) -> list[dict[str, Any]]:
 
 
 async def test_worker_killed_after_sendgrid_accepted_sends_one_email(rig: Rig) -> None:  # noqa: F811
-    seeded = await rig.sandbox.control.seed_shopify_order(
-        shop=rig.clients.shop_domain,
-        email="customer@example.com",
-        financial_status="paid",
-        line_items=[{"title": "Tee", "quantity": 1, "price": "25.00", "sku": "PF-4012"}],
+    order_id = await seed_order(
+        rig.sandbox.control, rig.clients.shop_domain, "25.00", financial_status="paid"
     )
-    order_id = str(seeded["legacy_id"])
-    pi = await rig.clients.stripe.create_payment_intent(
-        amount=2500,
-        currency="usd",
-        order_key=f"{rig.tenant}:{order_id}",
-        idempotency_key=f"test-{uuid.uuid4()}",
-        payment_method="pm_card_visa",
-        confirm=True,
-        capture_method="automatic",
-    )
+    pi = await authorize(rig.clients.stripe, rig.tenant, 2500, order_id, capture=True)
     # SendGrid accepts the message, and its answer never reaches the worker.
     await rig.sandbox.control.fault(
         "commit_then_drop", "/sendgrid/v3/mail/send", method="POST", hang_seconds=120
@@ -65,7 +54,7 @@ async def test_worker_killed_after_sendgrid_accepted_sends_one_email(rig: Rig) -
         rig.client,
         tenant_config(rig.tenant),
         order_id=order_id,
-        payment_intent_id=pi.id,
+        payment_intent_id=pi,
         amount_minor=1500,
         currency="USD",
         task_queue=rig.task_queue,

@@ -10,7 +10,6 @@ another test's counts.
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,18 +26,18 @@ from autobiz.db.database import Database
 from autobiz.settings import Settings, WorkerSettings
 from autobiz.temporal_client import connect
 from kernel import metrics
-from kernel.codes import ErrorCode
-from kernel.errors import TerminationReason
-from kernel.gate import GATE_CODES, GateDecision, ToolRequest
+from kernel.errors import GateCode, TerminationReason
+from kernel.gate import GateDecision, ToolRequest
 from kernel.state import Termination
-from starters.flows import decide, start_order
+from starters.flows import decide
 from tests.support.approver_keys import Approvers, approvers  # noqa: F401
 from tests.support.sandbox import Sandbox, sandbox, sandbox_server  # noqa: F401
-from tests.workflows.support import FAST, SHIP_TO, Harness, eventually, tenant_config
+from tests.support.stack import free_port
+from tests.workflows.support import Harness, eventually, running_harness
 from tests.workflows_kernel.gate_workflow import Call, GateTestInput, GateTestWorkflow
 from tests.workflows_kernel.test_gate_in_workflow import policy
 from tests.workflows_kernel.toolbox import TestTools
-from workers.worker import WORKFLOWS, build_worker, metrics_runtime
+from workers.worker import WORKFLOWS, metrics_runtime
 from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.integration
@@ -60,12 +59,6 @@ SIDE_EFFECTS = {
     "sendgrid.send_email@1": "COMMUNICATION",
 }
 Sample = tuple[str, dict[str, str], float]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -158,48 +151,18 @@ async def metrics_harness(
     task_queue: str,
 ) -> AsyncIterator[Harness]:
     """The workflow harness, with its worker on the metrics runtime."""
-    config = tenant_config(tenant)
-    tenant_clients = await sandbox.tenant_clients(tenant)
-    clients = await tenant_clients.for_tenant(tenant)
-    worker = build_worker(
-        metrics_client.client,
-        sandbox.settings,
-        tenant_clients,
-        database,
-        {tenant: config},
-        task_queue=task_queue,
-    )
-    try:
-        async with worker:
-            yield Harness(
-                metrics_client.client,
-                task_queue,
-                tenant,
-                config,
-                sandbox,
-                clients,
-                database,
-                tenant_clients,
-            )
-    finally:
-        await tenant_clients.aclose()
+    async with running_harness(
+        metrics_client.client, sandbox, database, tenant, task_queue
+    ) as harness:
+        yield harness
 
 
 async def test_order_fulfill_counts_every_tool_call_once(
     metrics_client: MetricsClient, metrics_harness: Harness
 ) -> None:
     m, h = metrics_client, metrics_harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
     await handle.signal("printful_shipment", ShipmentNotice(carrier="USPS", tracking_number="T1"))
     assert (await handle.result()).state == "completed"
 
@@ -254,17 +217,8 @@ async def test_approval_metrics(
     approvers: Approvers,  # noqa: F811
 ) -> None:
     m, h = metrics_client, metrics_harness
-    order_id = await h.seed_order("600.00")
-    pi = await h.authorize(60000, order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("600.00")
+    handle = await h.start_order(order_id, pi)
     await h.status_when(handle.id, lambda s: s.approval is not None)
     mine = {"tenant": h.tenant, "task_queue": h.task_queue}
     await m.value_when("autobiz_approval_requests", 1, action="capture_payment", **mine)
@@ -350,20 +304,20 @@ def test_every_gate_code_has_an_outcome_label() -> None:
     at = datetime.now(UTC)
     labels = {
         code: metrics.gate_outcome(GateDecision(request=request, allowed=False, code=code))
-        for code in GATE_CODES
+        for code in GateCode
     }
     assert labels == {
-        ErrorCode.TOOL_UNKNOWN: "denied_registry",
-        ErrorCode.SCHEMA_INVALID: "denied_schema",
-        ErrorCode.PERMISSION_DENIED: "denied_permission",
-        ErrorCode.APPROVAL_REQUIRED: "needs_approval",
-        ErrorCode.APPROVAL_INVALID: "denied_approval",
-        ErrorCode.RUN_TERMINATED: "denied_terminated",
+        GateCode.TOOL_UNKNOWN: "denied_registry",
+        GateCode.SCHEMA_INVALID: "denied_schema",
+        GateCode.PERMISSION_DENIED: "denied_permission",
+        GateCode.APPROVAL_REQUIRED: "needs_approval",
+        GateCode.APPROVAL_INVALID: "denied_approval",
+        GateCode.RUN_TERMINATED: "denied_terminated",
     }
     for reason in TerminationReason:
         ended = Termination(reason=reason, limit="1", observed="2", at=at)
         decision = GateDecision(
-            request=request, allowed=False, code=ErrorCode.RUN_TERMINATED, termination=ended
+            request=request, allowed=False, code=GateCode.RUN_TERMINATED, termination=ended
         )
         expected = "denied_loop" if reason is TerminationReason.LOOP_DETECTED else "denied_bounds"
         assert metrics.gate_outcome(decision) == expected

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from autobiz.business_config import load_business_config
@@ -24,10 +25,14 @@ from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
 from kernel.policy import RetryTiming
 from kernel.tools.printful import PrintfulRecipient
-from starters.flows import flow_status
+from starters.flows import flow_status, request_cancellation, request_refund, start_order
+from tests.support.ledger import record_capture
+from tests.support.orders import authorize, seed_order
 from tests.support.sandbox import Sandbox
 from workers.worker import build_worker
 from workflows.common.models import ApprovalTiming, FlowStatus
+from workflows.orders.models import OrderCancellationResult, OrderFulfillResult
+from workflows.payments.models import RefundResult
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo-shop.yaml"
 SHIP_TO = PrintfulRecipient(
@@ -58,25 +63,100 @@ class Harness:
     async def seed_order(
         self, price: str = "25.00", *, financial_status: str = "authorized", quantity: int = 1
     ) -> str:
-        seeded = await self.sandbox.control.seed_shopify_order(
-            shop=self.clients.shop_domain,
-            email="customer@example.com",
+        return await seed_order(
+            self.sandbox.control,
+            self.clients.shop_domain,
+            price,
             financial_status=financial_status,
-            line_items=[{"title": "Tee", "quantity": quantity, "price": price, "sku": "PF-4012"}],
+            quantity=quantity,
         )
-        return str(seeded["legacy_id"])
 
-    async def authorize(self, amount_minor: int, order_id: str, *, capture: bool = False) -> str:
-        pi = await self.clients.stripe.create_payment_intent(
-            amount=amount_minor,
-            currency="usd",
-            order_key=f"{self.tenant}:{order_id}",
-            idempotency_key=f"test-{uuid.uuid4()}",
-            payment_method="pm_card_visa",
-            confirm=True,
-            capture_method="automatic" if capture else "manual",
+    async def authorize(
+        self, amount_minor: int, order_id: str, *, capture: bool = False, currency: str = "usd"
+    ) -> str:
+        return await authorize(
+            self.clients.stripe,
+            self.tenant,
+            amount_minor,
+            order_id,
+            capture=capture,
+            currency=currency,
         )
-        return pi.id
+
+    async def authorized_order(self, price: str = "25.00") -> tuple[str, str]:
+        """An order with its PaymentIntent authorised (not captured) for the whole
+        price: (order id, PaymentIntent id)."""
+        order_id = await self.seed_order(price)
+        return order_id, await self.authorize(minor_units(price), order_id)
+
+    async def captured_order(
+        self, price: str = "100.00", *, in_ledger: bool = False
+    ) -> tuple[str, str]:
+        """A paid order, its PaymentIntent captured for the whole price: (order id,
+        PaymentIntent id). ``in_ledger``: our ledger also holds the capture receipt, as
+        OrderFulfill leaves it (the CLI refuses a refund of any other payment)."""
+        order_id = await self.seed_order(price, financial_status="paid")
+        pi = await self.authorize(minor_units(price), order_id, capture=True)
+        if in_ledger:
+            await record_capture(self.db, self.tenant, order_id, pi, minor_units(price))
+        return order_id, pi
+
+    async def start_order(
+        self, order_id: str, payment_intent: str | None = None, **options: Any
+    ) -> WorkflowHandle[Any, OrderFulfillResult]:
+        """OrderFulfill for ``order_id`` on this harness's worker (``options`` as
+        :func:`starters.flows.start_order` takes them)."""
+        return await start_fulfil(
+            self.client, self.config, self.task_queue, order_id, payment_intent, **options
+        )
+
+    async def request_refund(
+        self,
+        order_id: str,
+        payment_intent_id: str,
+        amount_minor: int,
+        *,
+        currency: str = "USD",
+        timing: ApprovalTiming = FAST,
+    ) -> WorkflowHandle[Any, RefundResult]:
+        """A Refund with a request id of its own, started without the starter's ledger
+        check (as a caller other than the CLI would)."""
+        return await request_refund(
+            self.client,
+            self.config,
+            order_id=order_id,
+            payment_intent_id=payment_intent_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            task_queue=self.task_queue,
+            refund_request_id=f"rr-{uuid.uuid4().hex}",
+            timing=timing,
+        )
+
+    async def request_cancellation(
+        self,
+        order_id: str,
+        payment_intent_id: str | None,
+        *,
+        timing: ApprovalTiming = FAST,
+        **options: Any,
+    ) -> WorkflowHandle[Any, OrderCancellationResult]:
+        return await request_cancellation(
+            self.client,
+            self.config,
+            order_id=order_id,
+            task_queue=self.task_queue,
+            payment_intent_id=payment_intent_id,
+            timing=timing,
+            **options,
+        )
+
+    async def refunded(self, payment_intent_id: str) -> int:
+        """What Stripe says was refunded of the PaymentIntent's charge (minor units)."""
+        intent = await self.clients.stripe.retrieve_payment_intent(payment_intent_id)
+        assert intent.latest_charge is not None
+        charge = await self.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
+        return int(charge.amount_refunded)
 
     async def receipts(self, workflow_id: str) -> list[Receipt]:
         return await ReceiptStore(self.db).for_workflow(self.tenant, workflow_id)
@@ -98,6 +178,14 @@ class Harness:
             return rows if any(r["status"] == "pending" for r in rows) else None
 
         return await eventually(probe, what=f"a pending approval row of {workflow_id}")
+
+    async def pending_request(self, workflow_id: str) -> str:
+        """The id of the approval request the flow waits on, once it waits on one."""
+        status = await self.status_when(
+            workflow_id, lambda s: s.approval is not None and s.approval.status == "pending"
+        )
+        assert status.approval is not None
+        return status.approval.request_id
 
     async def status_when(
         self, workflow_id: str, predicate: Callable[[FlowStatus], bool], within: float = 30.0
@@ -137,6 +225,75 @@ def tenant_config(tenant: str) -> BusinessConfig:
     return config.model_copy(update={"tenant": tenant, "retries": QUICK_RETRIES})
 
 
+def minor_units(price: str) -> int:
+    """``"25.00"`` -> 2500 (the sandbox's prices have two decimals)."""
+    return int(price.replace(".", ""))
+
+
+async def start_fulfil(
+    client: Client,
+    config: BusinessConfig,
+    task_queue: str,
+    order_id: str,
+    payment_intent: str | None = None,
+    **options: Any,
+) -> WorkflowHandle[Any, OrderFulfillResult]:
+    """OrderFulfill shipping to :data:`SHIP_TO`, approvals on :data:`FAST` timing."""
+    return await start_order(
+        client,
+        config,
+        order_id=order_id,
+        task_queue=task_queue,
+        payment_intent=payment_intent,
+        ship_to=SHIP_TO,
+        timing=FAST,
+        **options,
+    )
+
+
+async def connect_to(temporal_env: WorkflowEnvironment) -> Client:
+    """A client of our own (our data converter) on the session's dev server."""
+    return await connect(
+        Settings(), target_host=temporal_env.client.service_client.config.target_host
+    )
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    sandbox: Sandbox,
+    database: Database,
+    configs: dict[str, BusinessConfig],
+    task_queue: str,
+) -> AsyncIterator[TenantClients]:
+    """A worker with every flow and activity for ``configs``' tenants, running on
+    ``task_queue``; yields the provider clients it uses (pointed at the sandbox)."""
+    tenant_clients = await sandbox.tenant_clients(*configs)
+    worker = build_worker(
+        client, sandbox.settings, tenant_clients, database, configs, task_queue=task_queue
+    )
+    try:
+        async with worker:
+            yield tenant_clients
+    finally:
+        await tenant_clients.aclose()
+
+
+@asynccontextmanager
+async def running_harness(
+    client: Client, sandbox: Sandbox, database: Database, tenant: str, task_queue: str
+) -> AsyncIterator[Harness]:
+    """A :class:`Harness` for ``tenant`` over a worker connected through ``client``."""
+    config = tenant_config(tenant)
+    async with running_worker(
+        client, sandbox, database, {tenant: config}, task_queue
+    ) as tenant_clients:
+        clients = await tenant_clients.for_tenant(tenant)
+        yield Harness(
+            client, task_queue, tenant, config, sandbox, clients, database, tenant_clients
+        )
+
+
 @pytest.fixture
 async def harness(
     temporal_env: WorkflowEnvironment,
@@ -145,19 +302,6 @@ async def harness(
     tenant: str,
     task_queue: str,
 ) -> AsyncIterator[Harness]:
-    client = await connect(
-        Settings(), target_host=temporal_env.client.service_client.config.target_host
-    )
-    config = tenant_config(tenant)
-    tenant_clients = await sandbox.tenant_clients(tenant)
-    clients = await tenant_clients.for_tenant(tenant)
-    worker = build_worker(
-        client, sandbox.settings, tenant_clients, database, {tenant: config}, task_queue=task_queue
-    )
-    try:
-        async with worker:
-            yield Harness(
-                client, task_queue, tenant, config, sandbox, clients, database, tenant_clients
-            )
-    finally:
-        await tenant_clients.aclose()
+    client = await connect_to(temporal_env)
+    async with running_harness(client, sandbox, database, tenant, task_queue) as harness:
+        yield harness

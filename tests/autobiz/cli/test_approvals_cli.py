@@ -16,27 +16,11 @@ from autobiz.db.database import Database
 from starters.flows import decide
 from tests.autobiz.cli.support import Cli
 from tests.conftest import new_tenant
-from tests.support.ledger import record_capture
 from tests.workflows.support import Harness
 from workflows.common.models import Decision
 from workflows.payments.models import RefundResult
 
 pytestmark = pytest.mark.e2e
-
-
-async def _captured(h: Harness, price: str = "100.00") -> tuple[str, str]:
-    """A captured order our ledger knows (the CLI refuses a refund of any other)."""
-    order_id = await h.seed_order(price, financial_status="paid")
-    pi = await h.authorize(int(price.replace(".", "")), order_id, capture=True)
-    await record_capture(h.db, h.tenant, order_id, pi, int(price.replace(".", "")))
-    return order_id, pi
-
-
-async def _refunded(h: Harness, pi: str) -> int:
-    intent = await h.clients.stripe.retrieve_payment_intent(pi)
-    assert intent.latest_charge is not None
-    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
-    return int(charge.amount_refunded)
 
 
 async def _keys(cli: Cli, *approvers: str) -> dict[str, str]:
@@ -54,7 +38,7 @@ async def _pending_refund(
     """Register the approvers' keys, request a refund through the CLI; return (workflow
     id, pending request id, pi)."""
     await _keys(cli, *keys)
-    order_id, pi = await _captured(h)
+    order_id, pi = await h.captured_order(in_ledger=True)
     rid = f"ticket-{uuid.uuid4().hex[:8]}"
     out = await cli(
         "refund",
@@ -71,11 +55,7 @@ async def _pending_refund(
     )
     wid = f"refund:{h.tenant}:{rid}"
     assert "started refund" in out.stdout and wid in out.stdout
-    status = await h.status_when(
-        wid, lambda s: s.approval is not None and s.approval.status == "pending"
-    )
-    assert status.approval is not None
-    return wid, status.approval.request_id, pi
+    return wid, await h.pending_request(wid), pi
 
 
 async def _result(h: Harness, workflow_id: str) -> RefundResult:
@@ -93,38 +73,18 @@ async def _accepted_updates(h: Harness, workflow_id: str) -> int:
 
 async def test_below_threshold_refund_completes(harness: Harness, cli: Cli) -> None:
     h = harness
-    order_id, pi = await _captured(h)
-    out = await cli(
-        "refund",
-        "request",
-        order_id,
-        "--amount",
-        "20.00",
-        "--payment-intent",
-        pi,
-        "--wait",
-        "--json",
-    )
+    order_id, pi = await h.captured_order(in_ledger=True)
+    request = ("refund", "request", order_id, "--amount", "20.00", "--payment-intent", pi)
+    out = await cli(*request, "--wait", "--json")
     started = out.json()
     assert started["amount_minor"] == 2000 and started["currency"] == "USD"
     assert started["workflow_id"] == f"refund:{h.tenant}:{started['refund_request_id']}"
     assert started["result"]["state"] == "refunded" and started["result"]["approval"] is None
-    assert await _refunded(h, pi) == 2000
+    assert await h.refunded(pi) == 2000
     # The same request id again: that refund has run, it never runs twice.
-    again = await cli(
-        "refund",
-        "request",
-        order_id,
-        "--amount",
-        "20.00",
-        "--payment-intent",
-        pi,
-        "--request-id",
-        started["refund_request_id"],
-        check=False,
-    )
+    again = await cli(*request, "--request-id", started["refund_request_id"], check=False)
     assert again.refused("REQUEST_CLOSED"), again.stderr
-    assert await _refunded(h, pi) == 2000
+    assert await h.refunded(pi) == 2000
     listed = await cli("approvals", "list")
     assert f"no pending approvals for {h.tenant}" in listed.stdout
 
@@ -132,7 +92,7 @@ async def test_below_threshold_refund_completes(harness: Harness, cli: Cli) -> N
 async def test_above_threshold_listed_then_approved(harness: Harness, cli: Cli) -> None:
     h = harness
     wid, request_id, pi = await _pending_refund(h, cli, "60.00")
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
 
     listed = (await cli("approvals", "list", "--json")).json()
     assert listed["tenant_id"] == h.tenant
@@ -156,7 +116,7 @@ async def test_above_threshold_listed_then_approved(harness: Harness, cli: Cli) 
     twice = (await cli("approvals", "approve", request_id, "--as", "ana", "--json")).json()
     assert twice["status"] == "approved" and twice["update_id"] == decision["update_id"]
     assert (await _result(h, wid)).state == "refunded"
-    assert await _refunded(h, pi) == 6000
+    assert await h.refunded(pi) == 6000
     assert await _accepted_updates(h, wid) == 1
 
     assert "no pending approvals" in (await cli("approvals", "list")).stdout
@@ -177,7 +137,7 @@ async def test_deny(harness: Harness, cli: Cli) -> None:
     assert "denied" in out.stdout and request_id in out.stdout
     result = await _result(h, wid)
     assert result.state == "denied" and result.reason == "abuse"
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     rows = await h.hitl_rows(wid)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("denied", "ana")]
 
@@ -199,7 +159,7 @@ async def test_wrong_approver_or_role_is_rejected(harness: Harness, cli: Cli) ->
     assert unknown.refused("APPROVAL_NOT_FOUND")
     # Nothing reached the history, nothing moved; the right approver still can.
     assert await _accepted_updates(h, wid) == 0
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     await cli("approvals", "approve", request_id, "--as", "ana")
     assert (await _result(h, wid)).state == "refunded"
 
@@ -287,6 +247,6 @@ async def test_sign_prints_a_decision_for_the_plain_cli(harness: Harness, cli: C
     decision = Decision.model_validate_json(out.stdout)
     assert decision.proof is not None and decision.request_id == request_id
     assert (decision.approver, decision.approve, decision.reason) == ("ana", True, "ok")
-    assert await _refunded(h, pi) == 0  # signing sends nothing
+    assert await h.refunded(pi) == 0  # signing sends nothing
     assert (await decide(h.client, wid, decision)).status == "approved"
     assert (await _result(h, wid)).state == "refunded"

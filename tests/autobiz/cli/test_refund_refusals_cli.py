@@ -12,22 +12,12 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from tests.autobiz.cli.support import Cli, CliResult
-from tests.support.ledger import record_capture
 from tests.workflows.support import Harness
 
 pytestmark = pytest.mark.e2e
 
 REFUSED = 3  # autobiz.errors.ExitCode.REFUSED
 USAGE = 2
-
-
-async def _captured(h: Harness, price: str = "100.00") -> tuple[str, str]:
-    """An order whose payment Stripe captured and our ledger recorded (as OrderFulfill)."""
-    order_id = await h.seed_order(price, financial_status="paid")
-    minor = int(price.replace(".", ""))
-    pi = await h.authorize(minor, order_id, capture=True)
-    await record_capture(h.db, h.tenant, order_id, pi, minor)
-    return order_id, pi
 
 
 async def _request(cli: Cli, order_id: str, *args: str) -> tuple[CliResult, str]:
@@ -50,8 +40,8 @@ async def _refunded(h: Harness, pi: str) -> int:
 
 async def test_another_orders_payment_is_refused_before_start(harness: Harness, cli: Cli) -> None:
     h = harness
-    order_a, _ = await _captured(h)
-    order_b, pi_b = await _captured(h)
+    order_a, _ = await h.captured_order(in_ledger=True)
+    order_b, pi_b = await h.captured_order(in_ledger=True)
     out, rid = await _request(cli, order_a, "--amount", "20.00", "--payment-intent", pi_b)
     assert out.refused("PAYMENT_NOT_FOR_ORDER"), out.stderr
     assert out.code == REFUSED
@@ -64,7 +54,7 @@ async def test_above_captured_minus_refunded_is_refused_before_start(
     harness: Harness, cli: Cli
 ) -> None:
     h = harness
-    order_id, pi = await _captured(h)
+    order_id, pi = await h.captured_order(in_ledger=True)
     first = await cli("refund", "request", order_id, "--amount", "30.00", "--wait", "--json")
     assert first.json()["result"]["state"] == "refunded"
     # 100.00 captured - 30.00 refunded (our receipt) = 70.00 left; the order total is 100.00.
@@ -81,7 +71,7 @@ async def test_above_captured_minus_refunded_is_refused_before_start(
 
 async def test_other_currency_is_refused_before_start(harness: Harness, cli: Cli) -> None:
     h = harness
-    order_id, pi = await _captured(h)
+    order_id, pi = await h.captured_order(in_ledger=True)
     out, rid = await _request(cli, order_id, "--amount", "20.00", "--currency", "EUR")
     assert out.refused("CURRENCY_MISMATCH"), out.stderr
     assert out.code == REFUSED and "USD" in out.stderr and "EUR" in out.stderr
@@ -94,8 +84,7 @@ async def test_payment_the_ledger_never_saw_is_refused_before_start(
 ) -> None:
     """Captured in Stripe but unknown to our ledger: refused rather than guessed at."""
     h = harness
-    order_id = await h.seed_order("100.00", financial_status="paid")
-    pi = await h.authorize(10000, order_id, capture=True)
+    order_id, pi = await h.captured_order("100.00")
     out, rid = await _request(cli, order_id, "--amount", "20.00", "--payment-intent", pi)
     assert out.refused("PAYMENT_UNKNOWN"), out.stderr
     await _never_started(h, rid)
@@ -107,7 +96,7 @@ async def test_bad_amounts_are_refused_before_start(
     harness: Harness, cli: Cli, amount: str
 ) -> None:
     h = harness
-    order_id, pi = await _captured(h)
+    order_id, pi = await h.captured_order(in_ledger=True)
     out, rid = await _request(cli, order_id, "--amount", amount)
     assert out.refused("AMOUNT_INVALID") or out.refused("USAGE"), out.stderr
     assert out.code == USAGE

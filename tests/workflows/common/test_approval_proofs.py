@@ -6,7 +6,6 @@ already waiting."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,11 +15,11 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from autobiz.approver_keys import LocalKey, generate_key
-from starters.flows import decide, request_refund
+from starters.flows import decide
 from tests.conftest import new_tenant
 from tests.replay.support import replay_converter
 from tests.support.approver_keys import Approvers, pending_request
-from tests.workflows.support import FAST, Harness, eventually
+from tests.workflows.support import Harness, eventually
 from workers.worker import WORKFLOWS
 from workflows.common.models import HITL_OPEN, Decision
 from workflows.payments.models import RefundResult
@@ -30,28 +29,10 @@ pytestmark = pytest.mark.integration
 
 async def _refund(h: Harness, amount: int = 6000) -> tuple[WorkflowHandle[Any, RefundResult], str]:
     """A refund above the threshold, waiting for finance; (handle, PaymentIntent)."""
-    order_id = await h.seed_order("100.00", financial_status="paid")
-    pi = await h.authorize(10000, order_id, capture=True)
-    handle = await request_refund(
-        h.client,
-        h.config,
-        order_id=order_id,
-        payment_intent_id=pi,
-        amount_minor=amount,
-        currency="USD",
-        task_queue=h.task_queue,
-        refund_request_id=f"rr-{uuid.uuid4().hex}",
-        timing=FAST,
-    )
+    order_id, pi = await h.captured_order("100.00")
+    handle = await h.request_refund(order_id, pi, amount)
     await pending_request(h.client, handle.id)
     return handle, pi
-
-
-async def _refunded(h: Harness, pi: str) -> int:
-    intent = await h.clients.stripe.retrieve_payment_intent(pi)
-    assert intent.latest_charge is not None
-    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
-    return int(charge.amount_refunded)
 
 
 async def _accepted(handle: WorkflowHandle[Any, Any]) -> int:
@@ -121,12 +102,12 @@ async def test_unsigned_decision_is_rejected_before_history(
     signed = await approvers.decision(h.client, handle.id, "ana", approve=False)
     await _rejected(h, handle, signed.model_copy(update={"approve": True}), "does not verify")
     await _rejected(h, handle, signed.model_copy(update={"reason": "ok"}), "does not verify")
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     signed = await approvers.decision(h.client, handle.id, "ana", approve=True)
     approved = await decide(h.client, handle.id, signed)
     assert approved.status == "approved" and approved.decided_by == "ana"
     assert (await handle.result()).state == "refunded"
-    assert await _refunded(h, pi) == 6000
+    assert await h.refunded(pi) == 6000
 
 
 async def test_forged_signature_is_rejected(harness: Harness, approvers: Approvers) -> None:
@@ -143,7 +124,7 @@ async def test_forged_signature_is_rejected(harness: Harness, approvers: Approve
     await _rejected(h, handle, omar_as_ana, "is not ana's key")
     unknown = await approvers.decision(h.client, handle.id, "ana", True, key=generate_key())
     await _rejected(h, handle, unknown, "is not registered")
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
 
 
 async def test_replayed_proof_is_rejected(harness: Harness, approvers: Approvers) -> None:
@@ -165,7 +146,7 @@ async def test_replayed_proof_is_rejected(harness: Harness, approvers: Approvers
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):  # decided; maybe closed
         await decide(h.client, first.id, proof_for_first, update_id="again")
     assert await _accepted(first) == 1
-    assert await _refunded(h, pi_first) == 6000 and await _refunded(h, pi_second) == 0
+    assert await h.refunded(pi_first) == 6000 and await h.refunded(pi_second) == 0
 
 
 async def test_expired_or_future_proof_is_rejected(harness: Harness, approvers: Approvers) -> None:
@@ -180,7 +161,7 @@ async def test_expired_or_future_proof_is_rejected(harness: Harness, approvers: 
         h.client, handle.id, "ana", True, issued_at=now + timedelta(minutes=5)
     )
     await _rejected(h, handle, ahead, "in the future")
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
 
 
 async def test_other_tenants_key_and_wrong_role_are_rejected(
@@ -199,7 +180,7 @@ async def test_other_tenants_key_and_wrong_role_are_rejected(
     # omar holds a valid key but not the finance role this refund needs.
     omar = await approvers.decision(h.client, handle.id, "omar", True)
     await _rejected(h, handle, omar, "none of the roles finance")
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
 
 
 async def test_rotation_keeps_the_old_key_until_revoked(
@@ -239,8 +220,8 @@ async def test_rotation_keeps_the_old_key_until_revoked(
     signed = await approvers.decision(h.client, later.id, "ana", True, key=new_key)
     await decide(h.client, later.id, signed)
     assert (await later.result()).state == "refunded"
-    assert await _refunded(h, pi_revoked) == 0
-    assert [await _refunded(h, pi) for pi in (pi_old, pi_new, pi_later)] == [6000] * 3
+    assert await h.refunded(pi_revoked) == 0
+    assert [await h.refunded(pi) for pi in (pi_old, pi_new, pi_later)] == [6000] * 3
     await waiting_revoked.terminate("test over")
     await _replays(waiting_new)
 
@@ -267,7 +248,7 @@ async def test_signals_without_a_valid_proof_are_dropped(
     )
     status = await h.status_when(handle.id, lambda s: True)
     assert status.approval is not None and status.approval.status == "pending"
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     await handle.signal("decide_signal", await approvers.decision(h.client, handle.id, "ana", True))
     assert (await handle.result()).state == "refunded"
     rows = await h.hitl_rows(handle.id)

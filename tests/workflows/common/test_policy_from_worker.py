@@ -40,8 +40,7 @@ async def _start_raw(
 
 async def test_a_context_without_approval_rules_still_waits_for_approval(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("600.00")
-    pi = await h.authorize(60000, order_id)
+    order_id, pi = await h.authorized_order("600.00")
     lax = flow_context(h.config, "order_fulfill")
     lax = lax.model_copy(
         update={"policy": lax.policy.model_copy(update={"hitl": ()}), "timing": FAST.model_copy()}

@@ -11,37 +11,18 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.errors import NOT_FOUND_YET
 from autobiz.cli.flow_runtime import failure_of
 from kernel import tools
-from kernel.codes import ErrorCode
-from kernel.config import BusinessConfig
-from kernel.policy import RetryTiming
-from starters.flows import request_cancellation, start_order
-from tests.workflows.support import FAST, SHIP_TO, Harness
+from tests.workflows.support import Harness
 from workflows.ids import printful_external_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
 pytestmark = pytest.mark.integration
 
 GRAPHQL = "/shopify/*graphql.json"
-# The contracts' waits (1, 2, 4, 8 s ...) shortened 20x; the attempts stay as they are.
-QUICK = RetryTiming(interval_scale=0.05)
-
-
-def quick(h: Harness) -> BusinessConfig:
-    return h.config.model_copy(update={"retries": QUICK})
-
-
-async def _start(h: Harness, order_id: str, pi: str) -> WorkflowHandle[Any, OrderFulfillResult]:
-    return await start_order(
-        h.client,
-        quick(h),
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+# The harness's config shortens the contracts' waits (1, 2, 4, 8 s ...) 20x
+# (``QUICK_RETRIES``); the attempts stay as they are.
 
 
 async def _ship(h: Harness, handle: WorkflowHandle[Any, OrderFulfillResult]) -> OrderFulfillResult:
@@ -94,52 +75,45 @@ async def _one_of_each(h: Harness, handle_id: str, pi: str, order_id: str, amoun
 
 async def test_shopify_404_then_success_completes_the_order(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
+    order_id, pi = await h.authorized_order("25.00")
     # Shopify's read replica does not know the order yet: one 404 on GetOrder only.
     await h.sandbox.control.fault("error", GRAPHQL, status=404, operation="GetOrder")
-    handle = await _start(h, order_id, pi)
+    handle = await h.start_order(order_id, pi)
     result = await _ship(h, handle)
     assert result.state == "completed" and result.captured_minor == 2500
     await _one_of_each(h, handle.id, pi, order_id, 2500)
     # The retry is the activity's second attempt, after a "not found yet".
-    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [
-        (2, ErrorCode.PROVIDER_NOT_FOUND_YET)
-    ]
+    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [(2, NOT_FOUND_YET)]
 
 
 async def test_not_found_past_the_grace_is_decisive(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("15.00")
-    pi = await h.authorize(1500, order_id)
+    order_id, pi = await h.authorized_order("15.00")
     grace = tools.shopify.GET_ORDER.not_found_grace
     await h.sandbox.control.fault(
         "error", GRAPHQL, status=404, operation="GetOrder", count=grace + 1
     )
-    handle = await _start(h, order_id, pi)
+    handle = await h.start_order(order_id, pi)
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert failure_of(failed.value)[0] == "PROVIDER_NOT_FOUND"
     # Bounded: the grace's attempts, then the decisive one; nothing was captured.
-    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [
-        (grace + 1, ErrorCode.PROVIDER_NOT_FOUND_YET)
-    ]
+    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [(grace + 1, NOT_FOUND_YET)]
     assert (await h.clients.stripe.retrieve_payment_intent(pi)).amount_received == 0
     assert await h.receipts(handle.id) == []
 
 
 async def test_a_failed_order_reruns_once(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("30.00")
-    pi = await h.authorize(3000, order_id)
-    first = await _start(h, order_id, pi)
+    order_id, pi = await h.authorized_order("30.00")
+    first = await h.start_order(order_id, pi)
     await h.status_when(first.id, lambda s: s.state == "in_production", within=90)
     await first.terminate("operator: worker host lost")  # captured, in production, no tracking
     with pytest.raises(WorkflowFailureError):
         await first.result()
 
     # The same business key starts its next run (the terminated one is not attached to)...
-    second = await _start(h, order_id, pi)
+    second = await h.start_order(order_id, pi)
     assert second.id == first.id and second.result_run_id != first.result_run_id
     result = await _ship(h, second)
     assert result.state == "completed" and result.captured_minor == 3000
@@ -147,19 +121,18 @@ async def test_a_failed_order_reruns_once(harness: Harness) -> None:
     await _one_of_each(h, second.id, pi, order_id, 3000)
     # A completed order never runs again.
     with pytest.raises(WorkflowAlreadyStartedError):
-        await _start(h, order_id, pi)
+        await h.start_order(order_id, pi)
 
 
 async def test_capture_through_5xx_429_and_a_timeout_captures_once(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("40.00")
-    pi = await h.authorize(4000, order_id)
+    order_id, pi = await h.authorized_order("40.00")
     capture = "/stripe/v1/payment_intents/*/capture"
     control = h.sandbox.control
     await control.fault("error", capture, method="POST", status=502)
     await control.fault("rate_limit", capture, method="POST", retry_after=0.1)
     await control.fault("timeout", capture, method="POST", hang_seconds=30)
-    handle = await _start(h, order_id, pi)
+    handle = await h.start_order(order_id, pi)
     result = await _ship(h, handle)
     assert result.state == "completed" and result.captured_minor == 4000
     await _one_of_each(h, handle.id, pi, order_id, 4000)
@@ -170,16 +143,8 @@ async def test_capture_through_5xx_429_and_a_timeout_captures_once(harness: Harn
 async def test_a_lookup_by_external_id_takes_not_found_at_once(harness: Harness) -> None:
     """The cancellation asks Printful "is there an order for this one?": no grace."""
     h = harness
-    order_id = await h.seed_order("20.00")
-    pi = await h.authorize(2000, order_id)
-    handle = await request_cancellation(
-        h.client,
-        quick(h),
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent_id=pi,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("20.00")
+    handle = await h.request_cancellation(order_id, pi)
     result = await handle.result()
     assert result.state == "cancelled" and result.printful_order_id is None
     lookups = await attempts(handle, "printful.get_order@1")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,19 +22,21 @@ from autobiz.db.database import Database
 from autobiz.ledger.receipts import ReceiptStore
 from autobiz.providers.errors import NotFound
 from autobiz.providers.tenant_clients import TenantClients
-from autobiz.settings import Settings
-from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
-from kernel.policy import RetryTiming
-from starters.flows import flow_status, start_order
+from starters.flows import flow_status
 from tests.conftest import new_tenant
+from tests.support.orders import authorize, seed_order
 from tests.support.sandbox import Sandbox
-from tests.workflows.support import FAST, SHIP_TO, eventually, tenant_config
-from workers.worker import build_worker
+from tests.workflows.support import (
+    connect_to,
+    eventually,
+    running_worker,
+    start_fulfil,
+    tenant_config,
+)
+from workflows.orders.models import OrderFulfillResult
 
 pytestmark = pytest.mark.integration
-
-QUICK = RetryTiming(interval_scale=0.05)  # the not-found grace in a second, not 15
 
 
 @dataclass
@@ -49,36 +52,19 @@ class Shops:
 
     async def seed(self, tenant: str, price: str = "25.00") -> str:
         shop = (await self.clients.for_tenant(tenant)).shop_domain
-        seeded = await self.sandbox.control.seed_shopify_order(
-            shop=shop,
-            financial_status="authorized",
-            line_items=[{"title": "Tee", "quantity": 1, "price": price, "sku": "PF-4012"}],
-        )
-        return str(seeded["legacy_id"])
+        return await seed_order(self.sandbox.control, shop, price)
 
-    async def authorize(self, tenant: str, order_key: str) -> str:
-        stripe = await self.clients.stripe(tenant)
-        pi = await stripe.create_payment_intent(
-            amount=2500,
-            currency="usd",
-            order_key=order_key,
-            idempotency_key=order_key + "-pi",
-            payment_method="pm_card_visa",
-            confirm=True,
-            capture_method="manual",
-        )
-        return pi.id
+    async def authorize(self, tenant: str, order_id: str) -> str:
+        """A $25 authorisation in ``tenant``'s Stripe account, paying for ``order_id``."""
+        return await authorize(await self.clients.stripe(tenant), tenant, 2500, order_id)
+
+    async def start(
+        self, tenant: str, order_id: str, pi: str
+    ) -> WorkflowHandle[Any, OrderFulfillResult]:
+        return await start_fulfil(self.client, self.configs[tenant], self.task_queue, order_id, pi)
 
     async def fails_with(self, tenant: str, order_id: str, pi: str) -> str:
-        handle = await start_order(
-            self.client,
-            self.configs[tenant],
-            order_id=order_id,
-            task_queue=self.task_queue,
-            payment_intent=pi,
-            ship_to=SHIP_TO,
-            timing=FAST,
-        )
+        handle = await self.start(tenant, order_id, pi)
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
         cause: BaseException | None = failed.value.cause
@@ -97,35 +83,19 @@ async def shops(
     task_queue: str,
 ) -> AsyncIterator[Shops]:
     b = await new_tenant(database, "b")
-    client = await connect(
-        Settings(), target_host=temporal_env.client.service_client.config.target_host
-    )
-    configs = {t: tenant_config(t).model_copy(update={"retries": QUICK}) for t in (tenant, b)}
-    clients = await sandbox.tenant_clients(tenant, b)
-    worker = build_worker(
-        client, sandbox.settings, clients, database, configs, task_queue=task_queue
-    )
-    try:
-        async with worker:
-            yield Shops(client, task_queue, tenant, b, configs, clients, sandbox, database)
-    finally:
-        await clients.aclose()
+    client = await connect_to(temporal_env)
+    # tenant_config's quick retries: the not-found grace takes a second, not 15.
+    configs = {t: tenant_config(t) for t in (tenant, b)}
+    async with running_worker(client, sandbox, database, configs, task_queue) as clients:
+        yield Shops(client, task_queue, tenant, b, configs, clients, sandbox, database)
 
 
 async def test_each_tenants_order_runs_on_its_own_accounts(shops: Shops) -> None:
     s = shops
     for tenant in (s.a, s.b):
         order_id = await s.seed(tenant)
-        pi = await s.authorize(tenant, f"{tenant}:{order_id}")
-        handle = await start_order(
-            s.client,
-            s.configs[tenant],
-            order_id=order_id,
-            task_queue=s.task_queue,
-            payment_intent=pi,
-            ship_to=SHIP_TO,
-            timing=FAST,
-        )
+        pi = await s.authorize(tenant, order_id)
+        handle = await s.start(tenant, order_id, pi)
         printful_id = await _in_production(s, handle.id)
         stripe = await s.clients.stripe(tenant)
         assert (await stripe.retrieve_payment_intent(pi)).status == "succeeded"
@@ -153,7 +123,7 @@ async def test_a_flow_pointed_at_another_tenants_order_and_payment_moves_nothing
 ) -> None:
     s = shops
     order_id = await s.seed(s.a)
-    pi = await s.authorize(s.a, f"{s.a}:{order_id}")
+    pi = await s.authorize(s.a, order_id)
     # Tenant B's OrderFulfill for A's order, naming A's PaymentIntent.
     error = await s.fails_with(s.b, order_id, pi)
     assert error == "PROVIDER_NOT_FOUND"  # B's shop has no such order; nothing else ran
@@ -169,7 +139,7 @@ async def test_a_payment_of_another_order_is_refused_as_an_incident(shops: Shops
     s = shops
     paid_for = await s.seed(s.a)
     order_id = await s.seed(s.a)
-    pi = await s.authorize(s.a, f"{s.a}:{paid_for}")  # pays for another order of A's
+    pi = await s.authorize(s.a, paid_for)  # pays for another order of A's
     error = await s.fails_with(s.a, order_id, pi)
     assert error == "PAYMENT_NOT_FOR_ORDER"
     intent = await (await s.clients.stripe(s.a)).retrieve_payment_intent(pi)

@@ -9,8 +9,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from starters.flows import start_order
-from tests.workflows.support import FAST, SHIP_TO, Harness, eventually
+from tests.workflows.support import Harness, eventually
 from workflows.common.approvals import FLOW_CANCELLED
 
 pytestmark = pytest.mark.integration
@@ -27,17 +26,8 @@ async def _cancelled(h: Harness, workflow_id: str) -> None:
 
 async def test_cancel_while_waiting_for_approval_closes_the_request(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("600.00")
-    pi = await h.authorize(60000, order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("600.00")
+    handle = await h.start_order(order_id, pi)
     [row] = await h.pending_rows(handle.id)
     await _cancelled(h, handle.id)
     [closed] = await h.hitl_rows(handle.id)
@@ -52,19 +42,10 @@ async def test_cancel_while_waiting_for_approval_closes_the_request(harness: Har
 
 async def test_cancel_after_the_capture_refunds_it(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
+    order_id, pi = await h.authorized_order("25.00")
     # Printful takes its time over the draft: the operator cancels meanwhile.
     await h.sandbox.control.fault("latency", "/printful/v2/orders", method="POST", latency_ms=4000)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    handle = await h.start_order(order_id, pi)
     await h.status_when(handle.id, lambda s: "captured_minor" in s.detail)
 
     async def drafting() -> bool | None:

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from autobiz.providers.printful_client import OrderItem, Recipient
 from kernel.state import RunSummary
-from starters.flows import decide, flow_status, request_cancellation, start_order
+from starters.flows import decide, flow_status
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
-from tests.workflows.support import FAST, SHIP_TO, Harness
+from tests.workflows.support import SHIP_TO, Harness
 from workflows.common.models import ApprovalTiming
 from workflows.ids import ORDER_CANCELLATION, cancellation_workflow_id, printful_external_id
 from workflows.orders.models import OrderCancellationResult
@@ -47,13 +46,6 @@ async def _pi(h: Harness, pi: str) -> tuple[str, int]:
     return intent.status, intent.amount_received
 
 
-async def _refunded(h: Harness, pi: str) -> int:
-    intent = await h.clients.stripe.retrieve_payment_intent(pi)
-    assert intent.latest_charge is not None
-    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
-    return int(charge.amount_refunded)
-
-
 async def _shopify_cancelled(h: Harness, order_id: str) -> bool:
     order = await h.clients.shopify.get_order(f"gid://shopify/Order/{order_id}")
     return order.cancelled_at is not None
@@ -64,35 +56,12 @@ async def _templates(h: Harness) -> list[tuple[str, list[str]]]:
     return [(m["request"]["template_id"], m["recipients"]) for m in outbox]
 
 
-async def _pending(h: Harness, workflow_id: str) -> str:
-    status = await h.status_when(
-        workflow_id, lambda s: s.approval is not None and s.approval.status == "pending"
-    )
-    assert status.approval is not None
-    return status.approval.request_id
-
-
-async def _cancel(
-    h: Harness, order_id: str, pi: str | None, timing: ApprovalTiming = FAST, **kw: Any
-) -> WorkflowHandle[Any, OrderCancellationResult]:
-    return await request_cancellation(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent_id=pi,
-        timing=timing,
-        **kw,
-    )
-
-
 async def test_draft_and_authorisation_are_cancelled_and_voided(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
+    order_id, pi = await h.authorized_order("25.00")
     pf_id = await _printful_draft(h, order_id)
 
-    handle = await _cancel(h, order_id, pi)
+    handle = await h.request_cancellation(order_id, pi)
     assert handle.id == cancellation_workflow_id(h.tenant, order_id)
     result = await handle.result()
     assert result.state == "cancelled" and result.reason is None
@@ -136,14 +105,13 @@ async def test_draft_and_authorisation_are_cancelled_and_voided(harness: Harness
 
 async def test_captured_below_threshold_is_refunded_without_approval(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("40.00", financial_status="paid")
-    pi = await h.authorize(4000, order_id, capture=True)
+    order_id, pi = await h.captured_order("40.00")
 
-    result = await (await _cancel(h, order_id, pi)).result()
+    result = await (await h.request_cancellation(order_id, pi)).result()
     assert result.state == "cancelled" and result.payment_action == "refund"
     assert result.stripe_refund_id and result.amount_minor == 4000
     assert result.printful_order_id is None  # never reached Printful: nothing to cancel
-    assert await _refunded(h, pi) == 4000
+    assert await h.refunded(pi) == 4000
     assert await _shopify_cancelled(h, order_id)
     wf_id = cancellation_workflow_id(h.tenant, order_id)
     assert [r.tool for r in await h.receipts(wf_id)] == [
@@ -158,18 +126,17 @@ async def test_captured_above_threshold_waits_for_approval(
     harness: Harness, approvers: Approvers
 ) -> None:
     h = harness
-    order_id = await h.seed_order("80.00", financial_status="paid")
-    pi = await h.authorize(8000, order_id, capture=True)
+    order_id, pi = await h.captured_order("80.00")
     pf_id = await _printful_draft(h, order_id)
 
-    handle = await _cancel(h, order_id, pi)
-    request_id = await _pending(h, handle.id)
+    handle = await h.request_cancellation(order_id, pi)
+    request_id = await h.pending_request(handle.id)
     # A duplicate request attaches to the running workflow: one run.
-    again = await _cancel(h, order_id, pi)
+    again = await h.request_cancellation(order_id, pi)
     assert again.id == handle.id and again.result_run_id == handle.result_run_id
     # The decision comes before anything changes: nothing cancelled, nothing refunded.
     assert await _printful_status(h, pf_id) == "draft"
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     assert not await _shopify_cancelled(h, order_id)
     rows = await h.pending_rows(handle.id)
     assert [(r["status"], r["required_role"], r["amount_minor"]) for r in rows] == [
@@ -183,7 +150,7 @@ async def test_captured_above_threshold_waits_for_approval(
     result = await handle.result()
     assert result.state == "cancelled" and result.approval is not None
     assert result.approval.decided_by == "ana"
-    assert await _refunded(h, pi) == 8000
+    assert await h.refunded(pi) == 8000
     assert await _printful_status(h, pf_id) == "canceled"
     assert await _shopify_cancelled(h, order_id)
     receipts = await h.receipts(handle.id)
@@ -200,13 +167,12 @@ async def test_captured_above_threshold_waits_for_approval(
 
 async def test_printful_in_production_goes_to_the_exception_branch(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
+    order_id, pi = await h.authorized_order("25.00")
     pf_id = await _printful_draft(h, order_id)
     await h.clients.printful.confirm_order(pf_id)
     await h.sandbox.control.advance_printful(pf_id, "start")  # in production now
 
-    result = await (await _cancel(h, order_id, pi)).result()
+    result = await (await h.request_cancellation(order_id, pi)).result()
     assert result.state == "exception" and result.exception is not None
     assert result.exception.kind == "printful_in_production"
     assert result.exception.printful_order_id == pf_id
@@ -225,13 +191,12 @@ async def test_printful_in_production_goes_to_the_exception_branch(harness: Harn
 
 async def test_approval_expiry_fails_closed(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("150.00")
-    pi = await h.authorize(15000, order_id)
+    order_id, pi = await h.authorized_order("150.00")
     pf_id = await _printful_draft(h, order_id)
     timing = ApprovalTiming(
         timeout=timedelta(seconds=2), remind_before=timedelta(0), escalate_after=timedelta(0)
     )
-    handle = await _cancel(h, order_id, pi, timing)
+    handle = await h.request_cancellation(order_id, pi, timing=timing)
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     cause = failed.value.cause
@@ -251,12 +216,11 @@ async def test_approval_expiry_fails_closed(harness: Harness) -> None:
 
 async def test_failure_after_the_takeover_alerts_ops(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
+    order_id, pi = await h.authorized_order("25.00")
     pf_id = await _printful_draft(h, order_id)
     # Printful refuses the cancel for a reason that no retry fixes.
     await h.sandbox.control.fault("error", "/printful/v2/orders/*", method="DELETE", status=400)
-    handle = await _cancel(h, order_id, pi)
+    handle = await h.request_cancellation(order_id, pi)
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     cause = failed.value.cause
@@ -274,11 +238,10 @@ async def test_failure_after_the_takeover_alerts_ops(harness: Harness) -> None:
 
 async def test_denied_cancellation_moves_nothing(harness: Harness, approvers: Approvers) -> None:
     h = harness
-    order_id = await h.seed_order("150.00")
-    pi = await h.authorize(15000, order_id)
+    order_id, pi = await h.authorized_order("150.00")
     pf_id = await _printful_draft(h, order_id)
-    handle = await _cancel(h, order_id, pi)
-    await _pending(h, handle.id)
+    handle = await h.request_cancellation(order_id, pi)
+    await h.pending_request(handle.id)
     kept = await approvers.decision(h.client, handle.id, "omar", False, reason="customer kept it")
     await decide(h.client, handle.id, kept)
     result = await handle.result()
@@ -296,21 +259,12 @@ async def test_running_fulfilment_waiting_for_approval_is_stopped(
     harness: Harness, approvers: Approvers
 ) -> None:
     h = harness
-    order_id = await h.seed_order("600.00")
-    pi = await h.authorize(60000, order_id)
-    fulfil = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
-    await _pending(h, fulfil.id)  # the capture waits for fraud_reviewer/finance
+    order_id, pi = await h.authorized_order("600.00")
+    fulfil = await h.start_order(order_id, pi)
+    await h.pending_request(fulfil.id)  # the capture waits for fraud_reviewer/finance
 
-    handle = await _cancel(h, order_id, pi)
-    await _pending(h, handle.id)  # voiding 600.00 needs finance/ops_lead first
+    handle = await h.request_cancellation(order_id, pi)
+    await h.pending_request(handle.id)  # voiding 600.00 needs finance/ops_lead first
     assert (await flow_status(h.client, fulfil.id)).state == "awaiting_approval"
     await decide(h.client, handle.id, await approvers.decision(h.client, handle.id, "omar", True))
 
@@ -344,29 +298,20 @@ async def test_running_fulfilment_waiting_for_approval_is_stopped(
 
 async def test_fulfilment_in_production_wait_is_stopped_and_refunded(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
-    fulfil = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("25.00")
+    fulfil = await h.start_order(order_id, pi)
     status = await h.status_when(fulfil.id, lambda s: s.state == "in_production")
     pf_id = int(status.detail["printful_order_id"])
     assert await _printful_status(h, pf_id) == "pending"  # confirmed, not yet made
 
-    result = await (await _cancel(h, order_id, pi)).result()
+    result = await (await h.request_cancellation(order_id, pi)).result()
     stopped = await fulfil.result()
     assert stopped.state == "cancelled" and stopped.captured_minor == 2500
     assert (await flow_status(h.client, fulfil.id)).detail["cancelled_in"] == "in_production"
     assert result.state == "cancelled" and result.fulfillment_stopped
     assert result.payment_action == "refund" and result.amount_minor == 2500
     assert await _printful_status(h, pf_id) == "canceled"
-    assert await _refunded(h, pi) == 2500
+    assert await h.refunded(pi) == 2500
     assert await _shopify_cancelled(h, order_id)
     # OrderFulfill compensated nothing itself: the refund is the cancellation's, once.
     assert [r.tool for r in await h.receipts(fulfil.id)] == [
@@ -384,8 +329,7 @@ async def test_fulfilment_in_production_wait_is_stopped_and_refunded(harness: Ha
 
 async def test_started_by_the_ingress_without_context(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("30.00")
-    pi = await h.authorize(3000, order_id)
+    order_id, pi = await h.authorized_order("30.00")
     wf_id = cancellation_workflow_id(h.tenant, order_id)
     trigger = {
         "tenant_id": h.tenant,
@@ -434,8 +378,7 @@ async def test_started_by_the_ingress_without_context(harness: Harness) -> None:
 
 async def test_payment_of_another_order_is_rejected(harness: Harness) -> None:
     h = harness
-    other = await h.seed_order("20.00")
-    foreign_pi = await h.authorize(2000, other)
+    _, foreign_pi = await h.authorized_order("20.00")
     # The order names (through its Shopify transaction) a PaymentIntent of another order.
     seeded = await h.sandbox.control.seed_shopify_order(
         shop=h.clients.shop_domain,
@@ -445,7 +388,7 @@ async def test_payment_of_another_order_is_rejected(harness: Harness) -> None:
         line_items=[{"title": "Tee", "quantity": 1, "price": "20.00", "sku": "PF-4012"}],
     )
     order_id = str(seeded["legacy_id"])
-    result = await (await _cancel(h, order_id, None)).result()
+    result = await (await h.request_cancellation(order_id, None)).result()
     assert result.state == "rejected" and result.reason is not None
     assert "another order" in result.reason
     assert await _pi(h, foreign_pi) == ("requires_capture", 0)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from starters.flows import start_order
-from tests.workflows.support import FAST, SHIP_TO, Harness
+from tests.workflows.support import Harness
 from workflows.ids import printful_external_id
 from workflows.orders.models import ShipmentNotice
 
@@ -14,8 +13,7 @@ pytestmark = pytest.mark.integration
 
 async def test_5xx_and_commit_then_drop_do_nothing_twice(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("30.00")
-    pi = await h.authorize(3000, order_id)
+    order_id, pi = await h.authorized_order("30.00")
     control = h.sandbox.control
     await control.fault("error", "/stripe/v1/payment_intents/*/capture", method="POST", status=503)
     await control.fault(
@@ -25,15 +23,7 @@ async def test_5xx_and_commit_then_drop_do_nothing_twice(harness: Harness) -> No
         hang_seconds=0.2,
     )
     await control.fault("commit_then_drop", "/printful/v2/orders", method="POST", hang_seconds=0.2)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    handle = await h.start_order(order_id, pi)
     status = await h.status_when(handle.id, lambda s: s.state == "in_production", within=90)
     pf_id = int(status.detail["printful_order_id"])
     await control.advance_printful(pf_id, "ship", carrier="UPS")
@@ -60,18 +50,9 @@ async def test_5xx_and_commit_then_drop_do_nothing_twice(harness: Harness) -> No
 async def test_uncapturable_payment_fails_fast(harness: Harness) -> None:
     """A payment that cannot be captured fails the flow fast; nothing downstream runs."""
     h = harness
-    order_id = await h.seed_order("12.00")
-    pi = await h.authorize(1200, order_id)
+    order_id, pi = await h.authorized_order("12.00")
     await h.clients.stripe.cancel_payment_intent(pi, idempotency_key=f"cancel-{pi}")
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    handle = await h.start_order(order_id, pi)
     from temporalio.client import WorkflowFailureError
 
     with pytest.raises(WorkflowFailureError):

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from starters.flows import decide, flow_status, start_order
+from starters.flows import decide, flow_status
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
-from tests.workflows.support import FAST, SHIP_TO, Harness
+from tests.workflows.support import Harness
 from workflows.ids import printful_external_id
 from workflows.orders.models import ShipmentNotice
 
@@ -27,27 +27,10 @@ async def _ship(h: Harness, workflow_id: str) -> tuple[int, str]:
 
 async def test_happy_path_exactly_once(harness: Harness) -> None:
     h = harness
-    order_id = await h.seed_order("25.00")
-    pi = await h.authorize(2500, order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
     # A second trigger for the same order attaches to the running workflow.
-    again = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    again = await h.start_order(order_id, pi)
     assert again.id == handle.id and again.result_run_id == handle.result_run_id
 
     pf_id, tracking = await _ship(h, handle.id)
@@ -99,16 +82,7 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
 async def test_shipment_found_by_polling_printful(harness: Harness) -> None:
     h = harness
     order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        ship_to=SHIP_TO,
-        timing=FAST,
-        shipment_wait=timedelta(seconds=1),
-        shipment_polls=20,
-    )
+    handle = await h.start_order(order_id, shipment_wait=timedelta(seconds=1), shipment_polls=20)
     _, tracking = await _ship(h, handle.id)
     result = await handle.result()
     assert result.state == "completed" and result.tracking_number == tracking
@@ -121,17 +95,8 @@ async def test_large_order_waits_for_approval_then_captures(
     harness: Harness, approvers: Approvers
 ) -> None:
     h = harness
-    order_id = await h.seed_order("600.00")
-    pi = await h.authorize(60000, order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order("600.00")
+    handle = await h.start_order(order_id, pi)
     status = await h.status_when(handle.id, lambda s: s.approval is not None)
     assert status.state == "awaiting_approval" and status.approval is not None
     assert set(status.approval.roles) == {"fraud_reviewer", "finance"}
@@ -163,15 +128,7 @@ async def test_order_whose_row_another_flow_wrote_first_continues_it(harness: Ha
             (h.tenant, order_id),
         )
     pi = await h.authorize(2500, order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    handle = await h.start_order(order_id, pi)
     _, tracking = await _ship(h, handle.id)
     await handle.signal(
         "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from starters.flows import decide, request_refund
+from starters.flows import decide
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import FAST, Harness
@@ -22,43 +21,11 @@ from workflows.payments.models import RefundResult
 pytestmark = pytest.mark.integration
 
 
-async def _captured_order(h: Harness, price: str = "100.00") -> tuple[str, str]:
-    order_id = await h.seed_order(price, financial_status="paid")
-    pi = await h.authorize(int(price.replace(".", "")), order_id, capture=True)
-    return order_id, pi
-
-
 async def _refund(
     h: Harness, amount: int, timing: ApprovalTiming = FAST, currency: str = "USD"
 ) -> tuple[WorkflowHandle[Any, RefundResult], str]:
-    order_id, pi = await _captured_order(h)
-    handle = await request_refund(
-        h.client,
-        h.config,
-        order_id=order_id,
-        payment_intent_id=pi,
-        amount_minor=amount,
-        currency=currency,
-        task_queue=h.task_queue,
-        refund_request_id=f"rr-{uuid.uuid4().hex}",
-        timing=timing,
-    )
-    return handle, pi
-
-
-async def _refunded(h: Harness, pi: str) -> int:
-    intent = await h.clients.stripe.retrieve_payment_intent(pi)
-    assert intent.latest_charge is not None
-    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
-    return int(charge.amount_refunded)
-
-
-async def _pending(h: Harness, handle: WorkflowHandle[Any, RefundResult]) -> str:
-    status = await h.status_when(
-        handle.id, lambda s: s.approval is not None and s.approval.status == "pending"
-    )
-    assert status.approval is not None
-    return status.approval.request_id
+    order_id, pi = await h.captured_order()
+    return await h.request_refund(order_id, pi, amount, currency=currency, timing=timing), pi
 
 
 async def _accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:
@@ -75,7 +42,7 @@ async def test_below_threshold_refunds_without_approval(harness: Harness) -> Non
     handle, pi = await _refund(h, 2000)
     result = await handle.result()
     assert result.state == "refunded" and result.approval is None
-    assert await _refunded(h, pi) == 2000
+    assert await h.refunded(pi) == 2000
     tools = [r.tool for r in await h.receipts(handle.id)]
     assert tools == ["stripe.create_refund", "shopify.refund_create", "sendgrid.send_email"]
     assert await h.hitl_rows(handle.id) == []
@@ -84,8 +51,8 @@ async def test_below_threshold_refunds_without_approval(harness: Harness) -> Non
 async def test_above_threshold_approved(harness: Harness, approvers: Approvers) -> None:
     h = harness
     handle, pi = await _refund(h, 6000)
-    request_id = await _pending(h, handle)
-    assert await _refunded(h, pi) == 0  # nothing moves before the decision
+    request_id = await h.pending_request(handle.id)
+    assert await h.refunded(pi) == 0  # nothing moves before the decision
     rows = await h.pending_rows(handle.id)
     assert [(r["status"], r["required_role"]) for r in rows] == [("pending", "finance")]
     decision = await approvers.decision(h.client, handle.id, "ana", True, reason="ok")
@@ -96,7 +63,7 @@ async def test_above_threshold_approved(harness: Harness, approvers: Approvers) 
     assert again == result
     done = await handle.result()
     assert done.state == "refunded" and done.approval is not None
-    assert await _refunded(h, pi) == 6000
+    assert await h.refunded(pi) == 6000
     receipts = await h.receipts(handle.id)
     assert [r.tool for r in receipts] == [
         "stripe.create_refund",
@@ -122,7 +89,7 @@ async def test_above_threshold_approved(harness: Harness, approvers: Approvers) 
 async def test_above_threshold_denied(harness: Harness, approvers: Approvers) -> None:
     h = harness
     handle, pi = await _refund(h, 7500)
-    await _pending(h, handle)
+    await h.pending_request(handle.id)
     result = await decide(
         h.client,
         handle.id,
@@ -131,7 +98,7 @@ async def test_above_threshold_denied(harness: Harness, approvers: Approvers) ->
     assert result.status == "denied"
     done = await handle.result()
     assert done.state == "denied" and done.reason == "abuse"
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     assert [r.tool for r in await h.receipts(handle.id)] == []
     rows = await h.hitl_rows(handle.id)
     assert [(r["status"], r["decided_by"]) for r in rows] == [("denied", "ana")]
@@ -151,7 +118,7 @@ async def test_expiry_fails_closed_with_reminder_and_escalation(
         await handle.result()
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "APPROVAL_EXPIRED"
-    assert await _refunded(h, pi) == 0  # fail closed: no money moved
+    assert await h.refunded(pi) == 0  # fail closed: no money moved
     tools = [r.tool for r in await h.receipts(handle.id)]
     assert "stripe.create_refund" not in tools and "shopify.refund_create" not in tools
     rows = await h.hitl_rows(handle.id)
@@ -187,7 +154,7 @@ async def test_validator_rejects_before_history(
 ) -> None:
     h = harness
     handle, pi = await _refund(h, 5000)
-    await _pending(h, handle)
+    await h.pending_request(handle.id)
     await approvers.register("mallory")  # a key, but mallory is not on the roster
     signed = await approvers.decision(h.client, handle.id, decision["approver"], True)
     fields = {k: v for k, v in decision.items() if k not in ("approver", "approve")}
@@ -195,7 +162,7 @@ async def test_validator_rejects_before_history(
         await decide(h.client, handle.id, signed.model_copy(update=fields))
     assert why in str(rejected.value.cause)
     assert await _accepted_updates(handle) == 0  # nothing was written
-    assert await _refunded(h, pi) == 0
+    assert await h.refunded(pi) == 0
     await decide(h.client, handle.id, await approvers.decision(h.client, handle.id, "ana", True))
     assert (await handle.result()).state == "refunded"
 
@@ -205,7 +172,7 @@ async def test_approve_and_deny_race_gives_one_outcome(
 ) -> None:
     h = harness
     handle, pi = await _refund(h, 8000)
-    await _pending(h, handle)
+    await h.pending_request(handle.id)
     yes = await approvers.decision(h.client, handle.id, "ana", True)
     no = await approvers.decision(h.client, handle.id, "ana", False)
     outcomes = await asyncio.gather(
@@ -220,7 +187,7 @@ async def test_approve_and_deny_race_gives_one_outcome(
     done = await handle.result()
     expected = {"approved": "refunded", "denied": "denied"}[won[0].status]
     assert done.state == expected
-    assert await _refunded(h, pi) == (8000 if expected == "refunded" else 0)
+    assert await h.refunded(pi) == (8000 if expected == "refunded" else 0)
     rows = await h.hitl_rows(handle.id)
     assert [r["status"] for r in rows] == [won[0].status]
 
@@ -228,7 +195,7 @@ async def test_approve_and_deny_race_gives_one_outcome(
 async def test_signal_form_and_invalid_request(harness: Harness, approvers: Approvers) -> None:
     h = harness
     handle, _ = await _refund(h, 6000)
-    await _pending(h, handle)
+    await h.pending_request(handle.id)
     # Fire-and-forget: an invalid signal is dropped, a valid one decides.
     wrong_role = await approvers.decision(h.client, handle.id, "omar", True)
     await handle.signal("decide_signal", wrong_role)
@@ -242,4 +209,4 @@ async def test_signal_form_and_invalid_request(harness: Harness, approvers: Appr
     assert (await over.result()).state == "rejected"
     other, _ = await _refund(h, 1000, currency="EUR")
     assert (await other.result()).state == "rejected"
-    assert await _refunded(h, pi2) == 0
+    assert await h.refunded(pi2) == 0

@@ -17,38 +17,19 @@ from temporalio.testing import ActivityEnvironment
 from activities.stripe_activities import StripeActivities
 from autobiz.ledger.executor import SideEffectRunner
 from autobiz.ledger.idempotency_store import utc_now
-from kernel.contracts import CallContext, SideEffect
-from kernel.idempotency import keys_for, request_hash
+from kernel import tools
 from kernel.tools.stripe import CreateRefundInput
 from sandbox.server import ServerThread
 from sandbox.state import SandboxState
-from starters.flows import request_refund
-from tests.workflows.support import FAST, Harness
+from tests.support.calls import call_context
+from tests.workflows.support import Harness
 from workflows.payments.models import RefundResult
 
 pytestmark = pytest.mark.integration
 
 
-async def _captured(h: Harness, price: str = "100.00") -> tuple[str, str]:
-    order_id = await h.seed_order(price, financial_status="paid")
-    pi = await h.authorize(int(price.replace(".", "")), order_id, capture=True)
-    return order_id, pi
-
-
-async def _refund(
-    h: Harness, order_id: str, pi: str, amount: int, currency: str = "USD"
-) -> tuple[str, RefundResult]:
-    handle = await request_refund(
-        h.client,
-        h.config,
-        order_id=order_id,
-        payment_intent_id=pi,
-        amount_minor=amount,
-        currency=currency,
-        task_queue=h.task_queue,
-        refund_request_id=f"rr-{uuid.uuid4().hex}",
-        timing=FAST,
-    )
+async def _refund(h: Harness, order_id: str, pi: str, amount: int) -> tuple[str, RefundResult]:
+    handle = await h.request_refund(order_id, pi, amount)
     return handle.id, await handle.result()
 
 
@@ -89,8 +70,8 @@ async def test_another_orders_payment_is_refused(
 ) -> None:
     """The finding: money left order B's payment while Shopify and the email said A."""
     h = harness
-    order_a, pi_a = await _captured(h)
-    order_b, pi_b = await _captured(h)
+    order_a, pi_a = await h.captured_order()
+    order_b, pi_b = await h.captured_order()
     wid, result = await _refund(h, order_a, pi_b, 2000)
     await _assert_refused(h, wid, result, "PAYMENT_NOT_FOR_ORDER")
     assert f"{h.tenant}:{order_b}" in (result.reason or "")
@@ -122,8 +103,7 @@ async def test_above_captured_minus_refunded_is_refused(harness: Harness) -> Non
     full capture already refunded outside AutoBiz (the dashboard). Below the approval
     threshold, so nothing is asked of anyone."""
     h = harness
-    order_id = await h.seed_order("100.00")
-    pi = await h.authorize(10000, order_id)
+    order_id, pi = await h.authorized_order("100.00")
     await h.clients.stripe.capture_payment_intent(
         pi, idempotency_key=f"test-{uuid.uuid4()}", amount_to_capture=3000
     )
@@ -132,7 +112,7 @@ async def test_above_captured_minus_refunded_is_refused(harness: Harness) -> Non
     assert "refundable" in (result.reason or "") and "30.00 USD" in (result.reason or "")
     assert await _stripe_refunds(h, pi) == []
 
-    order2, pi2 = await _captured(h)
+    order2, pi2 = await h.captured_order()
     await h.clients.stripe.create_refund(
         payment_intent_id=pi2, idempotency_key=f"test-{uuid.uuid4()}", amount=7000
     )
@@ -151,18 +131,10 @@ async def test_payment_in_another_currency_is_refused(harness: Harness) -> None:
     """The Shopify order is in USD, its payment in EUR: a USD refund must not move EUR."""
     h = harness
     order_id = await h.seed_order("100.00", financial_status="paid")
-    pi = await h.clients.stripe.create_payment_intent(
-        amount=10000,
-        currency="eur",
-        order_key=f"{h.tenant}:{order_id}",
-        idempotency_key=f"test-{uuid.uuid4()}",
-        payment_method="pm_card_visa",
-        confirm=True,
-        capture_method="automatic",
-    )
-    wid, result = await _refund(h, order_id, pi.id, 2000)
+    pi = await h.authorize(10000, order_id, capture=True, currency="eur")
+    wid, result = await _refund(h, order_id, pi, 2000)
     await _assert_refused(h, wid, result, "CURRENCY_MISMATCH")
-    assert await _stripe_refunds(h, pi.id) == []
+    assert await _stripe_refunds(h, pi) == []
 
 
 async def test_unknown_payment_intent_is_refused(harness: Harness) -> None:
@@ -178,7 +150,7 @@ async def test_refund_after_both_windows_is_found_not_repeated(
     """Run a refund; then our idempotency window (24 h) passes and Stripe forgets the
     key (its own 24 h): the same call again must find the refund, not make another."""
     h = harness
-    order_id, pi = await _captured(h)
+    order_id, pi = await h.captured_order()
     wid, result = await _refund(h, order_id, pi, 2000)
     assert result.state == "refunded"
     [receipt] = [r for r in await h.receipts(wid) if r.tool == "stripe.create_refund"]
@@ -192,30 +164,17 @@ async def test_refund_after_both_windows_is_found_not_repeated(
         amount_minor=2000,
         currency="USD",
     )
-    data = input.model_dump(mode="json")
-    keys = keys_for(
-        tenant=h.tenant,
+    ctx = call_context(
+        h.tenant,
+        tools.stripe.CREATE_REFUND,
+        input,
         workflow_id=wid,
         step="stripe_refund",
-        tool="stripe.create_refund@1",
-        input=data,
-    )
-    assert (keys.internal, keys.external) == (receipt.internal_key, receipt.external_key)
-    ctx = CallContext(
-        tenant_id=h.tenant,
-        workflow_id=wid,
-        run_id=description.run_id,
         workflow_type="refund",
         principal="cli:operator",
-        step="stripe_refund",
-        tool="stripe.create_refund",
-        version="1",
-        side_effect=SideEffect.FINANCIAL,
-        provider="stripe",
-        internal_key=keys.internal,
-        external_key=keys.external,
-        request_hash=request_hash("stripe.create_refund@1", data),
+        run_id=description.run_id,
     )
+    assert (ctx.internal_key, ctx.external_key) == (receipt.internal_key, receipt.external_key)
 
     _state(sandbox_server).stripe.idempotency.reset()  # Stripe's 24 h: the key is forgotten
     activities = StripeActivities(h.tenant_clients, h.db)

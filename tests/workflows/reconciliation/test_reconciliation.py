@@ -20,16 +20,15 @@ from typer.testing import CliRunner
 
 from activities.reconciliation_activities import fetch_drift_rows
 from autobiz.cli.main import app
-from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore
 from autobiz.settings import get_settings
-from kernel.contracts import SideEffect
-from starters.flows import decide, start_order
+from starters.flows import decide
 from starters.reconciliation import ensure_schedule, start_reconciliation
 from tests.conftest import new_tenant
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
+from tests.support.ledger import record_capture
 from tests.support.postgres import ProvisionedDatabase
-from tests.workflows.support import DEMO_CONFIG, FAST, SHIP_TO, Harness, eventually
+from tests.workflows.support import DEMO_CONFIG, FAST, Harness, eventually
 from workflows.common.models import ApprovalTiming
 from workflows.ids import reconcile_schedule_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
@@ -51,17 +50,8 @@ SHORT = ApprovalTiming(
 
 async def _in_production(h: Harness, price: str = "25.00") -> tuple[str, str, str, int]:
     """An OrderFulfill run waiting for its shipment: (order id, PI, workflow id, Printful id)."""
-    order_id = await h.seed_order(price)
-    pi = await h.authorize(int(price.replace(".", "")), order_id)
-    handle = await start_order(
-        h.client,
-        h.config,
-        order_id=order_id,
-        task_queue=h.task_queue,
-        payment_intent=pi,
-        ship_to=SHIP_TO,
-        timing=FAST,
-    )
+    order_id, pi = await h.authorized_order(price)
+    handle = await h.start_order(order_id, pi)
     status = await h.status_when(handle.id, lambda s: s.state == "in_production")
     return order_id, pi, handle.id, int(status.detail["printful_order_id"])
 
@@ -96,14 +86,6 @@ async def _reconcile(h: Harness, timing: ApprovalTiming = FAST) -> Reconciliatio
     return await handle.result()
 
 
-async def _pending(h: Harness, workflow_id: str) -> str:
-    status = await h.status_when(
-        workflow_id, lambda s: s.approval is not None and s.approval.status == "pending"
-    )
-    assert status.approval is not None
-    return status.approval.request_id
-
-
 async def _repair_result(h: Harness, workflow_id: str) -> DriftRepairResult:
     handle = h.client.get_workflow_handle(workflow_id, result_type=DriftRepairResult)
     result: DriftRepairResult = await handle.result()
@@ -118,38 +100,6 @@ async def _row(h: Harness, drift_id: int) -> DriftRow:
     rows = [r for r in await fetch_drift_rows(h.db, h.tenant) if r.drift_id == drift_id]
     assert len(rows) == 1
     return rows[0]
-
-
-async def _stripe_refunded(h: Harness, pi: str) -> int:
-    intent = await h.clients.stripe.retrieve_payment_intent(pi)
-    assert intent.latest_charge is not None
-    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
-    return int(charge.amount_refunded)
-
-
-async def _capture_receipt(h: Harness, pi: str, order_id: str, amount_minor: int) -> None:
-    """What a capture by AutoBiz leaves behind: its receipt (the record we reconcile)."""
-    key = uuid.uuid4().hex
-    await ReceiptStore(h.db).record(
-        ReceiptDraft(
-            tenant_id=h.tenant,
-            workflow_id=f"order:{h.tenant}:{order_id}",
-            run_id="r1",
-            activity_id="1",
-            tool="stripe.capture_payment",
-            tool_version="1",
-            side_effect=SideEffect.FINANCIAL,
-            internal_key=key,
-            external_key=f"autobiz:{key}",
-            request_hash=key,
-            provider="stripe",
-            provider_object_id=pi,
-            status="succeeded",
-            amount_minor=amount_minor,
-            currency="USD",
-            details={"order_id": order_id},
-        )
-    )
 
 
 # -- the specified scenario -----------------------------------------------------------
@@ -203,7 +153,7 @@ async def test_outside_refund_and_printful_cancel_are_found_and_handled(
 
     # Financial: nothing moved until finance approves; then it is recorded in Shopify.
     repair_id = result.repairs[str(refund.drift_id)]
-    await _pending(h, repair_id)
+    await h.pending_request(repair_id)
     hitl = await h.hitl_rows(repair_id)
     assert [(r["status"], r["required_role"], r["amount_minor"]) for r in hitl] == [
         ("pending", "finance", 1000)
@@ -218,7 +168,7 @@ async def test_outside_refund_and_printful_cancel_are_found_and_handled(
     assert (done.status, done.action) == ("repaired", "recorded_in_shopify")
     assert done.shopify_refund_id is not None
     assert (await h.clients.shopify.get_order(gid)).refunded.amount == Decimal("10.00")
-    assert await _stripe_refunded(h, refunded_pi) == 1000  # no second refund in Stripe
+    assert await h.refunded(refunded_pi) == 1000  # no second refund in Stripe
     assert [r.tool for r in await h.receipts(repair_id)] == ["shopify.refund_create"]
     row = await _row(h, refund.drift_id)
     assert (row.status, row.action) == ("repaired", "recorded_in_shopify")
@@ -253,7 +203,7 @@ async def test_deny_dismisses_and_expiry_fails_closed(
     (row,) = result.drifts
     assert row.entity_ref == first
     repair_id = result.repairs[str(row.drift_id)]
-    await _pending(h, repair_id)
+    await h.pending_request(repair_id)
     deny = await approvers.decision(h.client, repair_id, "ana", False, reason="on purpose")
     await decide(h.client, repair_id, deny)
     denied = await _repair_result(h, repair_id)
@@ -279,7 +229,7 @@ async def test_deny_dismisses_and_expiry_fails_closed(
     # Fail closed: nothing was written anywhere.
     gid = f"gid://shopify/Order/{order_id}"
     assert (await h.clients.shopify.get_order(gid)).refunded.amount == Decimal("0")
-    assert await _stripe_refunded(h, pi) == 500
+    assert await h.refunded(pi) == 500
     for repair in (repair_id, *result.repairs.values()):
         assert [r.tool for r in await h.receipts(repair) if r.tool != "sendgrid.send_email"] == []
 
@@ -293,11 +243,11 @@ async def test_capture_drift_is_acknowledged_or_dismissed(
     acknowledged like them."""
     h = harness
     mismatched = await h.authorize(3000, "7001", capture=True)
-    await _capture_receipt(h, mismatched, "7001", 2500)
+    await record_capture(h.db, h.tenant, "7001", mismatched, 2500)
     uncaptured = await h.authorize(4000, "7002")
-    await _capture_receipt(h, uncaptured, "7002", 4000)
+    await record_capture(h.db, h.tenant, "7002", uncaptured, 4000)
     unknown = await h.authorize(1500, "7003", capture=True)
-    await _capture_receipt(h, unknown, "7003", 1500)
+    await record_capture(h.db, h.tenant, "7003", unknown, 1500)
     await _refund_outside(h, unknown, 500)
 
     result = await _reconcile(h)
@@ -312,7 +262,7 @@ async def test_capture_drift_is_acknowledged_or_dismissed(
     assert rows["refund_outside"].order_id is None  # no projection row for 7003
 
     orphan_id = result.repairs[str(rows["refund_outside"].drift_id)]
-    await _pending(h, orphan_id)
+    await h.pending_request(orphan_id)
     assert [r["action"] for r in await h.hitl_rows(orphan_id)] == ["acknowledge_refund_outside"]
     await decide(h.client, orphan_id, await approvers.decision(h.client, orphan_id, "ana", True))
     orphan = await _repair_result(h, orphan_id)
@@ -326,8 +276,8 @@ async def test_capture_drift_is_acknowledged_or_dismissed(
         result.repairs[str(mismatch.drift_id)],
         result.repairs[str(missing.drift_id)],
     )
-    await _pending(h, ack_id)
-    await _pending(h, dismiss_id)
+    await h.pending_request(ack_id)
+    await h.pending_request(dismiss_id)
     hitl = await h.hitl_rows(ack_id)
     assert [(r["action"], r["amount_minor"]) for r in hitl] == [
         ("acknowledge_amount_mismatch", 500)
@@ -432,9 +382,8 @@ async def test_cli_runs_lists_and_schedules(
         DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")
     )
     env = _cli_env(h, temporal_env, pg_database, tmp_path)
-    order_id = await h.seed_order("20.00", financial_status="paid")
-    pi = await h.authorize(2000, order_id, capture=True)
-    await _capture_receipt(h, pi, order_id, 2000)
+    order_id, pi = await h.captured_order("20.00")
+    await record_capture(h.db, h.tenant, order_id, pi, 2000)
     refund_id = await _refund_outside(h, pi, 700)
 
     ran = json.loads(await _cli(env, "reconcile", "run", "--tenant", h.tenant, "--json"))
@@ -442,7 +391,7 @@ async def test_cli_runs_lists_and_schedules(
         ("refund_outside", refund_id, "pending_approval")
     ]
     repair_id = next(iter(ran["repairs"].values()))
-    await _pending(h, repair_id)
+    await h.pending_request(repair_id)
     human = await _cli(env, "reconcile", "list", "--tenant", h.tenant)
     assert "refund_outside" in human and refund_id in human and "7.00 USD" in human
     listed = json.loads(await _cli(env, "reconcile", "list", "--json"))
