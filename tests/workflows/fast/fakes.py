@@ -93,6 +93,39 @@ def refusal(kind: str, message: str = "refused by the fake") -> ApplicationError
     return ApplicationError(message, {"code": kind}, type=kind, non_retryable=True)
 
 
+def shop_order(
+    order_id: str, *, total_minor: int, financial_status: str, **details: Any
+) -> GetOrderOutput:
+    """A USD Shopify order as ``shopify.get_order`` answers, paid by ``pi_<order_id>``;
+    ``details``: the other fields (shipping address, line items ...)."""
+    return GetOrderOutput(
+        order_id=order_id,
+        order_name=f"#{order_id}",
+        financial_status=financial_status,
+        total_minor=total_minor,
+        currency="USD",
+        payment_intent_id=f"pi_{order_id}",
+        customer_email="ada@example.com",
+        **details,
+    )
+
+
+def payment_intent(
+    pi: str, status: str, *, order_key: str | None = None, decline: str | None = None
+) -> GetPaymentIntentOutput:
+    """A $25 PaymentIntent as ``stripe.get_payment_intent`` answers in ``status``."""
+    return GetPaymentIntentOutput(
+        id=pi,
+        status=status,
+        amount_minor=2500,
+        currency="USD",
+        amount_received_minor=2500 if status == "succeeded" else 0,
+        amount_capturable_minor=2500 if status == "requires_capture" else 0,
+        decline_code=decline,
+        order_key=order_key,
+    )
+
+
 @dataclass
 class Fakes:
     """The providers' and the database's state, as one test sets it up."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 
 from kernel.tools.printful import GetPrintfulOrderOutput
-from kernel.tools.shopify import GetOrderOutput
-from kernel.tools.stripe import GetPaymentIntentOutput
 from starters.flows import request_cancellation
 from tests.workflows.fast.conftest import TIMING, Fast
+from tests.workflows.fast.fakes import payment_intent, shop_order
 from workflows.ids import RECONCILIATION, printful_external_id
 from workflows.reconciliation.models import (
     OrderView,
@@ -25,26 +24,10 @@ REFUND, CANCEL = "stripe.create_refund@1", "shopify.cancel_order@1"
 
 def _setup(fast: Fast, order_id: str, status: str, *, printful: str | None = None) -> str:
     pi = f"pi_{order_id}"
-    fast.fakes.orders[order_id] = GetOrderOutput(
-        order_id=order_id,
-        order_name=f"#{order_id}",
-        financial_status="AUTHORIZED",
-        total_minor=2500,
-        currency="USD",
-        payment_intent_id=pi,
-        customer_email="ada@example.com",
+    fast.fakes.orders[order_id] = shop_order(
+        order_id, total_minor=2500, financial_status="AUTHORIZED"
     )
-    fast.fakes.intents[pi] = [
-        GetPaymentIntentOutput(
-            id=pi,
-            status=status,
-            amount_minor=2500,
-            currency="USD",
-            amount_received_minor=2500 if status == "succeeded" else 0,
-            amount_capturable_minor=2500 if status == "requires_capture" else 0,
-            order_key=f"{fast.tenant}:{order_id}",
-        )
-    ]
+    fast.fakes.intents[pi] = [payment_intent(pi, status, order_key=f"{fast.tenant}:{order_id}")]
     if printful is not None:
         external = printful_external_id(fast.tenant, order_id)
         fast.fakes.printful[external] = GetPrintfulOrderOutput(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kernel.codes import ErrorCode
-from kernel.tools.shopify import GetOrderOutput
-from kernel.tools.stripe import GetPaymentIntentOutput
+from kernel.refunds import PAYMENT_NOT_FOR_ORDER
 from starters.flows import request_refund, start_payment_failure
 from tests.workflows.fast.conftest import TIMING, Fast
-from tests.workflows.fast.fakes import refusal
+from tests.workflows.fast.fakes import payment_intent, refusal, shop_order
 
 GET, EMAIL = "shopify.get_order@1", "sendgrid.send_email@1"
 STRIPE_REFUND, SHOPIFY_REFUND = "stripe.create_refund@1", "shopify.refund_create@1"
@@ -24,14 +22,8 @@ DUNNING = [timedelta(seconds=60)] * 3
 
 
 def _order(fast: Fast, order_id: str, total_minor: int = 10000) -> str:
-    fast.fakes.orders[order_id] = GetOrderOutput(
-        order_id=order_id,
-        order_name=f"#{order_id}",
-        financial_status="PAID",
-        total_minor=total_minor,
-        currency="USD",
-        payment_intent_id=f"pi_{order_id}",
-        customer_email="ada@example.com",
+    fast.fakes.orders[order_id] = shop_order(
+        order_id, total_minor=total_minor, financial_status="PAID"
     )
     return order_id
 
@@ -84,12 +76,10 @@ async def test_refund_denied_moves_no_money(fast: Fast) -> None:
 
 async def test_refund_refused_by_provider_truth_ends_rejected(fast: Fast) -> None:
     order_id = _order(fast, "2004")
-    fast.fakes.fail[STRIPE_REFUND] = refusal(
-        ErrorCode.PAYMENT_NOT_FOR_ORDER, "the intent is another order's"
-    )
+    fast.fakes.fail[STRIPE_REFUND] = refusal(PAYMENT_NOT_FOR_ORDER, "the intent is another order's")
     result = await (await _refund(fast, order_id, 2000)).result()
     assert result.state == "rejected"
-    assert result.reason is not None and result.reason.startswith(ErrorCode.PAYMENT_NOT_FOR_ORDER)
+    assert result.reason is not None and result.reason.startswith(PAYMENT_NOT_FOR_ORDER)
     assert fast.fakes.names() == [GET, STRIPE_REFUND]  # no Shopify refund, no email
 
 
@@ -98,20 +88,6 @@ async def test_refund_above_order_total_is_rejected_before_asking(fast: Fast) ->
     result = await (await _refund(fast, order_id, 2000)).result()
     assert result.state == "rejected"
     assert fast.fakes.names() == [GET] and fast.fakes.opened == []
-
-
-def _intent(pi: str, status: str, *, decline: str | None = None) -> GetPaymentIntentOutput:
-    paid = status == "succeeded"
-    return GetPaymentIntentOutput(
-        id=pi,
-        status=status,
-        amount_minor=2500,
-        amount_received_minor=2500 if paid else 0,
-        amount_capturable_minor=0,
-        currency="USD",
-        decline_code=decline,
-        order_key=None,
-    )
 
 
 async def _payment_failure(fast: Fast, order_id: str, dunning: list[timedelta] = DUNNING):
@@ -129,7 +105,7 @@ async def _payment_failure(fast: Fast, order_id: str, dunning: list[timedelta] =
 async def test_hard_decline_voids_and_cancels_without_dunning(fast: Fast) -> None:
     order_id = _order(fast, "3001", total_minor=2500)
     pi = f"pi_{order_id}"
-    fast.fakes.intents[pi] = [_intent(pi, "requires_payment_method", decline="stolen_card")]
+    fast.fakes.intents[pi] = [payment_intent(pi, "requires_payment_method", decline="stolen_card")]
     result = await (await _payment_failure(fast, order_id)).result()
     assert result.state == "cancelled" and result.decline_class == "hard"
     assert fast.fakes.names() == [READ, GET, VOID, CANCEL, EMAIL]
@@ -144,8 +120,8 @@ async def test_hard_decline_voids_and_cancels_without_dunning(fast: Fast) -> Non
 async def test_soft_decline_duns_then_recovers_when_paid(fast: Fast) -> None:
     order_id = _order(fast, "3002", total_minor=2500)
     pi = f"pi_{order_id}"
-    unpaid = _intent(pi, "requires_payment_method", decline="insufficient_funds")
-    fast.fakes.intents[pi] = [unpaid, _intent(pi, "succeeded")]
+    unpaid = payment_intent(pi, "requires_payment_method", decline="insufficient_funds")
+    fast.fakes.intents[pi] = [unpaid, payment_intent(pi, "succeeded")]
     handle = await _payment_failure(fast, order_id)
     await fast.fakes.called(EMAIL)  # the "pay again" notice: now it waits
     assert VOID not in fast.fakes.names()
@@ -163,7 +139,9 @@ async def test_soft_decline_duns_then_recovers_when_paid(fast: Fast) -> None:
 async def test_soft_decline_exhausted_voids_and_cancels(fast: Fast) -> None:
     order_id = _order(fast, "3003", total_minor=2500)
     pi = f"pi_{order_id}"
-    fast.fakes.intents[pi] = [_intent(pi, "requires_payment_method", decline="card_declined")]
+    fast.fakes.intents[pi] = [
+        payment_intent(pi, "requires_payment_method", decline="card_declined")
+    ]
     result = await (await _payment_failure(fast, order_id, [timedelta(milliseconds=1)])).result()
     assert result.state == "cancelled" and result.decline_class == "soft"
     assert fast.fakes.names() == [READ, GET, EMAIL, READ, VOID, CANCEL, EMAIL]

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
-from kernel.tools.shopify import GetOrderOutput, LineItem, ShippingAddress
+from kernel.tools.shopify import LineItem, ShippingAddress
 from starters.flows import start_order
 from tests.workflows.fast.conftest import TIMING, Fast
-from tests.workflows.fast.fakes import refusal
+from tests.workflows.fast.fakes import refusal, shop_order
 from workflows.orders.models import ShipmentNotice
 
 GET, RISK = "shopify.get_order@1", "risk.assess@1"
@@ -22,14 +22,10 @@ FULFILL, EMAIL = "shopify.create_fulfillment@1", "sendgrid.send_email@1"
 
 
 def _order(fast: Fast, order_id: str, total_minor: int = 2500) -> str:
-    fast.fakes.orders[order_id] = GetOrderOutput(
-        order_id=order_id,
-        order_name=f"#{order_id}",
-        financial_status="AUTHORIZED",
+    fast.fakes.orders[order_id] = shop_order(
+        order_id,
         total_minor=total_minor,
-        currency="USD",
-        payment_intent_id=f"pi_{order_id}",
-        customer_email="ada@example.com",
+        financial_status="AUTHORIZED",
         shipping_address=ShippingAddress(
             name="Ada", address1="1 Way", city="London", zip="N1", country_code="GB"
         ),
@@ -48,6 +44,13 @@ async def _start(fast: Fast, order_id: str):
         shipment_wait=timedelta(seconds=60),
         shipment_polls=0,
     )
+
+
+async def _fails(fast: Fast, order_id: str) -> None:
+    """Start the flow for ``order_id`` and see it fail."""
+    handle = await _start(fast, order_id)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
 
 
 async def _ship(fast: Fast, handle: WorkflowHandle[Any, Any]) -> None:
@@ -103,9 +106,7 @@ async def test_high_risk_approved_captures(fast: Fast) -> None:
 async def test_capture_failure_compensates_nothing(fast: Fast) -> None:
     order_id = _order(fast, "1004")
     fast.fakes.fail[CAPTURE] = refusal("PAYMENT_DECLINED", "card declined")
-    handle = await _start(fast, order_id)
-    with pytest.raises(WorkflowFailureError):
-        await handle.result()
+    await _fails(fast, order_id)
     assert fast.fakes.names() == [GET, RISK, CAPTURE]  # no refund, no Printful
     assert fast.fakes.states[order_id][-1] == "failed"
 
@@ -113,9 +114,7 @@ async def test_capture_failure_compensates_nothing(fast: Fast) -> None:
 async def test_printful_failure_after_capture_refunds_the_capture(fast: Fast) -> None:
     order_id = _order(fast, "1005")
     fast.fakes.fail[PF_CREATE] = refusal("PROVIDER_REJECTED", "bad recipient")
-    handle = await _start(fast, order_id)
-    with pytest.raises(WorkflowFailureError):
-        await handle.result()
+    await _fails(fast, order_id)
     assert fast.fakes.names() == [GET, RISK, CAPTURE, PF_CREATE, REFUND]  # no draft to cancel
     (refund,) = fast.fakes.inputs(REFUND)
     assert (refund.payment_intent_id, refund.amount_minor) == ("pi_1005", 2500)
@@ -126,15 +125,11 @@ async def test_printful_failure_after_capture_refunds_the_capture(fast: Fast) ->
 async def test_printful_confirm_failure_cancels_the_draft_and_refunds(fast: Fast) -> None:
     order_id = _order(fast, "1006")
     fast.fakes.fail[PF_CONFIRM] = refusal("PROVIDER_REJECTED", "out of stock")
-    handle = await _start(fast, order_id)
-    with pytest.raises(WorkflowFailureError):
-        await handle.result()
+    await _fails(fast, order_id)
     # Undone in reverse: the draft first, then the capture.
     assert fast.fakes.names() == [GET, RISK, CAPTURE, PF_CREATE, PF_CONFIRM, PF_CANCEL, REFUND]
 
 
 async def test_unknown_order_fails_before_anything(fast: Fast) -> None:
-    handle = await _start(fast, "9999")
-    with pytest.raises(WorkflowFailureError):
-        await handle.result()
+    await _fails(fast, "9999")
     assert fast.fakes.names() == [GET]
