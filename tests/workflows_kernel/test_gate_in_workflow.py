@@ -172,36 +172,39 @@ async def test_bound_max_tool_calls(kclient: Client, task_queue: str) -> None:
     assert last_refusal(summary).detail["limit"] == "1"
 
 
-async def test_bound_max_wall_time(kclient: Client, task_queue: str) -> None:
+@pytest.mark.parametrize(
+    ("bounds", "call", "reason"),
+    [
+        pytest.param(
+            {"max_wall_time": timedelta(seconds=1)},
+            read("a", sleep_s=1.5),
+            "max_wall_time",
+            id="max_wall_time",
+        ),
+        pytest.param(
+            {"max_tokens": 100},
+            Call(tool="test.llm", input={"prompt": "hi", "max_tokens": 500}, step="draft"),
+            "max_tokens",
+            id="max_tokens",
+        ),
+        pytest.param(
+            {"max_cost_usd": Decimal("0.0005")},
+            Call(tool="test.paid", input={"key": "a"}, step="p"),
+            "max_cost",
+            id="max_cost",
+        ),
+    ],
+)
+async def test_bound_stops_the_one_call_before_it_runs(
+    kclient: Client, task_queue: str, bounds: dict[str, Any], call: Call, reason: str
+) -> None:
+    """A call that would pass the bound is refused: its activity never runs."""
     tools = TestTools()
-    inp = GateTestInput(
-        policy=policy(max_wall_time=timedelta(seconds=1)), calls=[read("a", sleep_s=1.5)]
-    )
+    inp = GateTestInput(policy=policy(**bounds), calls=[call])
     result, summary, _ = await run(kclient, task_queue, tools, inp)
     assert result.outcomes == ["RUN_TERMINATED"]
-    assert tools.calls["test.read@1"] == 0
-    assert summary.termination_reason == "max_wall_time"
-
-
-async def test_bound_max_tokens(kclient: Client, task_queue: str) -> None:
-    tools = TestTools()
-    calls = [Call(tool="test.llm", input={"prompt": "hi", "max_tokens": 500}, step="draft")]
-    result, summary, _ = await run(
-        kclient, task_queue, tools, GateTestInput(policy=policy(max_tokens=100), calls=calls)
-    )
-    assert result.outcomes == ["RUN_TERMINATED"]
-    assert tools.calls["test.llm@1"] == 0
-    assert summary.termination_reason == "max_tokens"
-
-
-async def test_bound_max_cost(kclient: Client, task_queue: str) -> None:
-    tools = TestTools()
-    calls = [Call(tool="test.paid", input={"key": "a"}, step="p")]
-    inp = GateTestInput(policy=policy(max_cost_usd=Decimal("0.0005")), calls=calls)
-    result, summary, _ = await run(kclient, task_queue, tools, inp)
-    assert result.outcomes == ["RUN_TERMINATED"]
-    assert tools.calls["test.paid@1"] == 0
-    assert summary.termination_reason == "max_cost"
+    assert tools.calls[f"{call.tool}@1"] == 0
+    assert summary.termination_reason == reason
 
 
 async def test_loop_detection(kclient: Client, task_queue: str) -> None:
