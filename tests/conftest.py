@@ -14,7 +14,7 @@ from autobiz.db.database import Database
 from autobiz.db.migrate import migrate
 from autobiz.devstack.services import temporal_binary
 from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
-from tests.support.netguard import NetGuard
+from tests.support.netguard import NetGuard, guarded
 from tests.support.postgres import (
     ProvisionedDatabase,
     create_database,
@@ -25,12 +25,8 @@ from tests.support.postgres import (
 
 @pytest.fixture(autouse=True)
 def network_guard(request: pytest.FixtureRequest) -> Iterator[NetGuard]:
-    guard = NetGuard()
-    guard.install()
-    try:
+    with guarded() as guard:
         yield guard
-    finally:
-        guard.uninstall()
     if guard.violations and not request.node.get_closest_marker("allow_network_violation"):
         pytest.fail(f"test opened non-loopback connections: {guard.violations}", pytrace=False)
 

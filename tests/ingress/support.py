@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
 from ingress.handoff import EventEnvelope
 
 STRIPE_SECRET = "whsec_test_ingress"
@@ -131,3 +134,14 @@ class RecordingHandoff:
         if self.failing:
             raise ConnectionError("temporal frontend unreachable")
         self.delivered.append(event)
+
+
+def stand_in_worker(client: Client, task_queue: str, stand_in: type) -> Worker:
+    """A worker running only ``stand_in`` (a workflow registered under a real flow's
+    name) for the hand-off to start and signal."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[stand_in],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )

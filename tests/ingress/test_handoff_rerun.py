@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from ingress.handoff import TemporalHandoff
 from tests.ingress.conftest import HarnessFactory
-from tests.ingress.support import dumps, shopify_order
+from tests.ingress.support import dumps, shopify_order, stand_in_worker
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +42,7 @@ async def test_a_failed_flow_is_started_again_a_completed_one_never(
     make_ingress: HarnessFactory, client: Client, task_queue: str
 ) -> None:
     h = await make_ingress(handoff=TemporalHandoff(client, task_queue))
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[FinishingOrderFulfill],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with stand_in_worker(client, task_queue, FinishingOrderFulfill):
         handle = client.get_workflow_handle(f"order:{h.tenant}:7301")
         await h.shopify(dumps(shopify_order(7301)), "orders/paid")
         assert (await h.relay.run_once()).handed_over == 1

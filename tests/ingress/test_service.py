@@ -4,7 +4,6 @@ webhook signed with the settings' secret is stored for the default tenant."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -17,14 +16,9 @@ from autobiz.devstack.process import PidFiles
 from autobiz.settings import Settings
 from tests.ingress.support import dumps, stripe_event, stripe_header
 from tests.support.postgres import ProvisionedDatabase
+from tests.support.stack import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_ingress_process_stores_a_signed_event(

@@ -4,19 +4,18 @@ leaves events pending until it is back — each handed over exactly once."""
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from autobiz.search_attributes import ORDER_ID, TENANT_ID
 from ingress.handoff import TemporalHandoff
 from tests.ingress.conftest import HarnessFactory
-from tests.ingress.support import dumps, printful_event, shopify_order
+from tests.ingress.support import dumps, printful_event, shopify_order, stand_in_worker
+from tests.support.stack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +48,11 @@ class FakeOrderFulfill:
         return [e["dedup_id"] for e in self.events]
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_signal_with_start_and_held_shipment(
     make_ingress: HarnessFactory, client: Client, task_queue: str
 ) -> None:
     h = await make_ingress(handoff=TemporalHandoff(client, task_queue))
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[FakeOrderFulfill],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with stand_in_worker(client, task_queue, FakeOrderFulfill):
         shipped = await h.printful(dumps(printful_event("package_shipped", 7001)))
         assert shipped.json()["status"] == "held"
         body = dumps(shopify_order(7001))
@@ -100,7 +88,7 @@ async def test_temporal_unreachable_then_back_each_handed_over_once(
     make_ingress: HarnessFactory, client: Client, task_queue: str
 ) -> None:
     state = {"down": True}
-    dead = f"127.0.0.1:{closed_port()}"
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
 
     async def connect() -> Client:
         if state["down"]:
@@ -108,12 +96,7 @@ async def test_temporal_unreachable_then_back_each_handed_over_once(
         return client
 
     h = await make_ingress(handoff=TemporalHandoff(connect, task_queue))
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[FakeOrderFulfill],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with stand_in_worker(client, task_queue, FakeOrderFulfill):
         for n in range(3):
             await h.shopify(dumps(shopify_order(7100 + n)), "orders/paid")
         report = await h.relay.run_once()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ from autobiz.devstack.process import PidFiles
 from autobiz.devstack.sandbox_service import SandboxService
 from autobiz.devstack.stack import Stack
 from autobiz.settings import SandboxSettings, Settings
+from tests.support.stack import free_port
 
 
 @pytest.mark.unit
@@ -29,18 +29,11 @@ def test_dev_stack_includes_the_sandbox() -> None:
     assert any(isinstance(s, SandboxService) for s in Stack(Settings()).services)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.mark.e2e
 def test_sandbox_service_starts_standalone_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("AUTOBIZ_SANDBOX__PORT", str(port))
     settings = Settings(home=tmp_path, sandbox=SandboxSettings(port=port))
     service = SandboxService(settings, PidFiles(tmp_path / "run"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from autobiz.settings import SandboxSettings, Settings
 from sandbox.control_auth import ensure_control_token, read_control_token, token_file
 from sandbox.control_client import SandboxControl
 from tests.support.sandbox import Sandbox
+from tests.support.stack import free_port
 
 FAULT = {"kind": "error", "path": "/stripe/*", "status": 500, "count": 5}
 EVIL = "http://evil.example"
@@ -144,20 +144,13 @@ def test_an_unset_token_is_generated_into_an_owner_only_file(tmp_path: Path) -> 
     assert not token_file(configured).exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.mark.e2e
 async def test_autobiz_sandbox_says_where_the_token_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As `autobiz dev up` starts it: a process, a token file under AUTOBIZ_HOME named in
     its output and in `dev status`, and a client that finds it there."""
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("AUTOBIZ_SANDBOX__PORT", str(port))
     monkeypatch.setenv("AUTOBIZ_HOME", str(tmp_path))
     monkeypatch.delenv("AUTOBIZ_SANDBOX__CONTROL_TOKEN", raising=False)
