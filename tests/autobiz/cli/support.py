@@ -40,6 +40,27 @@ class CliResult:
         )
 
 
+async def run_program(
+    name: str,
+    argv: list[str],
+    args: tuple[str, ...],
+    *,
+    check: bool,
+    within: float,
+    **popen: Any,
+) -> CliResult:
+    """Run ``argv`` (the program and every word) and collect what it says; ``args`` are
+    the words the test gave ``name``. With ``check`` a non-zero exit fails the test."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **popen
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=within)
+    result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
+    if check and result.code != 0:
+        raise AssertionError(f"{name} {' '.join(args)} -> {result.code}\n{result.stderr}")
+    return result
+
+
 class Cli:
     def __init__(self, env: dict[str, str], config_dir: Path) -> None:
         self.env = env
@@ -51,21 +72,15 @@ class Cli:
         (self.config_dir / f"{tenant}.yaml").write_text(text)
 
     async def __call__(self, *args: str, check: bool = True, **env: str) -> CliResult:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "autobiz.cli.main",
-            *args,
+        return await run_program(
+            "autobiz",
+            [sys.executable, "-m", "autobiz.cli.main", *args],
+            args,
+            check=check,
+            within=120,
             env={**self.env, **env},
             cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
-        if check and result.code != 0:
-            raise AssertionError(f"autobiz {' '.join(args)} -> {result.code}\n{result.stderr}")
-        return result
 
 
 def cli_env(

@@ -7,7 +7,6 @@ approver key cannot approve: an unsigned decision is refused and leaves no event
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from autobiz.codec_server import create_app
 from autobiz.devstack.services import temporal_binary
 from autobiz.settings import KernelSettings, Settings
 from sandbox.server import ServerThread
-from tests.autobiz.cli.support import Cli, CliResult
+from tests.autobiz.cli.support import Cli, CliResult, run_program
 from tests.workflows.support import Harness, eventually
 from workflows.orders.models import OrderFulfillResult
 
@@ -52,23 +51,64 @@ class TemporalCli:
         ]
 
     async def __call__(self, *args: str, check: bool = True) -> CliResult:
-        proc = await asyncio.create_subprocess_exec(
-            temporal_binary(),
-            *args,
-            *self.common,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        return await run_program(
+            "temporal", [temporal_binary(), *args, *self.common], args, check=check, within=60
         )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-        result = CliResult(args, proc.returncode or 0, out.decode(), err.decode())
-        if check and result.code != 0:
-            raise AssertionError(f"temporal {' '.join(args)} -> {result.code}\n{result.stderr}")
-        return result
 
 
 @pytest.fixture
 def temporal(harness: Harness, codec_server: ServerThread) -> TemporalCli:
     return TemporalCli(harness.client.service_client.config.target_host, codec_server.url)
+
+
+async def _decide(
+    temporal: TemporalCli, workflow_id: str, decision: str, *flags: str, check: bool = True
+) -> CliResult:
+    """``temporal workflow update execute --name decide`` with ``decision`` (JSON)."""
+    return await temporal(
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        "decide",
+        *flags,
+        "--input",
+        decision,
+        check=check,
+    )
+
+
+async def _start(
+    temporal: TemporalCli,
+    h: Harness,
+    workflow_type: str,
+    workflow_id: str,
+    input: dict[str, Any],
+    *flags: str,
+) -> CliResult:
+    """``temporal workflow start`` by business key, as our starters start a flow."""
+    return await temporal(
+        "workflow",
+        "start",
+        "--type",
+        workflow_type,
+        "--task-queue",
+        h.task_queue,
+        "--workflow-id",
+        workflow_id,
+        "--id-conflict-policy",
+        "UseExisting",
+        "--id-reuse-policy",
+        "RejectDuplicate",
+        *flags,
+        "--input",
+        json.dumps(input),
+    )
+
+
+_DECIDE_SIGNAL = ("workflow", "signal", "--name", "decide_signal")
 
 
 async def _status(temporal: TemporalCli, workflow_id: str) -> dict[str, Any]:
@@ -100,8 +140,7 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
     h = harness
     for approver in ("ana", "omar"):
         await cli("approvals", "keys", "create", "--as", approver)
-    order_id = await h.seed_order("100.00", financial_status="paid")
-    pi = await h.authorize(10000, order_id, capture=True)
+    order_id, pi = await h.captured_order("100.00")
     rid = f"ticket-{uuid.uuid4().hex[:8]}"
     wid = f"refund:{h.tenant}:{rid}"
     refund = {
@@ -112,25 +151,16 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
         "amount_minor": 6000,
         "currency": "USD",
     }
-    await temporal(
-        "workflow",
-        "start",
-        "--type",
+    await _start(
+        temporal,
+        h,
         "Refund",
-        "--task-queue",
-        h.task_queue,
-        "--workflow-id",
         wid,
-        "--id-conflict-policy",
-        "UseExisting",
-        "--id-reuse-policy",
-        "RejectDuplicate",
+        refund,
         "--search-attribute",
         f'TenantId="{h.tenant}"',
         "--search-attribute",
         f'OrderId="{order_id}"',
-        "--input",
-        json.dumps(refund),
     )
     # The CLI encoded its input through the codec server: encrypted in history.
     history = await h.client.get_workflow_handle(wid).fetch_history()
@@ -154,56 +184,17 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
 
     # A real approver's name and no proof: refused before history, nothing refunded.
     unsigned = {"tenant_id": h.tenant, "approver": "ana", "approve": True, "request_id": request_id}
-    refused = await temporal(
-        "workflow",
-        "update",
-        "execute",
-        "--workflow-id",
-        wid,
-        "--name",
-        "decide",
-        "--input",
-        json.dumps(unsigned),
-        check=False,
-    )
+    refused = await _decide(temporal, wid, json.dumps(unsigned), check=False)
     assert refused.code != 0 and "carries no proof" in refused.stdout + refused.stderr
     assert await _accepted_updates(h, wid) == 0
-    intent = await h.clients.stripe.retrieve_payment_intent(pi)
-    assert intent.latest_charge is not None
-    charge = await h.clients.stripe.sdk.v1.charges.retrieve_async(intent.latest_charge)
-    assert charge.amount_refunded == 0
+    assert await h.refunded(pi) == 0
     # Signed, by someone without the role.
     omar = (await cli("approvals", "sign", request_id, "--as", "omar")).stdout
-    refused = await temporal(
-        "workflow",
-        "update",
-        "execute",
-        "--workflow-id",
-        wid,
-        "--name",
-        "decide",
-        "--input",
-        omar,
-        check=False,
-    )
+    refused = await _decide(temporal, wid, omar, check=False)
     assert refused.code != 0 and "none of the roles finance" in refused.stdout + refused.stderr
     assert await _accepted_updates(h, wid) == 0
     signed = (await cli("approvals", "sign", request_id, "--as", "ana", "--reason", "ok")).stdout
-    approved = await temporal(
-        "workflow",
-        "update",
-        "execute",
-        "--workflow-id",
-        wid,
-        "--name",
-        "decide",
-        "--update-id",
-        f"approve-{rid}",
-        "--input",
-        signed,
-        "-o",
-        "json",
-    )
+    approved = await _decide(temporal, wid, signed, "--update-id", f"approve-{rid}", "-o", "json")
     assert '"approved"' in approved.stdout
 
     out = await temporal("workflow", "result", "--workflow-id", wid, "-o", "json")
@@ -216,53 +207,19 @@ async def test_order_denied_by_signal_with_the_plain_cli(
 ) -> None:
     h = harness
     await cli("approvals", "keys", "create", "--as", "omar")
-    order_id = await h.seed_order("600.00")
-    pi = await h.authorize(60000, order_id)
+    order_id, pi = await h.authorized_order("600.00")
     wid = f"order:{h.tenant}:{order_id}"
     order = {"tenant_id": h.tenant, "order_id": order_id, "payment_intent": pi}
-    await temporal(
-        "workflow",
-        "start",
-        "--type",
-        "OrderFulfill",
-        "--task-queue",
-        h.task_queue,
-        "--workflow-id",
-        wid,
-        "--id-conflict-policy",
-        "UseExisting",
-        "--id-reuse-policy",
-        "RejectDuplicate",
-        "--input",
-        json.dumps(order),
-    )
+    await _start(temporal, h, "OrderFulfill", wid, order)
     request_id = await _pending_request(temporal, wid)
     # Unsigned, then signed: the first is dropped (the run keeps waiting), the second
     # decides. Signals are handled in order, so the outcome shows which one counted.
     unsigned = {"tenant_id": h.tenant, "approver": "omar", "approve": True}
-    await temporal(
-        "workflow",
-        "signal",
-        "--workflow-id",
-        wid,
-        "--name",
-        "decide_signal",
-        "--input",
-        json.dumps(unsigned),
-    )
+    await temporal(*_DECIDE_SIGNAL, "--workflow-id", wid, "--input", json.dumps(unsigned))
     signed = await cli(
         "approvals", "sign", request_id, "--as", "omar", "--deny", "--reason", "fraud"
     )
-    await temporal(
-        "workflow",
-        "signal",
-        "--workflow-id",
-        wid,
-        "--name",
-        "decide_signal",
-        "--input",
-        signed.stdout,
-    )
+    await temporal(*_DECIDE_SIGNAL, "--workflow-id", wid, "--input", signed.stdout)
     handle = h.client.get_workflow_handle(wid, result_type=OrderFulfillResult)
     assert (await handle.result()).state == "rejected"
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
