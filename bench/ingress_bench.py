@@ -111,6 +111,33 @@ def process(cmd: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
         proc.wait(timeout=20)
 
 
+@contextmanager
+def bare_endpoint(port: int) -> Iterator[str]:
+    """The bare HMAC endpoint (the floor) in a process of its own; yields its URL."""
+    url = f"http://127.0.0.1:{port}"
+    with process([sys.executable, __file__, "--serve-bare", str(port)], {}, f"{url}/nothing"):
+        yield url
+
+
+INGRESS_CMD = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
+
+
+def ingress_env(admin: str, app: str, home: str, port: int, concurrency: int) -> dict[str, str]:
+    """`autobiz ingress` on the scratch database, with a home of its own, taking the
+    bench tenant's signed Shopify webhooks on ``port``."""
+    return {
+        "AUTOBIZ_DATABASE_URL": admin,
+        "AUTOBIZ_APP_DATABASE_URL": app,
+        "AUTOBIZ_HOME": home,
+        "AUTOBIZ_LOG_LEVEL": "ERROR",
+        "AUTOBIZ_INGRESS__PORT": str(port),
+        "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
+        "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
+        "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
+        "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
+    }
+
+
 # -- measurement -----------------------------------------------------------------------
 
 
@@ -172,15 +199,11 @@ async def run(requests: int, concurrency: int) -> list[Result]:
     load_bodies = [order_body(requests + n) for n in range(requests * 2)]
     bare_port, ingress_port = free_port(), free_port()
     results: list[Result] = []
-    with process(
-        [sys.executable, __file__, "--serve-bare", str(bare_port)],
-        {},
-        f"http://127.0.0.1:{bare_port}/nothing",
-    ):
+    with bare_endpoint(bare_port) as bare:
         results.append(
             await phase(
                 "bare HMAC endpoint",
-                f"http://127.0.0.1:{bare_port}",
+                bare,
                 seq_bodies,
                 load_bodies,
                 concurrency,
@@ -188,18 +211,8 @@ async def run(requests: int, concurrency: int) -> list[Result]:
             )
         )
     with scratch_database(TENANT) as (admin, app), tempfile.TemporaryDirectory() as home:
-        env = {
-            "AUTOBIZ_DATABASE_URL": admin,
-            "AUTOBIZ_APP_DATABASE_URL": app,
-            "AUTOBIZ_HOME": home,
-            "AUTOBIZ_LOG_LEVEL": "ERROR",
-            "AUTOBIZ_INGRESS__PORT": str(ingress_port),
-            "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
-            "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
-            "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
-            "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
-        }
-        cmd = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
+        env = ingress_env(admin, app, home, ingress_port, concurrency)
+        cmd = INGRESS_CMD
         url = f"http://127.0.0.1:{ingress_port}"
         with process(cmd, env, f"{url}/readyz"):
             results.append(
@@ -294,15 +307,11 @@ def run_wrk(concurrency: int, seconds: int) -> list[Result]:
             "".join(f"{shopify_hmac(b)} {b.decode()}\n" for b in bodies), encoding="utf-8"
         )
         bare_port, ingress_port = free_port(), free_port()
-        with process(
-            [sys.executable, __file__, "--serve-bare", str(bare_port)],
-            {},
-            f"http://127.0.0.1:{bare_port}/nothing",
-        ):
+        with bare_endpoint(bare_port) as bare:
             results.append(
                 wrk_phase(
                     "bare HMAC endpoint",
-                    f"http://127.0.0.1:{bare_port}",
+                    bare,
                     bodies_file,
                     None,
                     concurrency,
@@ -310,18 +319,8 @@ def run_wrk(concurrency: int, seconds: int) -> list[Result]:
                 )[0]
             )
         with scratch_database(TENANT) as (admin, app), tempfile.TemporaryDirectory() as home:
-            env = {
-                "AUTOBIZ_DATABASE_URL": admin,
-                "AUTOBIZ_APP_DATABASE_URL": app,
-                "AUTOBIZ_HOME": home,
-                "AUTOBIZ_LOG_LEVEL": "ERROR",
-                "AUTOBIZ_INGRESS__PORT": str(ingress_port),
-                "AUTOBIZ_INGRESS__DEFAULT_TENANT": TENANT,
-                "AUTOBIZ_SHOPIFY__WEBHOOK_SECRET": SECRET,
-                "AUTOBIZ_SHOPIFY__SHOP_DOMAIN": "bench.myshopify.com",
-                "AUTOBIZ_POSTGRES__POOL_MAX_SIZE": str(max(concurrency, 4)),
-            }
-            cmd = [sys.executable, "-m", "autobiz.cli.main", "ingress", "--no-relay"]
+            env = ingress_env(admin, app, home, ingress_port, concurrency)
+            cmd = INGRESS_CMD
             url = f"http://127.0.0.1:{ingress_port}"
 
             def stored() -> int:
