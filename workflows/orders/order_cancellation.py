@@ -38,7 +38,7 @@ stop); before that the running OrderFulfill owns it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -168,28 +168,7 @@ class Cancellation:
     why: str | None = None  # the result's ``reason`` (rejected, expired, exception)
     report: CancellationException | None = None
 
-    SHOWN = (
-        "reason",
-        "order_name",
-        "total_minor",
-        "currency",
-        "payment_intent_id",
-        "printful_order_id",
-        "printful_status",
-        "payment_status",
-        "payment_action",
-        "amount_minor",
-        "fulfillment_stopped",
-        "fulfillment_state",
-        "stripe_refund_id",
-        "shopify_cancelled",
-        "email_message_id",
-        "exception",
-        "ops_message_id",
-        "compensated",
-        "cancelled_in",
-        "shopify_events",
-    )
+    HIDDEN = frozenset({"surveyed", "done", "why", "report"})
     SURVEY = frozenset({"printful_order_id", "printful_status"})
 
     def shown(self) -> dict[str, Any]:
@@ -197,7 +176,7 @@ class Cancellation:
         even when there is no Printful order)."""
         return {
             n: v
-            for n in self.SHOWN
+            for n in (f.name for f in fields(self) if f.name not in self.HIDDEN)
             if (v := getattr(self, n)) is not None or (self.surveyed and n in self.SURVEY)
         }
 
