@@ -50,7 +50,8 @@ from workflows.orders.order_cancellation import OrderCancellation
 from workflows.orders.order_fulfill import OrderFulfill
 from workflows.payments.payment_failure import PaymentFailure
 from workflows.payments.refund import Refund
-from workflows.reconciliation.reconciliation import ReconcileDrift, Reconciliation
+from workflows.reconciliation.reconcile_drift import ReconcileDrift
+from workflows.reconciliation.reconciliation import Reconciliation
 
 log = logging.getLogger(__name__)
 

@@ -41,73 +41,58 @@ Each row has kind, order, entity, financial, expected, actual, action and status
   order is an exception for people, which is what the projection now says.
 * Financial, in a child ``ReconcileDrift`` workflow per row (id
   ``reconcile-drift:{tenant}:{drift_id}``, parent-close ABANDON, id reuse only after a
-  failure): a scheduled run must finish in seconds while an approval may wait a day, and
-  a row whose approval is still open must not be asked twice. The child's ``decide``
-  update works like every other flow's (``autobiz approvals approve|deny``).
+  failure; see ``reconcile_drift``): a scheduled run must finish in seconds while an
+  approval may wait a day, and a row whose approval is still open must not be asked
+  twice.
 
-  - ``refund_outside``: approve → record the refund on the Shopify order
-    (``shopify.refund_create``, ``@idempotent`` per Stripe refund, customer not
-    notified; HITL ALWAYS in the config) so the books agree — no money moves, it already
-    has; when Shopify already shows the order fully refunded nothing is written →
-    ``repaired``. Deny → ``dismissed``.
-  - ``capture_missing`` / ``amount_mismatch``: nothing safe to do automatically (moving
-    money to match a receipt is not reconciliation), so approval means "acknowledged,
-    handled by people" → ``repaired``; deny → ``dismissed``.
-  - Expiry fails closed (INV-07): nothing is written, the row goes back to ``open``,
-    the child fails with ``APPROVAL_EXPIRED``, and the next run asks again.
+**Ends** ``completed``; ``failed`` when a read or a row write fails after Temporal's
+retries (a provider that no longer knows one entity is skipped, not a failure);
+``cancelled`` when cancelled from the Temporal side (the rows written stay the record,
+repair children already started go on). The checks themselves are pure, in ``drift``.
 
 Deterministic: I/O only through ``kernel_call`` and ``internal_activity``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
-    from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel import tools
-    from kernel.call import internal_activity, kernel_call, persist_trace, start_run
+    from kernel.call import internal_activity, kernel_call
     from kernel.codes import ErrorCode
-    from kernel.state import RunState
-    from kernel.tools.printful import GetPrintfulOrderOutput, PrintfulOrderRef
-    from kernel.tools.shopify import GetOrderInput, ShopifyRefundInput
-    from kernel.tools.stripe import (
-        GetPaymentIntentInput,
-        GetPaymentIntentOutput,
-        ListRefundsInput,
-        ListRefundsOutput,
-    )
-    from workflows.common.approvals import ApprovalDenied, ApprovalDesk, call_with_approval
-    from workflows.common.flow import approval_notifier, load_context, move, send_email
-    from workflows.common.handlers import ApprovalHandlers, FlowHandlers
+    from kernel.tools.printful import PrintfulOrderRef
+    from kernel.tools.stripe import GetPaymentIntentInput, ListRefundsInput, ListRefundsOutput
+    from workflows.common.flow import error_type, send_email
+    from workflows.common.lifecycle import Flow
     from workflows.common.models import (
         ORDER_STATE_WRITE,
-        ApprovalView,
         FlowContext,
         OrderStateWrite,
         OrderStateWritten,
     )
-    from workflows.ids import RECONCILE_DRIFT, RECONCILIATION, drift_workflow_id
+    from workflows.ids import RECONCILIATION, drift_workflow_id
+    from workflows.reconciliation.drift import in_production, payment_drifts, printful_drift
     from workflows.reconciliation.models import (
-        FINANCIAL_DRIFT,
         RECONCILE_RECORD,
-        RECONCILE_RESOLVE,
         RECONCILE_SCOPE,
         Drift,
         DriftBatch,
-        DriftKind,
         DriftRepairInput,
-        DriftRepairResult,
-        DriftResolve,
-        DriftResolved,
         DriftRow,
         DriftRows,
-        DriftStatus,
         OrderView,
         PaymentView,
         ReconcileScope,
@@ -115,245 +100,100 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationResult,
         ScopeRequest,
     )
+    from workflows.reconciliation.reconcile_drift import ReconcileDrift
+    from workflows.reconciliation.shared import DB_TIMEOUT, failure_text, mark_started, resolve
 
-WORKFLOW_TYPE = RECONCILIATION.key
-DB_TIMEOUT = timedelta(seconds=30)
-# Projection states in which the Printful order must still be alive.
-PRODUCTION_STATES = frozenset({"in_production", "awaiting_shipment", "shipped", "completed"})
-# Refunds in these states moved no money.
-DEAD_REFUNDS = frozenset({"failed", "canceled"})
 WINDOW_REFUNDS_MAX = 1000
 REFUNDS_PER_INTENT_MAX = 100
 
 
-def _mark(tenant_id: str, state: str, order_id: str | None = None) -> None:
-    updates: list[SearchAttributeUpdate[Any]] = [
-        TENANT_ID.value_set(tenant_id),
-        FLOW_STATE.value_set(state),
-        APPROVAL_PENDING.value_set(False),
-    ]
-    if order_id:
-        updates.append(ORDER_ID.value_set(order_id))
-    workflow.upsert_search_attributes(updates)
+@dataclass
+class Sweep:
+    """What the run has read and done: the result and the ``status`` query's detail are
+    read from here."""
 
+    window_start: datetime
+    window_end: datetime
+    scope: ReconcileScope = field(default_factory=ReconcileScope)
+    scope_read: bool = False
+    refunds_seen: int = 0
+    rows: list[DriftRow] = field(default_factory=list)
+    repairs: dict[str, str] = field(default_factory=dict)  # drift id -> ReconcileDrift id
+    handled: bool = False  # every row handled and ops told
 
-async def _resolve(
-    tenant_id: str,
-    drift_id: int,
-    status: DriftStatus,
-    action: str,
-    *,
-    from_statuses: tuple[DriftStatus, ...],
-    details: dict[str, Any] | None = None,
-) -> DriftRow:
-    resolved = await internal_activity(
-        RECONCILE_RESOLVE,
-        DriftResolve(
-            tenant_id=tenant_id,
-            drift_id=drift_id,
-            status=status,
-            action=action,
-            from_statuses=from_statuses,
-            details=details or {},
-        ),
-        result_type=DriftResolved,
-        limit=DB_TIMEOUT,
-    )
-    assert resolved is not None
-    return resolved.row
-
-
-def _error_type(exc: BaseException) -> str | None:
-    cause = exc.cause if isinstance(exc, ActivityError) else exc
-    return getattr(cause, "type", None)
-
-
-def _skip_unknown(run: RunState, exc: ActivityError, entity: str) -> None:
-    """A provider that no longer knows one entity must not stop the whole run: noted in
-    the trace and skipped. Anything else (an outage after Temporal's retries) fails it."""
-    if _error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
-        raise exc
-    run.decision(workflow.now(), "entity_not_found", {"entity": entity})
-
-
-# -- checks (pure) --------------------------------------------------------------------
-
-
-def payment_drifts(
-    payment: PaymentView, intent: GetPaymentIntentOutput, refunds: ListRefundsOutput
-) -> list[Drift]:
-    """Capture and refund drift of one PaymentIntent we captured."""
-    drifts: list[Drift] = []
-    pi = payment.payment_intent_id
-    expected = {
-        "status": "succeeded",
-        "amount_received_minor": payment.captured_minor,
-        "currency": payment.currency,
-        "order_id": payment.order_id,
-    }
-    actual = {
-        "status": intent.status,
-        "amount_received_minor": intent.amount_received_minor,
-        "currency": intent.currency,
-        "order_id": payment.order_id,
-    }
-    kind: DriftKind | None = None
-    if intent.status != "succeeded" or intent.amount_received_minor == 0:
-        kind = "capture_missing"
-    elif (
-        intent.amount_received_minor != payment.captured_minor
-        or intent.currency != payment.currency
-    ):
-        kind = "amount_mismatch"
-    if kind is not None:
-        drift = Drift(
-            kind=kind,
-            entity_ref=pi,
-            order_id=payment.order_id,
-            financial=True,
-            expected=expected,
-            actual=actual,
-            action="acknowledge_required",
-        )
-        drifts.append(drift)
-    accounted = set(payment.accounted_refunds)
-    ours = sum(r.amount_minor for r in refunds.refunds if r.refund_id in accounted)
-    for r in refunds.refunds:
-        if r.refund_id in accounted or r.status in DEAD_REFUNDS:
-            continue
-        outside = Drift(
-            kind="refund_outside",
-            entity_ref=r.refund_id,
-            order_id=payment.order_id,
-            financial=True,
-            expected={
-                "payment_intent_id": pi,
-                "order_id": payment.order_id,
-                "refunded_by_autobiz_minor": ours,
-                "autobiz_refunds": sorted(accounted),
-            },
-            actual={
-                "refund_id": r.refund_id,
-                "payment_intent_id": pi,
-                "order_id": payment.order_id,
-                "amount_minor": r.amount_minor,
-                "currency": r.currency,
-                "status": r.status,
-                "reason": r.reason,
-                "created": r.created,
-                "refund_request_id": r.refund_request_id,
-            },
-            action="approval_to_record_in_shopify",
-        )
-        drifts.append(outside)
-    return drifts
-
-
-def printful_drift(order: OrderView, printful: GetPrintfulOrderOutput) -> Drift | None:
-    if printful.status != "canceled":
-        return None
-    return Drift(
-        kind="printful_cancelled_outside",
-        entity_ref=f"printful:{printful.printful_order_id}",
-        order_id=order.order_id,
-        financial=False,
-        expected={
-            "projection_state": order.state,
-            "printful_status": "not canceled",
-            "printful_order_id": printful.printful_order_id,
-        },
-        actual={
-            "printful_status": printful.status,
-            "printful_order_id": printful.printful_order_id,
-            "external_id": printful.external_id,
-        },
-        action="repair_projection",
-    )
-
-
-# -- the scheduled run ----------------------------------------------------------------
+    def shown(self) -> dict[str, Any]:
+        """The window, the scope's size once read, the drift and repairs once handled."""
+        shown: dict[str, Any] = {
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+        }
+        if self.scope_read:
+            shown.update(orders=len(self.scope.orders), payments=len(self.scope.payments))
+        if self.handled:
+            shown.update(drifts=len(self.rows), repairs=len(self.repairs))
+        return shown
 
 
 @workflow.defn(name=RECONCILIATION.type)
-class Reconciliation(FlowHandlers):
-    def _move(self, new: str) -> None:
-        assert self._run is not None
-        self._state = move(self._run, self._state, new)
+class Reconciliation(Flow):
+    def __init__(self) -> None:
+        super().__init__()
+        self._facts: Sweep | None = None
+
+    # -- the process ------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: ReconciliationInput) -> ReconciliationResult:
-        self._tenant = input.tenant_id
-        _mark(input.tenant_id, self._state)
-        context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
-        run = self._run = start_run(context.policy, principal=input.principal)
-        end = input.window_end or workflow.now()
-        start = input.window_start or end - input.window
-        if start >= end:
-            raise ApplicationError(
-                f"the window {start.isoformat()} .. {end.isoformat()} is empty",
-                type=ErrorCode.WINDOW_INVALID,
-                non_retryable=True,
-            )
-        wf_id = workflow.info().workflow_id
-        self._detail.update(window_start=start.isoformat(), window_end=end.isoformat())
-        try:
-            scope, refunds_seen, drifts = await self._detect(input, run, start, end)
-            self._move("recording")
-            recorded = await internal_activity(
-                RECONCILE_RECORD,
-                DriftBatch(tenant_id=input.tenant_id, run_id=wf_id, drifts=tuple(drifts)),
-                result_type=DriftRows,
-                limit=DB_TIMEOUT,
-            )
-            assert recorded is not None
-            self._move("handling")
-            rows, repairs = await self._handle(input, context, run, scope, recorded.rows)
-            await self._notify_ops(context, run, rows)
-        except (ActivityError, ApplicationError) as exc:
-            self._error = str(exc.cause if isinstance(exc, ActivityError) else exc)
-            self._move("failed")
-            await persist_trace(run)
-            raise
-        self._detail.update(drifts=len(rows), repairs=len(repairs))
-        self._move("completed")
-        await persist_trace(run)
-        return ReconciliationResult(
-            workflow_id=wf_id,
+        mark_started(input.tenant_id, self._state)
+        context = await self._begin(
+            RECONCILIATION,
             tenant_id=input.tenant_id,
-            window_start=start,
-            window_end=end,
-            orders_checked=len(scope.orders),
-            payments_checked=len(scope.payments),
-            refunds_seen=refunds_seen,
-            truncated=scope.truncated,
-            drifts=tuple(rows),
-            repairs=repairs,
-            cost_micros=run.cost_micros,
+            principal=input.principal,
+            given=input.context,
         )
+        self._facts = Sweep(*_window(input))
+        try:
+            await self._reconcile(input, context)
+        except asyncio.CancelledError:
+            await self._cancelled()
+            raise
+        except (ActivityError, ApplicationError) as exc:
+            await self._failed(exc)
+            raise
+        await self._end("completed")
+        return self._result(input)
 
-    async def _detect(
-        self, input: ReconciliationInput, run: RunState, start: datetime, end: datetime
-    ) -> tuple[ReconcileScope, int, list[Drift]]:
-        self._move("reading")
-        in_window = await kernel_call(
-            run,
-            tools.stripe.LIST_REFUNDS,
-            ListRefundsInput(
-                created_gte=int(start.timestamp()),
-                created_lte=int(end.timestamp()),
-                max_results=WINDOW_REFUNDS_MAX,
-            ),
-            step="refunds:window",
+    async def _reconcile(self, input: ReconciliationInput, context: FlowContext) -> None:
+        await self._move("reading")
+        scope = await self._read_scope(input)
+        drifts = await self._check_payments(scope.payments)
+        drifts += await self._check_orders(scope.orders)
+        self._kernel.decision(
+            workflow.now(),
+            "drift_detected",
+            {"count": len(drifts), "kinds": sorted({d.kind for d in drifts})},
         )
-        if in_window.truncated:
-            run.decision(workflow.now(), "window_refunds_truncated", {"max": WINDOW_REFUNDS_MAX})
+        await self._move("recording")
+        rows = await self._record(input.tenant_id, drifts)
+        await self._move("handling")
+        handled = await self._handle(input, context, rows)
+        await self._notify_ops(context, handled)
+        self._sweep.rows, self._sweep.handled = handled, True
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _read_scope(self, input: ReconciliationInput) -> ReconcileScope:
+        """What to check: our orders and captures changed in the window, and those behind
+        the refunds Stripe shows in it (an outside refund long after the sale too)."""
+        sweep = self._sweep
+        in_window = await self._refunds_in_window()
         intents = sorted({r.payment_intent_id for r in in_window.refunds if r.payment_intent_id})
         scope = await internal_activity(
             RECONCILE_SCOPE,
             ScopeRequest(
                 tenant_id=input.tenant_id,
-                window_start=start,
-                window_end=end,
+                window_start=sweep.window_start,
+                window_end=sweep.window_end,
                 payment_intents=tuple(intents),
                 max_orders=input.max_orders,
             ),
@@ -362,91 +202,173 @@ class Reconciliation(FlowHandlers):
         )
         assert scope is not None
         if scope.truncated:
-            run.decision(workflow.now(), "scope_truncated", {"max_orders": input.max_orders})
-        self._detail.update(orders=len(scope.orders), payments=len(scope.payments))
+            self._kernel.decision(
+                workflow.now(), "scope_truncated", {"max_orders": input.max_orders}
+            )
+        sweep.scope, sweep.scope_read = scope, True
+        sweep.refunds_seen = len(in_window.refunds)
+        return scope
+
+    async def _refunds_in_window(self) -> ListRefundsOutput:
+        in_window = await kernel_call(
+            self._kernel,
+            tools.stripe.LIST_REFUNDS,
+            ListRefundsInput(
+                created_gte=int(self._sweep.window_start.timestamp()),
+                created_lte=int(self._sweep.window_end.timestamp()),
+                max_results=WINDOW_REFUNDS_MAX,
+            ),
+            step="refunds:window",
+        )
+        if in_window.truncated:
+            self._kernel.decision(
+                workflow.now(), "window_refunds_truncated", {"max": WINDOW_REFUNDS_MAX}
+            )
+        return in_window
+
+    async def _check_payments(self, payments: tuple[PaymentView, ...]) -> list[Drift]:
         drifts: list[Drift] = []
-        refunds_seen = len(in_window.refunds)
-        for payment in scope.payments:
-            pi = payment.payment_intent_id
-            try:
-                intent = await kernel_call(
-                    run,
-                    tools.stripe.GET_PAYMENT_INTENT,
-                    GetPaymentIntentInput(payment_intent_id=pi, order_id=payment.order_id),
-                    step=f"intent:{pi}",
-                    absent_ok=True,
-                )
-                refunds = await kernel_call(
-                    run,
-                    tools.stripe.LIST_REFUNDS,
-                    ListRefundsInput(payment_intent_id=pi, max_results=REFUNDS_PER_INTENT_MAX),
-                    step=f"refunds:{pi}",
-                )
-            except ActivityError as exc:
-                _skip_unknown(run, exc, pi)
+        for payment in payments:
+            drifts.extend(await self._check_payment(payment))
+        return drifts
+
+    async def _check_payment(self, payment: PaymentView) -> list[Drift]:
+        """The PaymentIntent and its refunds, against our capture and refund receipts."""
+        pi = payment.payment_intent_id
+        try:
+            intent = await kernel_call(
+                self._kernel,
+                tools.stripe.GET_PAYMENT_INTENT,
+                GetPaymentIntentInput(payment_intent_id=pi, order_id=payment.order_id),
+                step=f"intent:{pi}",
+                absent_ok=True,
+            )
+            refunds = await kernel_call(
+                self._kernel,
+                tools.stripe.LIST_REFUNDS,
+                ListRefundsInput(payment_intent_id=pi, max_results=REFUNDS_PER_INTENT_MAX),
+                step=f"refunds:{pi}",
+            )
+        except ActivityError as exc:
+            self._skip_unknown(exc, pi)
+            return []
+        return payment_drifts(payment, intent, refunds)
+
+    async def _check_orders(self, orders: tuple[OrderView, ...]) -> list[Drift]:
+        drifts: list[Drift] = []
+        for order in orders:
+            if not in_production(order):
                 continue
-            drifts.extend(payment_drifts(payment, intent, refunds))
-        for order in scope.orders:
-            if order.printful_order_id is None or order.state not in PRODUCTION_STATES:
-                continue
-            try:
-                printful = await kernel_call(
-                    run,
-                    tools.printful.GET_ORDER,
-                    PrintfulOrderRef(printful_order_id=order.printful_order_id),
-                    step=f"printful:{order.printful_order_id}",
-                    absent_ok=True,
-                )
-            except ActivityError as exc:
-                _skip_unknown(run, exc, f"printful:{order.printful_order_id}")
-                continue
-            found = printful_drift(order, printful)
+            found = await self._check_order(order)
             if found is not None:
                 drifts.append(found)
-        run.decision(
-            workflow.now(),
-            "drift_detected",
-            {"count": len(drifts), "kinds": sorted({d.kind for d in drifts})},
+        return drifts
+
+    async def _check_order(self, order: OrderView) -> Drift | None:
+        """The Printful order of an order the projection says is in production or later."""
+        assert order.printful_order_id is not None
+        try:
+            printful = await kernel_call(
+                self._kernel,
+                tools.printful.GET_ORDER,
+                PrintfulOrderRef(printful_order_id=order.printful_order_id),
+                step=f"printful:{order.printful_order_id}",
+                absent_ok=True,
+            )
+        except ActivityError as exc:
+            self._skip_unknown(exc, f"printful:{order.printful_order_id}")
+            return None
+        return printful_drift(order, printful)
+
+    def _skip_unknown(self, exc: ActivityError, entity: str) -> None:
+        """A provider that no longer knows one entity must not stop the whole run: noted in
+        the trace and skipped. Anything else (an outage after Temporal's retries) fails it."""
+        if error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
+            raise exc
+        self._kernel.decision(workflow.now(), "entity_not_found", {"entity": entity})
+
+    # -- recording and handling -------------------------------------------------------
+
+    async def _record(self, tenant_id: str, drifts: list[Drift]) -> tuple[DriftRow, ...]:
+        """One row per drift ever: the rows as they stand (known ones found, not added)."""
+        recorded = await internal_activity(
+            RECONCILE_RECORD,
+            DriftBatch(
+                tenant_id=tenant_id, run_id=workflow.info().workflow_id, drifts=tuple(drifts)
+            ),
+            result_type=DriftRows,
+            limit=DB_TIMEOUT,
         )
-        return scope, refunds_seen, drifts
+        assert recorded is not None
+        return recorded.rows
 
     async def _handle(
-        self,
-        input: ReconciliationInput,
-        context: FlowContext,
-        run: RunState,
-        scope: ReconcileScope,
-        rows: tuple[DriftRow, ...],
-    ) -> tuple[list[DriftRow], dict[str, str]]:
-        orders = {o.order_id: o for o in scope.orders}
+        self, input: ReconciliationInput, context: FlowContext, rows: tuple[DriftRow, ...]
+    ) -> list[DriftRow]:
+        """Financial rows to an approval workflow, open non-financial ones repaired here."""
+        orders = {o.order_id: o for o in self._sweep.scope.orders}
         handled: list[DriftRow] = []
-        repairs: dict[str, str] = {}
         for row in rows:
             if row.financial and row.status in ("open", "pending_approval"):
                 row, child = await self._request_repair(input, context, row)
                 if child is not None:
-                    repairs[str(row.drift_id)] = child
+                    self._sweep.repairs[str(row.drift_id)] = child
             elif not row.financial and row.status == "open":
                 order = orders.get(row.order_id or "")
                 if order is not None:
-                    row = await self._repair_projection(run, row, order)
+                    row = await self._repair_projection(row, order)
             handled.append(row)
-        return handled, repairs
+        return handled
 
-    async def _repair_projection(self, run: RunState, row: DriftRow, order: OrderView) -> DriftRow:
-        """printful_cancelled_outside: the projection says what is true now (optimistic)."""
-        wf_id = workflow.info().workflow_id
+    async def _repair_projection(self, row: DriftRow, order: OrderView) -> DriftRow:
+        """printful_cancelled_outside: the projection says what is true now (optimistic);
+        one that moved meanwhile leaves the row open for the next run."""
+        run = self._kernel
+        written = await self._write_exception(row, order)
+        if written is None:
+            run.decision(
+                workflow.now(),
+                "repair_deferred",
+                {"drift_id": row.drift_id, "why": "projection moved"},
+            )
+            return await resolve(
+                run.tenant_id,
+                row.drift_id,
+                "open",
+                "projection_moved_retry_next_run",
+                from_statuses=("open",),
+            )
+        run.decision(
+            workflow.now(),
+            "projection_repaired",
+            {"drift_id": row.drift_id, "order_id": order.order_id, "version": written.version},
+        )
+        return await resolve(
+            run.tenant_id,
+            row.drift_id,
+            "repaired",
+            "projection_set_exception",
+            from_statuses=("open",),
+            details={
+                "order_state_version": written.version,
+                "previous_state": order.state,
+                "repaired_by": workflow.info().workflow_id,
+            },
+        )
+
+    async def _write_exception(self, row: DriftRow, order: OrderView) -> OrderStateWritten | None:
+        """The order's projection to ``exception`` at the version read; None when it moved."""
         data = {
             **order.data,
             "exception": "printful_cancelled",
             "previous_state": order.state,
-            "reconciliation": {"drift_id": row.drift_id, "run": wf_id},
+            "reconciliation": {"drift_id": row.drift_id, "run": workflow.info().workflow_id},
         }
         try:
             written = await internal_activity(
                 ORDER_STATE_WRITE,
                 OrderStateWrite(
-                    tenant_id=run.tenant_id,
+                    tenant_id=self._kernel.tenant_id,
                     order_id=order.order_id,
                     state="exception",
                     expected_version=order.version,
@@ -456,38 +378,11 @@ class Reconciliation(FlowHandlers):
                 limit=DB_TIMEOUT,
             )
         except ActivityError as exc:
-            if _error_type(exc) != ErrorCode.ORDER_STATE_CONFLICT:
+            if error_type(exc) != ErrorCode.ORDER_STATE_CONFLICT:
                 raise
-            run.decision(
-                workflow.now(),
-                "repair_deferred",
-                {"drift_id": row.drift_id, "why": "projection moved"},
-            )
-            return await _resolve(
-                run.tenant_id,
-                row.drift_id,
-                "open",
-                "projection_moved_retry_next_run",
-                from_statuses=("open",),
-            )
+            return None
         assert written is not None
-        run.decision(
-            workflow.now(),
-            "projection_repaired",
-            {"drift_id": row.drift_id, "order_id": order.order_id, "version": written.version},
-        )
-        return await _resolve(
-            run.tenant_id,
-            row.drift_id,
-            "repaired",
-            "projection_set_exception",
-            from_statuses=("open",),
-            details={
-                "order_state_version": written.version,
-                "previous_state": order.state,
-                "repaired_by": wf_id,
-            },
-        )
+        return written
 
     async def _request_repair(
         self, input: ReconciliationInput, context: FlowContext, row: DriftRow
@@ -496,7 +391,7 @@ class Reconciliation(FlowHandlers):
         info = workflow.info()
         child_id = drift_workflow_id(input.tenant_id, row.drift_id)
         if row.status == "open":
-            row = await _resolve(
+            row = await resolve(
                 input.tenant_id,
                 row.drift_id,
                 "pending_approval",
@@ -525,7 +420,7 @@ class Reconciliation(FlowHandlers):
             return row, None  # its approval is still open (or it just finished)
         return row, child_id
 
-    async def _notify_ops(self, context: FlowContext, run: RunState, rows: list[DriftRow]) -> None:
+    async def _notify_ops(self, context: FlowContext, rows: list[DriftRow]) -> None:
         """One summary email per run that found drift it had not seen before."""
         wf_id = workflow.info().workflow_id
         new = [r for r in rows if r.run_id == wf_id]
@@ -537,7 +432,7 @@ class Reconciliation(FlowHandlers):
         }
         try:
             await send_email(
-                run,
+                self._kernel,
                 to=context.ops_email,
                 template="reconciliation_drift",
                 category="ops",
@@ -554,242 +449,59 @@ class Reconciliation(FlowHandlers):
             )
         except (ActivityError, ApplicationError) as exc:
             # The rows are the record; an email that cannot be sent must not undo them.
-            run.decision(workflow.now(), "ops_notice_failed", {"error": str(exc)})
+            self._kernel.decision(workflow.now(), "ops_notice_failed", {"error": str(exc)})
 
+    # -- how the flow ends otherwise --------------------------------------------------
 
-# -- one financial drift's approval -----------------------------------------------------
+    async def _failed(self, exc: ActivityError | ApplicationError) -> None:
+        """A read or a row write failed after Temporal's retries (the caller raises again);
+        a cancellation that surfaced from an activity ends ``cancelled``."""
+        if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
+            return await self._cancelled()
+        self._error = failure_text(exc)
+        await self._end("failed")
 
+    async def _cancelled(self) -> None:
+        """Cancelled from the Temporal side: nothing to undo (the rows written are the
+        record; repair children started go on). The caller re-raises: CANCELLED."""
+        self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
+        await self._end("cancelled")
 
-@workflow.defn(name=RECONCILE_DRIFT.type)
-class ReconcileDrift(ApprovalHandlers):
-    def _move(self, new: str) -> None:
-        assert self._run is not None
-        self._state = move(self._run, self._state, new)
+    # -- platform hooks ---------------------------------------------------------------
 
-    @workflow.run
-    async def run(self, input: DriftRepairInput) -> DriftRepairResult:
-        drift = input.drift
-        self._tenant = input.tenant_id
-        _mark(input.tenant_id, self._state, drift.order_id)
-        context = await load_context(input.context, input.tenant_id, WORKFLOW_TYPE)
-        run = self._run = start_run(context.policy, principal=input.principal)
-        desk = self._desk = ApprovalDesk(input.tenant_id)
-        desk.configure(context)
-        self._detail.update(drift_id=drift.drift_id, kind=drift.kind, entity_ref=drift.entity_ref)
-        if drift.kind not in FINANCIAL_DRIFT:
-            raise ApplicationError(
-                f"drift kind {drift.kind} is not financial",
-                type=ErrorCode.DRIFT_KIND_INVALID,
-                non_retryable=True,
-            )
-        current = await _resolve(
-            input.tenant_id,
-            drift.drift_id,
-            "pending_approval",
-            "approval_requested",
-            from_statuses=("open", "pending_approval"),
-            details={"repair_workflow_id": workflow.info().workflow_id},
-        )
-        if current.status != "pending_approval":
-            # Resolved meanwhile (by another repair run, or by hand): nothing to ask.
-            self._move(current.status)
-            await persist_trace(run)
-            return DriftRepairResult(
-                workflow_id=workflow.info().workflow_id,
-                drift_id=drift.drift_id,
-                kind=drift.kind,
-                status=current.status,
-                action=current.action,
-                cost_micros=run.cost_micros,
-            )
-        self._move("awaiting_approval")
-        shopify_refund_id: str | None = None
-        try:
-            if drift.kind == "refund_outside":
-                action, shopify_refund_id = await self._record_refund(input, context, run, desk)
-            else:
-                action = await self._acknowledge(input, context, desk, run)
-        except ApprovalDenied as denied:
-            return await self._closed(input, run, denied.view)
-        except (ActivityError, ApplicationError) as exc:
-            self._error = str(exc.cause if isinstance(exc, ActivityError) else exc)
-            await _resolve(
-                input.tenant_id,
-                drift.drift_id,
-                "open",
-                "repair_failed",
-                from_statuses=("pending_approval",),
-                details={"error": self._error[:300]},
-            )
-            self._move("failed")
-            await persist_trace(run)
-            raise
-        view = desk.history[-1] if desk.history else None
-        details: dict[str, Any] = {
-            "request_id": view.request_id if view else None,
-            "decided_by": view.decided_by if view else None,
-        }
-        if shopify_refund_id is not None:
-            details["shopify_refund_id"] = shopify_refund_id
-        row = await _resolve(
-            input.tenant_id,
-            drift.drift_id,
-            "repaired",
-            action,
-            from_statuses=("pending_approval",),
-            details=details,
-        )
-        self._move("repaired")
-        await persist_trace(run)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return DriftRepairResult(
+    @property
+    def _sweep(self) -> Sweep:
+        assert self._facts is not None, "run() has not read its window"
+        return self._facts
+
+    def _status_detail(self) -> dict[str, Any]:
+        return self._facts.shown() if self._facts is not None else {}
+
+    def _result(self, input: ReconciliationInput) -> ReconciliationResult:
+        s = self._sweep
+        return ReconciliationResult(
             workflow_id=workflow.info().workflow_id,
-            drift_id=drift.drift_id,
-            kind=drift.kind,
-            status=row.status,
-            action=row.action,
-            approval=view,
-            shopify_refund_id=shopify_refund_id,
-            cost_micros=run.cost_micros,
+            tenant_id=input.tenant_id,
+            window_start=s.window_start,
+            window_end=s.window_end,
+            orders_checked=len(s.scope.orders),
+            payments_checked=len(s.scope.payments),
+            refunds_seen=s.refunds_seen,
+            truncated=s.scope.truncated,
+            drifts=tuple(s.rows),
+            repairs=s.repairs,
+            cost_micros=self._kernel.cost_micros,
         )
 
-    async def _closed(
-        self, input: DriftRepairInput, run: RunState, view: ApprovalView
-    ) -> DriftRepairResult:
-        """Denied: dismissed. Expired: back to open, nothing written, the run fails closed."""
-        drift = input.drift
-        details = {
-            "request_id": view.request_id,
-            "decided_by": view.decided_by,
-            "reason": view.reason,
-        }
-        if view.status == "denied":
-            row = await _resolve(
-                input.tenant_id,
-                drift.drift_id,
-                "dismissed",
-                "dismissed",
-                from_statuses=("pending_approval",),
-                details=details,
-            )
-            self._move("dismissed")
-            await persist_trace(run)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            return DriftRepairResult(
-                workflow_id=workflow.info().workflow_id,
-                drift_id=drift.drift_id,
-                kind=drift.kind,
-                status=row.status,
-                action=row.action,
-                approval=view,
-                cost_micros=run.cost_micros,
-            )
-        await _resolve(
-            input.tenant_id,
-            drift.drift_id,
-            "open",
-            "approval_expired",
-            from_statuses=("pending_approval",),
-            details=details,
-        )
-        self._move("expired")
-        await persist_trace(run)
-        await workflow.wait_condition(workflow.all_handlers_finished)
+
+def _window(input: ReconciliationInput) -> tuple[datetime, datetime]:
+    """``[window_start, window_end]``: by default the ``window`` before the run started."""
+    end = input.window_end or workflow.now()
+    start = input.window_start or end - input.window
+    if start >= end:
         raise ApplicationError(
-            f"approval {view.request_id} expired: drift {drift.drift_id} left open (fail closed)",
-            type=ErrorCode.APPROVAL_EXPIRED,
+            f"the window {start.isoformat()} .. {end.isoformat()} is empty",
+            type=ErrorCode.WINDOW_INVALID,
             non_retryable=True,
         )
-
-    async def _record_refund(
-        self, input: DriftRepairInput, context: FlowContext, run: RunState, desk: ApprovalDesk
-    ) -> tuple[str, str | None]:
-        """Approve → the Stripe refund recorded on the Shopify order (no money moves)."""
-        actual = input.drift.actual
-        order_id = input.drift.order_id or actual.get("order_id")
-        if not order_id:
-            return await self._acknowledge(input, context, desk, run), None
-        try:
-            order = await kernel_call(
-                run,
-                tools.shopify.GET_ORDER,
-                GetOrderInput(order_id=str(order_id)),
-                step="shopify_order",
-                absent_ok=True,
-            )
-        except ActivityError as exc:
-            if _error_type(exc) != ErrorCode.PROVIDER_NOT_FOUND:
-                raise
-            # No Shopify order to record it on: a person acknowledges it instead.
-            run.decision(workflow.now(), "shopify_order_missing", {"order_id": str(order_id)})
-            return await self._acknowledge(input, context, desk, run), None
-        self._detail["shopify_financial_status"] = order.financial_status
-        if order.financial_status.upper() == "REFUNDED":
-            # Shopify already shows every cent back: acknowledge, write nothing.
-            await self._acknowledge(input, context, desk, run)
-            return "already_in_shopify", None
-        refund_id = str(actual["refund_id"])
-        amount, currency = int(actual["amount_minor"]), str(actual["currency"])
-        recorded = await call_with_approval(
-            desk,
-            run,
-            tools.shopify.REFUND_CREATE,
-            ShopifyRefundInput(
-                order_id=str(order_id),
-                refund_request_id=f"recon-{refund_id}"[:64],
-                amount_minor=amount,
-                currency=currency,
-                notify_customer=False,
-                note=f"Stripe refund {refund_id} made outside AutoBiz; recorded by reconciliation.",
-            ),
-            step="record_refund",
-            action="record_refund_outside",
-            amount_minor=amount,
-            currency=currency,
-            notify=approval_notifier(run),
-            timeout_override=context.timing.timeout,
-        )
-        return "recorded_in_shopify", recorded.refund_id
-
-    async def _acknowledge(
-        self, input: DriftRepairInput, context: FlowContext, desk: ApprovalDesk, run: RunState
-    ) -> str:
-        """No tool can repair it: a person acknowledges it (raises ApprovalDenied if not)."""
-        drift = input.drift
-        amount, currency = _drift_amount(drift)
-        view = await desk.obtain(
-            action=f"acknowledge_{drift.kind}",
-            roles=input.acknowledge_roles,
-            expires_in=context.timing.timeout or input.acknowledge_timeout,
-            amount_minor=amount,
-            currency=currency,
-            notify=approval_notifier(run),
-            details={
-                "drift_id": drift.drift_id,
-                "kind": drift.kind,
-                "entity_ref": drift.entity_ref,
-            },
-        )
-        if view.status != "approved":
-            run.decision(
-                workflow.now(),
-                f"approval_{view.status}",
-                {"request_id": view.request_id, "drift_id": drift.drift_id},
-            )
-            raise ApprovalDenied(view)
-        run.decision(
-            workflow.now(),
-            "drift_acknowledged",
-            {"request_id": view.request_id, "approver": view.decided_by},
-        )
-        return "acknowledged"
-
-
-def _drift_amount(drift: DriftRow) -> tuple[int | None, str | None]:
-    """The money a financial drift is about, for the approval request."""
-    a, e = drift.actual, drift.expected
-    currency = a.get("currency") or e.get("currency")
-    if drift.kind == "refund_outside":
-        return int(a.get("amount_minor") or 0), currency
-    expected = int(e.get("amount_received_minor") or 0)
-    return abs(expected - int(a.get("amount_received_minor") or 0)), currency
+    return start, end

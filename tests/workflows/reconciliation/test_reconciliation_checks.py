@@ -6,8 +6,8 @@ import pytest
 
 from kernel.tools.printful import GetPrintfulOrderOutput
 from kernel.tools.stripe import GetPaymentIntentOutput, ListRefundsOutput, RefundView
+from workflows.reconciliation.drift import payment_drifts, printful_drift
 from workflows.reconciliation.models import OrderView, PaymentView
-from workflows.reconciliation.reconciliation import payment_drifts, printful_drift
 
 pytestmark = pytest.mark.unit
 
