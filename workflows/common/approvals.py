@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
@@ -307,6 +307,33 @@ class ApprovalDesk:
         details: dict[str, Any] | None = None,
     ) -> ApprovalView:
         """Open a request and wait for its outcome (approved, denied or expired)."""
+        opened = self._new_request(action, roles, expires_in, amount_minor, currency, details)
+        await self._open_request(opened)
+        cancelled = await self._await_outcome(opened, expires_in, notify)
+        final = self.current
+        assert final is not None and final.status != "pending"
+        await self._close_request(final, opened.requested_at)
+        if cancelled is not None:
+            self.history.append(final)
+            raise cancelled
+        if final.status == "expired":
+            recipients = self._recipients(final.roles)
+            if self._ops_email:
+                recipients.append(self._ops_email)
+            await notify("expired", final, sorted(set(recipients)))
+        self.history.append(final)
+        return final
+
+    def _new_request(
+        self,
+        action: str,
+        roles: tuple[str, ...],
+        expires_in: timedelta,
+        amount_minor: int | None,
+        currency: str | None,
+        details: dict[str, Any] | None,
+    ) -> HitlOpen:
+        """The request as the ``status`` query shows it (``current``) and as its row."""
         info = workflow.info()
         self._count += 1
         now = workflow.now()
@@ -320,7 +347,7 @@ class ApprovalDesk:
             expires_at=now + expires_in,
         )
         self.current = view
-        opened = HitlOpen(
+        return HitlOpen(
             tenant_id=self.tenant_id,
             request_id=view.request_id,
             workflow_id=info.workflow_id,
@@ -333,6 +360,9 @@ class ApprovalDesk:
             expires_at=view.expires_at,
             details=details or {},
         )
+
+    async def _open_request(self, opened: HitlOpen) -> None:
+        """Write the row and read the approvers' keys; mark the run as waiting."""
         self._refresh_wanted = False
         self.key_refreshes = 0
         self._opening = True
@@ -341,19 +371,30 @@ class ApprovalDesk:
         finally:
             self._opening = False
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(True)])
-        record_approval_requested(self.tenant_id, action)
+        record_approval_requested(self.tenant_id, opened.action)
 
-        events: list[tuple[Any, Literal["reminder", "escalation"]]] = []
+    def _notices(
+        self, opened: HitlOpen, expires_in: timedelta
+    ) -> list[tuple[datetime, Literal["reminder", "escalation"]]]:
+        """When to escalate and when to remind, soonest first (each only if it falls
+        inside the request's life)."""
+        events: list[tuple[datetime, Literal["reminder", "escalation"]]] = []
         if timedelta(0) < self._timing_escalate < expires_in:
-            events.append((now + self._timing_escalate, "escalation"))
+            events.append((opened.requested_at + self._timing_escalate, "escalation"))
         if timedelta(0) < self._timing_remind < expires_in:
-            events.append((view.expires_at - self._timing_remind, "reminder"))
+            events.append((opened.expires_at - self._timing_remind, "reminder"))
         events.sort(key=lambda e: e[0])
+        return events
 
-        cancelled: asyncio.CancelledError | None = None
+    async def _await_outcome(
+        self, opened: HitlOpen, expires_in: timedelta, notify: Notifier
+    ) -> asyncio.CancelledError | None:
+        """Wait for a decision, sending reminders and escalations on time, until decided
+        or expired. A cancelled flow withdraws the request (returned, to re-raise)."""
+        events = self._notices(opened, expires_in)
         try:
             while self.pending:
-                due, kind = events[0] if events else (view.expires_at, None)
+                due, kind = events[0] if events else (opened.expires_at, None)
                 remaining = (due - workflow.now()).total_seconds()
                 try:
                     await workflow.wait_condition(
@@ -372,11 +413,12 @@ class ApprovalDesk:
         except asyncio.CancelledError as exc:
             # The flow itself was cancelled (an operator): the request is withdrawn, its
             # row closed, so the backlog never shows a request nobody can answer.
-            cancelled = exc
             self.withdraw(FLOW_CANCELLED, "the flow was cancelled while this request waited")
+            return exc
+        return None
 
-        final = self.current
-        assert final is not None and final.status != "pending"
+    async def _close_request(self, final: ApprovalView, requested_at: datetime) -> None:
+        assert final.status != "pending"
         closed: Literal["approved", "denied", "expired"] = final.status
         await internal_activity(
             HITL_CLOSE,
@@ -391,19 +433,8 @@ class ApprovalDesk:
             limit=DB_ACTIVITY_TIMEOUT,
         )
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(False)])
-        record_approval_outcome(
-            self.tenant_id, action, closed, (final.decided_at or workflow.now()) - now
-        )
-        if cancelled is not None:
-            self.history.append(final)
-            raise cancelled
-        if final.status == "expired":
-            recipients = self._recipients(final.roles)
-            if self._ops_email:
-                recipients.append(self._ops_email)
-            await notify("expired", final, sorted(set(recipients)))
-        self.history.append(final)
-        return final
+        decided_after = (final.decided_at or workflow.now()) - requested_at
+        record_approval_outcome(self.tenant_id, final.action, closed, decided_after)
 
     async def _note(self, kind: Literal["reminder", "escalation"], notify: Notifier) -> None:
         view = self.current
