@@ -66,3 +66,29 @@ async def test_cancel_after_the_capture_refunds_it(harness: Harness) -> None:
     assert tools.count("stripe.capture_payment") == 1 and tools.count("stripe.create_refund") == 1
     status = await h.status_when(handle.id, lambda s: s.state == "cancelled")
     assert status.detail["compensated"] == ["refund_capture"]
+
+
+async def test_cancel_of_an_order_cancellation_waiting_for_approval_changes_nothing(
+    harness: Harness,
+) -> None:
+    h = harness
+    order_id, pi = await h.authorized_order("150.00")  # voiding it needs finance/ops_lead
+    handle = await h.request_cancellation(order_id, pi)
+    [row] = await h.pending_rows(handle.id)
+
+    async def waiting() -> bool | None:
+        attrs = (await handle.describe()).typed_search_attributes
+        pending = [p.value for p in attrs if p.key.name == "ApprovalPending"]
+        return True if pending == [True] else None
+
+    await eventually(waiting, what="the cancellation's approval wait")
+    await _cancelled(h, handle.id)
+    [closed] = await h.hitl_rows(handle.id)
+    assert closed["request_id"] == row["request_id"]
+    assert (closed["status"], closed["decided_by"]) == ("denied", FLOW_CANCELLED)
+    # Nothing was voided, cancelled or sent: no receipt, the authorisation as it was.
+    assert await h.receipts(handle.id) == []
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.status == "requires_capture" and intent.amount_received == 0
+    status = await h.status_when(handle.id, lambda s: s.state == "cancelled")
+    assert status.detail["cancelled_in"] == "awaiting_approval"
