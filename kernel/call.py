@@ -13,7 +13,8 @@ Workflow modules import this module inside ``workflow.unsafe.imports_passed_thro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
@@ -24,7 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from kernel.codes import ErrorCode
 from kernel.contracts import CallContext, RetrySpec, ToolContract, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
-from kernel.idempotency import request_hash
+from kernel.idempotency import IdempotencyKeys, request_hash
 from kernel.metrics import record_gate, record_tool_call
 from kernel.policy import RunPolicy
 from kernel.redaction import allowlisted, redact_text
@@ -174,6 +175,32 @@ async def kernel_call(
     name, version, input, expect = _resolve(tool, version_or_input, input, expect)
     request = ToolRequest(tool=name, version=version, input=input, step=step, approval=approval)
     now = workflow.now()
+    call = _admitted(state, request, registry, now)
+    context = _call_context(state, call, absent_ok)
+    _record_started(state, call, now)
+    result = await _execute(state, call, context, now)
+    _record_succeeded(state, call, result)
+    if expect is not None and not isinstance(result, expect):
+        ref = call.contract.ref
+        raise TypeError(f"{ref} returned {type(result).__name__}, not {expect.__name__}")
+    return result
+
+
+@dataclass(frozen=True)
+class _AllowedCall:
+    """What the gate let through: the contract, the validated input and its keys."""
+
+    contract: ToolContract[Any, Any]
+    input: BaseModel
+    input_json: dict[str, Any]
+    keys: IdempotencyKeys
+    step: str
+
+
+def _admitted(
+    state: RunState, request: ToolRequest, registry: ToolRegistry | None, now: datetime
+) -> _AllowedCall:
+    """Run the gate and record its decision; a refusal raises (see :func:`refusal`)."""
     decision = Gate(registry or REGISTRY).check(state, request, now)
     admit(state, decision, now)
     record_gate(state, decision)
@@ -181,40 +208,59 @@ async def kernel_call(
         raise refusal(decision)
     contract, keys, input_json = decision.contract, decision.keys, decision.input_json
     assert contract is not None and keys is not None and input_json is not None
+    assert decision.input is not None
+    return _AllowedCall(contract, decision.input, input_json, keys, request.step)
+
+
+def _call_context(state: RunState, call: _AllowedCall, absent_ok: bool) -> CallContext:
+    """The activity's first argument: who calls, and the keys computed here."""
     info = workflow.info()
-    context = CallContext(
+    contract = call.contract
+    return CallContext(
         tenant_id=state.tenant_id,
         workflow_id=info.workflow_id,
         run_id=info.run_id,
         workflow_type=state.policy.workflow_type,
         principal=state.principal,
-        step=step,
+        step=call.step,
         tool=contract.name,
         version=contract.version,
         side_effect=contract.side_effect,
         provider=contract.provider,
-        internal_key=keys.internal,
-        external_key=keys.external,
-        request_hash=request_hash(contract.ref, input_json),
-        not_found_grace=_not_found_grace(contract.not_found_grace, decision.input, absent_ok),
+        internal_key=call.keys.internal,
+        external_key=call.keys.external,
+        request_hash=request_hash(contract.ref, call.input_json),
+        not_found_grace=_not_found_grace(contract.not_found_grace, call.input, absent_ok),
     )
+
+
+def _record_started(state: RunState, call: _AllowedCall, now: datetime) -> None:
+    contract = call.contract
     state.record(
         now,
         "tool_started",
         "scheduled",
         tool=contract.ref,
-        step=step,
+        step=call.step,
         detail={
-            "internal_key": keys.internal,
-            "external_key": keys.external,
+            "internal_key": call.keys.internal,
+            "external_key": call.keys.external,
             "side_effect": contract.side_effect.value,
-            "input": allowlisted(input_json, contract.trace_fields),
+            "input": allowlisted(call.input_json, contract.trace_fields),
         },
     )
+
+
+async def _execute(
+    state: RunState, call: _AllowedCall, context: CallContext, started: datetime
+) -> BaseModel:
+    """Schedule the contract's activity with its timeout and retry policy; a failure is
+    traced and counted, then raised on."""
+    contract = call.contract
     try:
-        result = await workflow.execute_activity(
+        result: BaseModel = await workflow.execute_activity(
             contract.activity_name,
-            args=[context, decision.input],
+            args=[context, call.input],
             result_type=contract.output_model,
             start_to_close_timeout=contract.timeout,
             retry_policy=retry_policy(contract.retry, scale=state.policy.retries.interval_scale),
@@ -226,26 +272,28 @@ async def kernel_call(
             "tool_failed",
             "error",
             tool=contract.ref,
-            step=step,
+            step=call.step,
             detail={
                 "error_type": getattr(cause, "type", None) or type(cause).__name__,
                 "message": str(cause) if cause is not None else str(exc),
             },
         )
-        record_tool_call(state, contract.ref, "failed", workflow.now() - now)
+        record_tool_call(state, contract.ref, "failed", workflow.now() - started)
         raise
-    record_tool_call(state, contract.ref, "succeeded", workflow.now() - now)
+    record_tool_call(state, contract.ref, "succeeded", workflow.now() - started)
+    return result
+
+
+def _record_succeeded(state: RunState, call: _AllowedCall, result: BaseModel) -> None:
+    """Trace the output and charge the run for the call (and an LLM's tokens)."""
+    contract = call.contract
     cost = state.policy.prices.call_cost(contract.provider)
     detail: dict[str, Any] = {
         "output": allowlisted(result.model_dump(mode="json"), contract.trace_fields)
     }
-    in_tokens = getattr(result, "input_tokens", None)
-    out_tokens = getattr(result, "output_tokens", None)
-    if isinstance(in_tokens, int) and isinstance(out_tokens, int):
-        model = str(getattr(result, "model", ""))
-        state.tokens += in_tokens + out_tokens
-        cost += state.policy.prices.token_cost(model, in_tokens, out_tokens)
-        detail.update(model=model, input_tokens=in_tokens, output_tokens=out_tokens)
+    token_cost, token_detail = _token_use(state, result)
+    cost += token_cost
+    detail.update(token_detail)
     state.cost_micros += cost
     detail["cost_micros"] = cost
     state.record(
@@ -253,13 +301,22 @@ async def kernel_call(
         "tool_succeeded",
         "ok",
         tool=contract.ref,
-        step=step,
+        step=call.step,
         detail=detail,
         cost_micros=cost,
     )
-    if expect is not None and not isinstance(result, expect):
-        raise TypeError(f"{contract.ref} returned {type(result).__name__}, not {expect.__name__}")
-    return result  # type: ignore[no-any-return]
+
+
+def _token_use(state: RunState, result: BaseModel) -> tuple[int, dict[str, Any]]:
+    """An LLM result's token cost and trace fields; its tokens count against the run."""
+    in_tokens = getattr(result, "input_tokens", None)
+    out_tokens = getattr(result, "output_tokens", None)
+    if not (isinstance(in_tokens, int) and isinstance(out_tokens, int)):
+        return 0, {}
+    model = str(getattr(result, "model", ""))
+    state.tokens += in_tokens + out_tokens
+    cost = state.policy.prices.token_cost(model, in_tokens, out_tokens)
+    return cost, {"model": model, "input_tokens": in_tokens, "output_tokens": out_tokens}
 
 
 def _resolve(

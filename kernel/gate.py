@@ -24,7 +24,7 @@ from kernel.idempotency import IdempotencyKeys, canonical_json, keys_for, sha256
 from kernel.policy import HitlRule
 from kernel.redaction import redact_text
 from kernel.registry import ToolRegistry
-from kernel.state import Approval, RunState, Termination
+from kernel.state import Approval, RunState, Termination, TraceKind
 
 AnyContract = ToolContract[Any, Any]
 
@@ -110,224 +110,110 @@ def detect_loop(
     return None
 
 
+@dataclass(frozen=True)
+class _ValidCall:
+    """A call that passed registry, schema and permission: what every later decision
+    (terminated, approval refused, allowed) carries."""
+
+    request: ToolRequest
+    contract: AnyContract
+    input: BaseModel
+    input_json: dict[str, Any]
+    fingerprint: str
+
+    def decide(
+        self,
+        allowed: bool,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        detail: dict[str, Any] | None = None,
+        termination: Termination | None = None,
+        hitl: HitlRequirement | None = None,
+        keys: IdempotencyKeys | None = None,
+    ) -> GateDecision:
+        return GateDecision(
+            request=self.request,
+            allowed=allowed,
+            code=code,
+            message=message,
+            detail={} if detail is None else detail,
+            contract=self.contract,
+            input=self.input,
+            input_json=self.input_json,
+            fingerprint=self.fingerprint,
+            termination=termination,
+            hitl=hitl,
+            keys=keys,
+        )
+
+
 class Gate:
     def __init__(self, registry: ToolRegistry) -> None:
         self.registry = registry
 
     def check(self, state: RunState, request: ToolRequest, now: datetime) -> GateDecision:
-        policy = state.policy
+        """Decide one call; the first step that refuses it decides."""
         if state.termination is not None:
-            return self._deny(
+            return _deny(
                 request,
                 ErrorCode.RUN_TERMINATED,
                 f"run already terminated ({state.termination.reason})",
                 {"reason": state.termination.reason.value},
             )
-
         # 1. Registry
         contract = self.registry.find(request.tool, request.version)
         if contract is None:
-            return self._deny(
+            return _deny(
                 request,
                 ErrorCode.TOOL_UNKNOWN,
                 f"no tool {request.ref} in the registry",
                 {"tool": request.ref},
             )
-
-        # 2. Schema (unknown fields rejected by the models' extra="forbid")
-        raw = request.input
-        if isinstance(raw, BaseModel):
-            if not isinstance(raw, contract.input_model):
-                return self._deny(
-                    request,
-                    ErrorCode.SCHEMA_INVALID,
-                    f"input is a {type(raw).__name__}, {contract.ref} takes "
-                    f"{contract.input_model.__name__}",
-                    {"tool": contract.ref, "errors": [{"type": "model_type"}]},
-                    contract=contract,
-                )
-            raw = raw.model_dump(mode="json")
-        try:
-            validated = contract.input_model.model_validate(dict(raw))
-        except ValidationError as exc:
-            errors = [
-                {
-                    "loc": ".".join(str(p) for p in err["loc"]),
-                    "type": err["type"],
-                    "msg": redact_text(err["msg"]),
-                }
-                for err in exc.errors(include_input=False, include_url=False)
-            ]
-            return self._deny(
-                request,
-                ErrorCode.SCHEMA_INVALID,
-                f"input for {contract.ref} is invalid: "
-                + "; ".join(f"{e['loc'] or '<root>'}: {e['type']}" for e in errors),
-                {"tool": contract.ref, "errors": errors},
-                contract=contract,
-            )
+        # 2. Schema
+        validated = _validated_input(request, contract)
+        if isinstance(validated, GateDecision):
+            return validated
         input_json: dict[str, Any] = validated.model_dump(mode="json")
-
-        # 3. Permission: deny by default.
-        missing = sorted(contract.scopes - policy.scopes)
-        if contract.ref not in policy.tools or missing:
-            why = (
-                f"missing scopes {', '.join(missing)}"
-                if contract.ref in policy.tools
-                else f"tool not enabled for workflow type {policy.workflow_type}"
-            )
-            return self._deny(
-                request,
-                ErrorCode.PERMISSION_DENIED,
-                f"{state.principal} may not call {contract.ref} for tenant "
-                f"{policy.tenant_id}: {why}",
-                {
-                    "principal": state.principal,
-                    "tenant": policy.tenant_id,
-                    "tool": contract.ref,
-                    "action": contract.side_effect.value,
-                    "missing_scopes": missing,
-                    "reason": why,
-                },
-                contract=contract,
-            )
-
-        # 4. Bounds
-        termination = self._bounds(state, contract, input_json, now)
-        fp = fingerprint(contract.ref, input_json)
-
-        # 5. Loop detection
+        # 3. Permission
+        denied = _permission_denied(state, request, contract)
+        if denied is not None:
+            return denied
+        call = _ValidCall(
+            request, contract, validated, input_json, fingerprint(contract.ref, input_json)
+        )
+        # 4. Bounds, 5. loop detection
+        termination = _bound_exceeded(state, contract, input_json, now)
         if termination is None:
-            loop = detect_loop(
-                [*state.fingerprints, fp],
-                policy.loop.threshold,
-                policy.loop.max_pattern,
-                policy.loop.retry_allowlist,
-            )
-            if loop is not None:
-                pattern, repeats = loop
-                termination = Termination(
-                    reason=TerminationReason.LOOP_DETECTED,
-                    limit=f"{policy.loop.threshold} repeats",
-                    observed=f"{repeats} x [{', '.join(_tool_of(p) for p in pattern)}]",
-                    at=now,
-                    tool=contract.ref,
-                )
+            termination = _loop_detected(state, call, now)
         if termination is not None:
-            return GateDecision(
-                request=request,
-                allowed=False,
-                code=ErrorCode.RUN_TERMINATED,
-                message=f"run terminated: {termination.reason.value} "
-                f"(limit {termination.limit}, observed {termination.observed})",
-                detail={
-                    "reason": termination.reason.value,
-                    "bound": termination.reason.value,
-                    "limit": termination.limit,
-                    "observed": termination.observed,
-                    "tool": contract.ref,
-                },
-                contract=contract,
-                input=validated,
-                input_json=input_json,
-                fingerprint=fp,
-                termination=termination,
-            )
+            return _terminated(call, termination)
+        # 6. HITL, 7. idempotency keys
+        return self._approved(state, call)
 
-        # 6. HITL
-        hitl = self.hitl_requirement(state, contract, input_json)
+    def _approved(self, state: RunState, call: _ValidCall) -> GateDecision:
+        """Steps 6 and 7: the HITL requirement, the call's idempotency keys (they travel
+        with the call, and an approval binds to the internal one), and the approval."""
+        contract = call.contract
+        hitl = self.hitl_requirement(state, contract, call.input_json)
         keys = keys_for(
-            tenant=policy.tenant_id,
+            tenant=state.policy.tenant_id,
             workflow_id=state.workflow_id,
-            step=request.step,
+            step=call.request.step,
             tool=contract.ref,
-            input=input_json,
+            input=call.input_json,
         )
-        if hitl.required:
-            problem = self._approval_problem(request.approval, hitl, keys)
-            if problem is not None:
-                code, message = problem
-                return GateDecision(
-                    request=request,
-                    allowed=False,
-                    code=code,
-                    message=message,
-                    detail={
-                        "tool": contract.ref,
-                        "reason": hitl.reason,
-                        "role": list(hitl.approver_roles),
-                        "internal_key": keys.internal,
-                    },
-                    contract=contract,
-                    input=validated,
-                    input_json=input_json,
-                    fingerprint=fp,
-                    hitl=hitl,
-                    keys=keys,
-                )
-
-        # 7. Idempotency keys travel with the call.
-        return GateDecision(
-            request=request,
-            allowed=True,
-            message="allowed",
-            contract=contract,
-            input=validated,
-            input_json=input_json,
-            fingerprint=fp,
-            hitl=hitl,
-            keys=keys,
-        )
-
-    @staticmethod
-    def _deny(
-        request: ToolRequest,
-        code: ErrorCode,
-        message: str,
-        detail: dict[str, Any],
-        contract: AnyContract | None = None,
-    ) -> GateDecision:
-        return GateDecision(
-            request=request,
-            allowed=False,
-            code=code,
-            message=message,
-            detail=detail,
-            contract=contract,
-        )
-
-    @staticmethod
-    def _bounds(
-        state: RunState, contract: AnyContract, input_json: dict[str, Any], now: datetime
-    ) -> Termination | None:
-        b = state.policy.bounds
-
-        def stop(reason: TerminationReason, limit: object, observed: object) -> Termination:
-            return Termination(
-                reason=reason, limit=str(limit), observed=str(observed), at=now, tool=contract.ref
-            )
-
-        if state.steps + 1 > b.max_steps:
-            return stop(TerminationReason.MAX_STEPS, b.max_steps, state.steps + 1)
-        if state.tool_calls + 1 > b.max_tool_calls:
-            return stop(TerminationReason.MAX_TOOL_CALLS, b.max_tool_calls, state.tool_calls + 1)
-        elapsed = now - state.started_at
-        if elapsed > b.max_wall_time:
-            return stop(
-                TerminationReason.MAX_WALL_TIME,
-                f"{b.max_wall_time.total_seconds():g}s",
-                f"{elapsed.total_seconds():g}s",
-            )
-        requested = 0
-        if contract.token_budget_field is not None:
-            value = input_json.get(contract.token_budget_field)
-            requested = value if isinstance(value, int) else 0
-        if state.tokens + requested > b.max_tokens:
-            return stop(TerminationReason.MAX_TOKENS, b.max_tokens, state.tokens + requested)
-        projected = state.cost_micros + state.policy.prices.call_cost(contract.provider)
-        if projected > b.max_cost_micros:
-            return stop(TerminationReason.MAX_COST, f"{b.max_cost_micros}µ$", f"{projected}µ$")
-        return None
+        problem = _approval_problem(call.request.approval, hitl, keys) if hitl.required else None
+        if problem is None:
+            return call.decide(True, "allowed", hitl=hitl, keys=keys)
+        code, message = problem
+        detail = {
+            "tool": contract.ref,
+            "reason": hitl.reason,
+            "role": list(hitl.approver_roles),
+            "internal_key": keys.internal,
+        }
+        return call.decide(False, message, code=code, detail=detail, hitl=hitl, keys=keys)
 
     @staticmethod
     def hitl_requirement(
@@ -364,23 +250,187 @@ class Gate:
         except (ConditionSyntaxError, ConditionEvalError) as exc:
             return HitlRequirement(True, f"condition error, approval required: {exc}", rule)
 
-    @staticmethod
-    def _approval_problem(
-        approval: Approval | None, hitl: HitlRequirement, keys: IdempotencyKeys
-    ) -> tuple[ErrorCode, str] | None:
-        if approval is None:
-            return ErrorCode.APPROVAL_REQUIRED, f"approval required ({hitl.reason})"
-        if not approval.approved:
-            return ErrorCode.APPROVAL_INVALID, f"request {approval.request_id} was denied"
-        roles = hitl.approver_roles
-        if roles and approval.role not in roles:
-            return (
-                ErrorCode.APPROVAL_INVALID,
-                f"role {approval.role} may not approve (needs one of {', '.join(roles)})",
+
+def _deny(
+    request: ToolRequest,
+    code: ErrorCode,
+    message: str,
+    detail: dict[str, Any],
+    contract: AnyContract | None = None,
+) -> GateDecision:
+    return GateDecision(
+        request=request,
+        allowed=False,
+        code=code,
+        message=message,
+        detail=detail,
+        contract=contract,
+    )
+
+
+def _validated_input(request: ToolRequest, contract: AnyContract) -> BaseModel | GateDecision:
+    """Step 2: the input as the contract's model, or the SCHEMA_INVALID refusal. Unknown
+    fields are rejected by the models' ``extra="forbid"``."""
+    raw = request.input
+    if isinstance(raw, BaseModel):
+        if not isinstance(raw, contract.input_model):
+            return _deny(
+                request,
+                ErrorCode.SCHEMA_INVALID,
+                f"input is a {type(raw).__name__}, {contract.ref} takes "
+                f"{contract.input_model.__name__}",
+                {"tool": contract.ref, "errors": [{"type": "model_type"}]},
+                contract=contract,
             )
-        if approval.internal_key is not None and approval.internal_key != keys.internal:
-            return ErrorCode.APPROVAL_INVALID, "approval was given for a different call"
+        raw = raw.model_dump(mode="json")
+    try:
+        validated: BaseModel = contract.input_model.model_validate(dict(raw))
+    except ValidationError as exc:
+        errors = _schema_errors(exc)
+        return _deny(
+            request,
+            ErrorCode.SCHEMA_INVALID,
+            f"input for {contract.ref} is invalid: "
+            + "; ".join(f"{e['loc'] or '<root>'}: {e['type']}" for e in errors),
+            {"tool": contract.ref, "errors": errors},
+            contract=contract,
+        )
+    return validated
+
+
+def _schema_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Where and why, never the offending value (it may be personal data)."""
+    return [
+        {
+            "loc": ".".join(str(p) for p in err["loc"]),
+            "type": err["type"],
+            "msg": redact_text(err["msg"]),
+        }
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def _permission_denied(
+    state: RunState, request: ToolRequest, contract: AnyContract
+) -> GateDecision | None:
+    """Step 3, deny by default: the tool must be enabled for the workflow type and the
+    principal must hold every scope it needs."""
+    policy = state.policy
+    missing = sorted(contract.scopes - policy.scopes)
+    if contract.ref in policy.tools and not missing:
         return None
+    why = (
+        f"missing scopes {', '.join(missing)}"
+        if contract.ref in policy.tools
+        else f"tool not enabled for workflow type {policy.workflow_type}"
+    )
+    return _deny(
+        request,
+        ErrorCode.PERMISSION_DENIED,
+        f"{state.principal} may not call {contract.ref} for tenant {policy.tenant_id}: {why}",
+        {
+            "principal": state.principal,
+            "tenant": policy.tenant_id,
+            "tool": contract.ref,
+            "action": contract.side_effect.value,
+            "missing_scopes": missing,
+            "reason": why,
+        },
+        contract=contract,
+    )
+
+
+def _bound_exceeded(
+    state: RunState, contract: AnyContract, input_json: dict[str, Any], now: datetime
+) -> Termination | None:
+    """Step 4: the first run bound this call would cross (steps, tool calls, wall time,
+    tokens, cost)."""
+    b = state.policy.bounds
+
+    def stop(reason: TerminationReason, limit: object, observed: object) -> Termination:
+        return Termination(
+            reason=reason, limit=str(limit), observed=str(observed), at=now, tool=contract.ref
+        )
+
+    if state.steps + 1 > b.max_steps:
+        return stop(TerminationReason.MAX_STEPS, b.max_steps, state.steps + 1)
+    if state.tool_calls + 1 > b.max_tool_calls:
+        return stop(TerminationReason.MAX_TOOL_CALLS, b.max_tool_calls, state.tool_calls + 1)
+    elapsed = now - state.started_at
+    if elapsed > b.max_wall_time:
+        return stop(
+            TerminationReason.MAX_WALL_TIME,
+            f"{b.max_wall_time.total_seconds():g}s",
+            f"{elapsed.total_seconds():g}s",
+        )
+    requested = 0
+    if contract.token_budget_field is not None:
+        value = input_json.get(contract.token_budget_field)
+        requested = value if isinstance(value, int) else 0
+    if state.tokens + requested > b.max_tokens:
+        return stop(TerminationReason.MAX_TOKENS, b.max_tokens, state.tokens + requested)
+    projected = state.cost_micros + state.policy.prices.call_cost(contract.provider)
+    if projected > b.max_cost_micros:
+        return stop(TerminationReason.MAX_COST, f"{b.max_cost_micros}µ$", f"{projected}µ$")
+    return None
+
+
+def _loop_detected(state: RunState, call: _ValidCall, now: datetime) -> Termination | None:
+    """Step 5: this call would end a pattern of calls repeated ``threshold`` times."""
+    loop = state.policy.loop
+    found = detect_loop(
+        [*state.fingerprints, call.fingerprint],
+        loop.threshold,
+        loop.max_pattern,
+        loop.retry_allowlist,
+    )
+    if found is None:
+        return None
+    pattern, repeats = found
+    return Termination(
+        reason=TerminationReason.LOOP_DETECTED,
+        limit=f"{loop.threshold} repeats",
+        observed=f"{repeats} x [{', '.join(_tool_of(p) for p in pattern)}]",
+        at=now,
+        tool=call.contract.ref,
+    )
+
+
+def _terminated(call: _ValidCall, termination: Termination) -> GateDecision:
+    """The RUN_TERMINATED refusal of a call that would cross a bound or close a loop."""
+    reason = termination.reason.value
+    return call.decide(
+        False,
+        f"run terminated: {reason} (limit {termination.limit}, observed {termination.observed})",
+        code=ErrorCode.RUN_TERMINATED,
+        detail={
+            "reason": reason,
+            "bound": reason,
+            "limit": termination.limit,
+            "observed": termination.observed,
+            "tool": call.contract.ref,
+        },
+        termination=termination,
+    )
+
+
+def _approval_problem(
+    approval: Approval | None, hitl: HitlRequirement, keys: IdempotencyKeys
+) -> tuple[ErrorCode, str] | None:
+    """Why ``approval`` does not let a HITL-required call through, if it does not."""
+    if approval is None:
+        return ErrorCode.APPROVAL_REQUIRED, f"approval required ({hitl.reason})"
+    if not approval.approved:
+        return ErrorCode.APPROVAL_INVALID, f"request {approval.request_id} was denied"
+    roles = hitl.approver_roles
+    if roles and approval.role not in roles:
+        return (
+            ErrorCode.APPROVAL_INVALID,
+            f"role {approval.role} may not approve (needs one of {', '.join(roles)})",
+        )
+    if approval.internal_key is not None and approval.internal_key != keys.internal:
+        return ErrorCode.APPROVAL_INVALID, "approval was given for a different call"
+    return None
 
 
 def admit(state: RunState, decision: GateDecision, now: datetime) -> None:
@@ -408,23 +458,18 @@ def admit(state: RunState, decision: GateDecision, now: datetime) -> None:
             )
         return
     assert decision.code is not None
-    state.denials[decision.code.value] = state.denials.get(decision.code.value, 0) + 1
+    code = decision.code.value
+    state.denials[code] = state.denials.get(code, 0) + 1
+    kind: TraceKind = "gate_denied"
+    outcome = code
     if decision.termination is not None:
         state.termination = decision.termination
-        state.record(
-            now,
-            "run_terminated",
-            decision.termination.reason.value,
-            tool=tool,
-            step=req.step,
-            detail={"code": decision.code.value, "message": decision.message, **decision.detail},
-        )
-        return
+        kind, outcome = "run_terminated", decision.termination.reason.value
     state.record(
         now,
-        "gate_denied",
-        decision.code.value,
+        kind,
+        outcome,
         tool=tool,
         step=req.step,
-        detail={"code": decision.code.value, "message": decision.message, **decision.detail},
+        detail={"code": code, "message": decision.message, **decision.detail},
     )
