@@ -5,12 +5,19 @@ left in the approval backlog."""
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from tests.workflows.support import Harness, eventually
+from activities.reconciliation_activities import fetch_drift_rows
+from starters.reconciliation import start_reconciliation
+from tests.support.ledger import record_capture
+from tests.workflows.support import FAST, Harness, eventually
 from workflows.common.approvals import FLOW_CANCELLED
+from workflows.ids import drift_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +99,45 @@ async def test_cancel_of_an_order_cancellation_waiting_for_approval_changes_noth
     assert intent.status == "requires_capture" and intent.amount_received == 0
     status = await h.status_when(handle.id, lambda s: s.state == "cancelled")
     assert status.detail["cancelled_in"] == "awaiting_approval"
+
+
+async def _waits_for_approval(workflow_id: str, h: Harness) -> None:
+    """Until the flow waits on its approval (the request's row written, not just asked)."""
+    handle = h.client.get_workflow_handle(workflow_id)
+
+    async def waiting() -> bool | None:
+        attrs = (await handle.describe()).typed_search_attributes
+        pending = [p.value for p in attrs if p.key.name == "ApprovalPending"]
+        return True if pending == [True] else None
+
+    await eventually(waiting, what=f"the approval wait of {workflow_id}")
+
+
+async def test_cancel_of_a_drift_repair_waiting_for_approval_reopens_its_row(
+    harness: Harness,
+) -> None:
+    h = harness
+    order_id, pi = await h.captured_order("20.00")
+    await record_capture(h.db, h.tenant, order_id, pi, 2000)
+    await h.clients.stripe.create_refund(  # made in Stripe, behind AutoBiz's back
+        payment_intent_id=pi, idempotency_key=f"outside-{uuid.uuid4()}", amount=700
+    )
+    reconciliation = await start_reconciliation(
+        h.client, h.config, task_queue=h.task_queue, key=uuid.uuid4().hex, timing=FAST
+    )
+    (drift,) = (await reconciliation.result()).drifts
+    repair_id = drift_workflow_id(h.tenant, drift.drift_id)
+    [row] = await h.pending_rows(repair_id)
+    await _waits_for_approval(repair_id, h)
+    await _cancelled(h, repair_id)
+    [closed] = await h.hitl_rows(repair_id)
+    assert closed["request_id"] == row["request_id"]
+    assert (closed["status"], closed["decided_by"]) == ("denied", FLOW_CANCELLED)
+    # Nothing recorded in Shopify; the drift is open again, for the next run to ask.
+    assert await h.receipts(repair_id) == []
+    shopify = await h.clients.shopify.get_order(f"gid://shopify/Order/{order_id}")
+    assert shopify.refunded.amount == Decimal("0")
+    [after] = [r for r in await fetch_drift_rows(h.db, h.tenant) if r.drift_id == drift.drift_id]
+    assert (after.status, after.action) == ("open", "repair_cancelled")
+    status = await h.status_when(repair_id, lambda s: s.state == "cancelled")
+    assert status.error is None
