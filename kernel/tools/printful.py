@@ -6,8 +6,12 @@ from typing import Any
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from kernel.contracts import SideEffect, ToolContract, ToolModel
-from kernel.tools.defaults import FAST, NOT_FOUND_GRACE, READ_RETRY, WRITE, Currency
+from kernel.contracts import ToolModel
+from kernel.tools.defaults import (
+    CHANGE,
+    READ_BACK,
+    Currency,
+)
 
 # --- Printful ------------------------------------------------------------------------
 
@@ -90,55 +94,43 @@ class GetPrintfulOrderOutput(ToolModel):
     shipments: list[Shipment] = Field(default_factory=list)
 
 
-CREATE_ORDER = ToolContract(
+CREATE_ORDER = CHANGE.contract(
     name="printful.create_order",
     version="1",
     description="Create a Printful draft order (looked up by @external_id first).",
     input_model=CreatePrintfulOrderInput,
     output_model=PrintfulOrderOutput,
-    side_effect=SideEffect.WRITE,
     provider="printful",
-    scopes=frozenset({"fulfillment:write"}),
-    timeout=WRITE,
-    trace_fields=frozenset(
-        {"external_id", "printful_order_id", "status", "costs_minor", "currency"}
-    ),
+    scopes={"fulfillment:write"},
+    trace_fields={"external_id", "printful_order_id", "status", "costs_minor", "currency"},
 )
-CONFIRM_ORDER = ToolContract(
+CONFIRM_ORDER = CHANGE.contract(
     name="printful.confirm_order",
     version="1",
     description="Confirm a Printful draft order.",
     input_model=PrintfulOrderRef,
     output_model=PrintfulOrderOutput,
-    side_effect=SideEffect.WRITE,
     provider="printful",
-    scopes=frozenset({"fulfillment:write"}),
-    timeout=WRITE,
-    trace_fields=frozenset({"printful_order_id", "status"}),
+    scopes={"fulfillment:write"},
+    trace_fields={"printful_order_id", "status"},
 )
-CANCEL_ORDER = ToolContract(
+CANCEL_ORDER = CHANGE.contract(
     name="printful.cancel_order",
     version="1",
     description="Cancel a Printful order.",
     input_model=PrintfulOrderRef,
     output_model=PrintfulOrderOutput,
-    side_effect=SideEffect.WRITE,
     provider="printful",
-    scopes=frozenset({"fulfillment:cancel"}),
-    timeout=WRITE,
-    trace_fields=frozenset({"printful_order_id", "status"}),
+    scopes={"fulfillment:cancel"},
+    trace_fields={"printful_order_id", "status"},
 )
-GET_ORDER = ToolContract(
+GET_ORDER = READ_BACK.contract(
     name="printful.get_order",
     version="1",
     description="Read a Printful order and shipments.",
     input_model=PrintfulOrderRef,
     output_model=GetPrintfulOrderOutput,
-    side_effect=SideEffect.READ,
     provider="printful",
-    scopes=frozenset({"fulfillment:read"}),
-    timeout=FAST,
-    retry=READ_RETRY,
-    not_found_grace=NOT_FOUND_GRACE,
-    trace_fields=frozenset({"printful_order_id", "external_id", "status"}),
+    scopes={"fulfillment:read"},
+    trace_fields={"printful_order_id", "external_id", "status"},
 )

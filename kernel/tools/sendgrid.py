@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from kernel.contracts import SideEffect, ToolContract, ToolModel
-from kernel.tools.defaults import WRITE
+from kernel.contracts import ToolModel
+from kernel.tools.defaults import MESSAGE
 
 # --- SendGrid ------------------------------------------------------------------------
 
@@ -23,15 +23,13 @@ class SendEmailOutput(ToolModel):
     status: str
 
 
-SEND_EMAIL = ToolContract(
+SEND_EMAIL = MESSAGE.contract(
     name="sendgrid.send_email",
     version="1",
     description="Send a templated customer email.",
     input_model=SendEmailInput,
     output_model=SendEmailOutput,
-    side_effect=SideEffect.COMMUNICATION,
     provider="sendgrid",
-    scopes=frozenset({"email:send"}),
-    timeout=WRITE,
-    trace_fields=frozenset({"template", "category", "message_id", "status"}),
+    scopes={"email:send"},
+    trace_fields={"template", "category", "message_id", "status"},
 )

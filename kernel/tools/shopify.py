@@ -6,14 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from kernel.contracts import HitlMode, SideEffect, ToolContract, ToolModel
+from kernel.contracts import ToolModel
 from kernel.tools.defaults import (
+    CHANGE,
     CURRENCY,
-    FAST,
-    MONEY_RETRY,
-    NOT_FOUND_GRACE,
-    READ_RETRY,
-    WRITE,
+    MONEY_MOVE,
+    READ_BACK,
     Currency,
 )
 
@@ -97,66 +95,50 @@ class CancelOrderOutput(ToolModel):
 
 # --- Contracts -----------------------------------------------------------------------
 
-GET_ORDER = ToolContract(
+GET_ORDER = READ_BACK.contract(
     name="shopify.get_order",
     version="1",
     description="Read an order from Shopify.",
     input_model=GetOrderInput,
     output_model=GetOrderOutput,
-    side_effect=SideEffect.READ,
     provider="shopify",
-    scopes=frozenset({"orders:read"}),
-    timeout=FAST,
-    retry=READ_RETRY,
-    not_found_grace=NOT_FOUND_GRACE,
-    trace_fields=frozenset(
-        {
-            "order_id",
-            "order_name",
-            "financial_status",
-            "fulfillment_status",
-            "total_minor",
-            "currency",
-        }
-    ),
+    scopes={"orders:read"},
+    trace_fields={
+        "order_id",
+        "order_name",
+        "financial_status",
+        "fulfillment_status",
+        "total_minor",
+        "currency",
+    },
 )
-CREATE_FULFILLMENT = ToolContract(
+CREATE_FULFILLMENT = CHANGE.contract(
     name="shopify.create_fulfillment",
     version="1",
     description="Mark a Shopify order fulfilled with tracking.",
     input_model=CreateFulfillmentInput,
     output_model=CreateFulfillmentOutput,
-    side_effect=SideEffect.WRITE,
     provider="shopify",
-    scopes=frozenset({"orders:fulfill"}),
-    timeout=WRITE,
-    trace_fields=frozenset({"order_id", "tracking_company", "fulfillment_id", "status"}),
+    scopes={"orders:fulfill"},
+    trace_fields={"order_id", "tracking_company", "fulfillment_id", "status"},
 )
-REFUND_CREATE = ToolContract(
+REFUND_CREATE = MONEY_MOVE.contract(
     name="shopify.refund_create",
     version="1",
     description="Record a refund on the Shopify order (refundCreate, @idempotent).",
     input_model=ShopifyRefundInput,
     output_model=ShopifyRefundOutput,
-    side_effect=SideEffect.FINANCIAL,
     provider="shopify",
-    scopes=frozenset({"orders:refund"}),
-    timeout=WRITE,
-    retry=MONEY_RETRY,
-    default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset(
-        {"order_id", "refund_request_id", "amount_minor", "currency", "refund_id"}
-    ),
+    scopes={"orders:refund"},
+    trace_fields={"order_id", "refund_request_id", "amount_minor", "currency", "refund_id"},
 )
-CANCEL_ORDER = ToolContract(
+CANCEL_ORDER = CHANGE.contract(
     name="shopify.cancel_order",
     version="1",
     description="Cancel a Shopify order (orderCancel).",
     input_model=CancelOrderInput,
     output_model=CancelOrderOutput,
-    side_effect=SideEffect.WRITE,
     provider="shopify",
-    scopes=frozenset({"orders:cancel"}),
-    timeout=WRITE,
-    trace_fields=frozenset({"order_id", "reason", "status"}),
+    scopes={"orders:cancel"},
+    trace_fields={"order_id", "reason", "status"},
 )

@@ -9,13 +9,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from kernel.contracts import HitlMode, SideEffect, ToolContract, ToolModel
+from kernel.contracts import SideEffect, ToolContract, ToolModel
 from kernel.tools.defaults import (
     CURRENCY,
-    FAST,
-    MONEY_RETRY,
-    NOT_FOUND_GRACE,
-    READ_RETRY,
+    MONEY_MOVE,
+    READ_BACK,
     WRITE,
     Currency,
     RiskLevel,
@@ -121,74 +119,56 @@ class ListRefundsOutput(ToolModel):
     truncated: bool = False
 
 
-CAPTURE_PAYMENT = ToolContract(
+CAPTURE_PAYMENT = MONEY_MOVE.contract(
     name="stripe.capture_payment",
     version="1",
     description="Capture an authorised PaymentIntent.",
     input_model=CapturePaymentInput,
     output_model=CapturePaymentOutput,
-    side_effect=SideEffect.FINANCIAL,
     provider="stripe",
-    scopes=frozenset({"payments:capture"}),
-    timeout=WRITE,
-    retry=MONEY_RETRY,
-    default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset(
-        {
-            "payment_intent_id",
-            "order_id",
-            "amount_minor",
-            "currency",
-            "risk_level",
-            "status",
-            "amount_captured_minor",
-        }
-    ),
+    scopes={"payments:capture"},
+    trace_fields={
+        "payment_intent_id",
+        "order_id",
+        "amount_minor",
+        "currency",
+        "risk_level",
+        "status",
+        "amount_captured_minor",
+    },
 )
-CANCEL_PAYMENT = ToolContract(
+CANCEL_PAYMENT = MONEY_MOVE.contract(
     name="stripe.cancel_payment",
     version="1",
     description="Void an uncaptured PaymentIntent.",
     input_model=CancelPaymentInput,
     output_model=CancelPaymentOutput,
-    side_effect=SideEffect.FINANCIAL,
     provider="stripe",
-    scopes=frozenset({"payments:void"}),
-    timeout=WRITE,
-    retry=MONEY_RETRY,
-    default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset(
-        {"payment_intent_id", "order_id", "amount_minor", "currency", "reason", "status"}
-    ),
+    scopes={"payments:void"},
+    trace_fields={"payment_intent_id", "order_id", "amount_minor", "currency", "reason", "status"},
 )
-GET_PAYMENT_INTENT = ToolContract(
+GET_PAYMENT_INTENT = READ_BACK.contract(
     name="stripe.get_payment_intent",
     version="1",
     description="Read a PaymentIntent: status, amounts, last decline, order key.",
     input_model=GetPaymentIntentInput,
     output_model=GetPaymentIntentOutput,
-    side_effect=SideEffect.READ,
     provider="stripe",
-    scopes=frozenset({"payments:read"}),
-    timeout=FAST,
-    retry=READ_RETRY,
-    not_found_grace=NOT_FOUND_GRACE,
-    trace_fields=frozenset(
-        {
-            "payment_intent_id",
-            "order_id",
-            "id",
-            "status",
-            "amount_minor",
-            "amount_received_minor",
-            "amount_capturable_minor",
-            "amount_refunded_minor",
-            "currency",
-            "decline_code",
-            "failure_code",
-            "order_key",
-        }
-    ),
+    scopes={"payments:read"},
+    trace_fields={
+        "payment_intent_id",
+        "order_id",
+        "id",
+        "status",
+        "amount_minor",
+        "amount_received_minor",
+        "amount_capturable_minor",
+        "amount_refunded_minor",
+        "currency",
+        "decline_code",
+        "failure_code",
+        "order_key",
+    },
 )
 LIST_REFUNDS = ToolContract(
     name="stripe.list_refunds",
@@ -204,28 +184,22 @@ LIST_REFUNDS = ToolContract(
         {"payment_intent_id", "created_gte", "created_lte", "max_results", "truncated"}
     ),
 )
-CREATE_REFUND = ToolContract(
+CREATE_REFUND = MONEY_MOVE.contract(
     name="stripe.create_refund",
     version="1",
     description="Refund (part of) a captured payment.",
     input_model=CreateRefundInput,
     output_model=CreateRefundOutput,
-    side_effect=SideEffect.FINANCIAL,
     provider="stripe",
-    scopes=frozenset({"payments:refund"}),
-    timeout=WRITE,
-    retry=MONEY_RETRY,
-    default_hitl=HitlMode.ALWAYS,
-    trace_fields=frozenset(
-        {
-            "payment_intent_id",
-            "order_id",
-            "refund_request_id",
-            "amount_minor",
-            "currency",
-            "reason",
-            "refund_id",
-            "status",
-        }
-    ),
+    scopes={"payments:refund"},
+    trace_fields={
+        "payment_intent_id",
+        "order_id",
+        "refund_request_id",
+        "amount_minor",
+        "currency",
+        "reason",
+        "refund_id",
+        "status",
+    },
 )
