@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -89,6 +89,17 @@ class ApprovalDenied(Exception):
 
 # Who closes a request whose flow was cancelled while it waited.
 FLOW_CANCELLED = "system:flow-cancelled"
+# A cancel that lands while the request's row is being written (or a notice's, or a key
+# refresh's activity runs) closes the row too.
+CANCEL_WHILE_OPENING = "approval-cancel-while-opening"
+
+
+def _is_cancel(exc: BaseException) -> bool:
+    """The flow was cancelled: in a wait (asyncio's error) or during an activity (the
+    activity's error, caused by Temporal's cancellation)."""
+    return isinstance(exc, asyncio.CancelledError) or (
+        isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError)
+    )
 
 
 def rejected(message: str) -> ApplicationError:
@@ -308,8 +319,15 @@ class ApprovalDesk:
     ) -> ApprovalView:
         """Open a request and wait for its outcome (approved, denied or expired)."""
         opened = self._new_request(action, roles, expires_in, amount_minor, currency, details)
-        await self._open_request(opened)
-        cancelled = await self._await_outcome(opened, expires_in, notify)
+        cancelled: BaseException | None
+        try:
+            await self._open_request(opened)
+        except (asyncio.CancelledError, ActivityError) as exc:
+            if not (_is_cancel(exc) and workflow.patched(CANCEL_WHILE_OPENING)):
+                raise
+            cancelled = await self._cancelled_opening(opened, exc)
+        else:
+            cancelled = await self._await_outcome(opened, expires_in, notify)
         final = self.current
         assert final is not None and final.status != "pending"
         await self._close_request(final, opened.requested_at)
@@ -373,6 +391,14 @@ class ApprovalDesk:
         workflow.upsert_search_attributes([APPROVAL_PENDING.value_set(True)])
         record_approval_requested(self.tenant_id, opened.action)
 
+    async def _cancelled_opening(self, opened: HitlOpen, exc: BaseException) -> BaseException:
+        """Cancelled while the row was being written: write it again (idempotent; the
+        cancelled write may or may not have happened), so the close that follows finds
+        it and the backlog never keeps a request nobody can answer."""
+        await self._open(opened)
+        self.withdraw(FLOW_CANCELLED, "the flow was cancelled while this request opened")
+        return exc
+
     def _notices(
         self, opened: HitlOpen, expires_in: timedelta
     ) -> list[tuple[datetime, Literal["reminder", "escalation"]]]:
@@ -388,7 +414,7 @@ class ApprovalDesk:
 
     async def _await_outcome(
         self, opened: HitlOpen, expires_in: timedelta, notify: Notifier
-    ) -> asyncio.CancelledError | None:
+    ) -> BaseException | None:
         """Wait for a decision, sending reminders and escalations on time, until decided
         or expired. A cancelled flow withdraws the request (returned, to re-raise)."""
         events = self._notices(opened, expires_in)
@@ -410,9 +436,14 @@ class ApprovalDesk:
                         break
                     events.pop(0)
                     await self._note(kind, notify)
-        except asyncio.CancelledError as exc:
+        except (asyncio.CancelledError, ActivityError) as exc:
             # The flow itself was cancelled (an operator): the request is withdrawn, its
-            # row closed, so the backlog never shows a request nobody can answer.
+            # row closed, so the backlog never shows a request nobody can answer. (A
+            # cancel during a reminder's or a key refresh's activity too, since the patch.)
+            if isinstance(exc, ActivityError) and not (
+                _is_cancel(exc) and workflow.patched(CANCEL_WHILE_OPENING)
+            ):
+                raise
             self.withdraw(FLOW_CANCELLED, "the flow was cancelled while this request waited")
             return exc
         return None

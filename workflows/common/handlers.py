@@ -27,8 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common.models import ApprovalView, Decision, DecisionResult, FlowStatus
 
 
-# The approval update's name, for callers that need it as data (typed method references
-# do not fit an update that has a validator).
+# The approval update's name as histories and `temporal workflow update --name` know it.
+# Callers use the method: ``handle.execute_update(ApprovalHandlers.decide, decision)``
+# (synchronous, so its reference type-checks; it decides without awaiting anything).
 DECIDE_UPDATE = "decide"
 
 
@@ -70,7 +71,7 @@ class ApprovalHandlers(FlowHandlers):
         self._desk: ApprovalDesk | None = None
 
     @workflow.update(name=DECIDE_UPDATE)
-    async def decide(self, decision: Decision) -> DecisionResult:
+    def decide(self, decision: Decision) -> DecisionResult:
         return self._require_desk().apply(decision)
 
     @decide.validator

@@ -148,6 +148,8 @@ class Fakes:
     rows: dict[int, DriftRow] = field(default_factory=dict)
     _projection: dict[str, OrderStateRow] = field(default_factory=dict)
     _next_id: int = 1000
+    # Set: the first approval row write waits for it (a cancel lands while it is written).
+    hold_first_open: asyncio.Event | None = None
     _open_event: asyncio.Event = field(default_factory=asyncio.Event)
     _call_event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -328,6 +330,8 @@ class Fakes:
     @activity.defn(name=HITL_OPEN)
     async def hitl_open(self, req: HitlOpen) -> ApproverKeyRegistry:
         self._call(HITL_OPEN, req)
+        if self.hold_first_open is not None and self.names(tools_only=False).count(HITL_OPEN) == 1:
+            await self.hold_first_open.wait()
         if all(o.request_id != req.request_id for o in self.opened):
             self.opened.append(req)
             self._open_event.set()
