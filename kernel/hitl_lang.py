@@ -18,7 +18,7 @@ Parse errors carry the 1-based column of the offending token. Evaluation is stri
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -62,52 +62,62 @@ def iter_tokens(source: str) -> Iterator[Token]:
         col = i + 1
         if ch in " \t\r\n":
             i += 1
-        elif ch == "(":
-            yield Token("LPAREN", ch, None, col)
-            i += 1
+            continue
+        if ch == "(":
+            i, token = i + 1, Token("LPAREN", ch, None, col)
         elif ch == ")":
-            yield Token("RPAREN", ch, None, col)
-            i += 1
+            i, token = i + 1, Token("RPAREN", ch, None, col)
         elif ch in "=!<>":
-            two = source[i : i + 2]
-            if two in COMPARATORS:
-                yield Token("OP", two, None, col)
-                i += 2
-            elif ch in "<>":
-                yield Token("OP", ch, None, col)
-                i += 1
-            else:
-                raise ConditionSyntaxError(f"unexpected character {ch!r} (did you mean '=='?)", col)
+            i, token = _read_operator(source, i)
         elif ch in "'\"":
             i, text = _read_string(source, i)
-            yield Token("STRING", source[col - 1 : i], text, col)
+            token = Token("STRING", source[col - 1 : i], text, col)
         elif ch.isdigit() or (ch == "-" and i + 1 < n and source[i + 1].isdigit()):
-            j = i + 1
-            while j < n and (source[j].isdigit() or source[j] in "._"):
-                j += 1
-            text = source[i:j]
-            try:
-                value: int | Decimal = int(text) if "." not in text else Decimal(text)
-            except (ValueError, InvalidOperation):
-                raise ConditionSyntaxError(f"bad number {text!r}", col) from None
-            yield Token("NUMBER", text, value, col)
-            i = j
+            i, token = _read_number(source, i)
         elif ch.isalpha() or ch == "_":
-            j = i
-            while j < n and (source[j].isalnum() or source[j] in "_."):
-                j += 1
-            text = source[i:j]
-            if text in KEYWORDS:
-                yield Token("KEYWORD", text, None, col)
-            else:
-                parts = text.split(".")
-                if any(not p or not (p[0].isalpha() or p[0] == "_") for p in parts):
-                    raise ConditionSyntaxError(f"bad field path {text!r}", col)
-                yield Token("NAME", text, tuple(parts), col)
-            i = j
+            i, token = _read_word(source, i)
         else:
             raise ConditionSyntaxError(f"unexpected character {ch!r}", col)
+        yield token
     yield Token("END", "", None, n + 1)
+
+
+def _read_operator(source: str, start: int) -> tuple[int, Token]:
+    col = start + 1
+    two = source[start : start + 2]
+    if two in COMPARATORS:
+        return start + 2, Token("OP", two, None, col)
+    ch = source[start]
+    if ch in "<>":
+        return start + 1, Token("OP", ch, None, col)
+    raise ConditionSyntaxError(f"unexpected character {ch!r} (did you mean '=='?)", col)
+
+
+def _read_number(source: str, start: int) -> tuple[int, Token]:
+    """An integer or a decimal (``_`` separators allowed, as Python reads them)."""
+    j = start + 1
+    while j < len(source) and (source[j].isdigit() or source[j] in "._"):
+        j += 1
+    text = source[start:j]
+    try:
+        value: int | Decimal = int(text) if "." not in text else Decimal(text)
+    except (ValueError, InvalidOperation):
+        raise ConditionSyntaxError(f"bad number {text!r}", start + 1) from None
+    return j, Token("NUMBER", text, value, start + 1)
+
+
+def _read_word(source: str, start: int) -> tuple[int, Token]:
+    """A keyword, or a dotted field path such as ``input.amount_minor``."""
+    j = start
+    while j < len(source) and (source[j].isalnum() or source[j] in "_."):
+        j += 1
+    text = source[start:j]
+    if text in KEYWORDS:
+        return j, Token("KEYWORD", text, None, start + 1)
+    parts = text.split(".")
+    if any(not p or not (p[0].isalpha() or p[0] == "_") for p in parts):
+        raise ConditionSyntaxError(f"bad field path {text!r}", start + 1)
+    return j, Token("NAME", text, tuple(parts), start + 1)
 
 
 def _read_string(source: str, start: int) -> tuple[int, str]:
@@ -188,17 +198,17 @@ class _Parser:
         return node
 
     def parse_or(self) -> Node:
-        node = self.parse_and()
-        while self.at_keyword("or"):
-            self.advance()
-            node = BoolOp("or", node, self.parse_and())
-        return node
+        return self.parse_chain("or", self.parse_and)
 
     def parse_and(self) -> Node:
-        node = self.parse_unary()
-        while self.at_keyword("and"):
+        return self.parse_chain("and", self.parse_unary)
+
+    def parse_chain(self, word: str, operand: Callable[[], Node]) -> Node:
+        """``operand (word operand)*``, grouped to the left."""
+        node = operand()
+        while self.at_keyword(word):
             self.advance()
-            node = BoolOp("and", node, self.parse_unary())
+            node = BoolOp(word, node, operand())
         return node
 
     def parse_unary(self) -> Node:
