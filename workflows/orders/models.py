@@ -51,7 +51,7 @@ class OrderFulfillResult(FrozenModel):
 
 
 CancelReason = Literal["CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"]
-CancellationState = Literal["cancelled", "exception", "rejected", "expired", "failed"]
+CancellationState = Literal["cancelled", "exception", "rejected", "expired", "failed", "abandoned"]
 
 
 class CancelRequest(FrozenModel):

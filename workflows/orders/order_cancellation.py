@@ -602,14 +602,16 @@ class OrderCancellation(ApprovalFlow):
     async def _cancelled(self) -> None:
         """Cancelled from the Temporal side (`temporal workflow cancel`, the Web UI): a
         pending approval was withdrawn by the desk; ops are told what was done (if the
-        flow had begun to change the order); the caller re-raises, so the run ends
-        CANCELLED."""
+        flow had begun to change the order); it ends ``abandoned`` (the order's
+        cancellation was given up, maybe half done) and the caller re-raises, so the run
+        ends CANCELLED."""
         stopped_in = self._state
         self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": stopped_in})
         self._facts.cancelled_in = stopped_in
         await self._saga.compensate(self._kernel)
         self._facts.compensated = self._saga.done
-        await self._end("cancelled")
+        # Not "cancelled": that is this flow's success (the order was cancelled).
+        await self._end("abandoned")
 
     async def _ended(self, state: CancellationState) -> OrderCancellationResult:
         await self._end(state)

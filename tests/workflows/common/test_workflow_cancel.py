@@ -97,7 +97,7 @@ async def test_cancel_of_an_order_cancellation_waiting_for_approval_changes_noth
     assert await h.receipts(handle.id) == []
     intent = await h.clients.stripe.retrieve_payment_intent(pi)
     assert intent.status == "requires_capture" and intent.amount_received == 0
-    status = await h.status_when(handle.id, lambda s: s.state == "cancelled")
+    status = await h.status_when(handle.id, lambda s: s.state == "abandoned")
     assert status.detail["cancelled_in"] == "awaiting_approval"
 
 

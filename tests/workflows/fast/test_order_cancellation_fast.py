@@ -62,7 +62,7 @@ async def test_cancelled_while_the_void_waits_for_approval_changes_nothing(fast:
     assert fast.fakes.names() == [GET, PF_GET, READ]  # nothing voided, cancelled or sent
     assert fast.fakes.states[order_id] == []  # OrderFulfill's row was never taken over
     status = await flow_status(fast.client, handle.id)
-    assert status.state == "cancelled" and status.approval is not None
+    assert status.state == "abandoned" and status.approval is not None
     assert status.detail["cancelled_in"] == "awaiting_approval"
     assert status.detail["compensated"] == []
 
@@ -107,7 +107,7 @@ async def test_cancelled_after_the_takeover_alerts_ops(fast: Fast) -> None:
     assert "fulfilment stopped" in alert.variables["detail"]
     assert "cancellation of the workflow" in alert.variables["detail"]
     status = await flow_status(fast.client, handle.id)
-    assert status.state == "cancelled" and status.detail["compensated"] == ["alert_ops"]
+    assert status.state == "abandoned" and status.detail["compensated"] == ["alert_ops"]
     assert status.detail["cancelled_in"] == "awaiting_approval"
     # OrderFulfill's last write, then the cancellation's own (it owns the row now).
-    assert fast.fakes.states[order_id][-3:] == ["cancelled", "awaiting_approval", "cancelled"]
+    assert fast.fakes.states[order_id][-3:] == ["cancelled", "awaiting_approval", "abandoned"]
