@@ -12,19 +12,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kernel.cost import DEFAULT_PRICES, PriceTable
+from kernel.frozen import Frozen
 from kernel.policy import Bounds, Duration, HitlRule, LoopPolicy, RetryTiming, RunPolicy
 
 Channel = Literal["email", "slack", "log"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BoundsConfig(_Strict):
+class BoundsConfig(Frozen):
     """All five are required; a missing one is CC-02, not a schema error."""
 
     max_steps: int | None = Field(default=None, gt=0)
@@ -37,7 +34,7 @@ class BoundsConfig(_Strict):
         return [name for name, value in self if value is None]
 
 
-class WorkflowConfig(_Strict):
+class WorkflowConfig(Frozen):
     enabled: bool = True
     # The tools this workflow type may call (NAME@VERSION); CC-01 checks the closure.
     tools: list[str] = Field(default_factory=list)
@@ -48,14 +45,14 @@ class WorkflowConfig(_Strict):
     hitl: list[HitlRule] = Field(default_factory=list)
 
 
-class Approver(_Strict):
+class Approver(Frozen):
     id: str = Field(min_length=1)
     name: str | None = None
     roles: list[str] = Field(min_length=1)
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class Notifications(_Strict):
+class Notifications(Frozen):
     from_email: str | None = None
     ops_email: str | None = None
     channels: list[Channel] = Field(default_factory=lambda: list[Channel](["log"]))
@@ -68,7 +65,7 @@ class Notifications(_Strict):
 DEFAULT_DUNNING = (timedelta(days=1), timedelta(days=2), timedelta(days=4))
 
 
-class DunningConfig(_Strict):
+class DunningConfig(Frozen):
     """WF02 PaymentFailure's dunning schedule: the waits before each reminder, the last
     one before the unpaid order is cancelled. ``[1d, 2d, 4d]``: the failure notice at
     once, reminders after 1 and 3 days, the PaymentIntent voided and the order cancelled
@@ -88,7 +85,7 @@ class DunningConfig(_Strict):
         return sum(self.schedule, timedelta(0))
 
 
-class ReconciliationConfig(_Strict):
+class ReconciliationConfig(Frozen):
     """The Reconciliation workflow's schedule (``autobiz reconcile schedule``): a run every
     ``every`` over the ``window`` before it (the window should overlap the interval, so
     nothing falls between two runs; rows are idempotent, so overlap costs nothing), at most
@@ -114,7 +111,7 @@ class ReconciliationConfig(_Strict):
         return self
 
 
-class BusinessConfig(_Strict):
+class BusinessConfig(Frozen):
     version: Literal[1] = 1
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     name: str | None = None

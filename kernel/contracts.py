@@ -11,7 +11,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from kernel.frozen import Frozen
 
 IN = TypeVar("IN", bound=BaseModel)
 OUT = TypeVar("OUT", bound=BaseModel)
@@ -37,10 +39,8 @@ class HitlMode(StrEnum):
     AUTO_APPROVE = "AUTO_APPROVE"
 
 
-class ToolModel(BaseModel):
+class ToolModel(Frozen):
     """Base of every tool input and output: unknown fields are rejected (INV-01)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @property
     def may_be_absent(self) -> bool:
@@ -57,10 +57,8 @@ class Money(ToolModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
-class RetrySpec(BaseModel):
+class RetrySpec(Frozen):
     """A Temporal retry policy as data (seconds), so contracts stay pure."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     initial_interval_s: float = 1.0
     backoff: float = 2.0
@@ -148,13 +146,11 @@ def split_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
-class CallContext(BaseModel):
+class CallContext(Frozen):
     """The first argument of every tool activity: who calls, and the keys to use.
 
     Computed in the workflow by ``kernel_call``; an activity retry resends the same keys.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant_id: str
     workflow_id: str

@@ -6,22 +6,20 @@ deterministic inside workflows; anything used rounds up, so a paid call never co
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from kernel.frozen import Frozen
 
 MICROS_PER_USD = 1_000_000
 
 
-class ModelPrice(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ModelPrice(Frozen):
     # Micro-dollars per million tokens.
     input_per_mtok_micros: int = Field(ge=0)
     output_per_mtok_micros: int = Field(ge=0)
 
 
-class PriceTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PriceTable(Frozen):
     version: str = "2025-01"
     models: dict[str, ModelPrice] = Field(default_factory=dict)
     # Micro-dollars per call, by provider (``stripe``, ``printful``, …).

@@ -24,7 +24,9 @@ from typing import Literal
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from kernel.frozen import Frozen
 
 STATEMENT_TYPE: Literal["autobiz.decision.v1"] = "autobiz.decision.v1"
 # How old a proof may be, and how far ahead of the workflow's clock (the signer's skew).
@@ -35,11 +37,7 @@ KEY_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DecisionProof(_Model):
+class DecisionProof(Frozen):
     """What a ``Decision`` carries besides its fields: the signature and its inputs."""
 
     key_id: str = Field(pattern=KEY_ID_PATTERN)
@@ -48,7 +46,7 @@ class DecisionProof(_Model):
     signature: str = Field(min_length=1, max_length=200)  # base64url, 64 bytes
 
 
-class DecisionStatement(_Model):
+class DecisionStatement(Frozen):
     """The signed content. ``verdict`` is spelled out so a flipped bool cannot verify."""
 
     type: Literal["autobiz.decision.v1"] = STATEMENT_TYPE
@@ -69,7 +67,7 @@ class DecisionStatement(_Model):
         return bytes(rfc8785.dumps(data))
 
 
-class ApproverKey(_Model):
+class ApproverKey(Frozen):
     """One row of the tenant's registry, as the workflow's snapshot holds it."""
 
     approver_id: str
@@ -80,7 +78,7 @@ class ApproverKey(_Model):
     revoked_at: AwareDatetime | None = None
 
 
-class ApproverKeyRegistry(_Model):
+class ApproverKeyRegistry(Frozen):
     """A tenant's registry as read by an activity at ``as_of`` (the workflow cannot read)."""
 
     tenant_id: str

@@ -8,10 +8,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
 
 from kernel.contracts import HitlMode
 from kernel.cost import DEFAULT_PRICES, MICROS_PER_USD, PriceTable
+from kernel.frozen import Frozen
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -42,11 +43,7 @@ Duration = Annotated[
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Bounds(_Frozen):
+class Bounds(Frozen):
     """Per-run limits (INV-03); each one ends the run with its name as the reason."""
 
     max_steps: int = Field(gt=0)
@@ -63,7 +60,7 @@ class Bounds(_Frozen):
 BOUND_FIELDS: tuple[str, ...] = tuple(Bounds.model_fields)
 
 
-class LoopPolicy(_Frozen):
+class LoopPolicy(Frozen):
     """A run ends when the last ``pattern`` calls repeat ``threshold`` times in a row
     (identical tool and input), unless every tool in the pattern is allowlisted."""
 
@@ -72,7 +69,7 @@ class LoopPolicy(_Frozen):
     retry_allowlist: tuple[str, ...] = ()
 
 
-class HitlRule(_Frozen):
+class HitlRule(Frozen):
     """When a tool call needs a human decision first (INV-07)."""
 
     tool: str = Field(pattern=r"^[a-z0-9_.]+@[A-Za-z0-9_.-]+$")
@@ -83,7 +80,7 @@ class HitlRule(_Frozen):
     on_timeout: Literal["FAIL", "ESCALATE"] = "FAIL"
 
 
-class RetryTiming(_Frozen):
+class RetryTiming(Frozen):
     """How long a tool's retries wait: ``interval_scale`` multiplies the waits of every
     contract's retry policy (never the number of attempts, so every bound stays as the
     contract says). 1 in production; the demo and the tests shrink the waits."""
@@ -91,7 +88,7 @@ class RetryTiming(_Frozen):
     interval_scale: float = Field(default=1.0, gt=0, le=1)
 
 
-class RunPolicy(_Frozen):
+class RunPolicy(Frozen):
     """The compiled policy for one workflow type of one tenant."""
 
     tenant_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")

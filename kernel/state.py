@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kernel.cost import micros_to_usd
 from kernel.errors import TerminationReason
+from kernel.frozen import Frozen
 from kernel.policy import RunPolicy
 from kernel.redaction import redact_detail, redact_text
 
@@ -29,9 +30,7 @@ TraceKind = Literal[
 ]
 
 
-class TraceEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TraceEntry(Frozen):
     seq: int
     at: datetime
     kind: TraceKind
@@ -42,9 +41,7 @@ class TraceEntry(BaseModel):
     cost_micros: int = 0
 
 
-class Termination(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Termination(Frozen):
     reason: TerminationReason
     limit: str
     observed: str
@@ -52,10 +49,8 @@ class Termination(BaseModel):
     tool: str | None = None
 
 
-class Approval(BaseModel):
+class Approval(Frozen):
     """A human decision the workflow obtained (via its update) before a HITL call."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     approved: bool
     approver: str
