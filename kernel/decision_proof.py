@@ -151,6 +151,21 @@ def check_proof(
     """Raise :class:`ProofRejected` unless the statement is signed by a key that is
     registered for its approver in this tenant, valid now, and the proof is fresh, was
     made for this request (not before it was opened) and not used before in this run."""
+    key = _usable_key(statement, registry, now)
+    _check_fresh(statement.issued_at, now, requested_at, max_age, max_skew)
+    if statement.nonce in seen_nonces:
+        raise ProofRejected("the proof was already used (replayed nonce)")
+    if not verify_signature(key.public_key, statement, signature):
+        raise ProofRejected(
+            f"the signature does not verify with key {statement.key_id} for this tenant, "
+            "workflow, request and verdict"
+        )
+
+
+def _usable_key(
+    statement: DecisionStatement, registry: ApproverKeyRegistry | None, now: datetime
+) -> ApproverKey:
+    """The statement's key: registered in this tenant for its approver, valid now."""
     kid = statement.key_id
     if registry is None or registry.tenant_id != statement.tenant_id:
         raise ProofRejected(
@@ -168,7 +183,18 @@ def check_proof(
         raise ProofRejected(f"key {kid} is not valid before {utc_text(key.not_before)}")
     if key.expires_at is not None and now >= key.expires_at:
         raise ProofRejected(f"key {kid} expired at {utc_text(key.expires_at)}")
-    issued = statement.issued_at
+    return key
+
+
+def _check_fresh(
+    issued: datetime,
+    now: datetime,
+    requested_at: datetime,
+    max_age: timedelta,
+    max_skew: timedelta,
+) -> None:
+    """Issued (within the clock skew) after the request was opened and not in the
+    future, and younger than ``max_age``."""
     if issued > now + max_skew:
         raise ProofRejected("the proof is issued in the future (check the signer's clock)")
     if now - issued > max_age:
@@ -179,10 +205,3 @@ def check_proof(
         )
     if issued < requested_at - max_skew:
         raise ProofRejected("the proof was issued before the request was opened")
-    if statement.nonce in seen_nonces:
-        raise ProofRejected("the proof was already used (replayed nonce)")
-    if not verify_signature(key.public_key, statement, signature):
-        raise ProofRejected(
-            f"the signature does not verify with key {kid} for this tenant, workflow, "
-            "request and verdict"
-        )

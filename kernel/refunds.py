@@ -104,20 +104,11 @@ def refund_refusal(
             "refund only an order whose flow captured its payment; see `autobiz order "
             f"status {order_id}`",
         )
-    expected = order_key(tenant_id, order_id)
-    bound_to = (standing.order_key or "").removeprefix("order:")  # either spelling
-    if standing.payment_intent_id != payment_intent_id or bound_to != expected:
-        owner = standing.order_key or "no order"
-        whose = (
-            f"order {order_id}'s payment is {standing.payment_intent_id}"
-            if standing.payment_intent_id != payment_intent_id
-            else f"{payment_intent_id} belongs to {owner}"
-        )
-        return RefundRefusal(
-            ErrorCode.PAYMENT_NOT_FOR_ORDER,
-            f"PaymentIntent {payment_intent_id} is not order {order_id}'s ({source}: {whose})",
-            "omit --payment-intent to refund the payment the order's flow captured",
-        )
+    not_its_payment = _not_the_orders_payment(
+        tenant_id, order_id, payment_intent_id, standing, source
+    )
+    if not_its_payment is not None:
+        return not_its_payment
     if standing.currency != currency:
         return RefundRefusal(
             ErrorCode.CURRENCY_MISMATCH,
@@ -136,3 +127,29 @@ def refund_refusal(
             f"refund at most {fmt(standing.refundable_minor, currency)}",
         )
     return None
+
+
+def _not_the_orders_payment(
+    tenant_id: str,
+    order_id: str,
+    payment_intent_id: str,
+    standing: PaymentStanding,
+    source: str,
+) -> RefundRefusal | None:
+    """PAYMENT_NOT_FOR_ORDER unless ``payment_intent_id`` is the payment ``standing``
+    holds and that payment is bound to this order."""
+    expected = order_key(tenant_id, order_id)
+    bound_to = (standing.order_key or "").removeprefix("order:")  # either spelling
+    if standing.payment_intent_id == payment_intent_id and bound_to == expected:
+        return None
+    owner = standing.order_key or "no order"
+    whose = (
+        f"order {order_id}'s payment is {standing.payment_intent_id}"
+        if standing.payment_intent_id != payment_intent_id
+        else f"{payment_intent_id} belongs to {owner}"
+    )
+    return RefundRefusal(
+        ErrorCode.PAYMENT_NOT_FOR_ORDER,
+        f"PaymentIntent {payment_intent_id} is not order {order_id}'s ({source}: {whose})",
+        "omit --payment-intent to refund the payment the order's flow captured",
+    )
