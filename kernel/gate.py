@@ -435,28 +435,41 @@ def _approval_problem(
 
 def admit(state: RunState, decision: GateDecision, now: datetime) -> None:
     """Record the gate's decision in the run state."""
-    req = decision.request
-    tool = decision.contract.ref if decision.contract is not None else req.ref
     if decision.allowed:
-        assert decision.fingerprint is not None
-        state.steps += 1
-        state.tool_calls += 1
-        state.fingerprints.append(decision.fingerprint)
-        if decision.hitl is not None and decision.hitl.required and req.approval is not None:
-            state.record(
-                now,
-                "approval",
-                "approved",
-                tool=tool,
-                step=req.step,
-                detail={
-                    "approver": req.approval.approver,
-                    "role": req.approval.role,
-                    "request_id": req.approval.request_id,
-                    "hitl": decision.hitl.reason,
-                },
-            )
-        return
+        _admit_allowed(state, decision, now)
+    else:
+        _admit_refused(state, decision, now)
+
+
+def _tool_ref(decision: GateDecision) -> str:
+    return decision.contract.ref if decision.contract is not None else decision.request.ref
+
+
+def _admit_allowed(state: RunState, decision: GateDecision, now: datetime) -> None:
+    """Count the step and the call, remember its fingerprint, trace the approval used."""
+    req = decision.request
+    assert decision.fingerprint is not None
+    state.steps += 1
+    state.tool_calls += 1
+    state.fingerprints.append(decision.fingerprint)
+    if decision.hitl is not None and decision.hitl.required and req.approval is not None:
+        state.record(
+            now,
+            "approval",
+            "approved",
+            tool=_tool_ref(decision),
+            step=req.step,
+            detail={
+                "approver": req.approval.approver,
+                "role": req.approval.role,
+                "request_id": req.approval.request_id,
+                "hitl": decision.hitl.reason,
+            },
+        )
+
+
+def _admit_refused(state: RunState, decision: GateDecision, now: datetime) -> None:
+    """Count the denial by code; a crossed bound or a loop also ends the run."""
     assert decision.code is not None
     code = decision.code.value
     state.denials[code] = state.denials.get(code, 0) + 1
@@ -469,7 +482,7 @@ def admit(state: RunState, decision: GateDecision, now: datetime) -> None:
         now,
         kind,
         outcome,
-        tool=tool,
-        step=req.step,
+        tool=_tool_ref(decision),
+        step=decision.request.step,
         detail={"code": code, "message": decision.message, **decision.detail},
     )
