@@ -101,6 +101,29 @@ async def test_cancel_of_an_order_cancellation_waiting_for_approval_changes_noth
     assert status.detail["cancelled_in"] == "awaiting_approval"
 
 
+async def test_cancel_of_a_refund_waiting_for_approval_moves_no_money(harness: Harness) -> None:
+    h = harness
+    order_id, pi = await h.captured_order("100.00")
+    handle = await h.request_refund(order_id, pi, 6000)  # 60.00: finance approves first
+    [row] = await h.pending_rows(handle.id)
+
+    async def waiting() -> bool | None:
+        attrs = (await handle.describe()).typed_search_attributes
+        pending = [p.value for p in attrs if p.key.name == "ApprovalPending"]
+        return True if pending == [True] else None
+
+    await eventually(waiting, what="the refund's approval wait")
+    await _cancelled(h, handle.id)
+    [closed] = await h.hitl_rows(handle.id)
+    assert closed["request_id"] == row["request_id"]
+    assert (closed["status"], closed["decided_by"]) == ("denied", FLOW_CANCELLED)
+    # No Stripe refund, no Shopify refund, no email: no receipt.
+    assert await h.receipts(handle.id) == []
+    assert await h.refunded(pi) == 0
+    status = await h.status_when(handle.id, lambda s: s.state == "cancelled")
+    assert status.error is None
+
+
 async def _waits_for_approval(workflow_id: str, h: Harness) -> None:
     """Until the flow waits on its approval (the request's row written, not just asked)."""
     handle = h.client.get_workflow_handle(workflow_id)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
 
 from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.providers.errors import CardDeclined
@@ -23,7 +23,8 @@ from kernel.config import DunningConfig
 from starters.flows import decide, flow_status, start_payment_failure
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
-from tests.workflows.support import DEMO_CONFIG, FAST, Harness
+from tests.workflows.support import DEMO_CONFIG, FAST, Harness, eventually
+from workflows.common.approvals import FLOW_CANCELLED
 from workflows.common.models import ApprovalTiming
 from workflows.ids import payment_failure_workflow_id
 from workflows.payments.models import PaymentFailureInput, PaymentFailureResult
@@ -371,6 +372,33 @@ async def test_payment_during_the_approval_wait_is_not_voided(
     assert not await _order_cancelled(h, order_id)
     tools = [r.tool for r in await h.receipts(handle.id)]
     assert "stripe.cancel_payment" not in tools and "shopify.cancel_order" not in tools
+
+
+async def test_cancelled_while_the_void_waits_closes_the_request(harness: Harness) -> None:
+    """An operator cancels the run (`temporal workflow cancel`): the request is withdrawn
+    and closed, nothing is voided or cancelled, and the run ends ``abandoned``."""
+    h = harness
+    order_id, pi, handle = await _large_void_waiting(h, "pm_card_chargeDeclinedStolenCard")
+
+    async def waiting() -> bool | None:
+        attrs = (await handle.describe()).typed_search_attributes
+        pending = [p.value for p in attrs if p.key.name == "ApprovalPending"]
+        return True if pending == [True] else None
+
+    await eventually(waiting, what="the void's approval wait")
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert isinstance(failed.value.cause, CancelledError)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    [row] = await h.hitl_rows(handle.id)
+    assert (row["status"], row["decided_by"]) == ("denied", FLOW_CANCELLED)
+    intent = await h.clients.stripe.retrieve_payment_intent(pi)
+    assert intent.status == "requires_payment_method"
+    assert not await _order_cancelled(h, order_id)
+    assert await h.receipts(handle.id) == [] and await _templates(h) == []
+    assert (await flow_status(h.client, handle.id)).state == "abandoned"
+    assert await _projection(h, order_id) == "abandoned"
 
 
 # -- how it is started -----------------------------------------------------------------
