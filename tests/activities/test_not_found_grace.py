@@ -10,11 +10,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import NOT_FOUND_YET, provider_errors
+from activities.errors import provider_errors
 from autobiz.ledger.executor import verify_call
 from autobiz.providers.errors import NotFound, ProviderUnavailable
 from kernel import tools
 from kernel.call import _not_found_grace
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext, RetrySpec, ToolContract
 from kernel.tools.printful import PrintfulOrderRef
 from kernel.tools.shopify import GetOrderInput
@@ -57,7 +58,7 @@ async def _error_on_attempt(grace: int, attempt: int) -> ApplicationError:
 async def test_not_found_within_the_grace_is_retryable_not_found_yet() -> None:
     for attempt in (1, 4):
         err = await _error_on_attempt(4, attempt)
-        assert err.type == NOT_FOUND_YET and not err.non_retryable
+        assert err.type == ErrorCode.PROVIDER_NOT_FOUND_YET and not err.non_retryable
         assert err.details[0]["attempt"] == attempt and err.details[0]["not_found_grace"] == 4
 
 

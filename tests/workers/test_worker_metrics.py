@@ -26,8 +26,9 @@ from autobiz.db.database import Database
 from autobiz.settings import Settings, WorkerSettings
 from autobiz.temporal_client import connect
 from kernel import metrics
-from kernel.errors import GateCode, TerminationReason
-from kernel.gate import GateDecision, ToolRequest
+from kernel.codes import ErrorCode
+from kernel.errors import TerminationReason
+from kernel.gate import GATE_CODES, GateDecision, ToolRequest
 from kernel.state import Termination
 from starters.flows import decide
 from tests.support.approver_keys import Approvers, approvers  # noqa: F401
@@ -304,20 +305,20 @@ def test_every_gate_code_has_an_outcome_label() -> None:
     at = datetime.now(UTC)
     labels = {
         code: metrics.gate_outcome(GateDecision(request=request, allowed=False, code=code))
-        for code in GateCode
+        for code in GATE_CODES
     }
     assert labels == {
-        GateCode.TOOL_UNKNOWN: "denied_registry",
-        GateCode.SCHEMA_INVALID: "denied_schema",
-        GateCode.PERMISSION_DENIED: "denied_permission",
-        GateCode.APPROVAL_REQUIRED: "needs_approval",
-        GateCode.APPROVAL_INVALID: "denied_approval",
-        GateCode.RUN_TERMINATED: "denied_terminated",
+        ErrorCode.TOOL_UNKNOWN: "denied_registry",
+        ErrorCode.SCHEMA_INVALID: "denied_schema",
+        ErrorCode.PERMISSION_DENIED: "denied_permission",
+        ErrorCode.APPROVAL_REQUIRED: "needs_approval",
+        ErrorCode.APPROVAL_INVALID: "denied_approval",
+        ErrorCode.RUN_TERMINATED: "denied_terminated",
     }
     for reason in TerminationReason:
         ended = Termination(reason=reason, limit="1", observed="2", at=at)
         decision = GateDecision(
-            request=request, allowed=False, code=GateCode.RUN_TERMINATED, termination=ended
+            request=request, allowed=False, code=ErrorCode.RUN_TERMINATED, termination=ended
         )
         expected = "denied_loop" if reason is TerminationReason.LOOP_DETECTED else "denied_bounds"
         assert metrics.gate_outcome(decision) == expected

@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.errors import NOT_FOUND_YET
 from autobiz.cli.flow_runtime import failure_of
 from kernel import tools
+from kernel.codes import ErrorCode
 from tests.workflows.support import Harness
 from workflows.ids import printful_external_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
@@ -83,7 +83,9 @@ async def test_shopify_404_then_success_completes_the_order(harness: Harness) ->
     assert result.state == "completed" and result.captured_minor == 2500
     await _one_of_each(h, handle.id, pi, order_id, 2500)
     # The retry is the activity's second attempt, after a "not found yet".
-    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [(2, NOT_FOUND_YET)]
+    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [
+        (2, ErrorCode.PROVIDER_NOT_FOUND_YET)
+    ]
 
 
 async def test_not_found_past_the_grace_is_decisive(harness: Harness) -> None:
@@ -98,7 +100,9 @@ async def test_not_found_past_the_grace_is_decisive(harness: Harness) -> None:
         await handle.result()
     assert failure_of(failed.value)[0] == "PROVIDER_NOT_FOUND"
     # Bounded: the grace's attempts, then the decisive one; nothing was captured.
-    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [(grace + 1, NOT_FOUND_YET)]
+    assert await attempts(handle, tools.shopify.GET_ORDER.ref) == [
+        (grace + 1, ErrorCode.PROVIDER_NOT_FOUND_YET)
+    ]
     assert (await h.clients.stripe.retrieve_payment_intent(pi)).amount_received == 0
     assert await h.receipts(handle.id) == []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kernel.refunds import PAYMENT_NOT_FOR_ORDER
+from kernel.codes import ErrorCode
 from starters.flows import request_refund, start_payment_failure
 from tests.workflows.fast.conftest import TIMING, Fast
 from tests.workflows.fast.fakes import payment_intent, refusal, shop_order
@@ -76,10 +76,12 @@ async def test_refund_denied_moves_no_money(fast: Fast) -> None:
 
 async def test_refund_refused_by_provider_truth_ends_rejected(fast: Fast) -> None:
     order_id = _order(fast, "2004")
-    fast.fakes.fail[STRIPE_REFUND] = refusal(PAYMENT_NOT_FOR_ORDER, "the intent is another order's")
+    fast.fakes.fail[STRIPE_REFUND] = refusal(
+        ErrorCode.PAYMENT_NOT_FOR_ORDER, "the intent is another order's"
+    )
     result = await (await _refund(fast, order_id, 2000)).result()
     assert result.state == "rejected"
-    assert result.reason is not None and result.reason.startswith(PAYMENT_NOT_FOR_ORDER)
+    assert result.reason is not None and result.reason.startswith(ErrorCode.PAYMENT_NOT_FOR_ORDER)
     assert fast.fakes.names() == [GET, STRIPE_REFUND]  # no Shopify refund, no email
 
 
