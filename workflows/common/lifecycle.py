@@ -16,6 +16,8 @@ Deterministic: imported by workflow modules only.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -28,23 +30,32 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ids import FlowName
 
 
+class FlowInput(Protocol):
+    """What every flow's input carries (its pydantic model has these fields)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def context(self) -> FlowContext | None: ...
+
+
 class Flow(FlowHandlers):
     async def _begin(
-        self,
-        flow: FlowName,
-        *,
-        tenant_id: str,
-        principal: str,
-        given: FlowContext | None,
-        order_id: str | None = None,
+        self, flow: FlowName, input: FlowInput, *, order_id: str | None = None
     ) -> FlowContext:
         """Start the run: ``order_id`` given, the run is findable by order in the Web UI."""
-        self._tenant = tenant_id
+        self._tenant = input.tenant_id
         if order_id is not None:
-            mark_started(tenant_id, order_id, self._state)
-        context = await load_context(given, tenant_id, flow.key)
-        self._run = start_run(context.policy, principal=principal)
+            mark_started(input.tenant_id, order_id, self._state)
+        context = await load_context(input.context, input.tenant_id, flow.key)
+        self._run = start_run(context.policy, principal=input.principal)
+        self._configure(context)
         return context
+
+    def _configure(self, context: FlowContext) -> None:
+        """What a flow sets up from its context before the first step (nothing here)."""
 
     @property
     def _kernel(self) -> RunState:
@@ -71,21 +82,9 @@ class Flow(FlowHandlers):
 
 
 class ApprovalFlow(Flow, ApprovalHandlers):
-    async def _begin(
-        self,
-        flow: FlowName,
-        *,
-        tenant_id: str,
-        principal: str,
-        given: FlowContext | None,
-        order_id: str | None = None,
-    ) -> FlowContext:
-        context = await super()._begin(
-            flow, tenant_id=tenant_id, principal=principal, given=given, order_id=order_id
-        )
-        self._desk = ApprovalDesk(tenant_id)
+    def _configure(self, context: FlowContext) -> None:
+        self._desk = ApprovalDesk(self._tenant)
         self._desk.configure(context)
-        return context
 
     @property
     def _approvals(self) -> ApprovalDesk:

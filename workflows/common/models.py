@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from kernel.config import DunningConfig
 from kernel.decision_proof import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW, DecisionProof
+from kernel.frozen import Frozen
 from kernel.policy import RunPolicy
 
 ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
@@ -27,17 +28,13 @@ HITL_CLOSE = "autobiz.hitl_close"
 ORDER_STATE_WRITE = "autobiz.order_state_write"
 
 
-class FrozenModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ApproverInfo(FrozenModel):
+class ApproverInfo(Frozen):
     id: str
     roles: tuple[str, ...]
     email: str | None = None
 
 
-class ApprovalTiming(FrozenModel):
+class ApprovalTiming(Frozen):
     """How long a request waits, when to remind, when to escalate. ``timeout`` None:
     the HITL rule's timeout from the tenant's config. ``proof_max_age`` / ``proof_max_skew``:
     how old a decision's proof may be, and how far ahead of the workflow's clock."""
@@ -49,7 +46,7 @@ class ApprovalTiming(FrozenModel):
     proof_max_skew: timedelta = DEFAULT_MAX_SKEW
 
 
-class FlowContext(FrozenModel):
+class FlowContext(Frozen):
     """The slice of a tenant's BusinessConfig one run needs (no file reads in workflows)."""
 
     policy: RunPolicy
@@ -60,7 +57,7 @@ class FlowContext(FrozenModel):
     dunning: DunningConfig = DunningConfig()
 
 
-class FlowContextRequest(FrozenModel):
+class FlowContextRequest(Frozen):
     tenant_id: str
     workflow_type: str
 
@@ -68,7 +65,7 @@ class FlowContextRequest(FrozenModel):
 # --- approvals ------------------------------------------------------------------------
 
 
-class Decision(FrozenModel):
+class Decision(Frozen):
     """What an approver sends (the ``decide`` update, or the ``decide_signal`` signal).
 
     ``proof`` is required by the validator (``kernel.decision_proof``); the default None
@@ -83,14 +80,14 @@ class Decision(FrozenModel):
     proof: DecisionProof | None = None
 
 
-class DecisionResult(FrozenModel):
+class DecisionResult(Frozen):
     request_id: str
     status: ApprovalStatus
     decided_by: str | None
     decided_at: datetime | None
 
 
-class ApprovalView(FrozenModel):
+class ApprovalView(Frozen):
     request_id: str
     action: str
     roles: tuple[str, ...]
@@ -106,7 +103,7 @@ class ApprovalView(FrozenModel):
     reason: str | None = None
 
 
-class HitlOpen(FrozenModel):
+class HitlOpen(Frozen):
     tenant_id: str
     request_id: str
     workflow_id: str
@@ -120,7 +117,7 @@ class HitlOpen(FrozenModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class HitlNote(FrozenModel):
+class HitlNote(Frozen):
     """A reminder or an escalation, recorded on the request row."""
 
     tenant_id: str
@@ -131,7 +128,7 @@ class HitlNote(FrozenModel):
     notified: tuple[str, ...] = ()
 
 
-class HitlClose(FrozenModel):
+class HitlClose(Frozen):
     tenant_id: str
     request_id: str
     status: Literal["approved", "denied", "expired"]
@@ -140,7 +137,7 @@ class HitlClose(FrozenModel):
     reason: str | None = None
 
 
-class OrderStateWrite(FrozenModel):
+class OrderStateWrite(Frozen):
     tenant_id: str
     order_id: str
     state: str
@@ -148,7 +145,7 @@ class OrderStateWrite(FrozenModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class OrderStateWritten(FrozenModel):
+class OrderStateWritten(Frozen):
     version: int
     applied: bool
 
@@ -156,7 +153,7 @@ class OrderStateWritten(FrozenModel):
 # --- status ---------------------------------------------------------------------------
 
 
-class FlowStatus(FrozenModel):
+class FlowStatus(Frozen):
     workflow_id: str
     tenant_id: str
     state: str
@@ -170,12 +167,12 @@ class FlowStatus(FrozenModel):
 ORDER_STATE_READ = "autobiz.order_state_read"
 
 
-class OrderStateKey(FrozenModel):
+class OrderStateKey(Frozen):
     tenant_id: str
     order_id: str
 
 
-class OrderStateRow(FrozenModel):
+class OrderStateRow(Frozen):
     version: int
     state: str
     data: dict[str, Any] = Field(default_factory=dict)

@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from kernel.frozen import Frozen
 from kernel.tools.printful import PrintfulRecipient
-from workflows.common.models import ApprovalView, FlowContext, FrozenModel
+from workflows.common.models import ApprovalView, FlowContext
 
 # --- OrderFulfill ---------------------------------------------------------------------
 
 
-class ShipmentNotice(FrozenModel):
+class ShipmentNotice(Frozen):
     """The ``printful_shipment`` signal (the ingress sends ``printful_event`` envelopes)."""
 
     carrier: str
@@ -38,7 +39,7 @@ class OrderFulfillInput(BaseModel):
     default_variant_id: int = 4012
 
 
-class OrderFulfillResult(FrozenModel):
+class OrderFulfillResult(Frozen):
     workflow_id: str
     state: str
     captured_minor: int = 0
@@ -54,7 +55,7 @@ CancelReason = Literal["CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "S
 CancellationState = Literal["cancelled", "exception", "rejected", "expired", "failed", "abandoned"]
 
 
-class CancelRequest(FrozenModel):
+class CancelRequest(Frozen):
     """The ``cancel_requested`` signal to a running OrderFulfill: stop before the next side
     effect, end ``cancelled``, undo nothing (the cancellation flow does), and answer the
     order's cancellation workflow (``cancellation_workflow_id``) with ``fulfill_stopped``."""
@@ -63,7 +64,7 @@ class CancelRequest(FrozenModel):
     requested_by: str
 
 
-class FulfillStopped(FrozenModel):
+class FulfillStopped(Frozen):
     """OrderFulfill's answer to ``cancel_requested`` (the ``fulfill_stopped`` signal)."""
 
     workflow_id: str
@@ -92,7 +93,7 @@ class OrderCancellationInput(BaseModel):
     stop_wait: timedelta = timedelta(minutes=10)
 
 
-class CancellationException(FrozenModel):
+class CancellationException(Frozen):
     """Why a cancellation was handed to people instead of done. Shaped to be the input
     of the FulfillmentException workflow (WF06) once it exists."""
 
@@ -106,7 +107,7 @@ class CancellationException(FrozenModel):
     fulfillment_stopped: bool = False
 
 
-class OrderCancellationResult(FrozenModel):
+class OrderCancellationResult(Frozen):
     workflow_id: str
     state: CancellationState
     order_id: str

@@ -212,13 +212,7 @@ class OrderCancellation(ApprovalFlow):
     @workflow.run
     async def run(self, input: OrderCancellationInput) -> OrderCancellationResult:
         self._order_id = input.order_id
-        context = await self._begin(
-            ORDER_CANCELLATION,
-            tenant_id=input.tenant_id,
-            principal=input.principal,
-            given=input.context,
-            order_id=input.order_id,
-        )
+        context = await self._begin(ORDER_CANCELLATION, input, order_id=input.order_id)
         self._facts.reason = input.reason
         try:
             await self._cancel_order(input, context)

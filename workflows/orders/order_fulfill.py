@@ -168,13 +168,7 @@ class OrderFulfill(ApprovalFlow):
     @workflow.run
     async def run(self, input: OrderFulfillInput) -> OrderFulfillResult:
         self._order_id = input.order_id
-        context = await self._begin(
-            ORDER_FULFILL,
-            tenant_id=input.tenant_id,
-            principal=input.principal,
-            given=input.context,
-            order_id=input.order_id,
-        )
+        context = await self._begin(ORDER_FULFILL, input, order_id=input.order_id)
         try:
             await self._fulfil(input, context.customer_emails)
         except CancelRequested:

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.config import DunningConfig
-from workflows.common.models import ApprovalView, FlowContext, FrozenModel
+from kernel.frozen import Frozen
+from workflows.common.models import ApprovalView, FlowContext
 
 # --- Refund ---------------------------------------------------------------------------
 
@@ -27,7 +28,7 @@ class RefundInput(BaseModel):
     principal: str = "system:refund"
 
 
-class RefundResult(FrozenModel):
+class RefundResult(Frozen):
     workflow_id: str
     state: Literal["refunded", "denied", "expired", "rejected", "failed"]
     stripe_refund_id: str | None = None
@@ -59,7 +60,7 @@ class PaymentFailureInput(BaseModel):
     principal: str = "system:payment_failure"
 
 
-class PaymentFailureResult(FrozenModel):
+class PaymentFailureResult(Frozen):
     workflow_id: str
     state: str
     payment_intent_id: str

@@ -237,12 +237,7 @@ class PaymentFailure(ApprovalFlow):
         # Findable by tenant (and order) even when the input is refused just below.
         mark_started(input.tenant_id, input.order_id or "", self._state)
         self._require_payment_intent()
-        context = await self._begin(
-            PAYMENT_FAILURE,
-            tenant_id=input.tenant_id,
-            principal=input.principal,
-            given=input.context,
-        )
+        context = await self._begin(PAYMENT_FAILURE, input)
         try:
             await self._collect(context, input.dunning or context.dunning)
         except asyncio.CancelledError:

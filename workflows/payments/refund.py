@@ -81,13 +81,7 @@ class Refund(ApprovalFlow):
 
     @workflow.run
     async def run(self, input: RefundInput) -> RefundResult:
-        context = await self._begin(
-            REFUND,
-            tenant_id=input.tenant_id,
-            principal=input.principal,
-            given=input.context,
-            order_id=input.order_id,
-        )
+        context = await self._begin(REFUND, input, order_id=input.order_id)
         try:
             refunded = await self._refund(input, context)
         except asyncio.CancelledError:

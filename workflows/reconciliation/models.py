@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.common.models import ApprovalView, FlowContext, FrozenModel
+from kernel.frozen import Frozen
+from workflows.common.models import ApprovalView, FlowContext
 
 # Plumbing: which orders and payments a run checks, and the drift rows it writes.
 RECONCILE_SCOPE = "autobiz.reconcile_scope"
@@ -43,7 +44,7 @@ class ReconciliationInput(BaseModel):
     acknowledge_timeout: timedelta = timedelta(hours=24)
 
 
-class ScopeRequest(FrozenModel):
+class ScopeRequest(Frozen):
     tenant_id: str
     window_start: datetime
     window_end: datetime
@@ -52,7 +53,7 @@ class ScopeRequest(FrozenModel):
     max_orders: int = 100
 
 
-class OrderView(FrozenModel):
+class OrderView(Frozen):
     """An order_state row as reconciliation reads it."""
 
     order_id: str
@@ -63,7 +64,7 @@ class OrderView(FrozenModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class PaymentView(FrozenModel):
+class PaymentView(Frozen):
     """A capture our receipts record, and the refunds our receipts account for."""
 
     payment_intent_id: str
@@ -73,13 +74,13 @@ class PaymentView(FrozenModel):
     accounted_refunds: tuple[str, ...] = ()
 
 
-class ReconcileScope(FrozenModel):
+class ReconcileScope(Frozen):
     orders: tuple[OrderView, ...] = ()
     payments: tuple[PaymentView, ...] = ()
     truncated: bool = False
 
 
-class Drift(FrozenModel):
+class Drift(Frozen):
     """One difference between our records and a provider, as a run found it."""
 
     kind: DriftKind
@@ -91,13 +92,13 @@ class Drift(FrozenModel):
     action: str
 
 
-class DriftBatch(FrozenModel):
+class DriftBatch(Frozen):
     tenant_id: str
     run_id: str  # the reconciliation workflow id
     drifts: tuple[Drift, ...]
 
 
-class DriftRow(FrozenModel):
+class DriftRow(Frozen):
     """A ``reconciliation`` row."""
 
     drift_id: int
@@ -117,7 +118,7 @@ class DriftRow(FrozenModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class DriftResolve(FrozenModel):
+class DriftResolve(Frozen):
     """Move a row to ``status`` if it is in one of ``from_statuses`` (a retry that finds it
     already there with the same action is a no-op)."""
 
@@ -129,12 +130,12 @@ class DriftResolve(FrozenModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class DriftResolved(FrozenModel):
+class DriftResolved(Frozen):
     row: DriftRow
     changed: bool
 
 
-class DriftRepairInput(FrozenModel):
+class DriftRepairInput(Frozen):
     tenant_id: str
     drift: DriftRow
     context: FlowContext
@@ -144,7 +145,7 @@ class DriftRepairInput(FrozenModel):
     acknowledge_timeout: timedelta = timedelta(hours=24)
 
 
-class DriftRepairResult(FrozenModel):
+class DriftRepairResult(Frozen):
     workflow_id: str
     drift_id: int
     kind: str
@@ -155,7 +156,7 @@ class DriftRepairResult(FrozenModel):
     cost_micros: int = 0
 
 
-class ReconciliationResult(FrozenModel):
+class ReconciliationResult(Frozen):
     workflow_id: str
     tenant_id: str
     window_start: datetime
@@ -171,5 +172,5 @@ class ReconciliationResult(FrozenModel):
     cost_micros: int = 0
 
 
-class DriftRows(FrozenModel):
+class DriftRows(Frozen):
     rows: tuple[DriftRow, ...] = ()

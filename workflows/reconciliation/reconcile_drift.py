@@ -98,12 +98,7 @@ class ReconcileDrift(ApprovalFlow):
     async def run(self, input: DriftRepairInput) -> DriftRepairResult:
         drift = input.drift
         mark_started(input.tenant_id, self._state, drift.order_id)
-        context = await self._begin(
-            RECONCILE_DRIFT,
-            tenant_id=input.tenant_id,
-            principal=input.principal,
-            given=input.context,
-        )
+        context = await self._begin(RECONCILE_DRIFT, input)
         self._facts = Repair(drift.drift_id, drift.kind, drift.entity_ref)
         _require_financial(drift)
         claimed = await self._claim(input)

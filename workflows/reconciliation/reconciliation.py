@@ -145,12 +145,7 @@ class Reconciliation(Flow):
     @workflow.run
     async def run(self, input: ReconciliationInput) -> ReconciliationResult:
         mark_started(input.tenant_id, self._state)
-        context = await self._begin(
-            RECONCILIATION,
-            tenant_id=input.tenant_id,
-            principal=input.principal,
-            given=input.context,
-        )
+        context = await self._begin(RECONCILIATION, input)
         self._facts = Sweep(*_window(input))
         try:
             await self._reconcile(input, context)
