@@ -3,6 +3,7 @@
 One request helper with a timeout on every call, no retries, and one mapping from
 transport failures and HTTP statuses onto :mod:`autobiz.providers.errors`. Clients add
 their provider-specific mapping (declines, userErrors, problem details) on top.
+:class:`JsonClient` is what each of them is built on.
 """
 
 from __future__ import annotations
@@ -74,33 +75,46 @@ def build_http_client(timeout_seconds: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds), follow_redirects=False)
 
 
-async def send(
-    http: httpx.AsyncClient,
-    provider: str,
-    method: str,
-    url: str,
-    *,
-    timeout_seconds: float,
-    headers: Mapping[str, str],
-    json: Any = None,
-    params: Mapping[str, str] | None = None,
-) -> httpx.Response:
-    """One request, once. Transport failures become :class:`ProviderUnavailable`."""
-    try:
-        return await http.request(
-            method,
-            url,
-            headers=dict(headers),
-            json=json,
-            params=params,
-            timeout=httpx.Timeout(timeout_seconds),
-        )
-    except httpx.HTTPError as exc:
-        raise transport_error(provider, exc) from exc
-
-
 def json_body(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
         return None
+
+
+class JsonClient:
+    """A provider's JSON API client: its httpx client (its own unless one is given; it
+    closes only its own) and one request at a time, with the provider's timeout."""
+
+    provider: str
+
+    def __init__(self, http: httpx.AsyncClient | None, timeout_seconds: float) -> None:
+        self._timeout_seconds = timeout_seconds
+        self._owns_http = http is None
+        self._http = http or build_http_client(timeout_seconds)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request, once. Transport failures become :class:`ProviderUnavailable`."""
+        try:
+            return await self._http.request(
+                method,
+                url,
+                headers=dict(headers),
+                json=json,
+                params=params,
+                timeout=httpx.Timeout(self._timeout_seconds),
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(self.provider, exc) from exc

@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from autobiz.providers.errors import NotFound, StateConflict
-from autobiz.providers.http import build_http_client, error_for_status, json_body, send
+from autobiz.providers.http import JsonClient, error_for_status, json_body
 from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
 from autobiz.settings import Settings
 
@@ -64,29 +64,23 @@ class Shipment(BaseModel):
     shipped_at: str | None = None
 
 
-class PrintfulOrders:
+class PrintfulOrders(JsonClient):
     """Async Printful client for the activities."""
+
+    provider = PROVIDER
 
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         cfg = settings.printful
         ensure_test_credential(PROVIDER, "printful.api_token", cfg.api_token, settings)
         ensure_host_allowed(PROVIDER, cfg.api_base, settings)
+        super().__init__(http, cfg.timeout_seconds)
         self._cfg = cfg
         self._base = cfg.api_base.rstrip("/")
-        self._owns_http = http is None
-        self._http = http or build_http_client(cfg.timeout_seconds)
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
-        response = await send(
-            self._http,
-            PROVIDER,
+        response = await self._send(
             method,
             f"{self._base}{path}",
-            timeout_seconds=self._cfg.timeout_seconds,
             json=body,
             headers={
                 "Authorization": f"Bearer {self._cfg.api_token.get_secret_value()}",

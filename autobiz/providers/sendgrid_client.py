@@ -13,7 +13,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from autobiz.providers.errors import InvalidRequest
-from autobiz.providers.http import build_http_client, error_for_status, json_body, send
+from autobiz.providers.http import JsonClient, error_for_status, json_body
 from autobiz.providers.hygiene import (
     ensure_host_allowed,
     ensure_recipients_allowed,
@@ -39,16 +39,17 @@ class SentEmail(BaseModel):
     status: int
 
 
-class SendGridMailer:
+class SendGridMailer(JsonClient):
+    provider = PROVIDER
+
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         cfg = settings.sendgrid
         ensure_test_credential(PROVIDER, "sendgrid.api_key", cfg.api_key, settings)
         ensure_host_allowed(PROVIDER, cfg.api_base, settings)
+        super().__init__(http, cfg.timeout_seconds)
         self._settings = settings
         self._cfg = cfg
         self._url = f"{cfg.api_base.rstrip('/')}/v3/mail/send"
-        self._owns_http = http is None
-        self._http = http or build_http_client(cfg.timeout_seconds)
 
     @property
     def sandbox_mode(self) -> bool:
@@ -56,10 +57,6 @@ class SendGridMailer:
         if not self._settings.is_production:
             return True
         return bool(self._cfg.sandbox_mode)
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     def build_payload(self, email: Email) -> dict[str, Any]:
         template = self._cfg.templates.get(email.kind)
@@ -85,12 +82,9 @@ class SendGridMailer:
     async def send(self, email: Email) -> SentEmail:
         ensure_recipients_allowed(PROVIDER, email.to, self._settings)
         payload = self.build_payload(email)
-        response = await send(
-            self._http,
-            PROVIDER,
+        response = await self._send(
             "POST",
             self._url,
-            timeout_seconds=self._cfg.timeout_seconds,
             headers={"Authorization": f"Bearer {self._cfg.api_key.get_secret_value()}"},
             json=payload,
         )

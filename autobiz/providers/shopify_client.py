@@ -25,7 +25,7 @@ from autobiz.providers.errors import (
     ProviderError,
     RateLimited,
 )
-from autobiz.providers.http import build_http_client, error_for_status, json_body, send
+from autobiz.providers.http import JsonClient, error_for_status, json_body
 from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
 from autobiz.settings import Settings
 
@@ -191,8 +191,10 @@ def _money(node: dict[str, Any]) -> Money:
     return Money(amount=Decimal(str(shop["amount"])), currency=shop["currencyCode"])
 
 
-class ShopifyAdmin:
+class ShopifyAdmin(JsonClient):
     """Async Shopify Admin client for the activities."""
+
+    provider = PROVIDER
 
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         cfg = settings.shopify
@@ -200,17 +202,12 @@ class ShopifyAdmin:
         # The shop is part of the address: ``https://{shop}`` at Shopify.
         base = cfg.api_base.replace("{shop}", cfg.shop_domain).rstrip("/")
         ensure_host_allowed(PROVIDER, base, settings)
+        super().__init__(http, cfg.timeout_seconds)
         self._cfg = cfg
         self._url = f"{base}/admin/api/{cfg.api_version}/graphql.json"
-        self._owns_http = http is None
-        self._http = http or build_http_client(cfg.timeout_seconds)
         self._available: float | None = None
         self._restore_rate = 50.0
         self._stamp = time.monotonic()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     # -- transport ----------------------------------------------------------------
 
@@ -242,12 +239,9 @@ class ShopifyAdmin:
             )
         if wait > 0:
             await asyncio.sleep(wait)
-        response = await send(
-            self._http,
-            PROVIDER,
+        response = await self._send(
             "POST",
             self._url,
-            timeout_seconds=self._cfg.timeout_seconds,
             headers={
                 "X-Shopify-Access-Token": self._cfg.access_token.get_secret_value(),
                 "Content-Type": "application/json",
