@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 
 from temporalio import activity
@@ -10,7 +11,7 @@ from activities.errors import provider_errors, run_side_effect
 from activities.money import to_minor
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
-from autobiz.providers.printful_client import OrderItem, PrintfulOrder, Recipient
+from autobiz.providers.printful_client import OrderItem, PrintfulOrder, PrintfulOrders, Recipient
 from autobiz.providers.tenant_clients import TenantClients
 from kernel import tools
 from kernel.contracts import CallContext
@@ -21,6 +22,9 @@ from kernel.tools.printful import (
     PrintfulOrderRef,
     Shipment,
 )
+
+# A client call that moves an existing order on: confirm it, cancel it.
+OrderMove = Callable[[PrintfulOrders, int | str], Awaitable[PrintfulOrder]]
 
 
 def _output(order: PrintfulOrder) -> PrintfulOrderOutput:
@@ -88,21 +92,24 @@ class PrintfulActivities:
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
 
-    @activity.defn(name=tools.printful.CONFIRM_ORDER.activity_name)
-    async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
+    async def _move(
+        self, ctx: CallContext, input: PrintfulOrderRef, move: OrderMove
+    ) -> PrintfulOrderOutput:
+        """Move an existing order on (confirm, cancel), once, with a receipt."""
+
         async def execute() -> ProviderResult[PrintfulOrderOutput]:
             printful = await self._clients.printful(ctx.tenant_id)
-            return _result(await printful.confirm_order(input.order_ref))
+            return _result(await move(printful, input.order_ref))
 
         return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
+
+    @activity.defn(name=tools.printful.CONFIRM_ORDER.activity_name)
+    async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
+        return await self._move(ctx, input, PrintfulOrders.confirm_order)
 
     @activity.defn(name=tools.printful.CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
-        async def execute() -> ProviderResult[PrintfulOrderOutput]:
-            printful = await self._clients.printful(ctx.tenant_id)
-            return _result(await printful.cancel_order(input.order_ref))
-
-        return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
+        return await self._move(ctx, input, PrintfulOrders.cancel_order)
 
     @activity.defn(name=tools.printful.GET_ORDER.activity_name)
     async def get_order(self, ctx: CallContext, input: PrintfulOrderRef) -> GetPrintfulOrderOutput:

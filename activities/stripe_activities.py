@@ -7,6 +7,10 @@ answer was lost — replays Stripe's first answer instead of moving money twice.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -44,6 +48,7 @@ from kernel.tools.stripe import (
 
 FAILURE_MESSAGE_MAX = 300
 STRIPE_PAGE = 100  # refunds per page (Stripe's maximum)
+OutT = TypeVar("OutT", bound=BaseModel)
 
 
 def _check_currency(pi: PaymentIntentInfo, currency: str) -> None:
@@ -73,35 +78,54 @@ class StripeActivities:
             actor=f"workflow:{ctx.workflow_id}",
         )
 
+    async def _moved_intent(
+        self,
+        ctx: CallContext,
+        order_id: str,
+        payment_intent_id: str,
+        *,
+        done: str,
+        move: Callable[[StripePayments], Awaitable[PaymentIntentInfo]],
+        currency: str | None = None,
+    ) -> PaymentIntentInfo:
+        """The order's PaymentIntent, moved to ``done`` (captured, voided) by ``move``:
+        looked up and bound to the order first (and checked to be in ``currency``); one
+        already there (a move whose answer was lost) is not moved again."""
+        stripe = await self._clients.stripe(ctx.tenant_id)
+        pi = await stripe.retrieve_payment_intent(payment_intent_id)
+        await self._bound(ctx, order_id, pi)
+        if currency is not None:
+            _check_currency(pi, currency)
+        return pi if pi.status == done else await move(stripe)
+
     @activity.defn(name=tools.stripe.CAPTURE_PAYMENT.activity_name)
     async def capture_payment(
         self, ctx: CallContext, input: CapturePaymentInput
     ) -> CapturePaymentOutput:
+        def capture(stripe: StripePayments) -> Awaitable[PaymentIntentInfo]:
+            return stripe.capture_payment_intent(
+                input.payment_intent_id,
+                idempotency_key=ctx.external_key,
+                amount_to_capture=input.amount_minor,
+            )
+
         async def execute() -> ProviderResult[CapturePaymentOutput]:
-            stripe = await self._clients.stripe(ctx.tenant_id)
-            pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
-            await self._bound(ctx, input.order_id, pi)
-            _check_currency(pi, input.currency)
-            if pi.status != "succeeded":
-                pi = await stripe.capture_payment_intent(
-                    input.payment_intent_id,
-                    idempotency_key=ctx.external_key,
-                    amount_to_capture=input.amount_minor,
-                )
+            pi = await self._moved_intent(
+                ctx,
+                input.order_id,
+                input.payment_intent_id,
+                done="succeeded",
+                move=capture,
+                currency=input.currency,
+            )
             out = CapturePaymentOutput(
                 payment_intent_id=pi.id,
                 status=pi.status,
                 amount_captured_minor=pi.amount_received,
                 currency=pi.currency.upper(),
             )
-            return ProviderResult(
-                output=out,
-                provider_object_id=pi.id,
-                status=pi.status,
-                amount_minor=pi.amount_received,
-                currency=out.currency,
-                details={"order_id": input.order_id, "risk_level": input.risk_level},
-            )
+            details = {"order_id": input.order_id, "risk_level": input.risk_level}
+            return _intent_receipt(out, pi, pi.amount_received, out.currency, details)
 
         return await run_side_effect(self._runner, ctx, input, CapturePaymentOutput, execute)
 
@@ -109,23 +133,18 @@ class StripeActivities:
     async def cancel_payment(
         self, ctx: CallContext, input: CancelPaymentInput
     ) -> CancelPaymentOutput:
-        async def execute() -> ProviderResult[CancelPaymentOutput]:
-            stripe = await self._clients.stripe(ctx.tenant_id)
-            pi = await stripe.retrieve_payment_intent(input.payment_intent_id)
-            await self._bound(ctx, input.order_id, pi)
-            if pi.status != "canceled":
-                pi = await stripe.cancel_payment_intent(
-                    input.payment_intent_id, idempotency_key=ctx.external_key, reason=input.reason
-                )
-            out = CancelPaymentOutput(payment_intent_id=pi.id, status=pi.status)
-            return ProviderResult(
-                output=out,
-                provider_object_id=pi.id,
-                status=pi.status,
-                amount_minor=input.amount_minor,
-                currency=input.currency,
-                details={"order_id": input.order_id, "reason": input.reason},
+        def void(stripe: StripePayments) -> Awaitable[PaymentIntentInfo]:
+            return stripe.cancel_payment_intent(
+                input.payment_intent_id, idempotency_key=ctx.external_key, reason=input.reason
             )
+
+        async def execute() -> ProviderResult[CancelPaymentOutput]:
+            pi = await self._moved_intent(
+                ctx, input.order_id, input.payment_intent_id, done="canceled", move=void
+            )
+            out = CancelPaymentOutput(payment_intent_id=pi.id, status=pi.status)
+            details = {"order_id": input.order_id, "reason": input.reason}
+            return _intent_receipt(out, pi, input.amount_minor, input.currency, details)
 
         return await run_side_effect(self._runner, ctx, input, CancelPaymentOutput, execute)
 
@@ -175,71 +194,66 @@ class StripeActivities:
 
         async def execute() -> ProviderResult[CreateRefundOutput]:
             stripe = await self._clients.stripe(ctx.tenant_id)
-            try:
-                refund = await _existing_refund(stripe, ctx, input)
-                standing = (
-                    None if refund else await payment_standing(stripe, input.payment_intent_id)
-                )
-            except NotFound:  # not this account's PaymentIntent (or none at all)
-                refund, standing = None, None
-            if refund is None:
-                problem = refund_refusal(
-                    tenant_id=ctx.tenant_id,
-                    order_id=input.order_id,
-                    payment_intent_id=input.payment_intent_id,
-                    amount_minor=input.amount_minor,
-                    currency=input.currency,
-                    standing=standing,
-                    source="Stripe",
-                )
-                if problem is not None:
-                    if problem.code in BINDING_CODES:  # another order's or tenant's money
-                        await record_incident(
-                            self._db,
-                            ctx.tenant_id,
-                            code=problem.code,
-                            actor=f"workflow:{ctx.workflow_id}",
-                            detail={
-                                "action": ctx.tool,
-                                "order_id": input.order_id,
-                                "payment_intent": input.payment_intent_id,
-                                "message": problem.message,
-                            },
-                        )
-                    raise refusal_error(problem)
-                refund = await stripe.create_refund(
-                    payment_intent_id=input.payment_intent_id,
-                    idempotency_key=ctx.external_key,
-                    amount=input.amount_minor,
-                    reason=input.reason,
-                    metadata=_refund_metadata(ctx, input),
-                )
+            refund = await self._refund_once(stripe, ctx, input)
             if refund.currency.upper() != input.currency:
                 raise InvalidRequest(
                     f"refund {refund.id} is in {refund.currency.upper()}, not {input.currency}",
                     provider=PROVIDER,
                     provider_code="currency_mismatch",
                 )
-            out = CreateRefundOutput(
-                refund_id=refund.id,
-                status=refund.status or "pending",
-                amount_minor=refund.amount,
-                currency=refund.currency.upper(),
-            )
-            return ProviderResult(
-                output=out,
-                provider_object_id=refund.id,
-                status=out.status,
-                amount_minor=refund.amount,
-                currency=out.currency,
-                details={
-                    "order_id": input.order_id,
-                    "refund_request_id": input.refund_request_id,
-                    "payment_intent_id": input.payment_intent_id,
-                },
-            )
+            return _refund_receipt(refund, input)
 
         return await run_side_effect(self._runner, ctx, input, CreateRefundOutput, execute)
+
+    async def _refund_once(
+        self, stripe: StripePayments, ctx: CallContext, input: CreateRefundInput
+    ) -> RefundInfo:
+        """The refund this call's identity already made, else a new one, once Stripe's
+        standing of the payment allows it."""
+        try:
+            refund = await _existing_refund(stripe, ctx, input)
+            standing = None if refund else await payment_standing(stripe, input.payment_intent_id)
+        except NotFound:  # not this account's PaymentIntent (or none at all)
+            refund, standing = None, None
+        if refund is not None:
+            return refund
+        problem = refund_refusal(
+            tenant_id=ctx.tenant_id,
+            order_id=input.order_id,
+            payment_intent_id=input.payment_intent_id,
+            amount_minor=input.amount_minor,
+            currency=input.currency,
+            standing=standing,
+            source="Stripe",
+        )
+        if problem is not None:
+            await self._refused(ctx, input, problem)
+        return await stripe.create_refund(
+            payment_intent_id=input.payment_intent_id,
+            idempotency_key=ctx.external_key,
+            amount=input.amount_minor,
+            reason=input.reason,
+            metadata=_refund_metadata(ctx, input),
+        )
+
+    async def _refused(
+        self, ctx: CallContext, input: CreateRefundInput, problem: RefundRefusal
+    ) -> NoReturn:
+        """Refuse the refund; another order's or tenant's money is also an incident."""
+        if problem.code in BINDING_CODES:
+            await record_incident(
+                self._db,
+                ctx.tenant_id,
+                code=problem.code,
+                actor=f"workflow:{ctx.workflow_id}",
+                detail={
+                    "action": ctx.tool,
+                    "order_id": input.order_id,
+                    "payment_intent": input.payment_intent_id,
+                    "message": problem.message,
+                },
+            )
+        raise refusal_error(problem)
 
     # -- reads for reconciliation -----------------------------------------------------
 
@@ -347,4 +361,41 @@ def _refund_view(r: RefundInfo) -> RefundView:
         created=r.created,
         order_id=r.metadata.get("order_id"),
         refund_request_id=r.metadata.get("refund_request_id"),
+    )
+
+
+def _intent_receipt(
+    out: OutT, pi: PaymentIntentInfo, amount_minor: int, currency: str, details: dict[str, Any]
+) -> ProviderResult[OutT]:
+    """The receipt of a PaymentIntent's capture or void: the intent as it now stands."""
+    return ProviderResult(
+        output=out,
+        provider_object_id=pi.id,
+        status=pi.status,
+        amount_minor=amount_minor,
+        currency=currency,
+        details=details,
+    )
+
+
+def _refund_receipt(
+    refund: RefundInfo, input: CreateRefundInput
+) -> ProviderResult[CreateRefundOutput]:
+    out = CreateRefundOutput(
+        refund_id=refund.id,
+        status=refund.status or "pending",
+        amount_minor=refund.amount,
+        currency=refund.currency.upper(),
+    )
+    return ProviderResult(
+        output=out,
+        provider_object_id=refund.id,
+        status=out.status,
+        amount_minor=refund.amount,
+        currency=out.currency,
+        details={
+            "order_id": input.order_id,
+            "refund_request_id": input.refund_request_id,
+            "payment_intent_id": input.payment_intent_id,
+        },
     )
