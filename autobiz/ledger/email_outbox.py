@@ -21,7 +21,7 @@ from typing import Literal
 
 from psycopg.types.json import Jsonb
 
-from autobiz.db.database import Database
+from autobiz.db.database import Database, TenantSession
 
 log = logging.getLogger(__name__)
 
@@ -84,29 +84,7 @@ class EmailOutbox:
                 )
                 return Claim("sending", attempts + 1)
             if status == "sending":  # claimed before, never answered: maybe delivered
-                note = UNKNOWN_NOTE.format(ref=external_key)
-                await s.execute(
-                    "UPDATE email_outbox SET status = 'unknown', note = %s, settled_at = now() "
-                    "WHERE tenant_id = %s AND internal_key = %s",
-                    (note, tenant_id, internal_key),
-                )
-                await s.execute(
-                    "INSERT INTO audit_log (tenant_id, actor, action, outcome, detail) "
-                    "VALUES (%s, %s, 'email.outcome_unknown', 'not_resent', %s)",
-                    (
-                        tenant_id,
-                        f"workflow:{workflow_id}",
-                        Jsonb(
-                            {
-                                "internal_key": internal_key,
-                                "autobiz_ref": external_key,
-                                "template": template,
-                                "note": note,
-                            }
-                        ),
-                    ),
-                )
-                log.warning("email %s of %s: %s", internal_key, tenant_id, note)
+                await _mark_unknown(s, tenant_id, internal_key, external_key, workflow_id, template)
                 return Claim("unknown", attempts)
             return Claim(status, attempts, row["message_id"])
 
@@ -140,3 +118,33 @@ class EmailOutbox:
         return (
             None if row is None else Claim(row["status"], int(row["attempts"]), row["message_id"])
         )
+
+
+async def _mark_unknown(
+    s: TenantSession,
+    tenant_id: str,
+    internal_key: str,
+    external_key: str,
+    workflow_id: str,
+    template: str,
+) -> None:
+    """A claim nobody answered may have been delivered: ``unknown``, with a note for ops
+    (on the row, in ``audit_log`` and the log) naming the reference to search for."""
+    note = UNKNOWN_NOTE.format(ref=external_key)
+    await s.execute(
+        "UPDATE email_outbox SET status = 'unknown', note = %s, settled_at = now() "
+        "WHERE tenant_id = %s AND internal_key = %s",
+        (note, tenant_id, internal_key),
+    )
+    detail = {
+        "internal_key": internal_key,
+        "autobiz_ref": external_key,
+        "template": template,
+        "note": note,
+    }
+    await s.execute(
+        "INSERT INTO audit_log (tenant_id, actor, action, outcome, detail) "
+        "VALUES (%s, %s, 'email.outcome_unknown', 'not_resent', %s)",
+        (tenant_id, f"workflow:{workflow_id}", Jsonb(detail)),
+    )
+    log.warning("email %s of %s: %s", internal_key, tenant_id, note)

@@ -107,49 +107,13 @@ class SideEffectRunner:
         execute: Callable[[], Awaitable[ProviderResult[OutT]]],
     ) -> OutT:
         verify_call(ctx, input)
-
-        async def once() -> dict[str, Any]:
-            try:
-                result = await execute()
-            except BaseException:
-                record_idempotency(ctx, "failed")
-                raise
-            record_idempotency(ctx, "executed")
-            if ctx.side_effect.needs_receipt:
-                try:
-                    await self.receipts.record(
-                        ReceiptDraft(
-                            tenant_id=ctx.tenant_id,
-                            workflow_id=ctx.workflow_id,
-                            run_id=ctx.run_id,
-                            activity_id=activity_id,
-                            tool=ctx.tool,
-                            tool_version=ctx.version,
-                            side_effect=ctx.side_effect,
-                            internal_key=ctx.internal_key,
-                            external_key=ctx.external_key,
-                            request_hash=ctx.request_hash,
-                            provider=ctx.provider,
-                            provider_object_id=result.provider_object_id,
-                            status=result.status,
-                            amount_minor=result.amount_minor,
-                            currency=result.currency,
-                            details=result.details,
-                        )
-                    )
-                except ReceiptWriteError:
-                    record_receipt(ctx, "failed")
-                    raise
-                record_receipt(ctx, "written")
-            return result.output.model_dump(mode="json")
-
         try:
             outcome = await self.idempotency.run(
                 ctx.tenant_id,
                 internal_key=ctx.internal_key,
                 external_key=ctx.external_key,
                 tool=ctx.ref,
-                execute=once,
+                execute=lambda: self._once(ctx, activity_id, execute),
                 lease=attempt_lease(),
             )
         except IdempotencyInProgressError:
@@ -158,3 +122,48 @@ class SideEffectRunner:
         if outcome.replayed:
             record_idempotency(ctx, "replayed")
         return output_model.model_validate(outcome.result)
+
+    async def _once(
+        self,
+        ctx: CallContext,
+        activity_id: str,
+        execute: Callable[[], Awaitable[ProviderResult[OutT]]],
+    ) -> dict[str, Any]:
+        """The provider work, then its receipt (a side effect that needs one): what the
+        idempotency store keeps and answers a repeat with."""
+        try:
+            result = await execute()
+        except BaseException:
+            record_idempotency(ctx, "failed")
+            raise
+        record_idempotency(ctx, "executed")
+        if ctx.side_effect.needs_receipt:
+            try:
+                await self.receipts.record(_receipt_draft(ctx, activity_id, result))
+            except ReceiptWriteError:
+                record_receipt(ctx, "failed")
+                raise
+            record_receipt(ctx, "written")
+        return result.output.model_dump(mode="json")
+
+
+def _receipt_draft(ctx: CallContext, activity_id: str, result: ProviderResult[Any]) -> ReceiptDraft:
+    """The receipt of one executed call: who called, with which keys, what came back."""
+    return ReceiptDraft(
+        tenant_id=ctx.tenant_id,
+        workflow_id=ctx.workflow_id,
+        run_id=ctx.run_id,
+        activity_id=activity_id,
+        tool=ctx.tool,
+        tool_version=ctx.version,
+        side_effect=ctx.side_effect,
+        internal_key=ctx.internal_key,
+        external_key=ctx.external_key,
+        request_hash=ctx.request_hash,
+        provider=ctx.provider,
+        provider_object_id=result.provider_object_id,
+        status=result.status,
+        amount_minor=result.amount_minor,
+        currency=result.currency,
+        details=result.details,
+    )
