@@ -37,13 +37,13 @@ from autobiz.errors import DatabaseError
 from autobiz.settings import IngressSettings
 from ingress.authn import authenticate
 from ingress.body import BodyRejected, read_limited_body
-from ingress.events import normalise, unstorable
+from ingress.events import InboundEvent, normalise, unstorable
 from ingress.handoff import Handoff
 from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
 from ingress.ordering import Clock, OrderingGate, PreconditionProbe
 from ingress.relay import Relay, RelayConfig
-from ingress.store import EventStore
+from ingress.store import EventStore, StoreResult
 from ingress.tenants import Hints, Source, WebhookSecrets
 from kernel.codes import ErrorCode
 
@@ -139,13 +139,27 @@ class WebhookEndpoint:
             )
 
     async def handle(self, request: Request) -> tuple[Response, str]:
-        deps = self.rt.deps
+        """The module's steps in order: limits, signature, normalise and store, answer."""
         try:
-            body = await read_limited_body(request, deps.settings.max_body_bytes)
+            body = await read_limited_body(request, self.rt.deps.settings.max_body_bytes)
         except BodyRejected as exc:
             log.warning("%s webhook refused: %s", self.source, exc.message)
             return _json(exc.status, error=exc.message), exc.outcome
+        tenant_id = await self._authenticate(request, body)
+        if tenant_id is None:
+            return _json(401, error="invalid signature"), "rejected_signature"
+        event = normalise(
+            tenant_id=tenant_id, source=self.source, body=body, headers=request.headers
+        )
+        event, result = await self._store(event, body)
+        self._report(event, result)
+        if result.status == "pending" and self.rt.relay is not None:
+            self.rt.relay.wake()
+        return _json(200, status=result.status, event_id=result.event_id), result.status
 
+    async def _authenticate(self, request: Request, body: bytes) -> str | None:
+        """The tenant whose secret verified the signature; None (logged, counted): none."""
+        deps = self.rt.deps
         hints = Hints(
             tenant=request.query_params.get("tenant"),
             shop_domain=request.headers.get("x-shopify-shop-domain"),
@@ -171,13 +185,12 @@ class WebhookEndpoint:
                 len(body),
                 request.client.host if request.client else "-",
             )
-            return _json(401, error="invalid signature"), "rejected_signature"
+        return auth.tenant_id
 
-        event = normalise(
-            tenant_id=auth.tenant_id, source=self.source, body=body, headers=request.headers
-        )
+    async def _store(self, event: InboundEvent, body: bytes) -> tuple[InboundEvent, StoreResult]:
+        """One insert; a payload the database refuses is stored as a dead letter instead."""
         try:
-            result = await self.rt.store.insert(event)
+            return event, await self.rt.store.insert(event)
         except psycopg.DataError as exc:
             # A value the checks in ingress.events let through and PostgreSQL refused:
             # still signed, so stored as a dead letter (raw bytes) and answered 200 —
@@ -185,29 +198,30 @@ class WebhookEndpoint:
             log.error("%s webhook payload refused by the database: %s", self.source, exc)
             reason = f"unstorable_json: {type(exc).__name__}"
             event = unstorable(event, body, reason)
-            result = await self.rt.store.insert(event)
+            return event, await self.rt.store.insert(event)
+
+    def _report(self, event: InboundEvent, result: StoreResult) -> None:
+        """Count and log what the insert made of the event: an incident, held, dead."""
+        metrics = self.rt.deps.metrics
         if result.incident is not None:
-            deps.metrics.security_incidents.labels(
+            metrics.security_incidents.labels(
                 source=self.source.value, code=ErrorCode.CROSS_TENANT_REFUSED
             ).inc()
             log.warning(
                 "%s webhook for tenant %s refused as a security incident: %s",
                 self.source,
-                auth.tenant_id,
+                event.tenant_id,
                 result.incident,
             )
         if result.status == "held":
-            deps.metrics.held.labels(source=self.source.value).inc()
+            metrics.held.labels(source=self.source.value).inc()
         if result.status == "dead_letter":
             log.warning(
                 "%s webhook dead-lettered for tenant %s: %s",
                 self.source,
-                auth.tenant_id,
+                event.tenant_id,
                 event.dead_letter_reason,
             )
-        if result.status == "pending" and self.rt.relay is not None:
-            self.rt.relay.wake()
-        return _json(200, status=result.status, event_id=result.event_id), result.status
 
 
 def create_app(deps: IngressDeps) -> Starlette:

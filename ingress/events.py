@@ -291,24 +291,10 @@ def normalise(
     if not isinstance(payload, dict):
         return dead("malformed_json: not an object", {"raw": payload})
 
-    if source is Source.STRIPE:
-        topic, event_id = _str_id(payload.get("type")), _str_id(payload.get("id"))
-        if topic is None or event_id is None:
-            return dead("missing_field: id/type", payload, topic)
-    elif source is Source.SHOPIFY:
-        topic = _str_id(header_topic)
-        if topic is None:
-            return dead("missing_field: X-Shopify-Topic", payload)
-        event_id = f"{topic}:{digest}"
-    else:
-        topic = _str_id(payload.get("type"))
-        if topic is None:
-            return dead("missing_field: type", payload)
-        event_id = _str_id(payload.get("id")) or _str_id(payload.get("event_id"))
-        if event_id is None:
-            created = _str_id(payload.get("created") or payload.get("occurred_at")) or "-"
-            event_id = f"{topic}:{created}:{canonical_sha256(payload.get('data'))}"
-
+    try:
+        topic, event_id = _identity(source, payload, header_topic, digest)
+    except _MissingField as exc:
+        return dead(exc.reason, payload, exc.topic)
     if not is_known(source, topic):
         return dead(f"unknown_topic: {topic}", payload, topic)
     if (contradiction := topic_contradiction(source, topic, payload)) is not None:
@@ -323,6 +309,37 @@ def normalise(
         payload=payload,
         payload_sha256=digest,
     )
+
+
+class _MissingField(Exception):
+    def __init__(self, reason: str, topic: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.topic = reason, topic
+
+
+def _identity(
+    source: Source, payload: dict[str, Any], header_topic: str | None, digest: str
+) -> tuple[str, str]:
+    """The event's topic and provider event id, each where its source keeps them; a
+    missing one raises :class:`_MissingField`."""
+    if source is Source.STRIPE:
+        topic, event_id = _str_id(payload.get("type")), _str_id(payload.get("id"))
+        if topic is None or event_id is None:
+            raise _MissingField("missing_field: id/type", topic)
+        return topic, event_id
+    if source is Source.SHOPIFY:
+        topic = _str_id(header_topic)
+        if topic is None:
+            raise _MissingField("missing_field: X-Shopify-Topic")
+        return topic, f"{topic}:{digest}"
+    topic = _str_id(payload.get("type"))
+    if topic is None:
+        raise _MissingField("missing_field: type")
+    event_id = _str_id(payload.get("id")) or _str_id(payload.get("event_id"))
+    if event_id is None:  # an event without an id is keyed by its content
+        created = _str_id(payload.get("created") or payload.get("occurred_at")) or "-"
+        event_id = f"{topic}:{created}:{canonical_sha256(payload.get('data'))}"
+    return topic, event_id
 
 
 def _delivery_id(source: Source, headers: Mapping[str, str]) -> str | None:
