@@ -19,7 +19,11 @@ from workflows.common.models import (
 )
 
 
-def flow_context(config: BusinessConfig, workflow_type: str) -> FlowContext:
+def flow_context(
+    config: BusinessConfig, workflow_type: str, timing: ApprovalTiming | None = None
+) -> FlowContext:
+    """The flow's slice of the tenant's config; ``timing``: the approval waits a starter
+    asks for instead of the config's (tests, the demo)."""
     return FlowContext(
         policy=config.policy_for(workflow_type),
         approvers=tuple(
@@ -27,7 +31,8 @@ def flow_context(config: BusinessConfig, workflow_type: str) -> FlowContext:
         ),
         ops_email=config.notifications.ops_email,
         customer_emails=config.notifications.customer_emails,
-        timing=ApprovalTiming(
+        timing=timing
+        or ApprovalTiming(
             remind_before=config.notifications.remind_before,
             escalate_after=config.notifications.escalate_after,
         ),

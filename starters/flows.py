@@ -12,16 +12,15 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from activities.config_activities import flow_context
 from autobiz.business_keys import KEY_CONFLICT_POLICY, KEY_REUSE_POLICY
 from autobiz.db.database import Database
-from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
+from autobiz.search_attributes import initial_attributes
 from kernel.codes import ErrorCode
 from kernel.config import BusinessConfig, DunningConfig
 from kernel.tools.printful import PrintfulRecipient
@@ -31,19 +30,9 @@ from workflows.common.models import (
     ApprovalTiming,
     Decision,
     DecisionResult,
-    FlowContext,
     FlowStatus,
 )
-from workflows.ids import (
-    ORDER_CANCELLATION,
-    ORDER_FULFILL,
-    PAYMENT_FAILURE,
-    REFUND,
-    cancellation_workflow_id,
-    order_workflow_id,
-    payment_failure_workflow_id,
-    refund_workflow_id,
-)
+from workflows.ids import ORDER_CANCELLATION, ORDER_FULFILL, PAYMENT_FAILURE, REFUND, FlowName
 from workflows.orders.models import (
     OrderCancellationInput,
     OrderCancellationResult,
@@ -60,45 +49,35 @@ from workflows.payments.models import (
 R = TypeVar("R")
 
 
-def _attributes(tenant_id: str, order_id: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(TENANT_ID, tenant_id),
-            SearchAttributePair(ORDER_ID, order_id),
-            SearchAttributePair(FLOW_STATE, "received"),
-            SearchAttributePair(APPROVAL_PENDING, False),
-        ]
-    )
+class _KeyedInput(Protocol):
+    """What every flow's input names: its tenant, and its order (None: not known yet)."""
 
+    @property
+    def tenant_id(self) -> str: ...
 
-def _context(
-    config: BusinessConfig, workflow_type: str, timing: ApprovalTiming | None
-) -> FlowContext:
-    context = flow_context(config, workflow_type)
-    return context if timing is None else context.model_copy(update={"timing": timing})
+    @property
+    def order_id(self) -> str | None: ...
 
 
 async def _start(
     client: Client,
-    workflow: str,
-    input: Any,
-    workflow_id: str,
+    flow: FlowName,
+    input: _KeyedInput,
+    business_key: str,
     task_queue: str,
     result_type: type[R],
-    tenant_id: str,
-    order_id: str,
 ) -> WorkflowHandle[Any, R]:
-    """Start by business key: a running run is attached to, a completed one is never
-    started again (``WorkflowAlreadyStartedError``), a failed one runs again."""
+    """Start ``flow`` by its business key: a running run is attached to, a completed one
+    is never started again (``WorkflowAlreadyStartedError``), a failed one runs again."""
     return await client.start_workflow(
-        workflow,
+        flow.type,
         input,
-        id=workflow_id,
+        id=flow.workflow_id(input.tenant_id, business_key),
         task_queue=task_queue,
         result_type=result_type,
         id_conflict_policy=KEY_CONFLICT_POLICY,
         id_reuse_policy=KEY_REUSE_POLICY,
-        search_attributes=_attributes(tenant_id, order_id),
+        search_attributes=initial_attributes(input.tenant_id, input.order_id or ""),
     )
 
 
@@ -114,26 +93,18 @@ async def start_order(
     principal: str = "cli:operator",
     **options: Any,
 ) -> WorkflowHandle[Any, OrderFulfillResult]:
-    context = _context(config, "order_fulfill", timing)
+    """Fulfil an order (capture, Printful, ship); the ingress starts the same workflow on
+    Shopify ``orders/paid``. ``options``: further ``OrderFulfillInput`` fields."""
     input = OrderFulfillInput(
         tenant_id=config.tenant,
         order_id=order_id,
         payment_intent=payment_intent,
         ship_to=ship_to,
-        context=context,
+        context=flow_context(config, ORDER_FULFILL.key, timing),
         principal=principal,
         **options,
     )
-    return await _start(
-        client,
-        ORDER_FULFILL.type,
-        input,
-        order_workflow_id(config.tenant, order_id),
-        task_queue,
-        OrderFulfillResult,
-        config.tenant,
-        order_id,
-    )
+    return await _start(client, ORDER_FULFILL, input, order_id, task_queue, OrderFulfillResult)
 
 
 async def request_refund(
@@ -166,7 +137,6 @@ async def request_refund(
             amount_minor=amount_minor,
             currency=currency,
         )
-    context = _context(config, "refund", timing)
     request_id = refund_request_id or f"rr-{uuid.uuid4().hex[:16]}"
     input = RefundInput(
         tenant_id=config.tenant,
@@ -175,20 +145,11 @@ async def request_refund(
         payment_intent_id=payment_intent_id,
         amount_minor=amount_minor,
         currency=currency,
-        context=context,
+        context=flow_context(config, REFUND.key, timing),
         principal=principal,
         note=note,
     )
-    return await _start(
-        client,
-        REFUND.type,
-        input,
-        refund_workflow_id(config.tenant, request_id),
-        task_queue,
-        RefundResult,
-        config.tenant,
-        order_id,
-    )
+    return await _start(client, REFUND, input, request_id, task_queue, RefundResult)
 
 
 async def start_payment_failure(
@@ -204,7 +165,7 @@ async def start_payment_failure(
 ) -> WorkflowHandle[Any, PaymentFailureResult]:
     """Dun (or cancel) a declined PaymentIntent; the ingress starts the same workflow on
     ``payment_intent.payment_failed``. ``dunning``: the waits, instead of the config's."""
-    context = _context(config, "payment_failure", timing)
+    context = flow_context(config, PAYMENT_FAILURE.key, timing)
     if dunning is not None and not isinstance(dunning, DunningConfig):
         dunning = DunningConfig(schedule=tuple(dunning))
     input = PaymentFailureInput(
@@ -216,14 +177,7 @@ async def start_payment_failure(
         principal=principal,
     )
     return await _start(
-        client,
-        PAYMENT_FAILURE.type,
-        input,
-        payment_failure_workflow_id(config.tenant, payment_intent_id),
-        task_queue,
-        PaymentFailureResult,
-        config.tenant,
-        order_id or "",
+        client, PAYMENT_FAILURE, input, payment_intent_id, task_queue, PaymentFailureResult
     )
 
 
@@ -242,26 +196,18 @@ async def request_cancellation(
     Shopify); the ingress starts the same workflow on Shopify ``orders/cancelled``.
     ``reason`` is Shopify's (CUSTOMER, DECLINED, FRAUD, INVENTORY, OTHER, STAFF); an
     unknown one raises ``pydantic.ValidationError`` before anything starts."""
-    context = _context(config, "order_cancellation", timing)
     input = OrderCancellationInput.model_validate(
         {
             "tenant_id": config.tenant,
             "order_id": order_id,
             "payment_intent_id": payment_intent_id,
             "reason": reason.upper(),
-            "context": context,
+            "context": flow_context(config, ORDER_CANCELLATION.key, timing),
             "principal": principal,
         }
     )
     return await _start(
-        client,
-        ORDER_CANCELLATION.type,
-        input,
-        cancellation_workflow_id(config.tenant, order_id),
-        task_queue,
-        OrderCancellationResult,
-        config.tenant,
-        order_id,
+        client, ORDER_CANCELLATION, input, order_id, task_queue, OrderCancellationResult
     )
 
 

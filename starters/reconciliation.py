@@ -32,15 +32,10 @@ from temporalio.client import (
     ScheduleUpdateInput,
     WorkflowHandle,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from activities.config_activities import flow_context
-from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, TENANT_ID
+from autobiz.search_attributes import initial_attributes
 from kernel.config import BusinessConfig
 from workflows.common.models import ApprovalTiming
 from workflows.ids import RECONCILIATION, reconcile_schedule_id, reconciliation_workflow_id
@@ -48,16 +43,6 @@ from workflows.reconciliation.models import ReconciliationInput, ReconciliationR
 
 ScheduleOutcome = Literal["created", "updated", "unchanged"]
 SCHEDULED_RUN_KEY = "scheduled"  # Temporal appends ``-{scheduled time}`` to the id
-
-
-def _attributes(tenant_id: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(TENANT_ID, tenant_id),
-            SearchAttributePair(FLOW_STATE, "received"),
-            SearchAttributePair(APPROVAL_PENDING, False),
-        ]
-    )
 
 
 def run_key(window_end: datetime) -> str:
@@ -77,9 +62,7 @@ async def start_reconciliation(
 ) -> WorkflowHandle[Any, ReconciliationResult]:
     """Reconcile ``[window_end - window, window_end]`` (defaults: the config's window, now)."""
     rc = config.reconciliation
-    context = flow_context(config, "reconciliation")
-    if timing is not None:
-        context = context.model_copy(update={"timing": timing})
+    context = flow_context(config, RECONCILIATION.key, timing)
     end = window_end or datetime.now(UTC)
     input = ReconciliationInput(
         tenant_id=config.tenant,
@@ -99,7 +82,7 @@ async def start_reconciliation(
         result_type=ReconciliationResult,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=_attributes(config.tenant),
+        search_attributes=initial_attributes(config.tenant),
     )
 
 
@@ -126,7 +109,7 @@ def reconcile_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
             input,
             id=reconciliation_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
             task_queue=task_queue,
-            typed_search_attributes=_attributes(config.tenant),
+            typed_search_attributes=initial_attributes(config.tenant),
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=rc.every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=rc.every),
