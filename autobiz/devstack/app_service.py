@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from abc import abstractmethod
 from pathlib import Path
 
 import httpx
@@ -18,14 +19,24 @@ class HttpAppService(Service):
     """An ``autobiz <subcommand>`` process that is up when ``health_path`` answers 200."""
 
     subcommand: str
-    host: str
-    port: int
     health_path: str
     startup_timeout = 30.0
     # Extra environment for the process (the stack points webhooks at the ingress).
     env: dict[str, str] | None = None
     # The tenants' credentials file the process reads (a new tenant there restarts it).
     tenants_file: Path | None = None
+
+    @abstractmethod
+    def listens_on(self) -> tuple[str, int]:
+        """The host and port the process serves on (its settings say)."""
+
+    @property
+    def host(self) -> str:
+        return self.listens_on()[0]
+
+    @property
+    def port(self) -> int:
+        return self.listens_on()[1]
 
     @property
     def base_url(self) -> str:
@@ -42,15 +53,8 @@ class HttpAppService(Service):
         return response.status_code == 200
 
     def status(self) -> ServiceStatus:
-        rec = self.record()
-        return ServiceStatus(
-            name=self.name,
-            state="running" if rec else "stopped",
-            pid=rec.pid if rec else None,
-            address=f"{self.host}:{self.port}",
-            url=f"{self.base_url}{self.health_path}",
-            log_file=str(self.log_file),
-            details=self.details(),
+        return self._status(
+            f"{self.host}:{self.port}", f"{self.base_url}{self.health_path}", self.details()
         )
 
     def details(self) -> dict[str, str]:

@@ -11,13 +11,8 @@ class IngressService(HttpAppService):
     subcommand = "ingress"
     health_path = "/readyz"
 
-    @property
-    def host(self) -> str:  # type: ignore[override]
-        return self.settings.ingress.host
-
-    @property
-    def port(self) -> int:  # type: ignore[override]
-        return self.settings.ingress.port
+    def listens_on(self) -> tuple[str, int]:
+        return self.settings.ingress.host, self.settings.ingress.port
 
     @property
     def webhook_target(self) -> str:

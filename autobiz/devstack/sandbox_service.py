@@ -12,13 +12,8 @@ class SandboxService(HttpAppService):
     subcommand = "sandbox"
     health_path = "/_control/health"
 
-    @property
-    def host(self) -> str:  # type: ignore[override]
-        return self.settings.sandbox.host
-
-    @property
-    def port(self) -> int:  # type: ignore[override]
-        return self.settings.sandbox.port
+    def listens_on(self) -> tuple[str, int]:
+        return self.settings.sandbox.host, self.settings.sandbox.port
 
     def details(self) -> dict[str, str]:
         """Where the control API's bearer token is (``autobiz dev status`` shows it)."""

@@ -107,6 +107,19 @@ class Service(ABC):
     @abstractmethod
     def status(self) -> ServiceStatus: ...
 
+    def _status(self, address: str, url: str, details: dict[str, Any]) -> ServiceStatus:
+        """The status as our pid file tells it: running while the process we started is."""
+        rec = self.record()
+        return ServiceStatus(
+            name=self.name,
+            state="running" if rec else "stopped",
+            pid=rec.pid if rec else None,
+            address=address,
+            url=url,
+            log_file=str(self.log_file),
+            details=details,
+        )
+
     @abstractmethod
     def start(self) -> ServiceStatus: ...
 
@@ -186,18 +199,9 @@ class TemporalDevServer(Service):
 
     def status(self) -> ServiceStatus:
         t = self.settings.temporal
-        rec = self.record()
-        return ServiceStatus(
-            name=self.name,
-            state="running" if rec else "stopped",
-            pid=rec.pid if rec else None,
-            address=t.address,
-            url=t.ui_url,
-            log_file=str(self.log_file),
-            details={
-                "namespace": t.namespace,
-                "db_file": str(self.home / "temporal" / "temporal.db"),
-            },
+        db_file = self.home / "temporal" / "temporal.db"
+        return self._status(
+            t.address, t.ui_url, {"namespace": t.namespace, "db_file": str(db_file)}
         )
 
     def start(self) -> ServiceStatus:
@@ -299,15 +303,10 @@ class EmbeddedPostgres(Service):
 
     def status(self) -> ServiceStatus:
         pg = self.settings.postgres
-        rec = self.record()
-        return ServiceStatus(
-            name=self.name,
-            state="running" if rec else "stopped",
-            pid=rec.pid if rec else None,
-            address=f"{pg.host}:{pg.port}",
-            url=describe(admin_dsn(self.settings)),
-            log_file=str(self.log_file),
-            details={"embedded": True, "data_dir": str(self.data_dir)},
+        return self._status(
+            f"{pg.host}:{pg.port}",
+            describe(admin_dsn(self.settings)),
+            {"embedded": True, "data_dir": str(self.data_dir)},
         )
 
     def start(self) -> ServiceStatus:

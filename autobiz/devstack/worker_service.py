@@ -36,13 +36,8 @@ class WorkerService(HttpAppService):
     def config_dir(self) -> str:
         return str(self.settings.config_dir.expanduser().resolve())
 
-    @property
-    def host(self) -> str:  # type: ignore[override]
-        return self._host
-
-    @property
-    def port(self) -> int:  # type: ignore[override]
-        return self._port
+    def listens_on(self) -> tuple[str, int]:
+        return self._host, self._port
 
     def ports(self) -> list[PortSpec]:
         return [PortSpec(self.host, self.port, "worker metrics", "AUTOBIZ_WORKER__METRICS_BIND")]
