@@ -24,6 +24,7 @@ TENANT_TABLES = [
     "daily_metrics",
     "audit_log",
     "approver_keys",
+    "incidents",
 ]
 
 
