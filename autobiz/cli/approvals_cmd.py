@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +54,6 @@ from kernel.codes import ErrorCode
 
 if TYPE_CHECKING:
     from autobiz.approver_keys import LocalKey
-    from autobiz.db.database import Database
 
 app = typer.Typer(help="Human approvals (HITL): list the backlog, approve or deny.")
 keys_app = typer.Typer(help="Approver keys: create, rotate, revoke, list (signing decisions).")
@@ -168,34 +167,62 @@ async def _find(settings: Settings, tenant_id: str, request_id: str) -> dict[str
         )
 
 
-async def _signed(
-    settings: Settings,
-    tenant_id: str,
+@dataclass(frozen=True)
+class _Verdict:
+    """One approver's decision on one request, as given on the command line."""
+
+    tenant_id: str
+    request_id: str
+    approver: str
+    approve: bool
+    reason: str | None
+    key_file: Path | None
+
+    @property
+    def status(self) -> str:
+        """The request's status once this decision is recorded."""
+        return "approved" if self.approve else "denied"
+
+    def recorded_in(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` (the request) already records this very decision."""
+        return bool(row["status"] == self.status and row["decided_by"] == self.approver)
+
+
+def _verdict(
+    tenant: str | None,
     request_id: str,
     approver: str,
     approve: bool,
     reason: str | None,
     key_file: Path | None,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[Settings, _Verdict]:
+    """The settings and the decision the command was given, checked before any I/O."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+    _checked(approver, reason)
+    return settings, _Verdict(tenant_id, request_id, approver, approve, reason, key_file)
+
+
+async def _signed(settings: Settings, v: _Verdict) -> tuple[dict[str, Any], Any]:
     """The request row and the decision on it, signed with the approver's own key."""
     from starters.decisions import sign_decision
 
-    row = await _find(settings, tenant_id, request_id)
+    row = await _find(settings, v.tenant_id, v.request_id)
     if row is None:
         raise AutobizError(
-            f"no approval request {request_id} for tenant {tenant_id}",
+            f"no approval request {v.request_id} for tenant {v.tenant_id}",
             code=ErrorCode.APPROVAL_NOT_FOUND,
-            hint=f"see `autobiz approvals list --tenant {tenant_id}`",
+            hint=f"see `autobiz approvals list --tenant {v.tenant_id}`",
         )
-    key = await _local_key(settings, tenant_id, approver, key_file)
+    key = await _local_key(settings, v.tenant_id, v.approver, v.key_file)
     decision = sign_decision(
         key,
-        tenant_id=tenant_id,
+        tenant_id=v.tenant_id,
         workflow_id=str(row["workflow_id"]),
-        request_id=request_id,
-        approver=approver,
-        approve=approve,
-        reason=reason,
+        request_id=v.request_id,
+        approver=v.approver,
+        approve=v.approve,
+        reason=v.reason,
     )
     return row, decision
 
@@ -226,57 +253,57 @@ async def _local_key(
     )
 
 
-async def _decide(
-    settings: Settings,
-    tenant_id: str,
-    request_id: str,
-    approver: str,
-    approve: bool,
-    reason: str | None,
-    key_file: Path | None = None,
-) -> dict[str, Any]:
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.service import RPCError, RPCStatusCode
-
-    row, decision = await _signed(
-        settings, tenant_id, request_id, approver, approve, reason, key_file
-    )
+async def _decide(settings: Settings, v: _Verdict) -> dict[str, Any]:
+    row, decision = await _signed(settings, v)
     workflow_id = str(row["workflow_id"])
-    verdict = "approved" if approve else "denied"
-    uid = update_id(tenant_id, request_id, approver, approve)
+    uid = update_id(v.tenant_id, v.request_id, v.approver, v.approve)
     out: dict[str, Any] = {
-        "request_id": request_id,
+        "request_id": v.request_id,
         "workflow_id": workflow_id,
-        "tenant_id": tenant_id,
+        "tenant_id": v.tenant_id,
         "update_id": uid,
         "key_id": decision.proof.key_id,
     }
+    result = await _send(settings, workflow_id, decision, uid)
+    if isinstance(result, str):
+        return await _refused(settings, out, v, refusal=result)
+    # Temporal answers a repeated update id with the first outcome; the row says
+    # whether that outcome was already on record before this call.
+    return {**out, **result.model_dump(mode="json"), "duplicate": v.recorded_in(row)}
+
+
+async def _send(settings: Settings, workflow_id: str, decision: Any, uid: str) -> Any:
+    """The flow's answer to the decision, or (a ``str``) why it refused it."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+
     client = await temporal_client(settings)
-    refusal: str
     try:
         with temporal_errors(f"sending the decision to {workflow_id}"):
-            result = await within(
+            return await within(
                 _decide_fresh(client, workflow_id, decision, uid),
                 f"sending the decision to {workflow_id}",
             )
-        # Temporal answers a repeated update id with the first outcome; the row says
-        # whether that outcome was already on record before this call.
-        recorded = row["status"] == verdict and row["decided_by"] == approver
-        return {**out, **result.model_dump(mode="json"), "duplicate": recorded}
     except WorkflowUpdateFailedError as exc:
-        refusal = failure_of(exc)[1]
+        return failure_of(exc)[1]
     except RPCError as exc:
         if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise
-        refusal = f"the flow {workflow_id} is no longer running ({exc.message})"
-    # Refused. If this very decision is the one on record (a double submission after the
-    # flow moved on), report that outcome again; anything else is a rejection.
-    now = await _find(settings, tenant_id, request_id)
-    if now is not None and now["status"] == verdict and now["decided_by"] == approver:
+        return f"the flow {workflow_id} is no longer running ({exc.message})"
+
+
+async def _refused(
+    settings: Settings, out: dict[str, Any], v: _Verdict, *, refusal: str
+) -> dict[str, Any]:
+    """Refused. If this very decision is the one on record (a double submission after the
+    flow moved on), report that outcome again; anything else is a rejection."""
+    tenant_id = v.tenant_id
+    now = await _find(settings, tenant_id, v.request_id)
+    if now is not None and v.recorded_in(now):
         return {
             **out,
-            "status": verdict,
-            "decided_by": approver,
+            "status": v.status,
+            "decided_by": v.approver,
             "decided_at": iso(now["decided_at"]),
             "duplicate": True,
         }
@@ -341,10 +368,8 @@ def _decide_command(
     *,
     approve: bool,
 ) -> None:
-    settings = get_settings()
-    tenant_id = tenant_of(settings, tenant)
-    _checked(approver, reason)
-    out = run(_decide(settings, tenant_id, request_id, approver, approve, reason, key_file))
+    settings, verdict = _verdict(tenant, request_id, approver, approve, reason, key_file)
+    out = run(_decide(settings, verdict))
     if json_out:
         emit_json(out)
         return
@@ -369,36 +394,43 @@ KEY_FILE_OPT = typer.Option(
 )
 
 
-@app.command()
-def approve(
-    request_id: str = typer.Argument(..., help="Request id from `autobiz approvals list`."),
-    approver: str = AS_OPT,
-    reason: str | None = REASON_OPT,
-    tenant: str | None = TENANT_OPT,
-    key_file: Path | None = KEY_FILE_OPT,
-    json_out: bool = JSON_OPT,
-) -> None:
-    """Approve a pending request, signed with your key (the workflow checks the proof,
-    who you are and your role)."""
-    _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=True)
+REQUEST_ARG = typer.Argument(..., help="Request id from `autobiz approvals list`.")
 
 
-@app.command()
-def deny(
-    request_id: str = typer.Argument(..., help="Request id from `autobiz approvals list`."),
-    approver: str = AS_OPT,
-    reason: str | None = REASON_OPT,
-    tenant: str | None = TENANT_OPT,
-    key_file: Path | None = KEY_FILE_OPT,
-    json_out: bool = JSON_OPT,
-) -> None:
-    """Deny a pending request: the action does not happen and the flow records why."""
-    _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=False)
+def _decision_command(approve: bool, doc: str) -> Callable[..., None]:
+    """``approve`` and ``deny``: one command, but for the verdict."""
+
+    def command(
+        request_id: str = REQUEST_ARG,
+        approver: str = AS_OPT,
+        reason: str | None = REASON_OPT,
+        tenant: str | None = TENANT_OPT,
+        key_file: Path | None = KEY_FILE_OPT,
+        json_out: bool = JSON_OPT,
+    ) -> None:
+        _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=approve)
+
+    command.__doc__ = doc
+    return command
+
+
+approve = app.command("approve")(
+    _decision_command(
+        True,
+        """Approve a pending request, signed with your key (the workflow checks the proof,
+    who you are and your role).""",
+    )
+)
+deny = app.command("deny")(
+    _decision_command(
+        False, """Deny a pending request: the action does not happen and the flow records why."""
+    )
+)
 
 
 @app.command()
 def sign(
-    request_id: str = typer.Argument(..., help="Request id from `autobiz approvals list`."),
+    request_id: str = REQUEST_ARG,
     approver: str = AS_OPT,
     deny_it: bool = typer.Option(False, "--deny", help="Sign a denial (default: approve)."),
     reason: str | None = REASON_OPT,
@@ -407,32 +439,12 @@ def sign(
 ) -> None:
     """Print a signed decision as JSON, for `temporal workflow update execute --name
     decide --input …` (or the ``decide_signal`` signal). Valid for a few minutes."""
-    settings = get_settings()
-    tenant_id = tenant_of(settings, tenant)
-    _checked(approver, reason)
-    _, decision = run(
-        _signed(settings, tenant_id, request_id, approver, not deny_it, reason, key_file)
-    )
+    settings, verdict = _verdict(tenant, request_id, approver, not deny_it, reason, key_file)
+    _, decision = run(_signed(settings, verdict))
     print(decision.model_dump_json(exclude_none=True))
 
 
 # --- keys -----------------------------------------------------------------------------
-
-APPROVAL_FLOWS = ("OrderFulfill", "Refund", "PaymentFailure", "OrderCancellation", "ReconcileDrift")
-
-
-@asynccontextmanager
-async def _owner_database(settings: Settings) -> AsyncIterator[Database]:
-    """The application role and the owner's admin path (registering is an admin act)."""
-    import logging
-
-    from autobiz.db.database import Database
-    from autobiz.db.dsn import admin_dsn, app_dsn
-
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    db = Database(app_dsn(settings), admin_dsn(settings), min_size=1, max_size=2, timeout=5.0)
-    async with db:
-        yield db
 
 
 async def _notify(settings: Settings, tenant_id: str) -> list[str]:
@@ -440,9 +452,17 @@ async def _notify(settings: Settings, tenant_id: str) -> list[str]:
     (not only those showing ApprovalPending: one opening a request right now read the
     registry before the change but may not be listed as pending yet)."""
     from workflows.common.handlers import ApprovalHandlers
+    from workflows.ids import (
+        ORDER_CANCELLATION,
+        ORDER_FULFILL,
+        PAYMENT_FAILURE,
+        RECONCILE_DRIFT,
+        REFUND,
+    )
 
+    approval_flows = (ORDER_FULFILL, REFUND, PAYMENT_FAILURE, ORDER_CANCELLATION, RECONCILE_DRIFT)
     client = await temporal_client(settings)
-    types = ", ".join(f"'{t}'" for t in APPROVAL_FLOWS)
+    types = ", ".join(f"'{flow.type}'" for flow in approval_flows)
     query = (
         f"TenantId = '{tenant_id}' AND ExecutionStatus = 'Running' AND WorkflowType IN ({types})"
     )
@@ -510,7 +530,7 @@ async def _create(
     key = generate_key()
     path = key_file or keys_dir(settings.home_dir, tenant_id, approver) / f"{key.key_id}.pem"
     write_private_key(key, path)
-    async with _owner_database(settings) as db:
+    async with database(settings, admin=True) as db:
         old = [r for r in await list_keys(db, tenant_id, approver) if usable(r)]
         try:
             row = await register_key(
@@ -610,7 +630,7 @@ async def _revoke(
 ) -> dict[str, Any]:
     from autobiz.approver_keys import revoke_key
 
-    async with _owner_database(settings) as db:
+    async with database(settings, admin=True) as db:
         row = await revoke_key(db, tenant_id, key_id, reason=reason)
     if row is None:
         raise AutobizError(

@@ -148,14 +148,16 @@ async def temporal_client(settings: Settings) -> Client:
 
 
 @asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    """The application role's pool (RLS applies); unreachable → ``DATABASE_UNREACHABLE``."""
+async def database(settings: Settings, *, admin: bool = False) -> AsyncIterator[Database]:
+    """The application role's pool (RLS applies); unreachable → ``DATABASE_UNREACHABLE``.
+    ``admin``: with the database owner's admin path too (registering a key is an admin act)."""
     from autobiz.db.database import Database
-    from autobiz.db.dsn import app_dsn
+    from autobiz.db.dsn import admin_dsn, app_dsn
 
     # The pool logs every failed attempt; the error below says it once, with a hint.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    db = Database(app_dsn(settings), None, min_size=1, max_size=2, timeout=5.0)
+    owner = admin_dsn(settings) if admin else None
+    db = Database(app_dsn(settings), owner, min_size=1, max_size=2, timeout=5.0)
     async with db:
         yield db
 

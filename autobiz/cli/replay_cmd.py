@@ -138,6 +138,60 @@ def _quiet_sdk() -> Iterator[None]:
         logger.setLevel(level)
 
 
+async def _fetch_history(
+    settings: Settings, workflow_id: str, run_id: str | None
+) -> WorkflowHistory:
+    """The run's history from the server; unreachable, unknown or invalid: ``ReplayError``."""
+    try:
+        client = await connect(settings)
+    except RuntimeError as exc:
+        raise ReplayError(
+            f"cannot reach Temporal at {settings.temporal.address}: {exc}",
+            code=ErrorCode.TEMPORAL_UNAVAILABLE,
+            hint="is the server up? (autobiz dev up, or AUTOBIZ_TEMPORAL__HOST/PORT)",
+        ) from None
+    try:
+        return await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            which = f"{workflow_id} (run {run_id})" if run_id else workflow_id
+            raise ReplayError(
+                f"no workflow {which} in namespace {settings.temporal.namespace}",
+                code=ErrorCode.WORKFLOW_NOT_FOUND,
+            ) from None
+        if exc.status is RPCStatusCode.INVALID_ARGUMENT:
+            raise ReplayError(
+                redact_text(exc.message), code=ErrorCode.REPLAY_INVALID_ARGUMENT
+            ) from None
+        raise
+
+
+def _replayable_type(history: WorkflowHistory, workflows: list[type]) -> str:
+    """The history's workflow type, which this build must register."""
+    wf_type = _workflow_type(history)
+    if wf_type is None:
+        raise ReplayError(
+            f"{history.workflow_id} has an empty history", code=ErrorCode.WORKFLOW_NOT_FOUND
+        )
+    if wf_type not in _registered(workflows):
+        raise ReplayError(
+            f"workflow type {wf_type} is not registered in this build "
+            f"(known: {', '.join(sorted(_registered(workflows)))})",
+            code=ErrorCode.WORKFLOW_TYPE_UNKNOWN,
+        )
+    return wf_type
+
+
+def _judged(report: ReplayReport, failure: Exception | None) -> ReplayReport:
+    """The report with the replay's verdict: a nondeterminism, or another failure."""
+    if failure is not None:
+        nondeterministic = isinstance(failure, workflow.NondeterminismError)
+        report.deterministic = False if nondeterministic else None
+        report.code = NondeterministicReplay.code if nondeterministic else ReplayError.code
+        report.message = _failure_message(failure)
+    return report
+
+
 async def replay_workflow(
     settings: Settings,
     workflow_id: str,
@@ -153,37 +207,8 @@ async def replay_workflow(
         from workers.worker import WORKFLOWS
 
         workflows = list(WORKFLOWS)
-    try:
-        client = await connect(settings)
-    except RuntimeError as exc:
-        raise ReplayError(
-            f"cannot reach Temporal at {settings.temporal.address}: {exc}",
-            code=ErrorCode.TEMPORAL_UNAVAILABLE,
-            hint="is the server up? (autobiz dev up, or AUTOBIZ_TEMPORAL__HOST/PORT)",
-        ) from None
-    try:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            which = f"{workflow_id} (run {run_id})" if run_id else workflow_id
-            raise ReplayError(
-                f"no workflow {which} in namespace {settings.temporal.namespace}",
-                code=ErrorCode.WORKFLOW_NOT_FOUND,
-            ) from None
-        if exc.status is RPCStatusCode.INVALID_ARGUMENT:
-            raise ReplayError(
-                redact_text(exc.message), code=ErrorCode.REPLAY_INVALID_ARGUMENT
-            ) from None
-        raise
-    wf_type = _workflow_type(history)
-    if wf_type is None:
-        raise ReplayError(f"{workflow_id} has an empty history", code=ErrorCode.WORKFLOW_NOT_FOUND)
-    if wf_type not in _registered(workflows):
-        raise ReplayError(
-            f"workflow type {wf_type} is not registered in this build "
-            f"(known: {', '.join(sorted(_registered(workflows)))})",
-            code=ErrorCode.WORKFLOW_TYPE_UNKNOWN,
-        )
+    history = await _fetch_history(settings, workflow_id, run_id)
+    wf_type = _replayable_type(history, workflows)
     await _check_keys(settings, history)
     replayer = Replayer(
         workflows=workflows,
@@ -200,13 +225,7 @@ async def replay_workflow(
         events=len(history.events),
         deterministic=result.replay_failure is None,
     )
-    failure = result.replay_failure
-    if failure is not None:
-        nondeterministic = isinstance(failure, workflow.NondeterminismError)
-        report.deterministic = False if nondeterministic else None
-        report.code = NondeterministicReplay.code if nondeterministic else ReplayError.code
-        report.message = _failure_message(failure)
-    return report
+    return _judged(report, result.replay_failure)
 
 
 def replay(
