@@ -216,21 +216,41 @@ class BusinessDay:
             await other.clients.aclose()
 
     async def _foreign_webhook(self, case: Case, victim: Case) -> None:
+        """The second tenant signs an ``orders/paid`` for the victim's order: the ingress
+        must dead-letter it as a cross-tenant incident and start no flow."""
         assert self.second is not None
+        if not await self._victim_taken_in(case, victim):
+            return
+        order_id = str(victim.facts["order_id"])
+        body, headers = self._foreign_paid(order_id, self.second)
+        url = f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks/shopify"
+        self.say(f"{case.name}: sent, signed with {self.second}'s secret")
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(url, content=body, headers=headers)
+        stored = answer.json().get("status") if answer.status_code == 200 else answer.status_code
+        case.facts.update(order_id=order_id, ingress_answer=stored)
+        await self._judge_attack(case, order_id, stored, self.second)
+        self.say(f"{case.name}: {case.actual}")
+
+    async def _victim_taken_in(self, case: Case, victim: Case) -> bool:
+        """Wait until the victim's order exists and its flow has taken it in."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timing.state_reached
         while "order_id" not in victim.facts or victim.workflow_id is None:
             if loop.time() > deadline:
                 case.problems.append("the victim order never appeared")
-                return
+                return False
             await asyncio.sleep(self.timing.poll)
         try:
             await self._state(victim, lambda s: True)  # its orders/create was taken in
         except _CaseFailed as exc:
             case.problems.append(str(exc))
-            return
-        order_id = str(victim.facts["order_id"])
-        secrets = (yaml.safe_load(self.secrets_file.read_text()) or {})[self.second]
+            return False
+        return True
+
+    def _foreign_paid(self, order_id: str, signer: str) -> tuple[bytes, dict[str, str]]:
+        """An ``orders/paid`` webhook for ``order_id``, signed with ``signer``'s secret."""
+        secrets = (yaml.safe_load(self.secrets_file.read_text()) or {})[signer]
         body = json.dumps(
             {
                 "id": int(order_id),
@@ -249,23 +269,19 @@ class BusinessDay:
             "X-Shopify-Webhook-Id": str(uuid.uuid4()),
             "X-Shopify-Event-Id": str(uuid.uuid4()),
         }
-        url = f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks/shopify"
-        self.say(f"{case.name}: sent, signed with {self.second}'s secret")
-        async with httpx.AsyncClient(timeout=10) as http:
-            answer = await http.post(url, content=body, headers=headers)
-        stored = answer.json().get("status") if answer.status_code == 200 else answer.status_code
-        case.facts.update(order_id=order_id, ingress_answer=stored)
-        async with self.db.tenant(self.second) as session:
+        return body, headers
+
+    async def _judge_attack(self, case: Case, order_id: str, stored: Any, signer: str) -> None:
+        """Refused only when dead-lettered, recorded as an incident and no flow started."""
+        async with self.db.tenant(signer) as session:
             incidents = await session.fetch_val(
                 "SELECT count(*) FROM audit_log WHERE tenant_id = %s "
                 "AND action = 'security.CROSS_TENANT_REFUSED'",
-                (self.second,),
+                (signer,),
             )
         started = True
         try:
-            await self.client.get_workflow_handle(
-                order_workflow_id(self.second, order_id)
-            ).describe()
+            await self.client.get_workflow_handle(order_workflow_id(signer, order_id)).describe()
         except RPCError:
             started = False
         if stored == "dead_letter" and incidents and not started:
@@ -273,7 +289,6 @@ class BusinessDay:
         else:
             case.actual = f"accepted:{stored}"
             case.problems.append(f"ingress {stored}, incidents {incidents}, flow started {started}")
-        self.say(f"{case.name}: {case.actual}")
 
     def _case(self, name: str, workflow_type: str, expected: str) -> Case:
         case = Case(name, workflow_type, expected, tenant=self.tenant)
@@ -438,33 +453,31 @@ class BusinessDay:
             if pick_local_key(self.settings.home_dir, self.tenant, approver, registered):
                 continue
             self.say(f"`autobiz approvals keys create --as {approver} --tenant {self.tenant}`")
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "autobiz.cli.main",
-                "approvals",
-                "keys",
-                "create",
-                "--as",
-                approver,
-                "--tenant",
-                self.tenant,
-                "--json",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, **_settings_env(self.settings)},
+            ok, out, err = await self._autobiz(
+                "approvals", "keys", "create", "--as", approver, "--tenant", self.tenant, "--json"
             )
-            out, err = await proc.communicate()
-            if proc.returncode != 0:
+            if not ok:
                 raise RuntimeError(f"approver key for {approver}: {(err or out).decode()}")
 
-    async def _approve_from_cli(self, case: Case, request_id: str, approver: str) -> None:
-        """``autobiz approvals approve`` exactly as an operator would type it."""
-        self.say(f"{case.name}: `autobiz approvals approve {request_id} --as {approver}`")
+    async def _autobiz(self, *args: str) -> tuple[bool, bytes, bytes]:
+        """Run ``autobiz *args`` as an operator would, with the day's settings: whether it
+        succeeded, and its stdout and stderr."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "autobiz.cli.main",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **_settings_env(self.settings)},
+        )
+        out, err = await proc.communicate()
+        return proc.returncode == 0, out, err
+
+    async def _approve_from_cli(self, case: Case, request_id: str, approver: str) -> None:
+        """``autobiz approvals approve`` exactly as an operator would type it."""
+        self.say(f"{case.name}: `autobiz approvals approve {request_id} --as {approver}`")
+        ok, out, err = await self._autobiz(
             "approvals",
             "approve",
             request_id,
@@ -475,12 +488,8 @@ class BusinessDay:
             "--reason",
             "demo: looks right",
             "--json",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **_settings_env(self.settings)},
         )
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
+        if not ok:
             raise _CaseFailed(f"approval from the CLI failed: {(err or out).decode().strip()}")
         case.facts["approved_by"] = approver
         try:
