@@ -134,7 +134,7 @@ class SettingsSecretsBackend:
 
     def __init__(self, settings: Settings) -> None:
         self._tenant = settings.ingress.default_tenant
-        self._values: dict[str, SecretStr | str] = {
+        self._values: dict[str, SecretStr | str | None] = {
             "stripe_api_key": settings.stripe.api_key,
             "stripe_webhook_secret": settings.stripe.webhook_secret,
             "shopify_shop_domain": settings.shopify.shop_domain,
@@ -144,6 +144,7 @@ class SettingsSecretsBackend:
             "printful_store_id": settings.printful.store_id,
             "printful_webhook_secret": settings.printful.webhook_secret,
             "sendgrid_api_key": settings.sendgrid.api_key,
+            "llm_api_key": settings.llm.api_key,
         }
 
     def load(self, tenant_id: str, name: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,6 +110,21 @@ class SendGridSettings(BaseModel):
             "reconciliation_drift": "d-autobiz-reconciliation-drift",
         }
     )
+
+
+class LlmSettings(BaseModel):
+    """The LLM client (``llm.complete``): the offline template model unless configured."""
+
+    provider: Literal["template", "openai_compatible"] = "template"
+    # An OpenAI-compatible server (OpenAI, vLLM, Ollama); ``/v1/chat/completions`` is added.
+    base_url: str = "http://127.0.0.1:11434"
+    # The models this worker serves; a flow pins one of them (and the fallback) per run.
+    primary_model: str = "template-v1"
+    fallback_model: str | None = None
+    # Per model attempt: primary and fallback together stay inside the tool's 60 s.
+    timeout_seconds: float = Field(default=20.0, gt=0, le=29)
+    # Per tenant in the secrets (``llm_api_key``); this one is the default tenant's.
+    api_key: SecretStr | None = None
 
 
 class SandboxSettings(BaseModel):
@@ -232,6 +248,7 @@ class Settings(BaseSettings):
     shopify: ShopifySettings = Field(default_factory=ShopifySettings)
     printful: PrintfulSettings = Field(default_factory=PrintfulSettings)
     sendgrid: SendGridSettings = Field(default_factory=SendGridSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
     kernel: KernelSettings = Field(default_factory=KernelSettings)

@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 from activities.approval_activities import ApprovalActivities
 from activities.config_activities import ConfigActivities
 from activities.kernel_activities import KernelActivities
+from activities.llm_activities import LlmActivities
 from activities.order_state_activities import OrderStateActivities
 from activities.printful_activities import PrintfulActivities
 from activities.reconciliation_activities import (
@@ -99,6 +100,7 @@ def activities(
         printful.cancel_order,
         printful.get_order,
         email.send_email,
+        LlmActivities(clients).complete,
         risk.assess,
         approvals.open_request,
         approvals.note,

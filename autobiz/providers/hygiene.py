@@ -108,3 +108,5 @@ def ensure_settings_safe(settings: Settings) -> None:
         ("sendgrid", settings.sendgrid.api_base),
     ):
         ensure_host_allowed(provider, url, settings)
+    if settings.llm.provider == "openai_compatible":  # the template model calls no host
+        ensure_host_allowed("llm", settings.llm.base_url, settings)

@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from autobiz.errors import SecretNotFoundError
 from autobiz.providers.hygiene import ensure_settings_safe
+from autobiz.providers.llm_client import LlmClient, llm_client
 from autobiz.providers.printful_client import PrintfulOrders
 from autobiz.providers.sendgrid_client import SendGridMailer
 from autobiz.providers.shopify_client import ShopifyAdmin
@@ -47,8 +48,9 @@ CREDENTIALS: dict[str, tuple[str, str]] = {
     "printful_api_token": ("printful", "api_token"),
     "printful_store_id": ("printful", "store_id"),
     "sendgrid_api_key": ("sendgrid", "api_key"),
+    "llm_api_key": ("llm", "api_key"),
 }
-OPTIONAL = frozenset({"printful_store_id"})
+OPTIONAL = frozenset({"printful_store_id", "llm_api_key"})
 SECRET_FIELDS = frozenset({"api_key", "access_token", "api_token"})
 RETIRE_AFTER_SECONDS = 120.0
 
@@ -62,11 +64,12 @@ class ProviderClients:
     shopify: ShopifyAdmin
     printful: PrintfulOrders
     mailer: SendGridMailer
+    llm: LlmClient
     fingerprint: str
     shop_domain: str
 
     async def aclose(self) -> None:
-        for client in (self.stripe, self.shopify, self.printful, self.mailer):
+        for client in (self.stripe, self.shopify, self.printful, self.mailer, self.llm):
             await client.aclose()
 
 
@@ -133,6 +136,7 @@ class TenantClients:
                 shopify=ShopifyAdmin(own),
                 printful=PrintfulOrders(own),
                 mailer=SendGridMailer(own),
+                llm=llm_client(own),
                 fingerprint=fingerprint,
                 shop_domain=own.shopify.shop_domain,
             )
@@ -153,6 +157,9 @@ class TenantClients:
 
     async def mailer(self, tenant_id: str) -> SendGridMailer:
         return (await self.for_tenant(tenant_id)).mailer
+
+    async def llm(self, tenant_id: str) -> LlmClient:
+        return (await self.for_tenant(tenant_id)).llm
 
     def _retire(self, old: ProviderClients) -> None:
         """Close the replaced clients once calls that borrowed them are done."""

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from kernel.contracts import CallContext, RetrySpec, SideEffect, ToolContract, ToolModel
 from kernel.registry import ToolRegistry
+from kernel.tools.llm import COMPLETE
 
 
 class ReadInput(ToolModel):
@@ -73,7 +74,8 @@ LLM = _tool(
 FAIL = _tool("test.fail", SideEffect.READ, "test:read")
 SECRET = _tool("test.secret", SideEffect.WRITE, "test:admin")
 
-TEST_REGISTRY = ToolRegistry([READ, WRITE, PAID, LLM, FAIL, SECRET])
+# ``llm.complete`` is the real contract (its activity: activities.llm_activities).
+TEST_REGISTRY = ToolRegistry([READ, WRITE, PAID, LLM, FAIL, SECRET, COMPLETE])
 
 
 class TestTools:
