@@ -1,7 +1,8 @@
 """``llm.complete`` under the run's bounds, through the gate on the dev server: the
 tokens the activity reports (the template model's, offline) are charged to the run at
 the pinned model's price, and the next call that would cross ``max_tokens`` or
-``max_cost_usd`` ends the run with that bound's reason before its activity runs."""
+``max_cost_usd`` ends the run with that bound's reason before its activity runs. And
+when primary and fallback are both unavailable, Temporal retries the activity."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 from temporalio.client import Client
 
 from activities.llm_activities import LlmActivities
-from autobiz.providers.llm_client import TEMPLATE_MODEL, LlmClient, TemplateModel
-from autobiz.providers.llm_prompts import WISMO_REPLY_V1, render
+from autobiz.providers.errors import ProviderUnavailable
+from autobiz.providers.llm_client import TEMPLATE_MODEL, Completion, LlmClient, TemplateModel
+from autobiz.providers.llm_prompts import WISMO_REPLY_V1, RenderedPrompt, render
 from kernel.cost import DEFAULT_PRICES
 from kernel.policy import Bounds, LoopPolicy, RunPolicy
 from tests.support.llm_recordings import wismo_variables
@@ -122,3 +124,48 @@ async def test_token_cost_ends_the_run_at_max_cost(kclient: Client, task_queue: 
     assert source.completions == 1
     assert summary.termination_reason == "max_cost"
     assert summary.cost_micros == cost
+
+
+class FlakyTemplate(CountingTemplate):
+    """Both models unavailable on the first attempt; the template model afterwards."""
+
+    def __init__(self, failing_attempts: int) -> None:
+        super().__init__()
+        self.failing = failing_attempts
+        self.tried: list[str] = []
+
+    async def llm(self, tenant_id: str) -> LlmClient:
+        await super().llm(tenant_id)
+        return self
+
+    @property
+    def models(self) -> frozenset[str]:
+        return frozenset({TEMPLATE_MODEL, "template-fallback"})
+
+    async def complete(self, model: str, prompt: RenderedPrompt, max_tokens: int) -> Completion:
+        self.tried.append(model)
+        if self.failing > 0:
+            if model == "template-fallback":
+                self.failing -= 1
+            raise ProviderUnavailable("overloaded", provider="llm", http_status=503)
+        return await self.model.complete(model, prompt, max_tokens)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_unavailable_models_are_retried_by_temporal(kclient: Client, task_queue: str) -> None:
+    """Primary and fallback fail in attempt 1; Temporal's retry (the contract's backoff)
+    runs attempt 2, whose primary answers; only that answer's tokens are counted."""
+    in_tokens, out_tokens = await one_call_tokens()
+    source = FlakyTemplate(failing_attempts=1)
+    call = draft("first")
+    call.input["fallback_model"] = "template-fallback"
+    inp = GateTestInput(policy=llm_policy(), calls=[call])
+    result, summary, _ = await run(
+        kclient, task_queue, TestTools(), inp, extra=[LlmActivities(source).complete]
+    )
+    assert result.outcomes == ["ok"]
+    assert source.tried == [TEMPLATE_MODEL, "template-fallback", TEMPLATE_MODEL]
+    assert source.completions == 2  # two activity attempts
+    assert summary.tokens == in_tokens + out_tokens
