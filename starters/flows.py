@@ -25,7 +25,7 @@ from kernel.codes import ErrorCode
 from kernel.config import BusinessConfig, DunningConfig
 from kernel.tools.printful import PrintfulRecipient
 from starters.refund_checks import check_refund_request
-from workflows.common.handlers import DECIDE_UPDATE, FlowHandlers
+from workflows.common.handlers import ApprovalHandlers, FlowHandlers
 from workflows.common.models import (
     ApprovalTiming,
     Decision,
@@ -230,7 +230,7 @@ async def decide(
     while True:
         try:
             result: DecisionResult = await handle.execute_update(
-                DECIDE_UPDATE, decision, id=update_id, result_type=DecisionResult
+                ApprovalHandlers.decide, decision, id=update_id
             )
             return result
         except WorkflowUpdateFailedError as exc:
