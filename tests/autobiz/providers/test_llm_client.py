@@ -28,6 +28,8 @@ from autobiz.providers.llm_client import (
     split_confidence,
 )
 from autobiz.providers.llm_prompts import WISMO_REPLY_V1, prompt_for, render
+from autobiz.providers.tenant_clients import TenantClients
+from autobiz.secrets import CredentialStore, MappingSecretsBackend
 from autobiz.settings import Environment, Settings
 from tests.support.llm_recordings import (
     API_KEY,
@@ -216,3 +218,34 @@ async def test_models_served_are_the_settings_ones() -> None:
     assert both.models == {PRIMARY, "gpt-4o-2024-08-06"} and one.models == {PRIMARY}
     await both.aclose()
     await one.aclose()
+
+
+# --- the key is the tenant's ---------------------------------------------------------
+
+_PROVIDER_CREDENTIALS = {
+    "stripe_api_key": "sk_test_x",
+    "shopify_shop_domain": "x.myshopify.com",
+    "shopify_access_token": "shpat_x",
+    "printful_api_token": "pf_x",
+    "sendgrid_api_key": "SG.x.y",
+}
+
+
+@respx.mock
+async def test_each_tenant_calls_with_its_own_llm_key() -> None:
+    backend = MappingSecretsBackend(
+        {
+            "shop-a": _PROVIDER_CREDENTIALS | {"llm_api_key": API_KEY},
+            "shop-b": _PROVIDER_CREDENTIALS,  # no key (a local Ollama needs none)
+        }
+    )
+    clients = TenantClients(llm_settings(api_key=None), CredentialStore(backend))
+    route = respx.post(CHAT_URL).mock(return_value=recorded("chat_completion_ok"))
+    try:
+        await (await clients.llm("shop-a")).complete(PRIMARY, PROMPT, 100)
+        await (await clients.llm("shop-b")).complete(PRIMARY, PROMPT, 100)
+    finally:
+        await clients.aclose()
+    a, b = (call.request for call in route.calls)
+    assert a.headers["authorization"] == f"Bearer {API_KEY}"
+    assert "authorization" not in b.headers
