@@ -63,6 +63,8 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.WORKFLOW_NOT_FOUND: _U,
     ErrorCode.FLOW_NOT_FOUND: _U,
     ErrorCode.APPROVAL_NOT_FOUND: _U,
+    ErrorCode.INCIDENT_NOT_FOUND: _U,
+    ErrorCode.INCIDENT_TRANSITION_INVALID: _U,
     ErrorCode.PAYMENT_INTENT_UNKNOWN: _U,
     ErrorCode.TOOL_UNKNOWN: _U,
     ErrorCode.NOT_FOUND: _U,

@@ -111,6 +111,39 @@ class ReconciliationConfig(Frozen):
         return self
 
 
+class MonitorConfig(Frozen):
+    """The InvariantMonitor's schedule (a run every ``every``) and its thresholds: an order
+    projection not terminal and unchanged for longer than its state's SLA
+    (``stuck_after_by_state``, else ``stuck_after``) is stuck; an approval still pending
+    ``approval_grace`` after its expiry is overdue."""
+
+    every: Duration = timedelta(hours=1)
+    stuck_after: Duration = timedelta(hours=48)
+    stuck_after_by_state: dict[str, Duration] = Field(
+        default_factory=lambda: {"in_production": timedelta(days=14)}
+    )
+    terminal_states: tuple[str, ...] = (
+        "completed",
+        "cancelled",
+        "failed",
+        "rejected",
+        "refunded",
+        "closed",
+        "recovered",
+    )
+    approval_grace: Duration = timedelta(minutes=15)
+    max_findings: int = Field(default=500, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _not_too_often(self) -> MonitorConfig:
+        if self.every < timedelta(minutes=1):
+            raise ValueError("monitor.every must be at least 1m")
+        return self
+
+    def sla(self, state: str) -> timedelta:
+        return self.stuck_after_by_state.get(state, self.stuck_after)
+
+
 class BusinessConfig(Frozen):
     version: Literal[1] = 1
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -122,6 +155,7 @@ class BusinessConfig(Frozen):
     prices: PriceTable = DEFAULT_PRICES
     dunning: DunningConfig = DunningConfig()
     reconciliation: ReconciliationConfig = ReconciliationConfig()
+    monitor: MonitorConfig = MonitorConfig()
     # The waits between a tool's attempts (kernel.policy.RetryTiming).
     retries: RetryTiming = RetryTiming()
 

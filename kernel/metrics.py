@@ -45,6 +45,8 @@ APPROVAL_OUTCOMES = "autobiz_approval_outcomes"
 APPROVAL_WAIT = "autobiz_approval_wait"
 APPROVAL_NOTICES = "autobiz_approval_notices"
 APPROVAL_SIGNALS_DROPPED = "autobiz_approval_signals_dropped"
+# The InvariantMonitor: incidents it opened, by invariant (re-detections not counted).
+INVARIANT_VIOLATIONS = "autobiz_invariant_violations_total"
 # Activity side (the side-effect runner).
 RECEIPTS = "autobiz_receipts"
 IDEMPOTENCY = "autobiz_idempotency"
@@ -169,6 +171,16 @@ def record_approval_signal_dropped(tenant_id: str) -> None:
     meter.create_counter(
         APPROVAL_SIGNALS_DROPPED, "Approval decisions sent as signals and dropped as invalid."
     ).add(1, {"tenant": tenant_id})
+
+
+def record_invariant_violations(tenant_id: str, kind: str, count: int) -> None:
+    """``count`` new incidents of invariant ``kind`` (``INV-05``…) for the tenant."""
+    meter = _workflow_meter()
+    if meter is None or count <= 0:
+        return
+    meter.create_counter(
+        INVARIANT_VIOLATIONS, "Invariant violations the monitor opened an incident for."
+    ).add(count, {"tenant": tenant_id, "kind": kind})
 
 
 # -- activity side ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from activities.approval_activities import ApprovalActivities
 from activities.config_activities import ConfigActivities
 from activities.kernel_activities import KernelActivities
 from activities.llm_activities import LlmActivities
+from activities.monitor_activities import MonitorActivities
 from activities.order_state_activities import OrderStateActivities
 from activities.printful_activities import PrintfulActivities
 from activities.reconciliation_activities import (
@@ -46,7 +47,9 @@ from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
 from kernel.metrics import HISTOGRAM_BUCKETS
+from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
+from workflows.monitor.invariant_monitor import InvariantMonitor
 from workflows.orders.order_cancellation import OrderCancellation
 from workflows.orders.order_fulfill import OrderFulfill
 from workflows.payments.payment_failure import PaymentFailure
@@ -63,6 +66,7 @@ WORKFLOWS: tuple[type, ...] = (
     OrderCancellation,
     Reconciliation,
     ReconcileDrift,
+    InvariantMonitor,
 )
 
 
@@ -110,6 +114,7 @@ def activities(
         ConfigActivities(configs).load_flow_context,
         KernelActivities(db).persist_trace,
         *reconcile_activities(clients, db),
+        *monitor_activities(db, configs),
     ]
 
 
@@ -121,6 +126,20 @@ def reconcile_activities(clients: TenantClients, db: Database) -> list[Callable[
         rows.record,
         rows.resolve,
         StripeActivities(clients, db).list_refunds,
+    ]
+
+
+def monitor_activities(
+    db: Database, configs: dict[str, BusinessConfig]
+) -> list[Callable[..., Any]]:
+    """The InvariantMonitor's reads (one per check group) and its incident rows."""
+    monitor = MonitorActivities(db, configs)
+    return [
+        monitor.read_ledger,
+        monitor.read_runs,
+        monitor.read_tenancy,
+        monitor.read_flows,
+        monitor.record,
     ]
 
 
@@ -172,6 +191,10 @@ async def ensure_schedules(
         if wf is not None and wf.enabled:
             outcomes[tenant] = await ensure_schedule(client, config, task_queue=task_queue)
             log.info("reconciliation schedule for %s: %s", tenant, outcomes[tenant])
+        monitor = config.workflows.get("invariant_monitor")
+        if monitor is not None and monitor.enabled:
+            made = await ensure_monitor_schedule(client, config, task_queue=task_queue)
+            log.info("invariant monitor schedule for %s: %s", tenant, made)
     return outcomes
 
 

@@ -45,6 +45,10 @@ RECONCILIATION = FlowName(
 RECONCILE_DRIFT = FlowName(
     "ReconcileDrift", "reconciliation", "reconcile-drift", "P1-TASK-25", "reconcile list"
 )
+# The scheduled check of INV-01..08 against live data (issue #12 item 5).
+INVARIANT_MONITOR = FlowName(
+    "InvariantMonitor", "invariant_monitor", "monitor", "INV-01..08", "incidents list"
+)
 
 FLOWS: tuple[FlowName, ...] = (
     ORDER_FULFILL,
@@ -53,6 +57,7 @@ FLOWS: tuple[FlowName, ...] = (
     ORDER_CANCELLATION,
     RECONCILIATION,
     RECONCILE_DRIFT,
+    INVARIANT_MONITOR,
 )
 
 # Signals outsiders send (the ingress, another flow), by the name in histories.
@@ -93,6 +98,15 @@ def reconcile_schedule_id(tenant_id: str) -> str:
 def drift_workflow_id(tenant_id: str, drift_id: int) -> str:
     """The repair (approval) workflow of one financial drift row."""
     return RECONCILE_DRIFT.workflow_id(tenant_id, str(drift_id))
+
+
+def monitor_workflow_id(tenant_id: str, run_key: str) -> str:
+    """``monitor:{tenant}:{run key}`` (a schedule appends its own time)."""
+    return INVARIANT_MONITOR.workflow_id(tenant_id, run_key)
+
+
+def monitor_schedule_id(tenant_id: str) -> str:
+    return f"{INVARIANT_MONITOR.prefix}-schedule:{tenant_id}"
 
 
 def printful_external_id(tenant_id: str, order_id: str) -> str:

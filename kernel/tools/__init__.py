@@ -109,4 +109,6 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
             sendgrid.SEND_EMAIL.ref,
         }
     ),
+    # reads only our own database (internal activities); tells ops by email
+    "invariant_monitor": frozenset({sendgrid.SEND_EMAIL.ref}),
 }

@@ -1,0 +1,121 @@
+"""Start an InvariantMonitor run on demand, and keep each tenant's monitor schedule.
+
+* :func:`start_monitor`: id ``monitor:{tenant}:{run key}`` (now, ``20250101T120000Z``,
+  unless a key is given); a second start while the run is going attaches to it.
+* :func:`ensure_monitor_schedule`: one Temporal Schedule per tenant,
+  ``monitor-schedule:{tenant}``, every ``monitor.every`` (BusinessConfig), overlap SKIP,
+  catch-up limited to one interval. Idempotent: created when missing, updated when the
+  config changed, otherwise left alone. Runs carry no policy: the worker loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+from autobiz.search_attributes import initial_attributes
+from kernel.config import BusinessConfig
+from starters.reconciliation import ScheduleOutcome, run_key
+from workflows.ids import INVARIANT_MONITOR, monitor_schedule_id, monitor_workflow_id
+from workflows.monitor.models import MonitorInput, MonitorResult
+
+SCHEDULED_RUN_KEY = "scheduled"  # Temporal appends ``-{scheduled time}`` to the id
+
+
+def monitor_input(config: BusinessConfig, *, principal: str) -> MonitorInput:
+    """The run's thresholds, as the tenant's ``monitor`` section says."""
+    mc = config.monitor
+    return MonitorInput(
+        tenant_id=config.tenant,
+        principal=principal,
+        stuck_after=mc.stuck_after,
+        stuck_after_by_state=dict(mc.stuck_after_by_state),
+        terminal_states=mc.terminal_states,
+        approval_grace=mc.approval_grace,
+        max_findings=mc.max_findings,
+    )
+
+
+async def start_monitor(
+    client: Client,
+    config: BusinessConfig,
+    *,
+    task_queue: str,
+    key: str | None = None,
+    principal: str = "cli:operator",
+) -> WorkflowHandle[Any, MonitorResult]:
+    return await client.start_workflow(
+        INVARIANT_MONITOR.type,
+        monitor_input(config, principal=principal),
+        id=monitor_workflow_id(config.tenant, key or run_key(datetime.now(UTC))),
+        task_queue=task_queue,
+        result_type=MonitorResult,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=initial_attributes(config.tenant),
+    )
+
+
+def monitor_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
+    """The schedule as the config describes it; its note fingerprints that description."""
+    every = config.monitor.every
+    input = monitor_input(config, principal="schedule:invariant_monitor")
+    described = {
+        "every": every.total_seconds(),
+        "task_queue": task_queue,
+        "input": input.model_dump(mode="json"),
+    }
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            INVARIANT_MONITOR.type,
+            input,
+            id=monitor_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
+            task_queue=task_queue,
+            typed_search_attributes=initial_attributes(config.tenant),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
+        state=ScheduleState(note=f"autobiz invariant monitor: every {every} [config {digest}]"),
+    )
+
+
+async def ensure_monitor_schedule(
+    client: Client, config: BusinessConfig, *, task_queue: str
+) -> ScheduleOutcome:
+    """Create the tenant's schedule, or bring it in line with the config (idempotent)."""
+    schedule_id = monitor_schedule_id(config.tenant)
+    wanted = monitor_schedule(config, task_queue=task_queue)
+    try:
+        await client.create_schedule(schedule_id, wanted)
+        return "created"
+    except ScheduleAlreadyRunningError:
+        pass
+    handle = client.get_schedule_handle(schedule_id)
+    current = await handle.describe()
+    if current.schedule.state.note == wanted.state.note:
+        return "unchanged"
+
+    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=wanted)
+
+    await handle.update(replace)
+    return "updated"

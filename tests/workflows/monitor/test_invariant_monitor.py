@@ -1,0 +1,100 @@
+"""InvariantMonitor on the dev server, the full worker, real PostgreSQL and the sandbox:
+broken data becomes incidents (with diagnoses), ops get one email, the next run only
+confirms what is known, and the tenant's schedule runs it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from activities.monitor_activities import fetch_incidents
+from starters.monitor import ensure_monitor_schedule, start_monitor
+from tests.replay.recorder import maybe_record
+from tests.workflows.monitor import broken_data as broken
+from tests.workflows.support import Harness, eventually
+from workflows.ids import monitor_schedule_id
+from workflows.monitor.models import MonitorResult
+
+pytestmark = pytest.mark.integration
+
+OPS_ALERT = "d-autobiz-ops-alert"
+
+
+async def _ops_alerts(h: Harness) -> list[list[str]]:
+    return [
+        m["recipients"]
+        for m in await h.sandbox.control.outbox()
+        if m["request"]["template_id"] == OPS_ALERT
+    ]
+
+
+async def test_broken_data_becomes_incidents_once(harness: Harness) -> None:
+    h = harness
+    await broken.order(h.db, h.tenant, "stuck-1", "paid")
+    receipt = await broken.receipt(
+        h.db, h.tenant, f"refund:{h.tenant}:r1", "stripe.create_refund", amount_minor=9000
+    )
+
+    first = await (
+        await start_monitor(h.client, h.config, task_queue=h.task_queue, key="1")
+    ).result()
+    assert isinstance(first, MonitorResult)
+    assert first.by_kind == {"INV-03": 1, "INV-07": 1}
+    assert first.new_incidents == 2 and not first.truncated
+    assert set(first.checked) == {"ledger", "runs", "tenancy", "flows"}
+    assert {(i.kind, i.entity_ref, i.status) for i in first.incidents} == {
+        ("INV-03", "order:stuck-1:paid", "open"),
+        ("INV-07", f"receipt:{receipt}", "open"),
+    }
+    assert await _ops_alerts(h) == [["ops@autobiz.test"]]
+
+    second = await (
+        await start_monitor(h.client, h.config, task_queue=h.task_queue, key="2")
+    ).result()
+    assert second.new_incidents == 0 and second.findings == 2
+    rows = await fetch_incidents(h.db, h.tenant)
+    assert len(rows) == 2 and {r.occurrences for r in rows} == {2}
+    for row in rows:
+        assert row.diagnosis["cause"] and row.diagnosis["recommended_action"]
+        assert row.diagnosis["alternatives"][0]["rejected_because"]
+    assert await _ops_alerts(h) == [["ops@autobiz.test"]]  # re-detections stay quiet
+    await maybe_record(h.client, first.workflow_id, "invariant_monitor_incidents")
+
+
+async def test_sound_data_is_quiet(harness: Harness) -> None:
+    h = harness
+    await broken.order(h.db, h.tenant, "fresh", "paid", updated_at=broken.NOW)
+    result = await (await start_monitor(h.client, h.config, task_queue=h.task_queue)).result()
+    assert (result.findings, result.new_incidents, result.incidents) == (0, 0, ())
+    assert await _ops_alerts(h) == []
+
+
+async def test_schedule_is_created_once_and_runs(harness: Harness) -> None:
+    h = harness
+    schedule = h.client.get_schedule_handle(monitor_schedule_id(h.tenant))
+    try:
+        made = await ensure_monitor_schedule(h.client, h.config, task_queue=h.task_queue)
+        again = await ensure_monitor_schedule(h.client, h.config, task_queue=h.task_queue)
+        assert (made, again) == ("created", "unchanged")
+        slower = h.config.model_copy(
+            update={"monitor": h.config.monitor.model_copy(update={"every": timedelta(hours=6)})}
+        )
+        assert await ensure_monitor_schedule(h.client, slower, task_queue=h.task_queue) == (
+            "updated"
+        )
+        described = await schedule.describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(hours=6)
+        await schedule.trigger()
+
+        async def finished() -> str | None:
+            query = f"WorkflowType = 'InvariantMonitor' AND TenantId = '{h.tenant}'"
+            async for wf in h.client.list_workflows(query):
+                if wf.status is not None and wf.status.name == "COMPLETED":
+                    return wf.id
+            return None
+
+        workflow_id = await eventually(finished, within=60, what="the scheduled run")
+        assert workflow_id.startswith(f"monitor:{h.tenant}:scheduled-")
+    finally:
+        await schedule.delete()
