@@ -22,6 +22,8 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("stripe_key", re.compile(_NOT_WORD_BEFORE + r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{4,}")),
     ("stripe_webhook_secret", re.compile(_NOT_WORD_BEFORE + r"whsec_[A-Za-z0-9_+/=-]{4,}")),
     ("shopify_token", re.compile(_NOT_WORD_BEFORE + r"shp(?:at|ss|ca|pa)_[A-Za-z0-9_]{4,}")),
+    # OpenAI-style keys (sk-…, sk-proj-…) of the LLM provider.
+    ("llm_api_key", re.compile(_NOT_WORD_BEFORE + r"sk-(?:proj-)?[A-Za-z0-9_-]{16,}")),
     ("sendgrid_key", re.compile(_NOT_WORD_BEFORE + r"SG\.[A-Za-z0-9_-]{3,}\.[A-Za-z0-9_-]{3,}")),
     ("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")),
     ("bearer_token", re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/-]{16,}=*")),

@@ -25,6 +25,8 @@ SECRETS: dict[str, str] = {
     "shopify_shared_secret": "shpss_" + "fedcba9876543210" * 2,
     "shopify_custom_app": "shpca_" + "00ff00ff00ff00ff" * 2,
     "shopify_private_app": "shppa_" + "abcdefabcdefabcd" * 2,
+    "llm_api_key": _key("sk-", 48),
+    "llm_project_key": _key("sk-" + "proj-", 64),
     "sendgrid_key": "SG." + _key("", 22) + "." + _key("", 43),
     "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     + "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkphbmUifQ."
@@ -52,6 +54,7 @@ NOT_SECRETS: list[str] = [
     "printful order 98765432",
     "SKU-TSHIRT-BLK-XL",
     "sk_ is a prefix, not a key",
+    "task-list-of-the-day",  # a word with dashes, not an sk- key
 ]
 
 assert not __import__("kernel.redaction", fromlist=["luhn_valid"]).luhn_valid("1234567812345678")
