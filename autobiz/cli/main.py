@@ -22,6 +22,7 @@ from autobiz.cli import (
     demo_cmd,
     dev,
     flows_cmd,
+    incidents_cmd,
     ingress_cmd,
     reconcile_cmd,
     replay_cmd,
@@ -57,6 +58,7 @@ app.add_typer(approvals_cmd.app, name="approvals")
 app.command("replay")(replay_cmd.replay)
 # Reconciliation: run now, list drift, keep the schedules (docs/operations.md#reconciliation).
 app.add_typer(reconcile_cmd.app, name="reconcile")
+app.add_typer(incidents_cmd.app, name="incidents")  # docs/operations.md#incidents
 
 
 @app.command()
