@@ -3,8 +3,9 @@
 scopes every statement to the monitored tenant).
 
 * ``autobiz.monitor_ledger``: succeeded idempotency records of side-effect tools with the
-  receipt under their key; FINANCIAL receipts with whether the tenant's HITL rule required
-  an approval (evaluated on what the receipt records) and the approvals of their run.
+  receipt under their key; receipts of tools their flow's policy does not grant;
+  FINANCIAL receipts with whether the tenant's HITL rule required an approval (evaluated
+  on what the receipt records) and the approvals of their run.
 * ``autobiz.monitor_runs``: finished runs (terminal order projections) with their trace.
 * ``autobiz.monitor_tenancy``: rows naming a workflow id whose tenant part is not theirs.
 * ``autobiz.monitor_flows``: approvals pending past expiry, projections idle too long.
@@ -54,6 +55,7 @@ from workflows.monitor.models import (
     RunFacts,
     SideEffectKey,
     TenancyFacts,
+    UngrantedReceipt,
 )
 
 INCIDENT_COLUMNS = (
@@ -147,12 +149,18 @@ class MonitorActivities:
                 "ORDER BY r.receipt_id DESC LIMIT %s",
                 (req.tenant_id, req.limit),
             )
+            recent = await s.fetch_all(
+                "SELECT receipt_id, workflow_id, tool || '@' || tool_version AS tool_ref "
+                "FROM receipts WHERE tenant_id = %s ORDER BY receipt_id DESC LIMIT %s",
+                (req.tenant_id, req.limit),
+            )
         config = self._configs.get(req.tenant_id)
         return LedgerFacts(
             side_effects=tuple(
                 SideEffectKey.model_validate(k) for k in keys if _needs_receipt(k["tool_ref"])
             ),
             financial=tuple(_financial(r, config) for r in receipts),
+            ungranted=tuple(u for r in recent if (u := _ungranted(r, config)) is not None),
         )
 
     @activity.defn(name=MONITOR_RUNS)
@@ -345,6 +353,19 @@ def _policy(config: BusinessConfig | None, workflow_id: str) -> RunPolicy | None
         return config.policy_for(key)
     except (KeyError, ValueError):
         return None
+
+
+def _ungranted(row: dict[str, Any], config: BusinessConfig | None) -> UngrantedReceipt | None:
+    """The receipt, when its flow's policy is known and does not grant its tool."""
+    policy = _policy(config, row["workflow_id"])
+    if policy is None or row["tool_ref"] in policy.tools:
+        return None
+    return UngrantedReceipt(
+        receipt_id=int(row["receipt_id"]),
+        workflow_id=row["workflow_id"],
+        tool_ref=row["tool_ref"],
+        workflow_type=policy.workflow_type,
+    )
 
 
 def approval_requirement(

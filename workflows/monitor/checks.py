@@ -4,6 +4,7 @@ Each finding names the invariant it breaks and carries its diagnosis: the most l
 cause, the evidence, the other explanations considered with why the evidence rejects
 them, and what to do. Which DESIGN invariant a check belongs to:
 
+* INV-02 (permission, deny by default): ``tool_not_granted``;
 * INV-05 (idempotency, one receipt per side effect): ``receipt_missing``,
   ``receipt_key_mismatch``;
 * INV-07 (HITL): ``financial_without_approval``, ``approval_overdue``;
@@ -105,6 +106,42 @@ def side_effect_findings(facts: LedgerFacts) -> list[Finding]:
                 )
             )
     return found
+
+
+def permission_findings(facts: LedgerFacts) -> list[Finding]:
+    """INV-02: no side effect by a tool its flow's policy does not grant."""
+    return [
+        Finding(
+            kind="INV-02",
+            check="tool_not_granted",
+            entity_ref=f"receipt:{r.receipt_id}",
+            summary=f"{r.workflow_id} ran {r.tool_ref}, which {r.workflow_type} is not granted",
+            diagnosis=Diagnosis(
+                cause="a side effect ran outside the gate's permission check (an activity "
+                "called directly, or a policy that was not the tenant's)",
+                evidence={
+                    "receipt_id": r.receipt_id,
+                    "workflow_id": r.workflow_id,
+                    "tool": r.tool_ref,
+                    "workflow_type": r.workflow_type,
+                },
+                alternatives=(
+                    Alternative(
+                        explanation="the tool was granted when it ran and the config changed since",
+                        rejected_because="not ruled out by the data: check the config's "
+                        "history before treating it as a bypass",
+                    ),
+                    Alternative(
+                        explanation="a READ tool (no receipt, no permission question)",
+                        rejected_because="only side effects leave receipts",
+                    ),
+                ),
+                recommended_action="compare with the config in force when it ran; if it "
+                "was not granted, find the path that skipped kernel_call (RB-04)",
+            ),
+        )
+        for r in facts.ungranted
+    ]
 
 
 def approval_findings(facts: LedgerFacts) -> list[Finding]:

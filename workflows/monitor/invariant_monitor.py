@@ -10,8 +10,9 @@ hand (``temporal workflow start --type InvariantMonitor``). The policy is the te
 
 **Checks** (one read activity per group, the checks pure in ``checks``):
 
-* ``ledger``: every executed side effect has exactly one receipt under its keys (INV-05);
-  no FINANCIAL receipt without the approval its HITL rule required (INV-07);
+* ``ledger``: every executed side effect has exactly one receipt under its keys (INV-05),
+  by a tool its flow is granted (INV-02); no FINANCIAL receipt without the approval its
+  HITL rule required (INV-07);
 * ``runs``: every finished run has a trace, and a cost when it called a priced API (INV-04);
 * ``tenancy``: no row of this tenant names another tenant's workflow (INV-06);
 * ``flows``: no approval pending past its expiry (INV-07); no order projection idle in a
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.monitor.checks import (
         approval_findings,
         flow_findings,
+        permission_findings,
         run_findings,
         side_effect_findings,
         tenancy_findings,
@@ -157,6 +159,7 @@ class InvariantMonitor(Flow):
         flows = await self._read("flows", MONITOR_FLOWS, FlowFacts, input, min(slas), terminal)
         return [
             *side_effect_findings(ledger),
+            *permission_findings(ledger),
             *approval_findings(ledger),
             *run_findings(runs),
             *tenancy_findings(input.tenant_id, tenancy),

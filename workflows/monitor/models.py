@@ -93,9 +93,19 @@ class FinancialReceipt(Frozen):
     approvals: dict[str, str] = Field(default_factory=dict)  # request id -> status
 
 
+class UngrantedReceipt(Frozen):
+    """A receipt of a tool its flow's policy (the tenant's config) does not grant."""
+
+    receipt_id: int
+    workflow_id: str
+    tool_ref: str
+    workflow_type: str  # the policy's (config key) the run was under
+
+
 class LedgerFacts(Frozen):
     side_effects: tuple[SideEffectKey, ...] = ()
     financial: tuple[FinancialReceipt, ...] = ()
+    ungranted: tuple[UngrantedReceipt, ...] = ()
 
 
 class RunFact(Frozen):

@@ -24,6 +24,7 @@ from tests.workflows.support import tenant_config
 from workflows.monitor.checks import (
     approval_findings,
     flow_findings,
+    permission_findings,
     run_findings,
     side_effect_findings,
     tenancy_findings,
@@ -110,6 +111,31 @@ async def test_inv07_financial_receipt_without_the_approval_its_rule_required(
     assert all(f.kind == "INV-07" for f in found)
     (first,) = [f for f in found if f.entity_ref == f"receipt:{unapproved}"]
     assert "input.amount_minor >= 5000" in first.diagnosis.cause
+
+
+async def test_inv02_a_side_effect_by_a_tool_its_flow_is_not_granted(
+    database: Database, tenant: str
+) -> None:
+    # order_fulfill is not granted shopify.refund_create (reconciliation and refund are).
+    ungranted = await broken.receipt(
+        database, tenant, f"order:{tenant}:x", "shopify.refund_create", side_effect="WRITE"
+    )
+    await broken.receipt(
+        database, tenant, f"order:{tenant}:y", "stripe.capture_payment", amount_minor=100
+    )
+    await broken.receipt(
+        database,
+        tenant,
+        f"reconcile-drift:{tenant}:1",
+        "shopify.refund_create",
+        side_effect="WRITE",
+    )
+    monitor = _monitor(database, tenant_config(tenant))
+    facts: LedgerFacts = await ActivityEnvironment().run(monitor.read_ledger, _request(tenant))
+    found = permission_findings(facts)
+    assert _refs(found) == {f"receipt:{ungranted}": "tool_not_granted"}
+    assert found[0].kind == "INV-02"
+    assert found[0].diagnosis.evidence["workflow_type"] == "order_fulfill"
 
 
 async def test_inv04_a_finished_run_without_trace_or_cost(database: Database, tenant: str) -> None:
