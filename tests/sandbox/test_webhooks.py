@@ -15,6 +15,7 @@ import stripe
 from autobiz.providers.printful_client import OrderItem, PrintfulOrders, Recipient
 from autobiz.providers.stripe_client import StripePayments
 from tests.support.sandbox import Sandbox, WebhookSink
+from tests.workflows.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -123,9 +124,15 @@ async def test_failed_deliveries_are_retried(sandbox: Sandbox, webhook_sink: Web
     await sandbox.control.webhooks(target_url=webhook_sink.url, retry_seconds=0.05)
     await sandbox.control.seed_shopify_order(financial_status="pending")  # one event: orders/create
     await webhook_sink.wait_for(lambda r: len(r) >= 3)
-    attempts = [
-        (d["attempt"], d["status"], d["delivered"]) for d in await sandbox.control.deliveries()
-    ]
+
+    async def three_recorded() -> list[tuple[int, int, bool]] | None:
+        # The sandbox records an attempt once its answer is in, just after the sink saw it.
+        found = [
+            (d["attempt"], d["status"], d["delivered"]) for d in await sandbox.control.deliveries()
+        ]
+        return found if len(found) >= 3 else None
+
+    attempts = await eventually(three_recorded, within=10, what="three delivery records")
     assert attempts == [(1, 500, False), (2, 500, False), (3, 200, True)]
     ids = {r.headers["x-shopify-webhook-id"] for r in webhook_sink.received}
     assert len(ids) == 1  # a retry is the same delivery
