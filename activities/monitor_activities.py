@@ -100,6 +100,9 @@ SELECT o.order_id, o.state, o.updated_at, o.data->>'workflow_id' AS workflow_id,
            AND t.workflow_id = o.data->>'workflow_id') AS cost_usd,
        (SELECT count(*) FROM receipts r WHERE r.tenant_id = o.tenant_id
            AND r.workflow_id = o.data->>'workflow_id') AS receipts,
+       (SELECT count(*) FROM traces t WHERE t.tenant_id = o.tenant_id
+           AND t.workflow_id = o.data->>'workflow_id' AND t.kind = 'tool_started')
+           AS tool_calls,
        (SELECT COALESCE(array_agg(DISTINCT split_part(t.tool, '.', 1)), '{}')
           FROM traces t WHERE t.tenant_id = o.tenant_id
            AND t.workflow_id = o.data->>'workflow_id' AND t.kind = 'tool_succeeded'
@@ -416,6 +419,7 @@ def _run_fact(row: dict[str, Any], config: BusinessConfig | None) -> RunFact:
     providers = sorted(set(row["providers"] or ()))
     priced = tuple(p for p in providers if config.prices.call_cost(p) > 0) if config else ()
     cost = Decimal(row["cost_usd"] or 0) * MICROS_PER_USD
+    policy = _policy(config, row["workflow_id"])
     return RunFact(
         workflow_id=row["workflow_id"],
         order_id=row["order_id"],
@@ -425,4 +429,7 @@ def _run_fact(row: dict[str, Any], config: BusinessConfig | None) -> RunFact:
         cost_micros=int(cost),
         receipts=int(row["receipts"]),
         priced_calls=priced,
+        tool_calls=int(row["tool_calls"]),
+        max_tool_calls=policy.bounds.max_tool_calls if policy else None,
+        max_cost_micros=policy.bounds.max_cost_micros if policy else None,
     )

@@ -11,7 +11,8 @@ them, and what to do. Which DESIGN invariant a check belongs to:
 * INV-04 (trace and cost): ``run_without_trace``, ``run_without_cost``;
 * INV-06 (tenant isolation; DESIGN §5 — the spec leaves INV-06 unnamed, the monitor uses
   it for "no row of one tenant references another's"): ``cross_tenant_reference``;
-* INV-03 (bounds: a run's wall time, per state here): ``flow_stuck``.
+* INV-03 (bounds): ``bound_exceeded`` (a finished run's trace shows more tool calls or
+  cost than its flow's bounds allow), ``flow_stuck`` (a state held past its SLA).
 
 Pure and deterministic: run inside the workflow.
 """
@@ -251,6 +252,47 @@ def run_findings(facts: RunFacts) -> list[Finding]:
                     ),
                 )
             )
+    return found
+
+
+def bound_findings(facts: RunFacts) -> list[Finding]:
+    """INV-03: no finished run made more tool calls or spent more than its bounds."""
+    found: list[Finding] = []
+    for run in facts.runs:
+        over: dict[str, dict[str, int]] = {}
+        if run.max_tool_calls is not None and run.tool_calls > run.max_tool_calls:
+            over["max_tool_calls"] = {"limit": run.max_tool_calls, "observed": run.tool_calls}
+        if run.max_cost_micros is not None and run.cost_micros > run.max_cost_micros:
+            over["max_cost_usd"] = {"limit": run.max_cost_micros, "observed": run.cost_micros}
+        if not over:
+            continue
+        found.append(
+            Finding(
+                kind="INV-03",
+                check="bound_exceeded",
+                entity_ref=f"run:{run.workflow_id}",
+                summary=f"{run.workflow_id} went past {', '.join(sorted(over))}",
+                diagnosis=Diagnosis(
+                    cause="the run was not stopped at its bound: calls scheduled outside "
+                    "kernel_call, or a policy with other bounds than the tenant's",
+                    evidence={"workflow_id": run.workflow_id, "state": run.state, **over},
+                    alternatives=(
+                        Alternative(
+                            explanation="the bounds were raised or lowered since it ran",
+                            rejected_because="not ruled out by the data: compare with the "
+                            "config in force when it ran",
+                        ),
+                        Alternative(
+                            explanation="a retried activity counted twice",
+                            rejected_because="the trace has one tool_started per call the "
+                            "gate admitted, retries are not calls",
+                        ),
+                    ),
+                    recommended_action="read the run's trace (traces) and history; find "
+                    "the calls the gate did not count (RB-04)",
+                ),
+            )
+        )
     return found
 
 

@@ -13,7 +13,8 @@ hand (``temporal workflow start --type InvariantMonitor``). The policy is the te
 * ``ledger``: every executed side effect has exactly one receipt under its keys (INV-05),
   by a tool its flow is granted (INV-02); no FINANCIAL receipt without the approval its
   HITL rule required (INV-07);
-* ``runs``: every finished run has a trace, and a cost when it called a priced API (INV-04);
+* ``runs``: every finished run has a trace, and a cost when it called a priced API (INV-04),
+  within its flow's bounds (INV-03);
 * ``tenancy``: no row of this tenant names another tenant's workflow (INV-06);
 * ``flows``: no approval pending past its expiry (INV-07); no order projection idle in a
   non-terminal state past its SLA (INV-03).
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ids import INVARIANT_MONITOR
     from workflows.monitor.checks import (
         approval_findings,
+        bound_findings,
         flow_findings,
         permission_findings,
         run_findings,
@@ -162,6 +164,7 @@ class InvariantMonitor(Flow):
             *permission_findings(ledger),
             *approval_findings(ledger),
             *run_findings(runs),
+            *bound_findings(runs),
             *tenancy_findings(input.tenant_id, tenancy),
             *flow_findings(flows, input, as_of),
         ]

@@ -120,6 +120,10 @@ class RunFact(Frozen):
     receipts: int = 0
     # Providers its trace shows a successful call to whose calls the tenant prices > 0.
     priced_calls: tuple[str, ...] = ()
+    tool_calls: int = 0  # tool_started entries in its trace
+    # Its flow's bounds in the tenant's config (None: unknown flow or no config).
+    max_tool_calls: int | None = None
+    max_cost_micros: int | None = None
 
 
 class RunFacts(Frozen):

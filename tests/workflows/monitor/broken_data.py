@@ -133,8 +133,9 @@ async def trace(
     *,
     tool: str | None = None,
     cost_usd: str = "0",
+    kind: str | None = None,
 ) -> None:
-    kind = "tool_succeeded" if tool else "run_started"
+    kind = kind or ("tool_succeeded" if tool else "run_started")
     async with db.tenant(tenant) as s:
         await s.execute(
             "INSERT INTO traces (tenant_id, workflow_id, run_id, seq, kind, tool, outcome, "

@@ -23,6 +23,7 @@ from tests.workflows.monitor import broken_data as broken
 from tests.workflows.support import tenant_config
 from workflows.monitor.checks import (
     approval_findings,
+    bound_findings,
     flow_findings,
     permission_findings,
     run_findings,
@@ -156,6 +157,29 @@ async def test_inv04_a_finished_run_without_trace_or_cost(database: Database, te
         f"run:{untraced}": "run_without_trace",
         f"run:{unpriced}": "run_without_cost",
     }
+
+
+async def test_inv03_a_finished_run_past_its_bounds(database: Database, tenant: str) -> None:
+    config = tenant_config(tenant)
+    bounds = config.policy_for("order_fulfill").bounds
+    busy, costly, fine = (f"order:{tenant}:{n}" for n in ("busy", "costly", "fine"))
+    for order_id, workflow_id in (("busy", busy), ("costly", costly), ("fine", fine)):
+        await broken.order(database, tenant, order_id, "completed", workflow_id=workflow_id)
+    for _ in range(bounds.max_tool_calls + 1):
+        await broken.trace(database, tenant, busy, tool="risk.assess@1", kind="tool_started")
+    over = str(bounds.max_cost_usd + 1)
+    await broken.trace(database, tenant, costly, tool="stripe.capture_payment@1", cost_usd=over)
+    await broken.trace(database, tenant, fine, tool="risk.assess@1", kind="tool_started")
+    monitor = _monitor(database, config)
+    facts: RunFacts = await ActivityEnvironment().run(monitor.read_runs, _request(tenant))
+    found = {f.entity_ref: f for f in bound_findings(facts)}
+    assert set(found) == {f"run:{busy}", f"run:{costly}"}
+    assert found[f"run:{busy}"].diagnosis.evidence["max_tool_calls"] == {
+        "limit": bounds.max_tool_calls,
+        "observed": bounds.max_tool_calls + 1,
+    }
+    assert "max_cost_usd" in found[f"run:{costly}"].diagnosis.evidence
+    assert all(f.kind == "INV-03" and f.check == "bound_exceeded" for f in found.values())
 
 
 async def test_inv06_a_row_that_names_another_tenants_workflow(
