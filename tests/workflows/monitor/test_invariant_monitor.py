@@ -12,6 +12,7 @@ from activities.monitor_activities import fetch_incidents
 from starters.monitor import ensure_monitor_schedule, start_monitor
 from tests.replay.recorder import maybe_record
 from tests.workflows.monitor import broken_data as broken
+from tests.workflows.reconciliation.test_reconciliation import _completed
 from tests.workflows.support import Harness, eventually
 from workflows.ids import monitor_schedule_id
 from workflows.monitor.models import MonitorResult
@@ -68,6 +69,30 @@ async def test_sound_data_is_quiet(harness: Harness) -> None:
     result = await (await start_monitor(h.client, h.config, task_queue=h.task_queue)).result()
     assert (result.findings, result.new_incidents, result.incidents) == (0, 0, ())
     assert await _ops_alerts(h) == []
+
+
+async def test_a_real_order_end_to_end_is_no_violation(harness: Harness) -> None:
+    """A real OrderFulfill run (capture, Printful, fulfilment, emails: receipts, keys,
+    trace and cost as the flow leaves them), aged past the settle time, finds nothing."""
+    h = harness
+    order_id, _ = await _completed(h)
+    async with h.db.tenant(h.tenant) as s:  # as if it finished an hour ago
+        await s.execute(
+            "UPDATE order_state SET updated_at = now() - interval '1 hour' WHERE tenant_id = %s",
+            (h.tenant,),
+        )
+        await s.execute(
+            "UPDATE idempotency_keys SET last_seen_at = now() - interval '1 hour' "
+            "WHERE tenant_id = %s",
+            (h.tenant,),
+        )
+        receipts = await s.fetch_val(
+            "SELECT count(*) FROM receipts WHERE tenant_id = %s", (h.tenant,)
+        )
+    assert receipts >= 4
+    result = await (await start_monitor(h.client, h.config, task_queue=h.task_queue)).result()
+    assert result.checked["runs"] == 1, (order_id, result.checked)
+    assert (result.findings, result.incidents) == (0, ())
 
 
 async def test_schedule_is_created_once_and_runs(harness: Harness) -> None:
