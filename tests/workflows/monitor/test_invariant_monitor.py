@@ -9,11 +9,13 @@ from datetime import timedelta
 import pytest
 
 from activities.monitor_activities import fetch_incidents
+from starters.flows import decide
 from starters.monitor import ensure_monitor_schedule, start_monitor
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.workflows.monitor import broken_data as broken
 from tests.workflows.reconciliation.test_reconciliation import _completed
-from tests.workflows.support import Harness, eventually
+from tests.workflows.support import FAST, Harness, eventually
 from workflows.ids import monitor_schedule_id
 from workflows.monitor.models import MonitorResult
 
@@ -93,6 +95,44 @@ async def test_a_real_order_end_to_end_is_no_violation(harness: Harness) -> None
     result = await (await start_monitor(h.client, h.config, task_queue=h.task_queue)).result()
     assert result.checked["runs"] == 1, (order_id, result.checked)
     assert (result.findings, result.incidents) == (0, ())
+
+
+async def test_real_refunds_with_and_without_approval_are_no_violation(
+    harness: Harness, approvers: Approvers
+) -> None:
+    """Refund runs as the flow leaves them: one above the threshold approved by finance,
+    one below it (no approval needed); the FINANCIAL receipts satisfy their rule."""
+    h = harness
+    order_id, pi = await h.captured_order(in_ledger=True)
+    above = await h.request_refund(order_id, pi, 6000, timing=FAST)
+    await h.pending_request(above.id)
+    await decide(h.client, above.id, await approvers.decision(h.client, above.id, "ana", True))
+    assert (await above.result()).state == "refunded"
+    below = await h.request_refund(order_id, pi, 1000, timing=FAST)
+    assert (await below.result()).state == "refunded"
+    async with h.db.tenant(h.tenant) as s:
+        await s.execute(
+            "UPDATE idempotency_keys SET last_seen_at = now() - interval '1 hour' "
+            "WHERE tenant_id = %s",
+            (h.tenant,),
+        )
+    result = await (await start_monitor(h.client, h.config, task_queue=h.task_queue)).result()
+    assert (result.findings, result.incidents) == (0, ())
+    # Without its approval, the approved run's two FINANCIAL receipts (the Stripe refund,
+    # its Shopify record) would each be a violation (INV-07).
+    async with h.db.tenant(h.tenant) as s:
+        await s.execute(
+            "UPDATE hitl_requests SET status = 'denied' WHERE tenant_id = %s AND workflow_id = %s",
+            (h.tenant, above.id),
+        )
+    flagged = await (await start_monitor(h.client, h.config, task_queue=h.task_queue)).result()
+    assert sorted(i.diagnosis["evidence"]["tool"] for i in flagged.incidents) == [
+        "shopify.refund_create@1",
+        "stripe.create_refund@1",
+    ]
+    assert {(i.kind, i.check_name) for i in flagged.incidents} == {
+        ("INV-07", "financial_without_approval")
+    }
 
 
 async def test_schedule_is_created_once_and_runs(harness: Harness) -> None:
