@@ -68,7 +68,8 @@ def generated_account(tenant: str, *, secret: str) -> SandboxAccount:
         shopify_webhook_secret=f"shpss_{part('shopify-webhook')}",
         printful_api_token=f"pf_{part('printful')}",
         printful_store_id=str(int(part("store")[:6], 16)),
-        printful_webhook_secret=f"pfwh_{part('printful-webhook')}",
+        # Printful issues a v2 secret_key as 128 hex digits (64 bytes).
+        printful_webhook_secret="".join(part(f"printful-webhook-{i}") for i in range(6))[:128],
         sendgrid_api_key=f"SG.{part('sendgrid')}.{part('sendgrid-2')}",
     )
 

@@ -142,8 +142,10 @@ def error_body(provider: str | None, status: int, message: str) -> dict[str, Any
         kind = "invalid_request_error" if status == 429 else "api_error"
         code = "rate_limit" if status == 429 else None
         return {"error": {"type": kind, "code": code, "message": message}}
-    if provider == "printful":
-        return {"type": "about:blank", "status": status, "title": message, "detail": message}
+    if provider == "printful":  # as its v2 spec documents: 4xx, then 5xx problem details
+        if status < 500:
+            return {"code": status, "result": message, "error": {"reason": "", "message": message}}
+        return {"type": "about:blank", "status": status, "title": message, "details": message}
     if provider == "sendgrid":
         return {"errors": [{"message": message, "field": None, "help": None}]}
     return {"errors": message}

@@ -1,10 +1,19 @@
 """The slice of Printful's v2 orders API AutoBiz uses.
 
+Shaped as Printful publishes v2 (``shared/reference/fidelity/printful-v2-openapi.2025-02.json``;
+``tests/sandbox/test_printful_conformance.py`` checks every answer the client reads
+against it).
+
 ``draft`` → (confirm) ``pending`` → ``inprocess`` → ``fulfilled`` (shipped), plus
-``failed``, ``onhold`` and ``canceled``. Cancel is allowed only before production
-(draft, pending, failed, onhold); afterwards 409. Orders are addressed by id or by
-``@{external_id}``; an ``external_id`` is unique per store (409 on a second create).
-Errors use problem details (``{"type","status","title","detail"}``). Production steps are
+``failed``, ``onhold`` and ``canceled``. ``DELETE`` is allowed only before production
+(draft, pending, failed, onhold, canceled) and answers 204 with no body; afterwards 409.
+(Printful's v2 ``DELETE`` deletes a draft and its docs point to v1 to cancel a confirmed
+order; the sandbox keeps one call that cancels, and keeps the order readable.) Orders are
+addressed by id or by ``@{external_id}``; an ``external_id`` is unique per store (400 on a
+second create, and 400 on a second confirmation, as Printful may answer). 4xx errors are
+``{"code","result","error":{"reason","message"}}``. Shipments carry no tracking number
+(``tracking_url`` only); the ``shipment_sent`` webhook's shipment carries it, and no
+carrier. Production steps are
 driven through ``POST /_control/printful/orders/{id}/advance``; each state change sends a
 signed v2-style webhook (``order_created``, ``order_updated``, ``order_failed``,
 ``order_put_hold``, ``order_remove_hold``, ``order_canceled``, ``shipment_sent``).
@@ -56,11 +65,64 @@ def _now() -> str:
 
 
 def _problem(exc: PrintfulProblem) -> Response:
+    """A 4xx as the spec documents it; a 5xx as problem details (``ServerErrorDetails``)."""
+    if exc.status >= 500:
+        problem = {"type": "about:blank", "status": exc.status, "title": exc.title}
+        return JSONResponse(
+            {**problem, "details": exc.detail},
+            status_code=exc.status,
+            media_type="application/problem+json",
+        )
     return JSONResponse(
-        {"type": "about:blank", "status": exc.status, "title": exc.title, "detail": exc.detail},
+        {
+            "code": exc.status,
+            "result": exc.detail,
+            "error": {"reason": exc.title.replace(" ", ""), "message": exc.detail},
+        },
         status_code=exc.status,
-        media_type="application/problem+json",
     )
+
+
+def _address(recipient: dict[str, Any]) -> dict[str, Any]:
+    """The recipient as Printful reads it back (``AddressReadonly``: every field present)."""
+    fields = ("name", "company", "address1", "address2", "city", "state_code", "state_name")
+    more = ("country_code", "country_name", "zip", "phone", "email", "tax_number")
+    return {f: str(recipient.get(f) or "") for f in (*fields, *more)}
+
+
+def _webhook_order(order: dict[str, Any]) -> dict[str, Any]:
+    """An order as webhooks carry it (``WebhookOrderData``)."""
+    return {
+        "id": order["id"],
+        "external_id": order["external_id"],
+        "status": order["status"],
+        "store_id": order["store_id"],
+        "dashboard_url": f"https://www.printful.com/dashboard?order_id={order['id']}",
+        "created_at": order["created_at"],
+        "updated_at": order["updated_at"],
+    }
+
+
+def _webhook_shipment(shipment: dict[str, Any], store_id: int) -> dict[str, Any]:
+    """A shipment as ``shipment_sent`` carries it (``WebhookShipmentData``): the tracking
+    number is here, and there is no carrier."""
+    return {
+        "id": shipment["id"],
+        "status": shipment["shipment_status"],
+        "store_id": store_id,
+        "tracking_number": shipment["tracking_number"],
+        "tracking_url": shipment["tracking_url"],
+        "created_at": shipment["shipped_at"],
+        "ship_date": shipment["shipped_at"][:10],
+        "shipped_at": shipment["shipped_at"],
+        "reshipment": False,
+    }
+
+
+def _listed_shipment(shipment: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
+    """A shipment as ``GET …/shipments`` lists it (``Shipment``): no tracking number."""
+    listed = {k: v for k, v in shipment.items() if k != "tracking_number"}
+    return {**listed, "order_external_id": order["external_id"]}
 
 
 class PrintfulSandbox:
@@ -101,7 +163,10 @@ class PrintfulSandbox:
             try:
                 await processing_delay(request)
                 with acting_as(account):
-                    return JSONResponse(await handler(request))
+                    answer = await handler(request)
+                    if answer is None:
+                        return Response(status_code=204)
+                    return JSONResponse(answer)
             except PrintfulProblem as exc:
                 return _problem(exc)
 
@@ -151,16 +216,26 @@ class PrintfulSandbox:
         external_id = body.get("external_id")
         if external_id and any(o["external_id"] == external_id for o in self._mine()):
             raise PrintfulProblem(
-                409, "Conflict", f"An order with external_id {external_id} already exists."
+                400, "Bad Request", f"An order with external_id {external_id} already exists."
             )
         order_id = next(self._ids)
-        order_items = []
-        for item in items:
-            order_items.append(
-                {**item, "id": next(self._ids), "quantity": int(item.get("quantity", 1))}
-            )
+        order_items = [self._item(order_id, item) for item in items]
         count = sum(i["quantity"] for i in order_items)
         subtotal = 12.50 * count
+        costs = {
+            "calculation_status": "done",
+            "currency": "USD",
+            "subtotal": f"{subtotal:.2f}",
+            "discount": "0.00",
+            "shipping": "4.99",
+            "digitization": "0.00",
+            "additional_fee": "0.00",
+            "fulfillment_fee": "0.00",
+            "retail_delivery_fee": "0.00",
+            "vat": "0.00",
+            "tax": "0.00",
+            "total": f"{subtotal + 4.99:.2f}",
+        }
         order = {
             "id": order_id,
             "external_id": external_id,
@@ -169,33 +244,50 @@ class PrintfulSandbox:
             "status": "draft",
             "created_at": _now(),
             "updated_at": _now(),
-            "recipient": recipient,
+            "recipient": _address(recipient),
             "order_items": order_items,
-            "customization": body.get("customization"),
-            "costs": {
+            "costs": costs,
+            "retail_costs": {
+                "calculation_status": "done",
                 "currency": "USD",
-                "subtotal": f"{subtotal:.2f}",
-                "discount": "0.00",
-                "shipping": "4.99",
-                "digitization": "0.00",
-                "additional_fee": "0.00",
-                "fulfillment_fee": "0.00",
-                "retail_delivery_fee": "0.00",
-                "vat": "0.00",
-                "tax": "0.00",
-                "total": f"{subtotal + 4.99:.2f}",
+                **{k: "0.00" for k in ("subtotal", "discount", "shipping", "vat", "tax", "total")},
+                **(body.get("retail_costs") or {}),
             },
-            "retail_costs": body.get("retail_costs"),
             "_links": {
-                "self": {"href": f"/v2/orders/{order_id}"},
-                "shipments": {"href": f"/v2/orders/{order_id}/shipments"},
+                name: {"href": f"/v2/orders/{order_id}{tail}"}
+                for name, tail in (
+                    ("self", ""),
+                    ("order_confirmation", "/confirmation"),
+                    ("order_invoices", "/invoices"),
+                    ("order_items", "/order-items"),
+                    ("shipments", "/shipments"),
+                )
             },
         }
+        if body.get("customization"):
+            order["customization"] = body["customization"]
         self.orders[order_id] = order
         self.owner[order_id] = current_account().tenant
         self.shipments[order_id] = []
-        self._webhook("order_created", {"order": order})
+        self._webhook("order_created", {"order": _webhook_order(order)})
         return {"data": order}
+
+    def _item(self, order_id: int, item: dict[str, Any]) -> dict[str, Any]:
+        """An order item as the order lists it (``CatalogItemSummary``)."""
+        item_id = next(self._ids)
+        return {
+            **item,
+            "id": item_id,
+            "type": "order_item",
+            "source": "catalog",
+            "external_id": item.get("external_id"),
+            "quantity": int(item.get("quantity", 1)),
+            "price": "12.50",
+            "retail_price": str(item.get("retail_price") or "0.00"),
+            "currency": "USD",
+            "retail_currency": "USD",
+            "_links": {"self": {"href": f"/v2/orders/{order_id}/order-items/{item_id}"}},
+        }
 
     async def get(self, request: Request) -> dict[str, Any]:
         return {"data": self._find(request.path_params["order_id"])}
@@ -204,16 +296,26 @@ class PrintfulSandbox:
         order = self._find(request.path_params["order_id"])
         if order["status"] != "draft":
             raise PrintfulProblem(
-                409, "Conflict", f"Order is {order['status']}; only a draft can be confirmed."
+                400, "Bad Request", f"Order is {order['status']}; only a draft can be confirmed."
             )
         self._touch(order, "pending")
-        self._webhook("order_updated", {"order": order})
-        return {"data": order}
+        self._webhook("order_updated", {"order": _webhook_order(order)})
+        links = order["_links"]
+        return {
+            "data": order,
+            "_links": {
+                "self": links["order_confirmation"],
+                "order": links["self"],
+                "order_items": links["order_items"],
+                "shipments": links["shipments"],
+            },
+        }
 
-    async def cancel(self, request: Request) -> dict[str, Any]:
+    async def cancel(self, request: Request) -> None:
+        """``DELETE``: 204 and no body, also for an order already cancelled."""
         order = self._find(request.path_params["order_id"])
         if order["status"] == "canceled":
-            return {"data": order}
+            return None
         if order["status"] not in CANCELABLE:
             raise PrintfulProblem(
                 409,
@@ -221,13 +323,20 @@ class PrintfulSandbox:
                 f"Order is {order['status']}: orders in production cannot be canceled.",
             )
         self._touch(order, "canceled")
-        self._webhook("order_canceled", {"order": order})
-        return {"data": order}
+        self._webhook(
+            "order_canceled", {"order": _webhook_order(order), "reason": "Canceled through the API"}
+        )
+        return None
 
     async def list_shipments(self, request: Request) -> dict[str, Any]:
         order = self._find(request.path_params["order_id"])
-        data = self.shipments[order["id"]]
-        return {"data": data, "paging": {"total": len(data), "offset": 0, "limit": 20}}
+        data = [_listed_shipment(s, order) for s in self.shipments[order["id"]]]
+        href = f"/v2/orders/{order['id']}/shipments?limit=20&offset=0"
+        return {
+            "data": data,
+            "_links": {"self": {"href": href}},
+            "paging": {"total": len(data), "offset": 0, "limit": 20},
+        }
 
     # -- control ----------------------------------------------------------------------
 
@@ -255,7 +364,7 @@ class PrintfulSandbox:
             raise PrintfulProblem(409, "Conflict", f"cannot {req.action} an order that is {status}")
         if req.action == "start":
             self._touch(order, "inprocess")
-            self._webhook("order_updated", {"order": order})
+            self._webhook("order_updated", {"order": _webhook_order(order)})
         elif req.action == "ship":
             if status == "pending":
                 self._touch(order, "inprocess")
@@ -268,8 +377,13 @@ class PrintfulSandbox:
                 "shipment_status": "shipped",
                 "shipped_at": _now(),
                 "delivery_status": "in_transit",
+                "delivered_at": None,
+                "is_reshipment": False,
+                # Kept for the webhook; the shipments listing leaves it out, as Printful does.
                 "tracking_number": number,
                 "tracking_url": f"https://tracking.example.com/{number}",
+                "tracking_events": [],
+                "estimated_delivery": None,
                 "departure_address": {"country_code": "US"},
                 "shipment_items": [
                     {"order_item_id": i["id"], "quantity": i["quantity"]}
@@ -278,14 +392,23 @@ class PrintfulSandbox:
             }
             self.shipments[order["id"]].append(shipment)
             self._touch(order, "fulfilled")
-            self._webhook("shipment_sent", {"order": order, "shipment": shipment})
+            self._webhook(
+                "shipment_sent",
+                {
+                    "order": _webhook_order(order),
+                    "shipment": _webhook_shipment(shipment, order["store_id"]),
+                },
+            )
         elif req.action == "fail":
             self._touch(order, "failed")
-            self._webhook("order_failed", {"order": order, "reason": req.reason or "Order failed"})
+            data = {"order": _webhook_order(order), "reason": req.reason or "Order failed"}
+            self._webhook("order_failed", data)
         elif req.action == "hold":
             self._touch(order, "onhold")
-            self._webhook("order_put_hold", {"order": order, "reason": req.reason or "On hold"})
+            data = {"order": _webhook_order(order), "reason": req.reason or "On hold"}
+            self._webhook("order_put_hold", data)
         else:
             self._touch(order, "pending")
-            self._webhook("order_remove_hold", {"order": order})
+            data = {"order": _webhook_order(order), "reason": req.reason or "Hold removed"}
+            self._webhook("order_remove_hold", data)
         return order

@@ -8,8 +8,8 @@ Signing, per provider, with the secrets of the account that owns the object (see
 - Shopify: ``X-Shopify-Hmac-Sha256: base64(HMAC-SHA256(secret, body))`` plus
   ``X-Shopify-Topic``, ``-Shop-Domain``, ``-Webhook-Id`` (one per delivery, kept across its
   retries), ``-Event-Id``, ``-Triggered-At`` and ``-API-Version``.
-- Printful: ``x-pf-webhook-signature: hex(HMAC-SHA256(secret, body))`` (see
-  docs/providers.md for why this shape).
+- Printful: ``x-pf-webhook-signature: hex(HMAC-SHA256(key, body))``, the key being the
+  v2 ``secret_key`` hex-decoded (see ``ingress.signatures.printful_hmac_key`` for why).
 
 Delivery: a background task posts each event to ``{target}/{provider}``; a non-2xx answer
 or a transport error is retried with exponential backoff up to ``max_attempts``. Switches
@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import string
 import time
 import uuid
 from collections.abc import Coroutine
@@ -50,7 +51,13 @@ def shopify_hmac(secret: str, body: bytes) -> str:
 
 
 def printful_signature(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """hex(HMAC-SHA256(key, raw body)), the key being the secret hex-decoded when it is hex
+    (a v2 ``secret_key`` is 128 hex digits), else its text; see
+    ``ingress.signatures.printful_hmac_key`` for why."""
+    text = secret.strip()
+    is_hex = bool(text) and len(text) % 2 == 0 and all(c in string.hexdigits for c in text)
+    key = bytes.fromhex(text) if is_hex else secret.encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 PRINTFUL_SIGNATURE_HEADER = "x-pf-webhook-signature"

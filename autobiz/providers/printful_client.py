@@ -5,6 +5,17 @@ creates it when absent, so a retried activity — even after a create whose answ
 lost — never makes a second order. Printful has no idempotency keys; the external id is
 the key. Confirmation and cancellation are made safe to repeat the same way: on a state
 conflict the client reads the order and succeeds if it is already where we wanted it.
+
+As Printful publishes v2 (``shared/reference/fidelity/printful-v2-openapi.2025-02.json``):
+
+* errors are ``{"code", "result", "error": {"reason", "message"}}`` (5xx may be problem
+  details, ``{"title", "details"}``); :func:`error_message` reads either;
+* a duplicate ``external_id`` or a second confirmation may answer 400, not 409, so both are
+  treated as "maybe already done" and settled by reading the order;
+* ``DELETE /v2/orders/{id}`` answers 204 with no body: :meth:`PrintfulOrders.cancel_order`
+  reads the order first and returns it as cancelled;
+* a shipment (``GET …/shipments``) has no tracking number: it comes from the
+  ``shipment_sent`` webhook, whose shipment has no carrier.
 """
 
 from __future__ import annotations
@@ -14,13 +25,14 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from autobiz.providers.errors import NotFound, StateConflict
+from autobiz.providers.errors import InvalidRequest, NotFound
 from autobiz.providers.http import JsonClient, error_for_status, json_body
 from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
 from autobiz.settings import Settings
 
 PROVIDER = "printful"
 PAST_DRAFT = {"pending", "inprocess", "fulfilled", "partial", "onhold"}
+CANCELED = "canceled"
 
 
 class Recipient(BaseModel):
@@ -54,6 +66,10 @@ class PrintfulOrder(BaseModel):
 
 
 class Shipment(BaseModel):
+    """A shipment as ``GET /v2/orders/{id}/shipments`` lists it. Printful's schema has no
+    ``tracking_number`` (only ``tracking_url``); the field stays optional so a listing that
+    does carry one is still read, but nothing may count on it."""
+
     model_config = ConfigDict(extra="ignore")
     id: int
     carrier: str | None = None
@@ -62,6 +78,23 @@ class Shipment(BaseModel):
     tracking_url: str | None = None
     shipment_status: str | None = None
     shipped_at: str | None = None
+
+
+def error_message(payload: Any) -> tuple[str | None, str | None]:
+    """(message, code) of a Printful error body: ``{code, result, error{reason, message}}``
+    as the spec documents 4xx answers, or problem details (``title``/``detail[s]``)."""
+    if not isinstance(payload, dict):
+        return None, None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or payload.get("result")
+        reason = error.get("reason")
+        return (str(message) if message else None), (str(reason) if reason is not None else None)
+    if isinstance(payload.get("result"), str):
+        return payload["result"], None
+    detail = payload.get("details") or payload.get("detail") or payload.get("title")
+    title = payload.get("title")
+    return (str(detail) if detail else None), (str(title) if title else None)
 
 
 class PrintfulOrders(JsonClient):
@@ -87,16 +120,16 @@ class PrintfulOrders(JsonClient):
                 "X-PF-Store-Id": self._cfg.store_id,
             },
         )
+        if response.status_code == 204:
+            return None  # DELETE answers no content
         payload = json_body(response)
         if response.status_code >= 400:
-            detail = (
-                payload.get("detail") or payload.get("title") if isinstance(payload, dict) else None
-            )
+            message, code = error_message(payload)
             raise error_for_status(
                 PROVIDER,
                 response.status_code,
-                str(detail or response.reason_phrase),
-                code=payload.get("title") if isinstance(payload, dict) else None,
+                message or response.reason_phrase,
+                code=code,
                 headers=response.headers,
             )
         return payload
@@ -134,8 +167,10 @@ class PrintfulOrders(JsonClient):
         }
         try:
             return self._order(await self._request("POST", "/v2/orders", body))
-        except StateConflict:
-            # Lost a race with a concurrent create for the same key: return the winner.
+        except InvalidRequest:
+            # 409, or the 400 Printful may answer for a duplicate external_id: lost a race
+            # with a concurrent create for the same key, so return the winner; any other
+            # 400 finds no order and is raised as it came.
             found = await self.find_by_external_id(external_id)
             if found is None:
                 raise
@@ -145,15 +180,28 @@ class PrintfulOrders(JsonClient):
         """Submit a draft for fulfillment; a second confirm returns the confirmed order."""
         try:
             return self._order(await self._request("POST", f"/v2/orders/{order_id}/confirmation"))
-        except StateConflict:
+        except InvalidRequest:
+            # 409 or 400 ("already confirmed"): done if the order is past its draft.
             order = await self.get_order(order_id)
             if order.status in PAST_DRAFT:
                 return order
             raise
 
     async def cancel_order(self, order_id: int | str) -> PrintfulOrder:
-        """Cancel before production; raises :class:`StateConflict` once it is in production."""
-        return self._order(await self._request("DELETE", f"/v2/orders/{order_id}"))
+        """Cancel before production; raises :class:`StateConflict` once it is in production.
+
+        Printful answers the DELETE with 204 and no body, so the order is read first (its
+        id, external id and costs are what the activity reports) and returned as
+        ``canceled`` once the DELETE succeeded. An order already cancelled is returned
+        without a second DELETE.
+        """
+        order = await self.get_order(order_id)
+        if order.status == CANCELED:
+            return order
+        payload = await self._request("DELETE", f"/v2/orders/{order_id}")
+        if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+            return self._order(payload, created=False)  # a body, should one ever come back
+        return order.model_copy(update={"status": CANCELED})
 
     async def shipments(self, order_id: int | str) -> list[Shipment]:
         payload = await self._request("GET", f"/v2/orders/{order_id}/shipments")

@@ -33,7 +33,12 @@ def shopify_header(body: bytes, secret: str = SHOPIFY_SECRET) -> str:
 
 
 def printful_header(body: bytes, secret: str = PRINTFUL_SECRET) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """As Printful signs: a hex ``secret_key`` is hex-decoded into the HMAC key."""
+    try:
+        key = bytes.fromhex(secret) if secret else b""
+    except ValueError:
+        key = secret.encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def dumps(obj: Any) -> bytes:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 import pytest
 
 from ingress.signatures import (
     Failure,
     parse_stripe_header,
+    printful_hmac_key,
     verify_printful,
     verify_shopify,
     verify_stripe,
@@ -84,6 +89,42 @@ def test_printful() -> None:
     assert (
         verify_printful(BODY, printful_header(BODY, "other"), [b"pf"]).failure is Failure.MISMATCH
     )
+
+
+# A v2 secret_key as Printful issues it (WebhookCreated): 128 hex digits.
+PF_SECRET = "a01376f30766acf7f706cc84beb57b79f9779e4a3e79d5519b3a9069c2156807" * 2
+
+
+def test_printful_v2_secret_key_is_hex_decoded() -> None:
+    key = bytes.fromhex(PF_SECRET)
+    assert printful_hmac_key(PF_SECRET.encode()) == key and len(key) == 64
+    as_printful_signs = hmac.new(key, BODY, hashlib.sha256).hexdigest()
+    assert verify_printful(BODY, as_printful_signs, [PF_SECRET.encode()]).ok
+    # The secret's text as the key is not the scheme, and is refused.
+    as_text = hmac.new(PF_SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+    assert verify_printful(BODY, as_text, [PF_SECRET.encode()]).failure is Failure.MISMATCH
+
+
+def test_printful_signature_is_of_the_raw_body() -> None:
+    header = printful_header(BODY, PF_SECRET)
+    reformatted = json.dumps(json.loads(BODY), indent=2).encode()
+    assert verify_printful(BODY, header, [PF_SECRET.encode()]).ok
+    assert not verify_printful(reformatted, header, [PF_SECRET.encode()]).ok
+    rotated = verify_printful(BODY, header, [b"0" * 128, PF_SECRET.encode()])
+    assert rotated.ok and rotated.secret_index == 1
+
+
+def test_a_secret_that_is_not_hex_is_used_as_text() -> None:
+    assert printful_hmac_key(b"pfwh_text") == b"pfwh_text"
+    assert printful_hmac_key(b"abc") == b"abc"  # odd length: not hex
+
+
+def test_sandbox_signs_printful_webhooks_the_same_way() -> None:
+    from sandbox.webhooks import printful_signature
+
+    for secret in (PF_SECRET, "pfwh_text"):
+        assert verify_printful(BODY, printful_signature(secret, BODY), [secret.encode()]).ok
+        assert printful_signature(secret, BODY) == printful_header(BODY, secret)
 
 
 def test_no_secret_never_verifies() -> None:
