@@ -73,11 +73,13 @@ def _problem(exc: PrintfulProblem) -> Response:
             status_code=exc.status,
             media_type="application/problem+json",
         )
+    reason: int | str = exc.status if exc.status == 409 else exc.title.replace(" ", "")
     return JSONResponse(
         {
             "code": exc.status,
             "result": exc.detail,
-            "error": {"reason": exc.title.replace(" ", ""), "message": exc.detail},
+            # The spec's Conflict has an integer reason; the others a name ("NotFound").
+            "error": {"reason": reason, "message": exc.detail},
         },
         status_code=exc.status,
     )
