@@ -1,9 +1,19 @@
-"""Printful tools: draft (looked up by ``@external_id`` first), confirm, cancel, read."""
+"""Printful tools: draft (looked up by ``@external_id`` first), confirm, cancel, read.
+
+Tracking, as Printful publishes v2: ``GET /v2/orders/{id}/shipments`` lists a shipment's
+carrier and ``tracking_url`` but no tracking number; the number comes only in the
+``shipment_sent`` webhook (whose shipment has no carrier). So ``get_order`` — what
+OrderFulfill polls when the shipment signal did not come — takes each shipment's number
+from the signed ``shipment_sent`` event the ingress stored for that shipment. A shipment
+with no such event is left out (never a made-up number): the poll then finds nothing and
+OrderFulfill's bounded polling ends in ``SHIPMENT_TIMEOUT`` as before.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from temporalio import activity
 
@@ -12,6 +22,7 @@ from activities.money import to_minor
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner, verify_call
 from autobiz.providers.printful_client import OrderItem, PrintfulOrder, PrintfulOrders, Recipient
+from autobiz.providers.printful_client import Shipment as ListedShipment
 from autobiz.providers.tenant_clients import TenantClients
 from kernel import tools
 from kernel.contracts import CallContext
@@ -56,10 +67,47 @@ def _result(order: PrintfulOrder) -> ProviderResult[PrintfulOrderOutput]:
     )
 
 
+# The shipments of one Printful order, as the signed shipment_sent events stored them.
+SENT_SHIPMENTS = (
+    "SELECT payload->'data'->'shipment' AS shipment FROM event_store "
+    "WHERE tenant_id = %s AND source = 'printful' AND topic = 'shipment_sent' "
+    "AND signature_valid AND status <> 'dead_letter' "
+    "AND payload->'data'->'order'->>'id' = %s ORDER BY received_at"
+)
+
+
+def _tracked(listed: list[ListedShipment], sent: list[dict[str, Any]]) -> list[Shipment]:
+    """The listed shipments with a tracking number: the listing's own (should Printful
+    ever add one), else the one its ``shipment_sent`` event carried."""
+    numbers = {
+        str(s.get("id")): (str(s["tracking_number"]), s.get("tracking_url"))
+        for s in sent
+        if isinstance(s, dict) and s.get("tracking_number")
+    }
+    tracked: list[Shipment] = []
+    for s in listed:
+        number, url = numbers.get(str(s.id), (s.tracking_number, None))
+        if number:
+            tracked.append(
+                Shipment(
+                    carrier=s.carrier or "unknown",
+                    tracking_number=number,
+                    tracking_url=s.tracking_url or url,
+                )
+            )
+    return tracked
+
+
 class PrintfulActivities:
     def __init__(self, clients: TenantClients, db: Database) -> None:
         self._clients = clients
+        self._db = db
         self._runner = SideEffectRunner(db)
+
+    async def _sent_shipments(self, tenant_id: str, printful_order_id: int) -> list[Any]:
+        async with self._db.tenant(tenant_id) as s:
+            rows = await s.fetch_all(SENT_SHIPMENTS, (tenant_id, str(printful_order_id)))
+        return [row["shipment"] for row in rows]
 
     @activity.defn(name=tools.printful.CREATE_ORDER.activity_name)
     async def create_order(
@@ -117,18 +165,11 @@ class PrintfulActivities:
             verify_call(ctx, input)
             printful = await self._clients.printful(ctx.tenant_id)
             order = await printful.get_order(input.order_ref)
-            shipments = await printful.shipments(input.order_ref)
+            listed = await printful.shipments(input.order_ref)
+        sent = await self._sent_shipments(ctx.tenant_id, order.id) if listed else []
         return GetPrintfulOrderOutput(
             printful_order_id=order.id,
             external_id=order.external_id,
             status=order.status,
-            shipments=[
-                Shipment(
-                    carrier=s.carrier or "unknown",
-                    tracking_number=s.tracking_number,
-                    tracking_url=s.tracking_url,
-                )
-                for s in shipments
-                if s.tracking_number
-            ],
+            shipments=_tracked(listed, sent),
         )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
+from psycopg.types.json import Jsonb
+from temporalio.client import WorkflowFailureError
 
+from ingress.events import normalise
+from ingress.tenants import Source
 from starters.flows import decide, flow_status
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
+from tests.support.sandbox import WebhookSink
 from tests.workflows.support import Harness
 from workflows.ids import printful_external_id
 from workflows.orders.models import ShipmentNotice
@@ -17,12 +23,45 @@ pytestmark = pytest.mark.integration
 
 
 async def _ship(h: Harness, workflow_id: str) -> tuple[int, str]:
+    """Printful ships; the tracking number is the one its shipment_sent webhook carries
+    (Printful's shipment listing has none)."""
     status = await h.status_when(workflow_id, lambda s: s.state == "in_production")
     pf_id = int(status.detail["printful_order_id"])
-    await h.sandbox.control.advance_printful(pf_id, "ship", carrier="USPS")
+    tracking = f"9400{pf_id}"
+    await h.sandbox.control.advance_printful(
+        pf_id, "ship", carrier="USPS", tracking_number=tracking
+    )
     shipments = await h.clients.printful.shipments(pf_id)
-    assert len(shipments) == 1 and shipments[0].tracking_number
-    return pf_id, shipments[0].tracking_number
+    assert len(shipments) == 1 and shipments[0].tracking_number is None
+    return pf_id, tracking
+
+
+async def _store_printful_webhooks(h: Harness, sink: WebhookSink, topic: str) -> None:
+    """Printful's signed webhooks of ``topic``, verified, normalised and stored in the event
+    store as the ingress stores them (this harness runs no ingress)."""
+    received = await sink.wait_for(
+        lambda r: any(json.loads(x.body)["type"] == topic for x in sink.for_provider("printful"))
+    )
+    for request in received:
+        if not request.path.endswith("/printful") or json.loads(request.body)["type"] != topic:
+            continue
+        event = normalise(
+            tenant_id=h.tenant, source=Source.PRINTFUL, body=request.body, headers=request.headers
+        )
+        async with h.db.tenant(h.tenant) as s:
+            await s.execute(
+                "INSERT INTO event_store (tenant_id, source, provider_event_id, topic,"
+                " entity_key, payload, payload_sha256, signature_valid, status)"
+                " VALUES (%s, 'printful', %s, %s, %s, %s, %s, true, 'handed_over')",
+                (
+                    h.tenant,
+                    event.provider_event_id,
+                    event.topic,
+                    event.entity_key,
+                    Jsonb(event.payload),
+                    event.payload_sha256,
+                ),
+            )
 
 
 async def test_happy_path_exactly_once(harness: Harness) -> None:
@@ -79,16 +118,37 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
     await maybe_record(h.client, handle.id, "order_fulfill_happy_path")
 
 
-async def test_shipment_found_by_polling_printful(harness: Harness) -> None:
+async def test_shipment_found_by_polling_printful(
+    harness: Harness, webhook_sink: WebhookSink
+) -> None:
+    """No shipment signal: the poll reads Printful (a shipment, no tracking number) and the
+    number from the shipment_sent webhook the ingress stored."""
     h = harness
+    await h.sandbox.control.webhooks(target_url=webhook_sink.url)
     order_id = await h.seed_order("19.00", financial_status="paid")
     handle = await h.start_order(order_id, shipment_wait=timedelta(seconds=1), shipment_polls=20)
     _, tracking = await _ship(h, handle.id)
+    await _store_printful_webhooks(h, webhook_sink, "shipment_sent")
     result = await handle.result()
     assert result.state == "completed" and result.tracking_number == tracking
     assert result.captured_minor == 0  # already paid: nothing to capture
     tools = [r.tool for r in await h.receipts(handle.id)]
     assert "stripe.capture_payment" not in tools and tools.count("sendgrid.send_email") == 1
+
+
+async def test_polling_without_the_webhook_ends_in_shipment_timeout(harness: Harness) -> None:
+    """Shipped at Printful, but no shipment_sent reached us: the listing has no tracking
+    number, so the bounded poll ends the flow (SHIPMENT_TIMEOUT), with no made-up number
+    and nothing fulfilled at Shopify."""
+    h = harness
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id, shipment_wait=timedelta(seconds=1), shipment_polls=2)
+    await _ship(h, handle.id)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert "SHIPMENT_TIMEOUT" in str(failed.value.cause)
+    tools = [r.tool for r in await h.receipts(handle.id)]
+    assert "shopify.create_fulfillment" not in tools and "sendgrid.send_email" not in tools
 
 
 async def test_large_order_waits_for_approval_then_captures(
