@@ -43,6 +43,7 @@ from tests.support.sandbox import Sandbox, sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import (
     DEMO_CONFIG,
     eventually,
+    ship_printful,
     start_fulfil,
     tenant_config,
 )
@@ -205,12 +206,9 @@ class Rig:
             pf_id = await eventually(in_production, within=RECOVERY_SECONDS, what="in_production")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; pending: {await self.pending(handle)}") from None
-        await self.sandbox.control.advance_printful(pf_id, "ship", carrier="USPS")
-        shipment = (await self.clients.printful.shipments(pf_id))[0]
-        assert shipment.tracking_number
+        tracking = await ship_printful(self.sandbox.control, pf_id)
         await handle.signal(
-            "printful_shipment",
-            ShipmentNotice(carrier="USPS", tracking_number=shipment.tracking_number),
+            "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
         )
         return await asyncio.wait_for(handle.result(), timeout=RECOVERY_SECONDS)
 

@@ -25,6 +25,7 @@ from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
 from kernel.policy import RetryTiming
 from kernel.tools.printful import PrintfulRecipient
+from sandbox.control_client import SandboxControl
 from starters.flows import flow_status, request_cancellation, request_refund, start_order
 from tests.support.ledger import record_capture
 from tests.support.orders import authorize, seed_order
@@ -198,6 +199,14 @@ class Harness:
             return status if predicate(status) else None
 
         return await eventually(probe, within=within, what=f"status of {workflow_id}")
+
+
+async def ship_printful(control: SandboxControl, pf_id: int, carrier: str = "USPS") -> str:
+    """Printful ships the order; the tracking number is the one its ``shipment_sent``
+    webhook carries (Printful's shipment listing has none), returned for the signal."""
+    tracking = f"1Z{pf_id}"
+    await control.advance_printful(pf_id, "ship", carrier=carrier, tracking_number=tracking)
+    return tracking
 
 
 async def eventually(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.autobiz.cli.support import Cli
-from tests.workflows.support import Harness
+from tests.workflows.support import Harness, ship_printful
 from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.e2e
@@ -40,9 +40,7 @@ async def test_order_start_attach_status_closed_and_refund_from_receipt(
 
     # Shipped: the flow completes, and status reads the closed run and its result.
     pf_id = int(live["live"]["detail"]["printful_order_id"])
-    await h.sandbox.control.advance_printful(pf_id, "ship", carrier="USPS")
-    tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
-    assert tracking is not None
+    tracking = await ship_printful(h.sandbox.control, pf_id)
     handle = h.client.get_workflow_handle(wid)
     await handle.signal(
         "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)

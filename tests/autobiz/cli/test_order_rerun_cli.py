@@ -7,7 +7,7 @@ import pytest
 
 from kernel import tools
 from tests.autobiz.cli.support import Cli
-from tests.workflows.support import Harness
+from tests.workflows.support import Harness, ship_printful
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
 pytestmark = pytest.mark.e2e
@@ -48,9 +48,7 @@ async def test_a_failed_order_reruns_once(harness: Harness, cli: Cli) -> None:
 
     live = await h.status_when(wid, lambda s: s.state == "in_production", within=90)
     pf_id = int(live.detail["printful_order_id"])
-    await h.sandbox.control.advance_printful(pf_id, "ship", carrier="USPS")
-    tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
-    assert tracking is not None
+    tracking = await ship_printful(h.sandbox.control, pf_id)
     handle = h.client.get_workflow_handle(wid, result_type=OrderFulfillResult)
     await handle.signal(
         "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)

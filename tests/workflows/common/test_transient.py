@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from autobiz.cli.flow_runtime import failure_of
 from kernel import tools
 from kernel.codes import ErrorCode
-from tests.workflows.support import Harness
+from tests.workflows.support import Harness, ship_printful
 from workflows.ids import printful_external_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
 
@@ -28,9 +28,7 @@ GRAPHQL = "/shopify/*graphql.json"
 async def _ship(h: Harness, handle: WorkflowHandle[Any, OrderFulfillResult]) -> OrderFulfillResult:
     status = await h.status_when(handle.id, lambda s: s.state == "in_production", within=90)
     pf_id = int(status.detail["printful_order_id"])
-    await h.sandbox.control.advance_printful(pf_id, "ship", carrier="UPS")
-    tracking = (await h.clients.printful.shipments(pf_id))[0].tracking_number
-    assert tracking
+    tracking = await ship_printful(h.sandbox.control, pf_id, carrier="UPS")
     await handle.signal(
         "printful_shipment", ShipmentNotice(carrier="UPS", tracking_number=tracking)
     )

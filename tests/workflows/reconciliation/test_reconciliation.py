@@ -28,7 +28,7 @@ from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.support.ledger import record_capture
 from tests.support.postgres import ProvisionedDatabase
-from tests.workflows.support import DEMO_CONFIG, FAST, Harness, eventually
+from tests.workflows.support import DEMO_CONFIG, FAST, Harness, eventually, ship_printful
 from workflows.common.models import ApprovalTiming
 from workflows.ids import reconcile_schedule_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
@@ -59,13 +59,10 @@ async def _in_production(h: Harness, price: str = "25.00") -> tuple[str, str, st
 async def _completed(h: Harness, price: str = "25.00") -> tuple[str, str]:
     """An order fulfilled end to end by AutoBiz: (order id, PI)."""
     order_id, pi, workflow_id, pf_id = await _in_production(h, price)
-    await h.sandbox.control.advance_printful(pf_id, "ship", carrier="USPS")
-    shipment = (await h.clients.printful.shipments(pf_id))[0]
-    assert shipment.tracking_number is not None
+    tracking = await ship_printful(h.sandbox.control, pf_id)
     handle = h.client.get_workflow_handle(workflow_id, result_type=OrderFulfillResult)
     await handle.signal(
-        "printful_shipment",
-        ShipmentNotice(carrier="USPS", tracking_number=shipment.tracking_number),
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
     )
     assert (await handle.result()).state == "completed"
     return order_id, pi
