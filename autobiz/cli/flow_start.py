@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from autobiz.cli.flow_runtime import dump, failure_of, temporal_errors
 from autobiz.cli.output import console, emit_json
-from autobiz.errors import AutobizError
+from autobiz.errors import AutobizError, ExitCode
 from kernel.codes import ErrorCode
 
 if TYPE_CHECKING:
@@ -225,10 +227,21 @@ async def wait_for(
 
 
 def finish(
-    out: dict[str, Any], *, json_out: bool, wait: bool, result_line: ResultLine, follow: str
+    out: dict[str, Any],
+    *,
+    json_out: bool,
+    wait: bool,
+    result_line: ResultLine,
+    follow: str,
+    refused: frozenset[str] = frozenset(),
 ) -> None:
-    """The command's last words: its JSON, the result (``--wait``) or how to follow it."""
+    """The command's last words: its JSON, the result (``--wait``) or how to follow it.
+    A waited-for flow that ended in one of the ``refused`` states (an approver said no,
+    the provider's truth refused it) exits ``REFUSED``, so a script never reads a denied
+    refund as done."""
     if json_out:
         emit_json(out)
-        return
-    console.print(result_line(out["result"]) if wait else follow, highlight=False)
+    else:
+        console.print(result_line(out["result"]) if wait else follow, highlight=False)
+    if wait and out["result"].get("state") in refused:
+        raise typer.Exit(int(ExitCode.REFUSED))

@@ -537,7 +537,14 @@ def refund_request(
     ask = _refund_ask(config, order_id, amount, currency, payment_intent, request_id, note)
     out = run(_request_refund(settings, config, ask, json_out=json_out, wait=wait))
     done = _refund_done(ask.request_id)
-    finish(out, json_out=json_out, wait=wait, result_line=done, follow=APPROVAL_FOLLOW)
+    finish(
+        out,
+        json_out=json_out,
+        wait=wait,
+        result_line=done,
+        follow=APPROVAL_FOLLOW,
+        refused=frozenset({"denied", "rejected"}),
+    )
 
 
 # --- cancel --------------------------------------------------------------------------
@@ -638,4 +645,11 @@ def cancel_request(
             wait=wait,
         )
     )
-    finish(out, json_out=json_out, wait=wait, result_line=_cancel_done, follow=APPROVAL_FOLLOW)
+    finish(
+        out,
+        json_out=json_out,
+        wait=wait,
+        result_line=_cancel_done,
+        follow=APPROVAL_FOLLOW,
+        refused=frozenset({"rejected"}),
+    )

@@ -4,6 +4,7 @@ through the validated ``decide`` update."""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -250,3 +251,23 @@ async def test_sign_prints_a_decision_for_the_plain_cli(harness: Harness, cli: C
     assert await h.refunded(pi) == 0  # signing sends nothing
     assert (await decide(h.client, wid, decision)).status == "approved"
     assert (await _result(h, wid)).state == "refunded"
+
+
+async def test_waiting_on_a_denied_refund_exits_refused(harness: Harness, cli: Cli) -> None:
+    """`refund request --wait` that an approver denies ends with exit 3 (REFUSED) and its
+    result, so a script never reads a denied refund as done."""
+    h = harness
+    await _keys(cli, "ana", "omar")
+    order_id, pi = await h.captured_order(in_ledger=True)
+    rid = f"ticket-{uuid.uuid4().hex[:8]}"
+    request = ("refund", "request", order_id, "--amount", "75.00", "--payment-intent", pi)
+    waiting = asyncio.create_task(
+        cli(*request, "--request-id", rid, "--wait", "--json", check=False)
+    )
+    [row] = await h.pending_rows(f"refund:{h.tenant}:{rid}")
+    await cli("approvals", "deny", row["request_id"], "--as", "ana", "--reason", "abuse")
+    out = await waiting
+    assert out.code == 3, out.stderr  # autobiz.errors.ExitCode.REFUSED
+    result = out.json()["result"]
+    assert result["state"] == "denied" and result["reason"] == "abuse"
+    assert await h.refunded(pi) == 0
