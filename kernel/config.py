@@ -111,6 +111,19 @@ class ReconciliationConfig(Frozen):
         return self
 
 
+# The monitor's defaults (the workflow's input repeats them for runs started by hand).
+STUCK_AFTER_BY_STATE: dict[str, timedelta] = {"in_production": timedelta(days=14)}
+TERMINAL_STATES: tuple[str, ...] = (
+    "completed",
+    "cancelled",
+    "failed",
+    "rejected",
+    "refunded",
+    "closed",
+    "recovered",
+)
+
+
 class MonitorConfig(Frozen):
     """The InvariantMonitor's schedule (a run every ``every``) and its thresholds: an order
     projection not terminal and unchanged for longer than its state's SLA
@@ -120,17 +133,9 @@ class MonitorConfig(Frozen):
     every: Duration = timedelta(hours=1)
     stuck_after: Duration = timedelta(hours=48)
     stuck_after_by_state: dict[str, Duration] = Field(
-        default_factory=lambda: {"in_production": timedelta(days=14)}
+        default_factory=lambda: dict(STUCK_AFTER_BY_STATE)
     )
-    terminal_states: tuple[str, ...] = (
-        "completed",
-        "cancelled",
-        "failed",
-        "rejected",
-        "refunded",
-        "closed",
-        "recovered",
-    )
+    terminal_states: tuple[str, ...] = TERMINAL_STATES
     approval_grace: Duration = timedelta(minutes=15)
     max_findings: int = Field(default=500, ge=1, le=5000)
 

@@ -19,21 +19,19 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from autobiz.search_attributes import initial_attributes
 from kernel.config import BusinessConfig
-from starters.reconciliation import ScheduleOutcome, run_key
+from starters.reconciliation import run_key
+from starters.schedules import ScheduleOutcome, ensure
 from workflows.ids import INVARIANT_MONITOR, monitor_schedule_id, monitor_workflow_id
 from workflows.monitor.models import MonitorInput, MonitorResult
 
@@ -104,18 +102,4 @@ async def ensure_monitor_schedule(
     """Create the tenant's schedule, or bring it in line with the config (idempotent)."""
     schedule_id = monitor_schedule_id(config.tenant)
     wanted = monitor_schedule(config, task_queue=task_queue)
-    try:
-        await client.create_schedule(schedule_id, wanted)
-        return "created"
-    except ScheduleAlreadyRunningError:
-        pass
-    handle = client.get_schedule_handle(schedule_id)
-    current = await handle.describe()
-    if current.schedule.state.note == wanted.state.note:
-        return "unchanged"
-
-    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=wanted)
-
-    await handle.update(replace)
-    return "updated"
+    return await ensure(client, schedule_id, wanted)

@@ -16,20 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -37,11 +34,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from activities.config_activities import flow_context
 from autobiz.search_attributes import initial_attributes
 from kernel.config import BusinessConfig
+from starters.schedules import ScheduleOutcome, ensure
 from workflows.common.models import ApprovalTiming
 from workflows.ids import RECONCILIATION, reconcile_schedule_id, reconciliation_workflow_id
 from workflows.reconciliation.models import ReconciliationInput, ReconciliationResult
 
-ScheduleOutcome = Literal["created", "updated", "unchanged"]
 SCHEDULED_RUN_KEY = "scheduled"  # Temporal appends ``-{scheduled time}`` to the id
 
 
@@ -126,18 +123,4 @@ async def ensure_schedule(
     """Create the tenant's schedule, or bring it in line with the config (idempotent)."""
     schedule_id = reconcile_schedule_id(config.tenant)
     wanted = reconcile_schedule(config, task_queue=task_queue)
-    try:
-        await client.create_schedule(schedule_id, wanted)
-        return "created"
-    except ScheduleAlreadyRunningError:
-        pass
-    handle = client.get_schedule_handle(schedule_id)
-    current = await handle.describe()
-    if current.schedule.state.note == wanted.state.note:
-        return "unchanged"
-
-    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=wanted)
-
-    await handle.update(replace)
-    return "updated"
+    return await ensure(client, schedule_id, wanted)

@@ -80,6 +80,12 @@ class Flow(FlowHandlers):
     async def _on_end(self) -> None:
         """After the trace is saved, before the run returns (nothing by default)."""
 
+    async def _end_cancelled(self) -> None:
+        """Cancelled from the Temporal side, with nothing to undo (a flow that has
+        something overrides this): recorded, ended ``cancelled``; the caller re-raises."""
+        self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
+        await self._end("cancelled")
+
 
 class ApprovalFlow(Flow, ApprovalHandlers):
     def _configure(self, context: FlowContext) -> None:

@@ -124,7 +124,7 @@ class InvariantMonitor(Flow):
         try:
             await self._monitor(input, context)
         except asyncio.CancelledError:
-            await self._cancelled()
+            await self._end_cancelled()
             raise
         except (ActivityError, ApplicationError) as exc:
             await self._failed(exc)
@@ -239,13 +239,9 @@ class InvariantMonitor(Flow):
 
     async def _failed(self, exc: ActivityError | ApplicationError) -> None:
         if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
-            return await self._cancelled()
+            return await self._end_cancelled()
         self._error = str(exc.cause if isinstance(exc, ActivityError) else exc)
         await self._end("failed")
-
-    async def _cancelled(self) -> None:
-        self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
-        await self._end("cancelled")
 
     # -- platform hooks ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel.config import STUCK_AFTER_BY_STATE, TERMINAL_STATES
 from kernel.frozen import Frozen
 from workflows.common.models import FlowContext
 
@@ -36,17 +37,9 @@ class MonitorInput(BaseModel):
     principal: str = "system:invariant_monitor"
     stuck_after: timedelta = timedelta(hours=48)
     stuck_after_by_state: dict[str, timedelta] = Field(
-        default_factory=lambda: {"in_production": timedelta(days=14)}
+        default_factory=lambda: dict(STUCK_AFTER_BY_STATE)
     )
-    terminal_states: tuple[str, ...] = (
-        "completed",
-        "cancelled",
-        "failed",
-        "rejected",
-        "refunded",
-        "closed",
-        "recovered",
-    )
+    terminal_states: tuple[str, ...] = TERMINAL_STATES
     approval_grace: timedelta = timedelta(minutes=15)
     max_findings: int = Field(default=500, ge=1, le=5000)
 

@@ -150,7 +150,7 @@ class Reconciliation(Flow):
         try:
             await self._reconcile(input, context)
         except asyncio.CancelledError:
-            await self._cancelled()
+            await self._end_cancelled()
             raise
         except (ActivityError, ApplicationError) as exc:
             await self._failed(exc)
@@ -452,15 +452,12 @@ class Reconciliation(Flow):
         """A read or a row write failed after Temporal's retries (the caller raises again);
         a cancellation that surfaced from an activity ends ``cancelled``."""
         if isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError):
-            return await self._cancelled()
+            return await self._end_cancelled()
         self._error = failure_text(exc)
         await self._end("failed")
 
-    async def _cancelled(self) -> None:
-        """Cancelled from the Temporal side: nothing to undo (the rows written are the
-        record; repair children started go on). The caller re-raises: CANCELLED."""
-        self._kernel.decision(workflow.now(), "workflow_cancelled", {"stopped_in": self._state})
-        await self._end("cancelled")
+    # Cancelled from the Temporal side: the base's _end_cancelled (nothing to undo: the rows
+    # written are the record; repair children started go on).
 
     # -- platform hooks ---------------------------------------------------------------
 
