@@ -50,6 +50,16 @@ INVARIANT_MONITOR = FlowName(
     "InvariantMonitor", "invariant_monitor", "monitor", "INV-01..08", "incidents list"
 )
 
+# Customer care: a "where is my order" message answered (issue #12 item 2).
+WISMO = FlowName("WISMO", "wismo", "wismo", "WF05", "wismo list")
+# A Printful hold or failure triaged, fixed or escalated (issue #12 item 3); started by
+# the order's OrderFulfill as a child.
+FULFILLMENT_EXCEPTION = FlowName(
+    "FulfillmentException", "fulfillment_exception", "exception", "WF06", "order status"
+)
+# The tenant's day closed: metrics, drift, CSV report (issue #12 item 4).
+DAILY_CLOSEOUT = FlowName("DailyCloseout", "daily_closeout", "closeout", "WF07", "closeout run")
+
 FLOWS: tuple[FlowName, ...] = (
     ORDER_FULFILL,
     PAYMENT_FAILURE,
@@ -58,6 +68,9 @@ FLOWS: tuple[FlowName, ...] = (
     RECONCILIATION,
     RECONCILE_DRIFT,
     INVARIANT_MONITOR,
+    WISMO,
+    FULFILLMENT_EXCEPTION,
+    DAILY_CLOSEOUT,
 )
 
 # Signals outsiders send (the ingress, another flow), by the name in histories.
@@ -107,6 +120,27 @@ def monitor_workflow_id(tenant_id: str, run_key: str) -> str:
 
 def monitor_schedule_id(tenant_id: str) -> str:
     return f"{INVARIANT_MONITOR.prefix}-schedule:{tenant_id}"
+
+
+def wismo_workflow_id(tenant_id: str, message_id: str) -> str:
+    """``wismo:{tenant}:{sha256(Message-ID)[:32]}``: a redelivered message finds its run."""
+    digest = hashlib.sha256(message_id.strip().encode()).hexdigest()[:32]
+    return WISMO.workflow_id(tenant_id, digest)
+
+
+def exception_workflow_id(tenant_id: str, order_id: str, printful_event_id: str) -> str:
+    """One exception flow per Printful event of an order (a hold after a fixed hold is
+    a new exception; the same event redelivered is not)."""
+    return FULFILLMENT_EXCEPTION.workflow_id(tenant_id, f"{order_id}:{printful_event_id}")
+
+
+def closeout_workflow_id(tenant_id: str, day: str) -> str:
+    """``closeout:{tenant}:{YYYY-MM-DD}`` (the tenant's local day)."""
+    return DAILY_CLOSEOUT.workflow_id(tenant_id, day)
+
+
+def closeout_schedule_id(tenant_id: str) -> str:
+    return f"{DAILY_CLOSEOUT.prefix}-schedule:{tenant_id}"
 
 
 def printful_external_id(tenant_id: str, order_id: str) -> str:

@@ -36,7 +36,7 @@ def activity_names(module: str) -> dict[str, str]:
 
 
 def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def test_every_tool_is_implemented_where_its_name_says() -> None:
@@ -81,3 +81,4 @@ def test_the_checks_see_a_misplaced_tool() -> None:
     assert stripe["stripe.capture_payment@1"] == "capture_payment"
     assert "stripe.capture_payment@1" not in activity_names("activities.shopify_activities")
     assert snake("ReconcileDrift") == "reconcile_drift"
+    assert snake("WISMO") == "wismo"
