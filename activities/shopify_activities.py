@@ -13,6 +13,7 @@ from autobiz.providers.shopify_client import (
     ShopifyAddress,
     TrackingInfo,
     order_gid,
+    order_search_query,
 )
 from autobiz.providers.tenant_clients import TenantClients
 from kernel import tools
@@ -26,6 +27,10 @@ from kernel.tools.shopify import (
     GetOrderInput,
     GetOrderOutput,
     LineItem,
+    OrderSummary,
+    OrderTracking,
+    SearchOrdersInput,
+    SearchOrdersOutput,
     ShippingAddress,
     ShopifyRefundInput,
     ShopifyRefundOutput,
@@ -66,6 +71,40 @@ class ShopifyActivities:
                 for li in order.line_items
             ],
         )
+
+    @activity.defn(name=tools.shopify.SEARCH_ORDERS.activity_name)
+    async def search_orders(self, ctx: CallContext, input: SearchOrdersInput) -> SearchOrdersOutput:
+        with provider_errors():
+            verify_call(ctx, input)
+            shopify = await self._clients.shopify(ctx.tenant_id)
+            found = await shopify.search_orders(
+                order_search_query(
+                    name=input.name,
+                    email=input.email,
+                    created_from=input.created_from,
+                    created_to=input.created_to,
+                ),
+                first=input.first,
+            )
+        orders = [
+            OrderSummary(
+                order_id=o.legacy_id,
+                order_name=o.name,
+                customer_email=o.email,
+                created_at=o.created_at,
+                financial_status=o.financial_status or "",
+                fulfillment_status=o.fulfillment_status,
+                total_minor=to_minor(o.total.amount, o.total.currency),
+                currency=o.total.currency,
+                tracking=OrderTracking(
+                    number=o.tracking.number, url=o.tracking.url, company=o.tracking.company
+                )
+                if o.tracking
+                else None,
+            )
+            for o in found
+        ]
+        return SearchOrdersOutput(orders=orders, count=len(orders))
 
     @activity.defn(name=tools.shopify.CREATE_FULFILLMENT.activity_name)
     async def create_fulfillment(

@@ -46,6 +46,7 @@ _IDEMPOTENT_LIT = re.compile(r'@idempotent\s*\(\s*key\s*:\s*"([^"]*)"\s*\)')
 # operationName -> (root field that must appear in the document, requested cost)
 OPERATIONS: dict[str, tuple[str, int]] = {
     "GetOrder": ("order", 12),
+    "SearchOrders": ("orders", 20),
     "FulfillmentOrders": ("fulfillmentOrders", 14),
     "OrderCancel": ("orderCancel", 10),
     "RefundCreate": ("refundCreate", 10),
@@ -141,6 +142,53 @@ def _seed_transactions(seed: SeedOrder, total: Decimal) -> list[dict[str, Any]]:
             "amount": total,
         }
     ]
+
+
+_TERM = re.compile(r'(\w+):(>=|<=|>|<)?("(?:[^"\\]|\\.)*"|\S+)')
+
+
+class _GraphQLRefusal(ValueError):
+    """A query Shopify answers with a top-level error (a bad argument)."""
+
+
+def _search_terms(query: str) -> list[tuple[str, str, str]]:
+    """``field:[op]value`` terms of Shopify's search syntax (``AND`` and spaces join)."""
+    terms = []
+    for m in _TERM.finditer(query):
+        value = m.group(3)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        terms.append((m.group(1).lower(), m.group(2) or "", value))
+    return terms
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _matches(o: dict[str, Any], term: tuple[str, str, str]) -> bool:
+    field, op, value = term
+    if field == "name":
+        return str(o["name"]).lower() == value.lower()
+    if field == "email":
+        return str(o["email"] or "").lower() == value.lower()
+    if field == "created_at":
+        bound = _parse_time(value)
+        created = _parse_time(o["created_at"])
+        if bound is None or created is None:
+            return False
+        return {
+            ">=": created >= bound,
+            ">": created > bound,
+            "<=": created <= bound,
+            "<": created < bound,
+            "": created == bound,
+        }[op]
+    return True  # Shopify ignores a field it does not filter on
 
 
 def _gid_id(gid: str) -> int | None:
@@ -366,7 +414,17 @@ class ShopifySandbox:
         key = self._idempotency_key(query, variables)
         if key is None:
             await processing_delay(request)
-            data = self._resolve(op, variables)
+            try:
+                data = self._resolve(op, variables)
+            except _GraphQLRefusal as refusal:
+                return JSONResponse(
+                    {
+                        "errors": [
+                            {"message": str(refusal), "extensions": {"code": "BAD_REQUEST"}}
+                        ],
+                        "extensions": {"cost": self._cost(cost, None)},
+                    }
+                )
             return JSONResponse({"data": data, "extensions": {"cost": self._cost(cost, cost)}})
         fingerprint = (
             json.dumps(
@@ -421,6 +479,7 @@ class ShopifySandbox:
     def _resolve(self, op: str, v: dict[str, Any]) -> dict[str, Any]:
         resolver = {
             "GetOrder": self._get_order,
+            "SearchOrders": self._search_orders,
             "FulfillmentOrders": self._fulfillment_orders,
             "OrderCancel": self._order_cancel,
             "RefundCreate": self._refund_create,
@@ -489,6 +548,43 @@ class ShopifySandbox:
     def _get_order(self, v: dict[str, Any]) -> dict[str, Any]:
         o = self._order(v.get("id"))
         return {"order": self._order_view(o) if o else None}
+
+    def _search_orders(self, v: dict[str, Any]) -> dict[str, Any]:
+        """``orders(first:, query:, sortKey: CREATED_AT, reverse:)``: the shop's orders
+        matching every term of the search syntax the client sends (``name:``, ``email:``,
+        ``created_at:`` with ``>= > <= <``), newest first when ``reverse``."""
+        try:
+            first = int(v.get("first") or 0)
+        except (TypeError, ValueError):
+            first = 0
+        if not 1 <= first <= 250:
+            raise _GraphQLRefusal("first must be between 1 and 250")
+        terms = _search_terms(str(v.get("query") or ""))
+        tenant = current_account().tenant
+        mine = [o for oid, o in self.orders.items() if self.owner.get(oid) == tenant]
+        hits = [o for o in mine if all(_matches(o, term) for term in terms)]
+        hits.sort(key=lambda o: (o["created_at"], o["id"]), reverse=True)
+        return {"orders": {"nodes": [self._search_view(o) for o in hits[:first]]}}
+
+    def _search_view(self, o: dict[str, Any]) -> dict[str, Any]:
+        view = self._order_view(o)
+        view["fulfillments"] = [
+            {
+                "id": GID.format(kind="Fulfillment", id=f["id"]),
+                "createdAt": f.get("created_at") or o["created_at"],
+                "trackingInfo": [
+                    {
+                        "company": f["tracking"].get("company"),
+                        "number": f["tracking"].get("number"),
+                        "url": f["tracking"].get("url"),
+                    }
+                ]
+                if f["tracking"].get("number")
+                else [],
+            }
+            for f in o["fulfillments"]
+        ]
+        return view
 
     def _fulfillment_orders(self, v: dict[str, Any]) -> dict[str, Any]:
         o = self._order(v.get("orderId"))
@@ -664,7 +760,9 @@ class ShopifySandbox:
             for li in fo["line_items"]:
                 li["remaining"] = 0
             order["fulfillment_status"] = "FULFILLED"
-            order["fulfillments"].append({"id": fulfillment_id, "tracking": tracking})
+            order["fulfillments"].append(
+                {"id": fulfillment_id, "tracking": tracking, "created_at": _now()}
+            )
             self._webhook(
                 "fulfillments/create",
                 {

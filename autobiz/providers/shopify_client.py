@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,18 @@ query GetOrder($id: ID!) {
     transactions(first: 20) { kind status gateway authorizationCode }
     lineItems(first: 100) {
       nodes { id title quantity sku originalUnitPriceSet { shopMoney { amount currencyCode } } }
+    }
+  }
+}"""
+
+SEARCH_ORDERS = """
+query SearchOrders($first: Int!, $query: String!) {
+  orders(first: $first, query: $query, sortKey: CREATED_AT, reverse: true) {
+    nodes {
+      id legacyResourceId name email createdAt
+      displayFinancialStatus displayFulfillmentStatus
+      totalPriceSet { shopMoney { amount currencyCode } }
+      fulfillments(first: 10) { createdAt trackingInfo(first: 1) { company number url } }
     }
   }
 }"""
@@ -179,6 +192,20 @@ class TrackingInfo(BaseModel):
 class ShopifyFulfillment(BaseModel):
     id: str
     status: str
+
+
+class OrderBrief(BaseModel):
+    """One hit of ``orders(query:)``: the order and its latest fulfillment's tracking."""
+
+    id: str
+    legacy_id: str
+    name: str
+    email: str | None = None
+    created_at: datetime
+    financial_status: str | None = None
+    fulfillment_status: str
+    total: Money
+    tracking: TrackingInfo | None = None
 
 
 class CancelResult(BaseModel):
@@ -349,6 +376,12 @@ class ShopifyAdmin(JsonClient):
             ],
         )
 
+    async def search_orders(self, query: str, *, first: int) -> list[OrderBrief]:
+        """``orders(first:, query:)``, newest first; ``query`` in Shopify's search syntax
+        (build it with :func:`order_search_query`)."""
+        data = await self.execute("SearchOrders", SEARCH_ORDERS, {"first": first, "query": query})
+        return [_brief(node) for node in data["orders"]["nodes"]]
+
     async def fulfillment_orders(self, order_id: str) -> list[FulfillmentOrder]:
         data = await self.execute("FulfillmentOrders", FULFILLMENT_ORDERS, {"orderId": order_id})
         node = data.get("order")
@@ -480,6 +513,63 @@ def _address(node: dict[str, Any] | None) -> ShopifyAddress | None:
         province_code=node.get("provinceCode"),
         phone=node.get("phone"),
     )
+
+
+def _brief(node: dict[str, Any]) -> OrderBrief:
+    fulfillments = sorted(node.get("fulfillments") or [], key=lambda f: str(f["createdAt"]))
+    tracking = None
+    for f in reversed(fulfillments):
+        infos = f.get("trackingInfo") or []
+        if infos and infos[0].get("number"):
+            info = infos[0]
+            tracking = TrackingInfo(
+                company=info.get("company") or "", number=info["number"], url=info.get("url")
+            )
+            break
+    return OrderBrief(
+        id=node["id"],
+        legacy_id=str(node["legacyResourceId"]),
+        name=node["name"],
+        email=node.get("email"),
+        created_at=datetime.fromisoformat(str(node["createdAt"]).replace("Z", "+00:00")),
+        financial_status=node.get("displayFinancialStatus"),
+        fulfillment_status=node["displayFulfillmentStatus"],
+        total=_money(node["totalPriceSet"]),
+        tracking=tracking,
+    )
+
+
+def _search_value(value: str) -> str:
+    """A search term's value, quoted so spaces, colons and quotes stay inside it."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _search_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def order_search_query(
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> str:
+    """Shopify search syntax for orders: one term per filter, ANDed (``created_to``
+    exclusive)."""
+    terms: list[str] = []
+    if name is not None:
+        terms.append(f"name:{_search_value(name)}")
+    if email is not None:
+        terms.append(f"email:{_search_value(email)}")
+    if created_from is not None:
+        terms.append(f"created_at:>={_search_time(created_from)}")
+    if created_to is not None:
+        terms.append(f"created_at:<{_search_time(created_to)}")
+    if not terms:
+        raise ValueError("an order search needs at least one filter")
+    return " AND ".join(terms)
 
 
 def order_gid(order_id: str) -> str:

@@ -13,6 +13,7 @@ from kernel.tools import llm, printful, risk, sendgrid, shopify, stripe
 
 CATALOG: tuple[ToolContract, ...] = (  # type: ignore[type-arg]
     shopify.GET_ORDER,
+    shopify.SEARCH_ORDERS,
     risk.ASSESS,
     stripe.CAPTURE_PAYMENT,
     stripe.CANCEL_PAYMENT,
@@ -91,6 +92,7 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
     ),
     "wismo": frozenset(
         {
+            shopify.SEARCH_ORDERS.ref,
             shopify.GET_ORDER.ref,
             printful.GET_ORDER.ref,
             llm.COMPLETE.ref,

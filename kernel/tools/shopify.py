@@ -1,19 +1,26 @@
-"""Shopify tools: read an order, fulfil it, record a refund, cancel it."""
+"""Shopify tools: read or search orders, fulfil one, record a refund, cancel it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, model_validator
 
-from kernel.contracts import ToolModel
+from kernel.contracts import SideEffect, ToolModel
 from kernel.tools.defaults import (
     CHANGE,
     CURRENCY,
+    FAST,
     MONEY_MOVE,
     READ_BACK,
+    READ_RETRY,
     Currency,
+    ToolKind,
 )
+
+# A search: an empty answer is an answer (no not-found grace), retried like a read.
+SEARCH = ToolKind(SideEffect.READ, timeout=FAST, retry=READ_RETRY)
 
 # --- Shopify -------------------------------------------------------------------------
 
@@ -51,6 +58,51 @@ class GetOrderOutput(ToolModel):
     customer_email: str | None = None
     shipping_address: ShippingAddress | None = None
     line_items: list[LineItem] = Field(default_factory=list)
+
+
+class SearchOrdersInput(ToolModel):
+    """Shopify's ``orders(first:, query:)`` with its search syntax: each filter given is
+    one term (``name:``, ``email:``, ``created_at:>=`` / ``created_at:<``), all ANDed;
+    at least one filter. ``created_to`` is exclusive. Newest first."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    email: str | None = Field(default=None, min_length=3, max_length=320)
+    created_from: AwareDatetime | None = None
+    created_to: AwareDatetime | None = None
+    first: int = Field(default=10, ge=1, le=250)
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> SearchOrdersInput:
+        if all(v is None for v in (self.name, self.email, self.created_from, self.created_to)):
+            raise ValueError("give at least one of name, email, created_from, created_to")
+        if self.created_from and self.created_to and self.created_to <= self.created_from:
+            raise ValueError("created_to must be after created_from")
+        return self
+
+
+class OrderTracking(ToolModel):
+    """The tracking of the order's latest fulfillment."""
+
+    number: str | None = None
+    url: str | None = None
+    company: str | None = None
+
+
+class OrderSummary(ToolModel):
+    order_id: str  # the legacy (numeric) id, as the other tools take it
+    order_name: str
+    customer_email: str | None = None
+    created_at: datetime
+    financial_status: str
+    fulfillment_status: str | None = None
+    total_minor: int = Field(ge=0)
+    currency: Currency = CURRENCY
+    tracking: OrderTracking | None = None
+
+
+class SearchOrdersOutput(ToolModel):
+    orders: list[OrderSummary] = Field(default_factory=list)
+    count: int = Field(default=0, ge=0)
 
 
 class CreateFulfillmentInput(ToolModel):
@@ -111,6 +163,17 @@ GET_ORDER = READ_BACK.contract(
         "total_minor",
         "currency",
     },
+)
+SEARCH_ORDERS = SEARCH.contract(
+    name="shopify.search_orders",
+    version="1",
+    description="Search orders (Shopify search syntax: name, email, created_at range).",
+    input_model=SearchOrdersInput,
+    output_model=SearchOrdersOutput,
+    provider="shopify",
+    scopes={"orders:read"},
+    # Neither the email searched for nor any order found: a search's trace is its shape.
+    trace_fields={"first", "created_from", "created_to", "count"},
 )
 CREATE_FULFILLMENT = CHANGE.contract(
     name="shopify.create_fulfillment",
