@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -59,11 +60,19 @@ class DecisionStatement(Frozen):
     key_id: str
     issued_at: AwareDatetime
     nonce: str
+    # The pick among the request's options, and the SHA-256 (hex) of the edited draft.
+    # Left out of the canonical bytes when None, so statements made before they existed
+    # (and decisions without them) sign the same bytes as before.
+    choice: str | None = None
+    edit_sha256: str | None = None
 
     def canonical(self) -> bytes:
         """RFC 8785 bytes; ``issued_at`` as UTC RFC 3339 with microseconds."""
         data = self.model_dump()
         data["issued_at"] = utc_text(self.issued_at)
+        for optional in ("choice", "edit_sha256"):
+            if data[optional] is None:
+                del data[optional]
         return bytes(rfc8785.dumps(data))
 
 
@@ -114,6 +123,8 @@ def statement_for(
     reason: str | None,
     approver: str,
     proof: DecisionProof,
+    choice: str | None = None,
+    edited_text: str | None = None,
 ) -> DecisionStatement:
     return DecisionStatement(
         tenant_id=tenant_id,
@@ -125,7 +136,13 @@ def statement_for(
         key_id=proof.key_id,
         issued_at=proof.issued_at,
         nonce=proof.nonce,
+        choice=choice,
+        edit_sha256=None if edited_text is None else text_sha256(edited_text),
     )
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def verify_signature(public_key: str, statement: DecisionStatement, signature: str) -> bool:

@@ -24,6 +24,8 @@ def sign_decision(
     approver: str,
     approve: bool,
     reason: str | None = None,
+    choice: str | None = None,
+    edited_text: str | None = None,
     issued_at: datetime | None = None,
     nonce: str | None = None,
 ) -> Decision:
@@ -42,6 +44,8 @@ def sign_decision(
         reason=reason,
         approver=approver,
         proof=unsigned,
+        choice=choice,
+        edited_text=edited_text,
     )
     signature = b64encode(key.private_key.sign(statement.canonical()))
     return Decision(
@@ -51,4 +55,6 @@ def sign_decision(
         request_id=request_id,
         reason=reason,
         proof=unsigned.model_copy(update={"signature": signature}),
+        choice=choice,
+        edited_text=edited_text,
     )

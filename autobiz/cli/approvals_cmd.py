@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-from collections.abc import Callable
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,9 +60,10 @@ keys_app = typer.Typer(help="Approver keys: create, rotate, revoke, list (signin
 app.add_typer(keys_app, name="keys")
 
 REASON_MAX = 500
+REQUEST_ARG = typer.Argument(..., help="Request id from `autobiz approvals list`.")
 _COLUMNS = (
     "request_id, workflow_id, action, required_role, amount_minor, currency, status, "
-    "escalation_level, requested_at, expires_at, decided_by, decided_at, reason"
+    "escalation_level, requested_at, expires_at, decided_by, decided_at, reason, details"
 )
 
 
@@ -92,6 +93,9 @@ def _view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "decided_by": row["decided_by"],
         "decided_at": iso(row["decided_at"]),
         "reason": row["reason"],
+        # A request that asks for a pick (`--choice`) or carries a draft (`--edit-file`).
+        "options": list((row.get("details") or {}).get("options") or []),
+        "draft": (row.get("details") or {}).get("draft"),
     }
 
 
@@ -157,6 +161,48 @@ def list_(
             cells += [v["status"], v["decided_by"] or "-"]
         table.add_row(*cells)
     console.print(table)
+    if any(v["options"] or v["draft"] is not None for v in views):
+        console.print(
+            "some requests offer options or carry a draft: `autobiz approvals show <request>`",
+            highlight=False,
+        )
+
+
+@app.command("show")
+def show(
+    request_id: str = REQUEST_ARG, tenant: str | None = TENANT_OPT, json_out: bool = JSON_OPT
+) -> None:
+    """One request whole: what it asks, its options and its draft (to edit and send back
+    with `approvals approve --edit-file`)."""
+    settings = get_settings()
+    tenant_id = tenant_of(settings, tenant)
+
+    async def one() -> dict[str, Any] | None:
+        async with database(settings) as db, db.tenant(tenant_id) as s:
+            now = await s.fetch_val("SELECT now()")
+        row = await _find(settings, tenant_id, request_id)
+        return None if row is None else _view(row, now)
+
+    view = run(one())
+    if view is None:
+        raise AutobizError(
+            f"no approval request {request_id} for tenant {tenant_id}",
+            code=ErrorCode.APPROVAL_NOT_FOUND,
+            hint=f"see `autobiz approvals list --all --tenant {tenant_id}`",
+        )
+    if json_out:
+        emit_json(view)
+        return
+    for key in ("request_id", "workflow_id", "action", "status", "expires_at", "decided_by"):
+        console.print(f"{key}: {view[key] if view[key] is not None else '-'}", highlight=False)
+    console.print(f"roles: {', '.join(view['required_roles']) or '*'}", highlight=False)
+    if view["options"]:
+        console.print(
+            f"options (approve with --choice): {', '.join(view['options'])}", highlight=False
+        )
+    if view["draft"] is not None:
+        console.print("draft (approve with --edit-file to send your version):", highlight=False)
+        print(view["draft"])
 
 
 async def _find(settings: Settings, tenant_id: str, request_id: str) -> dict[str, Any] | None:
@@ -177,6 +223,8 @@ class _Verdict:
     approve: bool
     reason: str | None
     key_file: Path | None
+    choice: str | None = None
+    edited_text: str | None = None
 
     @property
     def status(self) -> str:
@@ -195,12 +243,42 @@ def _verdict(
     approve: bool,
     reason: str | None,
     key_file: Path | None,
+    choice: str | None = None,
+    edit_file: Path | None = None,
 ) -> tuple[Settings, _Verdict]:
     """The settings and the decision the command was given, checked before any I/O."""
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
     _checked(approver, reason)
-    return settings, _Verdict(tenant_id, request_id, approver, approve, reason, key_file)
+    edited = _edited_text(edit_file)
+    if not approve and (choice is not None or edited is not None):
+        raise AutobizError(
+            "--choice and --edit-file go with approve: a denial picks nothing",
+            code=ErrorCode.INPUT_INVALID,
+        )
+    return settings, _Verdict(
+        tenant_id, request_id, approver, approve, reason, key_file, choice, edited
+    )
+
+
+def _edited_text(path: Path | None) -> str | None:
+    """The replacement draft from ``--edit-file`` (``-``: standard input), checked."""
+    from workflows.common.models import DRAFT_MAX_CHARS
+
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutobizError(
+            f"cannot read the edited draft {path}: {exc}", code=ErrorCode.INPUT_INVALID
+        ) from None
+    if not text.strip() or len(text) > DRAFT_MAX_CHARS:
+        raise AutobizError(
+            f"the edited draft must be 1..{DRAFT_MAX_CHARS} characters and not blank",
+            code=ErrorCode.INPUT_INVALID,
+        )
+    return text
 
 
 async def _signed(settings: Settings, v: _Verdict) -> tuple[dict[str, Any], Any]:
@@ -223,6 +301,8 @@ async def _signed(settings: Settings, v: _Verdict) -> tuple[dict[str, Any], Any]
         approver=v.approver,
         approve=v.approve,
         reason=v.reason,
+        choice=v.choice,
+        edited_text=v.edited_text,
     )
     return row, decision
 
@@ -367,8 +447,12 @@ def _decide_command(
     key_file: Path | None,
     *,
     approve: bool,
+    choice: str | None = None,
+    edit_file: Path | None = None,
 ) -> None:
-    settings, verdict = _verdict(tenant, request_id, approver, approve, reason, key_file)
+    settings, verdict = _verdict(
+        tenant, request_id, approver, approve, reason, key_file, choice, edit_file
+    )
     out = run(_decide(settings, verdict))
     if json_out:
         emit_json(out)
@@ -394,38 +478,55 @@ KEY_FILE_OPT = typer.Option(
 )
 
 
-REQUEST_ARG = typer.Argument(..., help="Request id from `autobiz approvals list`.")
-
-
-def _decision_command(approve: bool, doc: str) -> Callable[..., None]:
-    """``approve`` and ``deny``: one command, but for the verdict."""
-
-    def command(
-        request_id: str = REQUEST_ARG,
-        approver: str = AS_OPT,
-        reason: str | None = REASON_OPT,
-        tenant: str | None = TENANT_OPT,
-        key_file: Path | None = KEY_FILE_OPT,
-        json_out: bool = JSON_OPT,
-    ) -> None:
-        _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=approve)
-
-    command.__doc__ = doc
-    return command
-
-
-approve = app.command("approve")(
-    _decision_command(
-        True,
-        """Approve a pending request, signed with your key (the workflow checks the proof,
-    who you are and your role).""",
-    )
+CHOICE_OPT = typer.Option(
+    None, "--choice", help="The option you pick, for a request that offers options."
 )
-deny = app.command("deny")(
-    _decision_command(
-        False, """Deny a pending request: the action does not happen and the flow records why."""
-    )
+EDIT_FILE_OPT = typer.Option(
+    None,
+    "--edit-file",
+    help="Your edit of the request's draft (a file, or - for standard input): it is what "
+    "the flow uses instead of the draft.",
 )
+
+
+@app.command("approve")
+def approve(
+    request_id: str = REQUEST_ARG,
+    approver: str = AS_OPT,
+    reason: str | None = REASON_OPT,
+    choice: str | None = CHOICE_OPT,
+    edit_file: Path | None = EDIT_FILE_OPT,
+    tenant: str | None = TENANT_OPT,
+    key_file: Path | None = KEY_FILE_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Approve a pending request, signed with your key (the workflow checks the proof,
+    who you are and your role); with --choice for a request that offers options, with
+    --edit-file to send your version of its draft."""
+    _decide_command(
+        request_id,
+        approver,
+        reason,
+        tenant,
+        json_out,
+        key_file,
+        approve=True,
+        choice=choice,
+        edit_file=edit_file,
+    )
+
+
+@app.command("deny")
+def deny(
+    request_id: str = REQUEST_ARG,
+    approver: str = AS_OPT,
+    reason: str | None = REASON_OPT,
+    tenant: str | None = TENANT_OPT,
+    key_file: Path | None = KEY_FILE_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Deny a pending request: the action does not happen and the flow records why."""
+    _decide_command(request_id, approver, reason, tenant, json_out, key_file, approve=False)
 
 
 @app.command()
@@ -434,12 +535,16 @@ def sign(
     approver: str = AS_OPT,
     deny_it: bool = typer.Option(False, "--deny", help="Sign a denial (default: approve)."),
     reason: str | None = REASON_OPT,
+    choice: str | None = CHOICE_OPT,
+    edit_file: Path | None = EDIT_FILE_OPT,
     tenant: str | None = TENANT_OPT,
     key_file: Path | None = KEY_FILE_OPT,
 ) -> None:
     """Print a signed decision as JSON, for `temporal workflow update execute --name
     decide --input …` (or the ``decide_signal`` signal). Valid for a few minutes."""
-    settings, verdict = _verdict(tenant, request_id, approver, not deny_it, reason, key_file)
+    settings, verdict = _verdict(
+        tenant, request_id, approver, not deny_it, reason, key_file, choice, edit_file
+    )
     _, decision = run(_signed(settings, verdict))
     print(decision.model_dump_json(exclude_none=True))
 

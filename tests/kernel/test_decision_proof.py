@@ -176,3 +176,29 @@ def test_freshness_and_replay() -> None:
     _check(used, registry)
     with pytest.raises(ProofRejected, match="replayed nonce"):
         _check(used, registry, seen=frozenset({used.proof.nonce}))
+
+
+def test_a_statement_without_pick_or_edit_signs_the_bytes_it_always_signed() -> None:
+    """The pick and the edit's hash join the canonical bytes only when present, so a
+    proof made before they existed (and a plain yes/no) still verifies."""
+    import json
+
+    from kernel.decision_proof import DecisionStatement, text_sha256
+
+    base = {
+        "tenant_id": "t",
+        "workflow_id": "refund:t:r1",
+        "request_id": "refund:t:r1#refund#1",
+        "verdict": "approve",
+        "reason": None,
+        "approver": "ana",
+        "key_id": "key-0001",
+        "issued_at": datetime(2026, 12, 2, tzinfo=UTC),
+        "nonce": "n" * 16,
+    }
+    plain = json.loads(DecisionStatement(**base).canonical())
+    assert "choice" not in plain and "edit_sha256" not in plain
+    picked = json.loads(
+        DecisionStatement(**base, choice="fix", edit_sha256=text_sha256("x")).canonical()
+    )
+    assert picked["choice"] == "fix" and picked["edit_sha256"] == text_sha256("x")

@@ -106,6 +106,18 @@ def rejected(message: str) -> ApplicationError:
     return ApplicationError(message, type=ErrorCode.DECISION_REJECTED, non_retryable=True)
 
 
+def _check_pick(view: ApprovalView, d: Decision) -> None:
+    """A pick only among the request's options (one is required to approve a request
+    that has them); an edit only of a request with a draft."""
+    if d.choice is not None and d.choice not in view.options:
+        offered = ", ".join(view.options) if view.options else "none (approve or deny only)"
+        raise rejected(f"choice {d.choice!r} is not an option of this request: {offered}")
+    if d.approve and view.options and d.choice is None:
+        raise rejected(f"approving this request needs a choice: {', '.join(view.options)}")
+    if d.edited_text is not None and view.draft is None:
+        raise rejected("this request has no draft to edit")
+
+
 class ApprovalDesk:
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -167,6 +179,8 @@ class ApprovalDesk:
             reason=d.reason,
             approver=d.approver,
             proof=d.proof,
+            choice=d.choice,
+            edited_text=d.edited_text,
         )
         try:
             # cryptography imports its Rust backend lazily; inside the sandbox that import
@@ -206,6 +220,7 @@ class ApprovalDesk:
             raise rejected(
                 f"{d.approver} has none of the roles {', '.join(view.roles)} this action needs"
             )
+        _check_pick(view, d)
 
     def apply(self, d: Decision) -> DecisionResult:
         """The handler: revalidate (a racing decision may have landed first), then decide.
@@ -228,6 +243,8 @@ class ApprovalDesk:
                 "decided_role": role,
                 "decided_at": workflow.now(),
                 "reason": d.reason,
+                "choice": d.choice if d.approve else None,
+                "edited_text": d.edited_text if d.approve else None,
             }
         )
         return DecisionResult(
@@ -316,9 +333,20 @@ class ApprovalDesk:
         currency: str | None,
         notify: Notifier,
         details: dict[str, Any] | None = None,
+        options: tuple[str, ...] = (),
+        draft: str | None = None,
     ) -> ApprovalView:
-        """Open a request and wait for its outcome (approved, denied or expired)."""
+        """Open a request and wait for its outcome (approved, denied or expired).
+
+        ``options``: the approver approves by picking one (``view.choice``); ``draft``:
+        text the approver may replace (``view.edited_text``; ``view.final_text``)."""
         opened = self._new_request(action, roles, expires_in, amount_minor, currency, details)
+        if options or draft is not None:
+            assert self.current is not None
+            self.current = self.current.model_copy(update={"options": options, "draft": draft})
+            opened = opened.model_copy(
+                update={"details": {**opened.details, "options": list(options), "draft": draft}}
+            )
         cancelled: BaseException | None
         try:
             await self._open_request(opened)

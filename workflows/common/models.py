@@ -65,12 +65,19 @@ class FlowContextRequest(Frozen):
 # --- approvals ------------------------------------------------------------------------
 
 
+# An option's name (what an approver types after --choice), and the longest draft.
+CHOICE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+DRAFT_MAX_CHARS = 20_000
+
+
 class Decision(Frozen):
     """What an approver sends (the ``decide`` update, or the ``decide_signal`` signal).
 
     ``proof`` is required by the validator (``kernel.decision_proof``); the default None
     only keeps decisions recorded before proofs existed readable, so old histories replay.
-    A signed decision names its ``request_id``."""
+    A signed decision names its ``request_id``. ``choice`` picks one of the request's
+    ``options`` (required when it has any); ``edited_text`` replaces its ``draft`` (only
+    a request with a draft takes one). Both are inside the signed statement."""
 
     tenant_id: str
     approver: str
@@ -78,6 +85,8 @@ class Decision(Frozen):
     request_id: str | None = None  # None: the request pending now (unsigned only)
     reason: str | None = Field(default=None, max_length=500)
     proof: DecisionProof | None = None
+    choice: str | None = Field(default=None, pattern=CHOICE_PATTERN)
+    edited_text: str | None = Field(default=None, min_length=1, max_length=DRAFT_MAX_CHARS)
 
 
 class DecisionResult(Frozen):
@@ -101,6 +110,17 @@ class ApprovalView(Frozen):
     decided_role: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
+    # A request that asks for a pick among options, or carries a draft to approve as is
+    # or edited (a WISMO reply, an escalation's ways out); the decision's pick and edit.
+    options: tuple[str, ...] = ()
+    draft: str | None = None
+    choice: str | None = None
+    edited_text: str | None = None
+
+    @property
+    def final_text(self) -> str | None:
+        """The draft as approved: the approver's edit when there is one."""
+        return self.edited_text if self.edited_text is not None else self.draft
 
 
 class HitlOpen(Frozen):
