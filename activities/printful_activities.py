@@ -31,7 +31,9 @@ from kernel.tools.printful import (
     GetPrintfulOrderOutput,
     PrintfulOrderOutput,
     PrintfulOrderRef,
+    PrintfulRecipient,
     Shipment,
+    UpdatePrintfulOrderInput,
 )
 
 # A client call that moves an existing order on: confirm it, cancel it.
@@ -65,6 +67,16 @@ def _result(order: PrintfulOrder) -> ProviderResult[PrintfulOrderOutput]:
         currency=out.currency,
         details={"external_id": order.external_id, "created": order.created},
     )
+
+
+def _recipient(order: PrintfulOrder) -> PrintfulRecipient | None:
+    """The address Printful holds (its read-back has every field, empty ones as "")."""
+    known = PrintfulRecipient.model_fields
+    raw = {k: v for k, v in (order.recipient or {}).items() if k in known and v not in ("", None)}
+    try:
+        return PrintfulRecipient.model_validate(raw)
+    except ValueError:
+        return None
 
 
 # The shipments of one Printful order, as the signed shipment_sent events stored them.
@@ -155,6 +167,20 @@ class PrintfulActivities:
     async def confirm_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         return await self._move(ctx, input, PrintfulOrders.confirm_order)
 
+    @activity.defn(name=tools.printful.UPDATE_ORDER.activity_name)
+    async def update_order(
+        self, ctx: CallContext, input: UpdatePrintfulOrderInput
+    ) -> PrintfulOrderOutput:
+        async def execute() -> ProviderResult[PrintfulOrderOutput]:
+            printful = await self._clients.printful(ctx.tenant_id)
+            order = await printful.update_order(
+                input.printful_order_id,
+                recipient=Recipient.model_validate(input.recipient.model_dump()),
+            )
+            return _result(order)
+
+        return await run_side_effect(self._runner, ctx, input, PrintfulOrderOutput, execute)
+
     @activity.defn(name=tools.printful.CANCEL_ORDER.activity_name)
     async def cancel_order(self, ctx: CallContext, input: PrintfulOrderRef) -> PrintfulOrderOutput:
         return await self._move(ctx, input, PrintfulOrders.cancel_order)
@@ -172,4 +198,5 @@ class PrintfulActivities:
             external_id=order.external_id,
             status=order.status,
             shipments=_tracked(listed, sent),
+            recipient=_recipient(order),
         )

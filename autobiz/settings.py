@@ -107,6 +107,7 @@ class SendGridSettings(BaseModel):
             "approval_escalated": "d-autobiz-approval-escalated",
             "approval_expired": "d-autobiz-approval-expired",
             "ops_alert": "d-autobiz-ops-alert",
+            "fulfillment_problem": "d-autobiz-fulfillment-problem",
             "reconciliation_drift": "d-autobiz-reconciliation-drift",
         }
     )

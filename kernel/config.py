@@ -149,6 +149,19 @@ class MonitorConfig(Frozen):
         return self.stuck_after_by_state.get(state, self.stuck_after)
 
 
+class ExceptionConfig(Frozen):
+    """WF06 FulfillmentException's settings: who decides an escalated Printful hold or
+    failure (``escalation_roles``) and for how long (``escalation_timeout``; unanswered it
+    fails closed: nothing financial happens, ops are told); how many times a transient
+    failure is re-submitted per order (``max_retries``); how long a fixed hold may take to
+    be released by Printful (``release_wait``)."""
+
+    escalation_roles: tuple[str, ...] = Field(default=("ops_lead",), min_length=1)
+    escalation_timeout: Duration = timedelta(hours=24)
+    max_retries: int = Field(default=2, ge=0, le=5)
+    release_wait: Duration = timedelta(hours=4)
+
+
 class BusinessConfig(Frozen):
     version: Literal[1] = 1
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -161,6 +174,7 @@ class BusinessConfig(Frozen):
     dunning: DunningConfig = DunningConfig()
     reconciliation: ReconciliationConfig = ReconciliationConfig()
     monitor: MonitorConfig = MonitorConfig()
+    fulfillment_exception: ExceptionConfig = ExceptionConfig()
     # The waits between a tool's attempts (kernel.policy.RetryTiming).
     retries: RetryTiming = RetryTiming()
 

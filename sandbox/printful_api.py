@@ -39,6 +39,13 @@ from sandbox.faults import processing_delay
 from sandbox.webhooks import WebhookDispatcher
 
 CANCELABLE = {"draft", "pending", "failed", "onhold"}
+# Confirmed again after a fix: "moved to the failed state so that the problem can be
+# fixed and the order can be resubmitted" (the v2 order life cycle).
+RESUBMITTABLE = {"draft", "failed"}
+# PATCH: an order "being fulfilled ... can no longer be canceled or modified" (inprocess
+# and later); before that it can be edited.
+MODIFIABLE = {"draft", "pending", "failed", "onhold"}
+RECIPIENT_REQUIRED = ("name", "address1", "city", "country_code")
 Advance = Literal["start", "ship", "fail", "hold", "release"]
 
 
@@ -47,6 +54,9 @@ class AdvanceRequest(BaseModel):
 
     action: Advance
     reason: str | None = None
+    # What the hold or failure is about ("address": a corrected recipient releases it);
+    # None: read from the reason.
+    problem: Literal["address", "printfile", "billing", "transient", "other"] | None = None
     carrier: str = "USPS"
     service: str = "USPS First Class"
     tracking_number: str | None = None
@@ -137,12 +147,14 @@ class PrintfulSandbox:
         self.orders: dict[int, dict[str, Any]] = {}
         self.owner: dict[int, str] = {}  # order id -> the store's tenant
         self.shipments: dict[int, list[dict[str, Any]]] = {}
+        self.address_holds: set[int] = set()  # on hold (or failed) for their address
         self._ids = itertools.count(100_000_001)
 
     def reset(self) -> None:
         self.orders.clear()
         self.owner.clear()
         self.shipments.clear()
+        self.address_holds.clear()
         self._ids = itertools.count(100_000_001)
 
     def routes(self) -> list[BaseRoute]:
@@ -150,6 +162,7 @@ class PrintfulSandbox:
             Route("/v2/orders", self._wrap(self.create), methods=["POST"]),
             Route("/v2/orders/{order_id}", self._wrap(self.get), methods=["GET"]),
             Route("/v2/orders/{order_id}", self._wrap(self.cancel), methods=["DELETE"]),
+            Route("/v2/orders/{order_id}", self._wrap(self.update), methods=["PATCH"]),
             Route("/v2/orders/{order_id}/confirmation", self._wrap(self.confirm), methods=["POST"]),
             Route(
                 "/v2/orders/{order_id}/shipments", self._wrap(self.list_shipments), methods=["GET"]
@@ -296,9 +309,11 @@ class PrintfulSandbox:
 
     async def confirm(self, request: Request) -> dict[str, Any]:
         order = self._find(request.path_params["order_id"])
-        if order["status"] != "draft":
+        if order["status"] not in RESUBMITTABLE:
             raise PrintfulProblem(
-                400, "Bad Request", f"Order is {order['status']}; only a draft can be confirmed."
+                400,
+                "Bad Request",
+                f"Order is {order['status']}; only a draft or a failed order can be confirmed.",
             )
         self._touch(order, "pending")
         self._webhook("order_updated", {"order": _webhook_order(order)})
@@ -329,6 +344,40 @@ class PrintfulSandbox:
             "order_canceled", {"order": _webhook_order(order), "reason": "Canceled through the API"}
         )
         return None
+
+    async def update(self, request: Request) -> dict[str, Any]:
+        """``PATCH``: a partial update (here the recipient). A held order's address fixed is
+        released, as Printful's staff would once the address checks out: status
+        ``pending`` and ``order_remove_hold``; a failed one stays failed until confirmed."""
+        order = self._find(request.path_params["order_id"])
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise PrintfulProblem(400, "Bad Request", "Body is not valid JSON.") from None
+        if order["status"] not in MODIFIABLE:
+            raise PrintfulProblem(
+                400,
+                "Bad Request",
+                f"Order is {order['status']}: it is being fulfilled and can no longer be modified.",
+            )
+        recipient = body.get("recipient")
+        if recipient is not None:
+            missing = [f for f in RECIPIENT_REQUIRED if not recipient.get(f)]
+            if missing:
+                raise PrintfulProblem(
+                    400, "Bad Request", f"recipient is missing {', '.join(missing)}."
+                )
+            changed = _address(recipient) != order["recipient"]
+            order["recipient"] = _address(recipient)
+            if changed and order["id"] in self.address_holds:
+                self.address_holds.discard(order["id"])
+                if order["status"] == "onhold":
+                    self._touch(order, "pending")
+                    data = {"order": _webhook_order(order), "reason": "Address updated"}
+                    self._webhook("order_remove_hold", data)
+        order["updated_at"] = _now()
+        self._webhook("order_updated", {"order": _webhook_order(order)})
+        return {"data": order}
 
     async def list_shipments(self, request: Request) -> dict[str, Any]:
         order = self._find(request.path_params["order_id"])
@@ -402,15 +451,27 @@ class PrintfulSandbox:
                 },
             )
         elif req.action == "fail":
+            self._note_problem(order, req)
             self._touch(order, "failed")
             data = {"order": _webhook_order(order), "reason": req.reason or "Order failed"}
             self._webhook("order_failed", data)
         elif req.action == "hold":
+            self._note_problem(order, req)
             self._touch(order, "onhold")
             data = {"order": _webhook_order(order), "reason": req.reason or "On hold"}
             self._webhook("order_put_hold", data)
         else:
+            self.address_holds.discard(order["id"])
             self._touch(order, "pending")
             data = {"order": _webhook_order(order), "reason": req.reason or "Hold removed"}
             self._webhook("order_remove_hold", data)
         return order
+
+    def _note_problem(self, order: dict[str, Any], req: AdvanceRequest) -> None:
+        """An address problem is cleared by a corrected recipient (``PATCH``)."""
+        if req.problem == "address" or (
+            req.problem is None and "address" in (req.reason or "").lower()
+        ):
+            self.address_holds.add(order["id"])
+        else:
+            self.address_holds.discard(order["id"])

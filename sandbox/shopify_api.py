@@ -129,6 +129,21 @@ def _address(a: dict[str, Any] | None, *, graphql: bool) -> dict[str, Any] | Non
     return {(_ADDRESS_GRAPHQL[k] if graphql else k): a[k] for k in _ADDRESS_GRAPHQL}
 
 
+def _mailing_address(a: dict[str, Any]) -> dict[str, Any]:
+    """A ``MailingAddressInput`` (orderUpdate's ``shippingAddress``) as stored."""
+    name = " ".join(str(a[k]) for k in ("firstName", "lastName") if a.get(k))
+    return {
+        "name": name or a.get("name") or "",
+        "address1": a.get("address1") or "",
+        "address2": a.get("address2"),
+        "city": a.get("city") or "",
+        "zip": a.get("zip") or "",
+        "country_code": a.get("countryCode") or "",
+        "province_code": a.get("provinceCode"),
+        "phone": a.get("phone"),
+    }
+
+
 def _seed_transactions(seed: SeedOrder, total: Decimal) -> list[dict[str, Any]]:
     if seed.payment_intent is None or seed.financial_status == "pending":
         return []
@@ -815,6 +830,8 @@ class ShopifySandbox:
             }
         if "note" in data:
             o["note"] = data["note"]
+        if data.get("shippingAddress") is not None:
+            o["shipping_address"] = _mailing_address(data["shippingAddress"])
         return {
             "orderUpdate": {
                 "order": {"id": GID.format(kind="Order", id=o["id"]), "note": o["note"]},

@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from activities.approval_activities import ApprovalActivities
 from activities.config_activities import ConfigActivities
+from activities.exception_activities import ExceptionActivities
 from activities.kernel_activities import KernelActivities
 from activities.llm_activities import LlmActivities
 from activities.monitor_activities import MonitorActivities
@@ -50,6 +51,7 @@ from kernel.metrics import HISTOGRAM_BUCKETS
 from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
 from workflows.monitor.invariant_monitor import InvariantMonitor
+from workflows.orders.fulfillment_exception import FulfillmentException
 from workflows.orders.order_cancellation import OrderCancellation
 from workflows.orders.order_fulfill import OrderFulfill
 from workflows.payments.payment_failure import PaymentFailure
@@ -67,6 +69,7 @@ WORKFLOWS: tuple[type, ...] = (
     Reconciliation,
     ReconcileDrift,
     InvariantMonitor,
+    FulfillmentException,
 )
 
 
@@ -103,6 +106,7 @@ def activities(
         printful.confirm_order,
         printful.cancel_order,
         printful.get_order,
+        printful.update_order,
         email.send_email,
         LlmActivities(clients).complete,
         risk.assess,
@@ -112,6 +116,7 @@ def activities(
         approvals.write_order_state,
         OrderStateActivities(db).read_order_state,
         ConfigActivities(configs).load_flow_context,
+        ExceptionActivities(configs).exception_settings,
         KernelActivities(db).persist_trace,
         *reconcile_activities(clients, db),
         *monitor_activities(db, configs),

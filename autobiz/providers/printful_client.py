@@ -62,6 +62,7 @@ class PrintfulOrder(BaseModel):
     external_id: str | None = None
     status: str
     costs: dict[str, Any] = Field(default_factory=dict)
+    recipient: dict[str, Any] | None = None
     created: bool = Field(default=True, description="False when an existing order was returned")
 
 
@@ -186,6 +187,12 @@ class PrintfulOrders(JsonClient):
             if order.status in PAST_DRAFT:
                 return order
             raise
+
+    async def update_order(self, order_id: int | str, *, recipient: Recipient) -> PrintfulOrder:
+        """``PATCH /v2/orders/{id}`` with the recipient only (a partial update): the same
+        body twice leaves the same order, so a retry is safe."""
+        body = {"recipient": recipient.model_dump(exclude_none=True)}
+        return self._order(await self._request("PATCH", f"/v2/orders/{order_id}", body))
 
     async def cancel_order(self, order_id: int | str) -> PrintfulOrder:
         """Cancel before production; raises :class:`StateConflict` once it is in production.

@@ -24,6 +24,7 @@ CATALOG: tuple[ToolContract, ...] = (  # type: ignore[type-arg]
     printful.CONFIRM_ORDER,
     printful.CANCEL_ORDER,
     printful.GET_ORDER,
+    printful.UPDATE_ORDER,
     shopify.CREATE_FULFILLMENT,
     shopify.REFUND_CREATE,
     shopify.CANCEL_ORDER,
@@ -113,4 +114,14 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
     ),
     # reads only our own database (internal activities); tells ops by email
     "invariant_monitor": frozenset({sendgrid.SEND_EMAIL.ref}),
+    # WF06: triage reads, the safe fixes (address, re-submit), the customer's or ops' email
+    "fulfillment_exception": frozenset(
+        {
+            shopify.GET_ORDER.ref,
+            printful.GET_ORDER.ref,
+            printful.UPDATE_ORDER.ref,
+            printful.CONFIRM_ORDER.ref,
+            sendgrid.SEND_EMAIL.ref,
+        }
+    ),
 }

@@ -1,4 +1,4 @@
-"""Printful tools: create, confirm, cancel and read an order (v2)."""
+"""Printful tools: create, confirm, update, cancel and read an order (v2)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,14 @@ class PrintfulOrderRef(ToolModel):
         return f"@{self.external_id}"
 
 
+class UpdatePrintfulOrderInput(ToolModel):
+    """``PATCH /v2/orders/{id}``: the recipient replaced (a held or failed order's address
+    corrected). Printful takes a partial update; only the recipient is sent."""
+
+    printful_order_id: int = Field(gt=0)
+    recipient: PrintfulRecipient
+
+
 class Shipment(ToolModel):
     carrier: str
     tracking_number: str
@@ -92,6 +100,8 @@ class GetPrintfulOrderOutput(ToolModel):
     external_id: str | None = None
     status: str
     shipments: list[Shipment] = Field(default_factory=list)
+    # The address Printful ships to (None: not read, or not a complete address).
+    recipient: PrintfulRecipient | None = None
 
 
 CREATE_ORDER = CHANGE.contract(
@@ -109,6 +119,16 @@ CONFIRM_ORDER = CHANGE.contract(
     version="1",
     description="Confirm a Printful draft order.",
     input_model=PrintfulOrderRef,
+    output_model=PrintfulOrderOutput,
+    provider="printful",
+    scopes={"fulfillment:write"},
+    trace_fields={"printful_order_id", "status"},
+)
+UPDATE_ORDER = CHANGE.contract(
+    name="printful.update_order",
+    version="1",
+    description="Update a Printful order's recipient (PATCH; a held or failed order's address).",
+    input_model=UpdatePrintfulOrderInput,
     output_model=PrintfulOrderOutput,
     provider="printful",
     scopes={"fulfillment:write"},

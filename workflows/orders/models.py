@@ -125,3 +125,91 @@ class OrderCancellationResult(Frozen):
     approval: ApprovalView | None = None
     cost_micros: int = 0
     reason: str | None = None
+
+
+# --- FulfillmentException (WF06) ----------------------------------------------------
+
+# Plumbing: the tenant's ``fulfillment_exception`` settings, read from the worker's config.
+EXCEPTION_SETTINGS = "autobiz.exception_settings"
+# The child tells its OrderFulfill where it stands (its status then shows the exception).
+EXCEPTION_UPDATE = "exception_update"
+
+ExceptionTopic = Literal["order_failed", "order_put_hold"]
+ExceptionCause = Literal["address", "transient", "printfile", "billing", "unknown"]
+ExceptionAction = Literal["correct_address", "retry", "fix", "contact_customer"]
+ExceptionOutcome = Literal["resolved", "cancelling", "contacted", "unresolved"]
+ESCALATION_OPTIONS = ("fix", "cancel_and_refund", "contact_customer")
+
+
+class ExceptionSettingsRequest(Frozen):
+    tenant_id: str
+
+
+class ExceptionSettings(Frozen):
+    """``fulfillment_exception`` of the tenant's BusinessConfig (``kernel.config``)."""
+
+    escalation_roles: tuple[str, ...] = ("ops_lead",)
+    escalation_timeout: timedelta = timedelta(hours=24)
+    max_retries: int = 2
+    release_wait: timedelta = timedelta(hours=4)
+
+
+class Alternative(Frozen):
+    action: str
+    rejected_because: str
+
+
+class Diagnosis(Frozen):
+    """The triage of one Printful hold or failure: why, from what, what else was weighed
+    (and why not), and what to do. ``automatic``: the recommended action is a safe fix
+    the flow takes itself (no money moves, nothing is final); otherwise a person decides.
+    No customer data: evidence names fields, never their values."""
+
+    cause: ExceptionCause
+    summary: str
+    evidence: tuple[str, ...]
+    alternatives: tuple[Alternative, ...]
+    recommended: ExceptionAction
+    automatic: bool
+
+
+class FulfillmentExceptionInput(BaseModel):
+    """Started by the order's OrderFulfill (a child) on ``order_failed`` / ``order_put_hold``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant_id: str
+    order_id: str = Field(min_length=1, max_length=64)
+    printful_order_id: int = Field(gt=0)
+    event_id: str = Field(min_length=1, max_length=128)
+    topic: ExceptionTopic
+    reason: str = Field(default="", max_length=1000)
+    # Re-submissions of a transient failure this order has had already (bounded per order).
+    retries_done: int = Field(default=0, ge=0)
+    payment_intent_id: str | None = None
+    context: FlowContext | None = None
+    principal: str = "system:fulfillment_exception"
+
+
+class ExceptionUpdate(Frozen):
+    """The ``exception_update`` signal to OrderFulfill: the child's state and diagnosis."""
+
+    workflow_id: str
+    state: str
+    cause: ExceptionCause | None = None
+    recommended: ExceptionAction | None = None
+    summary: str | None = None
+    request_id: str | None = None
+
+
+class FulfillmentExceptionResult(Frozen):
+    workflow_id: str
+    outcome: ExceptionOutcome
+    diagnosis: Diagnosis | None = None
+    actions: tuple[str, ...] = ()
+    retried: bool = False  # a transient failure re-submitted (counts against max_retries)
+    choice: str | None = None
+    approval: ApprovalView | None = None
+    cancellation_workflow_id: str | None = None
+    email_message_id: str | None = None
+    cost_micros: int = 0

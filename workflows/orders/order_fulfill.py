@@ -10,6 +10,16 @@ Compensation: the Printful draft is cancelled and the capture refunded (through 
 so a large refund waits for approval) if the flow fails before the order is confirmed;
 after confirmation production has started and nothing is undone here.
 
+Fulfilment exceptions (behind ``workflow.patched("fulfillment-exception")``): an
+``order_failed`` / ``order_put_hold`` from Printful while the flow waits for the shipment
+starts the child FulfillmentException (WF06, one per Printful event) and waits for its
+outcome — ``resolved``: back to waiting for the shipment; ``cancelling``: the child
+started OrderCancellation, whose ``cancel_requested`` stops this flow as any
+cancellation does; ``contacted`` / ``unresolved``: the order stays ``on_hold`` and the
+flow keeps waiting (bounded: the shipment polls end it in SHIPMENT_TIMEOUT), because
+Printful may still release it and a later hold is a new exception. ``order_remove_hold``
+is forwarded to the child while it runs. The ``status`` detail shows the exception.
+
 Cancellation (``cancel_requested``, sent by OrderCancellation): the flow stops before its
 next side effect — before the capture (a pending capture approval is withdrawn), before
 the Printful create and confirm, and while it waits for the shipment — ends
@@ -26,7 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from kernel import tools
@@ -50,15 +67,21 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ids import (
         CANCEL_REQUESTED,
         FULFILL_STOPPED,
+        FULFILLMENT_EXCEPTION,
         ORDER_FULFILL,
         PRINTFUL_EVENT,
         SHOPIFY_EVENT,
         STRIPE_EVENT,
         cancellation_workflow_id,
+        exception_workflow_id,
         printful_external_id,
     )
     from workflows.orders.models import (
+        EXCEPTION_UPDATE,
         CancelRequest,
+        ExceptionUpdate,
+        FulfillmentExceptionInput,
+        FulfillmentExceptionResult,
         FulfillStopped,
         OrderFulfillInput,
         OrderFulfillResult,
@@ -66,6 +89,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
+EXCEPTION_TOPICS = frozenset({"order_failed", "order_put_hold"})
+EXCEPTION_PATCH = "fulfillment-exception"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
 
@@ -100,13 +125,14 @@ class Fulfilment:
     stripe_events: list[str] = field(default_factory=list)
     compensated: list[str] | None = None
     cancelled_in: str | None = None
+    exception: dict[str, Any] | None = None  # the latest FulfillmentException, as it stands
 
     SHOWN = ("order_name", "total_minor", "currency", "risk", "captured_minor")
     SHOWN_LATER = ("printful_order_id", "tracking_number", "stripe_events", "compensated")
 
     def shown(self) -> dict[str, Any]:
         """The detail operators see (unknown facts left out)."""
-        names = (*self.SHOWN, *self.SHOWN_LATER, "cancelled_in")
+        names = (*self.SHOWN, *self.SHOWN_LATER, "cancelled_in", "exception")
         return {n: v for n in names if (v := getattr(self, n)) is not None and v != []}
 
 
@@ -122,6 +148,12 @@ class OrderFulfill(ApprovalFlow):
         self._cancel: CancelRequest | None = None
         self._stopped = False  # the flow ends by a cancellation (told to the canceller)
         self._stopped_in: str | None = None  # ... stopped by the cancellation flow, here
+        self._exceptions_on = False  # the patch: Printful holds/failures are handled
+        self._exception_events: list[dict[str, Any]] = []  # holds/failures not handled yet
+        self._exception_ids: set[str] = set()
+        self._exception_retries = 0  # re-submissions of transient failures so far
+        self._forward: list[dict[str, Any]] = []  # order_remove_hold for the running child
+        self._child_running = False
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -133,7 +165,18 @@ class OrderFulfill(ApprovalFlow):
     @workflow.signal(name=PRINTFUL_EVENT)
     def printful_event(self, envelope: dict[str, Any]) -> None:
         """The ingress's envelope (``ingress.handoff.EventEnvelope`` as JSON)."""
-        if envelope.get("topic") not in SHIPPED_TOPICS or self._shipment is not None:
+        topic = envelope.get("topic")
+        if topic in EXCEPTION_TOPICS:
+            key = str(envelope.get("provider_event_id") or envelope.get("dedup_id") or "")
+            if key and key not in self._exception_ids:
+                self._exception_ids.add(key)
+                self._exception_events.append(envelope)
+            return
+        if topic == "order_remove_hold":
+            if self._child_running:
+                self._forward.append(envelope)
+            return
+        if topic not in SHIPPED_TOPICS or self._shipment is not None:
             return
         payload = envelope.get("payload") or {}
         data = payload.get("data") if isinstance(payload, dict) else None
@@ -144,6 +187,14 @@ class OrderFulfill(ApprovalFlow):
                 tracking_number=str(shipment["tracking_number"]),
                 tracking_url=shipment.get("tracking_url"),
             )
+
+    @workflow.signal(name=EXCEPTION_UPDATE)
+    def exception_update(self, update: ExceptionUpdate) -> None:
+        """The running FulfillmentException's state and diagnosis, for the status query."""
+        current = self._facts.exception
+        if current is not None and current.get("workflow_id") == update.workflow_id:
+            shown = update.model_dump(exclude_none=True, exclude={"workflow_id"})
+            self._facts.exception = {**current, **shown}
 
     @workflow.signal(name=SHOPIFY_EVENT)
     def shopify_event(self, envelope: dict[str, Any]) -> None:
@@ -185,7 +236,7 @@ class OrderFulfill(ApprovalFlow):
     async def _fulfil(self, input: OrderFulfillInput, customer_emails: bool) -> None:
         notify = approval_notifier(self._kernel)
         order = await self._read_order(input.order_id)
-        ship_to = input.ship_to or _recipient(order)
+        ship_to = input.ship_to or recipient_of(order)
         if ship_to is None:
             raise ApplicationError(
                 f"order {input.order_id} has no shipping address",
@@ -326,7 +377,9 @@ class OrderFulfill(ApprovalFlow):
     async def _await_shipment(
         self, input: OrderFulfillInput, ref: PrintfulOrderRef
     ) -> ShipmentNotice:
-        """The shipment signal, or Printful polled each time the wait runs out."""
+        """The shipment signal, or Printful polled each time the wait runs out; a Printful
+        hold or failure meanwhile is handed to a FulfillmentException (patched)."""
+        self._exceptions_on = workflow.patched(EXCEPTION_PATCH)
         polls = 0
         while True:
             if not await self._wait_for_shipment(input):
@@ -341,18 +394,105 @@ class OrderFulfill(ApprovalFlow):
             if self._shipment is not None:
                 break
             self._checkpoint()  # not shipped yet and a cancellation came: stop waiting
+            if self._exceptions_on and self._exception_events:
+                await self._handle_exception(input, ref)
         self._facts.tracking_number = self._shipment.tracking_number
         return self._shipment
 
     async def _wait_for_shipment(self, input: OrderFulfillInput) -> bool:
         try:
             await workflow.wait_condition(
-                lambda: self._shipment is not None or self._cancel is not None,
+                lambda: (
+                    self._shipment is not None
+                    or self._cancel is not None
+                    or (self._exceptions_on and bool(self._exception_events))
+                ),
                 timeout=input.shipment_wait,
             )
         except TimeoutError:
             return False
         return True
+
+    async def _handle_exception(self, input: OrderFulfillInput, ref: PrintfulOrderRef) -> None:
+        """One Printful hold or failure: the child FulfillmentException triages it and
+        fixes or escalates it; this flow acts on its outcome (see the module docstring)."""
+        envelope = self._exception_events.pop(0)
+        payload = envelope.get("payload")
+        data = (payload.get("data") if isinstance(payload, dict) else None) or {}
+        topic = str(envelope.get("topic"))
+        event_id = str(envelope.get("provider_event_id") or envelope.get("dedup_id"))
+        child_id = exception_workflow_id(self._tenant, self._order_id, event_id)
+        assert ref.printful_order_id is not None
+        await self._move("exception")
+        self._facts.exception = {"workflow_id": child_id, "topic": topic, "state": "started"}
+        try:
+            child = await workflow.start_child_workflow(
+                FULFILLMENT_EXCEPTION.type,
+                FulfillmentExceptionInput(
+                    tenant_id=self._tenant,
+                    order_id=self._order_id,
+                    printful_order_id=ref.printful_order_id,
+                    event_id=event_id[:128],
+                    topic="order_failed" if topic == "order_failed" else "order_put_hold",
+                    reason=str(data.get("reason") or "")[:1000],
+                    retries_done=self._exception_retries,
+                    payment_intent_id=input.payment_intent,
+                ),
+                id=child_id,
+                task_queue=workflow.info().task_queue,
+                result_type=FulfillmentExceptionResult,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            )
+        except WorkflowAlreadyStartedError:
+            self._kernel.decision(workflow.now(), "exception_running", {"workflow_id": child_id})
+            await self._move("in_production")
+            return
+        outcome = await self._exception_outcome(child)
+        self._facts.exception = {**self._facts.exception, "state": outcome}
+        self._kernel.decision(
+            workflow.now(), "exception_outcome", {"workflow_id": child_id, "outcome": outcome}
+        )
+        if outcome == "resolved":
+            await self._move("in_production")
+        elif outcome != "cancelling":
+            await self._move("on_hold")  # still Printful's to release; the wait goes on
+
+    async def _exception_outcome(self, child: Any) -> str:
+        """The child's outcome (forwarding ``order_remove_hold`` to it meanwhile); a
+        cancellation that comes first stops this flow (the child is cancelled with it)."""
+        self._child_running = True
+        try:
+            while True:
+                await workflow.wait_condition(
+                    lambda: child.done() or self._cancel is not None or bool(self._forward)
+                )
+                while self._forward:
+                    try:
+                        await child.signal(PRINTFUL_EVENT, self._forward.pop(0))
+                    except FailureError as exc:
+                        workflow.logger.warning("exception flow not told: %s", exc)
+                if child.done():
+                    break
+                self._checkpoint()
+        finally:
+            self._child_running = False
+        try:
+            result: FulfillmentExceptionResult = child.result()
+        except ChildWorkflowError as exc:
+            self._kernel.decision(workflow.now(), "exception_failed", {"error": describe(exc)})
+            return "unresolved"
+        if result.retried:
+            self._exception_retries += 1
+        if result.diagnosis is not None:
+            self._facts.exception = {
+                **(self._facts.exception or {}),
+                "cause": result.diagnosis.cause,
+                "recommended": result.diagnosis.recommended,
+                "summary": result.diagnosis.summary,
+            }
+        if result.choice is not None:
+            self._facts.exception = {**(self._facts.exception or {}), "choice": result.choice}
+        return result.outcome
 
     async def _poll_shipment(self, ref: PrintfulOrderRef, polls: int) -> None:
         current = await kernel_call(
@@ -503,7 +643,8 @@ class OrderFulfill(ApprovalFlow):
         )
 
 
-def _recipient(order: GetOrderOutput) -> PrintfulRecipient | None:
+def recipient_of(order: GetOrderOutput) -> PrintfulRecipient | None:
+    """Shopify's shipping address as Printful takes it (None: the order has none)."""
     a = order.shipping_address
     if a is None:
         return None
