@@ -1,10 +1,12 @@
-"""The ASGI app: ``/webhooks/{stripe,shopify,printful}``, probes, metrics, OpenAPI.
+"""The ASGI app: ``/webhooks/{stripe,shopify,printful}``, ``/webhooks/sendgrid/inbound``
+(SendGrid Inbound Parse), probes, metrics, OpenAPI.
 
 A webhook request does exactly this, in order, and then answers:
 
 1. body limits (``ingress.body``: 411 / 413 / 415 before any hashing);
 2. authentication: the signature verified on the raw bytes against the candidate
-   tenants' secrets (``ingress.tenants`` + ``ingress.authn``) → 401, nothing stored;
+   tenants' secrets (``ingress.tenants`` + ``ingress.authn``; for Inbound Parse, which
+   signs nothing, the parse URL's Basic credential) → 401, nothing stored;
 3. normalisation (``ingress.events``) and one insert (``ingress.store``): duplicates,
    dead letters and held events all answer 200; an unavailable database answers 503.
    A signed body the database cannot hold as JSON is a dead letter with its raw bytes,
@@ -40,9 +42,10 @@ from ingress.body import BodyRejected, read_limited_body
 from ingress.events import InboundEvent, normalise, unstorable
 from ingress.handoff import Handoff
 from ingress.metrics import IngressMetrics
-from ingress.openapi import openapi_document
+from ingress.openapi import openapi_document, webhook_path
 from ingress.ordering import Clock, OrderingGate, PreconditionProbe
 from ingress.relay import Relay, RelayConfig
+from ingress.signatures import basic_credentials
 from ingress.store import EventStore, StoreResult
 from ingress.tenants import Hints, Source, WebhookSecrets
 from kernel.codes import ErrorCode
@@ -147,7 +150,12 @@ class WebhookEndpoint:
             return _json(exc.status, error=exc.message), exc.outcome
         tenant_id = await self._authenticate(request, body)
         if tenant_id is None:
-            return _json(401, error="invalid signature"), "rejected_signature"
+            headers = {"WWW-Authenticate": 'Basic realm="inbound"'}
+            if self.source is not Source.SENDGRID:
+                return _json(401, error="invalid signature"), "rejected_signature"
+            return JSONResponse(
+                {"error": "invalid credentials"}, status_code=401, headers=headers
+            ), "rejected_signature"
         event = normalise(
             tenant_id=tenant_id, source=self.source, body=body, headers=request.headers
         )
@@ -160,9 +168,15 @@ class WebhookEndpoint:
     async def _authenticate(self, request: Request, body: bytes) -> str | None:
         """The tenant whose secret verified the signature; None (logged, counted): none."""
         deps = self.rt.deps
+        basic = (
+            basic_credentials(request.headers.get("authorization"))
+            if self.source is Source.SENDGRID
+            else None
+        )
         hints = Hints(
             tenant=request.query_params.get("tenant"),
             shop_domain=request.headers.get("x-shopify-shop-domain"),
+            basic_user=basic[0] if basic else None,
         )
         candidates = await deps.secrets.candidates(self.source, hints)
         deps.metrics.verifications.labels(source=self.source.value).inc()
@@ -246,7 +260,7 @@ def create_app(deps: IngressDeps) -> Starlette:
         return JSONResponse(document)
 
     routes = [
-        Route(f"/webhooks/{s.value}", WebhookEndpoint(runtime, s).dispatch, methods=["POST"])
+        Route(webhook_path(s), WebhookEndpoint(runtime, s).dispatch, methods=["POST"])
         for s in Source
     ]
     routes += [

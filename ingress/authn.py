@@ -1,4 +1,5 @@
-"""Authenticate a request: which candidate tenant's secret verifies the signature.
+"""Authenticate a request: which candidate tenant's secret verifies the signature (or,
+for SendGrid Inbound Parse, which unsigned, equals the Basic credential).
 
 Pure (no I/O, the time is given): the candidates come from a ``WebhookSecrets``
 resolver, the signature schemes from ``ingress.signatures``.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from ingress.signatures import (
     Failure,
     Verification,
+    verify_basic,
     verify_printful,
     verify_shopify,
     verify_stripe,
@@ -22,6 +24,8 @@ SIGNATURE_HEADERS: Mapping[Source, str] = {
     Source.STRIPE: "stripe-signature",
     Source.SHOPIFY: "x-shopify-hmac-sha256",
     Source.PRINTFUL: "x-pf-webhook-signature",
+    # Inbound Parse signs nothing: the parse URL's Basic credentials authenticate it.
+    Source.SENDGRID: "authorization",
 }
 
 
@@ -40,6 +44,8 @@ def verify(
         )
     if source is Source.SHOPIFY:
         return verify_shopify(body, header, secrets)
+    if source is Source.SENDGRID:
+        return verify_basic(header, secrets)
     return verify_printful(body, header, secrets)
 
 

@@ -9,7 +9,10 @@ provider signs it. Identifiers that decide deduplication come from signed bytes:
   fresh headers is a duplicate; ``X-Shopify-Webhook-Id`` is kept as the delivery id. A
   replayed body under a different topic header is caught by ``topic_contradiction``;
 * Printful: the body's ``id`` when present, else ``{type}:{occurred_at}:{sha256(data)}``
-  (the body's ``retries`` counter changes between redeliveries and is left out).
+  (the body's ``retries`` counter changes between redeliveries and is left out);
+* SendGrid Inbound Parse (authenticated by the parse URL's credential; nothing is
+  signed): the email's ``Message-ID`` header (``ingress.inbound_email``), so a
+  redelivered post — or the same email posted twice — is one event.
 
 A signed body that is not JSON, cannot be stored exactly (``1e400``, NaN, an integer
 outside int64, NUL or a lone surrogate in a string, nesting deeper than ``MAX_DEPTH``),
@@ -31,6 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ingress.inbound_email import TOPIC as INBOUND_TOPIC
+from ingress.inbound_email import InboundRefused, dedup_id, parse_inbound
 from ingress.routing import is_known
 from ingress.tenants import Source
 
@@ -284,6 +289,8 @@ def normalise(
             dead_letter_reason=reason,
         )
 
+    if source is Source.SENDGRID:
+        return _inbound_email(tenant_id, body, headers, dead, digest)
     try:
         payload = parse_json(body)
     except _Malformed as exc:
@@ -306,6 +313,36 @@ def normalise(
         delivery_id=delivery_id,
         topic=topic,
         entity_key=entity_key(source, topic, payload),
+        payload=payload,
+        payload_sha256=digest,
+    )
+
+
+def _inbound_email(
+    tenant_id: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    dead: Any,
+    digest: str,
+) -> InboundEvent:
+    """An Inbound Parse post: the form parsed, keyed by the email's Message-ID."""
+    try:
+        payload = parse_inbound(body, headers.get("content-type"))
+        check_storable(payload)
+    except InboundRefused as exc:
+        return dead(str(exc), raw_payload(body), INBOUND_TOPIC)
+    except _Malformed as exc:
+        return dead(str(exc), raw_payload(body), INBOUND_TOPIC)
+    message_id = payload.get("message_id")
+    if not isinstance(message_id, str):
+        return dead("missing_field: Message-ID", payload, INBOUND_TOPIC)
+    return InboundEvent(
+        tenant_id=tenant_id,
+        source=Source.SENDGRID,
+        provider_event_id=dedup_id(message_id),
+        delivery_id=None,
+        topic=INBOUND_TOPIC,
+        entity_key=None,
         payload=payload,
         payload_sha256=digest,
     )
@@ -347,6 +384,7 @@ def _delivery_id(source: Source, headers: Mapping[str, str]) -> str | None:
         Source.SHOPIFY: "x-shopify-webhook-id",
         Source.STRIPE: "x-stripe-delivery-id",
         Source.PRINTFUL: "x-pf-delivery-id",
+        Source.SENDGRID: "x-request-id",
     }[source]
     value = headers.get(name)
     return _clean_str(value[:200]) if value else None

@@ -81,7 +81,11 @@ class Handoff(Protocol):
 
 
 def business_key(route: Route, event: EventEnvelope) -> str:
-    key = event.order_id if route.key is KeyKind.ORDER else event.payment_intent
+    if route.key is KeyKind.MESSAGE:
+        found = event.payload.get("message_id") if isinstance(event.payload, dict) else None
+        key = found if isinstance(found, str) else None
+    else:
+        key = event.order_id if route.key is KeyKind.ORDER else event.payment_intent
     if not key:
         raise PermanentHandoffError(f"no {route.key.value} id in the event")
     return key

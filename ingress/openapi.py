@@ -14,12 +14,59 @@ _DESCRIPTIONS = {
     "body (current or previous secret); the topic is `X-Shopify-Topic`.",
     Source.PRINTFUL: "Printful v2 webhooks. `x-pf-webhook-signature`: hex HMAC-SHA256 of the "
     "raw body.",
+    Source.SENDGRID: "SendGrid Inbound Parse (a customer's email; `multipart/form-data`, the "
+    "default payload: `headers`, `from`, `to`, `subject`, `text`, `html`, `envelope`, "
+    "`charsets`, `SPF`, `dkim`, `sender_ip`, attachments). Not signed: the parse URL carries "
+    "the tenant's HTTP Basic credential (`https://user:password@host/webhooks/sendgrid/inbound`"
+    "), compared in constant time; the tenant is the credential's. Deduplicated by the "
+    "email's `Message-ID` header.",
 }
+
+_PATHS = {Source.SENDGRID: "/webhooks/sendgrid/inbound"}
+
+
+def webhook_path(source: Source) -> str:
+    """Where a source posts: ``/webhooks/{source}``, Inbound Parse at ``…/sendgrid/inbound``."""
+    return _PATHS.get(source, f"/webhooks/{source.value}")
+
 
 _EXTRA_HEADERS = {
     Source.SHOPIFY: ["X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id"],
     Source.STRIPE: [],
     Source.PRINTFUL: [],
+    Source.SENDGRID: [],
+}
+
+
+_INBOUND_FIELDS = (
+    "headers",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "text",
+    "html",
+    "envelope",
+    "charsets",
+    "SPF",
+    "dkim",
+    "sender_ip",
+    "spam_score",
+    "spam_report",
+    "attachments",
+    "attachment-info",
+)
+_BODIES: dict[Source, dict[str, Any]] = {
+    Source.SENDGRID: {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["headers", "from"],
+                "properties": {name: {"type": "string"} for name in _INBOUND_FIELDS},
+                "additionalProperties": {"type": "string", "format": "binary"},
+            }
+        }
+    }
 }
 
 
@@ -38,14 +85,17 @@ def _webhook(source: Source) -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string"},
         },
-        {
-            "name": "tenant",
-            "in": "query",
-            "required": False,
-            "description": "Unsigned hint that narrows which tenant's secret is tried.",
-            "schema": {"type": "string"},
-        },
     ]
+    if source is not Source.SENDGRID:
+        params.append(
+            {
+                "name": "tenant",
+                "in": "query",
+                "required": False,
+                "description": "Unsigned hint that narrows which tenant's secret is tried.",
+                "schema": {"type": "string"},
+            }
+        )
     params += [
         {"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
         for h in _EXTRA_HEADERS[source]
@@ -58,7 +108,9 @@ def _webhook(source: Source) -> dict[str, Any]:
             "parameters": params,
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "content": _BODIES.get(
+                    source, {"application/json": {"schema": {"type": "object"}}}
+                ),
             },
             "responses": {
                 "200": {
@@ -68,7 +120,11 @@ def _webhook(source: Source) -> dict[str, Any]:
                     },
                 },
                 "400": _error("Content-Length does not match the body."),
-                "401": _error("No tenant's secret verifies the signature; nothing stored."),
+                "401": _error(
+                    "No tenant's credential matches; nothing stored."
+                    if source is Source.SENDGRID
+                    else "No tenant's secret verifies the signature; nothing stored."
+                ),
                 "411": _error("Content-Length missing."),
                 "413": _error("Body over the size limit."),
                 "415": _error("Compressed (Content-Encoding) bodies are refused."),
@@ -83,7 +139,7 @@ def _probe(summary: str) -> dict[str, Any]:
 
 
 def openapi_document(version: str) -> dict[str, Any]:
-    paths: dict[str, Any] = {f"/webhooks/{s.value}": _webhook(s) for s in Source}
+    paths: dict[str, Any] = {webhook_path(s): _webhook(s) for s in Source}
     paths["/healthz"] = _probe("Liveness: the process answers.")
     paths["/readyz"] = {
         "get": {

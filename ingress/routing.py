@@ -18,13 +18,16 @@ from typing import Any
 
 from ingress.tenants import Source
 from workflows.ids import (
+    INBOUND_EMAIL,
     ORDER_CANCELLATION,
     ORDER_FULFILL,
     PAYMENT_FAILURE,
     PRINTFUL_EVENT,
     SHOPIFY_EVENT,
     STRIPE_EVENT,
+    WISMO,
     FlowName,
+    wismo_workflow_id,
 )
 
 
@@ -39,6 +42,7 @@ class Action(StrEnum):
 class KeyKind(StrEnum):
     ORDER = "order"  # the Shopify order id
     PAYMENT_INTENT = "payment_intent"
+    MESSAGE = "message"  # an email's Message-ID (SendGrid Inbound Parse)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Route:
     key: KeyKind = KeyKind.ORDER
     # Only payloads this accepts are handed over; the others are recorded only.
     when: Callable[[Any], bool] | None = None
+    # The workflow id of (tenant, business key) when it is not ``{prefix}:{tenant}:{key}``.
+    ids: Callable[[str, str], str] | None = None
 
     def accepts(self, payload: Any) -> bool:
         return self.when is None or bool(self.when(payload))
@@ -58,6 +64,8 @@ class Route:
         return self.flow.type
 
     def workflow_id(self, tenant_id: str, key: str) -> str:
+        if self.ids is not None:
+            return self.ids(tenant_id, key)
         return self.flow.workflow_id(tenant_id, key)
 
 
@@ -100,6 +108,10 @@ ROUTES: Mapping[tuple[Source, str], Route] = {
     (Source.PRINTFUL, "order_put_hold"): _ORDER_SIGNAL_PRINTFUL,
     (Source.PRINTFUL, "order_remove_hold"): _ORDER_SIGNAL_PRINTFUL,
     (Source.PRINTFUL, "order_canceled"): _ORDER_SIGNAL_PRINTFUL,
+    # A customer's email: WF05 WISMO, one run per Message-ID.
+    (Source.SENDGRID, "inbound"): Route(
+        Action.SIGNAL_WITH_START, WISMO, INBOUND_EMAIL, key=KeyKind.MESSAGE, ids=wismo_workflow_id
+    ),
 }
 
 # Known but not handed over: kept as the record and as ordering preconditions.

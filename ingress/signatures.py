@@ -182,3 +182,49 @@ def verify_printful(payload: bytes, header: str | None, secrets: Sequence[bytes]
         if hmac.compare_digest(expected, given):
             return Verification.valid(index)
     return Verification.invalid(Failure.MISMATCH)
+
+
+# -- SendGrid Inbound Parse -----------------------------------------------------------
+# Inbound Parse signs nothing; SendGrid posts to the URL as configured, and a URL with
+# ``user:password@`` in it is sent as HTTP Basic. The credential is the secret.
+
+MAX_BASIC_HEADER = 1024
+
+
+def basic_credentials(header: str | None) -> tuple[str, bytes] | None:
+    """``Basic base64(user:password)`` → (user, the raw ``user:password`` bytes)."""
+    if not header or len(header) > MAX_BASIC_HEADER:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        raw = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, _ = raw.partition(b":")
+    if not sep or not user:
+        return None
+    try:
+        return user.decode("utf-8"), raw
+    except UnicodeDecodeError:
+        return None
+
+
+def verify_basic(header: str | None, secrets: Sequence[bytes]) -> Verification:
+    """The ``Authorization: Basic`` credential equals one of ``secrets`` (each the raw
+    ``user:password``), compared in constant time against every one of them."""
+    if header is None:
+        return Verification.invalid(Failure.MISSING_HEADER)
+    parsed = basic_credentials(header)
+    if parsed is None:
+        return Verification.invalid(Failure.MALFORMED_HEADER)
+    _, given = parsed
+    found: int | None = None
+    for index, secret in enumerate(secrets):
+        # Every secret is compared (no early exit), so the time says nothing of which.
+        if hmac.compare_digest(given, secret) and found is None:
+            found = index
+    return (
+        Verification.valid(found) if found is not None else Verification.invalid(Failure.MISMATCH)
+    )

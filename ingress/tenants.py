@@ -32,6 +32,7 @@ class Source(StrEnum):
     STRIPE = "stripe"
     SHOPIFY = "shopify"
     PRINTFUL = "printful"
+    SENDGRID = "sendgrid"  # Inbound Parse: customers' emails (HTTP Basic, not signed)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Hints:
 
     tenant: str | None = None
     shop_domain: str | None = None
+    # The user name of a Basic credential (SendGrid Inbound Parse): not secret.
+    basic_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,13 @@ class TenantWebhookConfig(BaseModel):
     stripe: list[SecretStr] = Field(default_factory=list)
     shopify: list[SecretStr] = Field(default_factory=list)
     printful: list[SecretStr] = Field(default_factory=list)
+    # SendGrid Inbound Parse: ``user:password`` of the parse URL (current first).
+    sendgrid: list[SecretStr] = Field(default_factory=list)
     shop_domains: list[str] = Field(default_factory=list)
+
+    def basic_users(self) -> set[str]:
+        """The user names of this tenant's Inbound Parse credentials."""
+        return {s.get_secret_value().partition(":")[0] for s in self.secrets_for(Source.SENDGRID)}
 
     def secrets_for(self, source: Source) -> tuple[SecretStr, ...]:
         values: list[SecretStr] = getattr(self, source.value)
@@ -100,6 +109,10 @@ class StaticWebhookSecrets:
         elif source is Source.SHOPIFY and hints.shop_domain:
             tenant = self._by_domain.get(hints.shop_domain.lower())
             chosen = [tenant] if tenant else list(self.configs)
+        elif source is Source.SENDGRID:
+            # The user name picks the tenants whose credential it could be; the password
+            # (compared in ingress.signatures) decides.
+            chosen = [t for t, cfg in self.configs.items() if hints.basic_user in cfg.basic_users()]
         else:
             chosen = list(self.configs)
         found = [
@@ -149,7 +162,9 @@ def webhook_configs_from_credentials(path: Path) -> dict[str, TenantWebhookConfi
     """The webhook half of the tenants' credential file (``AUTOBIZ_SECRETS_FILE``, the
     one the worker reads its provider keys from): ``stripe_webhook_secret``,
     ``shopify_webhook_secret`` (and ``shopify_webhook_previous_secret`` during a
-    rotation), ``printful_webhook_secret``, ``shopify_shop_domain``."""
+    rotation), ``printful_webhook_secret``, ``shopify_shop_domain``, and the Inbound
+    Parse credential ``sendgrid_parse_user`` + ``sendgrid_parse_password`` (and
+    ``sendgrid_parse_previous_password`` during a rotation)."""
     text = path.read_text()
     raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(raw, dict):
@@ -165,6 +180,16 @@ def webhook_configs_from_credentials(path: Path) -> dict[str, TenantWebhookConfi
             stripe=secrets("stripe_webhook_secret", "stripe_webhook_previous_secret"),
             shopify=secrets("shopify_webhook_secret", "shopify_webhook_previous_secret"),
             printful=secrets("printful_webhook_secret", "printful_webhook_previous_secret"),
+            sendgrid=_parse_credentials(v),
             shop_domains=[v["shopify_shop_domain"]] if v.get("shopify_shop_domain") else [],
         )
     return configs
+
+
+def _parse_credentials(values: Mapping[str, str]) -> list[SecretStr]:
+    """The Inbound Parse credentials (``user:password``) in a tenant's credential entry."""
+    user = values.get("sendgrid_parse_user")
+    if not user or ":" in user:
+        return []
+    names = ("sendgrid_parse_password", "sendgrid_parse_previous_password")
+    return [SecretStr(f"{user}:{values[n]}") for n in names if values.get(n)]

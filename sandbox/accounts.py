@@ -47,6 +47,10 @@ class SandboxAccount(BaseModel):
     printful_store_id: str = Field(default="1", pattern=r"^[0-9]{1,12}$")
     printful_webhook_secret: str = Field(min_length=8)
     sendgrid_api_key: str = Field(min_length=8)
+    # Inbound Parse: the Basic credential in the parse URL SendGrid posts this
+    # merchant's inbound email to (None: no inbound parse configured).
+    sendgrid_parse_user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    sendgrid_parse_password: str | None = Field(default=None, min_length=16, max_length=128)
 
 
 def generated_account(tenant: str, *, secret: str) -> SandboxAccount:
@@ -71,12 +75,14 @@ def generated_account(tenant: str, *, secret: str) -> SandboxAccount:
         # Printful issues a v2 secret_key as 128 hex digits (64 bytes).
         printful_webhook_secret="".join(part(f"printful-webhook-{i}") for i in range(6))[:128],
         sendgrid_api_key=f"SG.{part('sendgrid')}.{part('sendgrid-2')}",
+        sendgrid_parse_user=f"{slug[:30]}-{part('sendgrid-parse-user')[:8]}",
+        sendgrid_parse_password=part("sendgrid-parse"),
     )
 
 
 def credentials_of(account: SandboxAccount) -> dict[str, str]:
     """The account as one tenant's entry of a secrets file (``AUTOBIZ_SECRETS_FILE``)."""
-    return account.model_dump(exclude={"tenant"})
+    return account.model_dump(exclude={"tenant"}, exclude_none=True)
 
 
 def account_from_settings(settings: Settings) -> SandboxAccount:

@@ -19,6 +19,9 @@ POST   /_control/shopify/orders               seed an order (SeedOrder) -> {"id"
 POST   /_control/printful/orders/{id}/advance {"action": start|ship|fail|hold|release, "reason",
                                               "carrier", "service", "tracking_number"}
 GET    /_control/sendgrid/outbox              every accepted message
+POST   /_control/sendgrid/inbound             a customer's email (InboundEmail) posted to the
+                                              tenant's parse URL as Inbound Parse does ->
+                                              {"message_id", "status", "answer"}
 GET    /_control/stripe/payment_intents       every PaymentIntent (for assertions)
 GET    /_control/accounts                     the merchant accounts hosted (tenants, shops)
 POST   /_control/accounts                     add or replace one (SandboxAccount)
@@ -45,6 +48,7 @@ from sandbox.accounts import AccountConflict, SandboxAccount
 from sandbox.control_auth import check_control_request, ensure_control_token
 from sandbox.faults import FaultRule, RateLimitConfig
 from sandbox.printful_api import AdvanceRequest, PrintfulProblem
+from sandbox.sendgrid_api import InboundEmail
 from sandbox.shopify_api import SeedOrder
 from sandbox.state import SandboxState
 from sandbox.webhooks import WebhookConfig
@@ -132,6 +136,20 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
     async def outbox(_: Request) -> Response:
         return JSONResponse({"messages": state.sendgrid.outbox})
 
+    async def sendgrid_inbound(request: Request) -> Response:
+        email = await _parse(request, InboundEmail)
+        account = state.accounts.get(email.tenant)
+        if account is None:
+            return JSONResponse({"error": f"no account {email.tenant!r}"}, status_code=404)
+        config = state.webhooks.config
+        url = config.urls.get("sendgrid_inbound") or state.sendgrid.parse_url(
+            account, config.target_url
+        )
+        if url is None:
+            return JSONResponse({"error": "no webhook target configured"}, status_code=409)
+        ensure_host_allowed("sandbox", url, state.settings)
+        return JSONResponse(await state.sendgrid.deliver_inbound(email, url, account))
+
     async def stripe_pis(_: Request) -> Response:
         return JSONResponse({"data": list(state.stripe.payment_intents.values())})
 
@@ -166,6 +184,7 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         Route("/printful/orders", guarded(printful_orders), methods=["GET"]),
         Route("/printful/orders/{order_id}/advance", guarded(printful_advance), methods=["POST"]),
         Route("/sendgrid/outbox", guarded(outbox), methods=["GET"]),
+        Route("/sendgrid/inbound", guarded(sendgrid_inbound), methods=["POST"]),
         Route("/stripe/payment_intents", guarded(stripe_pis), methods=["GET"]),
         Route("/accounts", guarded(accounts), methods=["GET", "POST"]),
     ]

@@ -107,6 +107,13 @@ class SandboxControl:
         result: list[dict[str, Any]] = (await self._call("GET", "/sendgrid/outbox"))["messages"]
         return result
 
+    async def send_inbound_email(self, **email: Any) -> dict[str, Any]:
+        """A customer's email to ``tenant``, posted to its parse URL as SendGrid's Inbound
+        Parse does (``sandbox.sendgrid_api.InboundEmail``): ``{"message_id", "status",
+        "answer"}`` (the ingress's status code and body)."""
+        result: dict[str, Any] = await self._call("POST", "/sendgrid/inbound", email)
+        return result
+
     async def stripe_payment_intents(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = (await self._call("GET", "/stripe/payment_intents"))["data"]
         return result

@@ -77,6 +77,7 @@ FLOWS: tuple[FlowName, ...] = (
 SHOPIFY_EVENT = "shopify_event"
 STRIPE_EVENT = "stripe_event"
 PRINTFUL_EVENT = "printful_event"
+INBOUND_EMAIL = "inbound_email"  # the ingress → WISMO: a customer's email (Inbound Parse)
 CANCEL_REQUESTED = "cancel_requested"  # OrderCancellation → OrderFulfill
 FULFILL_STOPPED = "fulfill_stopped"  # OrderFulfill → OrderCancellation
 

@@ -13,7 +13,7 @@ from ingress.routing import ROUTES, Action, is_known, route_for
 from ingress.tenants import Hints, Source, StaticWebhookSecrets, secrets_from_settings
 from tests.ingress.conftest import HarnessFactory
 from tests.ingress.support import dumps, shopify_order
-from workflows.ids import FLOWS
+from workflows.ids import FLOWS, wismo_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +90,7 @@ def test_routing_table_matches_design() -> None:
         "order:shop:42",
         "cancel:shop:42",
         "payment-failure:shop:42",
+        wismo_workflow_id("shop", "42"),  # by the Message-ID's hash
     }
 
 
