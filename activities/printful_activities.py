@@ -29,6 +29,9 @@ from kernel.contracts import CallContext
 from kernel.tools.printful import (
     CreatePrintfulOrderInput,
     GetPrintfulOrderOutput,
+    OrderCostsInput,
+    OrderCostsOutput,
+    PrintfulOrderCosts,
     PrintfulOrderOutput,
     PrintfulOrderRef,
     PrintfulRecipient,
@@ -200,3 +203,51 @@ class PrintfulActivities:
             shipments=_tracked(listed, sent),
             recipient=_recipient(order),
         )
+
+    @activity.defn(name=tools.printful.GET_ORDER_COSTS.activity_name)
+    async def get_order_costs(self, ctx: CallContext, input: OrderCostsInput) -> OrderCostsOutput:
+        """A read: each order's v2 ``costs`` as minor units (``GET /v2/orders/@{id}``)."""
+        found: list[PrintfulOrderCosts] = []
+        missing: list[str] = []
+        with provider_errors():
+            verify_call(ctx, input)
+            printful = await self._clients.printful(ctx.tenant_id)
+            for external_id in input.external_ids:
+                order = await printful.find_by_external_id(external_id)
+                if order is None:
+                    missing.append(external_id)
+                    continue
+                found.append(_costs(external_id, order))
+        return OrderCostsOutput(orders=found, missing=missing)
+
+
+# What Printful bills: a confirmed order onwards (a draft is free, a cancelled one refunded).
+_BILLED = frozenset({"pending", "inprocess", "onhold", "partial", "fulfilled"})
+
+
+def _costs(external_id: str, order: PrintfulOrder) -> PrintfulOrderCosts:
+    costs = order.costs
+    currency = str(costs.get("currency") or "USD").upper()
+
+    def minor(*names: str) -> int:
+        total = 0
+        for name in names:
+            try:
+                total += to_minor(Decimal(str(costs.get(name) or "0")), currency)
+            except InvalidOperation:
+                continue
+        return total
+
+    return PrintfulOrderCosts(
+        external_id=external_id,
+        printful_order_id=order.id,
+        status=order.status,
+        billed=order.status in _BILLED,
+        calculation_status=str(costs.get("calculation_status") or "done"),
+        currency=currency,
+        subtotal_minor=minor("subtotal"),
+        discount_minor=minor("discount"),
+        shipping_minor=minor("shipping"),
+        tax_minor=minor("tax", "vat"),
+        total_minor=minor("total"),
+    )

@@ -23,6 +23,7 @@ from autobiz.providers.errors import InvalidRequest, NotFound
 from autobiz.providers.stripe_client import (
     ORDER_KEY_METADATA,
     PROVIDER,
+    BalanceTransactionInfo,
     PaymentIntentInfo,
     RefundInfo,
     StripePayments,
@@ -33,6 +34,7 @@ from kernel.contracts import CallContext
 from kernel.redaction import redact_text
 from kernel.refunds import PaymentStanding, RefundRefusal, refund_refusal
 from kernel.tools.stripe import (
+    BalanceTransactionView,
     CancelPaymentInput,
     CancelPaymentOutput,
     CapturePaymentInput,
@@ -41,6 +43,8 @@ from kernel.tools.stripe import (
     CreateRefundOutput,
     GetPaymentIntentInput,
     GetPaymentIntentOutput,
+    ListBalanceTransactionsInput,
+    ListBalanceTransactionsOutput,
     ListRefundsInput,
     ListRefundsOutput,
     RefundView,
@@ -282,6 +286,48 @@ class StripeActivities:
                     break
                 after = page.refunds[-1].id
         return ListRefundsOutput(refunds=[_refund_view(r) for r in found], truncated=truncated)
+
+    @activity.defn(name=tools.stripe.LIST_BALANCE_TRANSACTIONS.activity_name)
+    async def list_balance_transactions(
+        self, ctx: CallContext, input: ListBalanceTransactionsInput
+    ) -> ListBalanceTransactionsOutput:
+        """A read (no receipt); pages walked up to ``max_results``."""
+        found: list[BalanceTransactionInfo] = []
+        truncated = False
+        after: str | None = None
+        with provider_errors():
+            verify_call(ctx, input)
+            stripe = await self._clients.stripe(ctx.tenant_id)
+            while True:
+                page = await stripe.list_balance_transactions(
+                    created_gte=input.created_gte,
+                    created_lt=input.created_lt,
+                    limit=min(STRIPE_PAGE, input.max_results - len(found)),
+                    starting_after=after,
+                )
+                found.extend(page.transactions)
+                if not page.has_more or not page.transactions:
+                    break
+                if len(found) >= input.max_results:
+                    truncated = True
+                    break
+                after = page.transactions[-1].id
+        return ListBalanceTransactionsOutput(
+            transactions=[_balance_view(t) for t in found], truncated=truncated
+        )
+
+
+def _balance_view(t: BalanceTransactionInfo) -> BalanceTransactionView:
+    return BalanceTransactionView(
+        txn_id=t.id,
+        type=t.type,
+        amount_minor=t.amount,
+        fee_minor=t.fee,
+        net_minor=t.net,
+        currency=t.currency.upper(),
+        source=t.source,
+        created=t.created,
+    )
 
 
 # Metadata our refunds carry: the order, the request, and the call's external key.

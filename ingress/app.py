@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from autobiz import __version__
+from autobiz.closeout_links import ReportLinks
 from autobiz.db.database import Database
 from autobiz.errors import DatabaseError
 from autobiz.settings import IngressSettings
@@ -45,6 +46,7 @@ from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document, webhook_path
 from ingress.ordering import Clock, OrderingGate, PreconditionProbe
 from ingress.relay import Relay, RelayConfig
+from ingress.reports import report_route
 from ingress.signatures import basic_credentials
 from ingress.store import EventStore, StoreResult
 from ingress.tenants import Hints, Source, WebhookSecrets
@@ -71,6 +73,8 @@ class IngressDeps:
     probe: PreconditionProbe | None = None
     # Open the database at start-up and close it at shutdown (the CLI's case).
     owns_db: bool = False
+    # Serve the daily closeout reports behind signed links (None: no report route).
+    report_links: ReportLinks | None = None
 
 
 @dataclass
@@ -269,6 +273,8 @@ def create_app(deps: IngressDeps) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+    if deps.report_links is not None:
+        routes.append(report_route(deps.db, deps.report_links))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

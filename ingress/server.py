@@ -7,6 +7,7 @@ from starlette.applications import Starlette
 from temporalio.client import Client
 
 from autobiz import temporal_client
+from autobiz.closeout_links import ReportLinks
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
 from autobiz.providers.shopify_client import ShopifyAdmin
@@ -44,6 +45,7 @@ def app_from_settings(settings: Settings, *, relay: bool = True) -> Starlette:
             handoff=handoff,
             probe=probe,
             owns_db=True,
+            report_links=ReportLinks.from_settings(settings),
         )
     )
 

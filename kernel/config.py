@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
@@ -162,6 +163,42 @@ class ExceptionConfig(Frozen):
     release_wait: Duration = timedelta(hours=4)
 
 
+class CloseoutConfig(Frozen):
+    """The DailyCloseout's schedule and report: a run every day at ``at`` (HH:MM) in
+    ``timezone`` (IANA) closes the last local day that has ended — so ``at`` just after
+    local midnight counts the day's last minutes — and each of the ``catchup_days`` before
+    it that has no report yet (a missed day caught up). Orders per day up to
+    ``max_orders``; the report's link works for ``link_ttl``; a captured/refunded total
+    off by more than ``tolerance_minor`` is drift, acknowledged by ``acknowledge_roles``
+    within ``acknowledge_timeout``."""
+
+    timezone: str = "UTC"
+    at: str = Field(default="00:10", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    catchup_days: int = Field(default=7, ge=0, le=60)
+    max_orders: int = Field(default=250, ge=1, le=250)
+    link_ttl: Duration = timedelta(days=7)
+    tolerance_minor: int = Field(default=0, ge=0)
+    acknowledge_roles: tuple[str, ...] = Field(default=("finance",), min_length=1)
+    acknowledge_timeout: Duration = timedelta(hours=24)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"closeout.timezone {value!r} is not an IANA time zone") from None
+        return value
+
+    @property
+    def hour(self) -> int:
+        return int(self.at[:2])
+
+    @property
+    def minute(self) -> int:
+        return int(self.at[3:])
+
+
 class BusinessConfig(Frozen):
     version: Literal[1] = 1
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -174,6 +211,7 @@ class BusinessConfig(Frozen):
     dunning: DunningConfig = DunningConfig()
     reconciliation: ReconciliationConfig = ReconciliationConfig()
     monitor: MonitorConfig = MonitorConfig()
+    closeout: CloseoutConfig = CloseoutConfig()
     fulfillment_exception: ExceptionConfig = ExceptionConfig()
     # The waits between a tool's attempts (kernel.policy.RetryTiming).
     retries: RetryTiming = RetryTiming()

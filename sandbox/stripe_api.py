@@ -16,6 +16,9 @@
   ``requires_payment_method``.
 - Refunds never beyond what was captured and not yet refunded (400 ``amount_too_large``);
   ``GET /v1/refunds`` lists them (by PaymentIntent, charge, creation time), newest first.
+- Money moving makes a balance transaction (``GET /v1/balance_transactions``, by
+  ``created``, ``type``, ``source``, newest first): a charge when it is captured (gross
+  amount, Stripe's card fee of 2.9% + 30), a refund when it is made (negative, no fee).
 - Every state change records an event (``GET /v1/events``) and sends it as a signed
   webhook.
 """
@@ -127,6 +130,7 @@ class StripeSandbox:
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.balance_transactions: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
 
     def reset(self) -> None:
@@ -135,6 +139,7 @@ class StripeSandbox:
         self.payment_intents.clear()
         self.charges.clear()
         self.refunds.clear()
+        self.balance_transactions.clear()
         self.events.clear()
 
     def routes(self) -> list[BaseRoute]:
@@ -150,6 +155,16 @@ class StripeSandbox:
             Route("/v1/refunds", self.post(self.create_refund), methods=["POST"]),
             Route("/v1/refunds", self.get(self.list_refunds), methods=["GET"]),
             Route("/v1/refunds/{id}", self.get(self.retrieve_refund), methods=["GET"]),
+            Route(
+                "/v1/balance_transactions",
+                self.get(self.list_balance_transactions),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/balance_transactions/{id}",
+                self.get(self.retrieve_balance_transaction),
+                methods=["GET"],
+            ),
             Route("/v1/events", self.get(self.list_events), methods=["GET"]),
             Route("/v1/events/{id}", self.get(self.retrieve_event), methods=["GET"]),
         ]
@@ -437,6 +452,7 @@ class StripeSandbox:
         else:
             pi["status"] = "succeeded"
             pi["amount_received"] = pi["amount"]
+            self._charge_settled(ch, pi["amount"])
             self._emit("payment_intent.succeeded", pi, ctx)
         return pi
 
@@ -464,6 +480,7 @@ class StripeSandbox:
         ch = self.charges[pi["latest_charge"]]
         ch["captured"] = True
         ch["amount_captured"] = amount
+        self._charge_settled(ch, amount)
         pi["amount_received"] = amount
         pi["amount_capturable"] = 0
         pi["status"] = "succeeded"
@@ -570,6 +587,15 @@ class StripeSandbox:
             )
         re_ = objects.refund(ch=ch, amount=amount, reason=reason, metadata=_metadata(params))
         self.refunds[re_["id"]] = self._own(re_)
+        self._record_balance(
+            objects.balance_transaction(
+                txn_id=re_["balance_transaction"],
+                amount=-amount,
+                currency=ch["currency"],
+                type_="refund",
+                source=re_["id"],
+            )
+        )
         ch["amount_refunded"] += amount
         ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
         ch["refunds"]["data"].insert(0, re_)
@@ -629,6 +655,78 @@ class StripeSandbox:
             "has_more": len(selected) > limit,
             "url": "/v1/refunds",
         }
+
+    # -- balance transactions -----------------------------------------------------------
+
+    def _record_balance(self, txn: dict[str, Any]) -> None:
+        self.balance_transactions[txn["id"]] = self._own(txn)
+
+    def _charge_settled(self, ch: dict[str, Any], amount: int) -> None:
+        """The captured charge's balance transaction: gross ``amount``, the card fee."""
+        txn = objects.balance_transaction(
+            txn_id=objects.new_id("txn"),
+            amount=amount,
+            currency=ch["currency"],
+            type_="charge",
+            source=ch["id"],
+            fee=objects.card_fee(amount),
+        )
+        ch["balance_transaction"] = txn["id"]
+        self._record_balance(txn)
+
+    def list_balance_transactions(
+        self, request: Request, params: dict[str, Any], _: Any
+    ) -> dict[str, Any]:
+        """``GET /v1/balance_transactions``: newest first; ``created`` (exact or
+        ``created[gt|gte|lt|lte]``), ``type``, ``source``, ``currency``, ``limit`` (1-100)
+        and ``starting_after``."""
+        limit = _int_param(params, "limit") or 10
+        if limit > 100:
+            raise _invalid("This value must be less than or equal to 100 (limit).", param="limit")
+        selected = [t for t in reversed(self.balance_transactions.values()) if self._mine(t["id"])]
+        selected.sort(key=lambda t: t["created"], reverse=True)
+        for name in ("type", "source", "currency"):
+            if params.get(name):
+                selected = [t for t in selected if t[name] == params[name]]
+        bounds = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+        for op, test in bounds.items():
+            name = f"created[{op}]"
+            if params.get(name) not in (None, ""):
+                value = _int_param(params, name) or 0
+                selected = [t for t in selected if test(t["created"], value)]
+        if params.get("created") not in (None, ""):
+            exact = _int_param(params, "created")
+            selected = [t for t in selected if t["created"] == exact]
+        after = params.get("starting_after")
+        if after:
+            ids = [t["id"] for t in selected]
+            if after not in ids:
+                raise StripeApiError(
+                    404,
+                    f"No such balance transaction: '{after}'",
+                    code="resource_missing",
+                    param="starting_after",
+                )
+            selected = selected[ids.index(after) + 1 :]
+        return {
+            "object": "list",
+            "data": selected[:limit],
+            "has_more": len(selected) > limit,
+            "url": "/v1/balance_transactions",
+        }
+
+    def retrieve_balance_transaction(
+        self, request: Request, params: dict[str, Any], _: Any
+    ) -> dict[str, Any]:
+        txn = self.balance_transactions.get(request.path_params["id"])
+        if txn is None or not self._mine(txn["id"]):
+            raise StripeApiError(
+                404,
+                f"No such balance transaction: '{request.path_params['id']}'",
+                code="resource_missing",
+                param="id",
+            )
+        return txn
 
     def list_events(self, request: Request, params: dict[str, Any], query: Any) -> dict[str, Any]:
         limit = max(1, min(int(params.get("limit", 10)), 100))

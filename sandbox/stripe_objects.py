@@ -1,5 +1,6 @@
 """Stripe objects shaped like Stripe's published fixtures (every top-level field of
-``payment_intent``, ``charge``, ``refund`` and ``event`` in fixtures3.json is present)."""
+``payment_intent``, ``charge``, ``refund``, ``balance_transaction`` and ``event`` in
+fixtures3.json is present)."""
 
 from __future__ import annotations
 
@@ -136,7 +137,8 @@ def charge(
         "application": None,
         "application_fee": None,
         "application_fee_amount": None,
-        "balance_transaction": None if failed else new_id("txn"),
+        # Set when money moves (an automatic charge, or the capture): see balance_transaction.
+        "balance_transaction": None,
         "billing_details": {
             "address": {
                 "city": None,
@@ -225,6 +227,57 @@ def refund(
         "source_transfer_reversal": None,
         "status": "succeeded",
         "transfer_reversal": None,
+    }
+
+
+# Stripe's standard pricing for domestic cards (https://stripe.com/pricing): 2.9% + 30
+# minor units per successful charge; a refund returns the amount but not the fee.
+CARD_FEE_PERCENT_BP = 290  # basis points
+CARD_FEE_FIXED_MINOR = 30
+PAYOUT_DELAY_SECONDS = 2 * 86_400
+
+
+def card_fee(amount: int) -> int:
+    """The processing fee of a charge of ``amount`` (half up, as Stripe rounds)."""
+    return (amount * CARD_FEE_PERCENT_BP + 5_000) // 10_000 + CARD_FEE_FIXED_MINOR
+
+
+def balance_transaction(
+    *, txn_id: str, amount: int, currency: str, type_: str, source: str, fee: int = 0
+) -> dict[str, Any]:
+    """A balance transaction as the spec's ``balance_transaction`` (charge: the gross
+    amount and the fee; refund: the amount negative, no fee)."""
+    created = now()
+    fee_details = (
+        [
+            {
+                "amount": fee,
+                "application": None,
+                "currency": currency,
+                "description": "Stripe processing fees",
+                "type": "stripe_fee",
+            }
+        ]
+        if fee
+        else []
+    )
+    return {
+        "id": txn_id,
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": created + PAYOUT_DELAY_SECONDS,
+        "balance_type": "payments",
+        "created": created,
+        "currency": currency,
+        "description": None,
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": fee_details,
+        "net": amount - fee,
+        "reporting_category": type_,
+        "source": source,
+        "status": "pending",
+        "type": type_,
     }
 
 

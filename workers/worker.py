@@ -24,6 +24,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.approval_activities import ApprovalActivities
+from activities.closeout_activities import CloseoutActivities
 from activities.config_activities import ConfigActivities
 from activities.exception_activities import ExceptionActivities
 from activities.kernel_activities import KernelActivities
@@ -39,6 +40,7 @@ from activities.sendgrid_activities import SendGridActivities
 from activities.shopify_activities import ShopifyActivities
 from activities.stripe_activities import StripeActivities
 from autobiz.business_config import load_configs
+from autobiz.closeout_links import ReportLinks
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
 from autobiz.providers.hygiene import ensure_settings_safe
@@ -48,8 +50,10 @@ from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
 from kernel.metrics import HISTOGRAM_BUCKETS
+from starters.closeout import ensure_closeout_schedule
 from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
+from workflows.closeout.daily_closeout import DailyCloseout
 from workflows.monitor.invariant_monitor import InvariantMonitor
 from workflows.orders.fulfillment_exception import FulfillmentException
 from workflows.orders.order_cancellation import OrderCancellation
@@ -69,6 +73,7 @@ WORKFLOWS: tuple[type, ...] = (
     Reconciliation,
     ReconcileDrift,
     InvariantMonitor,
+    DailyCloseout,
     FulfillmentException,
 )
 
@@ -86,6 +91,7 @@ def activities(
     configs: dict[str, BusinessConfig],
     *,
     high_risk_countries: Sequence[str] = (),
+    links: ReportLinks | None = None,
 ) -> list[Callable[..., Any]]:
     stripe = StripeActivities(clients, db)
     shopify = ShopifyActivities(clients, db)
@@ -99,6 +105,7 @@ def activities(
         stripe.create_refund,
         stripe.get_payment_intent,
         shopify.get_order,
+        shopify.search_orders,
         shopify.create_fulfillment,
         shopify.refund_create,
         shopify.cancel_order,
@@ -120,6 +127,7 @@ def activities(
         KernelActivities(db).persist_trace,
         *reconcile_activities(clients, db),
         *monitor_activities(db, configs),
+        *closeout_activities(clients, db, links),
     ]
 
 
@@ -131,6 +139,21 @@ def reconcile_activities(clients: TenantClients, db: Database) -> list[Callable[
         rows.record,
         rows.resolve,
         StripeActivities(clients, db).list_refunds,
+    ]
+
+
+def closeout_activities(
+    clients: TenantClients, db: Database, links: ReportLinks | None
+) -> list[Callable[..., Any]]:
+    """The DailyCloseout's plumbing (plan, ledger, rows, link) and its provider reads."""
+    closeout = CloseoutActivities(db, links or ReportLinks.from_settings(Settings()))
+    return [
+        closeout.plan,
+        closeout.ledger,
+        closeout.write,
+        closeout.link,
+        StripeActivities(clients, db).list_balance_transactions,
+        PrintfulActivities(clients, db).get_order_costs,
     ]
 
 
@@ -162,7 +185,13 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(clients, db, configs, high_risk_countries=cfg.high_risk_countries),
+        activities=activities(
+            clients,
+            db,
+            configs,
+            high_risk_countries=cfg.high_risk_countries,
+            links=ReportLinks.from_settings(settings),
+        ),
         max_concurrent_activities=cfg.max_concurrent_activities,
         max_concurrent_workflow_tasks=cfg.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=cfg.graceful_shutdown_seconds),
@@ -200,6 +229,10 @@ async def ensure_schedules(
         if monitor is not None and monitor.enabled:
             made = await ensure_monitor_schedule(client, config, task_queue=task_queue)
             log.info("invariant monitor schedule for %s: %s", tenant, made)
+        closeout = config.workflows.get("daily_closeout")
+        if closeout is not None and closeout.enabled:
+            made = await ensure_closeout_schedule(client, config, task_queue=task_queue)
+            log.info("daily closeout schedule for %s: %s", tenant, made)
     return outcomes
 
 

@@ -1,4 +1,4 @@
-"""Stripe through the official SDK: PaymentIntents, refunds, events.
+"""Stripe through the official SDK: PaymentIntents, refunds, balance transactions, events.
 
 ``StripeClient`` with the base address from settings (the sandbox, or Stripe itself in
 test mode), ``max_network_retries=0`` (Temporal retries), the SDK's async methods over
@@ -42,6 +42,7 @@ STATE_CODES = frozenset(
 if TYPE_CHECKING:
     from stripe import RequestOptions
     from stripe.params import (
+        BalanceTransactionListParams,
         EventListParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
@@ -102,6 +103,28 @@ class ChargeInfo(BaseModel):
     amount_refunded: int = 0
     currency: str
     payment_intent: str | None = None
+
+
+class BalanceTransactionInfo(BaseModel):
+    """A balance transaction: what a charge or refund did to the balance (``amount`` gross,
+    negative for money out; ``fee`` Stripe's; ``net`` = amount - fee), in minor units."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    amount: int
+    fee: int = 0
+    net: int
+    currency: str
+    type: str
+    reporting_category: str | None = None
+    source: str | None = None
+    status: str | None = None
+    created: int
+
+
+class BalanceTransactionPage(BaseModel):
+    transactions: list[BalanceTransactionInfo]
+    has_more: bool
 
 
 class StripeEventInfo(BaseModel):
@@ -402,6 +425,35 @@ class StripePayments:
     async def retrieve_charge(self, charge_id: str) -> ChargeInfo:
         charge = await self._call(lambda: self._client.v1.charges.retrieve_async(charge_id))
         return ChargeInfo.model_validate(_as_dict(charge))
+
+    # -- Balance transactions ----------------------------------------------------------
+
+    async def list_balance_transactions(
+        self,
+        *,
+        created_gte: int,
+        created_lt: int,
+        limit: int = 100,
+        starting_after: str | None = None,
+    ) -> BalanceTransactionPage:
+        """One page of balance transactions created in ``[created_gte, created_lt)``
+        (epoch seconds), newest first (``GET /v1/balance_transactions``); walk the pages
+        with ``starting_after`` while ``has_more``."""
+        params: dict[str, Any] = {
+            "limit": limit,
+            "created": {"gte": created_gte, "lt": created_lt},
+        }
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = await self._call(
+            lambda: self._client.v1.balance_transactions.list_async(
+                cast("BalanceTransactionListParams", params)
+            )
+        )
+        return BalanceTransactionPage(
+            transactions=[BalanceTransactionInfo.model_validate(_as_dict(t)) for t in page.data],
+            has_more=bool(page.has_more),
+        )
 
     # -- Events ----------------------------------------------------------------------
 

@@ -20,10 +20,12 @@ CATALOG: tuple[ToolContract, ...] = (  # type: ignore[type-arg]
     stripe.CREATE_REFUND,
     stripe.GET_PAYMENT_INTENT,
     stripe.LIST_REFUNDS,
+    stripe.LIST_BALANCE_TRANSACTIONS,
     printful.CREATE_ORDER,
     printful.CONFIRM_ORDER,
     printful.CANCEL_ORDER,
     printful.GET_ORDER,
+    printful.GET_ORDER_COSTS,
     printful.UPDATE_ORDER,
     shopify.CREATE_FULFILLMENT,
     shopify.REFUND_CREATE,
@@ -109,6 +111,16 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
             shopify.GET_ORDER.ref,
             # the financial repair (always approved first), ops and approval notices
             shopify.REFUND_CREATE.ref,
+            sendgrid.SEND_EMAIL.ref,
+        }
+    ),
+    # the day's provider truth and the report email (a drift's repair: reconciliation's)
+    "daily_closeout": frozenset(
+        {
+            shopify.SEARCH_ORDERS.ref,
+            stripe.LIST_BALANCE_TRANSACTIONS.ref,
+            stripe.LIST_REFUNDS.ref,
+            printful.GET_ORDER_COSTS.ref,
             sendgrid.SEND_EMAIL.ref,
         }
     ),

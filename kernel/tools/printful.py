@@ -6,10 +6,12 @@ from typing import Any
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from kernel.contracts import ToolModel
+from kernel.contracts import SideEffect, ToolContract, ToolModel
 from kernel.tools.defaults import (
     CHANGE,
     READ_BACK,
+    READ_RETRY,
+    WRITE,
     Currency,
 )
 
@@ -153,4 +155,50 @@ GET_ORDER = READ_BACK.contract(
     provider="printful",
     scopes={"fulfillment:read"},
     trace_fields={"printful_order_id", "external_id", "status"},
+)
+
+
+class OrderCostsInput(ToolModel):
+    """The costs of our Printful orders, by the external ids we gave them (the daily
+    closeout: one per Shopify order of the day; an order never sent to Printful is
+    reported missing, not an error)."""
+
+    external_ids: list[str] = Field(min_length=1, max_length=250)
+
+
+class PrintfulOrderCosts(ToolModel):
+    """An order's ``costs`` (what Printful charges us) in minor units; ``billed`` is
+    False for a draft or a cancelled order (Printful charges on confirmation)."""
+
+    external_id: str
+    printful_order_id: int
+    status: str
+    billed: bool
+    calculation_status: str
+    currency: Currency
+    subtotal_minor: int = 0
+    discount_minor: int = 0
+    shipping_minor: int = 0
+    tax_minor: int = 0  # tax + vat
+    total_minor: int = 0
+
+
+class OrderCostsOutput(ToolModel):
+    orders: list[PrintfulOrderCosts] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+
+
+# A read of many orders (an absent one is an answer, not "not there yet": no grace).
+GET_ORDER_COSTS = ToolContract(
+    name="printful.get_order_costs",
+    version="1",
+    description="Read the costs of Printful orders by our external ids (daily closeout).",
+    input_model=OrderCostsInput,
+    output_model=OrderCostsOutput,
+    side_effect=SideEffect.READ,
+    provider="printful",
+    scopes=frozenset({"fulfillment:read"}),
+    timeout=WRITE,
+    retry=READ_RETRY,
+    trace_fields=frozenset(),
 )

@@ -203,3 +203,45 @@ CREATE_REFUND = MONEY_MOVE.contract(
         "status",
     },
 )
+
+
+class ListBalanceTransactionsInput(ToolModel):
+    """Balance transactions created in ``[created_gte, created_lt)`` (epoch seconds): a
+    tenant-local day's window for the daily closeout. At most ``max_results``."""
+
+    created_gte: int = Field(ge=0)
+    created_lt: int = Field(gt=0)
+    max_results: int = Field(default=5000, ge=1, le=20000)
+
+
+class BalanceTransactionView(ToolModel):
+    """One balance transaction (minor units): ``amount`` gross (negative for money out),
+    ``fee`` Stripe's, ``net`` = amount - fee; ``source`` the charge or refund."""
+
+    txn_id: str
+    type: str
+    amount_minor: int
+    fee_minor: int = 0
+    net_minor: int
+    currency: Currency = CURRENCY
+    source: str | None = None
+    created: int
+
+
+class ListBalanceTransactionsOutput(ToolModel):
+    transactions: list[BalanceTransactionView] = Field(default_factory=list)
+    truncated: bool = False
+
+
+LIST_BALANCE_TRANSACTIONS = ToolContract(
+    name="stripe.list_balance_transactions",
+    version="1",
+    description="List the balance transactions (gross, fee, net) created in a time range.",
+    input_model=ListBalanceTransactionsInput,
+    output_model=ListBalanceTransactionsOutput,
+    side_effect=SideEffect.READ,
+    provider="stripe",
+    scopes=frozenset({"balance:read"}),
+    timeout=WRITE,
+    trace_fields=frozenset({"created_gte", "created_lt", "max_results", "truncated"}),
+)

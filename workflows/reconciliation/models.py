@@ -16,11 +16,16 @@ RECONCILE_RECORD = "autobiz.reconcile_record"
 RECONCILE_RESOLVE = "autobiz.reconcile_resolve"
 
 DriftKind = Literal[
-    "refund_outside", "printful_cancelled_outside", "capture_missing", "amount_mismatch"
+    "refund_outside",
+    "printful_cancelled_outside",
+    "capture_missing",
+    "amount_mismatch",
+    # DailyCloseout: a day's captured/refunded total in Stripe differs from our receipts.
+    "closeout_mismatch",
 ]
 DriftStatus = Literal["open", "repaired", "pending_approval", "dismissed"]
 FINANCIAL_DRIFT: frozenset[str] = frozenset(
-    {"refund_outside", "capture_missing", "amount_mismatch"}
+    {"refund_outside", "capture_missing", "amount_mismatch", "closeout_mismatch"}
 )
 
 
