@@ -180,6 +180,7 @@ TRACE_DETAIL_FIELDS: frozenset[str] = frozenset(
         "repeats",
         "duration_ms",
         "note",
+        "diagnosis",  # WF06's structured triage (cause, evidence, alternatives; no PII)
         "_dropped_fields",
     }
 )

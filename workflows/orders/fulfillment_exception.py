@@ -161,11 +161,13 @@ class FulfillmentException(ApprovalFlow):
             max_retries=self._settings.max_retries,
         )
         self._facts.diagnosis = diagnosis
-        self._kernel.decision(workflow.now(), "diagnosis", diagnosis.model_dump(mode="json"))
+        self._kernel.decision(
+            workflow.now(), "diagnosis", {"diagnosis": diagnosis.model_dump(mode="json")}
+        )
         await self._report("triaged")
         if pf.status not in PROBLEM:
             # Already moving again (released, or re-submitted by someone) before we looked.
-            self._kernel.decision(workflow.now(), "already_resolved", {"status": pf.status})
+            self._kernel.decision(workflow.now(), "already_resolved", {"state": pf.status})
             return "resolved"
         if diagnosis.recommended == "correct_address" and diagnosis.automatic:
             if await self._correct_address(order, pf, "auto"):
@@ -248,7 +250,7 @@ class FulfillmentException(ApprovalFlow):
                 lambda: self._released, timeout=self._settings.release_wait
             )
         except TimeoutError:
-            self._kernel.decision(workflow.now(), "hold_not_released", {"printful_order_id": pf_id})
+            self._kernel.decision(workflow.now(), "hold_not_released", {"note": str(pf_id)})
             return False
         return True
 
@@ -263,7 +265,7 @@ class FulfillmentException(ApprovalFlow):
             self._kernel.decision(
                 workflow.now(),
                 f"escalation_{view.status}",
-                {"request_id": view.request_id, "decided_by": view.decided_by},
+                {"request_id": view.request_id, "approver": view.decided_by},
             )
             await self._tell_ops(
                 context,
@@ -275,7 +277,7 @@ class FulfillmentException(ApprovalFlow):
         self._kernel.decision(
             workflow.now(),
             "escalation_decided",
-            {"request_id": view.request_id, "choice": view.choice, "decided_by": view.decided_by},
+            {"request_id": view.request_id, "action": view.choice, "approver": view.decided_by},
         )
         if view.choice == "cancel_and_refund":
             return await self._cancel_and_refund(input)
@@ -341,7 +343,7 @@ class FulfillmentException(ApprovalFlow):
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )
         except WorkflowAlreadyStartedError:
-            self._kernel.decision(workflow.now(), "cancellation_running", {"workflow_id": target})
+            self._kernel.decision(workflow.now(), "cancellation_running", {"note": target})
         self._facts.actions.append("cancellation started")
         return "cancelling"
 

@@ -444,13 +444,13 @@ class OrderFulfill(ApprovalFlow):
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
             )
         except WorkflowAlreadyStartedError:
-            self._kernel.decision(workflow.now(), "exception_running", {"workflow_id": child_id})
+            self._kernel.decision(workflow.now(), "exception_running", {"note": child_id})
             await self._move("in_production")
             return
         outcome = await self._exception_outcome(child)
         self._facts.exception = {**self._facts.exception, "state": outcome}
         self._kernel.decision(
-            workflow.now(), "exception_outcome", {"workflow_id": child_id, "outcome": outcome}
+            workflow.now(), "exception_outcome", {"note": child_id, "state": outcome}
         )
         if outcome == "resolved":
             await self._move("in_production")
@@ -479,7 +479,7 @@ class OrderFulfill(ApprovalFlow):
         try:
             result: FulfillmentExceptionResult = child.result()
         except ChildWorkflowError as exc:
-            self._kernel.decision(workflow.now(), "exception_failed", {"error": describe(exc)})
+            self._kernel.decision(workflow.now(), "exception_failed", {"message": describe(exc)})
             return "unresolved"
         if result.retried:
             self._exception_retries += 1

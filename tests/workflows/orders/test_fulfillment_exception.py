@@ -1,0 +1,314 @@
+"""WF06 FulfillmentException end to end: Printful puts an order on hold or fails it, its
+signed webhook goes through a real ingress to the order's OrderFulfill, which starts the
+exception flow; the outcome is judged by the sandbox's providers and Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from autobiz.db.database import Database
+from starters.decisions import sign_decision
+from starters.flows import decide, flow_status
+from tests.ingress.test_end_to_end import live_ingress
+from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
+from tests.support.sandbox import Sandbox
+from tests.workflows.support import (
+    Harness,
+    connect_to,
+    eventually,
+    running_worker,
+    ship_printful,
+    tenant_config,
+)
+from workflows.ids import cancellation_workflow_id
+from workflows.orders.models import (
+    FulfillmentExceptionResult,
+    OrderCancellationResult,
+    OrderFulfillResult,
+)
+
+pytestmark = pytest.mark.integration
+
+ORDER_UPDATE = """
+mutation OrderUpdate($input: OrderInput!) {
+  orderUpdate(input: $input) { order { id } userErrors { field message } }
+}
+"""
+# The customer's corrected address, as the merchant enters it in Shopify.
+CORRECTED = {
+    "firstName": "Ada",
+    "lastName": "Lovelace",
+    "address1": "12 Analytical Way",
+    "city": "London",
+    "zip": "N1 9GX",
+    "countryCode": "GB",
+}
+
+
+async def correct_address_in_shopify(h: Harness, order_id: str) -> None:
+    data = await h.clients.shopify.execute(
+        "OrderUpdate",
+        ORDER_UPDATE,
+        {"input": {"id": f"gid://shopify/Order/{order_id}", "shippingAddress": CORRECTED}},
+    )
+    assert data["orderUpdate"]["userErrors"] == []
+
+
+async def in_production(h: Harness, workflow_id: str) -> int:
+    status = await h.status_when(workflow_id, lambda s: s.state == "in_production")
+    return int(status.detail["printful_order_id"])
+
+
+async def exception_of(h: Harness, workflow_id: str, state: str | None = None) -> dict[str, Any]:
+    """OrderFulfill's ``exception`` detail once it shows one (in ``state``, if given)."""
+    status = await h.status_when(
+        workflow_id,
+        lambda s: (
+            "exception" in s.detail
+            and (state is None or s.detail["exception"].get("state") == state)
+        ),
+        within=60,
+    )
+    shown: dict[str, Any] = status.detail["exception"]
+    return shown
+
+
+async def exception_result(h: Harness, child_id: str) -> FulfillmentExceptionResult:
+    handle = h.client.get_workflow_handle(child_id, result_type=FulfillmentExceptionResult)
+    return await asyncio.wait_for(handle.result(), timeout=60)
+
+
+async def printful_order(h: Harness, pf_id: int) -> dict[str, Any]:
+    return next(o for o in await h.sandbox.control.printful_orders() if o["id"] == pf_id)
+
+
+async def trace_decisions(h: Harness, workflow_id: str, kind: str) -> list[dict[str, Any]]:
+    """The details of the run's persisted trace decisions of one kind."""
+    async with h.db.tenant(h.tenant) as s:
+        rows = await s.fetch_all(
+            "SELECT detail FROM traces WHERE tenant_id = %s AND workflow_id = %s "
+            "AND kind = 'decision' AND outcome = %s ORDER BY seq",
+            (h.tenant, workflow_id, kind),
+        )
+    return [dict(r["detail"]) for r in rows]
+
+
+async def choose(h: Harness, approvers: Approvers, child_id: str, choice: str) -> None:
+    status = await h.status_when(
+        child_id, lambda s: s.approval is not None and s.approval.status == "pending", within=60
+    )
+    assert status.approval is not None
+    assert status.approval.options == ("fix", "cancel_and_refund", "contact_customer")
+    decision = sign_decision(
+        approvers.keys["omar"],
+        tenant_id=h.tenant,
+        workflow_id=child_id,
+        request_id=status.approval.request_id,
+        approver="omar",
+        approve=True,
+        choice=choice,
+    )
+    result = await decide(h.client, child_id, decision)
+    assert result.status == "approved"
+
+
+async def test_address_hold_fixed_from_shopify_then_ships(
+    harness: Harness, database: Database
+) -> None:
+    h = harness
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await correct_address_in_shopify(h, order_id)
+        await h.sandbox.control.advance_printful(
+            pf_id, "hold", reason="Address verification failed: street not found"
+        )
+        shown = await exception_of(h, handle.id, "resolved")
+        result = await exception_result(h, shown["workflow_id"])
+        assert result.outcome == "resolved" and result.approval is None
+        assert result.actions == ("address corrected from Shopify",)
+        assert result.diagnosis is not None
+        assert (result.diagnosis.cause, result.diagnosis.recommended) == (
+            "address",
+            "correct_address",
+        )
+        # Printful has the corrected address and released the hold.
+        order = await printful_order(h, pf_id)
+        assert order["status"] == "pending"
+        assert (order["recipient"]["address1"], order["recipient"]["zip"]) == (
+            "12 Analytical Way",
+            "N1 9GX",
+        )
+        await h.status_when(handle.id, lambda s: s.state == "in_production")
+        await h.sandbox.control.advance_printful(pf_id, "ship", tracking_number=f"1Z{pf_id}")
+        done = await asyncio.wait_for(handle.result(), timeout=60)
+    assert done.state == "completed" and done.tracking_number == f"1Z{pf_id}"
+    tools = [r.tool for r in await h.receipts(result.workflow_id)]
+    assert tools == ["printful.update_order"]
+    # The diagnosis is in the trace, with its alternatives and why each was rejected.
+    [entry] = await trace_decisions(h, result.workflow_id, "diagnosis")
+    detail = entry["diagnosis"]
+    assert detail["cause"] == "address" and detail["automatic"] is True
+    assert {a["action"] for a in detail["alternatives"]} == {
+        "retry",
+        "escalate",
+        "cancel_and_refund",
+    }
+    await maybe_record(h.client, result.workflow_id, "fulfillment_exception_address_fixed")
+    await maybe_record(h.client, handle.id, "order_fulfill_exception_resolved")
+
+
+async def test_transient_failure_is_resubmitted(harness: Harness, database: Database) -> None:
+    h = harness
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(
+            pf_id, "fail", reason="Temporary processing error, try again"
+        )
+        shown = await exception_of(h, handle.id, "resolved")
+        result = await exception_result(h, shown["workflow_id"])
+        assert result.outcome == "resolved" and result.retried
+        assert result.diagnosis is not None and result.diagnosis.recommended == "retry"
+        assert (await printful_order(h, pf_id))["status"] == "pending"
+        await h.status_when(handle.id, lambda s: s.state == "in_production")
+        tracking = await ship_printful(h.sandbox.control, pf_id)
+        done = await asyncio.wait_for(handle.result(), timeout=60)
+    assert done.state == "completed" and done.tracking_number == tracking
+    assert [r.tool for r in await h.receipts(result.workflow_id)] == ["printful.confirm_order"]
+
+
+async def test_escalated_and_decided_cancel_and_refund(
+    harness: Harness, database: Database, approvers: Approvers
+) -> None:
+    h = harness
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(
+            pf_id, "hold", reason="Print file too small (low DPI)"
+        )
+        shown = await exception_of(h, handle.id, "awaiting_decision")
+        child_id = shown["workflow_id"]
+        assert shown["cause"] == "printfile" and shown["recommended"] == "fix"
+        assert shown["request_id"].startswith(child_id)
+        # The approval carries the diagnosis, as the approver sees it.
+        [row] = await h.pending_rows(child_id)
+        details = row["details"]
+        assert details["diagnosis"]["cause"] == "printfile"
+        assert details["options"] == ["fix", "cancel_and_refund", "contact_customer"]
+        await choose(h, approvers, child_id, "cancel_and_refund")
+        result = await exception_result(h, child_id)
+        assert result.outcome == "cancelling" and result.choice == "cancel_and_refund"
+        cancel_id = cancellation_workflow_id(h.tenant, order_id)
+        assert result.cancellation_workflow_id == cancel_id
+        cancelled = await asyncio.wait_for(
+            h.client.get_workflow_handle(cancel_id, result_type=OrderCancellationResult).result(),
+            timeout=60,
+        )
+        fulfil: OrderFulfillResult = await asyncio.wait_for(handle.result(), timeout=60)
+    assert cancelled.state == "cancelled" and cancelled.fulfillment_stopped
+    assert cancelled.payment_action == "refund" and cancelled.amount_minor == 2500
+    assert fulfil.state == "cancelled"
+    # The sandbox's providers: refunded at Stripe, cancelled at Printful and Shopify.
+    assert await h.refunded(pi) == 2500
+    assert (await printful_order(h, pf_id))["status"] == "canceled"
+    order = await h.clients.shopify.get_order(f"gid://shopify/Order/{order_id}")
+    assert order.cancelled_at is not None
+    await maybe_record(h.client, child_id, "fulfillment_exception_cancel_and_refund")
+
+
+async def test_escalated_and_decided_contact_customer(
+    harness: Harness, database: Database, approvers: Approvers
+) -> None:
+    """Held for the address, and Shopify has no better one: the customer is asked; the
+    order stays on hold and OrderFulfill waits on, so Printful's release still ships it."""
+    h = harness
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(pf_id, "hold", reason="Undeliverable address")
+        shown = await exception_of(h, handle.id, "awaiting_decision")
+        assert shown["recommended"] == "contact_customer"
+        await choose(h, approvers, shown["workflow_id"], "contact_customer")
+        result = await exception_result(h, shown["workflow_id"])
+        assert result.outcome == "contacted" and result.email_message_id
+        status = await h.status_when(handle.id, lambda s: s.state == "on_hold")
+        assert status.detail["exception"]["state"] == "contacted"
+        outbox = await h.sandbox.control.outbox()
+        [mail] = [
+            m for m in outbox if m["request"]["template_id"] == "d-autobiz-fulfillment-problem"
+        ]
+        assert mail["recipients"] == ["customer@example.com"]
+        # The customer answered; Printful's staff release the order and it ships.
+        await h.sandbox.control.advance_printful(pf_id, "release")
+        tracking = await ship_printful(h.sandbox.control, pf_id)
+        done = await asyncio.wait_for(handle.result(), timeout=60)
+    assert done.state == "completed" and done.tracking_number == tracking
+
+
+@pytest.fixture
+async def quick_escalation(
+    temporal_env: WorkflowEnvironment,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+) -> AsyncIterator[Harness]:
+    """A harness whose tenant gives an escalation three seconds."""
+    client = await connect_to(temporal_env)
+    config = tenant_config(tenant)
+    settings = config.fulfillment_exception.model_copy(
+        update={"escalation_timeout": timedelta(seconds=3)}
+    )
+    config = config.model_copy(update={"fulfillment_exception": settings})
+    async with running_worker(client, sandbox, database, {tenant: config}, task_queue) as tc:
+        clients = await tc.for_tenant(tenant)
+        yield Harness(client, task_queue, tenant, config, sandbox, clients, database, tc)
+
+
+async def test_an_escalation_nobody_decides_fails_closed(
+    quick_escalation: Harness, database: Database
+) -> None:
+    h = quick_escalation
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(pf_id, "fail", reason="Failed to charge wallet")
+        shown = await exception_of(h, handle.id, "unresolved")
+        result = await exception_result(h, shown["workflow_id"])
+    assert result.outcome == "unresolved" and result.approval is not None
+    assert result.approval.status == "expired" and result.choice is None
+    # Nothing financial happened: captured, not refunded; Printful's order as it was.
+    assert await h.refunded(pi) == 0
+    assert (await printful_order(h, pf_id))["status"] == "failed"
+    assert not [
+        r.tool for r in await h.receipts(result.workflow_id) if r.tool != "sendgrid.send_email"
+    ]
+    # Ops were told (the expiry notice and the alert).
+
+    async def told() -> list[str] | None:
+        templates = [m["request"]["template_id"] for m in await h.sandbox.control.outbox()]
+        return templates if "d-autobiz-ops-alert" in templates else None
+
+    templates = await eventually(told, what="the ops alert")
+    assert "d-autobiz-approval-expired" in templates
+    status = await flow_status(h.client, handle.id)
+    assert status.state == "on_hold" and status.detail["exception"]["state"] == "unresolved"
