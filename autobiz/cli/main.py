@@ -16,6 +16,7 @@ from rich.markup import escape
 from autobiz import __version__
 from autobiz.cli import (
     approvals_cmd,
+    closeout_cmd,
     codec_cmd,
     config_cmd,
     db,
@@ -59,6 +60,7 @@ app.command("replay")(replay_cmd.replay)
 # Reconciliation: run now, list drift, keep the schedules (docs/operations.md#reconciliation).
 app.add_typer(reconcile_cmd.app, name="reconcile")
 app.add_typer(incidents_cmd.app, name="incidents")  # docs/operations.md#incidents
+app.add_typer(closeout_cmd.app, name="closeout")  # docs/operations.md#daily-closeout
 
 
 @app.command()
