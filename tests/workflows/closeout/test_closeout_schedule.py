@@ -22,6 +22,7 @@ from starters.closeout import closeout_input, ensure_closeout_schedule
 from starters.flows import flow_status
 from tests.ingress.conftest import serve_http
 from tests.ingress.conftest import tenant_config as webhook_config
+from tests.replay.recorder import maybe_record
 from tests.workflows.closeout.support import close_day, local_today, report_of
 from tests.workflows.support import Harness
 from workflows.closeout.models import CloseoutResult
@@ -92,6 +93,7 @@ async def test_a_missed_day_is_caught_up(harness: Harness) -> None:
     status = await flow_status(h.client, run.id)
     assert status.state == "completed"
     assert status.detail["days"] == [missed.isoformat(), yesterday.isoformat()]
+    await maybe_record(h.client, run.id, "daily_closeout_caught_up")
 
 
 @pytest.fixture

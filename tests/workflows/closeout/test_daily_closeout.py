@@ -62,7 +62,7 @@ async def test_a_day_closed_from_provider_truth_matches_the_sandbox(harness: Har
     assert await metrics_of(h, day) == metrics
     assert again.csv_sha256 == result.csv_sha256 and again.runs == 2
     assert (await report_of(h, day))["runs"] == 2
-    await maybe_record(h.client, again.workflow_id, "daily_closeout")
+    await maybe_record(h.client, again.workflow_id, "daily_closeout_rerun")
 
 
 async def test_a_refund_made_in_stripe_goes_to_approval(harness: Harness) -> None:
@@ -86,6 +86,7 @@ async def test_a_refund_made_in_stripe_goes_to_approval(harness: Harness) -> Non
     # Re-running the day asks nobody twice: the row is seen again, no second repair.
     again = await close_day(h, day)
     assert again.drifts == result.drifts and again.repairs == {}
+    await maybe_record(h.client, again.workflow_id, "daily_closeout_drift_seen_again")
 
 
 async def test_a_capture_without_a_receipt_is_a_closeout_mismatch(harness: Harness) -> None:
