@@ -77,6 +77,7 @@ class SendGridActivities:
                         to=[input.to],
                         data={"subject": input.subject, **input.variables},
                         reference=ctx.external_key,
+                        headers=_reply_headers(input),
                     )
                 )
             except BaseException as exc:
@@ -95,6 +96,13 @@ class SendGridActivities:
             return _outcome(status, result.message_id, input)
 
         return await run_side_effect(self._runner, ctx, input, SendEmailOutput, execute)
+
+
+def _reply_headers(input: SendEmailInput) -> dict[str, str]:
+    """A reply names the message it answers, so the customer's mail client threads it."""
+    if input.in_reply_to is None:
+        return {}
+    return {"In-Reply-To": input.in_reply_to, "References": input.in_reply_to}
 
 
 def _outcome(

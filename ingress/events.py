@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -322,7 +322,7 @@ def _inbound_email(
     tenant_id: str,
     body: bytes,
     headers: Mapping[str, str],
-    dead: Any,
+    dead: Callable[..., InboundEvent],
     digest: str,
 ) -> InboundEvent:
     """An Inbound Parse post: the form parsed, keyed by the email's Message-ID."""

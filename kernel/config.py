@@ -199,6 +199,21 @@ class CloseoutConfig(Frozen):
         return int(self.at[3:])
 
 
+class WismoConfig(Frozen):
+    """WF05 WISMO's settings: the model that drafts (pinned per run, with its fallback),
+    the prompt version, the tokens one draft may use; a draft below
+    ``confidence_threshold``, or any email that asks for a refund or a cancellation, goes
+    to ``review_roles`` for ``review_timeout`` (unanswered: nothing is sent, ops are told)."""
+
+    model: str = Field(default="template-v1", min_length=1, max_length=100)
+    fallback_model: str | None = Field(default=None, min_length=1, max_length=100)
+    prompt_version: str = Field(default="1", pattern=r"^[0-9]{1,4}$")
+    max_tokens: int = Field(default=600, gt=0, le=8192)
+    confidence_threshold: float = Field(default=0.75, ge=0, le=1)
+    review_roles: tuple[str, ...] = Field(default=("ops_lead",), min_length=1)
+    review_timeout: Duration = timedelta(hours=24)
+
+
 class BusinessConfig(Frozen):
     version: Literal[1] = 1
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -213,6 +228,7 @@ class BusinessConfig(Frozen):
     monitor: MonitorConfig = MonitorConfig()
     closeout: CloseoutConfig = CloseoutConfig()
     fulfillment_exception: ExceptionConfig = ExceptionConfig()
+    wismo: WismoConfig = WismoConfig()
     # The waits between a tool's attempts (kernel.policy.RetryTiming).
     retries: RetryTiming = RetryTiming()
 

@@ -24,6 +24,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.approval_activities import ApprovalActivities
+from activities.care_activities import CareActivities
 from activities.closeout_activities import CloseoutActivities
 from activities.config_activities import ConfigActivities
 from activities.exception_activities import ExceptionActivities
@@ -53,6 +54,7 @@ from kernel.metrics import HISTOGRAM_BUCKETS
 from starters.closeout import ensure_closeout_schedule
 from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
+from workflows.care.wismo import Wismo
 from workflows.closeout.daily_closeout import DailyCloseout
 from workflows.monitor.invariant_monitor import InvariantMonitor
 from workflows.orders.fulfillment_exception import FulfillmentException
@@ -75,6 +77,7 @@ WORKFLOWS: tuple[type, ...] = (
     InvariantMonitor,
     DailyCloseout,
     FulfillmentException,
+    Wismo,
 )
 
 
@@ -124,6 +127,7 @@ def activities(
         OrderStateActivities(db).read_order_state,
         ConfigActivities(configs).load_flow_context,
         ExceptionActivities(configs).exception_settings,
+        CareActivities(configs).wismo_settings,
         KernelActivities(db).persist_trace,
         *reconcile_activities(clients, db),
         *monitor_activities(db, configs),

@@ -31,6 +31,9 @@ class Email(BaseModel):
     to: list[str] = Field(min_length=1)
     data: dict[str, Any] = Field(default_factory=dict, description="dynamic_template_data")
     reference: str | None = Field(default=None, description="our key, echoed as a custom arg")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra headers (a reply's In-Reply-To, References)"
+    )
 
 
 class SentEmail(BaseModel):
@@ -77,6 +80,8 @@ class SendGridMailer(JsonClient):
         }
         if email.reference:
             payload["custom_args"] = {"autobiz_ref": email.reference}
+        if email.headers:
+            payload["headers"] = dict(email.headers)
         return payload
 
     async def send(self, email: Email) -> SentEmail:

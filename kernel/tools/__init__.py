@@ -96,7 +96,6 @@ WORKFLOW_TOOLS: dict[str, frozenset[str]] = {
     "wismo": frozenset(
         {
             shopify.SEARCH_ORDERS.ref,
-            shopify.GET_ORDER.ref,
             printful.GET_ORDER.ref,
             llm.COMPLETE.ref,
             sendgrid.SEND_EMAIL.ref,

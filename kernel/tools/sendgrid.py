@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from kernel.contracts import ToolModel
 from kernel.tools.defaults import MESSAGE
@@ -16,6 +18,17 @@ class SendEmailInput(ToolModel):
     subject: str = Field(max_length=200)
     variables: dict[str, str] = Field(default_factory=dict)
     category: str = "transactional"
+    # A reply: the Message-ID it answers (sent as In-Reply-To and References).
+    in_reply_to: str | None = Field(default=None, pattern=r"^<[^<>\s]{1,900}>$")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_reply(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unset, so an email that is no reply hashes (idempotency keys,
+        # loop fingerprints) exactly as before replies existed.
+        data: dict[str, Any] = handler(self)
+        if data.get("in_reply_to") is None:
+            data.pop("in_reply_to", None)
+        return data
 
 
 class SendEmailOutput(ToolModel):

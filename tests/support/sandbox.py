@@ -84,6 +84,9 @@ class Sandbox:
                     stripe=[SecretStr(a.stripe_webhook_secret)],
                     shopify=[SecretStr(a.shopify_webhook_secret)],
                     printful=[SecretStr(a.printful_webhook_secret)],
+                    sendgrid=[SecretStr(f"{a.sendgrid_parse_user}:{a.sendgrid_parse_password}")]
+                    if a.sendgrid_parse_user and a.sendgrid_parse_password
+                    else [],
                     shop_domains=[a.shopify_shop_domain],
                 )
                 for t in tenants

@@ -1,0 +1,39 @@
+"""WF05 WISMO's plumbing: the tenant's ``wismo`` settings from the worker's compiled
+configs (never from the workflow's input, so whoever starts a run cannot pick the model,
+the confidence threshold or who reviews)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from kernel.codes import ErrorCode
+from kernel.config import BusinessConfig
+from workflows.care.models import WISMO_SETTINGS, WismoSettings, WismoSettingsRequest
+
+
+class CareActivities:
+    def __init__(self, configs: Mapping[str, BusinessConfig]) -> None:
+        self._configs = dict(configs)
+
+    @activity.defn(name=WISMO_SETTINGS)
+    async def wismo_settings(self, req: WismoSettingsRequest) -> WismoSettings:
+        config = self._configs.get(req.tenant_id)
+        if config is None:
+            raise ApplicationError(
+                f"no BusinessConfig for tenant {req.tenant_id}",
+                type=ErrorCode.TENANT_UNKNOWN,
+                non_retryable=True,
+            )
+        w = config.wismo
+        return WismoSettings(
+            model=w.model,
+            fallback_model=w.fallback_model,
+            prompt_version=w.prompt_version,
+            max_tokens=w.max_tokens,
+            confidence_threshold=w.confidence_threshold,
+            review_roles=w.review_roles,
+            review_timeout=w.review_timeout,
+        )

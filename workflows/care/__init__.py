@@ -1,0 +1,1 @@
+"""Customer care: WF05 WISMO ("where is my order") and what it reads emails with."""
