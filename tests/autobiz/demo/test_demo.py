@@ -18,6 +18,8 @@ EXPECTED = {
     "OrderCancellation": ["cancelled"],
     # corner-shop's signed webhook naming demo-shop's order
     "ingress": ["refused:CROSS_TENANT_REFUSED"],
+    # the day closed from the CLI, judged against Stripe's balance transactions (WF07)
+    "DailyCloseout": ["completed"],
 }
 
 
