@@ -17,7 +17,9 @@ POST   /_control/webhooks/flush               release an event held back for reo
 GET    /_control/webhooks/deliveries          every delivery attempt
 POST   /_control/shopify/orders               seed an order (SeedOrder) -> {"id", ...}
 POST   /_control/printful/orders/{id}/advance {"action": start|ship|fail|hold|release, "reason",
-                                              "carrier", "service", "tracking_number"}
+                                              "problem", "carrier", "service",
+                                              "tracking_number"}; "problem": "address"
+                                              holds until a PATCHed recipient releases it
 GET    /_control/sendgrid/outbox              every accepted message
 POST   /_control/sendgrid/inbound             a customer's email (InboundEmail) posted to the
                                               tenant's parse URL as Inbound Parse does ->

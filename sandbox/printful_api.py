@@ -5,10 +5,12 @@ Shaped as Printful publishes v2 (``shared/reference/fidelity/printful-v2-openapi
 against it).
 
 ``draft`` → (confirm) ``pending`` → ``inprocess`` → ``fulfilled`` (shipped), plus
-``failed``, ``onhold`` and ``canceled``. ``DELETE`` is allowed only before production
-(draft, pending, failed, onhold, canceled) and answers 204 with no body; afterwards 409.
-(Printful's v2 ``DELETE`` deletes a draft and its docs point to v1 to cancel a confirmed
-order; the sandbox keeps one call that cancels, and keeps the order readable.) Orders are
+``failed``, ``onhold`` and ``canceled``. v2 ``DELETE`` deletes a draft or a failed order
+(204, no body; the sandbox keeps it readable as ``canceled``) and answers 409 otherwise; a
+confirmed order (pending, on hold) is cancelled with v1 ``DELETE /orders/{id}``, as
+Printful's v2 docs direct (``{"code": 200, "result": <order>}``; 409 in production).
+``PATCH`` edits an order before production; a held order whose address was the problem is
+released by a corrected recipient. Orders are
 addressed by id or by ``@{external_id}``; an ``external_id`` is unique per store (400 on a
 second create, and 400 on a second confirmation, as Printful may answer). 4xx errors are
 ``{"code","result","error":{"reason","message"}}``. Shipments carry no tracking number
@@ -39,6 +41,9 @@ from sandbox.faults import processing_delay
 from sandbox.webhooks import WebhookDispatcher
 
 CANCELABLE = {"draft", "pending", "failed", "onhold"}
+# v2 ``DELETE`` deletes "if it's status is draft, failed or cancelled"; a confirmed order
+# (pending, on hold) is cancelled with v1 ``DELETE /orders/{id}``, as Printful's v2 docs say.
+V2_DELETABLE = {"draft", "failed"}
 # Confirmed again after a fix: "moved to the failed state so that the problem can be
 # fixed and the order can be resubmitted" (the v2 order life cycle).
 RESUBMITTABLE = {"draft", "failed"}
@@ -163,6 +168,8 @@ class PrintfulSandbox:
             Route("/v2/orders/{order_id}", self._wrap(self.get), methods=["GET"]),
             Route("/v2/orders/{order_id}", self._wrap(self.cancel), methods=["DELETE"]),
             Route("/v2/orders/{order_id}", self._wrap(self.update), methods=["PATCH"]),
+            # v1, for what v2 cannot do yet: cancel a confirmed order.
+            Route("/orders/{order_id}", self._wrap(self.cancel_v1), methods=["DELETE"]),
             Route("/v2/orders/{order_id}/confirmation", self._wrap(self.confirm), methods=["POST"]),
             Route(
                 "/v2/orders/{order_id}/shipments", self._wrap(self.list_shipments), methods=["GET"]
@@ -329,21 +336,42 @@ class PrintfulSandbox:
         }
 
     async def cancel(self, request: Request) -> None:
-        """``DELETE``: 204 and no body, also for an order already cancelled."""
+        """v2 ``DELETE``: 204 and no body, also for an order already cancelled. Only a
+        draft or a failed order can be deleted (kept readable here, as ``canceled``); a
+        confirmed one answers 409 (v1 cancels it)."""
         order = self._find(request.path_params["order_id"])
         if order["status"] == "canceled":
             return None
-        if order["status"] not in CANCELABLE:
-            raise PrintfulProblem(
-                409,
-                "Conflict",
-                f"Order is {order['status']}: orders in production cannot be canceled.",
+        if order["status"] not in V2_DELETABLE:
+            why = (
+                "a confirmed order is canceled with DELETE /orders/{id} (v1)"
+                if order["status"] in CANCELABLE
+                else "orders in production cannot be canceled"
             )
+            raise PrintfulProblem(409, "Conflict", f"Order is {order['status']}: {why}.")
+        self._cancel(order)
+        return None
+
+    async def cancel_v1(self, request: Request) -> dict[str, Any]:
+        """v1 ``DELETE /orders/{id}``: cancels a draft, pending, failed or on-hold order
+        and answers ``{"code": 200, "result": <order>}``; in production: 409."""
+        order = self._find(request.path_params["order_id"])
+        if order["status"] != "canceled":
+            if order["status"] not in CANCELABLE:
+                raise PrintfulProblem(
+                    409,
+                    "Conflict",
+                    f"Order is {order['status']}: orders in production cannot be canceled.",
+                )
+            self._cancel(order)
+        v1 = {k: order[k] for k in ("id", "external_id", "status", "shipping", "recipient")}
+        return {"code": 200, "result": {**v1, "store": order["store_id"], "costs": order["costs"]}}
+
+    def _cancel(self, order: dict[str, Any]) -> None:
         self._touch(order, "canceled")
         self._webhook(
             "order_canceled", {"order": _webhook_order(order), "reason": "Canceled through the API"}
         )
-        return None
 
     async def update(self, request: Request) -> dict[str, Any]:
         """``PATCH``: a partial update (here the recipient). A held order's address fixed is

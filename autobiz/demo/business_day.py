@@ -36,6 +36,7 @@ from temporalio.service import RPCError
 from autobiz.business_config import load_configs
 from autobiz.db.database import Database
 from autobiz.demo.closeout_cases import closeout_case
+from autobiz.demo.exception_cases import exception_cases
 from autobiz.devstack.dev_secrets import dev_secrets_path
 from autobiz.devstack.sandbox_package import sandbox_required
 from autobiz.ledger.receipts import ReceiptStore
@@ -179,6 +180,7 @@ class BusinessDay:
                 ),
             ),
             others,
+            exception_cases(self),  # WF06: a Printful hold fixed, one escalated
         )
         await closeout_case(self)  # WF07: the day closed from the CLI, judged by Stripe
         for case in self.cases:

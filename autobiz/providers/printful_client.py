@@ -12,8 +12,10 @@ As Printful publishes v2 (``shared/reference/fidelity/printful-v2-openapi.2025-0
   details, ``{"title", "details"}``); :func:`error_message` reads either;
 * a duplicate ``external_id`` or a second confirmation may answer 400, not 409, so both are
   treated as "maybe already done" and settled by reading the order;
-* ``DELETE /v2/orders/{id}`` answers 204 with no body: :meth:`PrintfulOrders.cancel_order`
-  reads the order first and returns it as cancelled;
+* ``DELETE /v2/orders/{id}`` deletes only a draft or a failed order and answers 204 with
+  no body; a confirmed order (pending, on hold) is cancelled with v1 ``DELETE
+  /orders/{id}``, as Printful's v2 docs direct. :meth:`PrintfulOrders.cancel_order` reads
+  the order first, picks the call, and returns it as cancelled;
 * a shipment (``GET …/shipments``) has no tracking number: it comes from the
   ``shipment_sent`` webhook, whose shipment has no carrier.
 """
@@ -33,6 +35,9 @@ from autobiz.settings import Settings
 PROVIDER = "printful"
 PAST_DRAFT = {"pending", "inprocess", "fulfilled", "partial", "onhold"}
 CANCELED = "canceled"
+# Confirmed but not in production: cancelled with v1 ``DELETE /orders/{id}`` (v2's DELETE
+# deletes only a draft or a failed order).
+CONFIRMED = frozenset({"pending", "onhold"})
 
 
 class Recipient(BaseModel):
@@ -205,6 +210,10 @@ class PrintfulOrders(JsonClient):
         order = await self.get_order(order_id)
         if order.status == CANCELED:
             return order
+        if order.status in CONFIRMED:
+            # v2 DELETE only deletes drafts and failed orders: v1 cancels a confirmed one.
+            await self._request("DELETE", f"/orders/{order.id}")
+            return order.model_copy(update={"status": CANCELED})
         payload = await self._request("DELETE", f"/v2/orders/{order_id}")
         if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
             return self._order(payload, created=False)  # a body, should one ever come back

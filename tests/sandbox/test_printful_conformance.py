@@ -187,6 +187,12 @@ async def test_order_answers_conform(sandbox: Sandbox) -> None:
         assert_conforms(again, CONFIRM, "post")
         empty = await pf.get(f"/v2/orders/{order_id}/shipments")
         assert_conforms(empty, SHIPMENTS, "get")
+        # v2 DELETE deletes drafts and failed orders; a confirmed one is v1's to cancel.
+        kept = await pf.delete(f"/v2/orders/{order_id}")
+        assert kept.status_code == 409
+        assert_conforms(kept, ORDER, "delete")
+        cancelled = await pf.delete(f"/orders/{order_id}")
+        assert (cancelled.status_code, cancelled.json()["result"]["status"]) == (200, "canceled")
         deleted = await pf.delete(f"/v2/orders/{order_id}")
         assert deleted.status_code == 204
         assert_conforms(deleted, ORDER, "delete")

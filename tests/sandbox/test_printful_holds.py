@@ -121,3 +121,21 @@ async def test_patch_answers_conform_and_production_is_not_modified(sandbox: San
         refused = await pf.patch(f"/v2/orders/{pf_id}", json={"recipient": {"name": "x"}})
         assert refused.status_code == 400
         assert_conforms(refused, ORDER, "patch")
+
+
+async def test_a_held_order_is_cancelled_with_v1_not_deleted_with_v2(sandbox: Sandbox) -> None:
+    """Printful's v2 DELETE deletes only drafts and failed orders; the client cancels a
+    confirmed (pending or held) order with v1 ``DELETE /orders/{id}``."""
+    client = PrintfulOrders(sandbox.settings)
+    try:
+        pf_id = await _confirmed(client, "hold-cancel")
+        await sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
+        async with _raw(sandbox) as pf:
+            refused = await pf.delete(f"/v2/orders/{pf_id}")
+        assert refused.status_code == 409
+        assert_conforms(refused, ORDER, "delete")
+        assert (await client.cancel_order(pf_id)).status == "canceled"
+        assert (await client.get_order(pf_id)).status == "canceled"
+        assert (await client.cancel_order(pf_id)).status == "canceled"  # safe to repeat
+    finally:
+        await client.aclose()

@@ -430,7 +430,7 @@ class FulfillmentException(ApprovalFlow):
         assert f.outcome is not None
         return FulfillmentExceptionResult(
             workflow_id=workflow.info().workflow_id,
-            outcome=f.outcome,
+            state=f.outcome,
             diagnosis=f.diagnosis,
             actions=tuple(f.actions),
             retried=f.retried,

@@ -204,7 +204,7 @@ class ExceptionUpdate(Frozen):
 
 class FulfillmentExceptionResult(Frozen):
     workflow_id: str
-    outcome: ExceptionOutcome
+    state: ExceptionOutcome  # the outcome OrderFulfill acts on (the run's last state)
     diagnosis: Diagnosis | None = None
     actions: tuple[str, ...] = ()
     retried: bool = False  # a transient failure re-submitted (counts against max_retries)

@@ -492,7 +492,7 @@ class OrderFulfill(ApprovalFlow):
             }
         if result.choice is not None:
             self._facts.exception = {**(self._facts.exception or {}), "choice": result.choice}
-        return result.outcome
+        return result.state
 
     async def _poll_shipment(self, ref: PrintfulOrderRef, polls: int) -> None:
         current = await kernel_call(

@@ -11,11 +11,20 @@ from tests.support.stack import autobiz
 pytestmark = pytest.mark.e2e
 
 EXPECTED = {
-    # demo-shop's four orders and corner-shop's one
-    "OrderFulfill": ["completed", "completed", "completed", "cancelled", "completed"],
+    # demo-shop's four orders and corner-shop's one; the two Printful holds (WF06)
+    "OrderFulfill": [
+        "completed",
+        "completed",
+        "completed",
+        "cancelled",
+        "completed",
+        "completed",
+        "cancelled",
+    ],
+    "FulfillmentException": ["resolved", "cancelling"],
     "Refund": ["refunded", "refunded", "failed:APPROVAL_EXPIRED"],
     "PaymentFailure": ["cancelled"],
-    "OrderCancellation": ["cancelled"],
+    "OrderCancellation": ["cancelled", "cancelled"],
     # corner-shop's signed webhook naming demo-shop's order
     "ingress": ["refused:CROSS_TENANT_REFUSED"],
     # the day closed from the CLI, judged against Stripe's balance transactions (WF07)
@@ -44,12 +53,19 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     # Money moved where it should and nowhere else.
     refunds = {n: c["facts"]["stripe_refunded"] for n, c in by_name.items() if "refund" in n}
     assert sorted(refunds.values()) == [0, 1000, 6000]
-    cancelled = next(c for c in report["cases"] if c["workflow_type"] == "OrderCancellation")
+    cancelled = by_name["order #5: customer cancels, authorisation voided (approved)"]
     assert cancelled["facts"]["payment_status"] == "canceled"
     assert cancelled["facts"]["approved_by"] == "omar"
     # Every side effect left a receipt; the stopped order moved no money at all.
     fulfilled = [c for c in report["cases"] if c["workflow_type"] == "OrderFulfill"]
-    assert sorted(c["receipts"] for c in fulfilled) == [0, 5, 5, 5, 5]
+    assert sorted(c["receipts"] for c in fulfilled) == [0, 3, 5, 5, 5, 5, 5]
+    # The Printful holds: one fixed from Shopify's corrected address, one escalated and
+    # cancelled from the CLI (refunded at Stripe, cancelled at Printful).
+    fixed = by_name["order #6: the hold fixed from Shopify's corrected address"]
+    assert fixed["facts"]["diagnosis"] == "address"
+    escalated = by_name["order #7: cancelled, the capture paid back"]
+    assert escalated["facts"]["stripe_refunded"] == 2200
+    assert escalated["facts"]["printful_status"] == "canceled"
     # Two merchants on one stack: the other one's webhook naming demo-shop's order #1 was
     # stored as a dead letter and moved nothing; its own order ran on its own accounts.
     [attack] = [c for c in report["cases"] if c["workflow_type"] == "ingress"]

@@ -134,7 +134,7 @@ async def test_address_hold_fixed_from_shopify_then_ships(
         )
         shown = await exception_of(h, handle.id, "resolved")
         result = await exception_result(h, shown["workflow_id"])
-        assert result.outcome == "resolved" and result.approval is None
+        assert result.state == "resolved" and result.approval is None
         assert result.actions == ("address corrected from Shopify",)
         assert result.diagnosis is not None
         assert (result.diagnosis.cause, result.diagnosis.recommended) == (
@@ -179,7 +179,7 @@ async def test_transient_failure_is_resubmitted(harness: Harness, database: Data
         )
         shown = await exception_of(h, handle.id, "resolved")
         result = await exception_result(h, shown["workflow_id"])
-        assert result.outcome == "resolved" and result.retried
+        assert result.state == "resolved" and result.retried
         assert result.diagnosis is not None and result.diagnosis.recommended == "retry"
         assert (await printful_order(h, pf_id))["status"] == "pending"
         await h.status_when(handle.id, lambda s: s.state == "in_production")
@@ -212,7 +212,7 @@ async def test_escalated_and_decided_cancel_and_refund(
         assert details["options"] == ["fix", "cancel_and_refund", "contact_customer"]
         await choose(h, approvers, child_id, "cancel_and_refund")
         result = await exception_result(h, child_id)
-        assert result.outcome == "cancelling" and result.choice == "cancel_and_refund"
+        assert result.state == "cancelling" and result.choice == "cancel_and_refund"
         cancel_id = cancellation_workflow_id(h.tenant, order_id)
         assert result.cancellation_workflow_id == cancel_id
         cancelled = await asyncio.wait_for(
@@ -247,7 +247,7 @@ async def test_escalated_and_decided_contact_customer(
         assert shown["recommended"] == "contact_customer"
         await choose(h, approvers, shown["workflow_id"], "contact_customer")
         result = await exception_result(h, shown["workflow_id"])
-        assert result.outcome == "contacted" and result.email_message_id
+        assert result.state == "contacted" and result.email_message_id
         status = await h.status_when(handle.id, lambda s: s.state == "on_hold")
         assert status.detail["exception"]["state"] == "contacted"
         outbox = await h.sandbox.control.outbox()
@@ -294,7 +294,7 @@ async def test_an_escalation_nobody_decides_fails_closed(
         await h.sandbox.control.advance_printful(pf_id, "fail", reason="Failed to charge wallet")
         shown = await exception_of(h, handle.id, "unresolved")
         result = await exception_result(h, shown["workflow_id"])
-    assert result.outcome == "unresolved" and result.approval is not None
+    assert result.state == "unresolved" and result.approval is not None
     assert result.approval.status == "expired" and result.choice is None
     # Nothing financial happened: captured, not refunded; Printful's order as it was.
     assert await h.refunded(pi) == 0
