@@ -200,7 +200,11 @@ class SendGridSandbox:
         fields, files = inbound_form(email, account)
         target, auth = parse_url_parts(url)
         if email.user is not None or email.password is not None:
-            auth = (email.user or "", email.password or "")
+            user, password = auth or ("", "")
+            auth = (
+                email.user if email.user is not None else user,
+                email.password if email.password is not None else password,
+            )
         body, content_type = multipart_form(fields, files)
         async with httpx.AsyncClient(timeout=15.0) as http:
             response = await http.post(

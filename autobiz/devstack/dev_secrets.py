@@ -53,7 +53,13 @@ def ensure_dev_secrets(settings: Settings, tenants: Iterable[str]) -> Path:
     missing = [t for t in sorted(set(tenants)) if t not in data]
     for tenant in missing:
         data[tenant] = credentials_of(generated_account(tenant, secret=seed))
-    if missing or not path.exists():
+    # A credential added since the file was written (the Inbound Parse one) is filled in.
+    grown = False
+    for tenant in sorted(set(tenants) - set(missing)):
+        for name, value in credentials_of(generated_account(tenant, secret=seed)).items():
+            if name not in data[tenant]:
+                data[tenant][name], grown = value, True
+    if missing or grown or not path.exists():
         _write_private(path, yaml.safe_dump(data, sort_keys=True))
     return path
 

@@ -11,11 +11,13 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
 
+from activities.config_activities import flow_context
 from autobiz.db.database import Database
 from autobiz.providers.shopify_client import TrackingInfo, order_gid
 from ingress.app import IngressDeps, create_app
@@ -27,8 +29,9 @@ from tests.ingress.conftest import serve_http
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import Harness, eventually
-from workflows.care.models import WismoResult
+from workflows.care.models import InboundEmail, WismoInput, WismoResult
 from workflows.care.wismo import NOT_YOURS, Wismo
+from workflows.common.models import ApprovalTiming
 from workflows.ids import wismo_workflow_id
 
 pytestmark = pytest.mark.integration
@@ -329,3 +332,69 @@ async def test_a_wrong_credential_is_refused_and_nothing_starts(live: Harness) -
     assert sent["status"] == 401
     async with h.db.tenant(h.tenant) as s:
         assert await s.fetch_all("SELECT 1 FROM event_store WHERE source = 'sendgrid'") == []
+
+
+async def test_an_unanswered_review_sends_nothing_and_tells_ops(
+    harness: Harness, approvers: Approvers
+) -> None:
+    """Started directly (the email in the input, as `temporal workflow start` does), with
+    a review wait of seconds: nobody answers, nothing goes to the customer, the reviewers
+    and ops get the expiry notice."""
+    h = harness
+    order, _ = await fulfilled_order(h)
+    timing = ApprovalTiming(
+        timeout=timedelta(seconds=3), remind_before=timedelta(0), escalate_after=timedelta(0)
+    )
+    email = InboundEmail(
+        message_id=f"<{uuid.uuid4().hex}@mail.customer.test>",
+        from_address=CUSTOMER,
+        from_name="Ada",
+        subject=f"Cancel {order['name']} please",
+        text="I changed my mind.",
+        authenticated=True,
+    )
+    workflow_id = wismo_workflow_id(h.tenant, email.message_id)
+    handle = await h.client.start_workflow(
+        Wismo.run,
+        WismoInput(
+            tenant_id=h.tenant,
+            email=email,
+            context=flow_context(h.config, "wismo", timing),
+        ),
+        id=workflow_id,
+        task_queue=h.task_queue,
+    )
+    result = await asyncio.wait_for(handle.result(), timeout=60)
+    assert result.outcome == "expired" and result.state == "expired"
+    assert await replies_to(h, CUSTOMER) == []
+    notices = [
+        m
+        for m in await h.sandbox.control.outbox()
+        if m["request"]["template_id"] == "d-autobiz-approval-expired"
+    ]
+    assert {r for m in notices for r in m["recipients"]} >= {"ops@autobiz.test"}
+    rows = await h.hitl_rows(workflow_id)
+    assert [r["status"] for r in rows] == ["expired"]
+
+
+async def test_an_unauthenticated_sender_gets_no_order_data(harness: Harness) -> None:
+    """SPF and DKIM both failed: the From address proves nothing, so even the customer's
+    own address gets the non-answer."""
+    h = harness
+    order, tracking = await fulfilled_order(h)
+    email = InboundEmail(
+        message_id=f"<{uuid.uuid4().hex}@forged.test>",
+        from_address=CUSTOMER,
+        subject=f"Where is {order['name']}?",
+        authenticated=False,
+    )
+    handle = await h.client.start_workflow(
+        Wismo.run,
+        WismoInput(tenant_id=h.tenant, email=email),
+        id=wismo_workflow_id(h.tenant, email.message_id),
+        task_queue=h.task_queue,
+    )
+    result = await asyncio.wait_for(handle.result(), timeout=60)
+    assert result.outcome == "not_customer" and result.order_id is None
+    (reply,) = await replies_to(h, CUSTOMER)
+    assert body(reply) == NOT_YOURS and tracking not in json.dumps(reply)
