@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ async def _other_tenant_day(h: Harness) -> str:
         window_start=window.start,
         window_end=window.end,
         run_id=f"closeout:{other}:{day}",
-        metrics=(MetricRow(metric="orders:USD", value=7),),
+        metrics=(MetricRow(metric="orders:USD", value=Decimal(7)),),
         csv="section,key,currency,value,detail\n",
     )
     links = ReportLinks.from_settings(h.sandbox.settings)
