@@ -293,6 +293,14 @@ def _approval_row(approval: dict[str, Any]) -> tuple[str, str]:
     return ("approval", f"{approval['request_id']} {how}")
 
 
+def _exception_row(exc: dict[str, Any]) -> tuple[str, str]:
+    """A Printful hold or failure (WF06): what it is, what is recommended, where it is."""
+    what = f"{exc.get('topic', '?')}: {exc.get('cause') or 'triaging'}"
+    if exc.get("recommended"):
+        what += f" (recommended: {exc['recommended']})"
+    return ("exception", f"{what}; {exc.get('state', '?')}; {exc.get('workflow_id', '-')}")
+
+
 def _status_rows(out: dict[str, Any], order_id: str) -> list[tuple[str, str]]:
     """The status table: where the run is, what it did, what it waits for, what failed."""
     live, result, failure = out["live"], out["result"], out["failure"]
@@ -313,6 +321,8 @@ def _status_rows(out: dict[str, Any], order_id: str) -> list[tuple[str, str]]:
     approval = (live or {}).get("approval")
     if approval:
         rows.append(_approval_row(approval))
+    if detail.get("exception"):
+        rows.append(_exception_row(detail["exception"]))
     if live and live.get("error"):
         rows.append(("error", live["error"]))
     if failure:
@@ -330,6 +340,12 @@ def _status_notes(out: dict[str, Any], order_id: str) -> list[str]:
     if approval and approval["status"] == "pending":
         notes.append(
             f"decide with `autobiz approvals approve {approval['request_id']} --as APPROVER`"
+        )
+    exception = ((out["live"] or {}).get("detail") or {}).get("exception") or {}
+    if exception.get("state") == "awaiting_decision" and exception.get("request_id"):
+        notes.append(
+            f"decide the exception with `autobiz approvals approve {exception['request_id']} "
+            "--as APPROVER --choice fix|cancel_and_refund|contact_customer`"
         )
     if out["status"] in ENDED_UNFINISHED:
         notes.append(
