@@ -312,3 +312,37 @@ async def test_an_escalation_nobody_decides_fails_closed(
     assert "d-autobiz-approval-expired" in templates
     status = await flow_status(h.client, handle.id)
     assert status.state == "on_hold" and status.detail["exception"]["state"] == "unresolved"
+
+
+async def test_a_cancellation_while_an_escalation_waits_withdraws_it(
+    harness: Harness, database: Database
+) -> None:
+    """The customer cancels while ops have not decided: OrderCancellation stops
+    OrderFulfill, whose exception child is cancelled with it (its request closed), and
+    the cancellation refunds and cancels at Printful as usual."""
+    h = harness
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(pf_id, "fail", reason="Failed to charge wallet")
+        shown = await exception_of(h, handle.id, "awaiting_decision")
+        cancel = await h.request_cancellation(order_id, pi)
+        cancelled = await asyncio.wait_for(cancel.result(), timeout=60)
+        fulfil = await asyncio.wait_for(handle.result(), timeout=60)
+        child = h.client.get_workflow_handle(shown["workflow_id"])
+
+        async def closed() -> str | None:
+            desc = await child.describe()
+            return (
+                None if desc.status is None or desc.status.name == "RUNNING" else desc.status.name
+            )
+
+        assert await eventually(closed, what="the exception flow closed") == "CANCELED"
+    assert cancelled.state == "cancelled" and cancelled.fulfillment_stopped
+    assert fulfil.state == "cancelled"
+    assert await h.refunded(pi) == 2500
+    assert (await printful_order(h, pf_id))["status"] == "canceled"
+    rows = await h.hitl_rows(shown["workflow_id"])
+    assert [r["status"] for r in rows] == ["denied"]  # closed by the cancel, nothing chosen
