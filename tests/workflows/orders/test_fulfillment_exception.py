@@ -346,3 +346,78 @@ async def test_a_cancellation_while_an_escalation_waits_withdraws_it(
     assert (await printful_order(h, pf_id))["status"] == "canceled"
     rows = await h.hitl_rows(shown["workflow_id"])
     assert [r["status"] for r in rows] == ["denied"]  # closed by the cancel, nothing chosen
+
+
+async def test_escalated_and_decided_fix_rereads_shopify(
+    harness: Harness, database: Database, approvers: Approvers
+) -> None:
+    """Held for the address with no better one in Shopify: escalated. The merchant then
+    corrects the address in Shopify and ops choose fix: the flow re-reads Shopify, sends
+    the address to Printful, the hold is released and the order ships."""
+    h = harness
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(pf_id, "hold", reason="Invalid address")
+        shown = await exception_of(h, handle.id, "awaiting_decision")
+        await correct_address_in_shopify(h, order_id)
+        await choose(h, approvers, shown["workflow_id"], "fix")
+        result = await exception_result(h, shown["workflow_id"])
+        assert result.state == "resolved" and result.choice == "fix"
+        assert result.actions == ("address corrected from Shopify",)
+        assert (await printful_order(h, pf_id))["recipient"]["address1"] == "12 Analytical Way"
+        await h.status_when(handle.id, lambda s: s.state == "in_production")
+        tracking = await ship_printful(h.sandbox.control, pf_id)
+        done = await asyncio.wait_for(handle.result(), timeout=60)
+    assert done.state == "completed" and done.tracking_number == tracking
+
+
+@pytest.fixture
+async def one_retry(
+    temporal_env: WorkflowEnvironment,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+) -> AsyncIterator[Harness]:
+    """A harness whose tenant re-submits a transient failure once per order."""
+    client = await connect_to(temporal_env)
+    config = tenant_config(tenant)
+    settings = config.fulfillment_exception.model_copy(update={"max_retries": 1})
+    config = config.model_copy(update={"fulfillment_exception": settings})
+    async with running_worker(client, sandbox, database, {tenant: config}, task_queue) as tc:
+        clients = await tc.for_tenant(tenant)
+        yield Harness(client, task_queue, tenant, config, sandbox, clients, database, tc)
+
+
+async def test_retries_are_bounded_per_order(one_retry: Harness, database: Database) -> None:
+    """The bound counts across the order's exceptions: the second transient failure of
+    the same order is not re-submitted but escalated."""
+    h = one_retry
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id)
+    pf_id = await in_production(h, handle.id)
+    reason = "Temporary processing error, try again"
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await h.sandbox.control.advance_printful(pf_id, "fail", reason=reason)
+        first = await exception_of(h, handle.id, "resolved")
+        assert (await exception_result(h, first["workflow_id"])).retried
+        await h.status_when(handle.id, lambda s: s.state == "in_production")
+        await h.sandbox.control.advance_printful(pf_id, "fail", reason=reason)
+        second = await h.status_when(
+            handle.id,
+            lambda s: (
+                (s.detail.get("exception") or {}).get("workflow_id")
+                not in (None, first["workflow_id"])
+                and s.detail["exception"].get("state") == "awaiting_decision"
+            ),
+            within=60,
+        )
+    shown = second.detail["exception"]
+    assert shown["recommended"] == "fix"
+    child = await flow_status(h.client, shown["workflow_id"])
+    assert any("1 of 1" in e for e in child.detail["diagnosis"]["evidence"])
+    assert (await printful_order(h, pf_id))["status"] == "failed"  # not re-submitted
