@@ -305,8 +305,17 @@ class FulfillmentException(ApprovalFlow):
         )
         # The request id is known once the request is open: tell OrderFulfill's status.
         task = asyncio.ensure_future(ask)
-        await workflow.wait_condition(lambda: self._approvals.current is not None or task.done())
-        await self._report("awaiting_decision")
+        try:
+            await workflow.wait_condition(
+                lambda: self._approvals.current is not None or task.done()
+            )
+            await self._report("awaiting_decision")
+        except asyncio.CancelledError:
+            # Cancelled before the wait below: the request must still be closed (the desk
+            # does it when its own wait is cancelled), then the cancellation goes on.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
         return await task
 
     async def _fix(
