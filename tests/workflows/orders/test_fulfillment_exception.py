@@ -421,3 +421,33 @@ async def test_retries_are_bounded_per_order(one_retry: Harness, database: Datab
     child = await flow_status(h.client, shown["workflow_id"])
     assert any("1 of 1" in e for e in child.detail["diagnosis"]["evidence"])
     assert (await printful_order(h, pf_id))["status"] == "failed"  # not re-submitted
+
+
+async def test_a_fixed_hold_waits_for_printful_to_release_it(
+    harness: Harness, database: Database
+) -> None:
+    """The address is corrected, but Printful's staff release the hold later: the
+    exception flow waits, and Printful's order_remove_hold (through the ingress to
+    OrderFulfill, forwarded to the child) resolves it."""
+    h = harness
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id)
+    pf_id = await in_production(h, handle.id)
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        await correct_address_in_shopify(h, order_id)
+        # Printful releases this one by hand, not on the corrected recipient.
+        await h.sandbox.control.advance_printful(
+            pf_id, "hold", reason="Address needs a manual check", problem="other"
+        )
+        shown = await exception_of(h, handle.id)
+        child_id = shown["workflow_id"]
+        await h.status_when(child_id, lambda s: s.state == "awaiting_release", within=60)
+        assert (await printful_order(h, pf_id))["recipient"]["address1"] == "12 Analytical Way"
+        await h.sandbox.control.advance_printful(pf_id, "release")
+        result = await exception_result(h, child_id)
+        assert result.state == "resolved" and result.approval is None
+        await h.status_when(handle.id, lambda s: s.state == "in_production")
+        tracking = await ship_printful(h.sandbox.control, pf_id)
+        done = await asyncio.wait_for(handle.result(), timeout=60)
+    assert done.state == "completed" and done.tracking_number == tracking
