@@ -35,6 +35,7 @@ from temporalio.service import RPCError
 
 from autobiz.business_config import load_configs
 from autobiz.db.database import Database
+from autobiz.demo.care_cases import care_cases
 from autobiz.demo.closeout_cases import closeout_case
 from autobiz.demo.exception_cases import exception_cases
 from autobiz.devstack.dev_secrets import dev_secrets_path
@@ -181,6 +182,7 @@ class BusinessDay:
             ),
             others,
             exception_cases(self),  # WF06: a Printful hold fixed, one escalated
+            care_cases(self),  # WF05: a customer's email answered, one reviewed and edited
         )
         await closeout_case(self)  # WF07: the day closed from the CLI, judged by Stripe
         for case in self.cases:

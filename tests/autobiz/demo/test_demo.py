@@ -20,6 +20,7 @@ EXPECTED = {
         "completed",
         "completed",
         "cancelled",
+        "completed",  # order #8, whose customer writes in (WF05)
     ],
     "FulfillmentException": ["resolved", "cancelling"],
     "Refund": ["refunded", "refunded", "failed:APPROVAL_EXPIRED"],
@@ -29,6 +30,8 @@ EXPECTED = {
     "ingress": ["refused:CROSS_TENANT_REFUSED"],
     # the day closed from the CLI, judged against Stripe's balance transactions (WF07)
     "DailyCloseout": ["completed"],
+    # a customer's email answered with the tracking; a refund request reviewed, edited
+    "WISMO": ["answered", "answered"],
 }
 
 
@@ -58,7 +61,7 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     assert cancelled["facts"]["approved_by"] == "omar"
     # Every side effect left a receipt; the stopped order moved no money at all.
     fulfilled = [c for c in report["cases"] if c["workflow_type"] == "OrderFulfill"]
-    assert sorted(c["receipts"] for c in fulfilled) == [0, 3, 5, 5, 5, 5, 5]
+    assert sorted(c["receipts"] for c in fulfilled) == [0, 3, 5, 5, 5, 5, 5, 5]
     # The Printful holds: one fixed from Shopify's corrected address, one escalated and
     # cancelled from the CLI (refunded at Stripe, cancelled at Printful).
     fixed = by_name["order #6: the hold fixed from Shopify's corrected address"]
@@ -73,3 +76,11 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     first = next(c for c in fulfilled if c["name"].startswith("order #1"))
     assert attack["facts"]["order_id"] == first["facts"]["order_id"]
     assert attack["receipts"] == 0 and attack["ui"] is None
+    # WF05: the customer of order #8 asked where it is (answered with its tracking, as
+    # SendGrid received it) and then for a refund (reviewed, sent as edited from the CLI).
+    wismo = {c["name"]: c for c in report["cases"] if c["workflow_type"] == "WISMO"}
+    [where] = [c for n, c in wismo.items() if "where it is" in n]
+    assert where["facts"]["outcome"] == "answered" and where["facts"]["tracking_number"]
+    [refund] = [c for n, c in wismo.items() if "money back" in n]
+    assert refund["facts"]["outcome"] == "answered_after_review"
+    assert refund["facts"]["review_reason"] == "refund_or_cancel_request"
