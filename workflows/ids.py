@@ -73,6 +73,18 @@ FLOWS: tuple[FlowName, ...] = (
     DAILY_CLOSEOUT,
 )
 
+# The flows that ask people for decisions (the ``decide`` update): told when an approver
+# key changes (tests/hygiene/test_layout.py keeps this equal to the registered ones).
+APPROVAL_FLOWS: tuple[FlowName, ...] = (
+    ORDER_FULFILL,
+    REFUND,
+    PAYMENT_FAILURE,
+    ORDER_CANCELLATION,
+    RECONCILE_DRIFT,
+    WISMO,
+    FULFILLMENT_EXCEPTION,
+)
+
 # Signals outsiders send (the ingress, another flow), by the name in histories.
 SHOPIFY_EVENT = "shopify_event"
 STRIPE_EVENT = "stripe_event"

@@ -557,17 +557,10 @@ async def _notify(settings: Settings, tenant_id: str) -> list[str]:
     (not only those showing ApprovalPending: one opening a request right now read the
     registry before the change but may not be listed as pending yet)."""
     from workflows.common.handlers import ApprovalHandlers
-    from workflows.ids import (
-        ORDER_CANCELLATION,
-        ORDER_FULFILL,
-        PAYMENT_FAILURE,
-        RECONCILE_DRIFT,
-        REFUND,
-    )
+    from workflows.ids import APPROVAL_FLOWS
 
-    approval_flows = (ORDER_FULFILL, REFUND, PAYMENT_FAILURE, ORDER_CANCELLATION, RECONCILE_DRIFT)
     client = await temporal_client(settings)
-    types = ", ".join(f"'{flow.type}'" for flow in approval_flows)
+    types = ", ".join(f"'{flow.type}'" for flow in APPROVAL_FLOWS)
     query = (
         f"TenantId = '{tenant_id}' AND ExecutionStatus = 'Running' AND WorkflowType IN ({types})"
     )

@@ -82,3 +82,17 @@ def test_the_checks_see_a_misplaced_tool() -> None:
     assert "stripe.capture_payment@1" not in activity_names("activities.shopify_activities")
     assert snake("ReconcileDrift") == "reconcile_drift"
     assert snake("WISMO") == "wismo"
+
+
+def test_the_approval_flows_are_the_ones_that_take_decisions() -> None:
+    """``APPROVAL_FLOWS`` (told when a key changes) is every registered flow with the
+    ``decide`` update, so a new flow that asks people is never left out."""
+    from workflows.common.handlers import ApprovalHandlers
+    from workflows.ids import APPROVAL_FLOWS
+
+    deciding = {
+        workflow._Definition.must_from_class(cls).name
+        for cls in WORKFLOWS
+        if issubclass(cls, ApprovalHandlers)
+    }
+    assert {flow.type for flow in APPROVAL_FLOWS} == deciding
