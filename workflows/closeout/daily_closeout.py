@@ -9,8 +9,9 @@ The schedule's run: the tenant's Temporal Schedule ``closeout-schedule:{tenant}`
 (id ``closeout:{tenant}:scheduled-{time}``); it closes the last local day that has ended
 and each of the ``catchup_days`` before it that has no report yet — a missed day (worker
 or server down) is caught up — each as a child run under that day's own id (oldest first;
-a day already running is left to its run). The policy is the tenant's ``daily_closeout``
-workflow config, loaded by the worker.
+a day already running is left to its run; a day whose run fails is noted and left for the
+next scheduled run, which finds it without a report). The policy is the tenant's
+``daily_closeout`` workflow config, loaded by the worker.
 
 **One day** (the UTC window ``[local midnight, next local midnight)``, DST-correct,
 computed in an activity from the time-zone database):
@@ -136,6 +137,7 @@ class Ledger:
     truncated: bool = False
     planned: tuple[str, ...] = ()  # a scheduled run: the days it closes
     closed: list[DayClosed] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # days whose run failed (caught up next)
 
     def shown(self) -> dict[str, Any]:
         shown: dict[str, Any] = {}
@@ -150,7 +152,7 @@ class Ledger:
         if self.written is not None:
             shown.update(csv_sha256=self.written.csv_sha256, drifts=len(self.drift_rows))
         if self.planned:
-            shown.update(days=list(self.planned), closed=len(self.closed))
+            shown.update(days=list(self.planned), closed=len(self.closed), failed=self.failed)
         return shown
 
 
@@ -224,6 +226,16 @@ class DailyCloseout(Flow):
                 )
             except WorkflowAlreadyStartedError:
                 self._kernel.decision(workflow.now(), "day_running", {"workflow_id": child_id})
+                continue
+            except ChildWorkflowError as exc:
+                # One day that cannot be closed must not keep the others open: it has no
+                # report, so the next scheduled run catches it up (the status shows it).
+                self._kernel.decision(
+                    workflow.now(),
+                    "day_failed",
+                    {"workflow_id": child_id, "error": failure_text(exc)[:300]},
+                )
+                facts.failed.append(window.day.isoformat())
                 continue
             facts.closed.append(
                 DayClosed(
@@ -526,5 +538,6 @@ class DailyCloseout(Flow):
             repairs=dict(f.repairs),
             truncated=f.truncated,
             closed=tuple(f.closed),
+            failed_days=tuple(f.failed),
             cost_micros=self._kernel.cost_micros,
         )

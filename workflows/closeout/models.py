@@ -214,4 +214,5 @@ class CloseoutResult(Frozen):
     truncated: bool = False
     # A scheduled run: the days it closed, each as its own child run.
     closed: tuple[DayClosed, ...] = ()
+    failed_days: tuple[str, ...] = ()  # a scheduled run: days whose run failed
     cost_micros: int = 0

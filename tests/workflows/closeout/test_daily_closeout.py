@@ -10,7 +10,9 @@ import pytest
 
 from activities.reconciliation_activities import fetch_drift_rows
 from sandbox.stripe_objects import card_fee
+from starters.flows import decide
 from tests.replay.recorder import maybe_record
+from tests.support.approver_keys import Approvers
 from tests.workflows.closeout.support import (
     close_day,
     fulfilled_order,
@@ -21,6 +23,7 @@ from tests.workflows.closeout.support import (
     stripe_balance,
 )
 from tests.workflows.support import Harness
+from workflows.reconciliation.models import DriftRepairResult
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +92,9 @@ async def test_a_refund_made_in_stripe_goes_to_approval(harness: Harness) -> Non
     await maybe_record(h.client, again.workflow_id, "daily_closeout_drift_seen_again")
 
 
-async def test_a_capture_without_a_receipt_is_a_closeout_mismatch(harness: Harness) -> None:
+async def test_a_capture_without_a_receipt_is_a_closeout_mismatch(
+    harness: Harness, approvers: Approvers
+) -> None:
     h = harness
     day = local_today(h)
     await h.captured_order("12.00")  # captured in Stripe, no receipt of ours
@@ -103,4 +108,12 @@ async def test_a_capture_without_a_receipt_is_a_closeout_mismatch(harness: Harne
     ]
     assert raised[0].expected["amount_received_minor"] == 0
     assert raised[0].actual["amount_received_minor"] == 1200
-    await h.pending_request(result.repairs[str(raised[0].drift_id)])
+    repair_id = result.repairs[str(raised[0].drift_id)]
+    await h.pending_request(repair_id)
+    (request,) = await h.pending_rows(repair_id)
+    assert (request["action"], request["amount_minor"]) == ("acknowledge_closeout_mismatch", 1200)
+    assert request["required_role"] == "finance"
+    # Finance acknowledges: the row is repaired (handled by people), no money moves.
+    await decide(h.client, repair_id, await approvers.decision(h.client, repair_id, "ana", True))
+    repaired = await h.client.get_workflow_handle(repair_id, result_type=DriftRepairResult).result()
+    assert (repaired.status, repaired.action) == ("repaired", "acknowledged")
