@@ -52,7 +52,7 @@ class ReportLinks:
         keys = {kid: _derive(v.get_secret_value()) for kid, v in k.codec_keys.items()}
         ingress = settings.ingress
         return cls(
-            base_url=f"http://{ingress.host}:{ingress.port}",
+            base_url=(ingress.public_url or f"http://{ingress.host}:{ingress.port}").rstrip("/"),
             active=keys[k.codec_active_key],
             keys=tuple(keys.values()),
         )

@@ -168,6 +168,9 @@ class IngressSettings(BaseModel):
     # Optional YAML/JSON file {tenant: {stripe: [...], shopify: [...], printful: [...],
     # shop_domains: [...]}} with per-tenant webhook secrets.
     secrets_file: Path | None = None
+    # Where operators reach the ingress (the daily closeout's report links), e.g.
+    # https://ops.example.com behind a proxy; None: http://{host}:{port}.
+    public_url: str | None = None
 
 
 class HygieneSettings(BaseModel):

@@ -191,3 +191,18 @@ def test_report_links_are_bound_to_tenant_day_and_expiry() -> None:
     assert links.check("demo-shop", date(2026, 12, 1), expires + 1, sig, now=now) == "bad_signature"
     later = now + timedelta(days=8)
     assert links.check("demo-shop", date(2026, 12, 1), expires, sig, now=later) == "expired"
+
+
+def test_links_use_the_public_address_when_there_is_one() -> None:
+    settings = Settings()
+    public = settings.model_copy(
+        update={
+            "ingress": settings.ingress.model_copy(
+                update={"public_url": "https://ops.example.com/"}
+            )
+        }
+    )
+    url, _ = ReportLinks.from_settings(public).url("demo-shop", date(2026, 12, 1), timedelta(1))
+    assert url.startswith("https://ops.example.com/reports/closeout/demo-shop/2026-12-01.csv?")
+    local, _ = ReportLinks.from_settings(settings).url("demo-shop", date(2026, 12, 1), timedelta(1))
+    assert local.startswith(f"http://{settings.ingress.host}:{settings.ingress.port}/reports/")
