@@ -27,6 +27,8 @@ from workflows.reconciliation.models import DriftRepairResult
 
 pytestmark = pytest.mark.integration
 
+DAILY_REPORT = "d-autobiz-daily-report"
+
 
 async def test_a_day_closed_from_provider_truth_matches_the_sandbox(harness: Harness) -> None:
     h = harness
@@ -59,6 +61,15 @@ async def test_a_day_closed_from_provider_truth_matches_the_sandbox(harness: Har
     report = await report_of(h, day)
     assert report["csv_sha256"] == result.csv_sha256 and report["runs"] == 1
     assert result.report_url and f"/reports/closeout/{h.tenant}/{day}.csv?" in result.report_url
+    # Ops got the day's email with the link (SendGrid's dynamic template data).
+    (mail,) = [
+        m
+        for m in await h.sandbox.control.outbox()
+        if m["request"]["template_id"] == DAILY_REPORT and m["account"] == h.tenant
+    ]
+    assert mail["recipients"] == [h.config.notifications.ops_email]
+    data = mail["request"]["personalizations"][0]["dynamic_template_data"]
+    assert data["report_url"] == result.report_url and data["day"] == str(day)
 
     # Re-run: the same rows, the same bytes; the report counts the second write.
     again = await close_day(h, day)
