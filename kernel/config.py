@@ -245,6 +245,19 @@ class BusinessConfig(Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _wismo_draft_fits_the_run(self) -> BusinessConfig:
+        """A draft's ``wismo.max_tokens`` over the flow's token bound would have every
+        run refused at the gate: refuse the config instead."""
+        wf = self.workflows.get("wismo")
+        limit = wf.bounds.max_tokens if wf and wf.enabled and wf.bounds else None
+        if limit is not None and self.wismo.max_tokens > limit:
+            raise ValueError(
+                f"wismo.max_tokens ({self.wismo.max_tokens}) is more than "
+                f"workflows.wismo.bounds.max_tokens ({limit}): no draft could be made"
+            )
+        return self
+
     def roles(self) -> set[str]:
         return {role for approver in self.approvers for role in approver.roles}
 
