@@ -51,7 +51,7 @@ INVARIANT_MONITOR = FlowName(
 )
 
 # Customer care: a "where is my order" message answered (issue #12 item 2).
-WISMO = FlowName("WISMO", "wismo", "wismo", "WF05", "approvals list")
+WISMO = FlowName("WISMO", "wismo", "wismo", "WF05", "wismo list")
 # A Printful hold or failure triaged, fixed or escalated (issue #12 item 3); started by
 # the order's OrderFulfill as a child.
 FULFILLMENT_EXCEPTION = FlowName(

@@ -29,6 +29,7 @@ from autobiz.cli import (
     replay_cmd,
     sandbox,
     tools_cmd,
+    wismo_cmd,
     worker_cmd,
 )
 from autobiz.cli.output import emit_json, err_console, json_emitted
@@ -61,6 +62,7 @@ app.command("replay")(replay_cmd.replay)
 app.add_typer(reconcile_cmd.app, name="reconcile")
 app.add_typer(incidents_cmd.app, name="incidents")  # docs/operations.md#incidents
 app.add_typer(closeout_cmd.app, name="closeout")  # docs/operations.md#daily-closeout
+app.add_typer(wismo_cmd.app, name="wismo")  # docs/operations.md#wismo-review
 
 
 @app.command()

@@ -36,6 +36,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from autobiz.search_attributes import APPROVAL_PENDING, TENANT_ID
     from kernel import tools
     from kernel.call import internal_activity, kernel_call
     from kernel.codes import ErrorCode
@@ -135,6 +136,10 @@ class Wismo(ApprovalFlow):
 
     @workflow.run
     async def run(self, input: WismoInput) -> WismoResult:
+        # Findable by tenant however it was started (`autobiz wismo list` lists by it).
+        workflow.upsert_search_attributes(
+            [TENANT_ID.value_set(input.tenant_id), APPROVAL_PENDING.value_set(False)]
+        )
         context = await self._begin(WISMO, input)
         try:
             email = await self._wait_for_email()
@@ -348,7 +353,10 @@ class Wismo(ApprovalFlow):
     # -- platform hooks ---------------------------------------------------------------
 
     def _status_detail(self) -> dict[str, Any]:
-        return self._facts.shown()
+        detail = self._facts.shown()
+        if self._email is not None:
+            detail["message_id"] = self._email.message_id
+        return detail
 
     def _result(self) -> WismoResult:
         f, history = self._facts, self._approvals.history
