@@ -84,3 +84,9 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     [refund] = [c for n, c in wismo.items() if "money back" in n]
     assert refund["facts"]["outcome"] == "answered_after_review"
     assert refund["facts"]["review_reason"] == "refund_or_cancel_request"
+    # WF07: the day closed from the CLI; its CSV (fetched through the signed link) saved
+    # where the demo printed it, its figures Stripe's (judged in the demo itself).
+    [closeout] = [c for c in report["cases"] if c["workflow_type"] == "DailyCloseout"]
+    assert closeout["facts"]["csv"].endswith(".csv") and closeout["facts"]["metrics"] > 0
+    assert closeout["facts"]["gross_captured_minor"] > 0 < closeout["facts"]["stripe_fees_minor"]
+    assert "/reports/closeout/demo-shop/" in closeout["facts"]["report_url"]
