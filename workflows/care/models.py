@@ -42,7 +42,9 @@ class InboundEmail(Frozen):
     passed for it (an unauthenticated sender is never given order data)."""
 
     message_id: str = Field(min_length=3, max_length=998)
-    from_address: str = Field(max_length=320)
+    # An address a reply can go to (an email without one is unreadable: the run fails
+    # INPUT_INVALID rather than guess).
+    from_address: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     from_name: str = Field(default="", max_length=200)
     subject: str = Field(default="", max_length=998)
     text: str = ""

@@ -29,6 +29,7 @@ Deterministic: the email, the order and the draft come from history; time is
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +69,7 @@ TEMPLATE = "wismo_reply"
 # workflow task; this only bounds a run started without one).
 EMAIL_WAIT = timedelta(minutes=5)
 SUBJECT_MAX = 200
+_MESSAGE_ID = re.compile(r"^<[^<>\s]{1,900}>$")  # as SendEmailInput.in_reply_to takes it
 
 # What a sender who is not the order's customer (or has no order) is told: no order data.
 NOT_YOURS = (
@@ -344,7 +346,7 @@ class Wismo(ApprovalFlow):
                 subject=_reply_subject(email.subject),
                 variables=variables,
                 category="customer_care",
-                in_reply_to=email.message_id,
+                in_reply_to=_reply_ref(email.message_id),
             ),
             step=step,
         )
@@ -413,6 +415,12 @@ def _status(order: OrderSummary, printful: GetPrintfulOrderOutput | None, *, shi
 def _message(email: InboundEmail) -> str:
     text = email.text.strip() or email.subject
     return text[:MAX_MESSAGE_CHARS]
+
+
+def _reply_ref(message_id: str) -> str | None:
+    """The Message-ID as ``In-Reply-To`` takes it (``<id@host>``); a malformed one is not
+    threaded rather than refused."""
+    return message_id if _MESSAGE_ID.match(message_id) else None
 
 
 def _reply_subject(subject: str) -> str:

@@ -12,10 +12,13 @@ from datetime import UTC, datetime
 
 import pytest
 from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.config_activities import flow_context
 from kernel import tools
+from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.tools.llm import CompleteInput, CompleteOutput
 from kernel.tools.printful import GetPrintfulOrderOutput, Shipment
@@ -193,3 +196,42 @@ async def test_printful_tracking_when_shopify_has_none(bench: Bench) -> None:
     (prompt,) = bench.care.prompts
     assert prompt.variables["tracking_number"] == "1Z999"
     assert prompt.variables["carrier"] == "UPS" and prompt.variables["status"] == "on its way"
+
+
+async def test_an_email_without_a_reply_address_fails_the_run_cleanly(bench: Bench) -> None:
+    workflow_id = f"wismo:{bench.fast.tenant}:unreadable-{uuid.uuid4().hex[:8]}"
+    handle = await bench.fast.client.start_workflow(
+        Wismo.run,
+        WismoInput(tenant_id=bench.fast.tenant),
+        id=workflow_id,
+        task_queue=bench.task_queue,
+        start_signal="inbound_email",
+        start_signal_args=[{"payload": {"message_id": "<m@x.test>", "from": "nobody"}}],
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == ErrorCode.INPUT_INVALID
+    assert bench.sent() == [] and bench.care.prompts == []
+
+
+async def test_a_malformed_message_id_is_answered_unthreaded(bench: Bench) -> None:
+    email = InboundEmail(
+        message_id="no-angle-brackets@example.com",
+        from_address=CUSTOMER,
+        subject="Where is #1001?",
+        authenticated=True,
+    )
+    handle = await bench.fast.client.start_workflow(
+        Wismo.run,
+        WismoInput(
+            tenant_id=bench.fast.tenant,
+            email=email,
+            context=flow_context(bench.fast.config, "wismo", TIMING),
+        ),
+        id=wismo_workflow_id(bench.fast.tenant, email.message_id),
+        task_queue=bench.task_queue,
+    )
+    assert (await handle.result()).outcome == "answered"
+    (sent,) = bench.fast.fakes.inputs(EMAIL)
+    assert sent.in_reply_to is None and sent.to == CUSTOMER
