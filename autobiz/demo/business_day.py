@@ -48,6 +48,7 @@ from autobiz.secrets import CredentialStore, FileSecretsBackend
 from autobiz.settings import Settings
 from kernel.codes import ErrorCode
 from kernel.config import BusinessConfig
+from kernel.contracts import SideEffect
 from starters.flows import flow_status, request_cancellation, request_refund
 from workflows.common.models import FlowStatus
 from workflows.ids import cancellation_workflow_id, order_workflow_id, payment_failure_workflow_id
@@ -69,6 +70,7 @@ class Case:
     tenant: str = DEMO_TENANT
     actual: str | None = None
     receipts: int = 0
+    money_receipts: int = 0  # FINANCIAL ones: captures, voids, refunds
     cost_micros: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -554,6 +556,7 @@ class BusinessDay:
             return
         receipts = await ReceiptStore(self.db).for_workflow(case.tenant, case.workflow_id)
         case.receipts = len(receipts)
+        case.money_receipts = sum(1 for r in receipts if r.side_effect is SideEffect.FINANCIAL)
         try:
             case.cost_micros = (await flow_status(self.client, case.workflow_id)).cost_micros
         except (RPCError, WorkflowFailureError, ApplicationError):

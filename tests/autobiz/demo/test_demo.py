@@ -59,9 +59,14 @@ def test_the_business_day_reaches_every_expected_outcome(stack_env: dict[str, st
     cancelled = by_name["order #5: customer cancels, authorisation voided (approved)"]
     assert cancelled["facts"]["payment_status"] == "canceled"
     assert cancelled["facts"]["approved_by"] == "omar"
-    # Every side effect left a receipt; the stopped order moved no money at all.
+    # Every side effect left a receipt; the stopped order moved no money at all (it may
+    # have sent its approvers a reminder or an escalation while it waited: the demo's
+    # escalate_after is 8 s, and a busy machine can take that long).
     fulfilled = [c for c in report["cases"] if c["workflow_type"] == "OrderFulfill"]
-    assert sorted(c["receipts"] for c in fulfilled) == [0, 3, 5, 5, 5, 5, 5, 5]
+    stopped = by_name["order #5 (650.00, held for review): stopped"]
+    assert stopped["money_receipts"] == 0 and stopped["receipts"] <= 3
+    shipped = [c["receipts"] for c in fulfilled if c is not stopped]
+    assert sorted(shipped) == [3, 5, 5, 5, 5, 5, 5]
     # The Printful holds: one fixed from Shopify's corrected address, one escalated and
     # cancelled from the CLI (refunded at Stripe, cancelled at Printful).
     fixed = by_name["order #6: the hold fixed from Shopify's corrected address"]
