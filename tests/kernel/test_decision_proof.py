@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -185,7 +186,7 @@ def test_a_statement_without_pick_or_edit_signs_the_bytes_it_always_signed() -> 
 
     from kernel.decision_proof import DecisionStatement, text_sha256
 
-    base = {
+    base: dict[str, Any] = {
         "tenant_id": "t",
         "workflow_id": "refund:t:r1",
         "request_id": "refund:t:r1#refund#1",

@@ -34,7 +34,6 @@ async def _pick(fast: Fast, **ask: Any) -> tuple[WorkflowHandle[Any, ApprovalVie
         PickInput(tenant_id=fast.tenant, **ask),
         id=f"pick:{fast.tenant}:{uuid.uuid4().hex[:8]}",
         task_queue=queue,
-        result_type=ApprovalView,
     )
     return handle, worker
 
