@@ -5,7 +5,9 @@ Printful's event and reason, the order's status at Printful, the address Printfu
 and the one Shopify has now — and records the answer in the trace. What is safe to do
 without a person: correct the address from the customer's own current Shopify address
 (nothing moves but the label), and re-submit a transient failure a bounded number of
-times. Everything else, and anything financial or final, goes to a person.
+times. Everything else, and anything financial or final, goes to a person — always the
+``cancel_requested`` case (a cancellation that came after Printful started making the
+order: nothing to fix, and refunding goods already being made is a person's call).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def triage(
     retries_done: int,
     max_retries: int,
 ) -> Diagnosis:
+    if topic == "cancel_requested":
+        return _cancel_in_production(reason, printful_status)
     cause = classify(reason)
     what = "put on hold" if topic == "order_put_hold" else "failed"
     evidence = [
@@ -194,5 +198,36 @@ def _needs_a_person(cause: ExceptionCause, what: str, evidence: list[str]) -> Di
             _CANCEL,
         ),
         recommended="fix",
+        automatic=False,
+    )
+
+
+def _cancel_in_production(reason: str, printful_status: str) -> Diagnosis:
+    return Diagnosis(
+        cause="cancel_in_production",
+        summary="The cancellation came after Printful started making the order: it can no "
+        "longer be cancelled there and will ship. Tell the customer it ships and how to "
+        "return it (contact_customer), or refund anyway (cancel_and_refund).",
+        evidence=(
+            f"cancellation requested: {reason[:200] or '(no detail given)'}",
+            f"Printful order status now: {printful_status}",
+        ),
+        alternatives=(
+            Alternative(
+                action="cancel_at_printful",
+                rejected_because="Printful refuses to cancel an order once production started",
+            ),
+            Alternative(
+                action="fix",
+                rejected_because="nothing is wrong with the order: the cancellation came late",
+            ),
+            Alternative(
+                action="cancel_and_refund",
+                rejected_because="the goods are being made and paid for at Printful: refunding "
+                "them anyway is a person's decision (then the cancellation's own approval "
+                "rules apply), never taken by the flow",
+            ),
+        ),
+        recommended="contact_customer",
         automatic=False,
     )

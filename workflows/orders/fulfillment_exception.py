@@ -20,6 +20,14 @@ alternatives with why rejected, recommended action; recorded in the trace as the
   must not die with this run); contact_customer emails the customer about the problem.
   Expired or denied: nothing is done (fail closed: no money moves), ops are told.
 
+Started by OrderCancellation instead (a child, id ``exception:{tenant}:{order}:cancel-
+requested``, topic ``cancel_requested``) when the order to cancel is already in
+production at Printful: the triage's ``cancel_in_production`` diagnosis is never acted on
+by the flow; the escalation offers contact_customer (the customer is told the order
+ships and how to return it, ``contacted``) and cancel_and_refund (``cancelling``: no
+new OrderCancellation — the one waiting for this result refunds anyway, through its own
+money step and approval rules). Its approval notice is the one notification ops get.
+
 The outcome (``resolved`` / ``cancelling`` / ``contacted`` / ``unresolved``) is the
 result OrderFulfill acts on. ``order_remove_hold`` reaches this flow from OrderFulfill
 (``printful_event``) while it waits for a fixed hold to be released.
@@ -59,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.orders.exception_triage import differing_fields, triage
     from workflows.orders.models import (
+        CANCEL_IN_PRODUCTION_OPTIONS,
+        CANCEL_REQUESTED_TOPIC,
         ESCALATION_OPTIONS,
         EXCEPTION_SETTINGS,
         EXCEPTION_UPDATE,
@@ -77,6 +87,8 @@ ESCALATION_ACTION = "fulfillment_exception"
 # Printful statuses in which the order goes on towards shipment.
 MOVING = frozenset({"pending", "inprocess", "partial", "fulfilled"})
 PROBLEM = frozenset({"onhold", "failed"})
+# The customer email's subject by cause (default: a question about the order).
+CUSTOMER_SUBJECTS = {"cancel_in_production": "Your order {name} is already being made"}
 
 
 @dataclass
@@ -165,6 +177,8 @@ class FulfillmentException(ApprovalFlow):
             workflow.now(), "diagnosis", {"diagnosis": diagnosis.model_dump(mode="json")}
         )
         await self._report("triaged")
+        if input.topic == CANCEL_REQUESTED_TOPIC:
+            return await self._escalate(input, context, diagnosis)  # nothing to fix
         if pf.status not in PROBLEM:
             # Already moving again (released, or re-submitted by someone) before we looked.
             self._kernel.decision(workflow.now(), "already_resolved", {"state": pf.status})
@@ -301,7 +315,11 @@ class FulfillmentException(ApprovalFlow):
                 "topic": input.topic,
                 "diagnosis": diagnosis.model_dump(mode="json"),
             },
-            options=ESCALATION_OPTIONS,
+            options=(
+                CANCEL_IN_PRODUCTION_OPTIONS
+                if input.topic == CANCEL_REQUESTED_TOPIC
+                else ESCALATION_OPTIONS
+            ),
         )
         # The request id is known once the request is open: tell OrderFulfill's status.
         task = asyncio.ensure_future(ask)
@@ -337,6 +355,10 @@ class FulfillmentException(ApprovalFlow):
         await self._move("cancelling")
         target = cancellation_workflow_id(input.tenant_id, input.order_id)
         self._facts.cancellation_workflow_id = target
+        if input.topic == CANCEL_REQUESTED_TOPIC:
+            # That cancellation started this flow and waits for this outcome to refund.
+            self._facts.actions.append("refund left to the cancellation")
+            return "cancelling"
         try:
             await workflow.start_child_workflow(
                 ORDER_CANCELLATION.type,
@@ -365,11 +387,14 @@ class FulfillmentException(ApprovalFlow):
             await self._tell_ops(context, "contact_customer chosen, but the order has no email")
             return "unresolved"
         diagnosis = self._facts.diagnosis
+        subject = CUSTOMER_SUBJECTS.get(
+            diagnosis.cause if diagnosis else "", "A question about your order {name}"
+        )
         sent = await send_email(
             self._kernel,
             to=order.customer_email,
             template="fulfillment_problem",
-            subject=f"A question about your order {order.order_name}",
+            subject=subject.format(name=order.order_name),
             step="email_customer",
             variables={
                 "order_name": order.order_name,

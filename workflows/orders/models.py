@@ -94,8 +94,9 @@ class OrderCancellationInput(BaseModel):
 
 
 class CancellationException(Frozen):
-    """Why a cancellation was handed to people instead of done. Shaped to be the input
-    of the FulfillmentException workflow (WF06) once it exists."""
+    """Why a cancellation was handed to people instead of done. ``printful_in_production``
+    is handed to a FulfillmentException child (WF06, topic ``cancel_requested``); the
+    payment kinds go to ops by email."""
 
     tenant_id: str
     order_id: str
@@ -122,6 +123,9 @@ class OrderCancellationResult(Frozen):
     shopify_cancelled: bool = False
     email_message_id: str | None = None
     exception: CancellationException | None = None
+    # The FulfillmentException child the in-production case was handed to, and its outcome.
+    exception_workflow_id: str | None = None
+    exception_outcome: str | None = None
     approval: ApprovalView | None = None
     cost_micros: int = 0
     reason: str | None = None
@@ -134,11 +138,19 @@ EXCEPTION_SETTINGS = "autobiz.exception_settings"
 # The child tells its OrderFulfill where it stands (its status then shows the exception).
 EXCEPTION_UPDATE = "exception_update"
 
-ExceptionTopic = Literal["order_failed", "order_put_hold"]
-ExceptionCause = Literal["address", "transient", "printfile", "billing", "unknown"]
+ExceptionTopic = Literal["order_failed", "order_put_hold", "cancel_requested"]
+ExceptionCause = Literal[
+    "address", "transient", "printfile", "billing", "unknown", "cancel_in_production"
+]
 ExceptionAction = Literal["correct_address", "retry", "fix", "contact_customer"]
 ExceptionOutcome = Literal["resolved", "cancelling", "contacted", "unresolved"]
 ESCALATION_OPTIONS = ("fix", "cancel_and_refund", "contact_customer")
+# ``cancel_requested``: OrderCancellation found the order in production at Printful and
+# started this flow (business key ``cancel-requested``: Printful event ids never look like
+# it). Nothing to fix; the customer is told it ships, or the cancellation refunds anyway.
+CANCEL_REQUESTED_TOPIC = "cancel_requested"
+CANCEL_REQUESTED_KEY = "cancel-requested"
+CANCEL_IN_PRODUCTION_OPTIONS = ("contact_customer", "cancel_and_refund")
 
 
 class ExceptionSettingsRequest(Frozen):
@@ -174,7 +186,8 @@ class Diagnosis(Frozen):
 
 
 class FulfillmentExceptionInput(BaseModel):
-    """Started by the order's OrderFulfill (a child) on ``order_failed`` / ``order_put_hold``."""
+    """Started by the order's OrderFulfill (a child) on ``order_failed`` / ``order_put_hold``,
+    or by its OrderCancellation (a child, ``cancel_requested``) for an order in production."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

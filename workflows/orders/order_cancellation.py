@@ -7,11 +7,32 @@ survey again → printful.cancel_order → stripe.cancel_payment (an uncaptured
 authorisation is voided) or stripe.create_refund (a captured one is refunded) →
 shopify.cancel_order → the customer's email.
 
-Exception branch: a Printful order already in production (or shipped) cannot be
-cancelled, so nothing is cancelled, no money moves, ops are emailed, and the result says
-why (``CancellationException``, shaped as the input of the FulfillmentException flow once
-it exists: ``_escalated`` is where that flow will be started). The same branch takes a
-paid order whose PaymentIntent cannot be found and a payment still ``processing``.
+In production: a Printful order already in production (or shipped) cannot be cancelled.
+Nothing is cancelled and no money moves; the order goes to a FulfillmentException child
+(WF06, topic ``cancel_requested``, id ``exception:{tenant}:{order}:cancel-requested``)
+and this flow waits (state ``exception``) for its outcome — the approver's decision, not
+this flow, says whether money goes back for goods already being made:
+
+* ``contact_customer``: the exception flow tells the customer the order ships and how to
+  return it; OrderFulfill goes on to the shipment; this run ends ``exception``
+  (Shopify not cancelled, no money moved).
+* ``cancel_and_refund``: this run goes on as a cancellation that leaves the Printful
+  order alone (it ships anyway): survey again, the money step with its own approval rule,
+  stop OrderFulfill, void or refund, cancel in Shopify, the customer's email (saying it
+  may still arrive); it ends ``cancelled``.
+* denied, expired or failed: ``unresolved``, nothing done (fail closed); the exception
+  flow told ops; this run ends ``exception``.
+
+The exception's approval notice replaces the ops email this branch sent before (one
+notification). The child's ParentClosePolicy is REQUEST_CANCEL: its cancel_and_refund is
+carried out by this run, so a decision taken after this run is gone would do nothing —
+the child closes its request and ends instead. Runs recorded before the
+``cancellation-routes-to-exception`` patch keep the old branch (ops emailed, ends
+``exception``).
+
+Exception branch (ops are emailed, the run ends ``exception`` and the result says why,
+``CancellationException``): a paid order whose PaymentIntent cannot be found and a
+payment still ``processing``.
 
 Order of the steps, and compensation. Nothing this flow does can be undone at the
 providers: Printful has no un-cancel (and refuses a second order with the same external
@@ -43,7 +64,13 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -71,15 +98,22 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ids import (
         CANCEL_REQUESTED,
         FULFILL_STOPPED,
+        FULFILLMENT_EXCEPTION,
         ORDER_CANCELLATION,
         SHOPIFY_EVENT,
+        exception_workflow_id,
         order_workflow_id,
         printful_external_id,
     )
     from workflows.orders.models import (
+        CANCEL_REQUESTED_KEY,
+        EXCEPTION_UPDATE,
         CancellationException,
         CancellationState,
         CancelRequest,
+        ExceptionUpdate,
+        FulfillmentExceptionInput,
+        FulfillmentExceptionResult,
         FulfillStopped,
         OrderCancellationInput,
         OrderCancellationResult,
@@ -96,6 +130,7 @@ PI_VOIDABLE = frozenset(
 # Shopify financial statuses with no money to give back.
 SHOPIFY_UNPAID = frozenset({"PENDING", "VOIDED", "REFUNDED", "EXPIRED"})
 PROJECTION_ATTEMPTS = 3
+ROUTES_TO_EXCEPTION = "cancellation-routes-to-exception"  # the workflow.patched id
 
 ExceptionKind = Literal["printful_in_production", "payment_unlocated", "payment_unsettled"]
 MoneyAction = Literal["void", "refund", "none"]
@@ -108,6 +143,11 @@ class _Escalate(Exception):
         super().__init__(detail)
         self.kind: ExceptionKind = kind
         self.detail = detail
+
+
+class _Handed(Exception):
+    """The in-production order stays with the exception flow's outcome (the customer was
+    told it ships, or nobody decided): the run ends ``exception``; caught in ``run``."""
 
 
 class _Reject(Exception):
@@ -159,6 +199,9 @@ class Cancellation:
     shopify_cancelled: bool | None = None
     email_message_id: str | None = None
     exception: ExceptionKind | None = None
+    exception_workflow_id: str | None = None
+    exception_state: str | None = None  # the child's state (its updates), then its outcome
+    exception_request_id: str | None = None
     ops_message_id: str | None = None
     compensated: list[str] | None = None
     cancelled_in: str | None = None  # cancelled from the Temporal side, in this state
@@ -191,6 +234,10 @@ class OrderCancellation(ApprovalFlow):
         self._answer: FulfillStopped | None = None
         self._owns_projection = False
         self._rows: OrderProjection | None = None  # keeps what OrderFulfill wrote
+        # The exception flow's approver chose cancel_and_refund: the Printful order ships
+        # anyway (it is not cancelled there) and the money goes back.
+        self._refund_in_production = False
+        self._surveyed: _Survey | None = None  # the latest survey
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -199,6 +246,13 @@ class OrderCancellation(ApprovalFlow):
         """OrderFulfill's answer to ``cancel_requested``; only this order's flow counts."""
         if answer.workflow_id == order_workflow_id(self._tenant, self._order_id):
             self._answer = answer
+
+    @workflow.signal(name=EXCEPTION_UPDATE)
+    def exception_update(self, update: ExceptionUpdate) -> None:
+        """The FulfillmentException child's progress (its request id shows in ``status``)."""
+        f = self._facts
+        if update.workflow_id == f.exception_workflow_id:
+            f.exception_state, f.exception_request_id = update.state, update.request_id
 
     @workflow.signal(name=SHOPIFY_EVENT)
     def shopify_event(self, envelope: dict[str, Any]) -> None:
@@ -215,9 +269,11 @@ class OrderCancellation(ApprovalFlow):
         context = await self._begin(ORDER_CANCELLATION, input, order_id=input.order_id)
         self._facts.reason = input.reason
         try:
-            await self._cancel_order(input, context)
+            await self._cancel_or_hand_over(input, context)
         except _Escalate as esc:
             return await self._escalated(context, esc)
+        except _Handed:
+            return await self._ended("exception")
         except _Reject as rej:
             return await self._rejected(str(rej))
         except ApprovalDenied as denied:
@@ -230,23 +286,50 @@ class OrderCancellation(ApprovalFlow):
             raise
         return await self._ended("cancelled")
 
-    async def _cancel_order(self, input: OrderCancellationInput, context: FlowContext) -> None:
-        notify = approval_notifier(self._kernel)
+    async def _cancel_or_hand_over(
+        self, input: OrderCancellationInput, context: FlowContext
+    ) -> None:
+        """The cancellation; an order in production goes to the exception flow, and on
+        its cancel_and_refund the cancellation is taken again, refunding anyway."""
         order = await self._read_order(input)
         pi_id = input.payment_intent_id or order.payment_intent_id
         if pi_id is not None:
             self._facts.payment_intent_id = pi_id
+        try:
+            await self._cancel_order(input, context, order)
+        except _Escalate as esc:
+            if esc.kind != "printful_in_production" or not workflow.patched(ROUTES_TO_EXCEPTION):
+                raise
+            await self._hand_over(context, esc)  # raises _Handed unless cancel_and_refund
+            await self._cancel_order(input, context, order, again=True)
+
+    async def _cancel_order(
+        self,
+        input: OrderCancellationInput,
+        context: FlowContext,
+        order: GetOrderOutput,
+        again: bool = False,
+    ) -> None:
+        """``again``: after the exception's cancel_and_refund, from the survey that found
+        the order in production (the approval is re-checked on a fresh survey after the
+        stop: a survey more would be the same reads three times, a loop to the kernel)."""
+        notify = approval_notifier(self._kernel)
+        pi_id = self._facts.payment_intent_id
 
         # Decide everything before changing anything.
-        await self._move("surveying")
-        survey = await self._survey(input, pi_id, 1)
+        if again:
+            assert self._surveyed is not None
+            survey = self._surveyed
+        else:
+            await self._move("surveying")
+            survey = await self._survey(input, pi_id, 1)
         money = self._plan(input, order, survey)
         await self._approve(context, money, notify)
 
         # From here on this flow changes things, and none of it can be undone.
-        if await self._take_over(input, context):
+        if await self._take_over(input, context) or again:
             # OrderFulfill was running and may have captured or confirmed meanwhile.
-            survey = await self._survey(input, pi_id, 2)
+            survey = await self._survey(input, pi_id, 3 if again else 2)
             money = self._plan(input, order, survey)
             await self._approve(context, money, notify)
         await self._cancel_printful(survey)
@@ -284,7 +367,8 @@ class OrderCancellation(ApprovalFlow):
                 step=f"payment_lookup:{n}",
             )
             f.payment_status = intent.status
-        return _Survey(pf_id, pf_status, intent)
+        self._surveyed = _Survey(pf_id, pf_status, intent)
+        return self._surveyed
 
     async def _printful_lookup(
         self, input: OrderCancellationInput, n: int
@@ -303,8 +387,10 @@ class OrderCancellation(ApprovalFlow):
 
     def _plan(self, input: OrderCancellationInput, order: GetOrderOutput, s: _Survey) -> _Money:
         """Route to the exception branch, or say what the money step is."""
-        if s.printful_status is not None and s.printful_status not in (
-            PRINTFUL_CANCELLABLE | {PRINTFUL_CANCELED}
+        if (
+            s.printful_status is not None
+            and s.printful_status not in (PRINTFUL_CANCELLABLE | {PRINTFUL_CANCELED})
+            and not self._refund_in_production
         ):
             raise _Escalate(
                 "printful_in_production",
@@ -419,6 +505,11 @@ class OrderCancellation(ApprovalFlow):
         pf_id = survey.printful_order_id
         if pf_id is None or survey.printful_status == PRINTFUL_CANCELED:
             return
+        if self._refund_in_production and survey.printful_status not in PRINTFUL_CANCELLABLE:
+            self._kernel.decision(
+                workflow.now(), "printful_ships_anyway", {"state": survey.printful_status}
+            )
+            return
         await self._move("cancelling_fulfillment")
         try:
             out = await kernel_call(
@@ -429,6 +520,9 @@ class OrderCancellation(ApprovalFlow):
             )
         except ActivityError as exc:
             if error_type(exc) == ErrorCode.PROVIDER_STATE_CONFLICT:
+                if self._refund_in_production:  # went into production since: it ships
+                    self._kernel.decision(workflow.now(), "printful_ships_anyway", {})
+                    return
                 raise _Escalate(
                     "printful_in_production",
                     f"Printful refused to cancel order {pf_id}: {describe(exc)}",
@@ -477,18 +571,21 @@ class OrderCancellation(ApprovalFlow):
     async def _tell_customer(self, order: GetOrderOutput, money: _Money) -> None:
         assert order.customer_email is not None
         await self._move("notifying")
+        variables = {
+            "order_name": order.order_name,
+            "payment_action": money.action,
+            "amount_minor": str(money.amount_minor),
+            "currency": money.currency,
+        }
+        if self._refund_in_production:
+            variables["still_ships"] = "true"  # made already: it may still arrive
         sent = await send_email(
             self._kernel,
             to=order.customer_email,
             template="order_cancelled",
             subject=f"Your order {order.order_name} is cancelled",
             step="email_cancelled",
-            variables={
-                "order_name": order.order_name,
-                "payment_action": money.action,
-                "amount_minor": str(money.amount_minor),
-                "currency": money.currency,
-            },
+            variables=variables,
         )
         self._facts.email_message_id = sent.message_id
 
@@ -534,10 +631,8 @@ class OrderCancellation(ApprovalFlow):
 
     # -- how the flow ends otherwise --------------------------------------------------
 
-    async def _escalated(self, context: FlowContext, esc: _Escalate) -> OrderCancellationResult:
-        """The exception branch: nothing more is cancelled, no money moves, ops are told.
-        When the FulfillmentException workflow (WF06) exists it is started here, as a
-        child, with ``report`` as its input."""
+    async def _to_exception(self, esc: _Escalate) -> None:
+        """Nothing more is cancelled and no money moves: the report, the trace, the state."""
         self._saga.clear()  # the exception report tells ops everything the alert would
         f = self._facts
         f.report = CancellationException(
@@ -553,6 +648,59 @@ class OrderCancellation(ApprovalFlow):
         self._kernel.decision(workflow.now(), "exception", {"kind": esc.kind, "done": list(f.done)})
         f.exception = esc.kind
         await self._move("exception")
+
+    async def _hand_over(self, context: FlowContext, esc: _Escalate) -> None:
+        """The order in production goes to a FulfillmentException child, waited for.
+        Returns when its approver chose cancel_and_refund; otherwise raises ``_Handed``
+        (the customer was told it ships, or nothing was decided: fail closed)."""
+        await self._to_exception(esc)
+        f = self._facts
+        assert f.printful_order_id is not None  # in production: there is a Printful order
+        child_id = exception_workflow_id(self._tenant, self._order_id, CANCEL_REQUESTED_KEY)
+        f.exception_workflow_id = child_id
+        try:
+            outcome = await workflow.execute_child_workflow(
+                FULFILLMENT_EXCEPTION.type,
+                FulfillmentExceptionInput(
+                    tenant_id=self._tenant,
+                    order_id=self._order_id,
+                    printful_order_id=f.printful_order_id,
+                    event_id=CANCEL_REQUESTED_KEY,
+                    topic="cancel_requested",
+                    reason=esc.detail[:1000],
+                    payment_intent_id=f.payment_intent_id,
+                ),
+                id=child_id,
+                task_queue=workflow.info().task_queue,
+                result_type=FulfillmentExceptionResult,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            )
+        except ChildWorkflowError as exc:
+            if isinstance(exc.cause, CancelledError):
+                # Cancelled with this run (REQUEST_CANCEL), or by an operator: given up.
+                raise asyncio.CancelledError() from None
+            # The exception flow could not run: ops are told here instead (nothing done).
+            f.exception_state = "failed"
+            await self._alert_ops(context, esc.kind, f"{esc.detail}; exception flow: {exc}")
+            f.why = esc.detail
+            raise _Handed() from None
+        f.exception_state = outcome.state
+        self._kernel.decision(
+            workflow.now(),
+            "exception_outcome",
+            {"note": child_id, "state": outcome.state, "action": outcome.choice},
+        )
+        if outcome.state == "cancelling":
+            self._refund_in_production = True
+            return
+        told = "the customer was told it ships" if outcome.state == "contacted" else "undecided"
+        f.why = f"{esc.detail} ({told}; see {child_id})"
+        raise _Handed()
+
+    async def _escalated(self, context: FlowContext, esc: _Escalate) -> OrderCancellationResult:
+        """The exception branch: nothing more is cancelled, no money moves, ops are told."""
+        await self._to_exception(esc)
+        f = self._facts
         detail = esc.detail
         if f.done:
             detail += f" (already done: {', '.join(f.done)})"
@@ -656,6 +804,8 @@ class OrderCancellation(ApprovalFlow):
             shopify_cancelled=bool(f.shopify_cancelled),
             email_message_id=f.email_message_id,
             exception=f.report,
+            exception_workflow_id=f.exception_workflow_id,
+            exception_outcome=f.exception_state if f.exception_workflow_id else None,
             approval=history[-1] if history else None,
             cost_micros=self._kernel.cost_micros,
             reason=f.why,

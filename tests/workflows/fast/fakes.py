@@ -74,6 +74,11 @@ from workflows.common.models import (
     OrderStateWrite,
     OrderStateWritten,
 )
+from workflows.orders.models import (
+    EXCEPTION_SETTINGS,
+    ExceptionSettings,
+    ExceptionSettingsRequest,
+)
 from workflows.reconciliation.models import (
     RECONCILE_RECORD,
     RECONCILE_RESOLVE,
@@ -326,6 +331,11 @@ class Fakes:
         if req.tenant_id != self.config.tenant:
             raise refusal("TENANT_UNKNOWN", f"no BusinessConfig for tenant {req.tenant_id}")
         return flow_context(self.config, req.workflow_type)
+
+    @activity.defn(name=EXCEPTION_SETTINGS)
+    async def exception_settings(self, req: ExceptionSettingsRequest) -> ExceptionSettings:
+        self._call(EXCEPTION_SETTINGS, req)
+        return ExceptionSettings()
 
     @activity.defn(name=HITL_OPEN)
     async def hitl_open(self, req: HitlOpen) -> ApproverKeyRegistry:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
 from kernel.tools.printful import GetPrintfulOrderOutput
-from starters.flows import request_cancellation
+from starters.flows import FlowStatus, flow_status, request_cancellation
 from tests.workflows.fast.conftest import TIMING, Fast
 from tests.workflows.fast.fakes import payment_intent, shop_order
-from workflows.ids import RECONCILIATION, printful_external_id
+from tests.workflows.support import eventually
+from workflows.ids import RECONCILIATION, exception_workflow_id, printful_external_id
 from workflows.reconciliation.models import (
     OrderView,
     ReconcileScope,
@@ -62,13 +67,35 @@ async def test_cancellation_refunds_a_capture(fast: Fast) -> None:
 
 
 async def test_cancellation_in_production_goes_to_people(fast: Fast) -> None:
+    """The order goes to a FulfillmentException child and the cancellation waits on its
+    escalation; cancelled from the Temporal side meanwhile, the child is cancelled with it
+    (REQUEST_CANCEL): its request is withdrawn and nothing was cancelled or paid back."""
     order_id = _setup(fast, "4003", "succeeded", printful="inprocess")
-    result = await (await _cancel(fast, order_id)).result()
-    assert result.state == "exception"
-    assert result.exception is not None and result.exception.kind == "printful_in_production"
-    assert fast.fakes.names() == [GET, PF_GET, READ, EMAIL]  # ops told, nothing cancelled
-    (alert,) = fast.fakes.inputs(EMAIL)
-    assert alert.to == "ops@autobiz.test"
+    handle = await _cancel(fast, order_id)
+    request = await fast.fakes.opened_request()
+    child_id = exception_workflow_id(fast.tenant, order_id, "cancel-requested")
+    assert request.workflow_id == child_id and request.action == "fulfillment_exception"
+    status = await eventually(
+        lambda: _shown(fast, handle.id, request.request_id), what="the escalation shown"
+    )
+    assert status.state == "exception" and status.detail["exception_workflow_id"] == child_id
+    assert fast.fakes.names() == [GET, PF_GET, READ, GET, PF_GET]  # reads only, no ops email
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert (await flow_status(fast.client, handle.id)).state == "abandoned"
+    child = fast.client.get_workflow_handle(child_id)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await child.result()
+    assert isinstance(failed.value.cause, CancelledError)
+    assert [c.request_id for c in fast.fakes.closed] == [request.request_id]
+    assert not {VOID, REFUND, CANCEL, PF_CANCEL} & set(fast.fakes.names())
+
+
+async def _shown(fast: Fast, workflow_id: str, request_id: str) -> FlowStatus | None:
+    status = await flow_status(fast.client, workflow_id)
+    return status if status.detail.get("exception_request_id") == request_id else None
 
 
 async def test_reconciliation_repairs_a_printful_cancelled_outside(fast: Fast) -> None:

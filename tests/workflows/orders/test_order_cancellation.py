@@ -13,12 +13,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from autobiz.providers.printful_client import OrderItem, Recipient
 from kernel.state import RunSummary
+from starters.decisions import sign_decision
 from starters.flows import decide, flow_status
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.support import SHIP_TO, Harness
 from workflows.common.models import ApprovalTiming
-from workflows.ids import ORDER_CANCELLATION, cancellation_workflow_id, printful_external_id
+from workflows.ids import (
+    ORDER_CANCELLATION,
+    cancellation_workflow_id,
+    exception_workflow_id,
+    printful_external_id,
+)
 from workflows.orders.models import OrderCancellationResult
 
 pytestmark = pytest.mark.integration
@@ -165,28 +171,53 @@ async def test_captured_above_threshold_waits_for_approval(
     assert [(r["status"], r["decided_by"]) for r in rows] == [("approved", "ana")]
 
 
-async def test_printful_in_production_goes_to_the_exception_branch(harness: Harness) -> None:
+async def test_printful_in_production_goes_to_the_exception_flow(
+    harness: Harness, approvers: Approvers
+) -> None:
+    """No OrderFulfill running, the Printful order in production: the cancellation waits
+    on a FulfillmentException; cancel_and_refund voids the authorisation and cancels in
+    Shopify, leaving the Printful order to ship (see test_order_cancellation_in_production
+    for the other choices, with OrderFulfill running)."""
     h = harness
     order_id, pi = await h.authorized_order("25.00")
     pf_id = await _printful_draft(h, order_id)
     await h.clients.printful.confirm_order(pf_id)
     await h.sandbox.control.advance_printful(pf_id, "start")  # in production now
 
-    result = await (await h.request_cancellation(order_id, pi)).result()
-    assert result.state == "exception" and result.exception is not None
-    assert result.exception.kind == "printful_in_production"
-    assert result.exception.printful_order_id == pf_id
-    assert result.exception.printful_status == "inprocess"
-    assert result.reason is not None and "production" in result.reason
-    # Nothing cancelled, no money moved; ops were told, the customer was not.
-    assert await _printful_status(h, pf_id) == "inprocess"
+    handle = await h.request_cancellation(order_id, pi)
+    child_id = exception_workflow_id(h.tenant, order_id, "cancel-requested")
+    request_id = await h.pending_request(child_id)
+    status = await flow_status(h.client, handle.id)
+    assert status.state == "exception" and status.detail["exception"] == "printful_in_production"
+    # Nothing cancelled, no money moved, no ops email (the escalation is the notice).
     assert await _pi(h, pi) == ("requires_capture", 0)
     assert not await _shopify_cancelled(h, order_id)
-    assert await _templates(h) == [(OPS_TEMPLATE, ["ops@autobiz.test"])]
-    wf_id = cancellation_workflow_id(h.tenant, order_id)
-    assert [r.tool for r in await h.receipts(wf_id)] == ["sendgrid.send_email"]
-    status = await flow_status(h.client, wf_id)
-    assert status.state == "exception" and status.detail["exception"] == "printful_in_production"
+    assert await _templates(h) == []
+    decision = sign_decision(
+        approvers.keys["omar"],
+        tenant_id=h.tenant,
+        workflow_id=child_id,
+        request_id=request_id,
+        approver="omar",
+        approve=True,
+        choice="cancel_and_refund",
+    )
+    assert (await decide(h.client, child_id, decision)).status == "approved"
+    result = await handle.result()
+    assert result.state == "cancelled" and result.exception is not None
+    assert result.exception.kind == "printful_in_production"
+    assert result.exception.printful_order_id == pf_id
+    assert result.exception_workflow_id == child_id and result.exception_outcome == "cancelling"
+    assert result.payment_action == "void" and result.shopify_cancelled
+    assert await _printful_status(h, pf_id) == "inprocess"  # it ships anyway
+    assert await _pi(h, pi) == ("canceled", 0)
+    assert await _shopify_cancelled(h, order_id)
+    assert await _templates(h) == [(CANCELLED_TEMPLATE, ["customer@example.com"])]
+    assert [r.tool for r in await h.receipts(handle.id)] == [
+        "stripe.cancel_payment",
+        "shopify.cancel_order",
+        "sendgrid.send_email",
+    ]
 
 
 async def test_approval_expiry_fails_closed(harness: Harness) -> None:
