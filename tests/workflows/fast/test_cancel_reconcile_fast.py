@@ -9,10 +9,11 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from kernel.tools.printful import GetPrintfulOrderOutput
-from starters.flows import FlowStatus, flow_status, request_cancellation
+from starters.flows import flow_status, request_cancellation
 from tests.workflows.fast.conftest import TIMING, Fast
 from tests.workflows.fast.fakes import payment_intent, shop_order
 from tests.workflows.support import eventually
+from workflows.common.models import FlowStatus
 from workflows.ids import RECONCILIATION, exception_workflow_id, printful_external_id
 from workflows.reconciliation.models import (
     OrderView,

@@ -56,8 +56,9 @@ async def _escalation(h: Harness, order_id: str) -> str:
     assert diagnosis["recommended"] == "contact_customer" and not diagnosis["automatic"]
     assert {a["action"] for a in diagnosis["alternatives"]} >= {"cancel_and_refund", "fix"}
     cancel_id = cancellation_workflow_id(h.tenant, order_id)
+    request_id = status.approval.request_id
     shown = await h.status_when(
-        cancel_id, lambda s: s.detail.get("exception_request_id") == status.approval.request_id
+        cancel_id, lambda s: s.detail.get("exception_request_id") == request_id
     )
     assert shown.state == "exception" and shown.detail["exception_workflow_id"] == child_id
     return child_id
