@@ -100,3 +100,24 @@ def test_anything_else_goes_to_a_person(reason: str) -> None:
     )
     assert (d.recommended, d.automatic) == ("fix", False)
     assert "cancel_and_refund" in {a.action for a in d.alternatives}
+
+
+def test_a_cancellation_of_an_order_in_production_is_never_automatic() -> None:
+    d = triage(
+        topic="cancel_requested",
+        reason="Printful order 7 is inprocess: an order in production cannot be cancelled",
+        printful_status="inprocess",
+        shopify_address=None,
+        printful_address=None,
+        retries_done=0,
+        max_retries=2,
+    )
+    assert (d.cause, d.recommended, d.automatic) == (
+        "cancel_in_production",
+        "contact_customer",
+        False,
+    )
+    assert "Printful order status now: inprocess" in d.evidence
+    rejected = {a.action: a.rejected_because for a in d.alternatives}
+    assert set(rejected) == {"cancel_at_printful", "fix", "cancel_and_refund"}
+    assert "person" in rejected["cancel_and_refund"]
