@@ -17,11 +17,18 @@ this flow, says whether money goes back for goods already being made:
   return it; OrderFulfill goes on to the shipment; this run ends ``exception``
   (Shopify not cancelled, no money moved).
 * ``cancel_and_refund``: this run goes on as a cancellation that leaves the Printful
-  order alone (it ships anyway): survey again, the money step with its own approval rule,
-  stop OrderFulfill, void or refund, cancel in Shopify, the customer's email (saying it
-  may still arrive); it ends ``cancelled``.
+  order alone (it ships anyway): the money step's own approval (its HITL rule), stop
+  OrderFulfill, survey again (and ask again if the money step changed), void or refund,
+  cancel in Shopify, the customer's email (saying it may still arrive); ends ``cancelled``.
 * denied, expired or failed: ``unresolved``, nothing done (fail closed); the exception
-  flow told ops; this run ends ``exception``.
+  flow told ops; this run ends ``exception``. A child that cannot run at all: ops are
+  emailed from here. A child cancelled (with this run, or by an operator): this run is
+  given up too (``abandoned``, CANCELED).
+
+The same hand-over takes a Printful refusal of the cancel itself (the order went into
+production between the survey and the cancel, after OrderFulfill was stopped; there a
+``contact_customer`` leaves no flow to record the shipment in Shopify — ops see
+``fulfillment_stopped`` in the exception report).
 
 The exception's approval notice replaces the ops email this branch sent before (one
 notification). The child's ParentClosePolicy is REQUEST_CANCEL: its cancel_and_refund is
