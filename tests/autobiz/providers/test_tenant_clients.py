@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from autobiz.errors import SecretNotFoundError
 from autobiz.providers.errors import AuthenticationFailed, NotFound
-from autobiz.providers.tenant_clients import TenantClients, tenant_settings
+from autobiz.providers.tenant_clients import CREDENTIALS, TenantClients, tenant_settings
 from autobiz.secrets import (
     CredentialStore,
     MappingSecretsBackend,
@@ -113,7 +113,9 @@ async def test_the_process_store_never_falls_back_to_another_tenants_keys() -> N
 def test_tenant_settings_swap_identities_not_endpoints() -> None:
     settings = Settings()
     account = generated_account("t-x", secret="s")
-    values = {k: SecretStr(v) for k, v in credentials_of(account).items() if "webhook" not in k}
+    # The clients' credentials only (webhook secrets and the Inbound Parse login are the
+    # ingress's, as TenantClients reads them).
+    values = {k: SecretStr(v) for k, v in credentials_of(account).items() if k in CREDENTIALS}
     own = tenant_settings(settings, "t-x", values)
     assert own.stripe.api_key.get_secret_value() == account.stripe_api_key
     assert own.shopify.shop_domain == account.shopify_shop_domain
