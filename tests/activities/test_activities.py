@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -28,15 +26,6 @@ def _capture(payment_intent_id: str) -> CapturePaymentInput:
     return CapturePaymentInput(
         payment_intent_id=payment_intent_id, order_id="1", amount_minor=100, currency="USD"
     )
-
-
-@pytest.fixture
-async def clients(sandbox: Sandbox, tenant: str) -> AsyncIterator[TenantClients]:
-    built = await sandbox.tenant_clients(tenant)
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 async def test_forged_keys_are_refused_without_retry(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.testing import ActivityEnvironment
@@ -22,22 +21,12 @@ from kernel.tools.printful import OrderCostsInput
 from kernel.tools.stripe import ListBalanceTransactionsInput
 from sandbox.stripe_objects import card_fee
 from tests.support.calls import call_context
-from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 
 SHIP_TO = Recipient(
     name="Ada Lovelace", address1="1 Analytical Way", city="London", zip="N1", country_code="GB"
 )
-
-
-@pytest.fixture
-async def clients(sandbox: Sandbox, tenant: str) -> AsyncIterator[TenantClients]:
-    built = await sandbox.tenant_clients(tenant)
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 async def test_printful_costs_by_external_id(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,15 +76,6 @@ def test_the_input_needs_a_filter_and_a_sane_window() -> None:
     with pytest.raises(ValidationError):
         SearchOrdersInput(created_from=datetime(2026, 3, 1))  # naive: refused
     assert SearchOrdersInput(email="a@b.co").first == 10
-
-
-@pytest.fixture
-async def clients(sandbox: Sandbox, tenant: str) -> AsyncIterator[TenantClients]:
-    built = await sandbox.tenant_clients(tenant)
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 async def _search(
