@@ -106,6 +106,55 @@ def _metadata(params: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+_CREATED_BOUNDS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def _list_limit(params: dict[str, Any]) -> int:
+    """A list's ``limit``: 10 unless given, 1-100 (400 ``parameter_invalid`` beyond)."""
+    limit = _int_param(params, "limit") or 10
+    if limit > 100:
+        raise _invalid("This value must be less than or equal to 100 (limit).", param="limit")
+    return limit
+
+
+def _created_within(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows whose ``created`` meets ``created[gt|gte|lt|lte]`` and an exact ``created``."""
+    for op, test in _CREATED_BOUNDS.items():
+        name = f"created[{op}]"
+        if params.get(name) not in (None, ""):
+            value = _int_param(params, name) or 0
+            rows = [r for r in rows if test(r["created"], value)]
+    if params.get("created") not in (None, ""):
+        exact = _int_param(params, "created")
+        rows = [r for r in rows if r["created"] == exact]
+    return rows
+
+
+def _after(rows: list[dict[str, Any]], params: dict[str, Any], noun: str) -> list[dict[str, Any]]:
+    """The rows after ``starting_after`` (all without it); an id not among them is 404."""
+    after = params.get("starting_after")
+    if not after:
+        return rows
+    ids = [r["id"] for r in rows]
+    if after not in ids:
+        raise StripeApiError(
+            404,
+            f"No such {noun}: '{after}'",
+            code="resource_missing",
+            param="starting_after",
+        )
+    return rows[ids.index(after) + 1 :]
+
+
+def _list_page(rows: list[dict[str, Any]], limit: int, url: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": rows[:limit],
+        "has_more": len(rows) > limit,
+        "url": url,
+    }
+
+
 _SEARCH_CLAUSE = re.compile(r"""^\s*(\w+)(?:\['([^']*)'\])?\s*:\s*'((?:[^'\\]|\\.)*)'\s*$""")
 
 
@@ -193,6 +242,22 @@ class StripeSandbox:
 
     def _mine(self, obj_id: str) -> bool:
         return self.owner.get(obj_id) == current_account().tenant
+
+    def _owned(self, store: dict[str, dict[str, Any]], obj_id: str, noun: str) -> dict[str, Any]:
+        """The caller's own object ``obj_id`` of ``store``; another account's or none is 404."""
+        obj = store.get(obj_id)
+        if obj is None or not self._mine(obj["id"]):
+            raise StripeApiError(
+                404, f"No such {noun}: '{obj_id}'", code="resource_missing", param="id"
+            )
+        return obj
+
+    def _newest_mine(self, store: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The caller's own objects of ``store``, newest first (the last made first within
+        a second)."""
+        rows = [r for r in reversed(store.values()) if self._mine(r["id"])]
+        rows.sort(key=lambda r: r["created"], reverse=True)
+        return rows
 
     @staticmethod
     def _error_response(exc: StripeApiError) -> Response:
@@ -524,15 +589,7 @@ class StripeSandbox:
     # -- Charges, refunds, events -----------------------------------------------------
 
     def retrieve_charge(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
-        ch = self.charges.get(request.path_params["id"])
-        if ch is None or not self._mine(ch["id"]):
-            raise StripeApiError(
-                404,
-                f"No such charge: '{request.path_params['id']}'",
-                code="resource_missing",
-                param="id",
-            )
-        return ch
+        return self._owned(self.charges, request.path_params["id"], "charge")
 
     def create_refund(
         self, request: Request, params: dict[str, Any], ctx: dict[str, Any]
@@ -604,57 +661,21 @@ class StripeSandbox:
         return re_
 
     def retrieve_refund(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
-        re_ = self.refunds.get(request.path_params["id"])
-        if re_ is None or not self._mine(re_["id"]):
-            raise StripeApiError(
-                404,
-                f"No such refund: '{request.path_params['id']}'",
-                code="resource_missing",
-                param="id",
-            )
-        return re_
+        return self._owned(self.refunds, request.path_params["id"], "refund")
 
     def list_refunds(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         """``GET /v1/refunds``: newest first; ``payment_intent``, ``charge``, ``created``
         (exact or ``created[gt|gte|lt|lte]``), ``limit`` (1-100) and ``starting_after``."""
-        limit = _int_param(params, "limit") or 10
-        if limit > 100:
-            raise _invalid("This value must be less than or equal to 100 (limit).", param="limit")
-        # newest first within a second
-        selected = [r for r in reversed(self.refunds.values()) if self._mine(r["id"])]
-        selected.sort(key=lambda r: r["created"], reverse=True)
+        limit = _list_limit(params)
+        selected = self._newest_mine(self.refunds)
         pi_id = params.get("payment_intent")
         if pi_id:
             self._pi(str(pi_id))  # 404 for an unknown intent, as Stripe does
             selected = [r for r in selected if r["payment_intent"] == pi_id]
         if params.get("charge"):
             selected = [r for r in selected if r["charge"] == params["charge"]]
-        bounds = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
-        for op, test in bounds.items():
-            name = f"created[{op}]"
-            if params.get(name) not in (None, ""):
-                value = _int_param(params, name) or 0
-                selected = [r for r in selected if test(r["created"], value)]
-        if params.get("created") not in (None, ""):
-            exact = _int_param(params, "created")
-            selected = [r for r in selected if r["created"] == exact]
-        after = params.get("starting_after")
-        if after:
-            ids = [r["id"] for r in selected]
-            if after not in ids:
-                raise StripeApiError(
-                    404,
-                    f"No such refund: '{after}'",
-                    code="resource_missing",
-                    param="starting_after",
-                )
-            selected = selected[ids.index(after) + 1 :]
-        return {
-            "object": "list",
-            "data": selected[:limit],
-            "has_more": len(selected) > limit,
-            "url": "/v1/refunds",
-        }
+        selected = _after(_created_within(selected, params), params, "refund")
+        return _list_page(selected, limit, "/v1/refunds")
 
     # -- balance transactions -----------------------------------------------------------
 
@@ -680,70 +701,26 @@ class StripeSandbox:
         """``GET /v1/balance_transactions``: newest first; ``created`` (exact or
         ``created[gt|gte|lt|lte]``), ``type``, ``source``, ``currency``, ``limit`` (1-100)
         and ``starting_after``."""
-        limit = _int_param(params, "limit") or 10
-        if limit > 100:
-            raise _invalid("This value must be less than or equal to 100 (limit).", param="limit")
-        selected = [t for t in reversed(self.balance_transactions.values()) if self._mine(t["id"])]
-        selected.sort(key=lambda t: t["created"], reverse=True)
+        limit = _list_limit(params)
+        selected = self._newest_mine(self.balance_transactions)
         for name in ("type", "source", "currency"):
             if params.get(name):
                 selected = [t for t in selected if t[name] == params[name]]
-        bounds = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
-        for op, test in bounds.items():
-            name = f"created[{op}]"
-            if params.get(name) not in (None, ""):
-                value = _int_param(params, name) or 0
-                selected = [t for t in selected if test(t["created"], value)]
-        if params.get("created") not in (None, ""):
-            exact = _int_param(params, "created")
-            selected = [t for t in selected if t["created"] == exact]
-        after = params.get("starting_after")
-        if after:
-            ids = [t["id"] for t in selected]
-            if after not in ids:
-                raise StripeApiError(
-                    404,
-                    f"No such balance transaction: '{after}'",
-                    code="resource_missing",
-                    param="starting_after",
-                )
-            selected = selected[ids.index(after) + 1 :]
-        return {
-            "object": "list",
-            "data": selected[:limit],
-            "has_more": len(selected) > limit,
-            "url": "/v1/balance_transactions",
-        }
+        selected = _after(_created_within(selected, params), params, "balance transaction")
+        return _list_page(selected, limit, "/v1/balance_transactions")
 
     def retrieve_balance_transaction(
         self, request: Request, params: dict[str, Any], _: Any
     ) -> dict[str, Any]:
-        txn = self.balance_transactions.get(request.path_params["id"])
-        if txn is None or not self._mine(txn["id"]):
-            raise StripeApiError(
-                404,
-                f"No such balance transaction: '{request.path_params['id']}'",
-                code="resource_missing",
-                param="id",
-            )
-        return txn
+        return self._owned(
+            self.balance_transactions, request.path_params["id"], "balance transaction"
+        )
 
     def list_events(self, request: Request, params: dict[str, Any], query: Any) -> dict[str, Any]:
         limit = max(1, min(int(params.get("limit", 10)), 100))
         types = [v for k, v in query.multi_items() if k.startswith("types")]
         single = params.get("type")
-        events = [e for e in reversed(self.events) if self._mine(e["id"])]
-        after = params.get("starting_after")
-        if after:
-            ids = [e["id"] for e in events]
-            if after not in ids:
-                raise StripeApiError(
-                    404,
-                    f"No such event: '{after}'",
-                    code="resource_missing",
-                    param="starting_after",
-                )
-            events = events[ids.index(after) + 1 :]
+        events = _after([e for e in reversed(self.events) if self._mine(e["id"])], params, "event")
 
         def wanted(evt: dict[str, Any]) -> bool:
             if single:
@@ -752,13 +729,7 @@ class StripeSandbox:
                     return False
             return not types or evt["type"] in types
 
-        selected = [e for e in events if wanted(e)]
-        return {
-            "object": "list",
-            "data": selected[:limit],
-            "has_more": len(selected) > limit,
-            "url": "/v1/events",
-        }
+        return _list_page([e for e in events if wanted(e)], limit, "/v1/events")
 
     def retrieve_event(self, request: Request, params: dict[str, Any], _: Any) -> dict[str, Any]:
         for evt in self.events:
