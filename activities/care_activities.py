@@ -4,29 +4,16 @@ the confidence threshold or who reviews)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from kernel.codes import ErrorCode
-from kernel.config import BusinessConfig
+from activities.config_activities import TenantConfigs
 from workflows.care.models import WISMO_SETTINGS, WismoSettings, WismoSettingsRequest
 
 
-class CareActivities:
-    def __init__(self, configs: Mapping[str, BusinessConfig]) -> None:
-        self._configs = dict(configs)
-
+class CareActivities(TenantConfigs):
     @activity.defn(name=WISMO_SETTINGS)
     async def wismo_settings(self, req: WismoSettingsRequest) -> WismoSettings:
-        config = self._configs.get(req.tenant_id)
-        if config is None:
-            raise ApplicationError(
-                f"no BusinessConfig for tenant {req.tenant_id}",
-                type=ErrorCode.TENANT_UNKNOWN,
-                non_retryable=True,
-            )
+        config = self._config(req.tenant_id)
         w = config.wismo
         return WismoSettings(
             model=w.model,

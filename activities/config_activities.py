@@ -40,19 +40,29 @@ def flow_context(
     )
 
 
-class ConfigActivities:
+class TenantConfigs:
+    """What every activity that hands a flow its settings starts from: the worker's
+    compiled configs, one per tenant, and the tenant's looked up (non-retryable
+    ``TENANT_UNKNOWN`` for a tenant the worker has none for)."""
+
     def __init__(self, configs: Mapping[str, BusinessConfig]) -> None:
         self._configs = dict(configs)
 
-    @activity.defn(name=LOAD_FLOW_CONTEXT)
-    async def load_flow_context(self, req: FlowContextRequest) -> FlowContext:
-        config = self._configs.get(req.tenant_id)
+    def _config(self, tenant_id: str) -> BusinessConfig:
+        config = self._configs.get(tenant_id)
         if config is None:
             raise ApplicationError(
-                f"no BusinessConfig for tenant {req.tenant_id}",
+                f"no BusinessConfig for tenant {tenant_id}",
                 type=ErrorCode.TENANT_UNKNOWN,
                 non_retryable=True,
             )
+        return config
+
+
+class ConfigActivities(TenantConfigs):
+    @activity.defn(name=LOAD_FLOW_CONTEXT)
+    async def load_flow_context(self, req: FlowContextRequest) -> FlowContext:
+        config = self._config(req.tenant_id)
         try:
             return flow_context(config, req.workflow_type)
         except (KeyError, ValueError) as exc:
