@@ -1,8 +1,8 @@
 """`autobiz demo`: the local stack, then a business day for the demo tenant.
 
 Brings up the embedded stack (PostgreSQL, Temporal dev server, sandbox, ingress, and the
-worker on the demo config), acts out the day (``autobiz.demo.business_day``), prints a
-table of outcomes, receipts and costs with Web UI links, and exits 1 if any outcome is
+worker on the demo config), acts out the day (``autobiz.demo.business_day``), prints
+each outcome with its receipts, cost and Web UI link, and exits 1 if any outcome is
 not the expected one. The stack stays up for a look around (``--down`` stops it).
 """
 
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import typer
-from rich.table import Table
 
 from autobiz.cli.output import console, emit_json
 from autobiz.db.database import Database
@@ -62,13 +61,12 @@ def demo(
             }
         )
     else:
-        console.print(_table(cases))
-        console.print(f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link]")
-        for name, link in links.items():
-            console.print(f"  {name}:\n    [link]{link}[/link]", highlight=False)
+        _report(cases, links)
+        console.print(f"Temporal Web UI: {settings.temporal.ui_url}", soft_wrap=True)
         console.print(
             "Look closer: `autobiz order status <Shopify order>`, `autobiz approvals list "
-            "--all`; logs in " + str(settings.home_dir / "logs")
+            "--all`; logs in " + str(settings.home_dir / "logs"),
+            soft_wrap=True,
         )
         after = "is stopped." if down else "is still up (`autobiz dev down` stops it)."
         console.print(f"the day took {elapsed:.0f}s; the stack {after}")
@@ -91,35 +89,31 @@ async def _business_day(
     return cases, links
 
 
-def _table(cases: list[Case]) -> Table:
-    table = Table(title="AutoBiz demo: a business day for demo-shop")
-    columns = (
-        "",
-        "what happened",
-        "Shopify order",
-        "workflow",
-        "expected",
-        "outcome",
-        "receipts",
-        "cost",
-    )
-    for col in columns:
-        table.add_column(col, no_wrap=col in ("", "Shopify order", "receipts", "cost"))
+def _report(cases: list[Case], links: dict[str, str]) -> None:
+    """One block per case: what happened, the outcome against the expected one, receipts,
+    cost, and its Web UI link on a line of its own, never wrapped (readable at 80 columns,
+    and a link or an id stays whole in a pipe for `grep`)."""
+    ok = sum(1 for c in cases if c.ok)
+    console.print(f"AutoBiz demo: a business day for demo-shop ({ok}/{len(cases)} as expected)")
     for case in cases:
+        mark = "[green]✓[/]" if case.ok else "[red]✗[/]"
         outcome = case.actual or "-"
         if case.problems:
             outcome += " (" + "; ".join(case.problems) + ")"
-        table.add_row(
-            "[green]✓[/]" if case.ok else "[red]✗[/]",
-            case.name,
-            str(case.facts.get("order_id", "-")),
+        if outcome != case.expected:
+            outcome += f", expected {case.expected}"
+        order = case.facts.get("order_id")
+        facts = [
             case.workflow_type,
-            case.expected,
             outcome,
-            str(case.receipts),
-            f"${case.cost_micros / 1_000_000:.4f}",
-        )
-    return table
+            f"receipts {case.receipts}",
+            f"cost ${case.cost_micros / 1_000_000:.4f}",
+            *([f"order {order}"] if order is not None else []),
+        ]
+        console.print(f"{mark} {case.name}", highlight=False)
+        console.print("    " + " · ".join(facts), highlight=False, soft_wrap=True)
+        if (link := links.get(case.name)) is not None:
+            console.print(f"    {link}", highlight=False, soft_wrap=True)
 
 
 def _say(message: str) -> None:

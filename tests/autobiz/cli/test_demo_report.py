@@ -1,0 +1,40 @@
+"""The demo's report at 80 columns (and in a pipe): one block per case, every Web UI link
+and order id whole on one line, so `grep` finds them."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from autobiz.cli import demo_cmd
+from autobiz.demo.business_day import Case
+
+pytestmark = pytest.mark.unit
+
+LINK = (
+    "http://127.0.0.1:8233/namespaces/default/workflows/exception%3Ademo-shop%3A5096182047032"
+    "%3Aorder_put_hold%3A2026-12-02T03%3A27%3A38.788145%2B00%3A00%3Ab88efbd02ef9fc9442ada05dc8"
+)
+
+
+def test_a_narrow_pipe_keeps_links_and_ids_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(demo_cmd, "console", Console(file=out, width=80, no_color=True))
+    good = Case(
+        "order #7: the hold escalated; ops choose to cancel it, from the CLI",
+        "FulfillmentException",
+        "cancelling",
+        actual="cancelling",
+        receipts=2,
+        facts={"order_id": "5096182047032"},
+    )
+    bad = Case("refund 55.00 on order #3", "Refund", "failed:APPROVAL_EXPIRED", actual="denied")
+    demo_cmd._report([good, bad], {good.name: LINK})
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "AutoBiz demo: a business day for demo-shop (1/2 as expected)"
+    assert f"    {LINK}" in lines  # whole, on a line of its own
+    assert any("order 5096182047032" in line for line in lines)
+    assert "✗ refund 55.00 on order #3" in lines
+    assert any("denied, expected failed:APPROVAL_EXPIRED" in line for line in lines)
