@@ -8,7 +8,7 @@ answer was lost — replays Stripe's first answer instead of moving money twice.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -51,8 +51,33 @@ from kernel.tools.stripe import (
 )
 
 FAILURE_MESSAGE_MAX = 300
-STRIPE_PAGE = 100  # refunds per page (Stripe's maximum)
+STRIPE_PAGE = 100  # objects per page (Stripe's maximum)
 OutT = TypeVar("OutT", bound=BaseModel)
+
+
+class _Listed(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+ListedT = TypeVar("ListedT", bound=_Listed)
+# One page: (limit, starting_after) -> (the page's objects, has_more).
+PageFetch = Callable[[int, str | None], Awaitable[tuple[list[ListedT], bool]]]
+
+
+async def _walk_pages(fetch: PageFetch[ListedT], max_results: int) -> tuple[list[ListedT], bool]:
+    """A Stripe list walked with ``starting_after`` up to ``max_results`` objects; True
+    with them when more were left (the read is truncated)."""
+    found: list[ListedT] = []
+    after: str | None = None
+    while True:
+        items, has_more = await fetch(min(STRIPE_PAGE, max_results - len(found)), after)
+        found.extend(items)
+        if not has_more or not items:
+            return found, False
+        if len(found) >= max_results:
+            return found, True
+        after = items[-1].id
 
 
 def _check_currency(pi: PaymentIntentInfo, currency: str) -> None:
@@ -264,27 +289,21 @@ class StripeActivities:
     @activity.defn(name=tools.stripe.LIST_REFUNDS.activity_name)
     async def list_refunds(self, ctx: CallContext, input: ListRefundsInput) -> ListRefundsOutput:
         """A read (no receipt); pages walked up to ``max_results``."""
-        found: list[RefundInfo] = []
-        truncated = False
-        after: str | None = None
         with provider_errors():
             verify_call(ctx, input)
             stripe = await self._clients.stripe(ctx.tenant_id)
-            while True:
+
+            async def fetch(limit: int, after: str | None) -> tuple[list[RefundInfo], bool]:
                 page = await stripe.list_refunds(
                     payment_intent_id=input.payment_intent_id,
                     created_gte=input.created_gte,
                     created_lte=input.created_lte,
-                    limit=min(STRIPE_PAGE, input.max_results - len(found)),
+                    limit=limit,
                     starting_after=after,
                 )
-                found.extend(page.refunds)
-                if not page.has_more or not page.refunds:
-                    break
-                if len(found) >= input.max_results:
-                    truncated = True
-                    break
-                after = page.refunds[-1].id
+                return page.refunds, page.has_more
+
+            found, truncated = await _walk_pages(fetch, input.max_results)
         return ListRefundsOutput(refunds=[_refund_view(r) for r in found], truncated=truncated)
 
     @activity.defn(name=tools.stripe.LIST_BALANCE_TRANSACTIONS.activity_name)
@@ -292,26 +311,22 @@ class StripeActivities:
         self, ctx: CallContext, input: ListBalanceTransactionsInput
     ) -> ListBalanceTransactionsOutput:
         """A read (no receipt); pages walked up to ``max_results``."""
-        found: list[BalanceTransactionInfo] = []
-        truncated = False
-        after: str | None = None
         with provider_errors():
             verify_call(ctx, input)
             stripe = await self._clients.stripe(ctx.tenant_id)
-            while True:
+
+            async def fetch(
+                limit: int, after: str | None
+            ) -> tuple[list[BalanceTransactionInfo], bool]:
                 page = await stripe.list_balance_transactions(
                     created_gte=input.created_gte,
                     created_lt=input.created_lt,
-                    limit=min(STRIPE_PAGE, input.max_results - len(found)),
+                    limit=limit,
                     starting_after=after,
                 )
-                found.extend(page.transactions)
-                if not page.has_more or not page.transactions:
-                    break
-                if len(found) >= input.max_results:
-                    truncated = True
-                    break
-                after = page.transactions[-1].id
+                return page.transactions, page.has_more
+
+            found, truncated = await _walk_pages(fetch, input.max_results)
         return ListBalanceTransactionsOutput(
             transactions=[_balance_view(t) for t in found], truncated=truncated
         )
