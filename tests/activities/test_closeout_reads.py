@@ -6,7 +6,6 @@ confirmation on, an order never sent reported missing) and
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from temporalio.testing import ActivityEnvironment
@@ -21,6 +20,7 @@ from kernel.tools.printful import OrderCostsInput
 from kernel.tools.stripe import ListBalanceTransactionsInput
 from sandbox.stripe_objects import card_fee
 from tests.support.calls import call_context
+from tests.support.orders import card_payment
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +68,7 @@ async def test_balance_transactions_of_a_window_in_pages(
     stripe = (await clients.for_tenant(tenant)).stripe
     start = int(time.time()) - 1
     for amount in (1000, 2000, 3000):
-        await stripe.create_payment_intent(
-            amount=amount,
-            currency="usd",
-            order_key=f"{tenant}:o-{amount}",
-            idempotency_key=str(uuid.uuid4()),
-            payment_method="pm_card_visa",
-            confirm=True,
-            capture_method="automatic",
-        )
+        await card_payment(stripe, amount, f"{tenant}:o-{amount}", capture=True)
     activities = StripeActivities(clients, database)
 
     async def listed(max_results: int, lt: int) -> tuple[list[int], list[int], bool]:

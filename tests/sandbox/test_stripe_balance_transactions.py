@@ -16,6 +16,7 @@ import pytest
 
 from autobiz.providers.stripe_client import StripePayments
 from sandbox.stripe_objects import card_fee
+from tests.support.orders import card_payment
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -42,16 +43,7 @@ def _schema(name: str) -> dict[str, Any]:
 
 
 async def _intent(stripe: StripePayments, amount: int, *, manual: bool = False) -> str:
-    pi = await stripe.create_payment_intent(
-        amount=amount,
-        currency="usd",
-        order_key=f"o-{uuid.uuid4().hex[:6]}",
-        idempotency_key=str(uuid.uuid4()),
-        payment_method="pm_card_visa",
-        confirm=True,
-        capture_method="manual" if manual else "automatic",
-    )
-    return pi.id
+    return await card_payment(stripe, amount, f"o-{uuid.uuid4().hex[:6]}", capture=not manual)
 
 
 async def _all(stripe: StripePayments, gte: int = 1, lt: int = 2**31) -> list[Any]:

@@ -10,6 +10,7 @@ import pytest
 
 from autobiz.providers.errors import NotFound
 from autobiz.providers.stripe_client import StripePayments
+from tests.support.orders import card_payment
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -23,16 +24,7 @@ async def stripe_client(sandbox: Sandbox) -> AsyncIterator[StripePayments]:
 
 
 async def _captured(stripe: StripePayments, amount: int) -> str:
-    pi = await stripe.create_payment_intent(
-        amount=amount,
-        currency="usd",
-        order_key=f"o-{uuid.uuid4().hex[:6]}",
-        idempotency_key=str(uuid.uuid4()),
-        payment_method="pm_card_visa",
-        confirm=True,
-        capture_method="automatic",
-    )
-    return pi.id
+    return await card_payment(stripe, amount, f"o-{uuid.uuid4().hex[:6]}", capture=True)
 
 
 async def _refund(stripe: StripePayments, pi: str, amount: int) -> str:

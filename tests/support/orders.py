@@ -41,10 +41,25 @@ async def authorize(
 ) -> str:
     """A confirmed PaymentIntent paying for the order: held (or with ``capture``,
     captured); its id."""
+    return await card_payment(
+        stripe, amount_minor, f"{tenant}:{order_id}", capture=capture, currency=currency
+    )
+
+
+async def card_payment(
+    stripe: StripePayments,
+    amount_minor: int,
+    order_key: str,
+    *,
+    capture: bool = False,
+    currency: str = "usd",
+) -> str:
+    """A PaymentIntent confirmed with Stripe's test Visa, tagged ``order_key``: held (or
+    with ``capture``, captured at once); its id."""
     pi = await stripe.create_payment_intent(
         amount=amount_minor,
         currency=currency,
-        order_key=f"{tenant}:{order_id}",
+        order_key=order_key,
         idempotency_key=f"test-{uuid.uuid4()}",
         payment_method="pm_card_visa",
         confirm=True,
