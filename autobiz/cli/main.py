@@ -71,6 +71,25 @@ def version() -> None:
     print(__version__)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the AutoBiz version and exit.",
+    ),
+) -> None:
+    """AutoBiz: a print-on-demand back office on Temporal."""
+
+
 def run() -> None:
     """Run the CLI: known failures print a stable code and no traceback."""
     try:

@@ -103,6 +103,8 @@ async def test_json_errors_are_one_json_document(offline: Cli) -> None:
 async def test_each_kind_of_failure_has_its_exit_code(offline: Cli) -> None:
     ok = await offline("version")
     assert ok.code == ExitCode.OK
+    flag = await offline("--version")
+    assert flag.code == ExitCode.OK and flag.stdout.strip() == ok.stdout.strip() != ""
 
     bad_input = await offline("order", "start", "10 01", check=False)
     _clean_refusal(bad_input, "ORDER_ID_INVALID", ExitCode.USAGE)
