@@ -26,8 +26,9 @@ from typing import Any
 
 TOPIC = "inbound"
 MAX_PARTS = 100
-# The text fields of the default payload, and the JSON-valued ones.
-TEXT_FIELDS = (
+# The fields of the default payload (the ingress's OpenAPI document lists them too), the
+# JSON-valued ones, and the text ones.
+FIELDS = (
     "headers",
     "from",
     "to",
@@ -35,14 +36,18 @@ TEXT_FIELDS = (
     "subject",
     "text",
     "html",
+    "envelope",
+    "charsets",
     "SPF",
     "dkim",
     "sender_ip",
     "spam_score",
     "spam_report",
     "attachments",
+    "attachment-info",
 )
 JSON_FIELDS = ("envelope", "charsets", "attachment-info")
+TEXT_FIELDS = tuple(f for f in FIELDS if f not in JSON_FIELDS)
 MAX_MESSAGE_ID = 998  # RFC 5322's line length
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingress import inbound_email
 from ingress.authn import SIGNATURE_HEADERS
 from ingress.tenants import Source
 
@@ -38,31 +39,13 @@ _EXTRA_HEADERS = {
 }
 
 
-_INBOUND_FIELDS = (
-    "headers",
-    "from",
-    "to",
-    "cc",
-    "subject",
-    "text",
-    "html",
-    "envelope",
-    "charsets",
-    "SPF",
-    "dkim",
-    "sender_ip",
-    "spam_score",
-    "spam_report",
-    "attachments",
-    "attachment-info",
-)
 _BODIES: dict[Source, dict[str, Any]] = {
     Source.SENDGRID: {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
                 "required": ["headers", "from"],
-                "properties": {name: {"type": "string"} for name in _INBOUND_FIELDS},
+                "properties": {name: {"type": "string"} for name in inbound_email.FIELDS},
                 "additionalProperties": {"type": "string", "format": "binary"},
             }
         }
