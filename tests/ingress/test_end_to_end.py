@@ -50,6 +50,14 @@ async def live_ingress(h: Harness, database: Database) -> AsyncIterator[str]:
                 await task
 
 
+@contextlib.asynccontextmanager
+async def delivering_webhooks(h: Harness, database: Database) -> AsyncIterator[None]:
+    """:func:`live_ingress`, the sandbox's providers delivering their webhooks to it."""
+    async with live_ingress(h, database) as target:
+        await h.sandbox.control.webhooks(target_url=target)
+        yield
+
+
 async def _order_through_webhooks(h: Harness, *, flush: bool) -> tuple[str, OrderFulfillResult]:
     pi = await h.authorize(4200, "checkout")
     seeded = await h.sandbox.control.seed_shopify_order(

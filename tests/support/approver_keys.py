@@ -56,6 +56,8 @@ class Approvers:
         *,
         reason: str | None = None,
         request_id: str | None = None,
+        choice: str | None = None,
+        edited_text: str | None = None,
         key: LocalKey | None = None,
         issued_at: datetime | None = None,
         tenant_id: str | None = None,
@@ -72,6 +74,8 @@ class Approvers:
             approver=approver,
             approve=approve,
             reason=reason,
+            choice=choice,
+            edited_text=edited_text,
             issued_at=issued_at,
         )
 

@@ -290,10 +290,16 @@ async def running_worker(
 
 @asynccontextmanager
 async def running_harness(
-    client: Client, sandbox: Sandbox, database: Database, tenant: str, task_queue: str
+    client: Client,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+    config: BusinessConfig | None = None,
 ) -> AsyncIterator[Harness]:
-    """A :class:`Harness` for ``tenant`` over a worker connected through ``client``."""
-    config = tenant_config(tenant)
+    """A :class:`Harness` for ``tenant`` over a worker connected through ``client``, with
+    ``config`` (default: :func:`tenant_config`'s)."""
+    config = config or tenant_config(tenant)
     async with running_worker(
         client, sandbox, database, {tenant: config}, task_queue
     ) as tenant_clients:

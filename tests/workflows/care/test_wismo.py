@@ -23,7 +23,6 @@ from autobiz.providers.shopify_client import TrackingInfo, order_gid
 from ingress.app import IngressDeps, create_app
 from ingress.handoff import TemporalHandoff
 from kernel.state import RunSummary
-from starters.decisions import sign_decision
 from starters.flows import decide
 from tests.ingress.conftest import serve_http
 from tests.replay.recorder import maybe_record
@@ -234,13 +233,12 @@ async def test_a_refund_request_is_reviewed_and_the_edit_is_sent(
     edited = (
         f"Hello Ada, your parcel is on its way ({tracking}); a colleague writes about the refund."
     )
-    decision = sign_decision(
-        approvers.keys["omar"],
-        tenant_id=h.tenant,
-        workflow_id=workflow_id,
+    decision = await approvers.decision(
+        h.client,
+        workflow_id,
+        "omar",
+        True,
         request_id=status.approval.request_id,
-        approver="omar",
-        approve=True,
         edited_text=edited,
     )
     assert (await decide(h.client, workflow_id, decision)).status == "approved"

@@ -10,12 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from autobiz.db.database import Database
-from starters.decisions import sign_decision
+from autobiz.demo.exception_cases import CORRECTED, ORDER_UPDATE
+from kernel.config import BusinessConfig
 from starters.flows import decide, flow_status
-from tests.ingress.test_end_to_end import live_ingress
+from tests.ingress.test_end_to_end import delivering_webhooks
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.support.sandbox import Sandbox
@@ -23,7 +25,7 @@ from tests.workflows.support import (
     Harness,
     connect_to,
     eventually,
-    running_worker,
+    running_harness,
     ship_printful,
     tenant_config,
 )
@@ -35,21 +37,6 @@ from workflows.orders.models import (
 )
 
 pytestmark = pytest.mark.integration
-
-ORDER_UPDATE = """
-mutation OrderUpdate($input: OrderInput!) {
-  orderUpdate(input: $input) { order { id } userErrors { field message } }
-}
-"""
-# The customer's corrected address, as the merchant enters it in Shopify.
-CORRECTED = {
-    "firstName": "Ada",
-    "lastName": "Lovelace",
-    "address1": "12 Analytical Way",
-    "city": "London",
-    "zip": "N1 9GX",
-    "countryCode": "GB",
-}
 
 
 async def correct_address_in_shopify(h: Harness, order_id: str) -> None:
@@ -64,6 +51,34 @@ async def correct_address_in_shopify(h: Harness, order_id: str) -> None:
 async def in_production(h: Harness, workflow_id: str) -> int:
     status = await h.status_when(workflow_id, lambda s: s.state == "in_production")
     return int(status.detail["printful_order_id"])
+
+
+async def paid_in_production(
+    h: Harness,
+) -> tuple[str, WorkflowHandle[Any, OrderFulfillResult], int]:
+    """A paid $19 order OrderFulfill sent to Printful: (order id, its handle, Printful id)."""
+    order_id = await h.seed_order("19.00", financial_status="paid")
+    handle = await h.start_order(order_id)
+    return order_id, handle, await in_production(h, handle.id)
+
+
+async def authorized_in_production(
+    h: Harness,
+) -> tuple[str, str, WorkflowHandle[Any, OrderFulfillResult], int]:
+    """A $25 order, authorised, that OrderFulfill captured and sent to Printful: (order
+    id, PaymentIntent, its handle, Printful id)."""
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    return order_id, pi, handle, await in_production(h, handle.id)
+
+
+async def ships_and_completes(
+    h: Harness, handle: WorkflowHandle[Any, OrderFulfillResult], pf_id: int
+) -> tuple[OrderFulfillResult, str]:
+    """Once OrderFulfill is back in production, Printful ships: (its result, tracking)."""
+    await h.status_when(handle.id, lambda s: s.state == "in_production")
+    tracking = await ship_printful(h.sandbox.control, pf_id)
+    return await asyncio.wait_for(handle.result(), timeout=60), tracking
 
 
 async def exception_of(h: Harness, workflow_id: str, state: str | None = None) -> dict[str, Any]:
@@ -106,14 +121,8 @@ async def choose(h: Harness, approvers: Approvers, child_id: str, choice: str) -
     )
     assert status.approval is not None
     assert status.approval.options == ("fix", "cancel_and_refund", "contact_customer")
-    decision = sign_decision(
-        approvers.keys["omar"],
-        tenant_id=h.tenant,
-        workflow_id=child_id,
-        request_id=status.approval.request_id,
-        approver="omar",
-        approve=True,
-        choice=choice,
+    decision = await approvers.decision(
+        h.client, child_id, "omar", True, request_id=status.approval.request_id, choice=choice
     )
     result = await decide(h.client, child_id, decision)
     assert result.status == "approved"
@@ -123,11 +132,8 @@ async def test_address_hold_fixed_from_shopify_then_ships(
     harness: Harness, database: Database
 ) -> None:
     h = harness
-    order_id, pi = await h.authorized_order("25.00")
-    handle = await h.start_order(order_id, pi)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    order_id, _pi, handle, pf_id = await authorized_in_production(h)
+    async with delivering_webhooks(h, database):
         await correct_address_in_shopify(h, order_id)
         await h.sandbox.control.advance_printful(
             pf_id, "hold", reason="Address verification failed: street not found"
@@ -169,11 +175,8 @@ async def test_address_hold_fixed_from_shopify_then_ships(
 
 async def test_transient_failure_is_resubmitted(harness: Harness, database: Database) -> None:
     h = harness
-    order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await h.start_order(order_id)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    _order_id, handle, pf_id = await paid_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(
             pf_id, "fail", reason="Temporary processing error, try again"
         )
@@ -182,9 +185,7 @@ async def test_transient_failure_is_resubmitted(harness: Harness, database: Data
         assert result.state == "resolved" and result.retried
         assert result.diagnosis is not None and result.diagnosis.recommended == "retry"
         assert (await printful_order(h, pf_id))["status"] == "pending"
-        await h.status_when(handle.id, lambda s: s.state == "in_production")
-        tracking = await ship_printful(h.sandbox.control, pf_id)
-        done = await asyncio.wait_for(handle.result(), timeout=60)
+        done, tracking = await ships_and_completes(h, handle, pf_id)
     assert done.state == "completed" and done.tracking_number == tracking
     assert [r.tool for r in await h.receipts(result.workflow_id)] == ["printful.confirm_order"]
 
@@ -193,11 +194,8 @@ async def test_escalated_and_decided_cancel_and_refund(
     harness: Harness, database: Database, approvers: Approvers
 ) -> None:
     h = harness
-    order_id, pi = await h.authorized_order("25.00")
-    handle = await h.start_order(order_id, pi)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    order_id, pi, handle, pf_id = await authorized_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(
             pf_id, "hold", reason="Print file too small (low DPI)"
         )
@@ -237,11 +235,8 @@ async def test_escalated_and_decided_contact_customer(
     """Held for the address, and Shopify has no better one: the customer is asked; the
     order stays on hold and OrderFulfill waits on, so Printful's release still ships it."""
     h = harness
-    order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await h.start_order(order_id)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    _order_id, handle, pf_id = await paid_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(pf_id, "hold", reason="Undeliverable address")
         shown = await exception_of(h, handle.id, "awaiting_decision")
         assert shown["recommended"] == "contact_customer"
@@ -262,6 +257,13 @@ async def test_escalated_and_decided_contact_customer(
     assert done.state == "completed" and done.tracking_number == tracking
 
 
+def exception_settings(tenant: str, **update: Any) -> BusinessConfig:
+    """The test tenant's config, its ``fulfillment_exception`` settings updated."""
+    config = tenant_config(tenant)
+    settings = config.fulfillment_exception.model_copy(update=update)
+    return config.model_copy(update={"fulfillment_exception": settings})
+
+
 @pytest.fixture
 async def quick_escalation(
     temporal_env: WorkflowEnvironment,
@@ -271,26 +273,18 @@ async def quick_escalation(
     task_queue: str,
 ) -> AsyncIterator[Harness]:
     """A harness whose tenant gives an escalation three seconds."""
+    config = exception_settings(tenant, escalation_timeout=timedelta(seconds=3))
     client = await connect_to(temporal_env)
-    config = tenant_config(tenant)
-    settings = config.fulfillment_exception.model_copy(
-        update={"escalation_timeout": timedelta(seconds=3)}
-    )
-    config = config.model_copy(update={"fulfillment_exception": settings})
-    async with running_worker(client, sandbox, database, {tenant: config}, task_queue) as tc:
-        clients = await tc.for_tenant(tenant)
-        yield Harness(client, task_queue, tenant, config, sandbox, clients, database, tc)
+    async with running_harness(client, sandbox, database, tenant, task_queue, config) as h:
+        yield h
 
 
 async def test_an_escalation_nobody_decides_fails_closed(
     quick_escalation: Harness, database: Database
 ) -> None:
     h = quick_escalation
-    order_id, pi = await h.authorized_order("25.00")
-    handle = await h.start_order(order_id, pi)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    _order_id, pi, handle, pf_id = await authorized_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(pf_id, "fail", reason="Failed to charge wallet")
         shown = await exception_of(h, handle.id, "unresolved")
         result = await exception_result(h, shown["workflow_id"])
@@ -321,11 +315,8 @@ async def test_a_cancellation_while_an_escalation_waits_withdraws_it(
     OrderFulfill, whose exception child is cancelled with it (its request closed), and
     the cancellation refunds and cancels at Printful as usual."""
     h = harness
-    order_id, pi = await h.authorized_order("25.00")
-    handle = await h.start_order(order_id, pi)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    order_id, pi, handle, pf_id = await authorized_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(pf_id, "fail", reason="Failed to charge wallet")
         shown = await exception_of(h, handle.id, "awaiting_decision")
         cancel = await h.request_cancellation(order_id, pi)
@@ -355,11 +346,8 @@ async def test_escalated_and_decided_fix_rereads_shopify(
     corrects the address in Shopify and ops choose fix: the flow re-reads Shopify, sends
     the address to Printful, the hold is released and the order ships."""
     h = harness
-    order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await h.start_order(order_id)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    order_id, handle, pf_id = await paid_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(pf_id, "hold", reason="Invalid address")
         shown = await exception_of(h, handle.id, "awaiting_decision")
         await correct_address_in_shopify(h, order_id)
@@ -368,9 +356,7 @@ async def test_escalated_and_decided_fix_rereads_shopify(
         assert result.state == "resolved" and result.choice == "fix"
         assert result.actions == ("address corrected from Shopify",)
         assert (await printful_order(h, pf_id))["recipient"]["address1"] == "12 Analytical Way"
-        await h.status_when(handle.id, lambda s: s.state == "in_production")
-        tracking = await ship_printful(h.sandbox.control, pf_id)
-        done = await asyncio.wait_for(handle.result(), timeout=60)
+        done, tracking = await ships_and_completes(h, handle, pf_id)
     assert done.state == "completed" and done.tracking_number == tracking
 
 
@@ -383,25 +369,19 @@ async def one_retry(
     task_queue: str,
 ) -> AsyncIterator[Harness]:
     """A harness whose tenant re-submits a transient failure once per order."""
+    config = exception_settings(tenant, max_retries=1)
     client = await connect_to(temporal_env)
-    config = tenant_config(tenant)
-    settings = config.fulfillment_exception.model_copy(update={"max_retries": 1})
-    config = config.model_copy(update={"fulfillment_exception": settings})
-    async with running_worker(client, sandbox, database, {tenant: config}, task_queue) as tc:
-        clients = await tc.for_tenant(tenant)
-        yield Harness(client, task_queue, tenant, config, sandbox, clients, database, tc)
+    async with running_harness(client, sandbox, database, tenant, task_queue, config) as h:
+        yield h
 
 
 async def test_retries_are_bounded_per_order(one_retry: Harness, database: Database) -> None:
     """The bound counts across the order's exceptions: the second transient failure of
     the same order is not re-submitted but escalated."""
     h = one_retry
-    order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await h.start_order(order_id)
-    pf_id = await in_production(h, handle.id)
+    _order_id, handle, pf_id = await paid_in_production(h)
     reason = "Temporary processing error, try again"
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(pf_id, "fail", reason=reason)
         first = await exception_of(h, handle.id, "resolved")
         assert (await exception_result(h, first["workflow_id"])).retried
@@ -430,11 +410,8 @@ async def test_a_fixed_hold_waits_for_printful_to_release_it(
     exception flow waits, and Printful's order_remove_hold (through the ingress to
     OrderFulfill, forwarded to the child) resolves it."""
     h = harness
-    order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await h.start_order(order_id)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    order_id, handle, pf_id = await paid_in_production(h)
+    async with delivering_webhooks(h, database):
         await correct_address_in_shopify(h, order_id)
         # Printful releases this one by hand, not on the corrected recipient.
         await h.sandbox.control.advance_printful(
@@ -447,7 +424,5 @@ async def test_a_fixed_hold_waits_for_printful_to_release_it(
         await h.sandbox.control.advance_printful(pf_id, "release")
         result = await exception_result(h, child_id)
         assert result.state == "resolved" and result.approval is None
-        await h.status_when(handle.id, lambda s: s.state == "in_production")
-        tracking = await ship_printful(h.sandbox.control, pf_id)
-        done = await asyncio.wait_for(handle.result(), timeout=60)
+        done, tracking = await ships_and_completes(h, handle, pf_id)
     assert done.state == "completed" and done.tracking_number == tracking

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from autobiz.db.database import Database
-from starters.decisions import sign_decision
 from starters.flows import decide, flow_status
-from tests.ingress.test_end_to_end import live_ingress
+from tests.ingress.test_end_to_end import delivering_webhooks
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.workflows.orders.test_fulfillment_exception import (
+    authorized_in_production,
     exception_result,
-    in_production,
     printful_order,
     trace_decisions,
 )
@@ -32,12 +31,10 @@ PROBLEM_TEMPLATE = "d-autobiz-fulfillment-problem"
 OPS_TEMPLATE = "d-autobiz-ops-alert"
 
 
-async def _making(h: Harness, price: str = "25.00") -> tuple[str, str, Any, int]:
+async def _making(h: Harness) -> tuple[str, str, Any, int]:
     """An order OrderFulfill captured and sent to Printful, which started making it:
     (order id, PaymentIntent, OrderFulfill's handle, Printful order id)."""
-    order_id, pi = await h.authorized_order(price)
-    handle = await h.start_order(order_id, pi)
-    pf_id = await in_production(h, handle.id)
+    order_id, pi, handle, pf_id = await authorized_in_production(h)
     await h.sandbox.control.advance_printful(pf_id, "start")  # inprocess: too late
     return order_id, pi, handle, pf_id
 
@@ -69,13 +66,12 @@ async def _decide(
 ) -> None:
     status = await flow_status(h.client, child_id)
     assert status.approval is not None
-    decision = sign_decision(
-        approvers.keys["omar"],
-        tenant_id=h.tenant,
-        workflow_id=child_id,
+    decision = await approvers.decision(
+        h.client,
+        child_id,
+        "omar",
+        approve,
         request_id=status.approval.request_id,
-        approver="omar",
-        approve=approve,
         choice=choice,
         reason=None if approve else "not worth it",
     )
@@ -98,8 +94,7 @@ async def test_in_production_customer_told_it_ships(
 ) -> None:
     h = harness
     order_id, pi, fulfil, pf_id = await _making(h)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    async with delivering_webhooks(h, database):
         cancel = await h.request_cancellation(order_id, pi)
         child_id = await _escalation(h, order_id)
         # Nothing moved while the approver decides; ops got the approval notice only.
