@@ -1,3 +1,4 @@
 from tests.support.approver_keys import approvers  # noqa: F401
+from tests.support.plain_temporal import codec_server, temporal  # noqa: F401
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workflows.support import harness  # noqa: F401

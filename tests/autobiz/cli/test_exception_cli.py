@@ -12,13 +12,9 @@ import pytest
 
 from autobiz.db.database import Database
 from tests.autobiz.cli.support import Cli
-from tests.autobiz.cli.test_plain_temporal_cli import (  # noqa: F401
-    TemporalCli,
-    codec_server,
-    temporal,
-)
-from tests.ingress.test_end_to_end import live_ingress
-from tests.workflows.orders.test_fulfillment_exception import exception_of, in_production
+from tests.ingress.test_end_to_end import delivering_webhooks
+from tests.support.plain_temporal import TemporalCli
+from tests.workflows.orders.test_fulfillment_exception import exception_of, paid_in_production
 from tests.workflows.support import Harness
 
 pytestmark = pytest.mark.e2e
@@ -27,16 +23,13 @@ pytestmark = pytest.mark.e2e
 async def test_an_exception_seen_and_decided_from_the_cli(
     harness: Harness,
     database: Database,
-    temporal: TemporalCli,  # noqa: F811
+    temporal: TemporalCli,
     cli: Cli,
 ) -> None:
     h = harness
     await cli("approvals", "keys", "create", "--as", "omar")
-    order_id = await h.seed_order("19.00", financial_status="paid")
-    handle = await h.start_order(order_id)
-    pf_id = await in_production(h, handle.id)
-    async with live_ingress(h, database) as target:
-        await h.sandbox.control.webhooks(target_url=target)
+    order_id, handle, pf_id = await paid_in_production(h)
+    async with delivering_webhooks(h, database):
         await h.sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
         shown = await exception_of(h, handle.id, "awaiting_decision")
         child_id, request_id = shown["workflow_id"], shown["request_id"]

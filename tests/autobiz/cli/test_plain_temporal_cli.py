@@ -9,56 +9,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from autobiz.codec import ENCODING
-from autobiz.codec_server import create_app
-from autobiz.devstack.services import temporal_binary
-from autobiz.settings import KernelSettings, Settings
-from sandbox.server import ServerThread
-from tests.autobiz.cli.support import Cli, CliResult, run_program
+from tests.autobiz.cli.support import Cli, CliResult
+from tests.support.plain_temporal import TemporalCli, start_workflow
 from tests.workflows.support import Harness, eventually
 from workflows.orders.models import OrderFulfillResult
 
 pytestmark = pytest.mark.e2e
-
-TOKEN = "codec-test-token"
-
-
-@pytest.fixture
-def codec_server() -> Iterator[ServerThread]:
-    settings = Settings(kernel=KernelSettings(codec_server_token=SecretStr(TOKEN)))
-    server = ServerThread(create_app(settings)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-class TemporalCli:
-    def __init__(self, address: str, codec_url: str) -> None:
-        self.common = [
-            "--address",
-            address,
-            "--codec-endpoint",
-            codec_url,
-            "--codec-auth",
-            f"Bearer {TOKEN}",
-        ]
-
-    async def __call__(self, *args: str, check: bool = True) -> CliResult:
-        return await run_program(
-            "temporal", [temporal_binary(), *args, *self.common], args, check=check, within=60
-        )
-
-
-@pytest.fixture
-def temporal(harness: Harness, codec_server: ServerThread) -> TemporalCli:
-    return TemporalCli(harness.client.service_client.config.target_host, codec_server.url)
 
 
 async def _decide(
@@ -77,34 +38,6 @@ async def _decide(
         "--input",
         decision,
         check=check,
-    )
-
-
-async def _start(
-    temporal: TemporalCli,
-    h: Harness,
-    workflow_type: str,
-    workflow_id: str,
-    input: dict[str, Any],
-    *flags: str,
-) -> CliResult:
-    """``temporal workflow start`` by business key, as our starters start a flow."""
-    return await temporal(
-        "workflow",
-        "start",
-        "--type",
-        workflow_type,
-        "--task-queue",
-        h.task_queue,
-        "--workflow-id",
-        workflow_id,
-        "--id-conflict-policy",
-        "UseExisting",
-        "--id-reuse-policy",
-        "RejectDuplicate",
-        *flags,
-        "--input",
-        json.dumps(input),
     )
 
 
@@ -151,7 +84,7 @@ async def test_refund_with_the_plain_cli(harness: Harness, temporal: TemporalCli
         "amount_minor": 6000,
         "currency": "USD",
     }
-    await _start(
+    await start_workflow(
         temporal,
         h,
         "Refund",
@@ -210,7 +143,7 @@ async def test_order_denied_by_signal_with_the_plain_cli(
     order_id, pi = await h.authorized_order("600.00")
     wid = f"order:{h.tenant}:{order_id}"
     order = {"tenant_id": h.tenant, "order_id": order_id, "payment_intent": pi}
-    await _start(temporal, h, "OrderFulfill", wid, order)
+    await start_workflow(temporal, h, "OrderFulfill", wid, order)
     request_id = await _pending_request(temporal, wid)
     # Unsigned, then signed: the first is dropped (the run keeps waiting), the second
     # decides. Signals are handled in order, so the outcome shows which one counted.
