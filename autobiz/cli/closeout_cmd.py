@@ -33,6 +33,7 @@ from autobiz.cli.flow_runtime import (
     business_config,
     database,
     dump,
+    enabled_config,
     failure_of,
     run,
     temporal_client,
@@ -43,13 +44,11 @@ from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
 from autobiz.settings import get_settings
 from kernel.codes import ErrorCode
-from kernel.config import WorkflowConfig
 
 if TYPE_CHECKING:
     from workflows.closeout.models import CloseoutResult
 
 app = typer.Typer(help="Daily closeout: the day's metrics, drift and CSV report (WF07).")
-_DISABLED = WorkflowConfig(enabled=False)
 REPORT_DAYS = 7
 
 
@@ -115,13 +114,9 @@ def run_cmd(
     """Close one day now (again, if it was closed: idempotent)."""
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
-    config = business_config(settings, tenant_id)
-    if not config.workflows.get("daily_closeout", _DISABLED).enabled:
-        raise AutobizError(
-            f"tenant {tenant_id} does not enable the daily_closeout workflow",
-            code=ErrorCode.WORKFLOW_DISABLED,
-            hint="add a `workflows.daily_closeout` section",
-        )
+    config = enabled_config(
+        settings, tenant_id, "daily_closeout", hint="add a `workflows.daily_closeout` section"
+    )
     day = _day(day_text, "--date")
 
     async def main() -> tuple[str, CloseoutResult | None]:

@@ -67,6 +67,25 @@ def business_config(settings: Settings, tenant: str) -> BusinessConfig:
     return config
 
 
+def enabled(config: BusinessConfig, workflow: str) -> bool:
+    """Whether the tenant's config has a ``workflows.<workflow>`` section that is on."""
+    found = config.workflows.get(workflow)
+    return found is not None and found.enabled
+
+
+def enabled_config(settings: Settings, tenant: str, workflow: str, *, hint: str) -> BusinessConfig:
+    """The tenant's compiled BusinessConfig, refused (``WORKFLOW_DISABLED``) unless it
+    enables ``workflow``: a command that starts a flow the tenant has not turned on."""
+    config = business_config(settings, tenant)
+    if not enabled(config, workflow):
+        raise AutobizError(
+            f"tenant {tenant} does not enable the {workflow} workflow",
+            code=ErrorCode.WORKFLOW_DISABLED,
+            hint=hint,
+        )
+    return config
+
+
 def parse_currency(text: str) -> str:
     """``--currency``: an ISO 4217 code (:mod:`kernel.money`'s one table)."""
     try:

@@ -21,6 +21,8 @@ from autobiz.cli.flow_runtime import (
     business_config,
     database,
     dump,
+    enabled,
+    enabled_config,
     failure_of,
     format_money,
     run,
@@ -32,7 +34,6 @@ from autobiz.cli.output import console, emit_json
 from autobiz.errors import AutobizError
 from autobiz.settings import get_settings
 from kernel.codes import ErrorCode
-from kernel.config import WorkflowConfig
 from kernel.policy import parse_duration
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Reconciliation: receipts and projections against provider truth.")
 
 OPEN_STATUSES = ("open", "pending_approval")
-_DISABLED = WorkflowConfig(enabled=False)
 
 
 def _window(text: str | None) -> timedelta | None:
@@ -108,13 +108,12 @@ def run_cmd(
     """Reconcile now and wait for the result (drift table; financial drift → approvals)."""
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
-    config = business_config(settings, tenant_id)
-    if not config.workflows.get("reconciliation", _DISABLED).enabled:
-        raise AutobizError(
-            f"tenant {tenant_id} does not enable the reconciliation workflow",
-            code=ErrorCode.WORKFLOW_DISABLED,
-            hint="add a `workflows.reconciliation.reconciliation` section",
-        )
+    config = enabled_config(
+        settings,
+        tenant_id,
+        "reconciliation",
+        hint="add a `workflows.reconciliation.reconciliation` section",
+    )
     length = _window(window)
 
     async def main() -> ReconciliationResult:
@@ -199,7 +198,7 @@ def schedule_cmd(
         done = []
         with temporal_errors("creating the schedule"):
             for config in configs:
-                if not config.workflows.get("reconciliation", _DISABLED).enabled:
+                if not enabled(config, "reconciliation"):
                     continue
                 outcome = await ensure_schedule(client, config, task_queue=queue)
                 done.append(
