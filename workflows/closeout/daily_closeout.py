@@ -95,26 +95,20 @@ with workflow.unsafe.imports_passed_through():
         PlanRequest,
         ReportLink,
     )
-    from workflows.common.flow import send_email
+    from workflows.common.flow import email_ops
     from workflows.common.lifecycle import Flow
     from workflows.common.models import LOAD_FLOW_CONTEXT, FlowContext, FlowContextRequest
     from workflows.ids import (
         DAILY_CLOSEOUT,
         RECONCILE_DRIFT,
         closeout_workflow_id,
-        drift_workflow_id,
         printful_external_id,
     )
     from workflows.reconciliation.models import (
-        RECONCILE_RECORD,
-        Drift,
-        DriftBatch,
-        DriftRepairInput,
         DriftRow,
-        DriftRows,
     )
-    from workflows.reconciliation.reconcile_drift import ReconcileDrift
-    from workflows.reconciliation.shared import DB_TIMEOUT, failure_text, mark_started, resolve
+    from workflows.reconciliation.reconcile_drift import request_repair
+    from workflows.reconciliation.shared import DB_TIMEOUT, failure_text, mark_started, record
 
 BALANCE_MAX = 5000
 REFUNDS_MAX = 1000
@@ -278,7 +272,7 @@ class DailyCloseout(Flow):
             },
         )
         await self._move("recording")
-        rows = await self._record(input, drifts)
+        rows = await record(input.tenant_id, drifts) if drifts else ()
         await self._handle(input, rows)
         csv_text = report_csv(window, input.timezone, totals, orders, costs, drifts, keys)
         facts.written = await self._write(input, window, csv_text, len(rows))
@@ -368,22 +362,6 @@ class DailyCloseout(Flow):
 
     # -- drift: the reconciliation's rows and repair flow -------------------------------
 
-    async def _record(self, input: CloseoutInput, drifts: list[Drift]) -> tuple[DriftRow, ...]:
-        if not drifts:
-            return ()
-        recorded = await internal_activity(
-            RECONCILE_RECORD,
-            DriftBatch(
-                tenant_id=input.tenant_id,
-                run_id=workflow.info().workflow_id,
-                drifts=tuple(drifts),
-            ),
-            result_type=DriftRows,
-            limit=DB_TIMEOUT,
-        )
-        assert recorded is not None
-        return recorded.rows
-
     async def _handle(self, input: CloseoutInput, rows: tuple[DriftRow, ...]) -> None:
         """Each open financial row to its approval workflow (one already waiting is left),
         under the reconciliation's policy as every drift repair is (its tools, its HITL
@@ -400,45 +378,12 @@ class DailyCloseout(Flow):
                 )
                 assert context is not None
             if context is not None and row.financial and row.status in ("open", "pending_approval"):
-                row, child = await self._request_repair(input, context, row)
+                row, child = await request_repair(
+                    input, context, row, found_by=workflow.info().workflow_id
+                )
                 if child is not None:
                     self._facts.repairs[str(row.drift_id)] = child
             self._facts.drift_rows.append(row)
-
-    async def _request_repair(
-        self, input: CloseoutInput, context: FlowContext, row: DriftRow
-    ) -> tuple[DriftRow, str | None]:
-        info = workflow.info()
-        child_id = drift_workflow_id(input.tenant_id, row.drift_id)
-        if row.status == "open":
-            row = await resolve(
-                input.tenant_id,
-                row.drift_id,
-                "pending_approval",
-                "approval_requested",
-                from_statuses=("open",),
-                details={"repair_workflow_id": child_id, "found_by": info.workflow_id},
-            )
-        try:
-            await workflow.start_child_workflow(
-                ReconcileDrift.run,
-                DriftRepairInput(
-                    tenant_id=input.tenant_id,
-                    drift=row,
-                    context=context,
-                    reconciliation_id=info.workflow_id,
-                    principal=input.principal,
-                    acknowledge_roles=input.acknowledge_roles,
-                    acknowledge_timeout=input.acknowledge_timeout,
-                ),
-                id=child_id,
-                task_queue=info.task_queue,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            )
-        except WorkflowAlreadyStartedError:
-            return row, None
-        return row, child_id
 
     # -- writing and telling ------------------------------------------------------------
 
@@ -487,25 +432,23 @@ class DailyCloseout(Flow):
             f"costs {s['fulfillment_costs']}, margin {s['margin']}"
             for t, s in ((t, summary((t,))[t.currency]) for t in facts.totals)
         )
-        try:
-            await send_email(
-                self._kernel,
-                to=context.ops_email,
-                template="daily_report",
-                category="ops",
-                subject=f"Daily closeout {window.day.isoformat()}",
-                step="report_email",
-                variables={
-                    "day": window.day.isoformat(),
-                    "figures": figures or "no sales",
-                    "drifts": str(len(facts.drift_rows)),
-                    "report_url": facts.link.url,
-                    "expires_at": facts.link.expires_at.isoformat(timespec="seconds"),
-                    "command": f"autobiz closeout report --from {window.day} --to {window.day}",
-                },
-            )
-        except (ActivityError, ApplicationError) as exc:
-            self._kernel.decision(workflow.now(), "report_email_failed", {"error": str(exc)})
+        failed = await email_ops(
+            self._kernel,
+            to=context.ops_email,
+            template="daily_report",
+            subject=f"Daily closeout {window.day.isoformat()}",
+            step="report_email",
+            variables={
+                "day": window.day.isoformat(),
+                "figures": figures or "no sales",
+                "drifts": str(len(facts.drift_rows)),
+                "report_url": facts.link.url,
+                "expires_at": facts.link.expires_at.isoformat(timespec="seconds"),
+                "command": f"autobiz closeout report --from {window.day} --to {window.day}",
+            },
+        )
+        if failed is not None:
+            self._kernel.decision(workflow.now(), "report_email_failed", {"error": failed})
 
     # -- how the flow ends otherwise --------------------------------------------------
 

@@ -124,6 +124,33 @@ async def send_email(
     )
 
 
+async def email_ops(
+    run: RunState,
+    *,
+    to: str,
+    template: str,
+    subject: str,
+    step: str,
+    variables: dict[str, str],
+) -> str | None:
+    """An email to ops, best effort: None once sent, else the failure's text. What the
+    flow found or did is its record; a mail that cannot go out must neither undo it nor
+    hide the outcome, so the caller notes the failure and goes on."""
+    try:
+        await send_email(
+            run,
+            to=to,
+            template=template,
+            category="ops",
+            subject=subject,
+            step=step,
+            variables=variables,
+        )
+    except (ActivityError, ApplicationError) as exc:
+        return str(exc)
+    return None
+
+
 def approval_notifier(
     run: RunState,
 ) -> Callable[[str, ApprovalView, list[str]], Awaitable[None]]:

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, TENANT_ID
     from kernel.call import internal_activity
     from kernel.metrics import record_invariant_violations
-    from workflows.common.flow import send_email
+    from workflows.common.flow import email_ops
     from workflows.common.lifecycle import Flow
     from workflows.common.models import FlowContext
     from workflows.ids import INVARIANT_MONITOR
@@ -216,24 +216,22 @@ class InvariantMonitor(Flow):
         if not new or not context.ops_email:
             return
         total = sum(new.values())
-        try:
-            await send_email(
-                self._kernel,
-                to=context.ops_email,
-                template="ops_alert",
-                category="ops",
-                subject=f"Invariant monitor: {total} new incident(s)",
-                step="notify_ops",
-                variables={
-                    "run": workflow.info().workflow_id,
-                    "new": str(total),
-                    "kinds": ", ".join(f"{k} x{n}" for k, n in sorted(new.items())),
-                    "command": "autobiz incidents list",
-                },
-            )
-        except (ActivityError, ApplicationError) as exc:
+        failed = await email_ops(
+            self._kernel,
+            to=context.ops_email,
+            template="ops_alert",
+            subject=f"Invariant monitor: {total} new incident(s)",
+            step="notify_ops",
+            variables={
+                "run": workflow.info().workflow_id,
+                "new": str(total),
+                "kinds": ", ".join(f"{k} x{n}" for k, n in sorted(new.items())),
+                "command": "autobiz incidents list",
+            },
+        )
+        if failed is not None:
             # The incidents are the record; an email that cannot be sent must not undo them.
-            self._kernel.decision(workflow.now(), "ops_notice_failed", {"error": str(exc)})
+            self._kernel.decision(workflow.now(), "ops_notice_failed", {"error": failed})
 
     # -- how the flow ends otherwise --------------------------------------------------
 

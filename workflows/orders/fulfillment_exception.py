@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         UpdatePrintfulOrderInput,
     )
     from kernel.tools.shopify import GetOrderInput, GetOrderOutput
-    from workflows.common.flow import approval_notifier, describe, send_email
+    from workflows.common.flow import approval_notifier, describe, email_ops, send_email
     from workflows.common.lifecycle import ApprovalFlow
     from workflows.common.models import ApprovalView, FlowContext
     from workflows.ids import (
@@ -413,23 +413,21 @@ class FulfillmentException(ApprovalFlow):
             self._kernel.decision(workflow.now(), "ops_not_notified", {})
             return
         assert self._input is not None
-        try:
-            await send_email(
-                self._kernel,
-                to=context.ops_email,
-                template="ops_alert",
-                category="ops",
-                subject=f"Order {self._input.order_id}: fulfillment exception",
-                step="ops:exception",
-                variables={
-                    "kind": "fulfillment_exception",
-                    "order_id": self._input.order_id,
-                    "detail": detail[:1000],
-                    "workflow_id": workflow.info().workflow_id,
-                },
-            )
-        except (ActivityError, ApplicationError) as exc:
-            workflow.logger.warning("ops alert not sent: %s", exc)
+        failed = await email_ops(
+            self._kernel,
+            to=context.ops_email,
+            template="ops_alert",
+            subject=f"Order {self._input.order_id}: fulfillment exception",
+            step="ops:exception",
+            variables={
+                "kind": "fulfillment_exception",
+                "order_id": self._input.order_id,
+                "detail": detail[:1000],
+                "workflow_id": workflow.info().workflow_id,
+            },
+        )
+        if failed is not None:
+            workflow.logger.warning("ops alert not sent: %s", failed)
             self._kernel.decision(workflow.now(), "ops_not_notified", {})
 
     async def _report(self, state: str) -> None:

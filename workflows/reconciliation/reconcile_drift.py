@@ -31,10 +31,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from kernel import tools
@@ -45,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common.flow import approval_notifier, error_type
     from workflows.common.lifecycle import ApprovalFlow
     from workflows.common.models import ApprovalView, FlowContext
-    from workflows.ids import RECONCILE_DRIFT
+    from workflows.ids import RECONCILE_DRIFT, drift_workflow_id
     from workflows.reconciliation.drift import drift_amount
     from workflows.reconciliation.models import (
         FINANCIAL_DRIFT,
@@ -340,3 +347,62 @@ def _require_financial(drift: DriftRow) -> None:
             type=ErrorCode.DRIFT_KIND_INVALID,
             non_retryable=True,
         )
+
+
+class RepairAsker(Protocol):
+    """The input of a flow that finds financial drift (Reconciliation, DailyCloseout):
+    whose the rows are and who acknowledges them, handed to each row's repair."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def acknowledge_roles(self) -> tuple[str, ...]: ...
+    @property
+    def acknowledge_timeout(self) -> timedelta: ...
+
+
+async def request_repair(
+    asker: RepairAsker, context: FlowContext, row: DriftRow, *, found_by: str | None = None
+) -> tuple[DriftRow, str | None]:
+    """Start a financial row's ReconcileDrift (its approval), unless one is already
+    waiting: an ``open`` row is claimed first (``pending_approval``, its details naming
+    the repair's id and ``found_by`` when given), the child is parent-close ABANDON (the
+    finder does not wait for an approval) with id reuse only after a failure. Returns the
+    row as it stands and the child's id (None when its approval is still open, or it
+    just finished). Called from the finder's workflow code."""
+    info = workflow.info()
+    child_id = drift_workflow_id(asker.tenant_id, row.drift_id)
+    if row.status == "open":
+        details = {"repair_workflow_id": child_id}
+        if found_by is not None:
+            details["found_by"] = found_by
+        row = await resolve(
+            asker.tenant_id,
+            row.drift_id,
+            "pending_approval",
+            "approval_requested",
+            from_statuses=("open",),
+            details=details,
+        )
+    try:
+        await workflow.start_child_workflow(
+            ReconcileDrift.run,
+            DriftRepairInput(
+                tenant_id=asker.tenant_id,
+                drift=row,
+                context=context,
+                reconciliation_id=info.workflow_id,
+                principal=asker.principal,
+                acknowledge_roles=asker.acknowledge_roles,
+                acknowledge_timeout=asker.acknowledge_timeout,
+            ),
+            id=child_id,
+            task_queue=info.task_queue,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        )
+    except WorkflowAlreadyStartedError:
+        return row, None
+    return row, child_id

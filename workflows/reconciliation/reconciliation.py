@@ -61,12 +61,10 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
-    WorkflowAlreadyStartedError,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -75,7 +73,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.codes import ErrorCode
     from kernel.tools.printful import PrintfulOrderRef
     from kernel.tools.stripe import GetPaymentIntentInput, ListRefundsInput, ListRefundsOutput
-    from workflows.common.flow import error_type, send_email
+    from workflows.common.flow import email_ops, error_type
     from workflows.common.lifecycle import Flow
     from workflows.common.models import (
         ORDER_STATE_WRITE,
@@ -83,16 +81,12 @@ with workflow.unsafe.imports_passed_through():
         OrderStateWrite,
         OrderStateWritten,
     )
-    from workflows.ids import RECONCILIATION, drift_workflow_id
+    from workflows.ids import RECONCILIATION
     from workflows.reconciliation.drift import in_production, payment_drifts, printful_drift
     from workflows.reconciliation.models import (
-        RECONCILE_RECORD,
         RECONCILE_SCOPE,
         Drift,
-        DriftBatch,
-        DriftRepairInput,
         DriftRow,
-        DriftRows,
         OrderView,
         PaymentView,
         ReconcileScope,
@@ -100,8 +94,14 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationResult,
         ScopeRequest,
     )
-    from workflows.reconciliation.reconcile_drift import ReconcileDrift
-    from workflows.reconciliation.shared import DB_TIMEOUT, failure_text, mark_started, resolve
+    from workflows.reconciliation.reconcile_drift import request_repair
+    from workflows.reconciliation.shared import (
+        DB_TIMEOUT,
+        failure_text,
+        mark_started,
+        record,
+        resolve,
+    )
 
 WINDOW_REFUNDS_MAX = 1000
 REFUNDS_PER_INTENT_MAX = 100
@@ -169,7 +169,7 @@ class Reconciliation(Flow):
             {"count": len(drifts), "kinds": sorted({d.kind for d in drifts})},
         )
         await self._move("recording")
-        rows = await self._record(input.tenant_id, drifts)
+        rows = await record(input.tenant_id, drifts)
         await self._move("handling")
         handled = await self._handle(input, context, rows)
         await self._notify_ops(context, handled)
@@ -284,19 +284,6 @@ class Reconciliation(Flow):
 
     # -- recording and handling -------------------------------------------------------
 
-    async def _record(self, tenant_id: str, drifts: list[Drift]) -> tuple[DriftRow, ...]:
-        """One row per drift ever: the rows as they stand (known ones found, not added)."""
-        recorded = await internal_activity(
-            RECONCILE_RECORD,
-            DriftBatch(
-                tenant_id=tenant_id, run_id=workflow.info().workflow_id, drifts=tuple(drifts)
-            ),
-            result_type=DriftRows,
-            limit=DB_TIMEOUT,
-        )
-        assert recorded is not None
-        return recorded.rows
-
     async def _handle(
         self, input: ReconciliationInput, context: FlowContext, rows: tuple[DriftRow, ...]
     ) -> list[DriftRow]:
@@ -305,7 +292,7 @@ class Reconciliation(Flow):
         handled: list[DriftRow] = []
         for row in rows:
             if row.financial and row.status in ("open", "pending_approval"):
-                row, child = await self._request_repair(input, context, row)
+                row, child = await request_repair(input, context, row)
                 if child is not None:
                     self._sweep.repairs[str(row.drift_id)] = child
             elif not row.financial and row.status == "open":
@@ -379,42 +366,6 @@ class Reconciliation(Flow):
         assert written is not None
         return written
 
-    async def _request_repair(
-        self, input: ReconciliationInput, context: FlowContext, row: DriftRow
-    ) -> tuple[DriftRow, str | None]:
-        """Start the row's approval workflow, unless one is already waiting."""
-        info = workflow.info()
-        child_id = drift_workflow_id(input.tenant_id, row.drift_id)
-        if row.status == "open":
-            row = await resolve(
-                input.tenant_id,
-                row.drift_id,
-                "pending_approval",
-                "approval_requested",
-                from_statuses=("open",),
-                details={"repair_workflow_id": child_id},
-            )
-        try:
-            await workflow.start_child_workflow(
-                ReconcileDrift.run,
-                DriftRepairInput(
-                    tenant_id=input.tenant_id,
-                    drift=row,
-                    context=context,
-                    reconciliation_id=info.workflow_id,
-                    principal=input.principal,
-                    acknowledge_roles=input.acknowledge_roles,
-                    acknowledge_timeout=input.acknowledge_timeout,
-                ),
-                id=child_id,
-                task_queue=info.task_queue,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            )
-        except WorkflowAlreadyStartedError:
-            return row, None  # its approval is still open (or it just finished)
-        return row, child_id
-
     async def _notify_ops(self, context: FlowContext, rows: list[DriftRow]) -> None:
         """One summary email per run that found drift it had not seen before."""
         wf_id = workflow.info().workflow_id
@@ -425,26 +376,24 @@ class Reconciliation(Flow):
             s: sum(1 for r in new if r.status == s)
             for s in ("repaired", "pending_approval", "open")
         }
-        try:
-            await send_email(
-                self._kernel,
-                to=context.ops_email,
-                template="reconciliation_drift",
-                category="ops",
-                subject=f"Reconciliation: {len(new)} new drift(s)",
-                step="notify_ops",
-                variables={
-                    "run": wf_id,
-                    "new": str(len(new)),
-                    "kinds": ", ".join(sorted({r.kind for r in new})),
-                    "repaired": str(by_status["repaired"]),
-                    "awaiting_approval": str(by_status["pending_approval"]),
-                    "open": str(by_status["open"]),
-                },
-            )
-        except (ActivityError, ApplicationError) as exc:
+        failed = await email_ops(
+            self._kernel,
+            to=context.ops_email,
+            template="reconciliation_drift",
+            subject=f"Reconciliation: {len(new)} new drift(s)",
+            step="notify_ops",
+            variables={
+                "run": wf_id,
+                "new": str(len(new)),
+                "kinds": ", ".join(sorted({r.kind for r in new})),
+                "repaired": str(by_status["repaired"]),
+                "awaiting_approval": str(by_status["pending_approval"]),
+                "open": str(by_status["open"]),
+            },
+        )
+        if failed is not None:
             # The rows are the record; an email that cannot be sent must not undo them.
-            self._kernel.decision(workflow.now(), "ops_notice_failed", {"error": str(exc)})
+            self._kernel.decision(workflow.now(), "ops_notice_failed", {"error": failed})
 
     # -- how the flow ends otherwise --------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""What both reconciliation flows do the same way: their first search attributes, a drift
-row moved through the database, and the error text they record.
+"""What the flows that find drift do the same way: their first search attributes, drift
+rows recorded and moved through the database, and the error text they record.
 
 Deterministic: imported by workflow modules only.
 """
@@ -17,10 +17,14 @@ with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel.call import internal_activity
     from workflows.reconciliation.models import (
+        RECONCILE_RECORD,
         RECONCILE_RESOLVE,
+        Drift,
+        DriftBatch,
         DriftResolve,
         DriftResolved,
         DriftRow,
+        DriftRows,
         DriftStatus,
     )
 
@@ -39,6 +43,19 @@ def mark_started(tenant_id: str, state: str, order_id: str | None = None) -> Non
     if order_id:
         updates.append(ORDER_ID.value_set(order_id))
     workflow.upsert_search_attributes(updates)
+
+
+async def record(tenant_id: str, drifts: list[Drift]) -> tuple[DriftRow, ...]:
+    """One row per drift ever, under this run's id: the rows as they stand (known ones
+    found and bumped, not added)."""
+    recorded = await internal_activity(
+        RECONCILE_RECORD,
+        DriftBatch(tenant_id=tenant_id, run_id=workflow.info().workflow_id, drifts=tuple(drifts)),
+        result_type=DriftRows,
+        limit=DB_TIMEOUT,
+    )
+    assert recorded is not None
+    return recorded.rows
 
 
 async def resolve(
