@@ -333,15 +333,21 @@ class BusinessDay:
             )
         return order_id
 
+    async def _in_production(self, case: Case, amount: str) -> tuple[str, str, FlowStatus]:
+        """Checkout → orders/create webhook → OrderFulfill in production: (order id,
+        PaymentIntent, the flow's status then)."""
+        pi = await self._authorise(amount)
+        order_id = await self._checkout(amount, pi=pi, status="authorized")
+        case.workflow_id = order_workflow_id(self.tenant, order_id)
+        case.facts.update(order_id=order_id, payment_intent=pi, amount=amount)
+        self.say(f"{case.name}: Shopify order {order_id} created, authorised {amount}")
+        status = await self._state(case, lambda s: s.state == "in_production")
+        return order_id, pi, status
+
     async def _fulfilled_order(self, case: Case, amount: str) -> tuple[str, str] | None:
         """Checkout → orders/create webhook → OrderFulfill → ship → completed."""
         try:
-            pi = await self._authorise(amount)
-            order_id = await self._checkout(amount, pi=pi, status="authorized")
-            case.workflow_id = order_workflow_id(self.tenant, order_id)
-            case.facts.update(order_id=order_id, payment_intent=pi, amount=amount)
-            self.say(f"{case.name}: Shopify order {order_id} created, authorised {amount}")
-            status = await self._state(case, lambda s: s.state == "in_production")
+            order_id, pi, status = await self._in_production(case, amount)
             await self.control.advance_printful(status.detail["printful_order_id"], "ship")
             self.say(f"{case.name}: Printful shipped it")
             await self._settle(case)
@@ -484,26 +490,43 @@ class BusinessDay:
 
     async def _approve_from_cli(self, case: Case, request_id: str, approver: str) -> None:
         """``autobiz approvals approve`` exactly as an operator would type it."""
-        self.say(f"{case.name}: `autobiz approvals approve {request_id} --as {approver}`")
+        status = await self._cli_approval(case, request_id, approver, reason="demo: looks right")
+        case.facts.update(approved_by=approver, approval=status)
+
+    async def _cli_approval(
+        self,
+        case: Case,
+        request_id: str,
+        approver: str,
+        *options: str,
+        reason: str,
+        shown: tuple[str, ...] | None = None,
+    ) -> Any:
+        """``autobiz approvals approve <request> --as <approver> [options]`` run as an
+        operator types it (said with ``shown`` for the options, when they differ from what
+        runs): the approval's status the CLI answers (its text, when that is not JSON).
+        A refused approval fails the case."""
+        said = " ".join(("--as", approver, *(options if shown is None else shown)))
+        self.say(f"{case.name}: `autobiz approvals approve {request_id} {said}`")
         ok, out, err = await self._autobiz(
             "approvals",
             "approve",
             request_id,
             "--as",
             approver,
+            *options,
             "--tenant",
             self.tenant,
             "--reason",
-            "demo: looks right",
+            reason,
             "--json",
         )
         if not ok:
             raise _CaseFailed(f"approval from the CLI failed: {(err or out).decode().strip()}")
-        case.facts["approved_by"] = approver
         try:
-            case.facts["approval"] = json.loads(out.decode()).get("status")
+            return json.loads(out.decode()).get("status")
         except ValueError:
-            case.facts["approval"] = out.decode().strip()
+            return out.decode().strip()
 
     # -- watching -----------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ received, never by what this script did.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
 from workflows.ids import wismo_workflow_id
@@ -142,28 +141,15 @@ async def _refund_reviewed(day: BusinessDay, case: Case, name: str, tracking: st
         path = day.settings.home_dir / "demo" / f"wismo-reply-{request_id.rsplit(':', 1)[-1]}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        command = f"autobiz approvals approve {request_id} --as omar --edit-file {path.name}"
-        day.say(f"{case.name}: `{command}`")
-        ok, out, err = await day._autobiz(
-            "approvals",
-            "approve",
+        case.facts["approval"] = await day._cli_approval(
+            case,
             request_id,
-            "--as",
             "omar",
             "--edit-file",
             str(path),
-            "--tenant",
-            day.tenant,
-            "--reason",
-            "demo: a kinder reply",
-            "--json",
+            reason="demo: a kinder reply",
+            shown=("--edit-file", path.name),
         )
-        if not ok:
-            raise _CaseFailed(f"approval from the CLI failed: {(err or out).decode().strip()}")
-        try:
-            case.facts["approval"] = json.loads(out.decode()).get("status")
-        except ValueError:
-            case.facts["approval"] = out.decode().strip()
         await day._settle(case)
         await _outcome(day, case)
         reply = await _reply(day, case)

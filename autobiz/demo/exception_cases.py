@@ -16,10 +16,9 @@ status, Stripe's refund), never by what this script did.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
-from workflows.ids import cancellation_workflow_id, order_workflow_id
+from workflows.ids import cancellation_workflow_id
 
 if TYPE_CHECKING:
     from autobiz.demo.business_day import BusinessDay, Case
@@ -47,12 +46,7 @@ async def exception_cases(day: BusinessDay) -> None:
 
 async def _placed(day: BusinessDay, case: Case, amount: str) -> tuple[str, str, int]:
     """Checkout → OrderFulfill in production: (order id, PaymentIntent, Printful id)."""
-    pi = await day._authorise(amount)
-    order_id = await day._checkout(amount, pi=pi, status="authorized")
-    case.workflow_id = order_workflow_id(day.tenant, order_id)
-    case.facts.update(order_id=order_id, payment_intent=pi, amount=amount)
-    day.say(f"{case.name}: Shopify order {order_id} created, authorised {amount}")
-    status = await day._state(case, lambda s: s.state == "in_production")
+    order_id, pi, status = await day._in_production(case, amount)
     return order_id, pi, int(status.detail["printful_order_id"])
 
 
@@ -138,27 +132,12 @@ async def _escalated_hold(day: BusinessDay) -> None:
 
 async def _choose_from_cli(day: BusinessDay, case: Case, request_id: str, choice: str) -> None:
     """``autobiz approvals approve … --choice`` exactly as an operator would type it."""
-    from autobiz.demo.business_day import _CaseFailed
-
-    day.say(f"{case.name}: `autobiz approvals approve {request_id} --as omar --choice {choice}`")
-    ok, out, err = await day._autobiz(
-        "approvals",
-        "approve",
+    status = await day._cli_approval(
+        case,
         request_id,
-        "--as",
         "omar",
         "--choice",
         choice,
-        "--tenant",
-        day.tenant,
-        "--reason",
-        "demo: the print file cannot be fixed today",
-        "--json",
+        reason="demo: the print file cannot be fixed today",
     )
-    if not ok:
-        raise _CaseFailed(f"approval from the CLI failed: {(err or out).decode().strip()}")
-    case.facts.update(approved_by="omar", choice=choice)
-    try:
-        case.facts["approval"] = json.loads(out.decode()).get("status")
-    except ValueError:
-        case.facts["approval"] = out.decode().strip()
+    case.facts.update(approved_by="omar", choice=choice, approval=status)
