@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
+from autobiz.cli.main import app
+from autobiz.settings import get_settings
 from tests.support.postgres import ProvisionedDatabase
 from tests.workflows.support import DEMO_CONFIG, Harness
 
@@ -99,6 +102,40 @@ def cli_env(
         COLUMNS="250",  # rich tables on one line each
     )
     return env
+
+
+def in_process_env(
+    h: Harness,
+    temporal_env: WorkflowEnvironment,
+    pg: ProvisionedDatabase,
+    config_dir: Path,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of the CLI run in this process (:func:`run_in_process`) against
+    the harness's worker, tenant and ``config_dir``; ``extra`` variables on top."""
+    host, port = temporal_env.client.service_client.config.target_host.rsplit(":", 1)
+    return {
+        "AUTOBIZ_CONFIG_DIR": str(config_dir),
+        "AUTOBIZ_TEMPORAL__HOST": host,
+        "AUTOBIZ_TEMPORAL__PORT": port,
+        "AUTOBIZ_TEMPORAL__TASK_QUEUE": h.task_queue,
+        "AUTOBIZ_APP_DATABASE_URL": pg.app_dsn,
+        "AUTOBIZ_INGRESS__DEFAULT_TENANT": h.tenant,
+        "COLUMNS": "200",
+        **extra,
+    }
+
+
+async def run_in_process(env: dict[str, str], *args: str) -> Result:
+    """``autobiz *args`` through typer's runner (settings re-read from ``env``); it must
+    succeed."""
+    get_settings.cache_clear()
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
 
 
 @pytest.fixture

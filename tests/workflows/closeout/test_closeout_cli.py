@@ -4,7 +4,6 @@ the named admin path, audited in every tenant it read."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -14,13 +13,11 @@ from typing import Any
 
 import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from typer.testing import CliRunner, Result
 
 from activities.closeout_activities import ADMIN_ACTION, CloseoutActivities, fetch_metrics
-from autobiz.cli.main import app
 from autobiz.closeout_links import ReportLinks
-from autobiz.settings import get_settings
-from tests.autobiz.cli.support import ROOT, run_program
+from tests.autobiz.cli.support import ROOT, in_process_env, run_program
+from tests.autobiz.cli.support import run_in_process as _cli
 from tests.conftest import new_tenant
 from tests.support.postgres import ProvisionedDatabase
 from tests.workflows.closeout.support import fulfilled_order, local_today
@@ -28,32 +25,6 @@ from tests.workflows.support import DEMO_CONFIG, Harness
 from workflows.closeout.models import CloseoutWrite, DayWindow, MetricRow
 
 pytestmark = pytest.mark.integration
-
-
-def _env(
-    h: Harness, temporal_env: WorkflowEnvironment, pg: ProvisionedDatabase, config_dir: Path
-) -> dict[str, str]:
-    host, port = temporal_env.client.service_client.config.target_host.rsplit(":", 1)
-    return {
-        "AUTOBIZ_CONFIG_DIR": str(config_dir),
-        "AUTOBIZ_TEMPORAL__HOST": host,
-        "AUTOBIZ_TEMPORAL__PORT": port,
-        "AUTOBIZ_TEMPORAL__TASK_QUEUE": h.task_queue,
-        "AUTOBIZ_APP_DATABASE_URL": pg.app_dsn,
-        "AUTOBIZ_DATABASE_URL": pg.admin_dsn,
-        "AUTOBIZ_INGRESS__DEFAULT_TENANT": h.tenant,
-        "COLUMNS": "200",
-    }
-
-
-async def _cli(env: dict[str, str], *args: str) -> Result:
-    get_settings.cache_clear()
-    try:
-        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 async def _refused(env: dict[str, str], code: str, exit_code: int, *args: str) -> None:
@@ -103,7 +74,9 @@ async def test_run_report_and_the_audited_admin_view(
     (tmp_path / "shop.yaml").write_text(
         DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")
     )
-    env = _env(h, temporal_env, pg_database, tmp_path)
+    env = in_process_env(
+        h, temporal_env, pg_database, tmp_path, AUTOBIZ_DATABASE_URL=pg_database.admin_dsn
+    )
     day = local_today(h)
     await fulfilled_order(h, "25.00")
     other = await _other_tenant_day(h)

@@ -4,25 +4,21 @@ the projection repaired by itself, money questions only through an approval."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from typer.testing import CliRunner
 
 from activities.reconciliation_activities import fetch_drift_rows
-from autobiz.cli.main import app
-from autobiz.settings import get_settings
 from starters.flows import decide
 from starters.reconciliation import ensure_schedule, start_reconciliation
+from tests.autobiz.cli.support import in_process_env, run_in_process
 from tests.conftest import new_tenant
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
@@ -343,29 +339,8 @@ async def test_schedule_is_created_once_and_runs(harness: Harness) -> None:
         await schedule.delete()
 
 
-def _cli_env(
-    h: Harness, temporal_env: WorkflowEnvironment, pg: ProvisionedDatabase, config_dir: Path
-) -> dict[str, str]:
-    host, port = temporal_env.client.service_client.config.target_host.rsplit(":", 1)
-    return {
-        "AUTOBIZ_CONFIG_DIR": str(config_dir),
-        "AUTOBIZ_TEMPORAL__HOST": host,
-        "AUTOBIZ_TEMPORAL__PORT": port,
-        "AUTOBIZ_TEMPORAL__TASK_QUEUE": h.task_queue,
-        "AUTOBIZ_APP_DATABASE_URL": pg.app_dsn,
-        "AUTOBIZ_INGRESS__DEFAULT_TENANT": h.tenant,
-        "COLUMNS": "200",
-    }
-
-
-async def _cli(env: dict[str, str], *args: str) -> Any:
-    get_settings.cache_clear()
-    try:
-        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.output
+async def _cli(env: dict[str, str], *args: str) -> str:
+    return (await run_in_process(env, *args)).output
 
 
 async def test_cli_runs_lists_and_schedules(
@@ -378,7 +353,7 @@ async def test_cli_runs_lists_and_schedules(
     (tmp_path / "shop.yaml").write_text(
         DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")
     )
-    env = _cli_env(h, temporal_env, pg_database, tmp_path)
+    env = in_process_env(h, temporal_env, pg_database, tmp_path)
     order_id, pi = await h.captured_order("20.00")
     await record_capture(h.db, h.tenant, order_id, pi, 2000)
     refund_id = await _refund_outside(h, pi, 700)
