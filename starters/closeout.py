@@ -16,15 +16,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
     Schedule,
-    ScheduleActionStartWorkflow,
     ScheduleCalendarSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -33,11 +30,15 @@ from temporalio.client import (
     ScheduleState,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from autobiz.search_attributes import initial_attributes
 from kernel.config import BusinessConfig
-from starters.schedules import ScheduleOutcome, ensure
+from starters.schedules import (
+    ScheduleOutcome,
+    config_digest,
+    ensure,
+    start_action,
+    start_run,
+)
 from workflows.closeout.models import CloseoutInput, CloseoutResult, last_ended_day
 from workflows.ids import DAILY_CLOSEOUT, closeout_schedule_id, closeout_workflow_id
 
@@ -77,15 +78,14 @@ async def start_closeout(
     principal: str = "cli:operator",
 ) -> WorkflowHandle[Any, CloseoutResult]:
     day = day or default_day(config)
-    return await client.start_workflow(
+    return await start_run(
+        client,
         DAILY_CLOSEOUT.type,
         closeout_input(config, principal=principal, day=day),
-        id=closeout_workflow_id(config.tenant, day.isoformat()),
+        workflow_id=closeout_workflow_id(config.tenant, day.isoformat()),
         task_queue=task_queue,
         result_type=CloseoutResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=initial_attributes(config.tenant),
+        tenant=config.tenant,
     )
 
 
@@ -93,20 +93,14 @@ def closeout_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
     """The schedule as the config describes it; its note fingerprints that description."""
     c = config.closeout
     input = closeout_input(config, principal="schedule:daily_closeout")
-    described = {
-        "timezone": c.timezone,
-        "at": c.at,
-        "task_queue": task_queue,
-        "input": input.model_dump(mode="json"),
-    }
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    digest = config_digest(input, task_queue=task_queue, timezone=c.timezone, at=c.at)
     return Schedule(
-        action=ScheduleActionStartWorkflow(
+        action=start_action(
             DAILY_CLOSEOUT.type,
             input,
-            id=closeout_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
+            workflow_id=closeout_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
             task_queue=task_queue,
-            typed_search_attributes=initial_attributes(config.tenant),
+            tenant=config.tenant,
         ),
         spec=ScheduleSpec(
             calendars=[

@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import (
     Client,
     Schedule,
-    ScheduleActionStartWorkflow,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -26,12 +23,16 @@ from temporalio.client import (
     ScheduleState,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from autobiz.search_attributes import initial_attributes
 from kernel.config import BusinessConfig
 from starters.reconciliation import run_key
-from starters.schedules import ScheduleOutcome, ensure
+from starters.schedules import (
+    ScheduleOutcome,
+    config_digest,
+    ensure,
+    start_action,
+    start_run,
+)
 from workflows.ids import INVARIANT_MONITOR, monitor_schedule_id, monitor_workflow_id
 from workflows.monitor.models import MonitorInput, MonitorResult
 
@@ -60,15 +61,14 @@ async def start_monitor(
     key: str | None = None,
     principal: str = "cli:operator",
 ) -> WorkflowHandle[Any, MonitorResult]:
-    return await client.start_workflow(
+    return await start_run(
+        client,
         INVARIANT_MONITOR.type,
         monitor_input(config, principal=principal),
-        id=monitor_workflow_id(config.tenant, key or run_key(datetime.now(UTC))),
+        workflow_id=monitor_workflow_id(config.tenant, key or run_key(datetime.now(UTC))),
         task_queue=task_queue,
         result_type=MonitorResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=initial_attributes(config.tenant),
+        tenant=config.tenant,
     )
 
 
@@ -76,19 +76,14 @@ def monitor_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
     """The schedule as the config describes it; its note fingerprints that description."""
     every = config.monitor.every
     input = monitor_input(config, principal="schedule:invariant_monitor")
-    described = {
-        "every": every.total_seconds(),
-        "task_queue": task_queue,
-        "input": input.model_dump(mode="json"),
-    }
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    digest = config_digest(input, task_queue=task_queue, every=every.total_seconds())
     return Schedule(
-        action=ScheduleActionStartWorkflow(
+        action=start_action(
             INVARIANT_MONITOR.type,
             input,
-            id=monitor_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
+            workflow_id=monitor_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
             task_queue=task_queue,
-            typed_search_attributes=initial_attributes(config.tenant),
+            tenant=config.tenant,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),

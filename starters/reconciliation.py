@@ -13,15 +13,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
     Schedule,
-    ScheduleActionStartWorkflow,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -29,12 +26,16 @@ from temporalio.client import (
     ScheduleState,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from activities.config_activities import flow_context
-from autobiz.search_attributes import initial_attributes
 from kernel.config import BusinessConfig
-from starters.schedules import ScheduleOutcome, ensure
+from starters.schedules import (
+    ScheduleOutcome,
+    config_digest,
+    ensure,
+    start_action,
+    start_run,
+)
 from workflows.common.models import ApprovalTiming
 from workflows.ids import RECONCILIATION, reconcile_schedule_id, reconciliation_workflow_id
 from workflows.reconciliation.models import ReconciliationInput, ReconciliationResult
@@ -71,15 +72,14 @@ async def start_reconciliation(
         acknowledge_roles=rc.acknowledge_roles,
         acknowledge_timeout=rc.acknowledge_timeout,
     )
-    return await client.start_workflow(
+    return await start_run(
+        client,
         RECONCILIATION.type,
         input,
-        id=reconciliation_workflow_id(config.tenant, key or run_key(end)),
+        workflow_id=reconciliation_workflow_id(config.tenant, key or run_key(end)),
         task_queue=task_queue,
         result_type=ReconciliationResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=initial_attributes(config.tenant),
+        tenant=config.tenant,
     )
 
 
@@ -94,19 +94,14 @@ def reconcile_schedule(config: BusinessConfig, *, task_queue: str) -> Schedule:
         acknowledge_roles=rc.acknowledge_roles,
         acknowledge_timeout=rc.acknowledge_timeout,
     )
-    described = {
-        "every": rc.every.total_seconds(),
-        "task_queue": task_queue,
-        "input": input.model_dump(mode="json"),
-    }
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    digest = config_digest(input, task_queue=task_queue, every=rc.every.total_seconds())
     return Schedule(
-        action=ScheduleActionStartWorkflow(
+        action=start_action(
             RECONCILIATION.type,
             input,
-            id=reconciliation_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
+            workflow_id=reconciliation_workflow_id(config.tenant, SCHEDULED_RUN_KEY),
             task_queue=task_queue,
-            typed_search_attributes=initial_attributes(config.tenant),
+            tenant=config.tenant,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=rc.every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=rc.every),
