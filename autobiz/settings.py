@@ -221,6 +221,14 @@ class WorkerSettings(BaseModel):
     ensure_schedules: bool = True
 
 
+class LogSettings(BaseModel):
+    """The processes' log lines (autobiz.logs): ``AUTOBIZ_LOG__FORMAT``, ``__LEVEL``."""
+
+    # "json": one object per line; "text": readable. None: JSON in production, else text.
+    format: Literal["json", "text"] | None = None
+    level: str | None = None  # None: ``log_level``
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOBIZ_",
@@ -258,6 +266,7 @@ class Settings(BaseSettings):
     kernel: KernelSettings = Field(default_factory=KernelSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
     def _providers_default_to_the_sandbox(self) -> Settings:

@@ -15,8 +15,10 @@ def codec_server(
     import uvicorn
 
     from autobiz.codec_server import create_app
+    from autobiz.logs import configure_logging
 
     settings = get_settings()
+    configure_logging(settings)  # JSON or text lines, uvicorn's included
     app = create_app(settings)
     uvicorn.run(
         app,

@@ -27,6 +27,8 @@ def ingress(
         settings = settings.model_copy(
             update={"ingress": settings.ingress.model_copy(update=update)}
         )
+    from autobiz.logs import configure_logging
     from ingress.server import serve
 
+    configure_logging(settings)  # JSON or text lines, uvicorn's included
     serve(settings, relay=relay)

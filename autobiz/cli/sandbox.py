@@ -60,7 +60,10 @@ def sandbox(
         from sandbox.control_auth import ensure_control_token
         from sandbox.server import serve
 
+    from autobiz.logs import configure_logging
+
     settings = get_settings()
+    configure_logging(settings)  # JSON or text lines, uvicorn's included
     if webhook_target:
         ensure_host_allowed("sandbox", webhook_target, settings)
         settings = settings.model_copy(

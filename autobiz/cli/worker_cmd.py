@@ -19,6 +19,8 @@ def worker(
     Refuses to start when a BusinessConfig in AUTOBIZ_CONFIG_DIR does not compile or a
     provider setting is unsafe. SIGTERM finishes in-flight tasks, then exits.
     """
+    from autobiz.logs import configure_logging
     from workers.worker import run_worker
 
+    configure_logging(get_settings())  # JSON or text lines with the Temporal context
     asyncio.run(run_worker(get_settings(), task_queue=task_queue))
