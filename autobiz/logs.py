@@ -71,7 +71,15 @@ def temporal_context(record: logging.LogRecord) -> dict[str, Any]:
     act = getattr(record, "temporal_activity", None)
     wf = getattr(record, "temporal_workflow", None)
     if not isinstance(act, Mapping) and activity.in_activity():
-        act = activity.info()._logger_details()
+        now = activity.info()
+        act = {
+            "workflow_id": now.workflow_id,
+            "workflow_run_id": now.workflow_run_id,
+            "workflow_type": now.workflow_type,
+            "activity_type": now.activity_type,
+            "activity_id": now.activity_id,
+            "attempt": now.attempt,
+        }
     if isinstance(act, Mapping):
         found.update(
             workflow_id=act.get("workflow_id"),
