@@ -5,6 +5,7 @@ one is re-submitted by confirming it again, an order in production is not modifi
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,6 +28,15 @@ NEW = OLD.model_copy(update={"address1": "12 Main Street", "zip": "62701"})
 ITEMS = [OrderItem(catalog_variant_id=4012, quantity=1)]
 
 
+@pytest.fixture
+async def printful(sandbox: Sandbox) -> AsyncIterator[PrintfulOrders]:
+    client = PrintfulOrders(sandbox.settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 async def _confirmed(client: PrintfulOrders, external_id: str) -> int:
     order = await client.create_order(external_id=external_id, recipient=OLD, items=ITEMS)
     await client.confirm_order(order.id)
@@ -39,24 +49,20 @@ def _printful_events(sink: WebhookSink, order_id: int) -> list[dict[str, Any]]:
 
 
 async def test_an_address_fix_releases_a_hold_for_the_address(
-    sandbox: Sandbox, webhook_sink: WebhookSink
+    sandbox: Sandbox, printful: PrintfulOrders, webhook_sink: WebhookSink
 ) -> None:
     await sandbox.control.webhooks(target_url=webhook_sink.url)
-    client = PrintfulOrders(sandbox.settings)
-    try:
-        pf_id = await _confirmed(client, "hold-addr")
-        held = await sandbox.control.advance_printful(
-            pf_id, "hold", reason="Address verification failed", problem="address"
-        )
-        assert held["status"] == "onhold"
-        fixed = await client.update_order(pf_id, recipient=NEW)
-        assert fixed.status == "pending"
-        assert fixed.recipient is not None and fixed.recipient["address1"] == "12 Main Street"
-        # Printful keeps the order moving: it ships.
-        await sandbox.control.advance_printful(pf_id, "ship", tracking_number="TRK-H1")
-        assert (await client.get_order(pf_id)).status == "fulfilled"
-    finally:
-        await client.aclose()
+    pf_id = await _confirmed(printful, "hold-addr")
+    held = await sandbox.control.advance_printful(
+        pf_id, "hold", reason="Address verification failed", problem="address"
+    )
+    assert held["status"] == "onhold"
+    fixed = await printful.update_order(pf_id, recipient=NEW)
+    assert fixed.status == "pending"
+    assert fixed.recipient is not None and fixed.recipient["address1"] == "12 Main Street"
+    # Printful keeps the order moving: it ships.
+    await sandbox.control.advance_printful(pf_id, "ship", tracking_number="TRK-H1")
+    assert (await printful.get_order(pf_id)).status == "fulfilled"
 
     def released(_: Any) -> bool:
         return any(e["type"] == "order_remove_hold" for e in _printful_events(webhook_sink, pf_id))
@@ -72,36 +78,30 @@ async def test_an_address_fix_releases_a_hold_for_the_address(
     assert hold["data"]["reason"] == "Address verification failed"
 
 
-async def test_a_hold_for_another_reason_stays_held_after_an_update(sandbox: Sandbox) -> None:
-    client = PrintfulOrders(sandbox.settings)
-    try:
-        pf_id = await _confirmed(client, "hold-file")
-        await sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
-        assert (await client.update_order(pf_id, recipient=NEW)).status == "onhold"
-    finally:
-        await client.aclose()
+async def test_a_hold_for_another_reason_stays_held_after_an_update(
+    sandbox: Sandbox, printful: PrintfulOrders
+) -> None:
+    pf_id = await _confirmed(printful, "hold-file")
+    await sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
+    assert (await printful.update_order(pf_id, recipient=NEW)).status == "onhold"
 
 
-async def test_a_failed_order_is_fixed_then_resubmitted(sandbox: Sandbox) -> None:
-    client = PrintfulOrders(sandbox.settings)
-    try:
-        pf_id = await _confirmed(client, "fail-addr")
-        await sandbox.control.advance_printful(pf_id, "fail", reason="Invalid address")
-        assert (await client.update_order(pf_id, recipient=NEW)).status == "failed"
-        assert (await client.confirm_order(pf_id)).status == "pending"
-    finally:
-        await client.aclose()
+async def test_a_failed_order_is_fixed_then_resubmitted(
+    sandbox: Sandbox, printful: PrintfulOrders
+) -> None:
+    pf_id = await _confirmed(printful, "fail-addr")
+    await sandbox.control.advance_printful(pf_id, "fail", reason="Invalid address")
+    assert (await printful.update_order(pf_id, recipient=NEW)).status == "failed"
+    assert (await printful.confirm_order(pf_id)).status == "pending"
 
 
-async def test_patch_answers_conform_and_production_is_not_modified(sandbox: Sandbox) -> None:
-    client = PrintfulOrders(sandbox.settings)
-    try:
-        pf_id = await _confirmed(client, "patch-conf")
-        await sandbox.control.advance_printful(pf_id, "start")
-        with pytest.raises(InvalidRequest):
-            await client.update_order(pf_id, recipient=NEW)
-    finally:
-        await client.aclose()
+async def test_patch_answers_conform_and_production_is_not_modified(
+    sandbox: Sandbox, printful: PrintfulOrders
+) -> None:
+    pf_id = await _confirmed(printful, "patch-conf")
+    await sandbox.control.advance_printful(pf_id, "start")
+    with pytest.raises(InvalidRequest):
+        await printful.update_order(pf_id, recipient=NEW)
     async with _raw(sandbox) as pf:
         draft = (
             await pf.post(
@@ -123,19 +123,17 @@ async def test_patch_answers_conform_and_production_is_not_modified(sandbox: San
         assert_conforms(refused, ORDER, "patch")
 
 
-async def test_a_held_order_is_cancelled_with_v1_not_deleted_with_v2(sandbox: Sandbox) -> None:
+async def test_a_held_order_is_cancelled_with_v1_not_deleted_with_v2(
+    sandbox: Sandbox, printful: PrintfulOrders
+) -> None:
     """Printful's v2 DELETE deletes only drafts and failed orders; the client cancels a
     confirmed (pending or held) order with v1 ``DELETE /orders/{id}``."""
-    client = PrintfulOrders(sandbox.settings)
-    try:
-        pf_id = await _confirmed(client, "hold-cancel")
-        await sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
-        async with _raw(sandbox) as pf:
-            refused = await pf.delete(f"/v2/orders/{pf_id}")
-        assert refused.status_code == 409
-        assert_conforms(refused, ORDER, "delete")
-        assert (await client.cancel_order(pf_id)).status == "canceled"
-        assert (await client.get_order(pf_id)).status == "canceled"
-        assert (await client.cancel_order(pf_id)).status == "canceled"  # safe to repeat
-    finally:
-        await client.aclose()
+    pf_id = await _confirmed(printful, "hold-cancel")
+    await sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
+    async with _raw(sandbox) as pf:
+        refused = await pf.delete(f"/v2/orders/{pf_id}")
+    assert refused.status_code == 409
+    assert_conforms(refused, ORDER, "delete")
+    assert (await printful.cancel_order(pf_id)).status == "canceled"
+    assert (await printful.get_order(pf_id)).status == "canceled"
+    assert (await printful.cancel_order(pf_id)).status == "canceled"  # safe to repeat
