@@ -17,7 +17,7 @@ from starters.decisions import sign_decision
 from starters.flows import decide
 from tests.workflows.fast.conftest import Fast
 from tests.workflows.fast.pick_workflow import PickInput, PickTest
-from workflows.common.models import ApprovalView
+from workflows.common.models import ApprovalView, Decision
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +38,10 @@ async def _pick(fast: Fast, **ask: Any) -> tuple[WorkflowHandle[Any, ApprovalVie
     return handle, worker
 
 
-async def _send(fast: Fast, handle: WorkflowHandle[Any, Any], **decision: Any) -> Any:
+async def _signed(fast: Fast, handle: WorkflowHandle[Any, Any], **decision: Any) -> Decision:
+    """Ana's decision on the request the flow opened (approved unless ``decision`` says)."""
     request = await fast.fakes.opened_request()
-    signed = sign_decision(
+    return sign_decision(
         fast.keys["ana"],
         tenant_id=fast.tenant,
         workflow_id=handle.id,
@@ -48,7 +49,10 @@ async def _send(fast: Fast, handle: WorkflowHandle[Any, Any], **decision: Any) -
         approver="ana",
         **{"approve": True, **decision},
     )
-    return await decide(fast.client, handle.id, signed)
+
+
+async def _send(fast: Fast, handle: WorkflowHandle[Any, Any], **decision: Any) -> Any:
+    return await decide(fast.client, handle.id, await _signed(fast, handle, **decision))
 
 
 async def _refused(fast: Fast, handle: WorkflowHandle[Any, Any], why: str, **decision: Any) -> None:
@@ -97,17 +101,7 @@ async def test_the_signature_covers_the_pick_and_the_edit(fast: Fast) -> None:
     """A decision whose pick or edit was changed after signing does not verify."""
     handle, worker = await _pick(fast, options=("fix", "contact_customer"), draft=DRAFT)
     async with worker:
-        request = await fast.fakes.opened_request()
-        signed = sign_decision(
-            fast.keys["ana"],
-            tenant_id=fast.tenant,
-            workflow_id=handle.id,
-            request_id=request.request_id,
-            approver="ana",
-            approve=True,
-            choice="contact_customer",
-            edited_text="as signed",
-        )
+        signed = await _signed(fast, handle, choice="contact_customer", edited_text="as signed")
         for tampered in (
             signed.model_copy(update={"choice": "fix"}),
             signed.model_copy(update={"edited_text": "changed in transit"}),
