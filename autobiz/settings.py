@@ -23,7 +23,16 @@ class Environment(StrEnum):
 
 
 class TemporalSettings(BaseModel):
-    """Where the Temporal frontend is, and how the embedded dev server is laid out."""
+    """Where the Temporal frontend is, how to authenticate to it, and how the embedded dev
+    server is laid out.
+
+    A setting given here (``AUTOBIZ_TEMPORAL__...``) wins; one not given falls back to the
+    Temporal SDK's environment configuration (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``,
+    ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``, a ``TEMPORAL_PROFILE`` of the TOML file), and
+    then to the local dev server (``host:port``, plaintext). See autobiz.temporal_client.
+    """
+
+    model_config = {"populate_by_name": True}
 
     host: str = "127.0.0.1"
     port: int = 7233
@@ -32,10 +41,27 @@ class TemporalSettings(BaseModel):
     metrics_port: int = 7244
     namespace: str = "default"
     task_queue: str = "autobiz"
+    # A remote frontend (``ns.acct.tmprl.cloud:7233``); wins over host/port and TEMPORAL_*.
+    address_override: str | None = Field(default=None, alias="address")
+    # Temporal Cloud API key: sent as ``authorization: Bearer``; implies TLS.
+    api_key: SecretStr | None = None
+    # TLS on/off; None: decided by the TLS paths below, then TEMPORAL_*, then the API key.
+    tls: bool | None = None
+    tls_client_cert_path: Path | None = None  # mTLS: the client certificate (PEM)
+    tls_client_key_path: Path | None = None  # mTLS: its private key (PEM)
+    tls_server_ca_cert_path: Path | None = None  # a private CA for the server's certificate
+    tls_server_name: str | None = None  # SNI / certificate name, if not the address's host
+
+    @property
+    def dev_address(self) -> str:
+        """The embedded dev server's frontend (what ``autobiz dev up`` starts)."""
+        return f"{self.host}:{self.port}"
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """The AutoBiz-configured frontend: ``address`` if set, else the dev server (the
+        one actually dialled may come from TEMPORAL_*; see temporal_client.resolve)."""
+        return self.address_override or self.dev_address
 
     @property
     def ui_url(self) -> str:

@@ -223,7 +223,8 @@ class TemporalDevServer(Service):
     async def _wait_healthy(self, rec: ProcessRecord) -> set[str]:
         timeout = self.startup_timeout
         from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-        from temporalio.client import Client
+
+        from autobiz.temporal_client import connect
 
         t = self.settings.temporal
         loop = asyncio.get_running_loop()
@@ -235,7 +236,7 @@ class TemporalDevServer(Service):
                     "the Temporal dev server exited during start-up:\n" + self._tail_log(),
                 )
             try:
-                client = await Client.connect(t.address, namespace=t.namespace)
+                client = await connect(self.settings, target_host=t.dev_address)
                 resp = await client.operator_service.list_search_attributes(
                     ListSearchAttributesRequest(namespace=t.namespace)
                 )
