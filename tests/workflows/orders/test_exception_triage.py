@@ -7,6 +7,7 @@ import pytest
 
 from kernel.tools.printful import PrintfulRecipient
 from workflows.orders.exception_triage import classify, differing_fields, triage
+from workflows.orders.models import Diagnosis, ExceptionTopic
 
 pytestmark = pytest.mark.unit
 
@@ -14,6 +15,29 @@ AT_PRINTFUL = PrintfulRecipient(
     name="Ada Lovelace", address1="1 Analytical Way", city="London", zip="N1 9GU", country_code="GB"
 )
 CORRECTED = AT_PRINTFUL.model_copy(update={"address1": "12 Analytical Way", "zip": "N1 9GX"})
+
+
+def _triage(
+    topic: ExceptionTopic,
+    reason: str,
+    printful_status: str,
+    *,
+    shopify_address: PrintfulRecipient | None = AT_PRINTFUL,
+    printful_address: PrintfulRecipient | None = AT_PRINTFUL,
+    retries_done: int = 0,
+    max_retries: int = 2,
+) -> Diagnosis:
+    """:func:`triage` of one event; both addresses Printful's, no retry spent of two
+    unless given."""
+    return triage(
+        topic=topic,
+        reason=reason,
+        printful_status=printful_status,
+        shopify_address=shopify_address,
+        printful_address=printful_address,
+        retries_done=retries_done,
+        max_retries=max_retries,
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,14 +63,8 @@ def test_fields_compared_by_name_only_and_normalised() -> None:
 
 
 def test_an_address_hold_with_a_corrected_shopify_address_is_fixed_automatically() -> None:
-    d = triage(
-        topic="order_put_hold",
-        reason="Address verification failed",
-        printful_status="onhold",
-        shopify_address=CORRECTED,
-        printful_address=AT_PRINTFUL,
-        retries_done=0,
-        max_retries=2,
+    d = _triage(
+        "order_put_hold", "Address verification failed", "onhold", shopify_address=CORRECTED
     )
     assert (d.cause, d.recommended, d.automatic) == ("address", "correct_address", True)
     assert any("differs in: address1, zip" in e for e in d.evidence)
@@ -58,59 +76,34 @@ def test_an_address_hold_with_a_corrected_shopify_address_is_fixed_automatically
 
 
 def test_an_address_hold_without_a_better_address_asks_to_contact_the_customer() -> None:
-    d = triage(
-        topic="order_put_hold",
-        reason="Undeliverable address",
-        printful_status="onhold",
-        shopify_address=AT_PRINTFUL,
-        printful_address=AT_PRINTFUL,
-        retries_done=0,
-        max_retries=2,
-    )
+    d = _triage("order_put_hold", "Undeliverable address", "onhold")
     assert (d.recommended, d.automatic) == ("contact_customer", False)
     assert "correct_address" in {a.action for a in d.alternatives}
 
 
 def test_a_transient_failure_is_retried_up_to_the_bound() -> None:
-    args = {
-        "topic": "order_failed",
-        "reason": "Temporary processing error",
-        "printful_status": "failed",
-        "shopify_address": AT_PRINTFUL,
-        "printful_address": AT_PRINTFUL,
-        "max_retries": 2,
-    }
-    first = triage(retries_done=0, **args)  # type: ignore[arg-type]
+    reason = "Temporary processing error"
+    first = _triage("order_failed", reason, "failed")
     assert (first.cause, first.recommended, first.automatic) == ("transient", "retry", True)
-    spent = triage(retries_done=2, **args)  # type: ignore[arg-type]
+    spent = _triage("order_failed", reason, "failed", retries_done=2)
     assert (spent.recommended, spent.automatic) == ("fix", False)
     assert any("2 of 2" in e for e in spent.evidence)
 
 
 @pytest.mark.parametrize("reason", ["Print file is too small", "Failed to charge", "Weird"])
 def test_anything_else_goes_to_a_person(reason: str) -> None:
-    d = triage(
-        topic="order_failed",
-        reason=reason,
-        printful_status="failed",
-        shopify_address=AT_PRINTFUL,
-        printful_address=AT_PRINTFUL,
-        retries_done=0,
-        max_retries=2,
-    )
+    d = _triage("order_failed", reason, "failed")
     assert (d.recommended, d.automatic) == ("fix", False)
     assert "cancel_and_refund" in {a.action for a in d.alternatives}
 
 
 def test_a_cancellation_of_an_order_in_production_is_never_automatic() -> None:
-    d = triage(
-        topic="cancel_requested",
-        reason="Printful order 7 is inprocess: an order in production cannot be cancelled",
-        printful_status="inprocess",
+    d = _triage(
+        "cancel_requested",
+        "Printful order 7 is inprocess: an order in production cannot be cancelled",
+        "inprocess",
         shopify_address=None,
         printful_address=None,
-        retries_done=0,
-        max_retries=2,
     )
     assert (d.cause, d.recommended, d.automatic) == (
         "cancel_in_production",
