@@ -3,17 +3,13 @@ Temporal and the sandbox: the newest WISMO runs with their message, order and ou
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Any
 
 import pytest
 
 from tests.autobiz.cli.support import Cli
-from tests.workflows.care.test_wismo import CUSTOMER, fulfilled_order
+from tests.workflows.care.test_wismo import asked_directly, fulfilled_order
 from tests.workflows.support import Harness, eventually
-from workflows.care.models import InboundEmail, WismoInput
-from workflows.care.wismo import Wismo
 from workflows.ids import wismo_workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -22,20 +18,8 @@ pytestmark = pytest.mark.e2e
 async def test_wismo_list_shows_message_order_and_outcome(harness: Harness, cli: Cli) -> None:
     h = harness
     order, _ = await fulfilled_order(h)
-    email = InboundEmail(
-        message_id=f"<{uuid.uuid4().hex}@mail.customer.test>",
-        from_address=CUSTOMER,
-        subject=f"Where is {order['name']}?",
-        authenticated=True,
-    )
+    email, _ = await asked_directly(h, order, domain="mail.customer.test", authenticated=True)
     workflow_id = wismo_workflow_id(h.tenant, email.message_id)
-    handle = await h.client.start_workflow(
-        Wismo.run,
-        WismoInput(tenant_id=h.tenant, email=email),
-        id=workflow_id,
-        task_queue=h.task_queue,
-    )
-    await asyncio.wait_for(handle.result(), timeout=60)
 
     async def listed() -> dict[str, Any] | None:
         runs = (await cli("wismo", "list", "--json")).json()["runs"]

@@ -122,6 +122,26 @@ async def finished(h: Harness, workflow_id: str) -> WismoResult:
     return await asyncio.wait_for(handle.result(), timeout=60)
 
 
+async def asked_directly(
+    h: Harness, order: dict[str, Any], *, domain: str, authenticated: bool
+) -> tuple[InboundEmail, WismoResult]:
+    """The customer's "Where is <order>?" (from ``domain``) given to a Wismo started
+    directly, not through the ingress; the email and the run's result."""
+    email = InboundEmail(
+        message_id=f"<{uuid.uuid4().hex}@{domain}>",
+        from_address=CUSTOMER,
+        subject=f"Where is {order['name']}?",
+        authenticated=authenticated,
+    )
+    handle = await h.client.start_workflow(
+        Wismo.run,
+        WismoInput(tenant_id=h.tenant, email=email),
+        id=wismo_workflow_id(h.tenant, email.message_id),
+        task_queue=h.task_queue,
+    )
+    return email, await asyncio.wait_for(handle.result(), timeout=60)
+
+
 async def replies_to(h: Harness, address: str) -> list[dict[str, Any]]:
     return [
         m
@@ -380,19 +400,7 @@ async def test_an_unauthenticated_sender_gets_no_order_data(harness: Harness) ->
     own address gets the non-answer."""
     h = harness
     order, tracking = await fulfilled_order(h)
-    email = InboundEmail(
-        message_id=f"<{uuid.uuid4().hex}@forged.test>",
-        from_address=CUSTOMER,
-        subject=f"Where is {order['name']}?",
-        authenticated=False,
-    )
-    handle = await h.client.start_workflow(
-        Wismo.run,
-        WismoInput(tenant_id=h.tenant, email=email),
-        id=wismo_workflow_id(h.tenant, email.message_id),
-        task_queue=h.task_queue,
-    )
-    result = await asyncio.wait_for(handle.result(), timeout=60)
+    _, result = await asked_directly(h, order, domain="forged.test", authenticated=False)
     assert result.outcome == "not_customer" and result.order_id is None
     (reply,) = await replies_to(h, CUSTOMER)
     assert body(reply) == NOT_YOURS and tracking not in json.dumps(reply)
