@@ -25,21 +25,14 @@ from kernel.tools.shopify import (
 )
 from tests.conftest import new_tenant
 from tests.support.calls import call_context
+from tests.support.reference import fidelity_file
 from tests.support.sandbox import Sandbox
 
 SCHEMA_NAME = "shopify-admin-2026-01.json.gz"
 
 
 def _schema_path() -> Path | None:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        for candidate in (
-            parent / "shared" / "reference" / "fidelity" / SCHEMA_NAME,
-            parent.parent / "shared" / "reference" / "fidelity" / SCHEMA_NAME,
-        ):
-            if candidate.exists():
-                return candidate
-    return None
+    return fidelity_file(SCHEMA_NAME)
 
 
 def test_the_query_is_valid_against_shopify_2026_01() -> None:

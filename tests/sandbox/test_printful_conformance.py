@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from autobiz.providers.printful_client import OrderItem, PrintfulOrders, Recipient
+from tests.support.reference import fidelity_file
 from tests.support.sandbox import Sandbox, WebhookSink
 
 pytestmark = pytest.mark.integration
@@ -27,14 +28,7 @@ Json = dict[str, Any]
 
 
 def _spec_path() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        for candidate in (
-            parent / "shared" / "reference" / "fidelity" / SPEC_NAME,
-            parent.parent / "shared" / "reference" / "fidelity" / SPEC_NAME,
-        ):
-            if candidate.is_file():
-                return candidate
-    return None
+    return fidelity_file(SPEC_NAME)
 
 
 @cache

@@ -17,6 +17,7 @@ import pytest
 from autobiz.providers.stripe_client import StripePayments
 from sandbox.stripe_objects import card_fee
 from tests.support.orders import card_payment
+from tests.support.reference import fidelity_file
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,7 @@ FIXTURES = json.loads((Path(__file__).parent / "data" / "stripe_fixtures.json").
 
 
 def _spec_path() -> Path | None:
-    """``../shared/reference/fidelity/`` next to the checkout, as the Printful check finds it."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "reference" / "fidelity" / SPEC_NAME
-        if candidate.is_file():
-            return candidate
-    return None
+    return fidelity_file(SPEC_NAME)
 
 
 def _schema(name: str) -> dict[str, Any]:
