@@ -127,6 +127,14 @@ def resolve(settings: Settings, *, env: Mapping[str, str] | None = None) -> Temp
     )
 
 
+def describe_target(settings: Settings) -> str:
+    """Where ``connect(settings)`` goes, for an error message (never raises, no secret)."""
+    try:
+        return resolve(settings).describe()
+    except ConfigError:
+        return settings.temporal.address
+
+
 def _tls(t: TemporalSettings, profile: ClientConfigProfile, has_api_key: bool) -> bool | TLSConfig:
     if t.tls is False:
         return False

@@ -152,7 +152,7 @@ def temporal_errors(what: str) -> Iterator[None]:
 
 
 async def temporal_client(settings: Settings) -> Client:
-    from autobiz.temporal_client import connect
+    from autobiz.temporal_client import connect, describe_target
 
     try:
         return await connect(settings)
@@ -160,9 +160,11 @@ async def temporal_client(settings: Settings) -> Client:
         if "connect" not in str(exc).lower():
             raise
         raise AutobizError(
-            f"cannot reach Temporal at {settings.temporal.address}",
+            f"cannot reach Temporal at {describe_target(settings)}",
             code=ErrorCode.TEMPORAL_UNREACHABLE,
-            hint=STACK_HINT + "; the address is AUTOBIZ_TEMPORAL__HOST / AUTOBIZ_TEMPORAL__PORT",
+            hint=STACK_HINT
+            + "; the address is AUTOBIZ_TEMPORAL__ADDRESS (or __HOST / __PORT), else"
+            " TEMPORAL_ADDRESS (docs/operations.md: secured clusters)",
         ) from None
 
 

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from autobiz.errors import ConfigError
 from autobiz.settings import Settings, TemporalSettings
-from autobiz.temporal_client import connect, resolve
+from autobiz.temporal_client import connect, describe_target, resolve
 from tests.support.tls_proxy import CertificateAuthority, TlsProxy
 
 API_KEY = "tmprl-test-key-" + uuid.uuid4().hex
@@ -353,3 +353,14 @@ async def test_secrets_are_in_no_repr_and_no_log_line(
     assert API_KEY not in shown and key_body not in shown
     assert "api_key=set" in resolve(keyed).describe()
     assert isinstance(resolve(keyed).api_key, SecretStr)
+
+
+def test_describe_target_names_the_resolved_frontend_and_no_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "ns.acct.tmprl.cloud:7233")
+    monkeypatch.setenv("TEMPORAL_API_KEY", API_KEY)
+    shown = describe_target(Settings())
+    assert shown == "ns.acct.tmprl.cloud:7233 namespace=default tls=on api_key=set"
+    broken = _settings(tls_server_ca_cert_path=tmp_path / "missing.pem")
+    assert describe_target(broken) == "127.0.0.1:7233"  # a config error still names one
