@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -274,10 +275,16 @@ class Settings(BaseSettings):
     # changes; values are cached this long, so a rotation takes effect within it.
     secrets_file: Path | None = None
     secrets_cache_seconds: float = Field(default=60.0, ge=0)
-    config_dir: Path = Path("config")
+    # The tenants' BusinessConfig directory. A relative path is resolved against the
+    # current directory when the settings are read (so every process the stack starts is
+    # handed an absolute path); an error about it names the absolute path it tried.
+    config_dir: Path = Field(default=Path("config"), validate_default=True)
     # `autobiz demo` runs the stack's worker on this one: the demo tenant with durations
     # of seconds (approval timeouts, dunning), so a business day takes about a minute.
-    demo_config_dir: Path = Path("config/demo")
+    # Defaults to the copy shipped inside the package, so it works from any directory.
+    demo_config_dir: Path = Field(
+        default_factory=lambda: packaged_demo_config_dir(), validate_default=True
+    )
     log_level: str = "INFO"
 
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
@@ -293,6 +300,11 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("config_dir", "demo_config_dir", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().absolute()
 
     @model_validator(mode="after")
     def _providers_default_to_the_sandbox(self) -> Settings:
@@ -313,6 +325,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+
+def packaged_demo_config_dir() -> Path:
+    """The demo tenants' configs shipped as package data (``autobiz/devstack/demo_config``;
+    ``config/demo`` in a checkout is a link to it)."""
+    return Path(str(files("autobiz.devstack") / "demo_config"))
 
 
 @lru_cache(maxsize=1)

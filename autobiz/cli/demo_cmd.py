@@ -39,8 +39,10 @@ def demo(
     """Run a short business day end to end on the embedded local stack (~1 minute)."""
     require_sandbox("`autobiz demo`")
     base = get_settings()
-    settings = base.model_copy(update={"config_dir": base.demo_config_dir})
-    stack = Stack(settings)
+    # The demo's config is package data (Settings.demo_config_dir), so this works from
+    # any directory; the stack validates it before it restarts a running worker.
+    stack = Stack(base, config_dir=base.demo_config_dir)
+    settings = stack.settings
     started = time.monotonic()
     say = _quiet if json_out else _say
     say("bringing up the local stack (demo config: " + str(settings.config_dir) + ")")

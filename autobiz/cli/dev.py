@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -10,6 +11,7 @@ from rich.table import Table
 from autobiz.cli.output import console, emit_json
 from autobiz.devstack.services import ServiceStatus
 from autobiz.devstack.stack import Stack
+from autobiz.errors import ExitCode
 from autobiz.settings import get_settings
 
 app = typer.Typer(help="Run the embedded local stack (Temporal dev server, PostgreSQL).")
@@ -34,11 +36,19 @@ def _table(statuses: list[ServiceStatus]) -> Table:
     return table
 
 
+CONFIG_OPT = typer.Option(
+    None,
+    "--config",
+    help="The worker's BusinessConfig directory (default: the one the stack's worker runs "
+    "on, until `dev down`; else AUTOBIZ_CONFIG_DIR); a different one restarts the worker.",
+)
+
+
 @app.command()
-def up(json_out: bool = JSON_OPT) -> None:
+def up(json_out: bool = JSON_OPT, config: Path | None = CONFIG_OPT) -> None:
     """Start the stack (idempotent) and apply migrations; returns when all are healthy."""
-    settings = get_settings()
-    stack = Stack(settings)
+    stack = Stack(get_settings(), config_dir=config)
+    settings = stack.settings
     if json_out:
         statuses, report = stack.up()
     else:
@@ -68,14 +78,25 @@ def up(json_out: bool = JSON_OPT) -> None:
 
 @app.command()
 def status(json_out: bool = JSON_OPT) -> None:
-    """Show what runs where (addresses, pids, UI link)."""
+    """Show what runs where (addresses, pids, UI link); exit 4 when part of it is down."""
     settings = get_settings()
     statuses = Stack(settings).status()
     if json_out:
         emit_json({"home": str(settings.home_dir), "services": [asdict(s) for s in statuses]})
-        return
-    console.print(_table(statuses))
-    _token_line(statuses)
+    else:
+        console.print(_table(statuses))
+        _token_line(statuses)
+    if degraded(statuses):
+        raise typer.Exit(ExitCode.UNAVAILABLE)
+
+
+def degraded(statuses: list[ServiceStatus]) -> bool:
+    """Some of the stack runs but not all of it, or a running process does not answer its
+    health check. A stack that is wholly stopped (after `dev down`) is not a failure."""
+    ours = [s for s in statuses if s.state != "external"]
+    if not any(s.state in ("running", "unhealthy") for s in ours):
+        return False
+    return any(s.state not in ("running", "external") for s in statuses)
 
 
 def _token_line(statuses: list[ServiceStatus]) -> None:

@@ -52,11 +52,6 @@ class HttpAppService(Service):
             return False
         return response.status_code == 200
 
-    def status(self) -> ServiceStatus:
-        return self._status(
-            f"{self.host}:{self.port}", f"{self.base_url}{self.health_path}", self.details()
-        )
-
     def details(self) -> dict[str, str]:
         return {}
 
@@ -70,6 +65,28 @@ class HttpAppService(Service):
     def outdated(self) -> bool:
         rec = self.record()
         return rec is not None and rec.info != self.fingerprint()
+
+    def changes(self) -> list[str]:
+        """What differs between the running process and the one ``start`` would start
+        (``name: old → new``), so a restart can say why."""
+        rec = self.record()
+        old = rec.info if rec is not None else {}
+        new = self.fingerprint()
+        return [
+            f"{key}: {old.get(key, '-')} → {new.get(key, '-')}"
+            for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)
+        ]
+
+    def status(self) -> ServiceStatus:
+        """Running only while our process is alive and answers ``health_path``; a live
+        process that does not answer is ``unhealthy``."""
+        status = self._status(
+            f"{self.host}:{self.port}", f"{self.base_url}{self.health_path}", self.details()
+        )
+        if status.state == "running" and not self.healthy():
+            status.state = "unhealthy"
+        return status
 
     def start(self) -> ServiceStatus:
         rec = spawn(

@@ -44,7 +44,7 @@ class PortSpec:
 @dataclass
 class ServiceStatus:
     name: str
-    state: str  # running | stopped | external | unreachable
+    state: str  # running | stopped | external | unreachable | unhealthy
     pid: int | None = None
     address: str | None = None
     url: str | None = None

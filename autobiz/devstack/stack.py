@@ -1,8 +1,17 @@
-"""The local stack as a whole: start in order, report, stop what we started."""
+"""The local stack as a whole: start in order, report, stop what we started.
+
+Which config directory the worker runs on: the one asked for (``dev up --config DIR``,
+``autobiz demo``), else the one the stack's worker runs on (or last ran on, until
+``dev down``: a plain ``dev up`` after ``autobiz demo`` keeps the demo's worker), else
+``settings.config_dir``. Everything that can fail without a process starting (the
+configs compile, the ports are free) is checked before a running service is touched: a
+failed ``up`` stops no healthy service.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from autobiz.business_config import load_configs
 from autobiz.db.dsn import admin_dsn
@@ -22,7 +31,10 @@ from autobiz.devstack.services import (
     TemporalDevServer,
 )
 from autobiz.devstack.worker_service import WorkerService
+from autobiz.errors import ConfigError
 from autobiz.settings import Settings
+from kernel.codes import ErrorCode
+from kernel.config import BusinessConfig
 
 Progress = Callable[[str], None]
 
@@ -32,10 +44,20 @@ def _quiet(_: str) -> None:
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, config_dir: Path | None = None) -> None:
         self.home = settings.home_dir
         self.pidfiles = PidFiles(self.home / "run")
+        # Where the configs come from, and why (shown by ``up``).
+        self.config_source = "settings"
+        if config_dir is not None:
+            settings = settings.model_copy(
+                update={"config_dir": config_dir.expanduser().absolute()}
+            )
+            self.config_source = "asked"
+        elif (running := self._worker_config()) is not None:
+            settings = settings.model_copy(update={"config_dir": running})
+            self.config_source = "worker"
+        self.settings = settings
         postgres: Service = (
             ExternalPostgres(settings, self.pidfiles)
             if settings.database_url is not None
@@ -64,21 +86,49 @@ class Stack:
             app.tenants_file = self.secrets_file
         self.applications: list[Service] = [sandbox, ingress, self.worker]
 
+    def _worker_config(self) -> Path | None:
+        """The config directory the stack's worker runs on, or last ran on if it died
+        (its pid file stays until ``dev down``)."""
+        rec = self.pidfiles.read(WorkerService.name)
+        if rec is None or not rec.info.get("config_dir"):
+            return None
+        return Path(rec.info["config_dir"])
+
     @property
     def services(self) -> list[Service]:
         return [*self.infrastructure, *self.applications]
 
+    def load_configs(self) -> dict[str, BusinessConfig]:
+        """The worker's tenant configs, compiled: the same check the worker makes at
+        start, made before any running service is touched."""
+        config_dir = self.settings.config_dir
+        if not config_dir.is_dir():
+            raise ConfigError(
+                f"the config directory {config_dir} does not exist",
+                code=ErrorCode.CONFIG_MISSING,
+                hint="set AUTOBIZ_CONFIG_DIR or pass --config DIR (a relative path is "
+                "resolved against the current directory)",
+            )
+        return load_configs(config_dir)
+
     def up(self, progress: Progress = _quiet) -> tuple[list[ServiceStatus], MigrationReport]:
         require_sandbox("the local stack")  # before anything starts
+        configs = self.load_configs()
+        if self.config_source == "worker":
+            progress(
+                f"worker keeps its config {self.settings.config_dir} "
+                "(`dev up --config DIR` switches it)"
+            )
         self.home.mkdir(parents=True, exist_ok=True)
-        configs = load_configs(self.settings.config_dir)
         ensure_dev_secrets(self.settings, configs)
-        for service in self.applications:
-            if isinstance(service, HttpAppService) and service.outdated():
-                progress(f"restarting {service.name} (its settings changed)")
-                service.stop()
         to_start = [s for s in self.services if s.status().state in ("stopped", "unreachable")]
-        # Check every port before starting anything, so a conflict starts nothing.
+        restart = [
+            s
+            for s in self.applications
+            if s not in to_start and isinstance(s, HttpAppService) and s.outdated()
+        ]
+        # Check every port before starting (or stopping) anything, so a conflict starts
+        # nothing and leaves every running service running.
         for service in to_start:
             service.check_ports()
         started: list[Service] = []
@@ -91,6 +141,11 @@ class Stack:
                 f"tenants from {self.settings.config_dir}: {', '.join(sorted(configs))}"
                 + (f" ({', '.join(created)} new)" if created else "")
             )
+            for service in restart:
+                assert isinstance(service, HttpAppService)
+                progress(f"restarting {service.name} ({'; '.join(service.changes())})")
+                service.stop()
+                to_start.append(service)
             self._start(self.applications, to_start, started, progress)
         except BaseException:
             for service in reversed(started):

@@ -2,14 +2,15 @@
 
 Healthy when its Prometheus endpoint answers (the SDK runtime serves it once the worker
 has loaded and compiled every tenant config and connected). It is started with the
-stack's config directory; ``autobiz demo`` runs it with the demo's config (short
-durations), so a worker started with another directory is restarted.
+stack's config directory (``Stack`` decides which: asked for, else the running worker's,
+else ``settings.config_dir``); ``autobiz demo`` asks for the demo's config (short
+durations), so a worker running on another directory is restarted, and says so.
 """
 
 from __future__ import annotations
 
 from autobiz.devstack.app_service import HttpAppService
-from autobiz.devstack.process import PidFiles
+from autobiz.devstack.process import PidFiles, ProcessRecord
 from autobiz.devstack.services import PortSpec
 from autobiz.settings import Settings
 
@@ -35,6 +36,12 @@ class WorkerService(HttpAppService):
     @property
     def config_dir(self) -> str:
         return str(self.settings.config_dir.expanduser().resolve())
+
+    def record(self) -> ProcessRecord | None:
+        """The live worker's record. A dead worker's pid file is kept (until ``dev down``):
+        the config directory in it is the one ``dev up`` starts the worker on again."""
+        rec = self.pidfiles.read(self.name)
+        return rec if rec is not None and rec.alive() else None
 
     def listens_on(self) -> tuple[str, int]:
         return self._host, self._port
