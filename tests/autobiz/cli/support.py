@@ -112,7 +112,11 @@ def in_process_env(
     **extra: str,
 ) -> dict[str, str]:
     """The environment of the CLI run in this process (:func:`run_in_process`) against
-    the harness's worker, tenant and ``config_dir``; ``extra`` variables on top."""
+    the harness's worker and tenant, ``config_dir`` given the tenant's config (the demo
+    shop's, renamed); ``extra`` variables on top."""
+    (config_dir / "shop.yaml").write_text(
+        DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")
+    )
     host, port = temporal_env.client.service_client.config.target_host.rsplit(":", 1)
     return {
         "AUTOBIZ_CONFIG_DIR": str(config_dir),

@@ -21,7 +21,7 @@ from tests.autobiz.cli.support import run_in_process as _cli
 from tests.conftest import new_tenant
 from tests.support.postgres import ProvisionedDatabase
 from tests.workflows.closeout.support import fulfilled_order, local_today
-from tests.workflows.support import DEMO_CONFIG, Harness
+from tests.workflows.support import Harness
 from workflows.closeout.models import CloseoutWrite, DayWindow, MetricRow
 
 pytestmark = pytest.mark.integration
@@ -71,9 +71,6 @@ async def test_run_report_and_the_audited_admin_view(
     tmp_path: Path,
 ) -> None:
     h = harness
-    (tmp_path / "shop.yaml").write_text(
-        DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")
-    )
     env = in_process_env(
         h, temporal_env, pg_database, tmp_path, AUTOBIZ_DATABASE_URL=pg_database.admin_dsn
     )

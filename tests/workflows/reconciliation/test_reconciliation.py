@@ -24,7 +24,7 @@ from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
 from tests.support.ledger import record_capture
 from tests.support.postgres import ProvisionedDatabase
-from tests.workflows.support import DEMO_CONFIG, FAST, Harness, eventually, ship_printful
+from tests.workflows.support import FAST, Harness, eventually, ship_printful
 from workflows.common.models import ApprovalTiming
 from workflows.ids import reconcile_schedule_id
 from workflows.orders.models import OrderFulfillResult, ShipmentNotice
@@ -350,9 +350,6 @@ async def test_cli_runs_lists_and_schedules(
     tmp_path: Path,
 ) -> None:
     h = harness
-    (tmp_path / "shop.yaml").write_text(
-        DEMO_CONFIG.read_text().replace("tenant: demo-shop", f"tenant: {h.tenant}")
-    )
     env = in_process_env(h, temporal_env, pg_database, tmp_path)
     order_id, pi = await h.captured_order("20.00")
     await record_capture(h.db, h.tenant, order_id, pi, 2000)
