@@ -309,14 +309,23 @@ async def running_harness(
         )
 
 
-@pytest.fixture
-async def harness(
-    temporal_env: WorkflowEnvironment,
-    sandbox: Sandbox,
-    database: Database,
-    tenant: str,
-    task_queue: str,
-) -> AsyncIterator[Harness]:
-    client = await connect_to(temporal_env)
-    async with running_harness(client, sandbox, database, tenant, task_queue) as harness:
-        yield harness
+def harness_fixture(name: str, configure: Callable[[str], BusinessConfig]) -> Any:
+    """A fixture ``name``: a :class:`Harness` on the session's dev server whose worker
+    runs the test tenant with ``configure(tenant)`` as its config."""
+
+    async def fixture(
+        temporal_env: WorkflowEnvironment,
+        sandbox: Sandbox,
+        database: Database,
+        tenant: str,
+        task_queue: str,
+    ) -> AsyncIterator[Harness]:
+        client = await connect_to(temporal_env)
+        config = configure(tenant)
+        async with running_harness(client, sandbox, database, tenant, task_queue, config) as h:
+            yield h
+
+    return pytest.fixture(name=name)(fixture)
+
+
+harness = harness_fixture("harness", tenant_config)

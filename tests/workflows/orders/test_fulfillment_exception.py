@@ -5,13 +5,11 @@ exception flow; the outcome is judged by the sandbox's providers and Temporal.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from autobiz.db.database import Database
 from autobiz.demo.exception_cases import CORRECTED, ORDER_UPDATE
@@ -20,12 +18,10 @@ from starters.flows import decide, flow_status
 from tests.ingress.test_end_to_end import delivering_webhooks
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
-from tests.support.sandbox import Sandbox
 from tests.workflows.support import (
     Harness,
-    connect_to,
     eventually,
-    running_harness,
+    harness_fixture,
     ship_printful,
     tenant_config,
 )
@@ -264,19 +260,11 @@ def exception_settings(tenant: str, **update: Any) -> BusinessConfig:
     return config.model_copy(update={"fulfillment_exception": settings})
 
 
-@pytest.fixture
-async def quick_escalation(
-    temporal_env: WorkflowEnvironment,
-    sandbox: Sandbox,
-    database: Database,
-    tenant: str,
-    task_queue: str,
-) -> AsyncIterator[Harness]:
-    """A harness whose tenant gives an escalation three seconds."""
-    config = exception_settings(tenant, escalation_timeout=timedelta(seconds=3))
-    client = await connect_to(temporal_env)
-    async with running_harness(client, sandbox, database, tenant, task_queue, config) as h:
-        yield h
+# A harness whose tenant gives an escalation three seconds.
+quick_escalation = harness_fixture(
+    "quick_escalation",
+    lambda tenant: exception_settings(tenant, escalation_timeout=timedelta(seconds=3)),
+)
 
 
 async def test_an_escalation_nobody_decides_fails_closed(
@@ -360,19 +348,8 @@ async def test_escalated_and_decided_fix_rereads_shopify(
     assert done.state == "completed" and done.tracking_number == tracking
 
 
-@pytest.fixture
-async def one_retry(
-    temporal_env: WorkflowEnvironment,
-    sandbox: Sandbox,
-    database: Database,
-    tenant: str,
-    task_queue: str,
-) -> AsyncIterator[Harness]:
-    """A harness whose tenant re-submits a transient failure once per order."""
-    config = exception_settings(tenant, max_retries=1)
-    client = await connect_to(temporal_env)
-    async with running_harness(client, sandbox, database, tenant, task_queue, config) as h:
-        yield h
+# A harness whose tenant re-submits a transient failure once per order.
+one_retry = harness_fixture("one_retry", lambda tenant: exception_settings(tenant, max_retries=1))
 
 
 async def test_retries_are_bounded_per_order(one_retry: Harness, database: Database) -> None:
