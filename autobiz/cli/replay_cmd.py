@@ -32,7 +32,7 @@ from autobiz.cli.output import emit_json
 from autobiz.codec import ENCODING, AesGcmCodec, CodecError
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
-from autobiz.temporal_client import connect, data_converter
+from autobiz.temporal_client import connect, data_converter, describe_target
 from kernel.codes import ErrorCode
 from kernel.redaction import redact_text
 
@@ -146,9 +146,9 @@ async def _fetch_history(
         client = await connect(settings)
     except RuntimeError as exc:
         raise ReplayError(
-            f"cannot reach Temporal at {settings.temporal.address}: {exc}",
+            f"cannot reach Temporal at {describe_target(settings)}: {exc}",
             code=ErrorCode.TEMPORAL_UNAVAILABLE,
-            hint="is the server up? (autobiz dev up, or AUTOBIZ_TEMPORAL__HOST/PORT)",
+            hint="is the server up? (autobiz dev up, or AUTOBIZ_TEMPORAL__ADDRESS)",
         ) from None
     try:
         return await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
