@@ -35,13 +35,21 @@ class TemporalSettings(BaseModel):
 
     model_config = {"populate_by_name": True}
 
-    host: str = "127.0.0.1"
-    port: int = 7233
-    ui_port: int = 8233
-    http_port: int = 7243
-    metrics_port: int = 7244
-    namespace: str = "default"
-    task_queue: str = "autobiz"
+    host: str = Field(
+        default="127.0.0.1", description="Host of the embedded dev server (and its UI)."
+    )
+    port: int = Field(default=7233, description="The dev server's frontend (gRPC) port.")
+    ui_port: int = Field(default=8233, description="The dev server's Web UI port.")
+    http_port: int = Field(default=7243, description="The dev server's HTTP API port.")
+    metrics_port: int = Field(default=7244, description="The dev server's metrics port.")
+    namespace: str = Field(
+        default="default",
+        description="The Temporal namespace; unset here: TEMPORAL_NAMESPACE, else ``default``.",
+    )
+    task_queue: str = Field(
+        default="autobiz",
+        description="The task queue the worker polls and the flows are started on.",
+    )
     # A remote frontend (``ns.acct.tmprl.cloud:7233``); wins over host/port and TEMPORAL_*.
     address_override: str | None = Field(default=None, alias="address")
     # Temporal Cloud API key: sent as ``authorization: Bearer``; implies TLS.
@@ -72,49 +80,98 @@ class TemporalSettings(BaseModel):
 class PostgresSettings(BaseModel):
     """The embedded PostgreSQL used when no ``AUTOBIZ_DATABASE_URL`` is given."""
 
-    host: str = "127.0.0.1"
-    port: int = 5433
-    app_role: str = "autobiz_app"
-    app_password: SecretStr | None = None
-    pool_min_size: int = 1
-    pool_max_size: int = 10
+    host: str = Field(default="127.0.0.1", description="Host of the embedded PostgreSQL.")
+    port: int = Field(default=5433, description="Port of the embedded PostgreSQL.")
+    app_role: str = Field(
+        default="autobiz_app",
+        description="The application role (no table ownership, no BYPASSRLS).",
+    )
+    app_password: SecretStr | None = Field(
+        default=None, description="The application role's password; None: the dev stack's own."
+    )
+    pool_min_size: int = Field(default=1, description="Connections the pool keeps open.")
+    pool_max_size: int = Field(default=10, description="Most connections the pool opens.")
 
 
 class StripeSettings(BaseModel):
-    api_base: str = "http://127.0.0.1:8766/stripe"
-    api_key: SecretStr = SecretStr("sk_test_autobiz_sandbox")
-    webhook_secret: SecretStr = SecretStr("whsec_autobiz_sandbox")
-    timeout_seconds: float = 10.0
+    api_base: str = Field(
+        default="http://127.0.0.1:8766/stripe",
+        description="Stripe's API base URL; unset: the sandbox's ``/stripe``.",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr("sk_test_autobiz_sandbox"),
+        description="The default tenant's Stripe secret key.",
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr("whsec_autobiz_sandbox"),
+        description="The default tenant's Stripe webhook signing secret.",
+    )
+    timeout_seconds: float = Field(
+        default=10.0, description="Per-request timeout of the Stripe client."
+    )
 
 
 class ShopifySettings(BaseModel):
     # ``{shop}`` is replaced by the tenant's shop domain (``https://{shop}`` at Shopify).
     api_base: str = "http://127.0.0.1:8766/shopify/{shop}"
-    shop_domain: str = "autobiz-demo.myshopify.com"
+    shop_domain: str = Field(
+        default="autobiz-demo.myshopify.com", description="The default tenant's shop domain."
+    )
     # Pinned. 2026-01 is the first version whose refundCreate takes @idempotent(key:).
     api_version: str = "2026-01"
-    access_token: SecretStr = SecretStr("shpat_autobiz_sandbox")
-    webhook_secret: SecretStr = SecretStr("shpss_autobiz_sandbox")
-    webhook_previous_secret: SecretStr | None = None
-    timeout_seconds: float = 10.0
+    access_token: SecretStr = Field(
+        default=SecretStr("shpat_autobiz_sandbox"),
+        description="The default tenant's Admin API access token.",
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr("shpss_autobiz_sandbox"),
+        description="The default tenant's webhook HMAC secret.",
+    )
+    webhook_previous_secret: SecretStr | None = Field(
+        default=None, description="The secret before a rotation, still accepted while set."
+    )
+    timeout_seconds: float = Field(
+        default=10.0, description="Per-request timeout of the Shopify client."
+    )
     # Longest the client waits for the cost bucket to refill before it gives up with a
     # retryable RateLimited (Temporal then backs off).
     max_throttle_wait_seconds: float = 2.0
 
 
 class PrintfulSettings(BaseModel):
-    api_base: str = "http://127.0.0.1:8766/printful"
-    api_token: SecretStr = SecretStr("pf_autobiz_sandbox")
-    webhook_secret: SecretStr = SecretStr("pfwh_autobiz_sandbox")
-    store_id: str = "1"
-    timeout_seconds: float = 10.0
+    api_base: str = Field(
+        default="http://127.0.0.1:8766/printful",
+        description="Printful's API base URL; unset: the sandbox's ``/printful``.",
+    )
+    api_token: SecretStr = Field(
+        default=SecretStr("pf_autobiz_sandbox"),
+        description="The default tenant's Printful API token.",
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr("pfwh_autobiz_sandbox"),
+        description="The default tenant's Printful webhook secret.",
+    )
+    store_id: str = Field(default="1", description="The default tenant's Printful store id.")
+    timeout_seconds: float = Field(
+        default=10.0, description="Per-request timeout of the Printful client."
+    )
 
 
 class SendGridSettings(BaseModel):
-    api_base: str = "http://127.0.0.1:8766/sendgrid"
-    api_key: SecretStr = SecretStr("SG.autobiz_sandbox.key")
-    from_email: str = "shop@autobiz.test"
-    timeout_seconds: float = 10.0
+    api_base: str = Field(
+        default="http://127.0.0.1:8766/sendgrid",
+        description="SendGrid's API base URL; unset: the sandbox's ``/sendgrid``.",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr("SG.autobiz_sandbox.key"),
+        description="The default tenant's SendGrid API key.",
+    )
+    from_email: str = Field(
+        default="shop@autobiz.test", description="The sender address of every message."
+    )
+    timeout_seconds: float = Field(
+        default=10.0, description="Per-request timeout of the SendGrid client."
+    )
     # None: on everywhere except production (mail is accepted, never delivered).
     sandbox_mode: bool | None = None
     # One dynamic template per message kind.
@@ -143,12 +200,17 @@ class SendGridSettings(BaseModel):
 class LlmSettings(BaseModel):
     """The LLM client (``llm.complete``): the offline template model unless configured."""
 
-    provider: Literal["template", "openai_compatible"] = "template"
+    provider: Literal["template", "openai_compatible"] = Field(
+        default="template",
+        description="``template``: the offline model; ``openai_compatible``: the one at base_url.",
+    )
     # An OpenAI-compatible server (OpenAI, vLLM, Ollama); ``/v1/chat/completions`` is added.
     base_url: str = "http://127.0.0.1:11434"
     # The models this worker serves; a flow pins one of them (and the fallback) per run.
     primary_model: str = "template-v1"
-    fallback_model: str | None = None
+    fallback_model: str | None = Field(
+        default=None, description="The model tried when the primary fails; None: no fallback."
+    )
     # Per model attempt: primary and fallback together stay inside the tool's 60 s.
     timeout_seconds: float = Field(default=20.0, gt=0, le=29)
     # Per tenant in the secrets (``llm_api_key``); this one is the default tenant's.
@@ -156,8 +218,11 @@ class LlmSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8766
+    host: str = Field(default="127.0.0.1", description="Host the provider sandbox listens on.")
+    port: int = Field(
+        default=8766,
+        description="Port the provider sandbox listens on (the providers' api_base follow it).",
+    )
     # Base URL webhooks go to (``{target}/stripe``, ``/shopify``, ``/printful``); settable
     # at run time through ``POST /_control/webhooks``. None: events wait until one is set.
     webhook_target: str | None = None
@@ -165,8 +230,12 @@ class SandboxSettings(BaseModel):
     # ({tenant: {stripe_api_key: ..., shopify_shop_domain: ..., ...}}); the settings'
     # provider credentials are always one account (ingress.default_tenant's).
     accounts_file: Path | None = None
-    webhook_max_attempts: int = 5
-    webhook_retry_seconds: float = 0.5
+    webhook_max_attempts: int = Field(
+        default=5, description="Deliveries of one webhook before the sandbox gives up."
+    )
+    webhook_retry_seconds: float = Field(
+        default=0.5, description="Wait between webhook delivery attempts."
+    )
     # Bearer token for the control API (/_control). None: the sandbox makes one at each
     # start and writes it to $AUTOBIZ_HOME/sandbox/control_token (0600), where clients
     # read it (sandbox.control_auth).
@@ -176,20 +245,28 @@ class SandboxSettings(BaseModel):
 class IngressSettings(BaseModel):
     """The webhook receiver (`autobiz ingress`, DESIGN §7)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8780
+    host: str = Field(default="127.0.0.1", description="Host the webhook ingress listens on.")
+    port: int = Field(default=8780, description="Port the webhook ingress listens on.")
     # Largest body accepted; checked on Content-Length before any hashing (413).
     max_body_bytes: int = Field(default=1_048_576, gt=0)
-    stripe_tolerance_seconds: int = Field(default=300, gt=0)
+    stripe_tolerance_seconds: int = Field(
+        default=300, gt=0, description="Largest age of a Stripe signature's timestamp."
+    )
     # Events held by the ordering gate are released (flagged) after this long.
     hold_timeout_seconds: float = Field(default=60.0, gt=0)
     # How long a request waits for a database connection before answering 503.
     db_timeout_seconds: float = Field(default=3.0, gt=0)
-    relay_poll_seconds: float = Field(default=1.0, gt=0)
-    relay_batch_size: int = Field(default=50, gt=0)
+    relay_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the relay looks for events to hand off."
+    )
+    relay_batch_size: int = Field(
+        default=50, gt=0, description="Events the relay hands off per poll."
+    )
     # A hand-off that keeps failing is dead-lettered after this many attempts.
     relay_max_attempts: int = Field(default=50, gt=0)
-    handoff_timeout_seconds: float = Field(default=10.0, gt=0)
+    handoff_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one hand-off to Temporal."
+    )
     # The tenant the settings-level webhook secrets (stripe/shopify/printful) belong to.
     default_tenant: str = "demo-shop"
     # Optional YAML/JSON file {tenant: {stripe: [...], shopify: [...], printful: [...],
@@ -203,11 +280,17 @@ class IngressSettings(BaseModel):
 class HygieneSettings(BaseModel):
     """Outside production, clients only reach these hosts and mail only these recipients."""
 
-    allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
-    allowed_email_domains: list[str] = Field(
-        default_factory=lambda: ["autobiz.test", "example.com"]
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts clients may reach outside production.",
     )
-    allowed_email_recipients: list[str] = Field(default_factory=list)
+    allowed_email_domains: list[str] = Field(
+        default_factory=lambda: ["autobiz.test", "example.com"],
+        description="Recipient domains mail may go to outside production.",
+    )
+    allowed_email_recipients: list[str] = Field(
+        default_factory=list, description="Single recipients mail may go to outside production."
+    )
 
 
 class KernelSettings(BaseModel):
@@ -219,15 +302,23 @@ class KernelSettings(BaseModel):
     codec_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: {"dev-1": SecretStr("9gMCCvz9Mx9xqc9vTsPOzf/jN2LO849n6OWJM880BZw=")}
     )
-    codec_active_key: str = "dev-1"
+    codec_active_key: str = Field(
+        default="dev-1",
+        description="The id (in ``codec_keys``) of the key new payloads are encrypted with.",
+    )
     # `autobiz codec-server`: the Temporal Web UI decodes through it with this bearer token.
     codec_server_host: str = "127.0.0.1"
-    codec_server_port: int = 8235
-    codec_server_token: SecretStr | None = None
-    codec_server_cors_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
+    codec_server_port: int = Field(default=8235, description="Port of ``autobiz codec-server``.")
+    codec_server_token: SecretStr | None = Field(
+        default=None, description="Bearer token the Web UI sends to the codec server."
     )
-    idempotency_window_hours: int = Field(default=24, gt=0)
+    codec_server_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"],
+        description="Origins (the Web UI's) allowed to call the codec server.",
+    )
+    idempotency_window_hours: int = Field(
+        default=24, gt=0, description="How long a tool call's idempotency key is remembered."
+    )
     # A YAML/JSON price table (kernel.cost.PriceTable); None: the built-in table.
     price_table_path: Path | None = None
 
@@ -235,8 +326,12 @@ class KernelSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """`autobiz worker`: concurrency, shutdown grace and (optional) Prometheus metrics."""
 
-    max_concurrent_activities: int = Field(default=100, gt=0)
-    max_concurrent_workflow_tasks: int = Field(default=100, gt=0)
+    max_concurrent_activities: int = Field(
+        default=100, gt=0, description="Activities one worker runs at once."
+    )
+    max_concurrent_workflow_tasks: int = Field(
+        default=100, gt=0, description="Workflow tasks one worker runs at once."
+    )
     # How long in-flight activities get to finish after SIGTERM before they are cancelled.
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     # "127.0.0.1:9464" serves the SDK's runtime metrics there; None: no endpoint.
@@ -263,8 +358,14 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    env: Environment = Environment.DEVELOPMENT
-    home: Path = Path(".autobiz")
+    env: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="The environment; production refuses the sandbox, dev keys, public defaults.",
+    )
+    home: Path = Field(
+        default=Path(".autobiz"),
+        description="Where local state lives (Temporal's SQLite, PostgreSQL data, logs, pids).",
+    )
     # Owner connection: runs migrations and the explicitly named admin path.
     database_url: SecretStr | None = None
     # Application connection (a role with no table, no BYPASSRLS). Derived from
@@ -274,7 +375,11 @@ class Settings(BaseSettings):
     # autobiz.providers.tenant_clients.CREDENTIALS and *_webhook_secret), read again when it
     # changes; values are cached this long, so a rotation takes effect within it.
     secrets_file: Path | None = None
-    secrets_cache_seconds: float = Field(default=60.0, ge=0)
+    secrets_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long the secrets file's values are cached (a rotation takes this long).",
+    )
     # The tenants' BusinessConfig directory. A relative path is resolved against the
     # current directory when the settings are read (so every process the stack starts is
     # handed an absolute path); an error about it names the absolute path it tried.
@@ -285,7 +390,10 @@ class Settings(BaseSettings):
     demo_config_dir: Path = Field(
         default_factory=lambda: packaged_demo_config_dir(), validate_default=True
     )
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO",
+        description="Log level of the processes (``log.level`` overrides it for log lines).",
+    )
 
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)

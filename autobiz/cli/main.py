@@ -28,6 +28,7 @@ from autobiz.cli import (
     reconcile_cmd,
     replay_cmd,
     sandbox,
+    settings_cmd,
     tools_cmd,
     wismo_cmd,
     worker_cmd,
@@ -47,6 +48,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
+app.add_typer(settings_cmd.app, name="settings")  # docs/settings.md
 app.command("codec-server")(codec_cmd.codec_server)
 app.command("sandbox")(sandbox.sandbox)
 app.command("ingress")(ingress_cmd.ingress)
