@@ -232,8 +232,10 @@ def render() -> str:
             section = spec.section
             out.append(f"\n## {section or 'Top level'}\n")
             if section:
-                doc = inspect.getdoc(Settings.model_fields[section].annotation) or ""
-                if doc and not doc.startswith("Usage docs:"):
+                # The section's own docstring only (not one inherited from BaseModel).
+                model = Settings.model_fields[section].annotation
+                doc = inspect.cleandoc(vars(model).get("__doc__") or "")
+                if doc:
                     out.append(" ".join(doc.split("\n\n")[0].split()) + "\n")
             out.append("| variable | type | default | description |")
             out.append("|---|---|---|---|")

@@ -35,5 +35,7 @@ def test_the_page_holds_no_secret_default() -> None:
 
 
 def test_the_page_does_not_depend_on_the_machine() -> None:
-    assert str(Path.home()) not in render()
-    assert str(PAGE.parents[1]) not in render()
+    page = render()
+    assert str(Path.home()) not in page
+    assert str(PAGE.parents[1]) not in page
+    assert "Usage Documentation" not in page  # pydantic's BaseModel docstring, per version
