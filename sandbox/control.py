@@ -28,6 +28,10 @@ GET    /_control/stripe/payment_intents       every PaymentIntent (for assertion
 GET    /_control/accounts                     the merchant accounts hosted (tenants, shops)
 POST   /_control/accounts                     add or replace one (SandboxAccount)
 GET    /_control/printful/orders              every Printful order
+POST   /_control/trigger                      make a provider event happen (TriggerRequest:
+                                              {"event", "tenant", "order", ...}) ->
+                                              {"event", "provider", "tenant", "object"};
+                                              an unknown event is 400 with "supported"
 
 Every call but ``GET /health`` needs ``Authorization: Bearer <token>``, any call with an
 ``Origin`` must be same-origin, and POSTs must be ``application/json``
@@ -53,6 +57,7 @@ from sandbox.printful_api import AdvanceRequest, PrintfulProblem
 from sandbox.sendgrid_api import InboundEmail
 from sandbox.shopify_api import SeedOrder
 from sandbox.state import SandboxState
+from sandbox.triggers import EVENTS, TriggerRefused, TriggerRequest, run_trigger
 from sandbox.webhooks import WebhookConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -158,6 +163,15 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
     async def printful_orders(_: Request) -> Response:
         return JSONResponse({"data": list(state.printful.orders.values())})
 
+    async def trigger(request: Request) -> Response:
+        try:
+            body = await _parse(request, TriggerRequest)
+            return JSONResponse(await run_trigger(state, str(request.base_url), body))
+        except TriggerRefused as exc:
+            return JSONResponse(
+                {"error": exc.message, "supported": sorted(EVENTS)}, status_code=exc.status
+            )
+
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             if (refusal := check_control_request(request, token)) is not None:
@@ -189,4 +203,5 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         Route("/sendgrid/inbound", guarded(sendgrid_inbound), methods=["POST"]),
         Route("/stripe/payment_intents", guarded(stripe_pis), methods=["GET"]),
         Route("/accounts", guarded(accounts), methods=["GET", "POST"]),
+        Route("/trigger", guarded(trigger), methods=["POST"]),
     ]

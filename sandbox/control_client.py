@@ -12,6 +12,16 @@ from autobiz.settings import Settings, get_settings
 from sandbox.control_auth import read_control_token
 
 
+def _refuse_bad_token(response: httpx.Response) -> None:
+    if response.status_code == 401:
+        raise AutobizError(
+            "the sandbox refused the control call: no or a wrong control token",
+            code="SANDBOX_TOKEN_MISSING",
+            hint="set AUTOBIZ_SANDBOX__CONTROL_TOKEN, or run with the AUTOBIZ_HOME the "
+            "sandbox wrote sandbox/control_token under",
+        )
+
+
 class SandboxControl:
     """The control API with its bearer token: ``token``, else the one ``settings`` (default:
     the environment's) name — ``AUTOBIZ_SANDBOX__CONTROL_TOKEN`` or the file the sandbox
@@ -39,13 +49,7 @@ class SandboxControl:
         if body is None and method == "POST":
             body = {}  # POSTs are always application/json
         response = await self._http.request(method, path, json=body)
-        if response.status_code == 401:
-            raise AutobizError(
-                "the sandbox refused the control call: no or a wrong control token",
-                code="SANDBOX_TOKEN_MISSING",
-                hint="set AUTOBIZ_SANDBOX__CONTROL_TOKEN, or run with the AUTOBIZ_HOME the "
-                "sandbox wrote sandbox/control_token under",
-            )
+        _refuse_bad_token(response)
         response.raise_for_status()
         return response.json()
 
@@ -113,6 +117,13 @@ class SandboxControl:
         "answer"}`` (the ingress's status code and body)."""
         result: dict[str, Any] = await self._call("POST", "/sendgrid/inbound", email)
         return result
+
+    async def trigger(self, event: str, **options: Any) -> httpx.Response:
+        """``POST /trigger``: make ``event`` happen (:class:`sandbox.triggers.TriggerRequest`);
+        the raw answer, so a caller can tell a refused trigger (4xx) from a broken one."""
+        response = await self._http.post("/trigger", json={"event": event, **options})
+        _refuse_bad_token(response)
+        return response
 
     async def stripe_payment_intents(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = (await self._call("GET", "/stripe/payment_intents"))["data"]

@@ -50,7 +50,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(settings_cmd.app, name="settings")  # docs/settings.md
 app.command("codec-server")(codec_cmd.codec_server)
-app.command("sandbox")(sandbox.sandbox)
+app.add_typer(sandbox.app, name="sandbox")
 app.command("ingress")(ingress_cmd.ingress)
 app.command("demo")(demo_cmd.demo)
 app.command("worker")(worker_cmd.worker)
