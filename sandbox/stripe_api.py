@@ -519,6 +519,9 @@ class StripeSandbox:
             pi["amount_received"] = pi["amount"]
             self._charge_settled(ch, pi["amount"])
             self._emit("payment_intent.succeeded", pi, ctx)
+            if pm == "pm_card_createDispute":
+                ch["disputed"] = True
+                self._emit("charge.dispute.created", objects.dispute(ch=ch), ctx)
         return pi
 
     def capture_pi(

@@ -15,6 +15,8 @@ TEST_PAYMENT_METHODS: dict[str, tuple[str, str | None, str] | None] = {
     "pm_card_mastercard": None,
     "pm_card_amex": None,
     "pm_card_visa_debit": None,
+    # Succeeds, then the cardholder disputes it: charge.dispute.created follows.
+    "pm_card_createDispute": None,
     "pm_card_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
     "pm_card_chargeDeclinedInsufficientFunds": (
         "card_declined",
@@ -228,6 +230,68 @@ def refund(
         "status": "succeeded",
         "transfer_reversal": None,
     }
+
+
+def dispute(*, ch: dict[str, Any]) -> dict[str, Any]:
+    """The dispute Stripe opens on ``ch`` for the ``pm_card_createDispute`` test card
+    (the 2023-08-16 spec's ``dispute``: every required field; no evidence yet)."""
+    return {
+        "id": new_id("dp"),
+        "object": "dispute",
+        "amount": ch["amount"],
+        "balance_transactions": [],
+        "charge": ch["id"],
+        "created": now(),
+        "currency": ch["currency"],
+        "evidence": dict.fromkeys(DISPUTE_EVIDENCE_FIELDS),
+        "evidence_details": {
+            "due_by": now() + 7 * 86_400,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": ch["payment_intent"],
+        "payment_method_details": {
+            "card": {"brand": "visa", "network_reason_code": "10.4"},
+            "type": "card",
+        },
+        "reason": "fraudulent",
+        "status": "needs_response",
+    }
+
+
+DISPUTE_EVIDENCE_FIELDS = (
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
 
 
 # Stripe's standard pricing for domestic cards (https://stripe.com/pricing): 2.9% + 30

@@ -6,7 +6,9 @@ send (its shape, its account's signature, the events around it):
 
 - Stripe ``payment_intent.payment_failed``: a PaymentIntent confirmed with
   ``pm_card_chargeDeclined``; ``charge.refunded``: one paid with ``pm_card_visa`` and
-  refunded (``--order`` names an existing PaymentIntent to refund instead).
+  refunded (``--order`` names an existing PaymentIntent to refund instead);
+  ``charge.dispute.created``: one paid with ``pm_card_createDispute``, which the
+  cardholder then disputes.
 - Shopify ``orders/paid``: a paid order placed in the tenant's shop; ``orders/cancelled``:
   that order (or ``--order``) cancelled with the Admin API's ``orderCancel``.
 - Printful ``shipment_sent`` / ``order_put_hold`` / ``order_failed``: an order created and
@@ -38,6 +40,7 @@ from sandbox.state import SandboxState
 EVENTS: dict[str, str] = {
     "payment_intent.payment_failed": "stripe",
     "charge.refunded": "stripe",
+    "charge.dispute.created": "stripe",
     "orders/paid": "shopify",
     "orders/cancelled": "shopify",
     "shipment_sent": "printful",
@@ -114,8 +117,10 @@ async def _stripe(http: httpx.AsyncClient, account: SandboxAccount, req: Trigger
     if req.event == "charge.refunded" and req.order:
         await post("refunds", {"payment_intent": req.order})
         return req.order
-    failing = req.event == "payment_intent.payment_failed"
-    pm = "pm_card_chargeDeclined" if failing else "pm_card_visa"
+    pm = {
+        "payment_intent.payment_failed": "pm_card_chargeDeclined",
+        "charge.dispute.created": "pm_card_createDispute",
+    }.get(req.event, "pm_card_visa")
     pi = await post(
         "payment_intents",
         {
@@ -126,7 +131,7 @@ async def _stripe(http: httpx.AsyncClient, account: SandboxAccount, req: Trigger
         },
     )
     confirmed = await post(f"payment_intents/{pi['id']}/confirm", {}, allowed=(402,))
-    if not failing:
+    if req.event == "charge.refunded":
         await post("refunds", {"payment_intent": pi["id"]})
     return str(confirmed.get("id") or pi["id"])
 

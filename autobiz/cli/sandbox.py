@@ -109,8 +109,9 @@ sandbox.__doc__ = HELP
 
 TRIGGER_HELP = """Make the running sandbox produce a provider event, as the provider would, and
 deliver it signed to the webhook target (like `stripe trigger`). EVENT is one of:
-payment_intent.payment_failed, charge.refunded (Stripe); orders/paid, orders/cancelled
-(Shopify); shipment_sent, order_put_hold, order_failed (Printful); inbound_email
+payment_intent.payment_failed, charge.refunded, charge.dispute.created (Stripe);
+orders/paid, orders/cancelled (Shopify); shipment_sent, order_put_hold, order_failed
+(Printful); inbound_email
 (SendGrid Inbound Parse: a customer's email, --from/--subject/--text).
 
 \b

@@ -76,7 +76,9 @@ def _event(sink: WebhookSink, provider: str, match: Any) -> Any:
     return wait()
 
 
-@pytest.mark.parametrize("event", ["payment_intent.payment_failed", "charge.refunded"])
+@pytest.mark.parametrize(
+    "event", ["payment_intent.payment_failed", "charge.refunded", "charge.dispute.created"]
+)
 async def test_stripe_events_arrive_signed_with_the_tenants_secret(
     event: str,
     sandbox: Sandbox,
@@ -91,6 +93,8 @@ async def test_stripe_events_arrive_signed_with_the_tenants_secret(
     assert obj["id" if event.startswith("payment_intent") else "payment_intent"] == result["object"]
     if event == "charge.refunded":
         assert obj["refunded"] is True
+    elif event == "charge.dispute.created":
+        assert obj["object"] == "dispute" and obj["status"] == "needs_response"
     else:
         assert obj["last_payment_error"]["code"] == "card_declined"
     secret = tenant.stripe_webhook_secret.encode()
