@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from autobiz.cli.flow_runtime import (
     JSON_OPT,
@@ -47,7 +47,15 @@ from autobiz.cli.flow_runtime import (
     tenant_of,
     within,
 )
-from autobiz.cli.output import console, emit_json
+from autobiz.cli.output import (
+    OUTPUT_OPT,
+    OutputFormat,
+    Rows,
+    console,
+    emit_json,
+    output_format,
+    show_rows,
+)
 from autobiz.errors import AutobizError
 from autobiz.settings import Settings, get_settings
 from kernel.codes import ErrorCode
@@ -121,30 +129,23 @@ def list_(
     ),
     limit: int = typer.Option(200, "--limit", min=1, max=10_000, help="At most this many."),
     json_out: bool = JSON_OPT,
+    output: OutputFormat | None = OUTPUT_OPT,
 ) -> None:
     """Approval requests of one tenant, across its workflows, soonest expiry first."""
     settings = get_settings()
     tenant_id = tenant_of(settings, tenant)
     views = run(_list(settings, tenant_id, include_closed=include_closed, limit=limit))
-    if json_out:
-        emit_json({"tenant_id": tenant_id, "approvals": views})
-        return
-    if not views:
-        which = "approval requests" if include_closed else "pending approvals"
-        console.print(f"no {which} for {tenant_id}", highlight=False)
-        return
+    fmt = output_format(output, json_out)
     pending = sum(1 for v in views if v["status"] == "pending")
-    table = Table(title=f"approvals for {tenant_id} ({pending} pending)", title_justify="left")
-    for col in ("request", "workflow", "action", "amount", "role", "age", "expires in", "esc"):
-        table.add_column(col, overflow="fold")
+    columns = ["request", "workflow", "action", "amount", "role", "age", "expires in", "esc"]
     if include_closed:
-        table.add_column("status")
-        table.add_column("decided by")
+        columns += ["status", "decided by"]
+    rows: list[list[str | Text]] = []
     for v in views:
         if v["status"] != "pending":
-            expires = "-"
+            expires: str | Text = "-"
         elif v["expired"]:
-            expires = "[red]expired[/]"
+            expires = Text("expired", style="red")
         else:
             expires = format_seconds(v["expires_in_seconds"])
         cells = [
@@ -159,9 +160,20 @@ def list_(
         ]
         if include_closed:
             cells += [v["status"], v["decided_by"] or "-"]
-        table.add_row(*cells)
-    console.print(table)
-    if any(v["options"] or v["draft"] is not None for v in views):
+        rows.append(cells)
+    which = "approval requests" if include_closed else "pending approvals"
+    show_rows(
+        fmt,
+        Rows(
+            f"approvals for {tenant_id} ({pending} pending)",
+            columns,
+            rows,
+            ids={"request", "workflow"},
+            empty=f"no {which} for {tenant_id}",
+        ),
+        {"tenant_id": tenant_id, "approvals": views},
+    )
+    if fmt is OutputFormat.table and any(v["options"] or v["draft"] is not None for v in views):
         console.print(
             "some requests offer options or carry a draft: `autobiz approvals show <request>`",
             highlight=False,
@@ -771,6 +783,7 @@ def keys_list(
     approver: str | None = typer.Option(None, "--as", help="Only this approver's keys."),
     tenant: str | None = TENANT_OPT,
     json_out: bool = JSON_OPT,
+    output: OutputFormat | None = OUTPUT_OPT,
 ) -> None:
     """The tenant's approver keys: active, expired and revoked."""
     from autobiz.approver_keys import list_keys
@@ -783,25 +796,28 @@ def keys_list(
             return await list_keys(db, tenant_id, approver)
 
     views = [_key_view(r) for r in run(rows())]
-    if json_out:
-        emit_json({"tenant_id": tenant_id, "keys": views})
-        return
-    if not views:
-        console.print(f"no approver keys for {tenant_id}", highlight=False)
-        return
-    table = Table(title=f"approver keys for {tenant_id}", title_justify="left")
-    for col in ("key", "approver", "state", "created", "expires", "revoked"):
-        table.add_column(col, overflow="fold")
-    for v in views:
-        table.add_row(
+    cells: list[list[str | Text]] = [
+        [
             v["key_id"],
             v["approver"],
             v["state"],
             v["created_at"] or "-",
             v["expires_at"] or "-",
             v["revoked_at"] or "-",
-        )
-    console.print(table)
+        ]
+        for v in views
+    ]
+    show_rows(
+        output_format(output, json_out),
+        Rows(
+            f"approver keys for {tenant_id}",
+            ["key", "approver", "state", "created", "expires", "revoked"],
+            cells,
+            ids={"key", "approver"},
+            empty=f"no approver keys for {tenant_id}",
+        ),
+        {"tenant_id": tenant_id, "keys": views},
+    )
 
 
 @keys_app.command("refresh")

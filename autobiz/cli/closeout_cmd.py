@@ -25,7 +25,6 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from autobiz.cli.flow_runtime import (
     JSON_OPT,
@@ -40,7 +39,16 @@ from autobiz.cli.flow_runtime import (
     temporal_errors,
     tenant_of,
 )
-from autobiz.cli.output import console, emit_json
+from autobiz.cli.output import (
+    OUTPUT_OPT,
+    OutputFormat,
+    Rows,
+    console,
+    emit_json,
+    err_console,
+    output_format,
+    show_rows,
+)
 from autobiz.errors import AutobizError
 from autobiz.settings import get_settings
 from kernel.codes import ErrorCode
@@ -179,6 +187,7 @@ def report_cmd(
     reason: str | None = typer.Option(None, "--reason", help="Why (--all-tenants)."),
     json_out: bool = JSON_OPT,
     csv_out: bool = typer.Option(False, "--csv", help="The metrics rows as CSV."),
+    output: OutputFormat | None = OUTPUT_OPT,
 ) -> None:
     """The daily metrics (and, for one tenant, its reports with a fresh link)."""
     settings = get_settings()
@@ -224,7 +233,7 @@ def report_cmd(
         rows, reports = run(own(tenant_id, first, last))
         scope = tenant_id
         reports = [_with_link(settings, r) for r in reports]
-    _show(rows, reports, scope, first, last, json_out=json_out, csv_out=csv_out)
+    _show(rows, reports, scope, first, last, json_out=json_out, csv_out=csv_out, output=output)
 
 
 def _with_link(settings: Any, report: dict[str, Any]) -> dict[str, Any]:
@@ -245,39 +254,47 @@ def _show(
     *,
     json_out: bool,
     csv_out: bool,
+    output: OutputFormat | None,
 ) -> None:
     from activities.closeout_activities import metric_value
 
     if csv_out:
         sys.stdout.write(_metric_rows_csv(rows))
         return
-    if json_out:
-        emit_json(
-            {
-                "scope": scope,
-                "from": first.isoformat(),
-                "to": last.isoformat(),
-                "metrics": [{**r, "value": metric_value(r["value"])} for r in rows],
-                "reports": reports,
-            }
-        )
-        return
+    fmt = output_format(output, json_out)
     title = f"daily metrics of {scope}, {first} .. {last}"
-    if not rows:
-        console.print(f"no {title}", highlight=False, markup=False)
-    else:
-        table = Table("tenant", "day", "metric", "currency", "value", title=title)
-        for r in rows:
-            table.add_row(
-                r["tenant_id"],
-                str(r["day"]),
-                r["metric"],
-                r["currency"] or "",
-                metric_value(r["value"]),
-            )
-        console.print(table)
+    show_rows(
+        fmt,
+        Rows(
+            title,
+            ["tenant", "day", "metric", "currency", "value"],
+            [
+                [
+                    r["tenant_id"],
+                    str(r["day"]),
+                    r["metric"],
+                    r["currency"] or "",
+                    metric_value(r["value"]),
+                ]
+                for r in rows
+            ],
+            ids={"tenant"},
+            empty=f"no {title}",
+        ),
+        {
+            "scope": scope,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "metrics": [{**r, "value": metric_value(r["value"])} for r in rows],
+            "reports": reports,
+        },
+    )
+    if fmt is OutputFormat.json:
+        return
+    # The report lines are not rows: in a pipe they go to stderr, stdout stays the rows.
+    out = console if fmt is OutputFormat.table else err_console
     for rep in reports:
-        console.print(
+        out.print(
             f"report {rep['day']}: sha256 {rep['csv_sha256']}, written {rep['runs']}x, "
             f"{rep['drift_count']} drift; {rep['link']}",
             highlight=False,

@@ -18,11 +18,19 @@ import getpass
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from autobiz.cli.flow_runtime import JSON_OPT, TENANT_OPT, database, dump, run, tenant_of
-from autobiz.cli.output import console, emit_json
+from autobiz.cli.output import (
+    OUTPUT_OPT,
+    OutputFormat,
+    Rows,
+    console,
+    emit_json,
+    err_console,
+    output_format,
+    show_rows,
+)
 from autobiz.settings import get_settings
 
 if TYPE_CHECKING:
@@ -38,19 +46,25 @@ def _actor(given: str | None) -> str:
     return given or f"cli:{getpass.getuser()}"
 
 
-def _table(rows: list[IncidentRow], title: str) -> Table:
-    table = Table("id", "kind", "check", "entity", "status", "seen", "last seen", title=title)
-    for r in rows:
-        table.add_row(
-            str(r.incident_id),
-            r.kind,
-            r.check_name,
-            Text(r.entity_ref),  # as it is: "order:a:paid" is no emoji code
-            r.status,
-            str(r.occurrences),
-            r.last_seen.isoformat(timespec="seconds"),
-        )
-    return table
+def _rows(rows: list[IncidentRow], title: str, empty: str) -> Rows:
+    return Rows(
+        title,
+        ["id", "kind", "check", "entity", "status", "seen", "last seen"],
+        [
+            [
+                str(r.incident_id),
+                r.kind,
+                r.check_name,
+                Text(r.entity_ref),  # as it is: "order:a:paid" is no emoji code
+                r.status,
+                str(r.occurrences),
+                r.last_seen.isoformat(timespec="seconds"),
+            ]
+            for r in rows
+        ],
+        ids={"id", "entity"},
+        empty=empty,
+    )
 
 
 def _print_row(row: IncidentRow) -> None:
@@ -70,6 +84,7 @@ def list_cmd(
     all_rows: bool = typer.Option(False, "--all", help="Resolved incidents too."),
     kind: str | None = typer.Option(None, "--kind", help="One invariant, e.g. INV-05."),
     json_out: bool = JSON_OPT,
+    output: OutputFormat | None = OUTPUT_OPT,
 ) -> None:
     """Incidents still open or acknowledged, most recently seen first (--json: diagnoses)."""
     settings = get_settings()
@@ -83,18 +98,18 @@ def list_cmd(
             return await fetch_incidents(db, tenant_id, statuses=statuses, kind=kind)
 
     rows = run(main())
-    if json_out:
-        emit_json([dump(r) for r in rows])
+    fmt = output_format(output, json_out)
+    empty = f"no {'' if all_rows else 'open '}incidents for {tenant_id}"
+    show_rows(fmt, _rows(rows, f"incidents of {tenant_id}", empty), [dump(r) for r in rows])
+    if fmt is OutputFormat.json:
         return
-    if not rows:
-        console.print(f"no {'' if all_rows else 'open '}incidents for {tenant_id}", highlight=False)
-        return
-    console.print(_table(rows, f"incidents of {tenant_id}"))
+    # What to do next is not a row: in a pipe it goes to stderr, stdout stays the rows.
+    out = console if fmt is OutputFormat.table else err_console
     for r in rows:
         action = r.diagnosis.get("recommended_action")
         if r.status != "resolved" and action:
             line = f"  {r.incident_id}: {r.summary} -> {action}"
-            console.print(line, highlight=False, markup=False, emoji=False)
+            out.print(line, highlight=False, markup=False, emoji=False)
 
 
 def _move(

@@ -33,7 +33,7 @@ from autobiz.cli import (
     wismo_cmd,
     worker_cmd,
 )
-from autobiz.cli.output import emit_json, err_console, json_emitted
+from autobiz.cli.output import emit_json, err_console, json_emitted, wants_json
 from autobiz.errors import AutobizError, ExitCode, UsageError
 from kernel.codes import ErrorCode
 from kernel.redaction import install_log_redaction
@@ -124,11 +124,10 @@ def _exit(code: str | int | None) -> NoReturn:
 def _run(argv: list[str] | None = None) -> None:
     """Dispatch ``argv``; every way out is an exit code from :class:`ExitCode` and, for a
     failure, one ``error[CODE]: message`` line and a hint (never Typer's box or a trace)."""
-    logging.basicConfig(level=os.environ.get("AUTOBIZ_LOG_LEVEL", "WARNING"))
-    install_log_redaction()  # secrets and PII never reach a log line
     args = sys.argv[1:] if argv is None else argv
-    as_json = "--json" in args
+    as_json = wants_json(args)  # then every error, even the parser's, is JSON too
     try:
+        _configure_logging()
         _check_encoding(args)
         result = app(args=args, prog_name="autobiz", standalone_mode=False)
     except AutobizError as exc:
@@ -161,6 +160,18 @@ def _run(argv: list[str] | None = None) -> None:
     # Not standalone: --help and typer.Exit come back as their exit code; a command
     # returns None.
     sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def _configure_logging() -> None:
+    try:
+        logging.basicConfig(level=os.environ.get("AUTOBIZ_LOG_LEVEL", "WARNING").upper())
+    except ValueError as exc:
+        raise AutobizError(
+            str(exc),
+            code=ErrorCode.SETTINGS_INVALID,
+            hint="AUTOBIZ_LOG_LEVEL is DEBUG, INFO, WARNING or ERROR",
+        ) from None
+    install_log_redaction()  # secrets and PII never reach a log line
 
 
 def _check_encoding(args: list[str]) -> None:

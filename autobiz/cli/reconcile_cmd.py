@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from autobiz.cli.flow_runtime import (
     JSON_OPT,
@@ -30,7 +29,15 @@ from autobiz.cli.flow_runtime import (
     temporal_errors,
     tenant_of,
 )
-from autobiz.cli.output import console, emit_json
+from autobiz.cli.output import (
+    OUTPUT_OPT,
+    OutputFormat,
+    Rows,
+    console,
+    emit_json,
+    output_format,
+    show_rows,
+)
 from autobiz.errors import AutobizError
 from autobiz.settings import get_settings
 from kernel.codes import ErrorCode
@@ -63,23 +70,27 @@ def _money(row: DriftRow) -> str:
     return format_money(amount, data.get("currency")) if isinstance(amount, int) else "-"
 
 
-def _table(rows: list[DriftRow], title: str) -> Table:
-    table = Table(
-        "id", "kind", "order", "entity", "fin.", "amount", "status", "action", "seen", title=title
+def _rows(rows: list[DriftRow], title: str, empty: str = "") -> Rows:
+    return Rows(
+        title,
+        ["id", "kind", "order", "entity", "fin.", "amount", "status", "action", "seen"],
+        [
+            [
+                str(r.drift_id),
+                r.kind,
+                r.order_id or "-",
+                r.entity_ref,
+                "yes" if r.financial else "no",
+                _money(r),
+                r.status,
+                r.action,
+                str(r.seen_count),
+            ]
+            for r in rows
+        ],
+        ids={"id", "order", "entity"},
+        empty=empty,
     )
-    for r in rows:
-        table.add_row(
-            str(r.drift_id),
-            r.kind,
-            r.order_id or "-",
-            r.entity_ref,
-            "yes" if r.financial else "no",
-            _money(r),
-            r.status,
-            r.action,
-            str(r.seen_count),
-        )
-    return table
 
 
 def _print_result(result: ReconciliationResult) -> None:
@@ -93,7 +104,7 @@ def _print_result(result: ReconciliationResult) -> None:
     if not result.drifts:
         console.print("no drift", highlight=False)
         return
-    console.print(_table(list(result.drifts), "drift"))
+    show_rows(OutputFormat.table, _rows(list(result.drifts), "drift"), None)
     for drift_id, workflow_id in sorted(result.repairs.items()):
         console.print(f"drift {drift_id}: approval pending in {workflow_id}", highlight=False)
 
@@ -149,6 +160,7 @@ def list_cmd(
     tenant: str | None = TENANT_OPT,
     all_rows: bool = typer.Option(False, "--all", help="Every row, resolved ones included."),
     json_out: bool = JSON_OPT,
+    output: OutputFormat | None = OUTPUT_OPT,
 ) -> None:
     """Drift rows still open or waiting for an approval (newest first)."""
     settings = get_settings()
@@ -163,13 +175,12 @@ def list_cmd(
             )
 
     rows = run(main())
-    if json_out:
-        emit_json([dump(r) for r in rows])
-        return
-    if not rows:
-        console.print(f"no {'' if all_rows else 'open '}drift for {tenant_id}", highlight=False)
-        return
-    console.print(_table(rows, f"drift of {tenant_id}"))
+    empty = f"no {'' if all_rows else 'open '}drift for {tenant_id}"
+    show_rows(
+        output_format(output, json_out),
+        _rows(rows, f"drift of {tenant_id}", empty),
+        [dump(r) for r in rows],
+    )
 
 
 @app.command("schedule")

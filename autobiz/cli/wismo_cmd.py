@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import typer
-from rich.table import Table
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -22,7 +21,7 @@ from autobiz.cli.flow_runtime import (
     temporal_errors,
     tenant_of,
 )
-from autobiz.cli.output import console, emit_json
+from autobiz.cli.output import OUTPUT_OPT, OutputFormat, Rows, output_format, show_rows
 from autobiz.settings import get_settings
 from workflows.common.handlers import FlowHandlers
 from workflows.common.models import FlowStatus
@@ -59,26 +58,33 @@ async def _row(client: Client, execution: WorkflowExecution) -> dict[str, Any]:
     return row
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="WISMO runs, newest first")
-    for column in ("started", "message", "order", "state", "outcome", "review", "workflow id"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            str(r["started_at"] or "-"),
-            str(r["message_id"] or "-"),
-            str(r["order_name"] or "-"),
-            str(r["state"] or r["status"]),
-            str(r["outcome"] or "-"),
-            str(r["review_reason"] or "-"),
-            str(r["workflow_id"]),
-        )
-    return table
+def _rows(rows: list[dict[str, Any]], empty: str) -> Rows:
+    return Rows(
+        "WISMO runs, newest first",
+        ["started", "message", "order", "state", "outcome", "review", "workflow id"],
+        [
+            [
+                str(r["started_at"] or "-"),
+                str(r["message_id"] or "-"),
+                str(r["order_name"] or "-"),
+                str(r["state"] or r["status"]),
+                str(r["outcome"] or "-"),
+                str(r["review_reason"] or "-"),
+                str(r["workflow_id"]),
+            ]
+            for r in rows
+        ],
+        ids={"message", "order", "workflow id"},
+        empty=empty,
+    )
 
 
 @app.command("list")
 def list_cmd(
-    tenant: str | None = TENANT_OPT, limit: int = LIMIT_OPT, json_out: bool = JSON_OPT
+    tenant: str | None = TENANT_OPT,
+    limit: int = LIMIT_OPT,
+    json_out: bool = JSON_OPT,
+    output: OutputFormat | None = OUTPUT_OPT,
 ) -> None:
     """The tenant's newest WISMO runs: message, order, state and outcome."""
     settings = get_settings()
@@ -92,7 +98,8 @@ def list_cmd(
             return [await _row(client, e) for e in executions]
 
     rows = run(main())
-    if json_out:
-        emit_json({"tenant_id": tenant_id, "runs": rows})
-        return
-    console.print(_table(rows))
+    show_rows(
+        output_format(output, json_out),
+        _rows(rows, f"no WISMO runs for {tenant_id}"),
+        {"tenant_id": tenant_id, "runs": rows},
+    )

@@ -86,7 +86,7 @@ async def test_below_threshold_refund_completes(harness: Harness, cli: Cli) -> N
     again = await cli(*request, "--request-id", started["refund_request_id"], check=False)
     assert again.refused("REQUEST_CLOSED"), again.stderr
     assert await h.refunded(pi) == 2000
-    listed = await cli("approvals", "list")
+    listed = await cli("approvals", "list", "--output", "table")
     assert f"no pending approvals for {h.tenant}" in listed.stdout
 
 
@@ -103,7 +103,7 @@ async def test_above_threshold_listed_then_approved(harness: Harness, cli: Cli) 
     assert item["required_roles"] == ["finance"] and item["status"] == "pending"
     assert item["escalation_level"] == 0 and item["expired"] is False
     assert 0 <= item["age_seconds"] < item["expires_in_seconds"] <= 24 * 3600
-    human = await cli("approvals", "list")
+    human = await cli("approvals", "list", "--output", "table")
     for text in (request_id, wid, "60.00 USD", "finance", "23h", "1 pending"):
         assert text in human.stdout
 
@@ -120,7 +120,7 @@ async def test_above_threshold_listed_then_approved(harness: Harness, cli: Cli) 
     assert await h.refunded(pi) == 6000
     assert await _accepted_updates(h, wid) == 1
 
-    assert "no pending approvals" in (await cli("approvals", "list")).stdout
+    assert "no pending approvals" in (await cli("approvals", "list", "--output", "table")).stdout
     [closed] = (await cli("approvals", "list", "--all", "--json")).json()["approvals"]
     assert (closed["status"], closed["decided_by"], closed["reason"]) == ("approved", "ana", "ok")
     # After the flow has finished: the same decision reports the recorded outcome; a
@@ -193,7 +193,7 @@ async def test_list_is_per_tenant_sorted_by_expiry(harness: Harness, cli: Cli) -
     mine = (await cli("approvals", "list", "--json")).json()["approvals"]
     assert [a["request_id"] for a in mine] == ["mine-expired", "mine-later"]
     assert mine[0]["expired"] is True and mine[1]["expired"] is False
-    human = await cli("approvals", "list")
+    human = await cli("approvals", "list", "--output", "table")
     assert "expired" in human.stdout and "theirs" not in human.stdout
     theirs = (await cli("approvals", "list", "--tenant", other, "--json")).json()["approvals"]
     assert [a["request_id"] for a in theirs] == ["theirs"]
@@ -226,7 +226,7 @@ async def test_keys_create_list_rotate_revoke(harness: Harness, cli: Cli) -> Non
         await cli("approvals", "keys", "revoke", first["key_id"], "--reason", "lost", "--json")
     ).json()
     assert revoked["state"] == "revoked" and wid in revoked["notified"]
-    human = await cli("approvals", "keys", "list")
+    human = await cli("approvals", "keys", "list", "--output", "table")
     assert "revoked" in human.stdout and rotated["key_id"] in human.stdout
     # The revoked key's file cannot sign any more; the new key approves the request that
     # was already waiting (it learnt the key when told).

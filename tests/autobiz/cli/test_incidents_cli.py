@@ -70,7 +70,7 @@ async def test_list_ack_resolve(
     listed = json.loads((await cli("incidents", "list", "--json")).stdout)
     assert sorted(i["incident_id"] for i in listed) == sorted([first, second])  # not other's
     assert listed[0]["diagnosis"]["recommended_action"] == "look at the flow"
-    human = (await cli("incidents", "list")).stdout
+    human = (await cli("incidents", "list", "--output", "table")).stdout
     assert "order:a:paid" in human and "INV-03" in human and "look at the flow" in human
 
     acked = json.loads((await cli("incidents", "ack", str(first), "--by", "ana", "--json")).stdout)
