@@ -119,7 +119,7 @@ def _report(cases: list[Case], links: dict[str, str]) -> None:
 
 
 def _say(message: str) -> None:
-    console.print(f"[green]✓[/] {message}", highlight=False)
+    console.print(f"[green]✓[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _quiet(_: str) -> None:

@@ -38,3 +38,12 @@ def test_a_narrow_pipe_keeps_links_and_ids_whole(monkeypatch: pytest.MonkeyPatch
     assert any("order 5096182047032" in line for line in lines)
     assert "✗ refund 55.00 on order #3" in lines
     assert any("denied, expected failed:APPROVAL_EXPIRED" in line for line in lines)
+
+
+def test_progress_lines_stay_whole_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a new user sees first: each step one line, an order id never split."""
+    out = io.StringIO()
+    monkeypatch.setattr(demo_cmd, "console", Console(file=out, width=80, no_color=True))
+    step = "order #1: paid, printed, shipped: Shopify order 5096185510004 created, authorised 80.00"
+    demo_cmd._say(step)
+    assert out.getvalue().splitlines() == [f"✓ {step}"]
