@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -263,6 +264,14 @@ def _verdict(
     tenant_id = tenant_of(settings, tenant)
     _checked(approver, reason)
     edited = _edited_text(edit_file)
+    from workflows.common.models import CHOICE_PATTERN
+
+    if choice is not None and not re.fullmatch(CHOICE_PATTERN, choice):
+        raise AutobizError(
+            f"--choice {choice!r} is not an option name (lower case, digits, _)",
+            code=ErrorCode.INPUT_INVALID,
+            hint="`autobiz approvals show <request>` lists the request's options",
+        )
     if not approve and (choice is not None or edited is not None):
         raise AutobizError(
             "--choice and --edit-file go with approve: a denial picks nothing",

@@ -4,6 +4,7 @@ a non-zero exit, and no traceback — before anything is started."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,37 @@ async def test_bad_input_is_refused_before_any_connection(
     result = await offline(*args, check=False)
     assert result.refused(code), result.stderr
     assert result.stdout == ""
+
+
+def test_a_choice_that_is_no_option_name_is_refused_before_any_io(tmp_path: Path) -> None:
+    """`approvals approve --choice` is checked first: no database, no Temporal needed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "AUTOBIZ_HOME": str(tmp_path),
+        "AUTOBIZ_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autobiz.cli.main",
+            "approvals",
+            "approve",
+            "r1",
+            "--as",
+            "ana",
+            "--choice",
+            "Bad Choice",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error[INPUT_INVALID]: --choice 'Bad Choice'")
+    assert "Traceback" not in done.stderr
