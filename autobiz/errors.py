@@ -122,6 +122,7 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.PROVIDER_UNAVAILABLE: _N,
     ErrorCode.PROVIDER_RATE_LIMITED: _N,
     ErrorCode.PROVIDER_AUTH_FAILED: _N,
+    ErrorCode.BREAKER_OPEN: _N,
     # -- ran, but the outcome is not the wanted one ----------------------------------
     ErrorCode.FLOW_FAILED: _F,
     ErrorCode.DEMO_MISMATCH: _F,

@@ -343,6 +343,49 @@ class WorkerSettings(BaseModel):
     ensure_schedules: bool = True
 
 
+class BreakerSettings(BaseModel):
+    """Circuit breakers per provider account (autobiz.breakers): when the workers stop
+    calling a failing provider, and how they find out it is back."""
+
+    enabled: bool = Field(
+        default=True, description="Guard every tool activity of ``providers`` with a breaker."
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["stripe", "shopify", "printful", "sendgrid", "llm"],
+        description="Providers with a breaker, one per tenant (each tenant's own account).",
+    )
+    failure_threshold: int = Field(
+        default=5, ge=1, description="Failures in one window that open the breaker (at least)."
+    )
+    failure_rate: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of the window's calls that must have failed too (0: count only).",
+    )
+    window_seconds: float = Field(
+        default=60.0, gt=0, description="How long one counting window of a closed breaker is."
+    )
+    open_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an open breaker refuses calls before it lets a probe through.",
+    )
+    half_open_probes: int = Field(
+        default=1, ge=1, description="Probe calls a half-open breaker lets through at once."
+    )
+    probe_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="After this long an unreported probe (its worker died) is forgotten.",
+    )
+    count_rate_limits: bool = Field(
+        default=True,
+        description="Whether a 429 counts as a failure (the account is saturated), not only "
+        "5xx, timeouts and broken connections.",
+    )
+
+
 class LogSettings(BaseModel):
     """The processes' log lines (autobiz.logs): ``AUTOBIZ_LOG__FORMAT``, ``__LEVEL``."""
 
@@ -407,6 +450,7 @@ class Settings(BaseSettings):
     kernel: KernelSettings = Field(default_factory=KernelSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("config_dir", "demo_config_dir", mode="after")

@@ -126,6 +126,8 @@ class ErrorCode(StrEnum):
     PROVIDER_RATE_LIMITED = "PROVIDER_RATE_LIMITED"
     PROVIDER_AUTH_FAILED = "PROVIDER_AUTH_FAILED"
     PROVIDER_NOT_FOUND_YET = "PROVIDER_NOT_FOUND_YET"
+    # A circuit breaker is open for the provider account (autobiz.breakers): retried later.
+    BREAKER_OPEN = "BREAKER_OPEN"
     # A decision that came while its request was still opening (starters send it again).
     DECISION_NOT_READY = "DECISION_NOT_READY"
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -40,6 +41,7 @@ from activities.risk_activities import RiskActivities
 from activities.sendgrid_activities import SendGridActivities
 from activities.shopify_activities import ShopifyActivities
 from activities.stripe_activities import StripeActivities
+from autobiz.breakers.guard import breaker_interceptors
 from autobiz.business_config import load_configs
 from autobiz.closeout_links import ReportLinks
 from autobiz.db.database import Database
@@ -199,7 +201,14 @@ def build_worker(
         max_concurrent_activities=cfg.max_concurrent_activities,
         max_concurrent_workflow_tasks=cfg.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=cfg.graceful_shutdown_seconds),
+        # Circuit breakers per provider account, shared through PostgreSQL (autobiz.breakers).
+        interceptors=breaker_interceptors(settings.breaker, db, runtime_meter(client)),
     )
+
+
+def runtime_meter(client: Client) -> MetricMeter:
+    """The meter of the client's runtime (the worker's Prometheus endpoint, if any)."""
+    return (client.service_client.config.runtime or Runtime.default()).metric_meter
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
+from autobiz.breakers.outcome import provider_not_called
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
 from autobiz.ledger.idempotency_store import (
@@ -121,6 +122,7 @@ class SideEffectRunner:
             raise
         if outcome.replayed:
             record_idempotency(ctx, "replayed")
+            provider_not_called()  # a breaker probe answered so proves nothing
         return output_model.model_validate(outcome.result)
 
     async def _once(

@@ -1,0 +1,1 @@
+"""Circuit breakers per provider account, shared by every worker (DESIGN §8)."""
