@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from autobiz.db.database import Database, TenantSession
 from kernel.codes import ErrorCode
+from kernel.metrics import record_drift_detected, record_drift_resolved
 from kernel.redaction import redact_value
 from workflows.reconciliation.models import (
     RECONCILE_RECORD,
@@ -182,7 +183,8 @@ class ReconciliationActivities:
                     "  EXCLUDED.last_run_id THEN 0 ELSE 1 END, "
                     "actual = CASE WHEN reconciliation.status = 'open' THEN EXCLUDED.actual "
                     "  ELSE reconciliation.actual END "
-                    f"RETURNING {ROW_COLUMNS}",
+                    # xmax = 0: this statement inserted the row (a re-sighting updates it).
+                    f"RETURNING {ROW_COLUMNS}, (xmax = 0) AS inserted",
                     {
                         "t": batch.tenant_id,
                         "run": batch.run_id,
@@ -196,6 +198,8 @@ class ReconciliationActivities:
                     },
                 )
                 assert row is not None
+                if row.pop("inserted"):
+                    record_drift_detected(batch.tenant_id, d.kind)
                 rows.append(drift_row(row))
         if rows:
             activity.logger.info(
@@ -227,7 +231,9 @@ class ReconciliationActivities:
                 },
             )
             if row is not None:
-                return DriftResolved(row=drift_row(row), changed=True)
+                resolved = drift_row(row)
+                record_drift_resolved(req.tenant_id, resolved.kind, resolved.status)
+                return DriftResolved(row=resolved, changed=True)
             current = await s.fetch_one(
                 f"SELECT {ROW_COLUMNS} FROM reconciliation WHERE tenant_id = %s AND drift_id = %s",
                 (req.tenant_id, req.drift_id),

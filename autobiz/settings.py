@@ -336,6 +336,12 @@ class WorkerSettings(BaseModel):
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     # "127.0.0.1:9464" serves the SDK's runtime metrics there; None: no endpoint.
     metrics_bind: str | None = None
+    metrics_refresh_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often a worker with ``metrics_bind`` re-reads the gauges kept in "
+        "the database (approval backlog, open incidents, open drift; docs/metrics.md).",
+    )
     # Watch list for the risk tool (ISO 3166 alpha-2).
     high_risk_countries: list[str] = Field(default_factory=list)
     # At start, create or update each tenant's Reconciliation schedule from its config

@@ -141,7 +141,7 @@ class WebhookEndpoint:
         finally:
             m = self.rt.deps.metrics
             m.events.labels(source=self.source.value, outcome=outcome).inc()
-            m.ack_seconds.labels(source=self.source.value, outcome=outcome).observe(
+            m.ack_duration.labels(source=self.source.value, outcome=outcome).observe(
                 time.perf_counter() - started
             )
 

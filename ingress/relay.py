@@ -28,7 +28,7 @@ from autobiz.db.database import Database, TenantSession
 from autobiz.errors import DatabaseError
 from ingress.events import business_keys
 from ingress.handoff import EventEnvelope, Handoff, HandoffSkipped, PermanentHandoffError
-from ingress.metrics import IngressMetrics
+from ingress.metrics import WAITING, IngressMetrics
 from ingress.ordering import Clock, OrderingGate
 from ingress.tenants import Source
 
@@ -48,6 +48,12 @@ WHERE e.status = 'pending'
 ORDER BY e.event_id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
+"""
+
+# What is left waiting after a pass: the relay backlog gauges.
+_BACKLOG = """
+SELECT source, status, count(*) AS n, min(received_at) AS oldest
+FROM event_store WHERE tenant_id = %s AND status = ANY(%s) GROUP BY source, status
 """
 
 
@@ -125,6 +131,13 @@ class Relay:
                 if row is None:
                     break
                 await self._process(session, row, report)
+        async with self.db.tenant(tenant_id) as session:
+            rows = await session.fetch_all(_BACKLOG, (tenant_id, list(WAITING)))
+        self.metrics.set_backlog(
+            tenant_id,
+            self.clock(),
+            [(r["source"], r["status"], int(r["n"]), r["oldest"]) for r in rows],
+        )
         return report
 
     async def _process(

@@ -26,7 +26,7 @@ from kernel.codes import ErrorCode
 from kernel.contracts import CallContext, RetrySpec, ToolContract, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import IdempotencyKeys, request_hash
-from kernel.metrics import record_gate, record_tool_call
+from kernel.metrics import record_cost, record_gate, record_tool_call
 from kernel.policy import RunPolicy
 from kernel.redaction import allowlisted, redact_text
 from kernel.registry import ToolRegistry
@@ -305,6 +305,7 @@ def _record_succeeded(state: RunState, call: _AllowedCall, result: BaseModel) ->
         detail=detail,
         cost_micros=cost,
     )
+    record_cost(state, contract.ref, cost)
 
 
 def _token_use(state: RunState, result: BaseModel) -> tuple[int, dict[str, Any]]:

@@ -1,9 +1,12 @@
-"""Kernel metrics, recorded through the Temporal SDK's metric meters.
+"""Worker metrics: the catalogue of every ``autobiz_*`` series on the worker's endpoint,
+recorded through the Temporal SDK's metric meters.
 
 They land on the worker's Prometheus endpoint (``settings.worker.metrics_bind``) next to
-the SDK's own runtime metrics. The SDK does not prefix custom metrics: the names below
-are what Prometheus sees (counters have no ``_total`` suffix unless the endpoint is
-configured with ``counters_total_suffix``).
+the SDK's own runtime metrics. That endpoint is configured (``workers.worker.metrics_runtime``)
+to follow the Prometheus conventions: counters end in ``_total``, durations are in seconds
+and end in ``_seconds``. The SDK appends those suffixes itself, so a metric is created under
+its :attr:`MetricSpec.sdk_name` and Prometheus sees :attr:`MetricSpec.name`;
+``docs/metrics.md`` lists every name here (a hygiene test keeps the two in step).
 
 - In workflow code the meter is ``workflow.metric_meter()``. It is replay-safe: nothing is
   recorded while a workflow replays history, so a worker restart or a cache eviction
@@ -12,6 +15,8 @@ configured with ``counters_total_suffix``).
   ``workflow_type``.
 - In activity code the meter is ``activity.metric_meter()``. The SDK labels it with
   ``namespace``, ``task_queue`` and ``activity_type``, and we add ``workflow_type``.
+- The gauges read from the database (``SOURCE_DB``) are set by ``workers.ledger_gauges``
+  on the runtime's meter.
 
 Labels stay bounded and carry no PII: tenant ids, tool refs from the registry (an
 unknown tool is labelled ``unknown``), approval actions named in code, and fixed outcome
@@ -21,11 +26,12 @@ and the ledger can still be used directly, for example in unit tests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from temporalio import activity, workflow
-from temporalio.common import MetricMeter
+from temporalio.common import MetricCounter, MetricHistogramTimedelta, MetricMeter
 
 from kernel.codes import ErrorCode
 from kernel.errors import TerminationReason
@@ -35,27 +41,219 @@ if TYPE_CHECKING:
     from kernel.gate import GateDecision
     from kernel.state import RunState
 
-# Workflow side (kernel_call, the approval desk).
-GATE_DECISIONS = "autobiz_gate_decisions"
-TOOL_CALLS = "autobiz_tool_calls"
-TOOL_CALL_LATENCY = "autobiz_tool_call_latency"
-RUN_TERMINATIONS = "autobiz_run_terminations"
-APPROVAL_REQUESTS = "autobiz_approval_requests"
-APPROVAL_OUTCOMES = "autobiz_approval_outcomes"
-APPROVAL_WAIT = "autobiz_approval_wait"
-APPROVAL_NOTICES = "autobiz_approval_notices"
-APPROVAL_SIGNALS_DROPPED = "autobiz_approval_signals_dropped"
-# The InvariantMonitor: incidents it opened, by invariant (re-detections not counted).
-INVARIANT_VIOLATIONS = "autobiz_invariant_violations_total"
-# Activity side (the side-effect runner).
-RECEIPTS = "autobiz_receipts"
-IDEMPOTENCY = "autobiz_idempotency"
+Kind = Literal["counter", "histogram", "gauge"]
 
-# Histogram buckets (milliseconds: the worker's endpoint reports durations in ms).
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One worker metric: ``name`` is what Prometheus sees, ``labels`` are ours (the SDK
+    adds ``namespace``, ``task_queue``, ``workflow_type``/``activity_type`` and
+    ``service_name``)."""
+
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    help: str
+
+    @property
+    def sdk_name(self) -> str:
+        """The name to create the instrument under: the endpoint appends ``_total`` to a
+        counter and ``_seconds`` to a duration histogram."""
+        if self.kind == "counter":
+            return self.name.removesuffix("_total")
+        if self.kind == "histogram":
+            return self.name.removesuffix("_seconds")
+        return self.name
+
+
+def _spec(name: str, kind: Kind, labels: str, help: str) -> MetricSpec:
+    return MetricSpec(name, kind, tuple(labels.split()), help)
+
+
+# Workflow side (kernel_call, the approval desk, the InvariantMonitor).
+GATE_DECISIONS = _spec(
+    "autobiz_gate_decisions_total",
+    "counter",
+    "tenant tool outcome",
+    "Gate decisions by tool and outcome (allowed, needs_approval, denied_<check>).",
+)
+RUN_TERMINATIONS = _spec(
+    "autobiz_run_terminations_total",
+    "counter",
+    "tenant tool reason",
+    "Runs the gate terminated, by the bound that ended them.",
+)
+TOOL_CALLS = _spec(
+    "autobiz_tool_calls_total",
+    "counter",
+    "tenant tool outcome",
+    "Tool calls the gate let through, by outcome (succeeded, failed).",
+)
+TOOL_CALL_DURATION = _spec(
+    "autobiz_tool_call_duration_seconds",
+    "histogram",
+    "tenant tool outcome",
+    "Tool call latency seen by the workflow, retries included.",
+)
+COST = _spec(
+    "autobiz_cost_microdollars_total",
+    "counter",
+    "tenant tool",
+    "Cost charged to runs (API price and LLM tokens), in millionths of a US dollar.",
+)
+APPROVAL_REQUESTS = _spec(
+    "autobiz_approval_requests_total",
+    "counter",
+    "tenant action",
+    "Approval requests opened, by action.",
+)
+APPROVAL_OUTCOMES = _spec(
+    "autobiz_approval_outcomes_total",
+    "counter",
+    "tenant action outcome",
+    "Approval requests closed, by outcome (approved, denied, expired).",
+)
+APPROVAL_WAIT = _spec(
+    "autobiz_approval_wait_seconds",
+    "histogram",
+    "tenant action outcome",
+    "Time from an approval request to its outcome.",
+)
+APPROVAL_NOTICES = _spec(
+    "autobiz_approval_notices_total",
+    "counter",
+    "tenant action kind",
+    "Approval reminders and escalations sent.",
+)
+APPROVAL_SIGNALS_DROPPED = _spec(
+    "autobiz_approval_signals_dropped_total",
+    "counter",
+    "tenant",
+    "Approval decisions sent as signals and dropped as invalid.",
+)
+INVARIANT_VIOLATIONS = _spec(
+    "autobiz_invariant_violations_total",
+    "counter",
+    "tenant kind",
+    "Invariant violations the monitor opened an incident for (re-detections not counted).",
+)
+# Activity side (the side-effect runner, the reconciliation's ledger).
+RECEIPTS = _spec(
+    "autobiz_receipts_total",
+    "counter",
+    "tenant tool side_effect outcome",
+    "Receipt writes by tool, side effect and outcome (written, failed).",
+)
+IDEMPOTENCY = _spec(
+    "autobiz_idempotency_outcomes_total",
+    "counter",
+    "tenant tool outcome",
+    "Side-effect calls by idempotency outcome (executed, replayed, in_progress, failed).",
+)
+DRIFT_DETECTED = _spec(
+    "autobiz_reconciliation_drift_detected_total",
+    "counter",
+    "tenant kind",
+    "Drift rows the reconciliation recorded for the first time.",
+)
+DRIFT_RESOLVED = _spec(
+    "autobiz_reconciliation_drift_resolved_total",
+    "counter",
+    "tenant kind status",
+    "Drift rows a resolution moved (repaired, dismissed, pending_approval).",
+)
+# Read from the database by workers.ledger_gauges (every worker reports the same value).
+APPROVAL_BACKLOG = _spec(
+    "autobiz_approval_backlog",
+    "gauge",
+    "tenant action",
+    "Approval requests pending now.",
+)
+APPROVAL_BACKLOG_OLDEST = _spec(
+    "autobiz_approval_backlog_oldest_age_seconds",
+    "gauge",
+    "tenant action",
+    "Age of the oldest pending approval request (0 when none is pending).",
+)
+INVARIANT_VIOLATIONS_OPEN = _spec(
+    "autobiz_invariant_violations_open",
+    "gauge",
+    "tenant kind status",
+    "Incidents not resolved yet, by invariant and status (open, acknowledged).",
+)
+DRIFT_OPEN = _spec(
+    "autobiz_reconciliation_drift_open",
+    "gauge",
+    "tenant kind status",
+    "Drift rows still to act on, by kind and status (open, pending_approval).",
+)
+GAUGES_REFRESHED = _spec(
+    "autobiz_metrics_refresh_timestamp_seconds",
+    "gauge",
+    "",
+    "Unix time of the last successful refresh of the database gauges.",
+)
+# Circuit breakers: recorded by autobiz.breakers.metrics (its names, listed here too).
+BREAKER_STATE = _spec(
+    "autobiz_breaker_state",
+    "gauge",
+    "provider tenant",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+)
+BREAKER_TRANSITIONS = _spec(
+    "autobiz_breaker_transitions_total",
+    "counter",
+    "provider tenant from to",
+    "Circuit breaker state changes, by the state left and entered.",
+)
+BREAKER_REJECTIONS = _spec(
+    "autobiz_breaker_rejections_total",
+    "counter",
+    "provider tenant state",
+    "Provider calls an open (or probing) breaker failed fast.",
+)
+BREAKER_METRICS = (BREAKER_STATE, BREAKER_TRANSITIONS, BREAKER_REJECTIONS)
+
+WORKER_METRICS: tuple[MetricSpec, ...] = (
+    GATE_DECISIONS,
+    RUN_TERMINATIONS,
+    TOOL_CALLS,
+    TOOL_CALL_DURATION,
+    COST,
+    APPROVAL_REQUESTS,
+    APPROVAL_OUTCOMES,
+    APPROVAL_WAIT,
+    APPROVAL_NOTICES,
+    APPROVAL_SIGNALS_DROPPED,
+    INVARIANT_VIOLATIONS,
+    RECEIPTS,
+    IDEMPOTENCY,
+    DRIFT_DETECTED,
+    DRIFT_RESOLVED,
+    APPROVAL_BACKLOG,
+    APPROVAL_BACKLOG_OLDEST,
+    INVARIANT_VIOLATIONS_OPEN,
+    DRIFT_OPEN,
+    GAUGES_REFRESHED,
+    *BREAKER_METRICS,
+)
+
+# Histogram buckets in seconds, keyed by the SDK name (what the endpoint's overrides match).
 HISTOGRAM_BUCKETS: dict[str, list[float]] = {
-    TOOL_CALL_LATENCY: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000],
-    APPROVAL_WAIT: [1000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000],
+    TOOL_CALL_DURATION.sdk_name: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    APPROVAL_WAIT.sdk_name: [1, 10, 60, 300, 900, 3600, 14_400, 86_400],
 }
+
+
+def counter(meter: MetricMeter, spec: MetricSpec) -> MetricCounter:
+    assert spec.kind == "counter", spec.name
+    return meter.create_counter(spec.sdk_name, spec.help)
+
+
+def duration(meter: MetricMeter, spec: MetricSpec) -> MetricHistogramTimedelta:
+    assert spec.kind == "histogram", spec.name
+    return meter.create_histogram_timedelta(spec.sdk_name, spec.help, "duration")
+
 
 _DENIED = {
     ErrorCode.TOOL_UNKNOWN: "denied_registry",
@@ -103,13 +301,11 @@ def record_gate(state: RunState, decision: GateDecision) -> None:
     if meter is None:
         return
     tool = _tool_label(decision)
-    meter.create_counter(
-        GATE_DECISIONS, "Gate decisions by tool and outcome (allowed, needs_approval, denied_*)."
-    ).add(1, {"tenant": state.tenant_id, "tool": tool, "outcome": gate_outcome(decision)})
+    counter(meter, GATE_DECISIONS).add(
+        1, {"tenant": state.tenant_id, "tool": tool, "outcome": gate_outcome(decision)}
+    )
     if decision.termination is not None:
-        meter.create_counter(
-            RUN_TERMINATIONS, "Runs the gate terminated, by the bound that ended them."
-        ).add(
+        counter(meter, RUN_TERMINATIONS).add(
             1,
             {"tenant": state.tenant_id, "tool": tool, "reason": decision.termination.reason.value},
         )
@@ -125,19 +321,23 @@ def record_tool_call(state: RunState, tool: str, outcome: str, elapsed: timedelt
     if meter is None:
         return
     labels = {"tenant": state.tenant_id, "tool": tool, "outcome": outcome}
-    meter.create_counter(TOOL_CALLS, "Tool calls the gate let through, by outcome.").add(1, labels)
-    meter.create_histogram_timedelta(
-        TOOL_CALL_LATENCY, "Tool call latency seen by the workflow (ms).", "duration"
-    ).record(max(elapsed, timedelta(0)), labels)
+    counter(meter, TOOL_CALLS).add(1, labels)
+    duration(meter, TOOL_CALL_DURATION).record(max(elapsed, timedelta(0)), labels)
+
+
+def record_cost(state: RunState, tool: str, micros: int) -> None:
+    """Charge ``micros`` (µ$) of a succeeded call to the run's workflow type."""
+    meter = _workflow_meter()
+    if meter is None or micros <= 0:
+        return
+    counter(meter, COST).add(micros, {"tenant": state.tenant_id, "tool": tool})
 
 
 def record_approval_requested(tenant_id: str, action: str) -> None:
     meter = _workflow_meter()
     if meter is None:
         return
-    meter.create_counter(APPROVAL_REQUESTS, "Approval requests opened, by action.").add(
-        1, {"tenant": tenant_id, "action": action}
-    )
+    counter(meter, APPROVAL_REQUESTS).add(1, {"tenant": tenant_id, "action": action})
 
 
 def record_approval_outcome(tenant_id: str, action: str, outcome: str, waited: timedelta) -> None:
@@ -146,12 +346,8 @@ def record_approval_outcome(tenant_id: str, action: str, outcome: str, waited: t
     if meter is None:
         return
     labels = {"tenant": tenant_id, "action": action, "outcome": outcome}
-    meter.create_counter(
-        APPROVAL_OUTCOMES, "Approval requests closed, by outcome (approved, denied, expired)."
-    ).add(1, labels)
-    meter.create_histogram_timedelta(
-        APPROVAL_WAIT, "Time from an approval request to its outcome (ms).", "duration"
-    ).record(max(waited, timedelta(0)), labels)
+    counter(meter, APPROVAL_OUTCOMES).add(1, labels)
+    duration(meter, APPROVAL_WAIT).record(max(waited, timedelta(0)), labels)
 
 
 def record_approval_notice(tenant_id: str, action: str, kind: str) -> None:
@@ -159,18 +355,14 @@ def record_approval_notice(tenant_id: str, action: str, kind: str) -> None:
     meter = _workflow_meter()
     if meter is None:
         return
-    meter.create_counter(APPROVAL_NOTICES, "Approval reminders and escalations sent.").add(
-        1, {"tenant": tenant_id, "action": action, "kind": kind}
-    )
+    counter(meter, APPROVAL_NOTICES).add(1, {"tenant": tenant_id, "action": action, "kind": kind})
 
 
 def record_approval_signal_dropped(tenant_id: str) -> None:
     meter = _workflow_meter()
     if meter is None:
         return
-    meter.create_counter(
-        APPROVAL_SIGNALS_DROPPED, "Approval decisions sent as signals and dropped as invalid."
-    ).add(1, {"tenant": tenant_id})
+    counter(meter, APPROVAL_SIGNALS_DROPPED).add(1, {"tenant": tenant_id})
 
 
 def record_invariant_violations(tenant_id: str, kind: str, count: int) -> None:
@@ -178,9 +370,7 @@ def record_invariant_violations(tenant_id: str, kind: str, count: int) -> None:
     meter = _workflow_meter()
     if meter is None or count <= 0:
         return
-    meter.create_counter(
-        INVARIANT_VIOLATIONS, "Invariant violations the monitor opened an incident for."
-    ).add(count, {"tenant": tenant_id, "kind": kind})
+    counter(meter, INVARIANT_VIOLATIONS).add(count, {"tenant": tenant_id, "kind": kind})
 
 
 # -- activity side ---------------------------------------------------------------------
@@ -202,7 +392,7 @@ def record_receipt(ctx: CallContext, outcome: str) -> None:
     meter = _activity_meter()
     if meter is None:
         return
-    meter.create_counter(RECEIPTS, "Receipt writes by tool, side effect and outcome.").add(
+    counter(meter, RECEIPTS).add(
         1,
         {
             "tenant": ctx.tenant_id,
@@ -220,6 +410,22 @@ def record_idempotency(ctx: CallContext, outcome: str) -> None:
     meter = _activity_meter()
     if meter is None:
         return
-    meter.create_counter(IDEMPOTENCY, "Side-effect calls by idempotency outcome.").add(
+    counter(meter, IDEMPOTENCY).add(
         1, {"tenant": ctx.tenant_id, "tool": ctx.ref, "outcome": outcome}
     )
+
+
+def record_drift_detected(tenant_id: str, kind: str, count: int = 1) -> None:
+    """``count`` drift rows of ``kind`` inserted (not re-sightings of a known row)."""
+    meter = _activity_meter()
+    if meter is None or count <= 0:
+        return
+    counter(meter, DRIFT_DETECTED).add(count, {"tenant": tenant_id, "kind": kind})
+
+
+def record_drift_resolved(tenant_id: str, kind: str, status: str) -> None:
+    """A drift row moved to ``status`` (``repaired``, ``dismissed``, ``pending_approval``)."""
+    meter = _activity_meter()
+    if meter is None:
+        return
+    counter(meter, DRIFT_RESOLVED).add(1, {"tenant": tenant_id, "kind": kind, "status": status})

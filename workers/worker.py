@@ -56,6 +56,7 @@ from kernel.metrics import HISTOGRAM_BUCKETS
 from starters.closeout import ensure_closeout_schedule
 from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
+from workers.ledger_gauges import LedgerGauges
 from workflows.care.wismo import Wismo
 from workflows.closeout.daily_closeout import DailyCloseout
 from workflows.monitor.invariant_monitor import InvariantMonitor
@@ -250,12 +251,19 @@ async def ensure_schedules(
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
-    """The worker's runtime: the SDK's metrics and the kernel's (``kernel.metrics``) on
-    one Prometheus endpoint. Durations are reported in milliseconds."""
+    """The worker's runtime: the SDK's metrics and ours (``kernel.metrics``) on one
+    Prometheus endpoint, by the Prometheus conventions: counters end in ``_total``,
+    durations are seconds and end in ``_seconds`` (``docs/metrics.md``)."""
     bind = settings.worker.metrics_bind
     if bind is None:
         return None
-    prometheus = PrometheusConfig(bind_address=bind, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    prometheus = PrometheusConfig(
+        bind_address=bind,
+        counters_total_suffix=True,
+        unit_suffix=True,
+        durations_as_seconds=True,
+        histogram_bucket_overrides=HISTOGRAM_BUCKETS,
+    )
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
@@ -275,12 +283,17 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
             pass
-    client = await connect(settings, runtime=metrics_runtime(settings))
+    runtime = metrics_runtime(settings)
+    client = await connect(settings, runtime=runtime)
     if settings.worker.ensure_schedules:
         await ensure_schedules(client, configs, task_queue or settings.temporal.task_queue)
     async with worker_resources(settings, configs) as (clients, db):
         worker = build_worker(client, settings, clients, db, configs, task_queue=task_queue)
         runner = asyncio.create_task(worker.run())
+        gauges = None
+        if runtime is not None:
+            refresher = LedgerGauges(runtime.metric_meter, db, configs)
+            gauges = asyncio.create_task(refresher.run(settings.worker.metrics_refresh_seconds))
         log.info(
             "worker polling %s for tenants %s",
             task_queue or settings.temporal.task_queue,
@@ -290,6 +303,8 @@ async def run_worker(
             on_ready()
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if gauges is not None:
+            gauges.cancel()
         if runner in done:
             stopper.cancel()
             runner.result()  # the worker died: surface why

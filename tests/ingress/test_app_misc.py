@@ -27,7 +27,7 @@ async def test_probes_and_metrics(make_ingress: HarnessFactory) -> None:
     text = (await h.http.get("/metrics")).text
     assert 'autobiz_ingress_events_total{outcome="pending",source="shopify"} 1.0' in text
     assert 'autobiz_ingress_events_total{outcome="duplicate",source="shopify"} 1.0' in text
-    assert "autobiz_ingress_ack_seconds_bucket" in text
+    assert "autobiz_ingress_ack_duration_seconds_bucket" in text
     assert (await h.http.get("/webhooks/stripe")).status_code == 405
 
 

@@ -168,36 +168,44 @@ async def test_order_fulfill_counts_every_tool_call_once(
     assert (await handle.result()).state == "completed"
 
     mine = {"tenant": h.tenant, "task_queue": h.task_queue}
-    samples = await m.value_when("autobiz_tool_calls", len(ORDER_TOOLS), **mine)
+    samples = await m.value_when("autobiz_tool_calls_total", len(ORDER_TOOLS), **mine)
     wf = {**mine, "workflow_type": "OrderFulfill"}
     # One allowed gate decision and one successful call per tool, nothing refused.
-    assert series(samples, "autobiz_gate_decisions", **wf) == {
+    assert series(samples, "autobiz_gate_decisions_total", **wf) == {
         (tool, "allowed"): 1.0 for tool in ORDER_TOOLS
     }
-    assert series(samples, "autobiz_tool_calls", **wf) == {
+    assert series(samples, "autobiz_tool_calls_total", **wf) == {
         (tool, "succeeded"): 1.0 for tool in ORDER_TOOLS
     }
-    assert total(samples, "autobiz_tool_calls", tool="shopify.get_order@1", **wf) == 1
+    assert total(samples, "autobiz_tool_calls_total", tool="shopify.get_order@1", **wf) == 1
     for tool in ORDER_TOOLS:
-        assert total(samples, "autobiz_tool_call_latency_count", tool=tool, **wf) == 1
-    buckets = {s["le"] for n, s, _ in samples if n == "autobiz_tool_call_latency_bucket"}
-    assert {"5", "25", "60000", "+Inf"} <= buckets  # the worker's bucket overrides (ms)
-    assert total(samples, "autobiz_run_terminations", **mine) == 0
-    assert total(samples, "autobiz_approval_requests", **mine) == 0
+        assert total(samples, "autobiz_tool_call_duration_seconds_count", tool=tool, **wf) == 1
+    buckets = {s["le"] for n, s, _ in samples if n == "autobiz_tool_call_duration_seconds_bucket"}
+    assert {"0.005", "0.025", "60", "+Inf"} <= buckets  # the worker's overrides (seconds)
+    assert total(samples, "autobiz_run_terminations_total", **mine) == 0
+    assert total(samples, "autobiz_approval_requests_total", **mine) == 0
     # Activity side: one receipt and one first execution per side effect.
     for tool, side_effect in SIDE_EFFECTS.items():
         labels = {**wf, "tool": tool}
         assert (
-            total(samples, "autobiz_receipts", side_effect=side_effect, outcome="written", **labels)
+            total(
+                samples,
+                "autobiz_receipts_total",
+                side_effect=side_effect,
+                outcome="written",
+                **labels,
+            )
             == 1
         ), tool
-        assert total(samples, "autobiz_idempotency", outcome="executed", **labels) == 1, tool
-    assert total(samples, "autobiz_idempotency", outcome="replayed", **mine) == 0
-    assert total(samples, "autobiz_receipts", outcome="failed", **mine) == 0
-    assert total(samples, "autobiz_receipts", **mine) == len(SIDE_EFFECTS)
+        assert (
+            total(samples, "autobiz_idempotency_outcomes_total", outcome="executed", **labels) == 1
+        ), tool
+    assert total(samples, "autobiz_idempotency_outcomes_total", outcome="replayed", **mine) == 0
+    assert total(samples, "autobiz_receipts_total", outcome="failed", **mine) == 0
+    assert total(samples, "autobiz_receipts_total", **mine) == len(SIDE_EFFECTS)
     # The SDK's own metrics are on the same endpoint.
     sdk = {"task_queue": h.task_queue, "workflow_type": "OrderFulfill"}
-    assert total(samples, "temporal_workflow_completed", **sdk) == 1
+    assert total(samples, "temporal_workflow_completed_total", **sdk) == 1
 
     # Replaying the run records nothing (the workflow meter is replay-safe).
     before = [s for s in samples if s[0].startswith("autobiz_") and s[1].get("tenant") == h.tenant]
@@ -222,11 +230,13 @@ async def test_approval_metrics(
     handle = await h.start_order(order_id, pi)
     await h.status_when(handle.id, lambda s: s.approval is not None)
     mine = {"tenant": h.tenant, "task_queue": h.task_queue}
-    await m.value_when("autobiz_approval_requests", 1, action="capture_payment", **mine)
+    await m.value_when("autobiz_approval_requests_total", 1, action="capture_payment", **mine)
     capture = {**mine, "tool": "stripe.capture_payment@1"}
-    samples = await m.value_when("autobiz_gate_decisions", 1, outcome="needs_approval", **capture)
-    assert total(samples, "autobiz_gate_decisions", outcome="allowed", **capture) == 0
-    assert total(samples, "autobiz_approval_outcomes", **mine) == 0  # still pending
+    samples = await m.value_when(
+        "autobiz_gate_decisions_total", 1, outcome="needs_approval", **capture
+    )
+    assert total(samples, "autobiz_gate_decisions_total", outcome="allowed", **capture) == 0
+    assert total(samples, "autobiz_approval_outcomes_total", **mine) == 0  # still pending
 
     decided = await decide(
         h.client, handle.id, await approvers.decision(h.client, handle.id, "omar", True)
@@ -236,14 +246,14 @@ async def test_approval_metrics(
     assert (await handle.result()).state == "completed"
 
     samples = await m.value_when(
-        "autobiz_approval_outcomes", 1, outcome="approved", action="capture_payment", **mine
+        "autobiz_approval_outcomes_total", 1, outcome="approved", action="capture_payment", **mine
     )
-    assert total(samples, "autobiz_approval_outcomes", **mine) == 1
-    assert total(samples, "autobiz_approval_wait_count", outcome="approved", **mine) == 1
-    assert total(samples, "autobiz_approval_requests", **mine) == 1
-    assert total(samples, "autobiz_gate_decisions", outcome="needs_approval", **capture) == 1
-    assert total(samples, "autobiz_gate_decisions", outcome="allowed", **capture) == 1
-    assert total(samples, "autobiz_receipts", side_effect="FINANCIAL", **mine) == 1
+    assert total(samples, "autobiz_approval_outcomes_total", **mine) == 1
+    assert total(samples, "autobiz_approval_wait_seconds_count", outcome="approved", **mine) == 1
+    assert total(samples, "autobiz_approval_requests_total", **mine) == 1
+    assert total(samples, "autobiz_gate_decisions_total", outcome="needs_approval", **capture) == 1
+    assert total(samples, "autobiz_gate_decisions_total", outcome="allowed", **capture) == 1
+    assert total(samples, "autobiz_receipts_total", side_effect="FINANCIAL", **mine) == 1
 
 
 async def test_gate_refusals_are_counted_by_check(
@@ -280,8 +290,8 @@ async def test_gate_refusals_are_counted_by_check(
         "RUN_TERMINATED",
     ]
     mine = {"tenant": tenant, "task_queue": task_queue, "workflow_type": "GateTestWorkflow"}
-    samples = await m.value_when("autobiz_gate_decisions", len(calls), **mine)
-    assert series(samples, "autobiz_gate_decisions", **mine) == {
+    samples = await m.value_when("autobiz_gate_decisions_total", len(calls), **mine)
+    assert series(samples, "autobiz_gate_decisions_total", **mine) == {
         ("unknown", "denied_registry"): 1.0,
         ("test.read@1", "denied_schema"): 1.0,
         ("test.secret@1", "denied_permission"): 1.0,
@@ -290,12 +300,12 @@ async def test_gate_refusals_are_counted_by_check(
         ("test.read@1", "denied_loop"): 1.0,
         ("test.read@1", "denied_terminated"): 1.0,
     }
-    assert series(samples, "autobiz_tool_calls", **mine) == {
+    assert series(samples, "autobiz_tool_calls_total", **mine) == {
         ("test.fail@1", "failed"): 1.0,
         ("test.read@1", "succeeded"): 2.0,
     }
-    assert total(samples, "autobiz_run_terminations", reason="loop_detected", **mine) == 1
-    assert total(samples, "autobiz_run_terminations", **mine) == 1
+    assert total(samples, "autobiz_run_terminations_total", reason="loop_detected", **mine) == 1
+    assert total(samples, "autobiz_run_terminations_total", **mine) == 1
 
 
 @pytest.mark.unit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.metrics import INVARIANT_VIOLATIONS
+from kernel.metrics import INVARIANT_VIOLATIONS as SPEC
 from starters.monitor import start_monitor
 from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401
 from tests.workers.test_worker_metrics import (  # noqa: F401
@@ -18,6 +18,7 @@ from tests.workflows.monitor import broken_data as broken
 from tests.workflows.support import Harness
 
 pytestmark = pytest.mark.integration
+INVARIANT_VIOLATIONS = SPEC.name
 
 
 async def test_new_incidents_are_counted_by_invariant_once(
