@@ -16,6 +16,7 @@ from rich.markup import escape
 from autobiz import __version__
 from autobiz.cli import (
     approvals_cmd,
+    breaker_cmd,
     closeout_cmd,
     codec_cmd,
     config_cmd,
@@ -65,6 +66,7 @@ app.add_typer(reconcile_cmd.app, name="reconcile")
 app.add_typer(incidents_cmd.app, name="incidents")  # docs/operations.md#incidents
 app.add_typer(closeout_cmd.app, name="closeout")  # docs/operations.md#daily-closeout
 app.add_typer(wismo_cmd.app, name="wismo")  # docs/operations.md#wismo-review
+app.add_typer(breaker_cmd.app, name="breaker")  # docs/operations.md#circuit-breakers
 
 
 @app.command()
