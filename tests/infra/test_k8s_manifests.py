@@ -1,0 +1,385 @@
+"""infra/k8s renders, is valid Kubernetes (strict: unknown fields fail) and agrees with
+the code: real ``autobiz`` commands and settings, probes on the ports the processes
+listen on, BusinessConfigs that compile, every Secret documented, a worker grace period
+longer than its shutdown grace. Offline: ``kubectl kustomize`` and kubernetes-validate's
+bundled schemas."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+from pydantic import SecretStr
+
+from autobiz.business_config import load_configs
+from autobiz.closeout_links import PATH_PREFIX
+from autobiz.settings import WorkerSettings
+from autobiz.temporal_client import resolve
+from ingress.openapi import webhook_path
+from ingress.tenants import Source
+from kernel.compiler import compile_text
+from tests.infra import k8s_checks as k
+from tests.infra.k8s_checks import Doc
+
+pytestmark = pytest.mark.unit
+
+# A version whose schemas kubernetes-validate ships (and the kubectl of the CI image).
+KUBERNETES_VERSION = "1.32.0"
+DOCS = k.ROOT / "docs" / "operations.md"
+BUILDS = k.kustomizations()
+IDS = [str(p.relative_to(k.K8S)) for p in BUILDS]
+# Where each long-running role listens, by the settings it runs with.
+LISTENS = {
+    "worker": lambda s: s.worker.metrics_bind,
+    "ingress": lambda s: f"{s.ingress.host}:{s.ingress.port}",
+    "codec-server": lambda s: f"{s.kernel.codec_server_host}:{s.kernel.codec_server_port}",
+}
+
+
+@cache
+def rendered(directory: Path) -> tuple[Doc, ...]:
+    return tuple(k.render(directory))
+
+
+def docs_of(directory: Path) -> list[Doc]:
+    return copy.deepcopy(list(rendered(directory)))
+
+
+def deploy_section() -> str:
+    text = DOCS.read_text()
+    start = text.index("\n## Deploy")
+    end = text.find("\n## ", start + 3)
+    return text[start : end if end != -1 else len(text)]
+
+
+def documented() -> dict[str, set[str]]:
+    return k.documented_secrets(deploy_section())
+
+
+def role(c: k.Container) -> str:
+    return c.argv[1] if len(c.argv) > 1 else ""
+
+
+def only(docs: list[Doc], role_name: str) -> k.Container:
+    (c,) = [c for c in k.containers(docs) if role(c) == role_name]
+    return c
+
+
+build = pytest.mark.parametrize("directory", BUILDS, ids=IDS)
+
+
+def test_there_is_a_base_and_a_production_overlay() -> None:
+    assert {"base", "overlays/production", "overlays/production-mtls"} <= set(IDS)
+
+
+@build
+def test_every_resource_is_valid_kubernetes(directory: Path) -> None:
+    docs = docs_of(directory)
+    assert {"Deployment", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= {
+        d["kind"] for d in docs
+    }
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_strict_validation_refuses_an_unknown_field() -> None:
+    docs = docs_of(k.K8S / "base")
+    worker = only(docs, "worker")
+    worker.spec["comand"] = worker.spec.pop("command")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(worker.workload, KUBERNETES_VERSION, strict=True)
+
+
+@build
+def test_every_container_runs_a_real_autobiz_command(directory: Path) -> None:
+    docs = docs_of(directory)
+    roles = sorted(role(c) for c in k.containers(docs))
+    assert roles == ["codec-server", "db", "ingress", "worker"]
+    assert [p for c in k.containers(docs) for p in k.command_problems(c.argv)] == []
+    assert only(docs, "db").argv == ["autobiz", "db", "migrate"]
+
+
+def test_the_command_check_sees_a_wrong_command() -> None:
+    assert k.command_problems(["autobiz", "wrker"]) != []
+    assert k.command_problems(["autobiz", "db"]) != []
+    assert k.command_problems(["autobiz", "worker", "--queue", "x"]) != []
+    assert k.command_problems(["python", "-m", "autobiz"]) != []
+    assert k.command_problems(["autobiz", "worker", "--task-queue", "x"]) == []
+
+
+@build
+def test_every_environment_variable_is_a_real_setting(directory: Path) -> None:
+    assert k.env_problems(docs_of(directory)) == []
+
+
+def test_the_settings_check_sees_a_misspelt_variable() -> None:
+    assert k.settings_field_problem("AUTOBIZ_WORKER__METRICS_BIND") is None
+    assert k.settings_field_problem("AUTOBIZ_TEMPORAL__ADDRESS") is None  # an alias
+    assert k.settings_field_problem("AUTOBIZ_SECRET__EXAMPLE_SHOP__STRIPE_API_KEY") is None
+    assert k.settings_field_problem("AUTOBIZ_WORKER__METRICS_BINDING") is not None
+    assert k.settings_field_problem("AUTOBIZ_ENV__X") is not None
+    assert k.settings_field_problem("AUTOBIZ_CONFIGDIR") is not None
+    docs = docs_of(k.K8S / "base")
+    only(docs, "worker").spec["env"].append({"name": "AUTOBIZ_WORKER__GRACE", "value": "1"})
+    assert k.env_problems(docs) == [
+        "Deployment/autobiz-worker:worker: AUTOBIZ_WORKER__GRACE: worker.grace is not a setting"
+    ]
+
+
+@build
+def test_processes_listen_where_probed_and_run_in_production(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings each container gets parse, and put its server on all interfaces at
+    a declared container port, the one its probes (and Service) use."""
+    docs = docs_of(directory)
+    assert k.probe_port_problems(docs) == []
+    for c in k.containers(docs):
+        settings = k.effective_settings(k.literal_env(docs, c), monkeypatch)
+        assert settings.is_production, c.where
+        if role(c) not in LISTENS:
+            continue
+        host, _, port = str(LISTENS[role(c)](settings)).rpartition(":")
+        # All interfaces: the kubelet probes, and the Service routes to, the pod IP.
+        assert host == "0.0.0.0", f"{c.where} listens on {host}"  # noqa: S104
+        ports = k.container_ports(c)
+        probed = {ports[p] for _, p in k.probe_ports(c)}
+        assert probed == {int(port)}, (c.where, probed, port)
+        assert {"readinessProbe", "livenessProbe"} <= {kind for kind, _ in k.probe_ports(c)}
+
+
+def test_the_probe_check_sees_a_wrong_port() -> None:
+    docs = docs_of(k.K8S / "base")
+    only(docs, "ingress").spec["readinessProbe"]["httpGet"]["port"] = "web"
+    assert k.probe_port_problems(docs) == [
+        "Deployment/autobiz-ingress:ingress: readinessProbe port 'web' is no container port"
+    ]
+
+
+@build
+def test_the_worker_outlives_its_shutdown_grace(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kubelet's SIGKILL comes after the worker's own graceful shutdown (in-flight
+    activities, then closing the clients: 10 s of headroom)."""
+    docs = docs_of(directory)
+    worker = only(docs, "worker")
+    grace = k.effective_settings(k.literal_env(docs, worker), monkeypatch)
+    shutdown = grace.worker.graceful_shutdown_seconds
+    default = WorkerSettings().graceful_shutdown_seconds  # should the setting be dropped
+    assert worker.pod["terminationGracePeriodSeconds"] >= max(shutdown, default) + 10
+
+
+@build
+def test_business_configs_compile_with_the_projects_loader(directory: Path, tmp_path: Path) -> None:
+    docs = docs_of(directory)
+    worker = only(docs, "worker")
+    settings_env = k.literal_env(docs, worker)
+    mount = k.mount_of(worker, settings_env["AUTOBIZ_CONFIG_DIR"])
+    assert mount is not None and mount.read_only and "configMap" in mount.volume
+    files = k.config_map_data(docs, mount.volume["configMap"]["name"])
+    assert files
+    for key, text in files.items():
+        result = compile_text(text)
+        assert result.ok and result.config is not None, (key, result.diagnostics)
+        assert key == f"{result.config.tenant}.yaml", key
+        (tmp_path / key).write_text(text)
+    assert sorted(load_configs(tmp_path)) == sorted(Path(key).stem for key in files)
+
+
+def test_the_base_carries_the_demo_tenant_unchanged() -> None:
+    copy_ = k.K8S / "base" / "business-configs" / "demo-shop.yaml"
+    assert copy_.read_text() == (k.ROOT / "config" / "demo-shop.yaml").read_text()
+
+
+def test_production_replaces_the_demo_tenant_with_the_placeholder() -> None:
+    docs = docs_of(k.K8S / "overlays" / "production")
+    (configs,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and "business-configs" in d["metadata"]["name"]
+    ]
+    assert list(configs["data"]) == ["example-shop.yaml"]
+
+
+@build
+def test_every_secret_and_config_map_is_generated_or_documented(directory: Path) -> None:
+    docs = docs_of(directory)
+    refs = k.references(docs)
+    assert {name for name, _ in refs["Secret"]} >= {"autobiz-database", "autobiz-codec"}
+    assert k.reference_problems(docs, documented()) == []
+
+
+def test_the_reference_check_sees_an_undocumented_secret() -> None:
+    docs = docs_of(k.K8S / "base")
+    worker = only(docs, "worker")
+    worker.spec["env"].append(
+        {"name": "AUTOBIZ_LLM__API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm", "key": "k"}}}
+    )
+    (app_url,) = [v for v in worker.spec["env"] if v["name"] == "AUTOBIZ_APP_DATABASE_URL"]
+    app_url["valueFrom"]["secretKeyRef"]["key"] = "url"
+    assert k.reference_problems(docs, documented()) == [
+        "Secret autobiz-database: key url is used but not documented",
+        "Secret llm is used but neither generated nor documented",
+    ]
+
+
+@build
+def test_files_the_settings_name_are_mounted(directory: Path) -> None:
+    """AUTOBIZ_CONFIG_DIR, AUTOBIZ_SECRETS_FILE and the TLS paths lie in mounted volumes
+    that hold them; AUTOBIZ_HOME is writable although the root filesystem is not."""
+    docs = docs_of(directory)
+    keys = documented()
+    for c in k.containers(docs):
+        env = k.literal_env(docs, c)
+        home = k.mount_of(c, env["AUTOBIZ_HOME"])
+        assert home is not None and "emptyDir" in home.volume and not home.read_only, c.where
+        for name, path in env.items():
+            if not name.endswith(("_PATH", "_FILE")):
+                continue
+            mount = k.mount_of(c, path)
+            assert mount is not None, f"{c.where}: {name}={path} is in no volume"
+            assert "secret" in mount.volume, (c.where, name)
+            relative = str(PurePosixPath(path).relative_to(mount.path))
+            assert relative in k.secret_keys(c, mount, keys), f"{c.where}: {name}={path}"
+
+
+@build
+def test_images_are_pinned(directory: Path) -> None:
+    assert k.image_problems(docs_of(directory)) == []
+
+
+def test_the_image_check_sees_latest_and_untagged() -> None:
+    docs = docs_of(k.K8S / "base")
+    only(docs, "worker").spec["image"] = "ghcr.io/autobiz/autobiz:latest"
+    only(docs, "ingress").spec["image"] = "registry:5000/autobiz"
+    only(docs, "codec-server").spec["image"] = "ghcr.io/a/b@sha256:" + "0" * 64
+    assert len(k.image_problems(docs)) == 2
+
+
+@build
+def test_the_autoscaler_and_disruption_budget_are_the_workers(directory: Path) -> None:
+    docs = docs_of(directory)
+    worker = only(docs, "worker").workload
+    (hpa,) = k.by_kind(docs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", worker["metadata"]["name"])
+    workloads = k.by_kind(docs, "Deployment")
+    for pdb in k.by_kind(docs, "PodDisruptionBudget"):
+        matched = [
+            d for d in workloads if k.selector_matches(pdb["spec"]["selector"], k.pod_labels(d))
+        ]
+        assert len(matched) == 1, pdb["metadata"]["name"]
+        (deployment,) = matched
+        assert k.selector_matches(deployment["spec"]["selector"], k.pod_labels(deployment))
+        floor = (
+            hpa["spec"]["minReplicas"] if deployment is worker else deployment["spec"]["replicas"]
+        )
+        # A drain can always evict one pod: the budget leaves room below the floor.
+        assert pdb["spec"]["minAvailable"] < floor, pdb["metadata"]["name"]
+    assert any(
+        k.selector_matches(p["spec"]["selector"], k.pod_labels(worker))
+        for p in k.by_kind(docs, "PodDisruptionBudget")
+    )
+
+
+@build
+def test_the_public_ingress_reaches_the_webhooks_only(directory: Path) -> None:
+    docs = docs_of(directory)
+    (ingress,) = k.by_kind(docs, "Ingress")
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert ingress["spec"]["tls"], "webhooks over TLS only"
+    tls_hosts = {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
+    paths = []
+    for rule in ingress["spec"]["rules"]:
+        assert rule["host"] in tls_hosts
+        for path in rule["http"]["paths"]:
+            paths.append(path["path"])
+            backend = path["backend"]["service"]
+            service = k.named(docs, "Service", backend["name"])
+            assert service is not None, backend
+            (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+            (pod,) = [
+                d
+                for d in k.by_kind(docs, "Deployment")
+                if k.selector_matches({"matchLabels": service["spec"]["selector"]}, k.pod_labels(d))
+            ]
+            (c,) = [c for c in k.containers(docs) if c.workload is pod]
+            assert role(c) == "ingress" and port["targetPort"] in k.container_ports(c)
+    routes = [webhook_path(s) for s in Source] + [PATH_PREFIX]
+    assert all(any(r.startswith(p) for p in paths) for r in routes), paths
+    assert all(any(r.startswith(p) for r in routes) for p in paths), paths  # nothing else
+
+
+@build
+def test_pods_are_locked_down(directory: Path) -> None:
+    docs = docs_of(directory)
+    for c in k.containers(docs):
+        pod_ctx, ctx = c.pod.get("securityContext", {}), c.spec.get("securityContext", {})
+        assert pod_ctx.get("runAsNonRoot") is True and pod_ctx.get("runAsUser", 0) != 0, c.where
+        assert pod_ctx.get("seccompProfile", {}).get("type") == "RuntimeDefault", c.where
+        assert ctx.get("allowPrivilegeEscalation") is False, c.where
+        assert ctx.get("readOnlyRootFilesystem") is True, c.where
+        assert ctx.get("capabilities", {}).get("drop") == ["ALL"], c.where
+        assert c.pod.get("automountServiceAccountToken") is False, c.where
+        assert "memory" in c.spec["resources"]["limits"], c.where
+        assert {"cpu", "memory"} <= set(c.spec["resources"]["requests"]), c.where
+
+
+@build
+def test_the_migration_phase_applies_on_its_own(directory: Path) -> None:
+    """``kubectl apply -k … -l autobiz.dev/apply-phase=migrate`` (the docs' first step)
+    selects the Job and everything it needs; only it holds the owner's connection."""
+    docs = docs_of(directory)
+    phase = [
+        d
+        for d in docs
+        if d["metadata"].get("labels", {}).get("autobiz.dev/apply-phase") == "migrate"
+    ]
+    (job,) = [d for d in phase if d["kind"] == "Job"]
+    migrate = only(docs, "db")
+    assert migrate.workload is job
+    pod = job["spec"]["template"]["spec"]
+    needed = {("ServiceAccount", pod["serviceAccountName"])}
+    needed |= {("ConfigMap", name) for name, _ in k.references([job])["ConfigMap"]}
+    if any(d["kind"] == "Namespace" for d in docs):
+        needed.add(("Namespace", job["metadata"]["namespace"]))
+    assert needed <= {(d["kind"], d["metadata"]["name"]) for d in phase}
+    assert {d["kind"] for d in phase} <= {"Job", "ServiceAccount", "ConfigMap", "Namespace"}
+    owners = [c.where for c in k.containers(docs) if "AUTOBIZ_DATABASE_URL" in k.env_names(docs, c)]
+    assert owners == [migrate.where]
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+
+
+def test_production_reaches_temporal_cloud_with_an_api_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = docs_of(k.K8S / "overlays" / "production")
+    for name in ("worker", "ingress"):
+        c = only(docs, name)
+        env = k.literal_env(docs, c)
+        (key,) = [v for v in c.spec["env"] if v["name"] == "TEMPORAL_API_KEY"]
+        assert key["valueFrom"]["secretKeyRef"]["name"] in documented()
+        env["TEMPORAL_API_KEY"] = "from-the-secret"
+        settings = k.effective_settings(
+            {n: v for n, v in env.items() if n.startswith("AUTOBIZ_")}, monkeypatch
+        )
+        conn = resolve(settings, env={n: v for n, v in env.items() if n.startswith("TEMPORAL_")})
+        assert conn.target_host == env["TEMPORAL_ADDRESS"]
+        assert conn.namespace == env["TEMPORAL_NAMESPACE"] != "default"
+        assert conn.api_key == SecretStr("from-the-secret") and conn.tls is True
+
+
+def test_production_mtls_mounts_the_client_certificate() -> None:
+    docs = docs_of(k.K8S / "overlays" / "production-mtls")
+    for name in ("worker", "ingress"):
+        c = only(docs, name)
+        names = k.env_names(docs, c)
+        assert "TEMPORAL_API_KEY" not in names
+        assert {"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH"} <= names
+        env = k.literal_env(docs, c)
+        mount = k.mount_of(c, env["TEMPORAL_TLS_CLIENT_CERT_PATH"])
+        assert mount is not None and mount.volume["secret"]["secretName"] == "temporal-client-tls"
+        assert env["TEMPORAL_ADDRESS"].endswith(".tmprl.cloud:7233")
