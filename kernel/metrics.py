@@ -162,6 +162,12 @@ DRIFT_RESOLVED = _spec(
     "tenant kind status",
     "Drift rows a resolution moved (repaired, dismissed, pending_approval).",
 )
+SECURITY_INCIDENTS = _spec(
+    "autobiz_security_incidents_total",
+    "counter",
+    "tenant code",
+    "Refused attempts on another tenant's or another order's objects, by error code.",
+)
 # Read from the database by workers.ledger_gauges (every worker reports the same value).
 APPROVAL_BACKLOG = _spec(
     "autobiz_approval_backlog",
@@ -230,6 +236,7 @@ WORKER_METRICS: tuple[MetricSpec, ...] = (
     IDEMPOTENCY,
     DRIFT_DETECTED,
     DRIFT_RESOLVED,
+    SECURITY_INCIDENTS,
     APPROVAL_BACKLOG,
     APPROVAL_BACKLOG_OLDEST,
     INVARIANT_VIOLATIONS_OPEN,
@@ -429,3 +436,11 @@ def record_drift_resolved(tenant_id: str, kind: str, status: str) -> None:
     if meter is None:
         return
     counter(meter, DRIFT_RESOLVED).add(1, {"tenant": tenant_id, "kind": kind, "status": status})
+
+
+def record_security_incident(tenant_id: str, code: str) -> None:
+    """A refused attempt on another tenant's or order's object (``autobiz.ledger.incidents``)."""
+    meter = _activity_meter()
+    if meter is None:
+        return
+    counter(meter, SECURITY_INCIDENTS).add(1, {"tenant": tenant_id, "code": code})

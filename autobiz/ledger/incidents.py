@@ -1,7 +1,8 @@
 """Security incidents: a refused attempt to touch another tenant's or another order's
 object (DESIGN §5). Each one is a row in the acting tenant's ``audit_log``
 (``action = 'security.<code>'``, outcome ``refused``) and a count in
-``autobiz_security_incidents_total`` (worker: the SDK meter; ingress: its registry).
+``autobiz_security_incidents_total`` (worker; the ingress counts its own refusals as
+``autobiz_ingress_security_incidents_total``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ import json
 import logging
 from typing import Any
 
-from temporalio import activity
-
 from autobiz.db.database import Database
+from kernel.metrics import record_security_incident
 from kernel.redaction import redact_value
 
 log = logging.getLogger(__name__)
-
-SECURITY_INCIDENTS = "autobiz_security_incidents_total"
 
 
 async def record_incident(
@@ -35,7 +33,4 @@ async def record_incident(
             )
     except Exception:  # the refusal stands whatever happens to its record
         log.exception("security incident %s for tenant %s not recorded", code, tenant_id)
-    if activity.in_activity():
-        activity.metric_meter().create_counter(
-            SECURITY_INCIDENTS, "Refused attempts on another tenant's or order's objects."
-        ).add(1, {"tenant": tenant_id, "code": code})
+    record_security_incident(tenant_id, code)  # worker: a no-op outside an activity
