@@ -6,16 +6,28 @@ bundled schemas."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import os
+import subprocess
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+import yaml
 from pydantic import SecretStr
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
 
 from autobiz.business_config import load_configs
 from autobiz.closeout_links import PATH_PREFIX
+from autobiz.devstack.services import temporal_binary
+from autobiz.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from autobiz.settings import WorkerSettings
 from autobiz.temporal_client import resolve
 from ingress.openapi import webhook_path
@@ -72,7 +84,12 @@ build = pytest.mark.parametrize("directory", BUILDS, ids=IDS)
 
 
 def test_there_is_a_base_and_a_production_overlay() -> None:
-    assert {"base", "overlays/production", "overlays/production-mtls"} <= set(IDS)
+    assert {
+        "base",
+        "overlays/production",
+        "overlays/production-mtls",
+        "overlays/self-hosted",
+    } <= set(IDS)
 
 
 @build
@@ -285,29 +302,46 @@ def test_the_autoscaler_and_disruption_budget_are_the_workers(directory: Path) -
     )
 
 
-@build
-def test_the_public_ingress_reaches_the_webhooks_only(directory: Path) -> None:
-    docs = docs_of(directory)
-    (ingress,) = k.by_kind(docs, "Ingress")
-    assert ingress["apiVersion"] == "networking.k8s.io/v1"
-    assert ingress["spec"]["tls"], "webhooks over TLS only"
-    tls_hosts = {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
-    paths = []
+def ingress_backends(docs: list[Doc], ingress: Doc) -> list[tuple[str, str, k.Container]]:
+    """``(host, path, container)`` per rule path: the container its Service routes to,
+    on a port the Service and the container both declare."""
+    found = []
     for rule in ingress["spec"]["rules"]:
-        assert rule["host"] in tls_hosts
         for path in rule["http"]["paths"]:
-            paths.append(path["path"])
             backend = path["backend"]["service"]
             service = k.named(docs, "Service", backend["name"])
             assert service is not None, backend
             (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
-            (pod,) = [
-                d
-                for d in k.by_kind(docs, "Deployment")
-                if k.selector_matches({"matchLabels": service["spec"]["selector"]}, k.pod_labels(d))
-            ]
+            selector = {"matchLabels": service["spec"]["selector"]}
+            deployments = k.by_kind(docs, "Deployment")
+            (pod,) = [d for d in deployments if k.selector_matches(selector, k.pod_labels(d))]
             (c,) = [c for c in k.containers(docs) if c.workload is pod]
-            assert role(c) == "ingress" and port["targetPort"] in k.container_ports(c)
+            assert port["targetPort"] in k.container_ports(c), (backend, port)
+            found.append((rule["host"], path["path"], c))
+    return found
+
+
+def ingress_to(docs: list[Doc], role_name: str) -> tuple[Doc, list[tuple[str, str, k.Container]]]:
+    routed = [(d, ingress_backends(docs, d)) for d in k.by_kind(docs, "Ingress")]
+    (match,) = [(d, b) for d, b in routed if {role(c) for _, _, c in b} == {role_name}]
+    return match
+
+
+@build
+def test_every_ingress_is_tls_and_reaches_a_declared_port(directory: Path) -> None:
+    docs = docs_of(directory)
+    ingresses = k.by_kind(docs, "Ingress")
+    assert len(ingresses) == 2
+    for ingress in ingresses:
+        assert ingress["apiVersion"] == "networking.k8s.io/v1"
+        tls_hosts = {h for t in ingress["spec"].get("tls", []) for h in t["hosts"]}
+        assert {host for host, _, _ in ingress_backends(docs, ingress)} <= tls_hosts
+
+
+@build
+def test_the_public_ingress_reaches_the_webhooks_only(directory: Path) -> None:
+    _, backends = ingress_to(docs_of(directory), "ingress")
+    paths = [path for _, path, _ in backends]
     routes = [webhook_path(s) for s in Source] + [PATH_PREFIX]
     assert all(any(r.startswith(p) for p in paths) for r in routes), paths
     assert all(any(r.startswith(p) for r in routes) for p in paths), paths  # nothing else
@@ -383,3 +417,139 @@ def test_production_mtls_mounts_the_client_certificate() -> None:
         mount = k.mount_of(c, env["TEMPORAL_TLS_CLIENT_CERT_PATH"])
         assert mount is not None and mount.volume["secret"]["secretName"] == "temporal-client-tls"
         assert env["TEMPORAL_ADDRESS"].endswith(".tmprl.cloud:7233")
+
+
+# --- the official Temporal Helm chart's values (overlays/self-hosted) --------------------
+
+HELM_VALUES = k.K8S / "temporal-helm-values.yaml"
+SELF_HOSTED = k.K8S / "overlays" / "self-hosted"
+
+
+def helm_values() -> dict[str, Any]:
+    values = yaml.safe_load(HELM_VALUES.read_text())
+    assert isinstance(values, dict)
+    return values
+
+
+def web_env() -> dict[str, str]:
+    return {e["name"]: e["value"] for e in helm_values()["web"]["additionalEnv"]}
+
+
+def search_attribute_job() -> Doc:
+    objects = [yaml.safe_load(text) for text in helm_values()["extraObjects"]]
+    (job,) = [o for o in objects if o["kind"] == "Job"]
+    return job
+
+
+def job_env(job: Doc) -> dict[str, str]:
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in c["env"]}
+
+
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield f"{path}.{key}", inner
+            yield from walk(inner, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from walk(inner, f"{path}[{i}]")
+
+
+def test_the_helm_values_extra_objects_are_valid_kubernetes() -> None:
+    for text in helm_values()["extraObjects"]:
+        assert "{{" not in text  # the chart runs them through tpl: nothing to expand
+        kubernetes_validate.validate(yaml.safe_load(text), KUBERNETES_VERSION, strict=True)
+
+
+def test_the_helm_values_keep_passwords_in_documented_secrets() -> None:
+    values = helm_values()
+    literal = [p for p, _ in walk(values) if p.rsplit(".", 1)[-1] in ("password", "clientSecret")]
+    assert literal == []
+    persistence = values["server"]["config"]["persistence"]
+    stores = persistence["datastores"]
+    assert set(stores) == {persistence["defaultStore"], persistence["visibilityStore"]}
+    secrets = documented()
+    for store in stores.values():
+        sql = store["sql"]
+        assert sql["pluginName"].startswith("postgres")
+        assert sql["secretKey"] in secrets[sql["existingSecret"]]
+    web = values["web"]
+    assert "TEMPORAL_AUTH_CLIENT_SECRET" in secrets[web["additionalEnvSecretName"]]
+    assert {t["secretName"] for t in web["ingress"]["tls"]} <= set(secrets)
+
+
+def test_the_helm_values_agree_with_the_self_hosted_overlay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chart creates the namespace the workers use, at the address they dial; the UI
+    sends its users' tokens to the codec server's host, whose CORS admits the UI."""
+    values = helm_values()
+    docs = docs_of(SELF_HOSTED)
+    worker_env = k.literal_env(docs, only(docs, "worker"))
+    created = [n["name"] for n in values["server"]["config"]["namespaces"]["namespace"]]
+    assert values["server"]["config"]["namespaces"]["create"] is True
+    assert worker_env["TEMPORAL_NAMESPACE"] in created
+    job = job_env(search_attribute_job())
+    assert job["NAMESPACE"] == worker_env["TEMPORAL_NAMESPACE"]
+    service, _, port = job["TEMPORAL_ADDRESS"].partition(":")
+    assert worker_env["TEMPORAL_ADDRESS"] == f"{service}.temporal.svc:{port}"
+
+    ui = web_env()
+    assert ui["TEMPORAL_AUTH_ENABLED"] == "true" and ui["TEMPORAL_AUTH_TYPE"] == "oidc"
+    assert ui["TEMPORAL_CODEC_PASS_ACCESS_TOKEN"] == "true"
+    endpoint = urlparse(ui["TEMPORAL_CODEC_ENDPOINT"])
+    codec_ingress, backends = ingress_to(docs, "codec-server")
+    assert endpoint.scheme == "https" and endpoint.path in ("", "/")
+    assert {host for host, _, _ in backends} == {endpoint.hostname}
+    assert endpoint.hostname in {h for t in codec_ingress["spec"]["tls"] for h in t["hosts"]}
+    origin = f"https://{values['web']['ingress']['hosts'][0]}"
+    assert ui["TEMPORAL_AUTH_CALLBACK_URL"].startswith(origin + "/")
+    codec = only(docs, "codec-server")
+    settings = k.effective_settings(k.literal_env(docs, codec), monkeypatch)
+    assert settings.kernel.codec_server_cors_origins == [origin]
+
+
+def test_the_search_attribute_job_registers_the_projects_attributes() -> None:
+    pairs = job_env(search_attribute_job())["SEARCH_ATTRIBUTES"].split()
+    assert dict(p.split("=", 1) for p in pairs) == SEARCH_ATTRIBUTE_TYPES
+
+
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.integration
+async def test_the_search_attribute_job_works_against_a_real_server() -> None:
+    """The hook Job's script, run with the real `temporal` CLI against a dev server that
+    has the namespace but no attributes: it registers them, and a second run (the next
+    `helm upgrade`) changes nothing and succeeds."""
+    job = search_attribute_job()
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    env = job_env(job)
+    server = await WorkflowEnvironment.start_local(
+        namespace=env["NAMESPACE"],
+        dev_server_existing_path=temporal_binary(),
+        dev_server_log_level="error",
+    )
+    try:
+        env["TEMPORAL_ADDRESS"] = server.client.service_client.config.target_host
+        env["PATH"] = f"{Path(temporal_binary()).parent}:{os.environ['PATH']}"
+        env["HOME"] = os.environ.get("HOME", "/tmp")
+        argv = [*c["command"], *c["args"]]
+        first = await asyncio.to_thread(run, argv, env)
+        assert first.returncode == 0, first.stderr
+        listed = await server.client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=env["NAMESPACE"])
+        )
+        kinds = {
+            name: IndexedValueType.Name(kind).removeprefix("INDEXED_VALUE_TYPE_")
+            for name, kind in listed.custom_attributes.items()
+        }
+        expected = {n: t.upper() for n, t in SEARCH_ATTRIBUTE_TYPES.items()}
+        assert {n: kinds.get(n) for n in expected} == expected
+        again = await asyncio.to_thread(run, argv, env)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.count("already registered") == len(expected)
+    finally:
+        await server.shutdown()
