@@ -464,3 +464,22 @@ def test_the_healthchecks_pass_against_the_running_services(
         # The image's own HEALTHCHECK (no role named) passes in each container too.
         generic = svc.check(["CMD", *image_check])
         assert generic.returncode == 0, (name, generic.stderr)
+
+
+def test_the_infrastructure_healthchecks_pass_against_the_local_stack(
+    stack: LocalStack, model: dict[str, Any]
+) -> None:
+    """The healthcheck commands of `temporal` and `postgres`, with the tools those images
+    bring (the `temporal` CLI, pg_isready) and their hosts mapped to the local stack."""
+    services = model["services"]
+    temporal = services["temporal"]["healthcheck"]["test"]
+    assert temporal[0] == "CMD"
+    argv = [stack.rewrite(word) for word in temporal[1:]]
+    argv[0] = temporal_binary()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "SERVING" in proc.stdout, proc.stdout + proc.stderr
+    postgres = services["postgres"]["healthcheck"]["test"]
+    assert postgres[:2] == ["CMD", "pg_isready"]
+    argv = [w if w != "autobiz" else stack.database for w in postgres[1:]]
+    argv += ["--host", stack.pg_host, "--port", str(stack.pg_port)]
+    assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
