@@ -127,6 +127,7 @@ def status_cmd(
 
     async def main() -> tuple[list[BreakerStatus], list[dict[str, Any]]]:
         async with database(settings) as db:
+            await _known_tenant(db, tenant_id)
             store = _store(settings, db)
             found = await store.status(tenant_id, provider)
             log = await store.events(tenant_id, provider) if events and provider else []

@@ -149,6 +149,8 @@ async def test_refusals_have_stable_codes_and_change_nothing(
         check=False,
     )
     assert ghost.refused("TENANT_UNKNOWN") and ghost.code == 2
+    nobody = await cli("breaker", "status", "--tenant", "no-such-tenant", check=False)
+    assert nobody.refused("TENANT_UNKNOWN") and nobody.code == 2
     missing = await cli("breaker", "reset", check=False)
     assert missing.code == 2 and "Traceback" not in missing.stderr
 
