@@ -5,15 +5,15 @@ a runbook that exists."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.promtool import promtool
 
 pytestmark = pytest.mark.hygiene
 
@@ -33,20 +33,6 @@ REQUIRED = {
     "AutobizNoWorker",
     "AutobizTaskQueueBacklog",
 }
-
-
-def promtool() -> str:
-    """The promtool binary; in CI its absence fails, locally it skips."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    message = (
-        "promtool not found: it is in Debian's `prometheus` package "
-        "(apt-get install -y --no-install-recommends prometheus); .ci/run installs it"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _rule_files() -> list[Path]:

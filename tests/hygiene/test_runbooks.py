@@ -45,7 +45,7 @@ def test_sections_and_dashboard(book: Path) -> None:
     positions = [text.find(s) for s in SECTIONS]
     assert -1 not in positions, f"missing {SECTIONS[positions.index(-1)]}"
     assert positions == sorted(positions), "sections out of order"
-    dashboards = re.findall(r"\(`dashboards/([\w-]+\.json)`, uid\s+`([\w-]+)`\)", text)
+    dashboards = re.findall(r"\(`dashboards/([\w-]+\.json)`,\s+uid\s+`([\w-]+)`\)", text)
     assert dashboards, "no **Dashboard:** (`dashboards/NAME.json`, uid `UID`)"
     for name, uid in dashboards:
         path = ROOT / "dashboards" / name
