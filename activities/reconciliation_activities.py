@@ -214,12 +214,15 @@ class ReconciliationActivities:
     async def resolve(self, req: DriftResolve) -> DriftResolved:
         """Move one row to ``req.status`` if it is in ``req.from_statuses``."""
         async with self._db.tenant(req.tenant_id) as s:
+            # ``before``: the status the row had (a move to the status it has is no change).
             row = await s.fetch_one(
                 "UPDATE reconciliation SET status = %(status)s, action = %(action)s, "
                 "resolved_at = CASE WHEN %(status)s = ANY(%(resolved)s) THEN now() END, "
                 "details = details || %(details)s "
-                "WHERE tenant_id = %(t)s AND drift_id = %(id)s AND status = ANY(%(from)s) "
-                f"RETURNING {ROW_COLUMNS}",
+                "FROM (SELECT drift_id AS before_id, status AS before FROM reconciliation "
+                "      WHERE tenant_id = %(t)s AND drift_id = %(id)s FOR UPDATE) b "
+                "WHERE tenant_id = %(t)s AND drift_id = b.before_id AND status = ANY(%(from)s) "
+                f"RETURNING {ROW_COLUMNS}, b.before",
                 {
                     "status": req.status,
                     "action": req.action,
@@ -231,8 +234,10 @@ class ReconciliationActivities:
                 },
             )
             if row is not None:
+                before = row.pop("before")
                 resolved = drift_row(row)
-                record_drift_resolved(req.tenant_id, resolved.kind, resolved.status)
+                if before != resolved.status:
+                    record_drift_resolved(req.tenant_id, resolved.kind, resolved.status)
                 return DriftResolved(row=resolved, changed=True)
             current = await s.fetch_one(
                 f"SELECT {ROW_COLUMNS} FROM reconciliation WHERE tenant_id = %s AND drift_id = %s",

@@ -29,7 +29,7 @@ class IngressMetrics:
         r = self.registry
         self.events = Counter(
             "autobiz_ingress_events_total",
-            "Webhook requests by source and outcome (stored, duplicate, held, dead_letter, "
+            "Webhook requests by source and outcome (pending, held, duplicate, dead_letter, "
             "ignored, rejected_*, unavailable, error).",
             ["source", "outcome"],
             registry=r,
