@@ -233,3 +233,39 @@ def test_the_worker_stops_later_than_its_graceful_shutdown(model: dict[str, Any]
     stop = worker["stop_grace_period"]
     assert stop.endswith("s") and float(stop[:-1]) > grace
     assert "container_name" not in worker and not worker.get("ports"), "--scale worker=N"
+
+
+def _compose_doc() -> str:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    start = text.index("### Docker Compose")
+    end = text.find("\n### ", start + 5)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_compose_docs_name_real_services_files_and_commands(model: dict[str, Any]) -> None:
+    """docs/operations.md#docker-compose: each `docker compose` command uses this file and
+    the env file, names services that exist; each `autobiz` command parses; each
+    infra/ path it tells the operator to copy exists."""
+    from tests.support.doc_commands import check_autobiz, shell_commands
+
+    shown = shell_commands(_compose_doc())
+    compose_cmds = [s.words for s in shown if s.words[:2] == ("docker", "compose")]
+    assert len(compose_cmds) >= 5
+    services = set(model["services"])
+    for words in compose_cmds:
+        assert words[2:6] == ("-f", "infra/compose.yaml", "--env-file", "infra/.env"), words
+        verb, rest = words[6], list(words[7:])
+        named = [w for w in rest if not w.startswith("-") and "=" not in w]
+        if verb in ("logs", "exec"):
+            target = named[:1] if verb == "exec" else named
+            assert target and set(target) <= services, words
+            if verb == "exec":
+                check_autobiz(tuple(named[1:]))
+        if "--scale" in rest:
+            assert rest[rest.index("--scale") + 1].split("=")[0] in services, words
+    autobiz = [s.words for s in shown if s.words[0] == "autobiz"]
+    assert len(autobiz) >= 3
+    for words in autobiz:
+        check_autobiz(words)
+    for source in re.findall(r"cp (infra/\S+)", _compose_doc()):
+        assert (ROOT / source).is_file(), source
