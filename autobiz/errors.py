@@ -72,6 +72,8 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.TENANT_CONTEXT_REQUIRED: _U,
     ErrorCode.SECRET_NOT_FOUND: _U,
     ErrorCode.CODEC_SERVER_TOKEN_MISSING: _U,
+    ErrorCode.CODEC_SERVER_AUTH_UNSAFE: _U,
+    ErrorCode.CODEC_SERVER_OIDC_INVALID: _U,
     ErrorCode.CODEC_UNKNOWN_KEY: _U,
     ErrorCode.MIGRATION_NAME_INVALID: _U,
     ErrorCode.MIGRATION_DUPLICATE: _U,

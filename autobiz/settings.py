@@ -23,6 +23,14 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class CodecServerAuth(StrEnum):
+    """How the codec server tells who may decode (autobiz.codec_server_auth)."""
+
+    NONE = "none"
+    TOKEN = "token"  # noqa: S105 (a mode, not a secret)
+    OIDC = "oidc"
+
+
 class TemporalSettings(BaseModel):
     """Where the Temporal frontend is, how to authenticate to it, and how the embedded dev
     server is laid out.
@@ -306,15 +314,56 @@ class KernelSettings(BaseModel):
         default="dev-1",
         description="The id (in ``codec_keys``) of the key new payloads are encrypted with.",
     )
-    # `autobiz codec-server`: the Temporal Web UI decodes through it with this bearer token.
-    codec_server_host: str = "127.0.0.1"
+    # `autobiz codec-server`: the Temporal Web UI (and `temporal --codec-endpoint`) decode
+    # through it; who may is ``codec_server_auth`` (autobiz.codec_server_auth).
+    codec_server_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of ``autobiz codec-server`` (auth ``none``: loopback only).",
+    )
     codec_server_port: int = Field(default=8235, description="Port of ``autobiz codec-server``.")
+    codec_server_auth: CodecServerAuth | None = Field(
+        default=None,
+        description="Who may decode: ``none`` (loopback, not production), ``token`` (the "
+        "static bearer token), ``oidc`` (the Web UI user's access token, checked against the "
+        "issuer's keys). Unset: ``token`` when a token is set, else ``none``.",
+    )
     codec_server_token: SecretStr | None = Field(
-        default=None, description="Bearer token the Web UI sends to the codec server."
+        default=None,
+        description="Static bearer token (auth ``token``), e.g. for ``temporal --codec-auth``.",
+    )
+    codec_server_oidc_issuer: str | None = Field(
+        default=None,
+        description="Auth ``oidc``: the issuer (``iss``) of the access tokens the UI forwards.",
+    )
+    codec_server_oidc_audience: str | None = Field(
+        default=None, description="Auth ``oidc``: the audience (``aud``) a token must name."
+    )
+    codec_server_oidc_jwks_url: str | None = Field(
+        default=None,
+        description="Auth ``oidc``: the issuer's JWKS; unset: the ``jwks_uri`` of its "
+        "``/.well-known/openid-configuration``.",
+    )
+    codec_server_oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="Auth ``oidc``: signature algorithms accepted (asymmetric ones only).",
+    )
+    codec_server_oidc_required_claim: str | None = Field(
+        default=None,
+        description="Auth ``oidc``: a claim the token must carry (e.g. ``groups``, ``scope``).",
+    )
+    codec_server_oidc_required_value: str | None = Field(
+        default=None,
+        description="Auth ``oidc``: the value that claim must hold (one of a list, or a word "
+        "of a space-separated string).",
+    )
+    codec_server_oidc_leeway_seconds: float = Field(
+        default=30.0, ge=0, description="Auth ``oidc``: clock skew allowed on ``exp``/``nbf``."
     )
     codec_server_cors_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"],
-        description="Origins (the Web UI's) allowed to call the codec server.",
+        default_factory=list,
+        description="Web UI origins allowed to call the codec server, besides the dev "
+        "server UI's own (``http://127.0.0.1:<ui_port>``, ``http://localhost:<ui_port>``; "
+        "those not in production).",
     )
     idempotency_window_hours: int = Field(
         default=24, gt=0, description="How long a tool call's idempotency key is remembered."

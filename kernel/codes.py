@@ -64,6 +64,10 @@ class ErrorCode(StrEnum):
     MIGRATION_CHECKSUM_MISMATCH = "MIGRATION_CHECKSUM_MISMATCH"
     # Keys, tokens and dev tooling.
     CODEC_SERVER_TOKEN_MISSING = "CODEC_SERVER_TOKEN_MISSING"  # noqa: S105 (a code, not a secret)
+    # The codec server would serve plaintext without asking who (auth none off loopback,
+    # or in production); its OIDC settings are incomplete or unsafe.
+    CODEC_SERVER_AUTH_UNSAFE = "CODEC_SERVER_AUTH_UNSAFE"
+    CODEC_SERVER_OIDC_INVALID = "CODEC_SERVER_OIDC_INVALID"
     CODEC_UNKNOWN_KEY = "CODEC_UNKNOWN_KEY"
     KEY_FILE_EXISTS = "KEY_FILE_EXISTS"
     APPROVER_KEY_MISSING = "APPROVER_KEY_MISSING"

@@ -72,7 +72,10 @@ def up(json_out: bool = JSON_OPT, config: Path | None = CONFIG_OPT) -> None:
         console.print(f"[green]✓[/] migrations applied: {', '.join(report.applied)}")
     console.print(_table(statuses))
     _token_line(statuses)
-    console.print(f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link]")
+    console.print(
+        f"Temporal Web UI: [link]{settings.temporal.ui_url}[/link] "
+        f"(decodes payloads through {stack.codec.endpoint})"
+    )
     console.print(f"State lives in {settings.home_dir}; stop with `autobiz dev down`.")
 
 

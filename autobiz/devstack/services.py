@@ -158,6 +158,8 @@ def temporal_binary() -> str:
 class TemporalDevServer(Service):
     name = "temporal"
     startup_timeout = 60.0
+    # The codec server the Web UI decodes payloads through (``--ui-codec-endpoint``).
+    codec_endpoint: str | None = None
 
     def ports(self) -> list[PortSpec]:
         t = self.settings.temporal
@@ -193,6 +195,8 @@ class TemporalDevServer(Service):
             "--log-level",
             "warn",
         ]
+        if self.codec_endpoint:
+            cmd += ["--ui-codec-endpoint", self.codec_endpoint]
         for key, kind in SEARCH_ATTRIBUTE_TYPES.items():
             cmd += ["--search-attribute", f"{key}={kind}"]
         return cmd
@@ -200,8 +204,21 @@ class TemporalDevServer(Service):
     def status(self) -> ServiceStatus:
         t = self.settings.temporal
         db_file = self.home / "temporal" / "temporal.db"
-        return self._status(
-            t.address, t.ui_url, {"namespace": t.namespace, "db_file": str(db_file)}
+        details = {"namespace": t.namespace, "db_file": str(db_file)}
+        if running := self._running_ui_codec_endpoint():
+            details["ui_codec_endpoint"] = running
+        return self._status(t.address, t.ui_url, details)
+
+    def _running_ui_codec_endpoint(self) -> str | None:
+        rec = self.record()
+        if rec is None or "--ui-codec-endpoint" not in rec.command[:-1]:
+            return None
+        return rec.command[rec.command.index("--ui-codec-endpoint") + 1]
+
+    def ui_codec_outdated(self) -> bool:
+        """Running, with another UI codec endpoint (or none) than it would start with."""
+        return self.record() is not None and (
+            self._running_ui_codec_endpoint() != self.codec_endpoint
         )
 
     def start(self) -> ServiceStatus:

@@ -6,6 +6,10 @@ Which config directory the worker runs on: the one asked for (``dev up --config 
 ``settings.config_dir``. Everything that can fail without a process starting (the
 configs compile, the ports are free) is checked before a running service is touched: a
 failed ``up`` stops no healthy service.
+
+The codec server runs beside the dev server, whose Web UI is started with it as codec
+endpoint (autobiz.devstack.codec_service); a dev server running with another endpoint
+(or none: one started before the stack had a codec server) is restarted.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from autobiz.db.dsn import admin_dsn
 from autobiz.db.migrate import MigrationReport, migrate
 from autobiz.db.tenants import sync_tenants
 from autobiz.devstack.app_service import HttpAppService
+from autobiz.devstack.codec_service import decoding_ui
 from autobiz.devstack.dev_secrets import dev_secrets_path, ensure_dev_secrets
 from autobiz.devstack.ingress_service import IngressService
 from autobiz.devstack.process import PidFiles
@@ -28,7 +33,6 @@ from autobiz.devstack.services import (
     ExternalPostgres,
     Service,
     ServiceStatus,
-    TemporalDevServer,
 )
 from autobiz.devstack.worker_service import WorkerService
 from autobiz.errors import ConfigError
@@ -76,7 +80,8 @@ class Stack:
         ingress.env = {**(ingress.env or {}), "AUTOBIZ_SECRETS_FILE": str(self.secrets_file)}
         # Infrastructure first, then migrations, then the application processes (which
         # need the schema). Stop runs in reverse.
-        self.infrastructure: list[Service] = [postgres, TemporalDevServer(settings, self.pidfiles)]
+        self.codec, self.temporal = decoding_ui(settings, self.pidfiles)
+        self.infrastructure: list[Service] = [postgres, self.temporal]
         self.worker = WorkerService(settings, self.pidfiles)
         self.worker.env = {
             **(self.worker.env or {}),
@@ -84,7 +89,7 @@ class Stack:
         }
         for app in (sandbox, ingress, self.worker):
             app.tenants_file = self.secrets_file
-        self.applications: list[Service] = [sandbox, ingress, self.worker]
+        self.applications: list[Service] = [self.codec, sandbox, ingress, self.worker]
 
     def _worker_config(self) -> Path | None:
         """The config directory the stack's worker runs on, or last ran on if it died
@@ -120,8 +125,10 @@ class Stack:
                 "(`dev up --config DIR` switches it)"
             )
         self.home.mkdir(parents=True, exist_ok=True)
+        self.codec.check()
         ensure_dev_secrets(self.settings, configs)
         to_start = [s for s in self.services if s.status().state in ("stopped", "unreachable")]
+        restart_temporal = self.temporal not in to_start and self.temporal.ui_codec_outdated()
         restart = [
             s
             for s in self.applications
@@ -133,6 +140,10 @@ class Stack:
             service.check_ports()
         started: list[Service] = []
         try:
+            if restart_temporal:
+                progress(f"restarting temporal (its Web UI decodes through {self.codec.endpoint})")
+                self.temporal.stop()
+                to_start.append(self.temporal)
             self._start(self.infrastructure, to_start, started, progress)
             progress("applying database migrations")
             report = migrate(admin_dsn(self.settings))

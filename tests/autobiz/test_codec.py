@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from autobiz.codec import AesGcmCodec, CodecError
 from autobiz.codec_server import create_app
 from autobiz.errors import ConfigError
-from autobiz.settings import Environment, KernelSettings, Settings
+from autobiz.settings import CodecServerAuth, Environment, KernelSettings, Settings
 from autobiz.temporal_client import data_converter
 from tests.kernel.corpus import SECRETS
 
@@ -89,7 +89,7 @@ def test_failure_converter_redacts_then_encodes() -> None:
 
 async def test_codec_server_needs_the_token_and_decodes() -> None:
     with pytest.raises(ConfigError):
-        create_app(settings())
+        create_app(settings(codec_server_auth=CodecServerAuth.TOKEN))  # and no token
     s = settings(codec_server_token=SecretStr("t0ken-for-tests"))
     codec = AesGcmCodec.from_settings(s)
     sealed = (await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"hi"')]))[0]

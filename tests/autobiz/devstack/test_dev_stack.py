@@ -88,6 +88,26 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
         "TenantId": "INDEXED_VALUE_TYPE_KEYWORD",
     }
 
+    # The UI decodes through the stack's codec server (auth none, on loopback), which
+    # admits the UI's origin.
+    codec = f"http://127.0.0.1:{stack_env['AUTOBIZ_KERNEL__CODEC_SERVER_PORT']}"
+    assert by_name["codec"]["state"] == "running"
+    assert by_name["codec"]["details"] == {"auth": "none", "endpoint": codec}
+    assert by_name["temporal"]["details"]["ui_codec_endpoint"] == codec
+    async with httpx.AsyncClient(timeout=10) as http:
+        ui_settings = (await http.get(f"{ui}/api/v1/settings")).json()
+        preflight = await http.options(
+            f"{codec}/decode",
+            headers={
+                "Origin": ui,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-namespace",
+            },
+        )
+    assert ui_settings["Codec"]["Endpoint"] == codec
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ui
+
     # Twice is harmless: same processes, nothing new started.
     autobiz(stack_env, "dev", "up")
     again = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
@@ -133,10 +153,34 @@ async def test_up_status_down(stack_env: dict[str, str]) -> None:
     after = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
     assert {s["state"] for s in after["services"]} == {"stopped"}
 
-    # State persisted under the home: a restart sees the same database.
-    autobiz(stack_env, "dev", "up")
+    # A dev server started without the codec endpoint (before the stack had a codec
+    # server) is restarted with it; state persisted under the home: a restart sees the
+    # same database.
+    old = _old_temporal(stack_env)
+    up_again = autobiz(stack_env, "dev", "up")
+    assert "restarting temporal" in up_again.stdout
+    status = json.loads(autobiz(stack_env, "dev", "status", "--json").stdout)
+    temporal = {s["name"]: s for s in status["services"]}["temporal"]
+    assert temporal["pid"] != old and temporal["details"]["ui_codec_endpoint"] == codec
     with psycopg.connect(f"host=127.0.0.1 port={pg_port} user=postgres dbname=autobiz") as conn:
         assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (2,)
+
+
+def _old_temporal(env: dict[str, str]) -> int:
+    """The stack's dev server started as the stack started it before it had a codec
+    server (no ``--ui-codec-endpoint``); its pid."""
+    code = (
+        "from autobiz.devstack.process import PidFiles\n"
+        "from autobiz.devstack.services import TemporalDevServer\n"
+        "from autobiz.settings import Settings\n"
+        "s = Settings()\n"
+        "print(TemporalDevServer(s, PidFiles(s.home_dir / 'run')).start().pid)\n"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert started.returncode == 0, started.stderr
+    return int(started.stdout.split()[-1])
 
 
 def test_port_taken_gives_a_clear_error_and_starts_nothing(stack_env: dict[str, str]) -> None:
@@ -149,6 +193,23 @@ def test_port_taken_gives_a_clear_error_and_starts_nothing(stack_env: dict[str, 
     assert stack_env["AUTOBIZ_TEMPORAL__UI_PORT"] in result.stderr
     assert "AUTOBIZ_TEMPORAL__UI_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+    assert _stack_processes(stack_env["AUTOBIZ_HOME"]) == []
+
+
+def test_codec_port_taken_or_unsafe_codec_settings_start_nothing(
+    stack_env: dict[str, str],
+) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(stack_env["AUTOBIZ_KERNEL__CODEC_SERVER_PORT"])))
+        blocker.listen()
+        taken = autobiz(stack_env, "dev", "up", check=False)
+    assert taken.returncode == 2 and "error[PORT_IN_USE]" in taken.stderr
+    assert "AUTOBIZ_KERNEL__CODEC_SERVER_PORT" in taken.stderr
+    # The UI's codec server open to the network: refused before anything starts.
+    unsafe = {**stack_env, "AUTOBIZ_KERNEL__CODEC_SERVER_HOST": "0.0.0.0"}  # noqa: S104
+    refused = autobiz(unsafe, "dev", "up", check=False)
+    assert refused.returncode == 2 and "error[CODEC_SERVER_AUTH_UNSAFE]" in refused.stderr
+    assert "Traceback" not in taken.stderr + refused.stderr
     assert _stack_processes(stack_env["AUTOBIZ_HOME"]) == []
 
 
