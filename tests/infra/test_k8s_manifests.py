@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import re
+import shlex
 import subprocess
 from collections.abc import Iterator
 from functools import cache
@@ -35,12 +37,14 @@ from ingress.tenants import Source
 from kernel.compiler import compile_text
 from tests.infra import k8s_checks as k
 from tests.infra.k8s_checks import Doc
+from tests.support import doc_commands as doc_cmds
 
 pytestmark = pytest.mark.unit
 
 # A version whose schemas kubernetes-validate ships (and the kubectl of the CI image).
 KUBERNETES_VERSION = "1.32.0"
 DOCS = k.ROOT / "docs" / "operations.md"
+SELF_HOSTED = k.K8S / "overlays" / "self-hosted"
 BUILDS = k.kustomizations()
 IDS = [str(p.relative_to(k.K8S)) for p in BUILDS]
 # Where each long-running role listens, by the settings it runs with.
@@ -114,9 +118,12 @@ def test_strict_validation_refuses_an_unknown_field() -> None:
 def test_every_container_runs_a_real_autobiz_command(directory: Path) -> None:
     docs = docs_of(directory)
     roles = sorted(role(c) for c in k.containers(docs))
-    assert roles == ["codec-server", "db", "ingress", "worker"]
+    extra = ["temporal"] if directory == SELF_HOSTED else []  # its search-attribute Job
+    assert roles == sorted(["codec-server", "db", "ingress", "worker", *extra])
     assert [p for c in k.containers(docs) for p in k.command_problems(c.argv)] == []
-    assert only(docs, "db").argv == ["autobiz", "db", "migrate"]
+    assert only(docs, "db").argv == ["autobiz", "db", "migrate", "--sync-tenants"]
+    if extra:
+        assert only(docs, "temporal").argv[:3] == ["autobiz", "temporal", "setup"]
 
 
 def test_the_command_check_sees_a_wrong_command() -> None:
@@ -191,20 +198,31 @@ def test_the_worker_outlives_its_shutdown_grace(
 
 
 @build
-def test_business_configs_compile_with_the_projects_loader(directory: Path, tmp_path: Path) -> None:
+def test_business_configs_compile_with_the_projects_loader(
+    directory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker and the migrate Job (``--sync-tenants``) read the same ConfigMap at
+    AUTOBIZ_CONFIG_DIR; its files compile, one per tenant, named after it, and the
+    settings' default tenant is one of them."""
     docs = docs_of(directory)
-    worker = only(docs, "worker")
-    settings_env = k.literal_env(docs, worker)
-    mount = k.mount_of(worker, settings_env["AUTOBIZ_CONFIG_DIR"])
-    assert mount is not None and mount.read_only and "configMap" in mount.volume
-    files = k.config_map_data(docs, mount.volume["configMap"]["name"])
+    volumes = set()
+    for c in (only(docs, "worker"), only(docs, "db")):
+        mount = k.mount_of(c, k.literal_env(docs, c)["AUTOBIZ_CONFIG_DIR"])
+        assert mount is not None and mount.read_only and "configMap" in mount.volume, c.where
+        volumes.add(mount.volume["configMap"]["name"])
+    (name,) = volumes
+    files = k.config_map_data(docs, name)
     assert files
     for key, text in files.items():
         result = compile_text(text)
         assert result.ok and result.config is not None, (key, result.diagnostics)
         assert key == f"{result.config.tenant}.yaml", key
         (tmp_path / key).write_text(text)
-    assert sorted(load_configs(tmp_path)) == sorted(Path(key).stem for key in files)
+    tenants = sorted(load_configs(tmp_path))
+    assert tenants == sorted(Path(key).stem for key in files)
+    worker = only(docs, "worker")
+    settings = k.effective_settings(k.literal_env(docs, worker), monkeypatch)
+    assert settings.ingress.default_tenant in tenants
 
 
 def test_the_base_carries_the_demo_tenant_unchanged() -> None:
@@ -263,8 +281,10 @@ def test_files_the_settings_name_are_mounted(directory: Path) -> None:
 
 
 @build
-def test_images_are_pinned(directory: Path) -> None:
-    assert k.image_problems(docs_of(directory)) == []
+def test_images_are_pinned_and_the_same_for_every_role(directory: Path) -> None:
+    docs = docs_of(directory)
+    assert k.image_problems(docs) == []
+    assert len({c.spec["image"] for c in k.containers(docs) if c.argv[0] == "autobiz"}) == 1
 
 
 def test_the_image_check_sees_latest_and_untagged() -> None:
@@ -365,26 +385,30 @@ def test_pods_are_locked_down(directory: Path) -> None:
 @build
 def test_the_migration_phase_applies_on_its_own(directory: Path) -> None:
     """``kubectl apply -k … -l autobiz.dev/apply-phase=migrate`` (the docs' first step)
-    selects the Job and everything it needs; only it holds the owner's connection."""
+    selects the Jobs and everything they need; only the migrate Job holds the owner's
+    connection."""
     docs = docs_of(directory)
     phase = [
         d
         for d in docs
         if d["metadata"].get("labels", {}).get("autobiz.dev/apply-phase") == "migrate"
     ]
-    (job,) = [d for d in phase if d["kind"] == "Job"]
+    jobs = [d for d in phase if d["kind"] == "Job"]
+    assert jobs == k.by_kind(docs, "Job")
     migrate = only(docs, "db")
-    assert migrate.workload is job
-    pod = job["spec"]["template"]["spec"]
-    needed = {("ServiceAccount", pod["serviceAccountName"])}
-    needed |= {("ConfigMap", name) for name, _ in k.references([job])["ConfigMap"]}
-    if any(d["kind"] == "Namespace" for d in docs):
-        needed.add(("Namespace", job["metadata"]["namespace"]))
-    assert needed <= {(d["kind"], d["metadata"]["name"]) for d in phase}
+    assert any(migrate.workload is job for job in jobs)
+    selected = {(d["kind"], d["metadata"]["name"]) for d in phase}
+    for job in jobs:
+        pod = job["spec"]["template"]["spec"]
+        needed = {("ServiceAccount", pod["serviceAccountName"])}
+        needed |= {("ConfigMap", name) for name, _ in k.references([job])["ConfigMap"]}
+        if any(d["kind"] == "Namespace" for d in docs):
+            needed.add(("Namespace", job["metadata"]["namespace"]))
+        assert needed <= selected, job["metadata"]["name"]
+        assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
     assert {d["kind"] for d in phase} <= {"Job", "ServiceAccount", "ConfigMap", "Namespace"}
     owners = [c.where for c in k.containers(docs) if "AUTOBIZ_DATABASE_URL" in k.env_names(docs, c)]
     assert owners == [migrate.where]
-    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
 
 
 def test_production_reaches_temporal_cloud_with_an_api_key(
@@ -406,6 +430,25 @@ def test_production_reaches_temporal_cloud_with_an_api_key(
         assert conn.api_key == SecretStr("from-the-secret") and conn.tls is True
 
 
+def test_self_hosted_dials_the_charts_frontend_in_plaintext(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = docs_of(SELF_HOSTED)
+    for name in ("worker", "ingress", "temporal"):
+        c = only(docs, name)
+        assert "TEMPORAL_API_KEY" not in k.env_names(docs, c)
+        env = k.literal_env(docs, c)
+        settings = k.effective_settings(
+            {n: v for n, v in env.items() if n.startswith("AUTOBIZ_")}, monkeypatch
+        )
+        conn = resolve(settings, env={n: v for n, v in env.items() if n.startswith("TEMPORAL_")})
+        assert (conn.target_host, conn.namespace) == (
+            "temporal-frontend.temporal.svc:7233",
+            "autobiz",
+        )
+        assert conn.api_key is None and conn.tls is False
+
+
 def test_production_mtls_mounts_the_client_certificate() -> None:
     docs = docs_of(k.K8S / "overlays" / "production-mtls")
     for name in ("worker", "ingress"):
@@ -422,7 +465,6 @@ def test_production_mtls_mounts_the_client_certificate() -> None:
 # --- the official Temporal Helm chart's values (overlays/self-hosted) --------------------
 
 HELM_VALUES = k.K8S / "temporal-helm-values.yaml"
-SELF_HOSTED = k.K8S / "overlays" / "self-hosted"
 
 
 def helm_values() -> dict[str, Any]:
@@ -553,3 +595,97 @@ async def test_the_search_attribute_job_works_against_a_real_server() -> None:
         assert again.stdout.count("already registered") == len(expected)
     finally:
         await server.shutdown()
+
+
+# --- the Deploy docs' commands -------------------------------------------------------
+
+
+def my_sections() -> str:
+    """docs/operations.md's Deploy → Kubernetes and Temporal Cloud subsections."""
+    section = deploy_section()
+    return section[section.index("\n### Kubernetes") :]
+
+
+def doc_commands(program: str) -> list[tuple[str, ...]]:
+    found = []
+    for block in re.findall(r"```(?:sh|bash)\n(.*?)```", my_sections(), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith(f"{program} "):
+                found.append(tuple(shlex.split(line.replace("…", "x"))))
+    return found
+
+
+@cache
+def kubectl_help(*path: str) -> tuple[int, str]:
+    """``kubectl PATH --help`` (``options``: the global flags); offline."""
+    argv = ["options"] if path == ("options",) else [*path, "--help"]
+    run = subprocess.run(
+        [k.kubectl(), *argv], capture_output=True, text=True, timeout=30, check=False
+    )
+    return run.returncode, run.stdout
+
+
+def kubectl_problems(words: tuple[str, ...]) -> list[str]:
+    """A ``kubectl`` line's subcommand exists, its flags are the subcommand's or global,
+    and the files and kustomizations it names are in the repository."""
+    args = list(words[1:])
+    while args[:1] == ["-n"]:
+        args = args[2:]
+    path: list[str] = []
+    for word in args:
+        if word.startswith("-"):
+            break
+        code, text = kubectl_help(*path, word)
+        if code != 0 or f"kubectl {' '.join([*path, word])}" not in text:
+            break
+        path.append(word)
+    if not path:
+        return [f"{shlex.join(words)}: no such kubectl command"]
+    known = kubectl_help(*path)[1] + kubectl_help("options")[1]
+    problems = []
+    for i, word in enumerate(words):
+        flag = word.split("=", 1)[0]
+        if flag.startswith("-") and not re.search(rf"(^|[\s,]){re.escape(flag)}[=,\s\[]", known):
+            problems.append(f"{shlex.join(words)}: kubectl {' '.join(path)} has no {flag}")
+        if flag in ("-k", "-f") and i + 1 < len(words) and not (k.ROOT / words[i + 1]).exists():
+            problems.append(f"{shlex.join(words)}: {words[i + 1]} does not exist")
+    return problems
+
+
+def test_the_docs_kubectl_commands_exist_and_name_real_paths() -> None:
+    shown = doc_commands("kubectl")
+    assert len(shown) >= 15
+    assert [p for words in shown for p in kubectl_problems(words)] == []
+    assert ("kubectl", "apply", "-k", "infra/k8s/overlays/production") in shown
+
+
+def test_the_kubectl_check_sees_a_wrong_flag_and_path() -> None:
+    assert (
+        kubectl_problems(("kubectl", "-n", "x", "rollout", "status", "deploy/a", "--wait-for"))
+        != []
+    )
+    assert kubectl_problems(("kubectl", "apply", "-k", "infra/k8s/overlays/prod")) != []
+    assert kubectl_problems(("kubectl", "aply", "-k", "infra/k8s/base")) != []
+    assert (
+        kubectl_problems(("kubectl", "-n", "x", "create", "secret", "tls", "a", "--cert=c")) == []
+    )
+
+
+def test_the_docs_autobiz_and_temporal_commands_parse() -> None:
+    shown = doc_commands("autobiz")
+    assert shown
+    for words in shown:
+        doc_cmds.check_autobiz(words)
+    inline = re.findall(r"`(temporal operator [^`]+)`", my_sections())
+    assert inline
+    for line in inline:
+        doc_cmds.check_temporal(tuple(shlex.split(line)))
+
+
+def test_the_docs_tcld_command_registers_the_projects_attributes() -> None:
+    (words,) = [
+        w for w in doc_commands("tcld") if w[1:4] == ("namespace", "search-attributes", "add")
+    ]
+    given = [words[i + 1] for i, w in enumerate(words) if w == "--search-attribute"]
+    assert dict(g.split("=", 1) for g in given) == SEARCH_ATTRIBUTE_TYPES
