@@ -113,6 +113,14 @@ class BreakerGuard:
         if not admission.allowed:
             assert admission.retry_after is not None
             self.metrics.rejection(ctx.provider, ctx.tenant_id, step.breaker.state)
+            log.info(
+                "circuit breaker %s (tenant %s) %s: %s refused, retry in %.1f s",
+                ctx.provider,
+                ctx.tenant_id,
+                step.breaker.state.value,
+                ctx.ref,
+                admission.retry_after.total_seconds(),
+            )
             raise breaker_open_error(ctx, step.breaker.state, step, admission.retry_after)
         return admission
 
