@@ -28,12 +28,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from autobiz.business_config import load_configs
 from autobiz.closeout_links import PATH_PREFIX
+from autobiz.codec_server_auth import build_authoriser
 from autobiz.devstack.services import temporal_binary
+from autobiz.errors import ConfigError
 from autobiz.search_attributes import SEARCH_ATTRIBUTE_TYPES
-from autobiz.settings import WorkerSettings
+from autobiz.settings import CodecServerAuth, Settings, WorkerSettings
 from autobiz.temporal_client import resolve
 from ingress.openapi import webhook_path
 from ingress.tenants import Source
+from kernel.codes import ErrorCode
 from kernel.compiler import compile_text
 from tests.infra import k8s_checks as k
 from tests.infra.k8s_checks import Doc
@@ -173,6 +176,44 @@ def test_processes_listen_where_probed_and_run_in_production(
         probed = {ports[p] for _, p in k.probe_ports(c)}
         assert probed == {int(port)}, (c.where, probed, port)
         assert {"readinessProbe", "livenessProbe"} <= {kind for kind, _ in k.probe_ports(c)}
+
+
+def codec_settings(docs: list[Doc], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The codec server's settings, its token Secret standing in as a value."""
+    c = only(docs, "codec-server")
+    env = k.literal_env(docs, c)
+    if "AUTOBIZ_KERNEL__CODEC_SERVER_TOKEN" in k.env_names(docs, c):
+        env["AUTOBIZ_KERNEL__CODEC_SERVER_TOKEN"] = "from-the-secret"
+    return k.effective_settings(env, monkeypatch)
+
+
+@build
+def test_the_codec_server_starts_with_its_auth(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auth mode and OIDC settings the manifests give it pass the codec server's own
+    start-up check (never ``none`` in production); the Web UI's OIDC login, where there
+    is one, is the issuer it checks tokens against."""
+    docs = docs_of(directory)
+    settings = codec_settings(docs, monkeypatch)
+    authoriser = build_authoriser(settings)
+    expected = CodecServerAuth.OIDC if directory == SELF_HOSTED else CodecServerAuth.TOKEN
+    assert authoriser.mode is expected
+    if expected is CodecServerAuth.OIDC:
+        ui = web_env()
+        assert settings.kernel.codec_server_oidc_issuer == ui["TEMPORAL_AUTH_ISSUER_URL"]
+        assert settings.kernel.codec_server_oidc_audience == ui["TEMPORAL_AUTH_CLIENT_ID"]
+
+
+def test_the_codec_check_refuses_an_open_codec_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = docs_of(k.K8S / "overlays" / "production")
+    (config,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and "codec-server" in d["metadata"]["name"]
+    ]
+    config["data"]["AUTOBIZ_KERNEL__CODEC_SERVER_AUTH"] = "none"
+    with pytest.raises(ConfigError) as refused:
+        build_authoriser(codec_settings(docs, monkeypatch))
+    assert refused.value.code is ErrorCode.CODEC_SERVER_AUTH_UNSAFE
 
 
 def test_the_probe_check_sees_a_wrong_port() -> None:
@@ -677,10 +718,12 @@ def test_the_docs_autobiz_and_temporal_commands_parse() -> None:
     assert shown
     for words in shown:
         doc_cmds.check_autobiz(words)
-    inline = re.findall(r"`(temporal operator [^`]+)`", my_sections())
-    assert inline
-    for line in inline:
-        doc_cmds.check_temporal(tuple(shlex.split(line)))
+    inline = [
+        tuple(shlex.split(c)) for c in re.findall(r"`(temporal operator [^`]+)`", my_sections())
+    ]
+    assert inline and doc_commands("temporal")
+    for words in [*inline, *doc_commands("temporal")]:
+        doc_cmds.check_temporal(words)
 
 
 def test_the_docs_tcld_command_registers_the_projects_attributes() -> None:
