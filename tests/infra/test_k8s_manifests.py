@@ -38,6 +38,7 @@ from ingress.openapi import webhook_path
 from ingress.tenants import Source
 from kernel.codes import ErrorCode
 from kernel.compiler import compile_text
+from tests.infra import fake_kube_api
 from tests.infra import k8s_checks as k
 from tests.infra.k8s_checks import Doc
 from tests.support import doc_commands as doc_cmds
@@ -732,3 +733,42 @@ def test_the_docs_tcld_command_registers_the_projects_attributes() -> None:
     ]
     given = [words[i + 1] for i, w in enumerate(words) if w == "--search-attribute"]
     assert dict(g.split("=", 1) for g in given) == SEARCH_ATTRIBUTE_TYPES
+
+
+def kubectl_name(doc: Doc) -> str:
+    """An object as ``kubectl -o name`` prints it (``job.batch/autobiz-migrate``)."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    return f"{doc['kind'].lower()}{'.' + group if group else ''}/{doc['metadata']['name']}"
+
+
+def test_the_docs_apply_commands_send_what_they_say() -> None:
+    """Each ``kubectl apply`` the Deploy docs show, run as shown (plus a client-side dry
+    run against a stand-in API server): the migrate phase sends exactly the Jobs and
+    what they need, a full apply everything, the namespace file the namespace."""
+    applies = [w for w in doc_commands("kubectl") if w[1] == "apply"]
+    assert len(applies) >= 5
+    phases = 0
+    for words in applies:
+        args = list(words[2:])
+        source, target = args[0], k.ROOT / args[1]
+        docs = docs_of(target) if source == "-k" else list(yaml.safe_load_all(target.read_text()))
+        expected = docs
+        if "-l" in args:
+            key, _, value = args[args.index("-l") + 1].partition("=")
+            expected = [d for d in docs if d["metadata"].get("labels", {}).get(key) == value]
+            assert {d["kind"] for d in expected} >= {"Job", "Namespace"}, words
+            assert "Deployment" not in {d["kind"] for d in expected}, words
+            phases += 1
+        with fake_kube_api.fake_api(fake_kube_api.kinds_of(docs)) as server:
+            flags = ["--dry-run=client", "-o", "name", "--server", server, "--validate=false"]
+            run = subprocess.run(
+                [k.kubectl(), *words[1:], *flags],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=k.ROOT,
+                check=False,
+            )
+        assert run.returncode == 0, (words, run.stderr)
+        assert sorted(run.stdout.split()) == sorted(kubectl_name(d) for d in expected), words
+    assert phases >= 2  # production and self-hosted
