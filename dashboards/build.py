@@ -365,41 +365,35 @@ BREAKERS = Board(
     uid="autobiz-breakers",
     title="AutoBiz · Circuit breakers",
     description="Provider circuit breakers (shared by all workers) and the tool calls "
-    "behind them. Runbook RB-02.",
+    "behind them. State: 0 closed, 1 half-open, 2 open, as each worker last saw it "
+    "(max over workers; `autobiz breaker status` shows the breaker itself). Runbook RB-02.",
     tenant_metric="autobiz_breaker_state",
     rows={
         "State": [
             Panel(
                 "Breakers open",
-                [q(f'sum(max by (provider, tenant) (autobiz_breaker_state{{{T},state="open"}}))')],
+                [q(f"sum(max by (provider, tenant) (autobiz_breaker_state{{{T}}}) == bool 2)")],
                 kind="stat",
                 width=6,
                 thresholds=[1, 1],
             ),
             Panel(
                 "Breakers half-open",
-                [
-                    q(
-                        f"""sum(max by (provider, tenant)
-                        (autobiz_breaker_state{{{T},state="half_open"}}))"""
-                    )
-                ],
+                [q(f"sum(max by (provider, tenant) (autobiz_breaker_state{{{T}}}) == bool 1)")],
                 kind="stat",
                 width=6,
                 thresholds=[1, 1],
             ),
             Panel(
-                "Not closed, by provider and tenant",
+                "State by provider and tenant (0 closed, 1 half-open, 2 open)",
                 [
                     q(
-                        f"""max by (provider, tenant, state)
-                        (autobiz_breaker_state{{{T},state=~"open|half_open"}})""",
-                        "{{provider}} {{tenant}} {{state}}",
+                        f"max by (provider, tenant) (autobiz_breaker_state{{{T}}})",
+                        "{{provider}} {{tenant}}",
                     )
                 ],
                 width=12,
-                description="1 while the breaker is in that state. AutobizBreakerOpen "
-                "fires when one is not closed for 5 minutes.",
+                description="AutobizBreakerOpen fires when one is not closed for 5 minutes.",
             ),
             Panel(
                 "Transitions (per hour)",
@@ -410,6 +404,17 @@ BREAKERS = Board(
                         "{{provider}} {{tenant}} → {{to}}",
                     )
                 ],
+            ),
+            Panel(
+                "Calls failed fast",
+                [
+                    q(
+                        f"""sum by (provider, tenant, state)
+                        (rate(autobiz_breaker_rejections_total{{{T}}}[{RATE}]))""",
+                        "{{provider}} {{tenant}} {{state}}",
+                    )
+                ],
+                unit="ops",
             ),
         ],
         "Calls behind them": [
@@ -440,6 +445,7 @@ BREAKERS = Board(
                 "Tool call latency p95",
                 [q(p95("autobiz_tool_call_duration_seconds", "tool", T), "{{tool}}")],
                 unit="s",
+                width=24,
             ),
         ],
     },
