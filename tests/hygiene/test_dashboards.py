@@ -20,10 +20,13 @@ from tests.support.dashboard_metrics import (
     dashboard_files,
     dashboard_queries,
     family,
+    label_uses,
     metric_names,
     recorded_names,
     rule_queries,
+    rules,
     sdk_base,
+    sdk_label_keys,
     sdk_metric_bases,
     used_metric_names,
 )
@@ -49,6 +52,10 @@ TOPICS = {
 REQUESTED = {
     "autobiz_build_info": "the worker's version gauge for the deploy alerts (#14 item 2)",
 }
+REQUESTED_LABELS = {"autobiz_build_info": {"version"}}
+# Labels Prometheus adds to every scraped series, and those the SDK adds to the worker's.
+TARGET_LABELS = {"instance", "job"}
+SDK_SERIES_LABELS = {"service_name", "namespace", "task_queue", "workflow_type", "activity_type"}
 
 
 def _builder() -> ModuleType:
@@ -130,3 +137,47 @@ def test_recording_rules_used_by_dashboards_exist() -> None:
     recorded = {n for n in used if ":" in n}
     assert recorded, "the gate dashboard reads the Wilson bound recording rule"
     assert recorded <= recorded_names()
+
+
+def _known_labels() -> dict[str, set[str]]:
+    """Per series name, the labels a query may match on or group by."""
+    known: dict[str, set[str]] = {"up": set(TARGET_LABELS)}
+    for m in documented():
+        own = set(m.labels) | TARGET_LABELS
+        if m.endpoint == "worker":
+            own |= SDK_SERIES_LABELS
+        if m.kind == "histogram":
+            for suffix in ("_sum", "_count"):
+                known[m.name + suffix] = own
+            known[m.name + "_bucket"] = own | {"le"}
+        known[m.name] = own
+    for name, labels in REQUESTED_LABELS.items():
+        known[name] = labels | TARGET_LABELS | SDK_SERIES_LABELS
+    sdk = set(sdk_label_keys()) | {"service_name"} | TARGET_LABELS
+    for name in used_metric_names():
+        if name.startswith("temporal_"):
+            known[name] = sdk | ({"le"} if name.endswith("_bucket") else set())
+    for rule in rules():  # a recording rule keeps (at most) the labels of what it reads
+        if "record" in rule:
+            read = metric_names(rule["expr"])
+            known[rule["record"]] = set().union(*(known.get(n, set()) for n in read))
+    return known
+
+
+def test_every_label_a_query_uses_exists_on_its_metrics() -> None:
+    """A typo in a label (`tenat`, a `state` label the breaker gauge does not have) would
+    make a panel empty and an alert silent without any error."""
+    known = _known_labels()
+    wrong = []
+    for where, expr in [*dashboard_queries(), *rule_queries()]:
+        for scope, label in label_uses(expr):
+            if not any(label in known.get(name, set()) for name in scope):
+                wrong.append(f"{where}: {label} on {sorted(scope)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_label_check_can_fail() -> None:
+    known = _known_labels()
+    uses = label_uses('max by (provider, tenant) (autobiz_breaker_state{state="open"})')
+    assert ({"autobiz_breaker_state"}, "state") in uses
+    assert "state" not in known["autobiz_breaker_state"]

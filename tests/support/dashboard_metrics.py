@@ -133,3 +133,42 @@ def sdk_base(name: str) -> str:
     for suffix in ("_bucket", "_sum", "_count"):
         base = base.removesuffix(suffix)
     return base.removesuffix("_total").removesuffix("_seconds")
+
+
+@cache
+def sdk_label_keys() -> frozenset[str]:
+    """The label keys the installed Temporal SDK's core declares (``KEY_…`` constants)."""
+    core = Path(temporalio.__file__).parent / "bridge" / "sdk-core" / "crates"
+    declared = re.compile(r'const KEY_[A-Z_]+: &str = "([a-z][a-z0-9_]*)"')
+    found: set[str] = set()
+    for source in core.rglob("*.rs"):
+        if "/tests/" not in source.as_posix():
+            found |= set(declared.findall(source.read_text(errors="replace")))
+    return frozenset(found)
+
+
+def label_uses(expr: str) -> list[tuple[set[str], str]]:
+    """(metrics in scope, label) for every label an expression matches on or groups by:
+    a selector's matchers name its own metric; ``by``/``without`` and ``on``/``ignoring``
+    labels must exist on some metric of the sub-expression they apply to."""
+    uses: list[tuple[set[str], str]] = []
+
+    def names_in(node: Any) -> set[str]:
+        return metric_names(node.prettify()) if node is not None else set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            for matcher in node.matchers.matchers:
+                if matcher.name != "__name__" and node.name:
+                    uses.append(({node.name}, matcher.name))
+        elif isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+            scope = names_in(node.expr)
+            uses.extend((scope, label) for label in node.modifier.labels)
+        elif isinstance(node, promql_parser.BinaryExpr) and node.modifier is not None:
+            matching = node.modifier.matching
+            if matching is not None:
+                scope = names_in(node.lhs) | names_in(node.rhs)
+                uses.extend((scope, label) for label in matching.labels)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return uses
