@@ -7,12 +7,16 @@ bundled schemas."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,21 +25,30 @@ from urllib.parse import urlparse
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from autobiz.business_config import load_configs
 from autobiz.closeout_links import PATH_PREFIX
+from autobiz.codec import AesGcmCodec
 from autobiz.codec_server_auth import build_authoriser
 from autobiz.devstack.services import temporal_binary
 from autobiz.errors import ConfigError
+from autobiz.providers.tenant_clients import CREDENTIALS, OPTIONAL
 from autobiz.search_attributes import SEARCH_ATTRIBUTE_TYPES
+from autobiz.secrets import FileSecretsBackend
 from autobiz.settings import CodecServerAuth, Settings, WorkerSettings
 from autobiz.temporal_client import resolve
 from ingress.openapi import webhook_path
-from ingress.tenants import Source
+from ingress.tenants import Source, webhook_configs_from_credentials
 from kernel.codes import ErrorCode
 from kernel.compiler import compile_text
 from tests.infra import fake_kube_api
@@ -772,3 +785,125 @@ def test_the_docs_apply_commands_send_what_they_say() -> None:
         assert run.returncode == 0, (words, run.stderr)
         assert sorted(run.stdout.split()) == sorted(kubectl_name(d) for d in expected), words
     assert phases >= 2  # production and self-hosted
+
+
+def self_signed(directory: Path, cert: str, key: str) -> None:
+    """A throwaway certificate and key (``kubectl create secret tls`` checks the pair)."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "autobiz.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(private, hashes.SHA256())
+    )
+    (directory / cert).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / key).write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def secret_command_lines() -> list[str]:
+    """The docs' ``kubectl … create secret …`` lines as a shell would run them."""
+    lines = []
+    for block in re.findall(r"```(?:sh|bash)\n(.*?)```", my_sections(), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("kubectl ") and " create secret " in line:
+                lines.append(line.strip())
+    return lines
+
+
+def test_the_docs_secret_commands_make_secrets_the_processes_accept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run each documented ``kubectl create secret`` (client dry run, shell substitutions
+    and all, in a directory holding the files they read: the docs' tenants.yaml example,
+    certificates): every Secret the manifests and the Helm values use comes out with the
+    keys they read, and the values work: the codec keys encrypt and decrypt, the tenant
+    file has each tenant's credentials and webhook secrets, the URLs name the two roles."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes the documented codec key")
+    (example,) = re.findall(r"```yaml\n(.*?)```", my_sections(), flags=re.S)[:1]
+    (tmp_path / "tenants.yaml").write_text(example)
+    for cert, key in re.findall(r"--cert=(\S+) --key=(\S+)", my_sections()):
+        self_signed(tmp_path, cert, key)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TEMPORAL_API_KEY": "api-key",
+        "TEMPORAL_DB_PASSWORD": "db-password",
+        "OIDC_CLIENT_SECRET": "client-secret",
+    }
+    made: dict[str, dict[str, str]] = {}
+    lines = secret_command_lines()
+    assert len(lines) >= 8
+    for line in lines:
+        run = subprocess.run(
+            ["sh", "-c", f"{line} --dry-run=client -o json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+            check=False,
+        )
+        assert run.returncode == 0, (line, run.stderr)
+        secret = json.loads(run.stdout)
+        values = {k_: base64.b64decode(v).decode() for k_, v in secret["data"].items()}
+        made[secret["metadata"]["name"]] = values
+
+    for directory in BUILDS:
+        docs = docs_of(directory)
+        for name, key in k.references(docs)["Secret"]:
+            if k.named(docs, "Secret", name) is None:
+                assert name in made, (directory, name)
+                assert key is None or key in made[name], (directory, name, key)
+    values = helm_values()
+    assert "TEMPORAL_AUTH_CLIENT_SECRET" in made[values["web"]["additionalEnvSecretName"]]
+
+    codec = made["autobiz-codec"]
+    settings = k.effective_settings(
+        {
+            "AUTOBIZ_ENV": "production",
+            "AUTOBIZ_KERNEL__CODEC_KEYS": codec["keys"],
+            "AUTOBIZ_KERNEL__CODEC_ACTIVE_KEY": codec["active-key"],
+        },
+        monkeypatch,
+    )
+    cipher = AesGcmCodec.from_settings(settings)
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=b'{"order": "1001"}')
+    (encoded,) = asyncio.run(cipher.encode([payload]))
+    assert encoded.data != payload.data
+    assert asyncio.run(cipher.decode([encoded])) == [payload]
+
+    tenants_file = tmp_path / "tenants.yaml"
+    assert made["autobiz-tenant-credentials"]["tenants.yaml"] == example
+    production = docs_of(k.K8S / "overlays" / "production")
+    configured = {
+        Path(key).stem
+        for d in production
+        if d["kind"] == "ConfigMap" and "business-configs" in d["metadata"]["name"]
+        for key in d["data"]
+    }
+    backend = FileSecretsBackend(tenants_file)
+    webhooks = webhook_configs_from_credentials(tenants_file)
+    assert set(webhooks) == configured
+    for tenant, hooks in webhooks.items():
+        missing = [n for n in CREDENTIALS if n not in OPTIONAL and backend.load(tenant, n) is None]
+        assert missing == [], tenant
+        assert hooks.stripe and hooks.shopify and hooks.printful and hooks.shop_domains
+
+    database = made["autobiz-database"]
+    app_url = conninfo_to_dict(database["app-url"])
+    owner_url = conninfo_to_dict(database["owner-url"])
+    assert app_url["user"] == Settings().postgres.app_role
+    assert owner_url["user"] != app_url["user"] and owner_url["dbname"] == app_url["dbname"]
