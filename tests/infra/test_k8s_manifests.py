@@ -867,8 +867,8 @@ def test_the_docs_secret_commands_make_secrets_the_processes_accept(
             if k.named(docs, "Secret", name) is None:
                 assert name in made, (directory, name)
                 assert key is None or key in made[name], (directory, name, key)
-    values = helm_values()
-    assert "TEMPORAL_AUTH_CLIENT_SECRET" in made[values["web"]["additionalEnvSecretName"]]
+    helm = helm_values()
+    assert "TEMPORAL_AUTH_CLIENT_SECRET" in made[helm["web"]["additionalEnvSecretName"]]
 
     codec = made["autobiz-codec"]
     settings = k.effective_settings(
