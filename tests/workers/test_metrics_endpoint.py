@@ -22,7 +22,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -110,24 +110,29 @@ class Live:
     async def ingress(self) -> Scrape:
         return await scrape(f"{self.ingress_url}/metrics")
 
-    async def worker_when(
-        self, name: str, expected: float, *, at_least: bool = False, **labels: str
+    async def worker_when(self, name: str, expected: float, **labels: str) -> Scrape:
+        """Scrape until ``name{labels}`` is ``expected`` (the SDK exports on its own
+        schedule and the gauges refresh every interval), then return that scrape."""
+        return await self._until(name, labels, lambda got: got == expected, f"== {expected}")
+
+    async def worker_at_least(self, name: str, minimum: float, **labels: str) -> Scrape:
+        return await self._until(name, labels, lambda got: got >= minimum, f">= {minimum}")
+
+    async def _until(
+        self, name: str, labels: dict[str, str], ok: Callable[[float], bool], what: str
     ) -> Scrape:
-        """Scrape until ``name{labels}`` is ``expected`` (or more, ``at_least``): the SDK
-        exports on its own schedule and the gauges refresh every interval."""
         last: Scrape | None = None
 
         async def probe() -> Scrape | None:
             nonlocal last
             last = await self.worker()
-            got = last.value(name, **labels)
-            return last if got == expected or (at_least and got > expected) else None
+            return last if ok(last.value(name, **labels)) else None
 
         try:
-            return await eventually(probe, within=30, what=f"{name}{labels} == {expected}")
+            return await eventually(probe, within=30, what=f"{name}{labels} {what}")
         except AssertionError:
             got = last.value(name, **labels) if last else None
-            raise AssertionError(f"{name}{labels} = {got}, expected {expected}") from None
+            raise AssertionError(f"{name}{labels} = {got}, expected {what}") from None
 
 
 @contextlib.asynccontextmanager
@@ -294,9 +299,7 @@ async def test_both_endpoints_after_a_business_day(
         "decide_signal", Decision(tenant_id=tenant, approver="mallory", approve=True)
     )
     await live.worker_when("autobiz_approval_signals_dropped_total", 1, **me)
-    await live.worker_when(
-        "autobiz_approval_notices_total", 1, at_least=True, kind="escalation", **waiting
-    )
+    await live.worker_at_least("autobiz_approval_notices_total", 1, kind="escalation", **waiting)
     decided = await decide(
         r.client, big_id, await approvers.decision(r.client, big_id, "omar", True)
     )
