@@ -199,6 +199,12 @@ GAUGES_REFRESHED = _spec(
     "",
     "Unix time of the last successful refresh of the database gauges.",
 )
+BUILD_INFO = _spec(
+    "autobiz_build_info",
+    "gauge",
+    "version",
+    "1, labelled with the AutoBiz version this worker runs (deploys and rollbacks).",
+)
 # Circuit breakers: recorded by autobiz.breakers.metrics (its names, listed here too).
 BREAKER_STATE = _spec(
     "autobiz_breaker_state",
@@ -242,6 +248,7 @@ WORKER_METRICS: tuple[MetricSpec, ...] = (
     INVARIANT_VIOLATIONS_OPEN,
     DRIFT_OPEN,
     GAUGES_REFRESHED,
+    BUILD_INFO,
     *BREAKER_METRICS,
 )
 
@@ -444,3 +451,8 @@ def record_security_incident(tenant_id: str, code: str) -> None:
     if meter is None:
         return
     counter(meter, SECURITY_INCIDENTS).add(1, {"tenant": tenant_id, "code": code})
+
+
+def publish_build_info(meter: MetricMeter, version: str) -> None:
+    """``autobiz_build_info{version} 1`` on the worker's runtime meter, once at start."""
+    meter.create_gauge(BUILD_INFO.sdk_name, BUILD_INFO.help).set(1, {"version": version})

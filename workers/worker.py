@@ -41,6 +41,7 @@ from activities.risk_activities import RiskActivities
 from activities.sendgrid_activities import SendGridActivities
 from activities.shopify_activities import ShopifyActivities
 from activities.stripe_activities import StripeActivities
+from autobiz import __version__
 from autobiz.breakers.guard import breaker_interceptors
 from autobiz.business_config import load_configs
 from autobiz.closeout_links import ReportLinks
@@ -52,7 +53,7 @@ from autobiz.secrets import CredentialStore, credential_store
 from autobiz.settings import Settings
 from autobiz.temporal_client import connect
 from kernel.config import BusinessConfig
-from kernel.metrics import HISTOGRAM_BUCKETS
+from kernel.metrics import HISTOGRAM_BUCKETS, publish_build_info
 from starters.closeout import ensure_closeout_schedule
 from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
@@ -292,6 +293,7 @@ async def run_worker(
         runner = asyncio.create_task(worker.run())
         gauges = None
         if runtime is not None:
+            publish_build_info(runtime.metric_meter, __version__)
             refresher = LedgerGauges(runtime.metric_meter, db, configs)
             gauges = asyncio.create_task(refresher.run(settings.worker.metrics_refresh_seconds))
         log.info(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from autobiz import __version__
 from autobiz.business_config import load_configs
 from autobiz.db.database import Database
 from ingress.app import IngressDeps, create_app
@@ -374,6 +375,7 @@ async def test_both_endpoints_after_a_business_day(
     )
     assert w.value("autobiz_invariant_violations_open", **inv) == 1
     assert w.value("autobiz_metrics_refresh_timestamp_seconds") > time.time() - 60
+    assert w.value("autobiz_build_info", version=__version__) == 1
     # The SDK's series follow the same conventions.
     assert w.value("temporal_workflow_completed_total", workflow_type="OrderFulfill") >= 2
     assert w.types.get("temporal_activity_execution_latency_seconds") == "histogram"
