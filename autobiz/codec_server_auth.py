@@ -123,13 +123,11 @@ def build_authoriser(settings: Settings) -> Authoriser:
     mode = auth_mode(settings)
     kernel = settings.kernel
     if mode is CodecServerAuth.NONE:
-        where = (
-            "in production"
-            if settings.is_production
-            else None
-            if is_loopback(kernel.codec_server_host)
-            else f"bound to {kernel.codec_server_host} (not a loopback address)"
-        )
+        where = None
+        if settings.is_production:
+            where = "in production"
+        elif not is_loopback(kernel.codec_server_host):
+            where = f"bound to {kernel.codec_server_host} (not a loopback address)"
         if where is not None:
             raise ConfigError(
                 f"the codec server will not decode for anyone who asks {where}",
