@@ -133,7 +133,8 @@ def build_authoriser(settings: Settings) -> Authoriser:
                 f"the codec server will not decode for anyone who asks {where}",
                 code=ErrorCode.CODEC_SERVER_AUTH_UNSAFE,
                 hint="set AUTOBIZ_KERNEL__CODEC_SERVER_AUTH=oidc (the Web UI's login) or "
-                "token (AUTOBIZ_KERNEL__CODEC_SERVER_TOKEN), or bind it to 127.0.0.1",
+                "token (AUTOBIZ_KERNEL__CODEC_SERVER_TOKEN)"
+                + ("" if settings.is_production else ", or bind it to 127.0.0.1"),
             )
         return Open()
     if mode is CodecServerAuth.TOKEN:
