@@ -7,6 +7,7 @@ bundled schemas."""
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -339,6 +340,21 @@ def test_the_public_ingress_reaches_the_webhooks_only(directory: Path) -> None:
     routes = [webhook_path(s) for s in Source] + [PATH_PREFIX]
     assert all(any(r.startswith(p) for p in paths) for r in routes), paths
     assert all(any(r.startswith(p) for r in routes) for p in paths), paths  # nothing else
+
+
+@build
+def test_report_links_point_at_the_public_host(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daily closeout's report links (AUTOBIZ_INGRESS__PUBLIC_URL) lead to the host
+    the Ingress publishes over TLS, where /reports/closeout is routed."""
+    docs = docs_of(directory)
+    ingress, backends = ingress_to(docs, "ingress")
+    settings = k.effective_settings(k.literal_env(docs, only(docs, "worker")), monkeypatch)
+    public = urlparse(str(settings.ingress.public_url))
+    assert public.scheme == "https" and public.path in ("", "/")
+    assert (public.hostname, PATH_PREFIX) in {(host, path) for host, path, _ in backends}
+    assert public.hostname in {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
 
 
 @build
