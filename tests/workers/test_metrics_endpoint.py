@@ -5,7 +5,8 @@ real ingress, whose relay hands the sandbox's signed webhooks to Temporal. The f
 order enters by webhook and ships; a 600.00 order waits for its capture approval (the
 backlog gauge shows it), is escalated, gets a forged decision signal (dropped) and a
 signed approval; a forged Stripe webhook is refused; a refund made outside AutoBiz is
-found by a reconciliation run; a stuck order is found by the InvariantMonitor; a
+found by a reconciliation run and repaired once finance approves; a stuck order is found
+by the InvariantMonitor; a
 PaymentIntent naming another order is refused at capture; a closeout hits its bound.
 
 Then each scrape must pass ``promtool check metrics``, and every metric of
@@ -309,7 +310,7 @@ async def test_both_endpoints_after_a_business_day(
     await live.worker_when("autobiz_approval_backlog", 0, **waiting)
 
     # 4. A refund made outside AutoBiz, found by reconciliation (webhooks off: no
-    #    charge.refunded reaches a flow first).
+    #    charge.refunded reaches a flow first), open until finance approves its repair.
     await r.sandbox.control.webhooks(target_url=None)
     await r.clients.stripe.create_refund(
         payment_intent_id=first_pi, idempotency_key=f"outside-{uuid.uuid4()}", amount=1000
@@ -318,10 +319,21 @@ async def test_both_endpoints_after_a_business_day(
         r.client, config, task_queue=r.task_queue, key=uuid.uuid4().hex
     )
     drift = {"tenant": tenant, "kind": "refund_outside"}
+    result = await asyncio.wait_for(run.result(), timeout=90)
+    (found,) = [d for d in result.drifts if d.kind == "refund_outside"]
     await live.worker_when("autobiz_reconciliation_drift_detected_total", 1, **drift)
     await live.worker_when(
         "autobiz_reconciliation_drift_open", 1, status="pending_approval", **drift
     )
+    repair_id = result.repairs[str(found.drift_id)]
+    approved = await decide(
+        r.client, repair_id, await approvers.decision(r.client, repair_id, "ana", True)
+    )
+    assert approved.status == "approved"
+    await live.worker_when(
+        "autobiz_reconciliation_drift_resolved_total", 1, status="repaired", **drift
+    )
+    await live.worker_when("autobiz_reconciliation_drift_open", 0, **drift)
 
     # 5. A stuck order, found by the InvariantMonitor: an incident, counted and open.
     await broken.order(database, tenant, "stuck-1", "paid")
@@ -329,8 +341,6 @@ async def test_both_endpoints_after_a_business_day(
     await monitor.result()
     inv = {"tenant": tenant, "kind": "INV-03"}
     await live.worker_when("autobiz_invariant_violations_open", 1, status="open", **inv)
-    with contextlib.suppress(Exception):
-        await run.cancel()
 
     w = await live.worker_when("autobiz_invariant_violations_total", 1, **inv)
     i = await live.ingress()
