@@ -6,8 +6,8 @@ order enters by webhook and ships; a 600.00 order waits for its capture approval
 backlog gauge shows it), is escalated, gets a forged decision signal (dropped) and a
 signed approval; a forged Stripe webhook is refused; a refund made outside AutoBiz is
 found by a reconciliation run and repaired once finance approves; a stuck order is found
-by the InvariantMonitor; a
-PaymentIntent naming another order is refused at capture; a closeout hits its bound.
+by the InvariantMonitor; a PaymentIntent naming another order is refused at capture; a
+closeout hits its bound.
 
 Then each scrape must pass ``promtool check metrics``, and every metric of
 ``docs/metrics.md`` must be on its endpoint with the documented type and labels, with
