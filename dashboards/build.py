@@ -720,7 +720,14 @@ TEMPORAL = Board(
             Panel(
                 "Pollers by type",
                 [q("sum by (poller_type) (temporal_num_pollers)", "{{poller_type}}")],
-                width=18,
+                width=6,
+            ),
+            Panel(
+                "Workers by version",
+                [q("count by (version) (autobiz_build_info)", "{{version}}")],
+                width=12,
+                description="Two versions at once: a rollout (AutobizDeployMixedVersions after "
+                "30 minutes); a version coming back: a rollback (AutobizDeployRolledBack, RB-05).",
             ),
             Panel(
                 "Task slots available",
