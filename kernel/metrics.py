@@ -15,8 +15,8 @@ its :attr:`MetricSpec.sdk_name` and Prometheus sees :attr:`MetricSpec.name`;
   ``workflow_type``.
 - In activity code the meter is ``activity.metric_meter()``. The SDK labels it with
   ``namespace``, ``task_queue`` and ``activity_type``, and we add ``workflow_type``.
-- The gauges read from the database (``SOURCE_DB``) are set by ``workers.ledger_gauges``
-  on the runtime's meter.
+- The gauges read from the database are set by ``workers.ledger_gauges`` on the
+  runtime's meter, and ``autobiz_build_info`` once at worker start.
 
 Labels stay bounded and carry no PII: tenant ids, tool refs from the registry (an
 unknown tool is labelled ``unknown``), approval actions named in code, and fixed outcome
