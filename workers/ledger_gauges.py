@@ -1,10 +1,13 @@
 """Gauges read from the database, on the worker's Prometheus endpoint.
 
 The approval backlog (depth and oldest age, per tenant and action), the invariant
-incidents not yet resolved and the drift rows still to act on are states of the ledger,
-not events a workflow sees, so no counter can tell them. A task in each worker process
-reads them every ``settings.worker.metrics_refresh_seconds`` for the tenants the worker
-serves and sets the gauges of ``kernel.metrics`` on the runtime's meter.
+incidents not yet resolved, the drift rows still to act on and the circuit breakers'
+states are states of the ledger, not events a workflow sees, so no counter can tell
+them. (A breaker's state is also set by the worker that moves it; read from the shared
+table here, a worker that stopped calling a provider does not keep reporting the OPEN it
+last saw, and an OPEN past its ``open_until`` reads half-open: the next call probes.)
+A task in each worker process reads them every ``settings.worker.metrics_refresh_seconds``
+for the tenants the worker serves and sets the gauges of ``kernel.metrics`` on the runtime's meter.
 
 Why a periodic task in the worker and not a collector at scrape time: the SDK's endpoint
 has no scrape hook, and a second endpoint per worker would be one more port to bind,
@@ -28,6 +31,8 @@ from datetime import datetime
 
 from temporalio.common import MetricGaugeFloat, MetricMeter
 
+from autobiz.breakers.machine import BreakerState
+from autobiz.breakers.metrics import BreakerMetrics
 from autobiz.db.database import Database, TenantSession
 from autobiz.errors import DatabaseError
 from kernel.metrics import (
@@ -56,6 +61,10 @@ _DRIFT = """
 SELECT kind, status, count(*) AS n
   FROM reconciliation WHERE tenant_id = %s AND status IN ('open', 'pending_approval')
  GROUP BY kind, status
+"""
+
+_BREAKERS = """
+SELECT provider, state, open_until FROM circuit_breakers WHERE tenant_id = %s
 """
 
 
@@ -88,6 +97,7 @@ class LedgerGauges:
         self._oldest = _Gauge(meter, APPROVAL_BACKLOG_OLDEST)
         self._incidents = _Gauge(meter, INVARIANT_VIOLATIONS_OPEN)
         self._drift = _Gauge(meter, DRIFT_OPEN)
+        self._breakers = BreakerMetrics(meter)
         self._refreshed = meter.create_gauge_float(GAUGES_REFRESHED.sdk_name, GAUGES_REFRESHED.help)
 
     async def refresh(self) -> None:
@@ -107,6 +117,11 @@ class LedgerGauges:
             oldest[key] = max((now - row["oldest"]).total_seconds(), 0.0)
         self._backlog.publish(depth, tenant)
         self._oldest.publish(oldest, tenant)
+        for row in await session.fetch_all(_BREAKERS, (tenant,)):
+            state = BreakerState(row["state"])
+            if state is BreakerState.OPEN and row["open_until"] <= now:
+                state = BreakerState.HALF_OPEN
+            self._breakers.state(row["provider"], tenant, state)
         for gauge, query in ((self._incidents, _INCIDENTS), (self._drift, _DRIFT)):
             rows = await session.fetch_all(query, (tenant,))
             gauge.publish(

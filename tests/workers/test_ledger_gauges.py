@@ -29,6 +29,7 @@ OLDEST = "autobiz_approval_backlog_oldest_age_seconds"
 OPEN = "autobiz_invariant_violations_open"
 DRIFT = "autobiz_reconciliation_drift_open"
 REFRESHED = "autobiz_metrics_refresh_timestamp_seconds"
+BREAKER = "autobiz_breaker_state"
 
 
 async def _approval(db: Database, tenant: str, action: str, age: timedelta) -> str:
@@ -62,6 +63,15 @@ async def _drift(db: Database, tenant: str, kind: str, ref: str, status: str) ->
         )
 
 
+async def _breaker(db: Database, tenant: str, provider: str, state: str, until: timedelta) -> None:
+    async with db.tenant(tenant) as s:
+        await s.execute(
+            "INSERT INTO circuit_breakers (tenant_id, provider, state, calls, failures, "
+            "opened_at, open_until) VALUES (%s, %s, %s, 5, 5, now(), now() + %s)",
+            (tenant, provider, state, until),
+        )
+
+
 async def _scrape(url: str) -> list[Sample]:
     async with httpx.AsyncClient() as http:
         resp = await http.get(url)
@@ -85,6 +95,8 @@ async def test_gauges_follow_the_tables(database: Database, tenant: str) -> None
     await _incident(database, tenant, "INV-05", "receipt:2")
     await _drift(database, tenant, "refund_outside", "re_1", "pending_approval")
     await _drift(database, tenant, "refund_outside", "re_2", "repaired")  # done: not open
+    await _breaker(database, tenant, "printful", "open", timedelta(minutes=5))
+    await _breaker(database, tenant, "stripe", "open", -timedelta(seconds=1))  # time is up
     before = datetime.now(UTC).timestamp()
     await gauges.refresh()
 
@@ -99,6 +111,9 @@ async def test_gauges_follow_the_tables(database: Database, tenant: str) -> None
     assert total(s, DRIFT, tenant=tenant, kind="refund_outside", status="pending_approval") == 1
     assert total(s, DRIFT, tenant=tenant, status="repaired") == 0
     assert total(s, REFRESHED) >= int(before)
+    # The shared breakers, whichever worker moved them: open; past open_until, half-open.
+    assert total(s, BREAKER, tenant=tenant, provider="printful") == 2
+    assert total(s, BREAKER, tenant=tenant, provider="stripe") == 1
 
     # The oldest refund is decided, the incidents resolved: the series read 0 or move on.
     async with database.tenant(tenant) as session:
@@ -111,8 +126,13 @@ async def test_gauges_follow_the_tables(database: Database, tenant: str) -> None
             "UPDATE incidents SET status = 'resolved', resolved_by = 'ops', "
             "resolved_at = now(), resolution = 'test'"
         )
+        await session.execute(
+            "UPDATE circuit_breakers SET state = 'closed', open_until = NULL "
+            "WHERE provider = 'printful'"
+        )
     await gauges.refresh()
     s = await _scrape(url)
+    assert total(s, BREAKER, tenant=tenant, provider="printful") == 0
     assert total(s, BACKLOG, **refund) == 1
     assert 5 * 60 <= total(s, OLDEST, **refund) < 6 * 60
     series = [x for x in s if x[0] == OPEN and x[1].get("tenant") == tenant]
