@@ -11,8 +11,15 @@ one dynamic activity:
   the trace or the projection. For the database plumbing (``kernel.*``, ``autobiz.*``)
   and the pure ``risk.assess``, it is the no-op.
 
+The "same provider calls" baseline (B1, DESIGN §13) runs only the activities in
+:data:`PROVIDER_TOOLS` (the tools that reach a provider), each as ``bench-http:``: no
+plumbing activity at all.
+
 There are no search attributes, no pydantic models and no approval desk: only Temporal
 and, in the HTTP variant, the providers.
+
+``BenchBareApproval`` is the baseline of the approval round trip (B2): a workflow that
+waits until its ``decide`` update arrives; the handler records the decision and returns.
 """
 
 from __future__ import annotations
@@ -30,6 +37,24 @@ with workflow.unsafe.imports_passed_through():
 BARE_WORKFLOW = "BenchBare"
 NOOP_PREFIX = "bench:"
 HTTP_PREFIX = "bench-http:"
+BARE_APPROVAL_WORKFLOW = "BenchBareApproval"
+BARE_DECIDE_UPDATE = "decide"
+# The tool activities that make provider requests (``BareActivities._http`` makes the same).
+PROVIDER_TOOLS = frozenset(
+    {
+        "shopify.get_order@1",
+        "stripe.capture_payment@1",
+        "printful.create_order@1",
+        "printful.confirm_order@1",
+        "shopify.create_fulfillment@1",
+        "sendgrid.send_email@1",
+    }
+)
+
+
+def provider_calls(activities: Sequence[str]) -> list[str]:
+    """The activities of one OrderFulfill history that reach a provider, in order."""
+    return [name for name in activities if name in PROVIDER_TOOLS]
 
 
 class BareInput(BaseModel):
@@ -55,6 +80,26 @@ class BareWorkflow:
             )
             carry.update(out)
         return len(input.activities)
+
+
+@workflow.defn(name=BARE_APPROVAL_WORKFLOW)
+class BareApprovalWorkflow:
+    """Waits for one ``decide`` update, then ends (no desk, no proof, no activity)."""
+
+    def __init__(self) -> None:
+        self._decision: dict[str, Any] | None = None
+
+    @workflow.run
+    async def run(self) -> bool:
+        await workflow.wait_condition(lambda: self._decision is not None)
+        assert self._decision is not None
+        return bool(self._decision.get("approve"))
+
+    @workflow.update(name=BARE_DECIDE_UPDATE)
+    def decide(self, decision: dict[str, Any]) -> dict[str, Any]:
+        if self._decision is None:
+            self._decision = decision
+        return {"status": "approved" if decision.get("approve") else "denied"}
 
 
 class BareActivities:

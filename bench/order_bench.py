@@ -13,6 +13,17 @@ created, migrated and dropped), one sandbox:
   count as one OrderFulfill history shows (the database plumbing included), each a no-op.
 * **bare+http**: the same bare workflow, but each provider tool's activity makes the
   same provider requests as the real tool (no gate, store, receipts, trace or projection).
+* **bare calls** (B1's baseline): only the provider calls an order needs, each a plain
+  activity making the same requests with the same clients against the same sandbox; no
+  plumbing activity at all.
+
+Approvals (B2, ``--approvals M``, on by default): M OrderFulfill runs above the capture
+approval threshold wait for a decision; one at a time, a signed ``decide`` update is sent
+and its round trip timed (update accepted and applied, the workflow goes on), alternating
+with a ``decide`` update on a bare workflow that only waits for it (``BenchBareApproval``).
+
+Memory (B6, ``--memory``): only OrderFulfill, 10 000 runs (``--n``), worker RSS after
+1 000 and at the end, and the time it took.
 
 All three run on one worker process, on one task queue, with the production worker's
 settings (``workers.worker.build_worker``'s options, Prometheus metrics on). The
@@ -22,6 +33,7 @@ flight. Throughput is workflows completed per second of chunk wall time. Worker 
 sampled after the warm-up and after each chunk of OrderFulfill.
 
     python bench/order_bench.py [--n 2000] [--concurrency 20] [--rounds 4] [--quick]
+                                [--approvals 30] [--memory]
 
 Needs PostgreSQL: ``AUTOBIZ_BENCH_DATABASE_URL`` or the same discovery the tests use
 (127.0.0.1:5432, Docker, embedded). The seed data (orders, PaymentIntents) is made
@@ -44,6 +56,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +107,7 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
     from autobiz.db.database import Database
     from autobiz.settings import WorkerSettings
     from autobiz.temporal_client import connect
-    from bench.bare_workflow import BareActivities, BareWorkflow
+    from bench.bare_workflow import BareActivities, BareApprovalWorkflow, BareWorkflow
     from workers.worker import WORKFLOWS, activities, metrics_runtime, tenant_clients
 
     settings = provider_settings(cfg["sandbox_url"])
@@ -123,7 +136,7 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
         worker = Worker(  # the options of workers.worker.build_worker
             client,
             task_queue=cfg["task_queue"],
-            workflows=[*WORKFLOWS, BareWorkflow],
+            workflows=[*WORKFLOWS, BareWorkflow, BareApprovalWorkflow],
             activities=[
                 *activities(
                     clients,
@@ -314,10 +327,14 @@ class Report:
     logs: Path
     lean_pool: bool
     shapes: dict[str, str]
+    approvals: dict[str, list[float]] = field(default_factory=dict)
+    memory_seconds: float | None = None
 
 
-async def seed(sandbox_url: str, count: int, concurrency: int = 16) -> list[Seeded]:
-    """Shopify orders (authorised, $25) with an authorised PaymentIntent each."""
+async def seed(
+    sandbox_url: str, count: int, concurrency: int = 16, price_minor: int = PRICE_MINOR
+) -> list[Seeded]:
+    """Shopify orders (authorised, $25 unless told) with an authorised PaymentIntent each."""
     from autobiz.providers.stripe_client import StripePayments
     from sandbox.control_client import SandboxControl
     from tests.support.orders import authorize, seed_order
@@ -328,8 +345,8 @@ async def seed(sandbox_url: str, count: int, concurrency: int = 16) -> list[Seed
 
     async def one() -> Seeded:
         async with gate:
-            order_id = await seed_order(control, None, "25.00")
-            return Seeded(order_id, await authorize(stripe, TENANT, PRICE_MINOR, order_id))
+            order_id = await seed_order(control, None, f"{price_minor / 100:.2f}")
+            return Seeded(order_id, await authorize(stripe, TENANT, price_minor, order_id))
 
     try:
         return list(await asyncio.gather(*(one() for _ in range(count))))
@@ -349,6 +366,11 @@ class Driver:
         self.context = flow_context(bench_config(), "order_fulfill")
 
     async def order(self, s: Seeded) -> str:
+        handle = await self.start_order(s)
+        result = await handle.result()
+        return "" if result.state == "completed" else f"{handle.id}: {result.state}"
+
+    async def start_order(self, s: Seeded) -> Any:
         from temporalio.common import (
             SearchAttributePair,
             TypedSearchAttributes,
@@ -388,11 +410,10 @@ class Driver:
             start_signal="printful_shipment",
             start_signal_args=[ShipmentNotice(carrier="USPS", tracking_number=f"B{s.order_id}")],
         )
-        result = await handle.result()
-        return "" if result.state == "completed" else f"{handle.id}: {result.state}"
+        return handle
 
-    async def bare(self, s: Seeded, *, http: bool) -> str:
-        from bench.bare_workflow import BARE_WORKFLOW, BareInput
+    async def bare(self, s: Seeded, *, http: bool, calls_only: bool = False) -> str:
+        from bench.bare_workflow import BARE_WORKFLOW, BareInput, provider_calls
         from tests.workflows.support import SHIP_TO
         from workflows.ids import printful_external_id
 
@@ -403,23 +424,25 @@ class Driver:
             "recipient": SHIP_TO.model_dump(mode="json"),
             "email": "customer@example.com",
         }
+        activities = provider_calls(self.activities) if calls_only else self.activities
         self.last_bare = f"bench-bare-{uuid.uuid4()}"
         done = await self.client.execute_workflow(
             BARE_WORKFLOW,
-            BareInput(activities=self.activities, http=http, carry=carry),
+            BareInput(activities=activities, http=http, carry=carry),
             id=self.last_bare,
             task_queue=self.task_queue,
             result_type=int,
         )
-        return "" if done == len(self.activities) else f"bare ran {done} activities"
+        return "" if done == len(activities) else f"bare ran {done} activities"
 
     def runner(self, kind: str) -> Callable[[Seeded], Awaitable[str]]:
         if kind == "order":
             return self.order
-        http = kind == "bare_http"
+        http = kind in ("bare_http", "bare_calls")
+        calls_only = kind == "bare_calls"
 
         async def run(s: Seeded) -> str:
-            return await self.bare(s, http=http)
+            return await self.bare(s, http=http, calls_only=calls_only)
 
         return run
 
@@ -480,8 +503,90 @@ async def scrape(url: str) -> dict[str, float]:
     return sums
 
 
+async def timed_update(send: Callable[[], Awaitable[Any]]) -> float:
+    """Seconds of one update's round trip; a decision sent while the request is still
+    opening (``DECISION_NOT_READY``) is sent again and only the last try is timed."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+
+    from kernel.codes import ErrorCode
+
+    for _ in range(100):
+        started = time.perf_counter()
+        try:
+            await send()
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type == ErrorCode.DECISION_NOT_READY:
+                await asyncio.sleep(0.05)
+                continue
+            raise
+        return time.perf_counter() - started
+    raise RuntimeError("the decision was never ready")
+
+
+async def wait_first_task(client: Any, workflow_id: str) -> None:
+    """Until the run's first workflow task has completed (it waits for its update)."""
+    from temporalio.api.enums.v1 import EventType
+
+    done = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    for _ in range(400):
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        if any(e.event_type == done for e in history.events):
+            return
+        await asyncio.sleep(0.025)
+    raise RuntimeError(f"{workflow_id} never ran its first task")
+
+
+async def approval_round_trips(
+    driver: Driver, admin_dsn: str, app_dsn: str, items: list[Seeded]
+) -> dict[str, list[float]]:
+    """B2: one at a time, a signed ``decide`` on an OrderFulfill waiting for its capture
+    approval, then a ``decide`` on a bare workflow; each round trip in seconds."""
+    from autobiz.db.database import Database
+    from bench.bare_workflow import BARE_APPROVAL_WORKFLOW, BARE_DECIDE_UPDATE
+    from tests.support.approver_keys import Approvers
+    from workflows.common.handlers import ApprovalHandlers
+
+    client = driver.client
+    times: dict[str, list[float]] = {"autobiz": [], "bare": []}
+    async with Database(app_dsn, admin_dsn, min_size=1, max_size=2) as db:
+        keys = Approvers(db, TENANT)
+        await keys.register("ana")  # finance: the capture rule's role
+        handles = list(await asyncio.gather(*(driver.start_order(s) for s in items)))
+        for handle in handles:
+            decision = await keys.decision(client, handle.id, "ana", True)
+            send = partial(handle.execute_update, ApprovalHandlers.decide, decision)
+            times["autobiz"].append(await timed_update(send))
+            result = await handle.result()
+            if result.state != "completed":
+                raise RuntimeError(f"{handle.id} ended {result.state} after its approval")
+            bare = await client.start_workflow(
+                BARE_APPROVAL_WORKFLOW,
+                id=f"bench-approval-{uuid.uuid4()}",
+                task_queue=driver.task_queue,
+                result_type=bool,
+            )
+            await wait_first_task(client, bare.id)
+            body = decision.model_dump(mode="json")
+            times["bare"].append(
+                await timed_update(
+                    partial(bare.execute_update, BARE_DECIDE_UPDATE, body, result_type=dict)
+                )
+            )
+            if not await bare.result():
+                raise RuntimeError(f"{bare.id} did not take the approval")
+    return times
+
+
 async def bench(
-    n: int, concurrency: int, rounds: int, profile: Path | None, lean_pool: bool
+    n: int,
+    concurrency: int,
+    rounds: int,
+    profile: Path | None,
+    lean_pool: bool,
+    approvals: int = 0,
+    memory: bool = False,
 ) -> Report:
     from temporalio.testing import WorkflowEnvironment
 
@@ -494,27 +599,37 @@ async def bench(
     warm = max(5, min(20, n // 20))
     chunk = n // rounds
     n = chunk * rounds
-    kinds = {
-        "order": Kind("order", "OrderFulfill (full kernel)"),
-        "bare": Kind("bare", "bare, no-op activities"),
-        "bare_http": Kind("bare_http", "bare + same provider HTTP"),
-    }
+    kinds = {"order": Kind("order", "OrderFulfill (full kernel)")}
+    if not memory:
+        kinds["bare"] = Kind("bare", "bare, no-op activities")
+        kinds["bare_http"] = Kind("bare_http", "bare + same provider HTTP")
+        kinds["bare_calls"] = Kind("bare_calls", "bare, only the provider calls")
+    # The kinds that call providers each get their own orders (a capture happens once).
+    seeded_kinds = [name for name in kinds if name != "bare"]
     logs = Path(tempfile.mkdtemp(prefix="autobiz-order-bench-"))
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=[TENANT_ID, ORDER_ID, FLOW_STATE, APPROVAL_PENDING],
         dev_server_log_level="error",
     )
+    approval_times: dict[str, list[float]] = {}
+    memory_seconds: float | None = None
     try:
         target = env.client.service_client.config.target_host
         with (
             scratch_database(TENANT) as (admin_dsn, app_dsn),
             sandbox_process(free_port(), logs / "sandbox.log") as (sb, sandbox_pid),
         ):
-            print(f"seeding {2 * (n + warm)} orders and PaymentIntents…", file=sys.stderr)
-            seeded = await seed(sb, 2 * (n + warm))
-            warm_orders, order_items = seeded[:warm], seeded[warm : warm + n]
-            warm_http, http_items = seeded[warm + n : 2 * warm + n], seeded[2 * warm + n :]
+            total = len(seeded_kinds) * (n + warm)
+            print(f"seeding {total + approvals} orders and PaymentIntents…", file=sys.stderr)
+            seeded = await seed(sb, total)
+            above_threshold = await seed(sb, approvals, price_minor=60000) if approvals else []
+            warmups: dict[str, list[Seeded]] = {}
+            timed: dict[str, list[Seeded]] = {}
+            for i, name in enumerate(seeded_kinds):
+                mine = seeded[i * (n + warm) : (i + 1) * (n + warm)]
+                warmups[name], timed[name] = mine[:warm], mine[warm:]
+            warmups["bare"], timed["bare"] = warmups["order"], timed["order"]
             cfg: dict[str, Any] = {
                 "target": target,
                 "task_queue": f"bench-{uuid.uuid4()}",
@@ -527,32 +642,27 @@ async def bench(
                 client = await connect(Settings(), target_host=target)
                 driver = Driver(client, cfg["task_queue"], [])
                 # Warm-up (untimed): imports, the sandbox's caches, the pools.
-                _, ok, failed = await run_chunk(driver.order, warm_orders, concurrency)
+                _, ok, failed = await run_chunk(driver.order, warmups["order"], concurrency)
                 if failed:
                     raise RuntimeError(f"warm-up OrderFulfill failed: {failed[:3]}; see {logs}")
                 from workflows.ids import order_workflow_id
 
-                driver.activities = await order_activities(
-                    client, order_workflow_id(TENANT, warm_orders[0].order_id)
-                )
-                shapes = {
-                    "order": await history_shape(
-                        client, order_workflow_id(TENANT, warm_orders[0].order_id)
-                    )
-                }
-                await run_chunk(driver.runner("bare"), warm_orders, concurrency)
-                shapes["bare"] = await history_shape(client, driver.last_bare)
-                await run_chunk(driver.runner("bare_http"), warm_http, concurrency)
+                first = order_workflow_id(TENANT, warmups["order"][0].order_id)
+                driver.activities = await order_activities(client, first)
+                shapes = {"order": await history_shape(client, first)}
+                for name in kinds:
+                    if name != "order":
+                        await run_chunk(driver.runner(name), warmups[name], concurrency)
+                        shapes[name] = await history_shape(client, driver.last_bare)
                 rss = [(0, rss_mib(worker.pid))]
                 cpu = CpuMeter({"worker": worker.pid, "sandbox": sandbox_pid}, admin_dsn)
                 order_done = 0
                 names = list(kinds)
+                began = time.perf_counter()
                 for r in range(rounds):
                     print(f"round {r + 1}/{rounds}", file=sys.stderr)
-                    for name in names[r % 3 :] + names[: r % 3]:
-                        items = (http_items if name == "bare_http" else order_items)[
-                            r * chunk : (r + 1) * chunk
-                        ]
+                    for name in names[r % len(names) :] + names[: r % len(names)]:
+                        items = timed[name][r * chunk : (r + 1) * chunk]
                         before = cpu.snapshot()
                         out = profile.with_name(f"{profile.name}-{name}.txt") if profile else None
                         with py_spy(worker.pid, out if r == 0 else None):
@@ -573,6 +683,13 @@ async def bench(
                         if name == "order":
                             order_done += ok
                             rss.append((order_done, rss_mib(worker.pid)))
+                if memory:
+                    memory_seconds = time.perf_counter() - began
+                if above_threshold:
+                    print(f"approvals: {len(above_threshold)} round trips each", file=sys.stderr)
+                    approval_times = await approval_round_trips(
+                        driver, admin_dsn, app_dsn, above_threshold
+                    )
                 metrics = await scrape(f"http://{cfg['metrics_bind']}/metrics")
     finally:
         await env.shutdown()
@@ -589,6 +706,8 @@ async def bench(
         logs,
         lean_pool,
         shapes,
+        approval_times,
+        memory_seconds,
     )
 
 
@@ -600,7 +719,7 @@ def report(r: Report) -> str:
         f"load average before: {r.load_before}; after: {r.load_after}",
         f"OrderFulfill activities from its history ({len(r.activities)}): "
         + ", ".join(r.activities),
-        f"history of one OrderFulfill: {r.shapes['order']}; one bare: {r.shapes['bare']}",
+        *(f"history of one {k[name].label}: {shape}" for name, shape in r.shapes.items()),
         "",
         f"{'kind':32} {'done':>6} {'failed':>6} {'seconds':>8} {'wf/s':>7}",
     ]
@@ -609,12 +728,27 @@ def report(r: Report) -> str:
             f"{kind.label:32} {kind.completed:6} {len(kind.failed):6} {kind.seconds:8.1f} "
             f"{kind.rate:7.2f}"
         )
-    order, bare, http = k["order"], k["bare"], k["bare_http"]
+    order = k["order"]
+    lines.append("")
+    if "bare_calls" in k:
+        bare, http, calls = k["bare"], k["bare_http"], k["bare_calls"]
+        lines += [
+            "throughput OrderFulfill / bare with the same provider calls: "
+            f"{order.rate / calls.rate:.2f}x (B1 target >= 0.9)",
+            f"throughput OrderFulfill / bare no-op ({len(r.activities)} activities): "
+            f"{order.rate / bare.rate:.2f}x",
+            f"throughput OrderFulfill / bare + HTTP ({len(r.activities)} activities): "
+            f"{order.rate / http.rate:.2f}x",
+            f"throughput bare + HTTP / bare no-op: {http.rate / bare.rate:.2f}x",
+        ]
+    lines += approval_lines(r.approvals)
+    if r.memory_seconds is not None:
+        (_, first), *_ = [x for x in r.rss if x[0] >= 1000] or [(0, r.rss[0][1])]
+        lines.append(
+            f"worker RSS after {r.rss[-1][0]} / after {min(1000, r.rss[-1][0])} OrderFulfill: "
+            f"{r.rss[-1][1] / first:.2f}x (B6 target <= 1.1); took {r.memory_seconds:.0f} s"
+        )
     lines += [
-        "",
-        f"throughput OrderFulfill / bare no-op: {order.rate / bare.rate:.2f}x (target >= 0.9)",
-        f"throughput OrderFulfill / bare + HTTP: {order.rate / http.rate:.2f}x",
-        f"throughput bare + HTTP / bare no-op: {http.rate / bare.rate:.2f}x",
         "worker RSS (MiB) after N OrderFulfill: "
         + ", ".join(f"{done}: {mib:.0f}" for done, mib in r.rss),
         "worker kernel metrics: "
@@ -644,12 +778,41 @@ def report(r: Report) -> str:
     return "\n".join(lines)
 
 
+def approval_lines(times: dict[str, list[float]]) -> list[str]:
+    if not times.get("autobiz") or not times.get("bare"):
+        return []
+    import statistics
+
+    ms = {name: [1000 * t for t in got] for name, got in times.items()}
+    p50 = {name: statistics.median(got) for name, got in ms.items()}
+    p90 = {name: sorted(got)[int(0.9 * (len(got) - 1))] for name, got in ms.items()}
+    return [
+        f"approval round trip p50 AutoBiz / bare update: {p50['autobiz'] / p50['bare']:.2f}x "
+        "(B2 target <= 1.3)",
+        f"  AutoBiz decide: p50 {p50['autobiz']:.1f} ms, p90 {p90['autobiz']:.1f} ms; "
+        f"bare update: p50 {p50['bare']:.1f} ms, p90 {p90['bare']:.1f} ms "
+        f"({len(ms['autobiz'])} each, one at a time)",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="workflows of each kind")
     parser.add_argument("--concurrency", type=int, default=20, help="workflows in flight")
     parser.add_argument("--rounds", type=int, default=4, help="chunks per kind, alternating")
     parser.add_argument("--quick", action="store_true", help="N=200, 2 rounds: a smoke run")
+    parser.add_argument(
+        "--approvals",
+        type=int,
+        default=30,
+        metavar="M",
+        help="approval round trips timed against bare updates (B2); 0 skips them",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="B6: only OrderFulfill, --n of them (10 000 unless given) in chunks of 1 000",
+    )
     parser.add_argument(
         "--lean-pool",
         action="store_true",
@@ -672,7 +835,13 @@ def main() -> None:
         asyncio.run(serve_worker(json.loads(args.serve_worker)))
         return
     n, rounds = (200, 2) if args.quick else (args.n, args.rounds)
-    figures = asyncio.run(bench(n, args.concurrency, rounds, args.py_spy, args.lean_pool))
+    approvals = args.approvals
+    if args.memory:
+        n = args.n if "--n" in sys.argv else 10_000
+        rounds, approvals = max(1, n // 1000), 0
+    figures = asyncio.run(
+        bench(n, args.concurrency, rounds, args.py_spy, args.lean_pool, approvals, args.memory)
+    )
     print(report(figures))
 
 
