@@ -76,6 +76,7 @@ class ReceiptStore:
 
     async def record(self, draft: ReceiptDraft) -> Receipt:
         """Write the receipt (or return the one already written for this key)."""
+        details = redact_value(draft.details)
         params = (
             draft.tenant_id,
             draft.workflow_id,
@@ -92,29 +93,38 @@ class ReceiptStore:
             draft.status,
             draft.amount_minor,
             draft.currency,
-            Jsonb(redact_value(draft.details)),
+            Jsonb(details),
         )
+        existing: dict[str, Any] | None = None
         try:
             async with self._db.tenant(draft.tenant_id) as s:
-                await s.execute(
+                # One statement when the receipt is new (the common case); the SELECT
+                # runs only on a retry that finds the receipt already written.
+                row = await s.fetch_one(
                     f"INSERT INTO receipts ({_COLUMNS}) VALUES "
                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (tenant_id, internal_key) DO NOTHING",
+                    "ON CONFLICT (tenant_id, internal_key) DO NOTHING "
+                    "RETURNING receipt_id, created_at",
                     params,
                 )
-                row = await s.fetch_one(
-                    f"SELECT receipt_id, created_at, {_COLUMNS} FROM receipts "
-                    "WHERE tenant_id = %s AND internal_key = %s",
-                    (draft.tenant_id, draft.internal_key),
-                )
+                if row is None:
+                    existing = await s.fetch_one(
+                        f"SELECT receipt_id, created_at, {_COLUMNS} FROM receipts "
+                        "WHERE tenant_id = %s AND internal_key = %s",
+                        (draft.tenant_id, draft.internal_key),
+                    )
         except (psycopg.Error, AutobizError) as exc:
             raise ReceiptWriteError(
                 f"could not store the receipt for {draft.tool}@{draft.tool_version}: "
                 f"{type(exc).__name__}"
             ) from exc
-        if row is None:  # pragma: no cover - the insert or the conflict guarantees a row
+        if row is not None:
+            # The row just inserted is exactly the draft (with its redacted details):
+            # no need to read it back or validate it a second time.
+            return Receipt.model_construct(**{**dict(draft), "details": details, **row})
+        if existing is None:  # pragma: no cover - the conflict guarantees a row
             raise ReceiptWriteError("receipt vanished after insert")
-        return _receipt(row)
+        return _receipt(existing)
 
     async def get(self, tenant_id: str, internal_key: str) -> Receipt | None:
         async with self._db.tenant(tenant_id) as s:

@@ -1,0 +1,198 @@
+"""Receipt writes through the ledger vs a raw ``INSERT`` of the same rows (DESIGN §13, B4).
+
+One run, one machine, one scratch PostgreSQL database (created, migrated, dropped):
+
+* **raw**: a psycopg pool with the worker's pool settings (autocommit connections,
+  ``RESET ALL`` on return, a liveness check on checkout), on the application role; per
+  row one transaction that sets ``app.tenant_id`` (so row-level security applies, as
+  it does for the ledger) and runs one plain ``INSERT``.
+* **ledger**: ``ReceiptStore.record`` on ``Database`` with the same pool sizes: the
+  redaction of ``details``, the idempotent insert, the ``Receipt`` it returns.
+
+Both write the same rows (the drafts are built before the clock starts; the raw rows
+carry the redacted details the ledger would store), C at a time, in ``--rounds``
+alternating chunks so that neither path always meets the bigger table.
+
+    python bench/receipt_bench.py [--n 4000] [--concurrency 10] [--rounds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.support import scratch_database  # noqa: E402
+
+TENANT = "bench-receipts"
+
+_COLUMNS = (
+    "tenant_id, workflow_id, run_id, activity_id, tool, tool_version, side_effect_class, "
+    "internal_key, external_key, request_hash, provider, provider_object_id, status, "
+    "amount_minor, currency, details"
+)
+_RAW_INSERT = f"INSERT INTO receipts ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
+
+
+def drafts(prefix: str, n: int) -> list[Any]:
+    """Receipts like an order writes: a capture (FINANCIAL), a fulfilment (WRITE), an
+    email (COMMUNICATION), in turn."""
+    from autobiz.ledger.receipts import ReceiptDraft
+    from kernel.contracts import SideEffect
+
+    kinds = [
+        ("stripe.capture_payment", SideEffect.FINANCIAL, "stripe", 2500, "USD"),
+        ("printful.create_order", SideEffect.WRITE, "printful", None, None),
+        ("sendgrid.send_email", SideEffect.COMMUNICATION, "sendgrid", None, None),
+    ]
+    out = []
+    for i in range(n):
+        tool, effect, provider, amount, currency = kinds[i % len(kinds)]
+        out.append(
+            ReceiptDraft(
+                tenant_id=TENANT,
+                workflow_id=f"order:{prefix}:{i // 3}",
+                run_id=f"run-{prefix}-{i // 3}",
+                activity_id=str(i % 3 + 1),
+                tool=tool,
+                tool_version="1",
+                side_effect=effect,
+                internal_key=f"{prefix}:{i:08d}:" + "k" * 40,
+                external_key=f"autobiz:{prefix}:{i:08d}:" + "e" * 32,
+                request_hash="h" * 64,
+                provider=provider,
+                provider_object_id=f"obj_{prefix}_{i}",
+                status="succeeded",
+                amount_minor=amount,
+                currency=currency,
+                details={"order_id": str(1000 + i // 3), "note": "to ana@example.com"},
+            )
+        )
+    return out
+
+
+def raw_params(draft: Any) -> tuple[Any, ...]:
+    from psycopg.types.json import Jsonb
+
+    from kernel.redaction import redact_value
+
+    d = draft
+    return (
+        d.tenant_id,
+        d.workflow_id,
+        d.run_id,
+        d.activity_id,
+        d.tool,
+        d.tool_version,
+        d.side_effect.value,
+        d.internal_key,
+        d.external_key,
+        d.request_hash,
+        d.provider,
+        d.provider_object_id,
+        d.status,
+        d.amount_minor,
+        d.currency,
+        Jsonb(redact_value(d.details)),
+    )
+
+
+async def run_chunk(
+    items: Sequence[Any], concurrency: int, write: Callable[[Any], Awaitable[None]]
+) -> float:
+    """Seconds to write every item with ``concurrency`` writers."""
+    queue = list(reversed(items))
+
+    async def writer() -> None:
+        while queue:
+            await write(queue.pop())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(concurrency)))
+    return time.perf_counter() - start
+
+
+async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    from autobiz.db.database import Database, _reset_connection
+    from autobiz.ledger.receipts import ReceiptStore
+
+    ledger_rows = drafts("ledger", n)
+    raw_rows = [raw_params(d) for d in drafts("raw", n)]
+    warm = drafts("warm", 200)
+
+    raw_pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        app_dsn,
+        min_size=concurrency,
+        max_size=concurrency,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        open=False,
+        timeout=10.0,
+        reset=_reset_connection,
+        check=AsyncConnectionPool.check_connection,
+        name="bench-raw",
+    )
+    await raw_pool.open(wait=True)
+
+    async def raw(params: tuple[Any, ...]) -> None:
+        async with raw_pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (TENANT,))
+            await conn.execute(_RAW_INSERT, params)
+
+    async with Database(app_dsn, min_size=concurrency, max_size=concurrency) as db:
+        store = ReceiptStore(db)
+
+        async def ledger(draft: Any) -> None:
+            await store.record(draft)
+
+        # Warm both pools and the prepared statements (psycopg prepares after 5 uses).
+        await run_chunk(warm[:100], concurrency, ledger)
+        await run_chunk([raw_params(d) for d in warm[100:]], concurrency, raw)
+
+        size = n // rounds
+        totals = {"raw": 0.0, "ledger": 0.0}
+        for r in range(rounds):
+            chunk = slice(r * size, (r + 1) * size)
+            order = [("raw", raw_rows[chunk], raw), ("ledger", ledger_rows[chunk], ledger)]
+            if r % 2:
+                order.reverse()
+            for name, items, write in order:
+                totals[name] += await run_chunk(items, concurrency, write)
+        async with db.tenant(TENANT) as s:
+            stored = await s.fetch_val("SELECT count(*) FROM receipts")
+    await raw_pool.close()
+
+    written = size * rounds
+    expected = written * 2 + len(warm)
+    if stored != expected:
+        raise SystemExit(f"expected {expected} receipts stored, found {stored}")
+    raw_rate, ledger_rate = written / totals["raw"], written / totals["ledger"]
+    print(f"rows per path: {written}, concurrency {concurrency}, rounds {rounds}")
+    for name, rate in (("raw INSERT", raw_rate), ("ledger receipt", ledger_rate)):
+        ms = totals["raw" if name == "raw INSERT" else "ledger"] / written * 1e3
+        print(f"{name + ':':16}{rate:8.0f} rows/s  ({ms:.3f} ms/row)")
+    print(f"receipt writes ledger / raw INSERT: {ledger_rate / raw_rate:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=4000, help="rows per path")
+    parser.add_argument("--concurrency", type=int, default=10, help="writers (and pool size)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating chunks per path")
+    args = parser.parse_args(argv)
+    with scratch_database(TENANT) as (_admin_dsn, app_dsn):
+        asyncio.run(bench(app_dsn, args.n, args.concurrency, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
