@@ -22,6 +22,9 @@ from tests.support.postgres import (
     provide_server,
 )
 
+# CI stages (`--stage`) and the flake quarantine (tests/quarantine.yaml).
+pytest_plugins = ["tests.support.pipeline"]
+
 
 @pytest.fixture(autouse=True)
 def network_guard(request: pytest.FixtureRequest) -> Iterator[NetGuard]:
