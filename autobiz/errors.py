@@ -129,6 +129,8 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     # -- ran, but the outcome is not the wanted one ----------------------------------
     ErrorCode.FLOW_FAILED: _F,
     ErrorCode.DEMO_MISMATCH: _F,
+    ErrorCode.GATE_FAILED: _F,
+    ErrorCode.GATE_INSUFFICIENT_RUNS: _F,
     ErrorCode.REPLAY_FAILED: _F,
     ErrorCode.REPLAY_NONDETERMINISTIC: _F,
     ErrorCode.MIGRATION_FAILED: _F,

@@ -139,6 +139,9 @@ class ErrorCode(StrEnum):
     # -- failed: it ran, but the outcome is not the wanted one -----------------------
     FLOW_FAILED = "FLOW_FAILED"
     DEMO_MISMATCH = "DEMO_MISMATCH"
+    # `autobiz gate`: a gate below its threshold; too few runs to judge one at all.
+    GATE_FAILED = "GATE_FAILED"
+    GATE_INSUFFICIENT_RUNS = "GATE_INSUFFICIENT_RUNS"
     REPLAY_FAILED = "REPLAY_FAILED"
     REPLAY_NONDETERMINISTIC = "REPLAY_NONDETERMINISTIC"
     MIGRATION_FAILED = "MIGRATION_FAILED"

@@ -69,6 +69,11 @@ class SandboxControl:
             {"kind": kind, "path": path, "method": method, "count": count, **extra},
         )
 
+    async def armed_faults(self) -> list[dict[str, Any]]:
+        """The fault rules still armed (each with the calls it has left in ``count``)."""
+        rules: list[dict[str, Any]] = (await self._call("GET", "/faults"))["rules"]
+        return rules
+
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/faults")
 

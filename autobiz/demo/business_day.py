@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -132,12 +133,24 @@ class BusinessDay:
 
     # -- the day ----------------------------------------------------------------------
 
-    async def run(self) -> list[Case]:
+    async def prepare(self) -> None:
+        """What comes before any case: the tenant's clients, every approver's signing
+        key, and the sandbox's webhooks pointed at the ingress."""
         await self._start()
         await self._approver_keys()
         await self.control.webhooks(
             target_url=f"http://{self.settings.ingress.host}:{self.settings.ingress.port}/webhooks"
         )
+
+    def fork(self) -> BusinessDay:
+        """The same day (clients, stack, prepared tenant) keeping its own list of cases:
+        what one golden scenario did is told apart from what others did meanwhile."""
+        other = copy.copy(self)
+        other.cases = []
+        return other
+
+    async def run(self) -> list[Case]:
+        await self.prepare()
         first = self._case("order #1: paid, printed, shipped", "OrderFulfill", "completed")
         others = self._second_merchant(first)
         second = self._case("order #2: paid, printed, shipped", "OrderFulfill", "completed")

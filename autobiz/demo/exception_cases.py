@@ -41,7 +41,7 @@ CORRECTED = {
 
 async def exception_cases(day: BusinessDay) -> None:
     """Both cases, concurrently (one line in the day's ``gather``)."""
-    await asyncio.gather(_address_hold(day), _escalated_hold(day))
+    await asyncio.gather(address_hold(day), escalated_hold(day))
 
 
 async def _placed(day: BusinessDay, case: Case, amount: str) -> tuple[str, str, int]:
@@ -60,7 +60,7 @@ async def _exception(day: BusinessDay, order: Case, exc: Case, state: str) -> di
     return shown
 
 
-async def _address_hold(day: BusinessDay) -> None:
+async def address_hold(day: BusinessDay) -> None:
     from autobiz.demo.business_day import _CaseFailed
 
     order = day._case("order #6: held for its address, fixed, shipped", "OrderFulfill", "completed")
@@ -95,7 +95,7 @@ async def _address_hold(day: BusinessDay) -> None:
         (exc if exc.workflow_id else order).problems.append(str(failed))
 
 
-async def _escalated_hold(day: BusinessDay) -> None:
+async def escalated_hold(day: BusinessDay) -> None:
     from autobiz.demo.business_day import _CaseFailed
 
     order = day._case("order #7: held, escalated, cancelled", "OrderFulfill", "cancelled")
