@@ -86,6 +86,7 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.SANDBOX_TOKEN_MISSING: _U,
     ErrorCode.SANDBOX_NOT_INSTALLED: _U,  # dev tooling, absent from the production image
     ErrorCode.PORT_IN_USE: _U,  # the hint names the setting to change
+    ErrorCode.CHAOS_REFUSED: _U,  # `autobiz soak --chaos` on a stack it cannot break
     # -- refused by policy ------------------------------------------------------------
     ErrorCode.APPROVAL_REJECTED: _R,
     ErrorCode.APPROVAL_INVALID: _R,
@@ -129,6 +130,7 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     # -- ran, but the outcome is not the wanted one ----------------------------------
     ErrorCode.FLOW_FAILED: _F,
     ErrorCode.DEMO_MISMATCH: _F,
+    ErrorCode.SOAK_FAILED: _F,
     ErrorCode.GATE_FAILED: _F,
     ErrorCode.GATE_INSUFFICIENT_RUNS: _F,
     ErrorCode.REPLAY_FAILED: _F,

@@ -139,6 +139,10 @@ class ErrorCode(StrEnum):
     # -- failed: it ran, but the outcome is not the wanted one -----------------------
     FLOW_FAILED = "FLOW_FAILED"
     DEMO_MISMATCH = "DEMO_MISMATCH"
+    # `autobiz soak`: something lost, done twice, an invariant broken or an outcome not the
+    # expected one; CHAOS_REFUSED: a chaos action needs a process the stack does not own.
+    SOAK_FAILED = "SOAK_FAILED"
+    CHAOS_REFUSED = "CHAOS_REFUSED"
     # `autobiz gate`: a gate below its threshold; too few runs to judge one at all.
     GATE_FAILED = "GATE_FAILED"
     GATE_INSUFFICIENT_RUNS = "GATE_INSUFFICIENT_RUNS"

@@ -31,6 +31,7 @@ from autobiz.cli import (
     replay_cmd,
     sandbox,
     settings_cmd,
+    soak_cmd,
     temporal_cmd,
     tools_cmd,
     wismo_cmd,
@@ -56,6 +57,7 @@ app.command("codec-server")(codec_cmd.codec_server)
 app.add_typer(sandbox.app, name="sandbox")
 app.command("ingress")(ingress_cmd.ingress)
 app.command("demo")(demo_cmd.demo)
+app.command("soak")(soak_cmd.soak)  # docs/operations.md#soak-and-chaos
 app.command("worker")(worker_cmd.worker)
 # Deploying (docs/operations.md#docker-compose): namespace setup, container healthchecks.
 app.add_typer(temporal_cmd.app, name="temporal")
