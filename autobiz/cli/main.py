@@ -24,6 +24,7 @@ from autobiz.cli import (
     demo_cmd,
     dev,
     flows_cmd,
+    gate_cmd,
     health_cmd,
     incidents_cmd,
     ingress_cmd,
@@ -74,6 +75,7 @@ app.add_typer(incidents_cmd.app, name="incidents")  # docs/operations.md#inciden
 app.add_typer(closeout_cmd.app, name="closeout")  # docs/operations.md#daily-closeout
 app.add_typer(wismo_cmd.app, name="wismo")  # docs/operations.md#wismo-review
 app.add_typer(breaker_cmd.app, name="breaker")  # docs/operations.md#circuit-breakers
+app.command("gate")(gate_cmd.gate)  # docs/operations.md#deploy-gate
 
 
 @app.command()

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from autobiz.gate import evidence as ev
 from autobiz.gate.trials import Round, Trial
+
+pytestmark = pytest.mark.unit
 
 UI = "http://127.0.0.1:8233/namespaces/default/workflows"
 

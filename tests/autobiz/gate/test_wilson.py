@@ -12,6 +12,8 @@ from autobiz.gate.wilson import (
     wilson_lower_bound,
 )
 
+pytestmark = pytest.mark.unit
+
 P0 = GateRule("P0", require_all=True)
 P1 = GateRule("P1", min_lcb=0.95)
 
