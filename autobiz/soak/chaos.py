@@ -156,18 +156,37 @@ def kill_ingress_mid_request(stack: Stack, log: ChaosLog, *, frozen_for: float =
     return log.add("kill_ingress", began, pid, f"frozen {frozen_for:g}s first")
 
 
+# What the worker writes that the soak's own drivers do not (they act as customers and
+# shops through Stripe's PaymentIntents, its refund list and Shopify): in a soak these
+# POSTs go dark.
+WORKER_PROVIDER_PATHS = (
+    "/printful/*",
+    "/sendgrid/*",
+    "/stripe/v1/payment_intents/*/capture",
+    "/stripe/v1/payment_intents/*/cancel",
+    "/stripe/v1/refunds",
+)
+
+
 async def sandbox_unreachable(
-    control: SandboxControl, log: ChaosLog, *, down_for: float = 6.0
+    control: SandboxControl,
+    log: ChaosLog,
+    *,
+    down_for: float = 6.0,
+    paths: tuple[str, ...] = ("/*",),
+    method: str = "*",
 ) -> ChaosEvent:
-    """Every provider API of the sandbox stops answering (requests hang until the client
-    gives up) for ``down_for`` seconds; then the faults are cleared."""
+    """The sandbox's provider APIs under ``paths`` (globs; default: all of them) stop
+    answering ``method`` requests (they hang until the client gives up) for ``down_for``
+    seconds; then the faults are cleared."""
     began = time.monotonic()
-    await control.fault("timeout", "/*", count=100_000, hang_seconds=30)
+    for path in paths:
+        await control.fault("timeout", path, method=method, count=100_000, hang_seconds=30)
     try:
         await asyncio.sleep(down_for)
     finally:
         await control.clear_faults()
-    return log.add("sandbox_unreachable", began, None, f"down {down_for:g}s")
+    return log.add("sandbox_unreachable", began, None, f"{', '.join(paths)} down {down_for:g}s")
 
 
 Action = Callable[[], Awaitable[ChaosEvent]]
@@ -181,7 +200,7 @@ def rotation(stack: Stack, control: SandboxControl, log: ChaosLog) -> list[Actio
 
     actions: list[Action] = [
         threaded(kill_worker),
-        lambda: sandbox_unreachable(control, log),
+        lambda: sandbox_unreachable(control, log, paths=WORKER_PROVIDER_PATHS, method="POST"),
         threaded(kill_ingress_mid_request),
         threaded(restart_temporal),
     ]

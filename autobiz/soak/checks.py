@@ -1,7 +1,8 @@
 """After the soak: what the providers and the ledger say, not what the soak did.
 
 * **lost**: a case whose flow never reached an end; a webhook the sandbox gave up
-  delivering; an event the ingress stored but never handed to its workflow.
+  delivering; an event the ingress stored but never handed to its workflow (still
+  pending or held, or dead-lettered by the relay).
 * **duplicated**, against the sandbox's provider state and the ledger's receipts: more
   than one captured PaymentIntent per order (or capture receipts), more than one Printful
   order per order (``external_id``), more than one Stripe refund per PaymentIntent (each
@@ -83,7 +84,8 @@ async def _lost_webhooks(control: SandboxControl, found: Findings) -> None:
 
 
 async def _stuck_events(db: Database, tenants: list[str], since: datetime, found: Findings) -> None:
-    """Stored events still waiting for their workflow once everything has settled."""
+    """Stored events still waiting for their workflow once everything has settled, or
+    given up on by the relay (a dead letter of a hand-off, not of a malformed event)."""
     total = 0
     for tenant in tenants:
         async with db.tenant(tenant) as session:
@@ -95,7 +97,8 @@ async def _stuck_events(db: Database, tenants: list[str], since: datetime, found
             )
             rows = await session.fetch_all(
                 "SELECT source, provider_event_id, topic, status, status_reason FROM event_store "
-                "WHERE tenant_id = %s AND received_at >= %s AND status IN ('pending', 'held')",
+                "WHERE tenant_id = %s AND received_at >= %s AND (status IN ('pending', 'held') "
+                "OR (status = 'dead_letter' AND status_reason LIKE 'hand-off%%'))",
                 (tenant, since),
             )
         for row in rows:

@@ -49,7 +49,7 @@ class SoakOptions:
     events: int = 300
     duration: float | None = None  # seconds
     chaos: bool = False
-    parallel: int = 3
+    parallel: int = 2
     chaos_every: float = 25.0  # seconds between two chaos actions
     settle_seconds: float = 120.0
 

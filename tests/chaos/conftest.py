@@ -22,7 +22,7 @@ from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
 from autobiz.demo.business_day import Case, Timing
 from autobiz.devstack.stack import Stack
-from autobiz.settings import Settings
+from autobiz.settings import Settings, get_settings
 from autobiz.soak.chaos import ChaosLog
 from autobiz.soak.checks import Findings, check
 from autobiz.soak.rounds import SoakDay
@@ -141,8 +141,9 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ChaosRi
     # drivers and the CLI subprocesses they run) see the stack's settings.
     os.environ.clear()
     os.environ.update(env)
+    get_settings.cache_clear()  # read where a client finds the sandbox's token
     try:
-        settings = Settings()
+        settings = get_settings()
         await asyncio.to_thread(
             autobiz, env, "dev", "up", "--config", str(settings.demo_config_dir)
         )
@@ -168,3 +169,4 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ChaosRi
         await asyncio.to_thread(autobiz, env, "dev", "down", check=False)
         os.environ.clear()
         os.environ.update(saved)
+        get_settings.cache_clear()
