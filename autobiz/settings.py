@@ -441,6 +441,62 @@ class BreakerSettings(BaseModel):
     )
 
 
+class RateLimitSettings(BaseModel):
+    """Provider rate limits per provider account, shared by every worker process
+    (autobiz.ratelimits): ``AUTOBIZ_RATE_LIMIT__STRIPE_PER_SECOND`` and so on. The defaults
+    are the published limits; ``headroom`` and ``burst_headroom`` keep the workers a little
+    under them."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Take budget from the shared bucket (PostgreSQL) before each request.",
+    )
+    stripe_per_second: float | None = Field(
+        default=25.0,
+        gt=0,
+        description="Stripe requests per second, reads and writes together (test mode: 25; "
+        "live mode: 100). None: no limit.",
+    )
+    shopify_bucket_size: float | None = Field(
+        default=1000.0,
+        gt=0,
+        description="Shopify GraphQL cost bucket, in query cost points (standard plans: "
+        "1000). None: no limit.",
+    )
+    shopify_restore_rate: float = Field(
+        default=50.0, gt=0, description="Shopify cost points restored per second (standard: 50)."
+    )
+    printful_per_minute: float | None = Field(
+        default=120.0, gt=0, description="Printful requests per minute (120). None: no limit."
+    )
+    sendgrid_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="SendGrid mail/send requests per second. SendGrid publishes no number "
+        "for it (answers carry X-RateLimit-* headers), so None: no limit.",
+    )
+    headroom: float = Field(
+        default=0.05,
+        ge=0,
+        lt=0.5,
+        description="Share of each rate left unused, so that the workers stay under the "
+        "provider's clock as well as their own.",
+    )
+    burst_headroom: float = Field(
+        default=0.15,
+        ge=0,
+        lt=0.9,
+        description="Share of each burst (bucket size) left unused: requests granted "
+        "together reach the provider a few tens of milliseconds apart, and this absorbs it.",
+    )
+    max_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Longest wait for budget inside the activity; a longer one fails the "
+        "attempt fast (RATE_LIMIT_WAIT) with the wait as Temporal's next retry delay.",
+    )
+
+
 class LogSettings(BaseModel):
     """The processes' log lines (autobiz.logs): ``AUTOBIZ_LOG__FORMAT``, ``__LEVEL``."""
 
@@ -506,6 +562,7 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("config_dir", "demo_config_dir", mode="after")

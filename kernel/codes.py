@@ -129,6 +129,9 @@ class ErrorCode(StrEnum):
     # Providers. PROVIDER_NOT_FOUND_YET: a not-found within the call's grace (retried).
     PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
     PROVIDER_RATE_LIMITED = "PROVIDER_RATE_LIMITED"
+    # The shared rate limiter (autobiz.ratelimits) has no budget within the longest wait:
+    # nothing was sent; retried after the wait.
+    RATE_LIMIT_WAIT = "RATE_LIMIT_WAIT"
     PROVIDER_AUTH_FAILED = "PROVIDER_AUTH_FAILED"
     PROVIDER_NOT_FOUND_YET = "PROVIDER_NOT_FOUND_YET"
     # A circuit breaker is open for the provider account (autobiz.breakers): retried later.

@@ -225,6 +225,20 @@ BREAKER_REJECTIONS = _spec(
     "Provider calls an open (or probing) breaker failed fast.",
 )
 BREAKER_METRICS = (BREAKER_STATE, BREAKER_TRANSITIONS, BREAKER_REJECTIONS)
+# The shared rate limiter (autobiz.ratelimits), in the tool activity that sends.
+RATE_LIMIT_WAIT = _spec(
+    "autobiz_rate_limit_wait_seconds",
+    "histogram",
+    "provider tenant",
+    "Time a provider request waited for its account's rate-limit budget (0: none).",
+)
+RATE_LIMITED = _spec(
+    "autobiz_rate_limited_total",
+    "counter",
+    "provider tenant",
+    "Provider requests failed fast (RATE_LIMIT_WAIT) because the budget was further away "
+    "than the longest wait; retried after it.",
+)
 
 WORKER_METRICS: tuple[MetricSpec, ...] = (
     GATE_DECISIONS,
@@ -250,12 +264,15 @@ WORKER_METRICS: tuple[MetricSpec, ...] = (
     GAUGES_REFRESHED,
     BUILD_INFO,
     *BREAKER_METRICS,
+    RATE_LIMIT_WAIT,
+    RATE_LIMITED,
 )
 
 # Histogram buckets in seconds, keyed by the SDK name (what the endpoint's overrides match).
 HISTOGRAM_BUCKETS: dict[str, list[float]] = {
     TOOL_CALL_DURATION.sdk_name: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     APPROVAL_WAIT.sdk_name: [1, 10, 60, 300, 900, 3600, 14_400, 86_400],
+    RATE_LIMIT_WAIT.sdk_name: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
 }
 
 
@@ -399,6 +416,24 @@ def _activity_meter() -> MetricMeter | None:
         return None
     workflow_type = activity.info().workflow_type
     return meter.with_additional_attributes({"workflow_type": workflow_type or ""})
+
+
+def record_rate_limit_wait(provider: str, tenant: str, seconds: float) -> None:
+    """A provider request got its budget after ``seconds``."""
+    meter = _activity_meter()
+    if meter is None:
+        return
+    duration(meter, RATE_LIMIT_WAIT).record(
+        timedelta(seconds=seconds), {"provider": provider, "tenant": tenant}
+    )
+
+
+def record_rate_limited(provider: str, tenant: str) -> None:
+    """A provider request refused by the rate limiter (retried after the wait)."""
+    meter = _activity_meter()
+    if meter is None:
+        return
+    counter(meter, RATE_LIMITED).add(1, {"provider": provider, "tenant": tenant})
 
 
 def record_receipt(ctx: CallContext, outcome: str) -> None:

@@ -10,6 +10,9 @@ GET    /_control/rate_limits                  current limits
 POST   /_control/rate_limits                  {"enabled", "stripe_per_second",
                                                   "printful_per_minute",
                                               "shopify_bucket_size", "shopify_restore_rate"}
+GET    /_control/requests                     every provider request seen since the reset:
+                                              {"provider", "method", "path", "at" (Unix s),
+                                              "status", "limited", "cost"}; ?provider=
 GET    /_control/webhooks                     config, pending count
 POST   /_control/webhooks                     {"target_url", "urls": {provider: url}, "duplicates",
                                               "reorder", "max_attempts", "retry_seconds"}
@@ -95,6 +98,18 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         if request.method == "POST":
             state.faults.configure_limits(await _parse(request, RateLimitConfig))
         return JSONResponse(state.faults.limits.model_dump())
+
+    async def requests(request: Request) -> Response:
+        provider = request.query_params.get("provider")
+        return JSONResponse(
+            {
+                "requests": [
+                    r.as_json()
+                    for r in state.faults.requests
+                    if provider is None or r.provider == provider
+                ]
+            }
+        )
 
     async def webhooks(request: Request) -> Response:
         if request.method == "POST":
@@ -193,6 +208,7 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
         Route("/reset", guarded(reset), methods=["POST"]),
         Route("/faults", guarded(faults), methods=["GET", "POST", "DELETE"]),
         Route("/rate_limits", guarded(rate_limits), methods=["GET", "POST"]),
+        Route("/requests", guarded(requests), methods=["GET"]),
         Route("/webhooks", guarded(webhooks), methods=["GET", "POST"]),
         Route("/webhooks/flush", guarded(flush), methods=["POST"]),
         Route("/webhooks/deliveries", guarded(deliveries), methods=["GET"]),

@@ -81,6 +81,12 @@ class SandboxControl:
         result: dict[str, Any] = await self._call("POST", "/rate_limits", config)
         return result
 
+    async def requests(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """Every provider request the sandbox saw since the reset (arrival, status, limited)."""
+        query = f"?provider={provider}" if provider else ""
+        found: list[dict[str, Any]] = (await self._call("GET", f"/requests{query}"))["requests"]
+        return found
+
     async def webhooks(self, **config: Any) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/webhooks", config)
         return result

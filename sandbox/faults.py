@@ -19,7 +19,8 @@ import asyncio
 import fnmatch
 import json
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -86,17 +87,43 @@ class TokenBucket:
         return (cost - self.tokens) / self.rate
 
 
+# Scope keys the Shopify endpoint sets so the request log shows its cost and throttling.
+COST_SCOPE_KEY = "sandbox.query_cost"
+THROTTLED_SCOPE_KEY = "sandbox.throttled"
+REQUEST_LOG_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One provider request as the sandbox saw it: when it arrived (Unix seconds), what
+    it answered, and whether a limit refused it (a 429, or Shopify's ``THROTTLED``)."""
+
+    provider: str
+    method: str
+    path: str
+    at: float
+    status: int
+    limited: bool
+    cost: float
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class FaultBook:
-    """The fault rules and rate limiters of one sandbox. Reset with the rest of its state."""
+    """The fault rules, rate limiters and request log of one sandbox. Reset with the rest
+    of its state."""
 
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
         self.limits = RateLimitConfig()
         self.buckets: dict[str, TokenBucket] = {}
+        self.requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_SIZE)
         self.configure_limits(self.limits)
 
     def reset(self) -> None:
         self.rules.clear()
+        self.requests.clear()
         self.configure_limits(RateLimitConfig())
 
     def configure_limits(self, limits: RateLimitConfig) -> None:
@@ -212,6 +239,33 @@ class FaultMiddleware:
         if provider is None:
             await self.app(scope, receive, send)
             return
+        arrived = time.time()
+        status = 0
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._provider_request(provider, path, scope, receive, noting)
+        finally:
+            self.book.requests.append(
+                RequestRecord(
+                    provider=provider,
+                    method=scope["method"],
+                    path=path,
+                    at=arrived,
+                    status=status,
+                    limited=status == 429 or bool(scope.get(THROTTLED_SCOPE_KEY)),
+                    cost=float(scope.get(COST_SCOPE_KEY, 1.0)),
+                )
+            )
+
+    async def _provider_request(
+        self, provider: str, path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         operation = None
         if provider == "shopify" and any(r.operation for r in self.book.rules):
             operation, receive = await _peek_operation(receive)

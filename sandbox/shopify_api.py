@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from autobiz.settings import Settings
 from sandbox.accounts import AccountBook, SandboxAccount, acting_as, current_account
-from sandbox.faults import FaultBook, processing_delay
+from sandbox.faults import COST_SCOPE_KEY, THROTTLED_SCOPE_KEY, FaultBook, processing_delay
 from sandbox.idempotency import IdempotencyStore, Outcome, RecordedResponse
 from sandbox.webhooks import WebhookDispatcher
 
@@ -411,7 +411,9 @@ class ShopifySandbox:
                 }
             )
         cost = OPERATIONS[op][1]
+        request.scope[COST_SCOPE_KEY] = cost
         if self.faults.limits.enabled and self.faults.buckets["shopify"].take(cost) > 0:
+            request.scope[THROTTLED_SCOPE_KEY] = True
             return JSONResponse(
                 {
                     "errors": [

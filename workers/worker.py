@@ -49,6 +49,7 @@ from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
 from autobiz.providers.hygiene import ensure_settings_safe
 from autobiz.providers.tenant_clients import TenantClients
+from autobiz.ratelimits.limiter import SharedRateLimiter, rate_limiter
 from autobiz.secrets import CredentialStore, credential_store
 from autobiz.settings import Settings
 from autobiz.temporal_client import connect
@@ -85,11 +86,16 @@ WORKFLOWS: tuple[type, ...] = (
 )
 
 
-def tenant_clients(settings: Settings, store: CredentialStore | None = None) -> TenantClients:
+def tenant_clients(
+    settings: Settings,
+    store: CredentialStore | None = None,
+    limiter: SharedRateLimiter | None = None,
+) -> TenantClients:
     """The worker's provider clients: built per tenant from that tenant's credentials
-    (``autobiz.secrets``), never from one global set."""
+    (``autobiz.secrets``), never from one global set; with ``limiter``, every request
+    within its account's rate limit, shared by all workers (``autobiz.ratelimits``)."""
     ensure_settings_safe(settings)
-    return TenantClients(settings, store or credential_store(settings))
+    return TenantClients(settings, store or credential_store(settings), limiter)
 
 
 def activities(
@@ -225,7 +231,9 @@ async def worker_resources(
             max_size=settings.postgres.pool_max_size,
         )
         await stack.enter_async_context(db)
-        clients = tenant_clients(settings, credential_store(settings, db))
+        clients = tenant_clients(
+            settings, credential_store(settings, db), rate_limiter(settings.rate_limit, db)
+        )
         stack.push_async_callback(clients.aclose)
         yield clients, db
 

@@ -23,6 +23,7 @@ from autobiz.providers.errors import (
     RateLimited,
     StateConflict,
 )
+from autobiz.providers.throttle import Throttle
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -84,11 +85,18 @@ def json_body(response: httpx.Response) -> Any:
 
 class JsonClient:
     """A provider's JSON API client: its httpx client (its own unless one is given; it
-    closes only its own) and one request at a time, with the provider's timeout."""
+    closes only its own) and one request at a time, with the provider's timeout, each
+    after the account's rate limit (``throttle``) let it go."""
 
     provider: str
 
-    def __init__(self, http: httpx.AsyncClient | None, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient | None,
+        timeout_seconds: float,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self._throttle = throttle
         self._timeout_seconds = timeout_seconds
         self._owns_http = http is None
         self._http = http or build_http_client(timeout_seconds)
@@ -105,8 +113,12 @@ class JsonClient:
         headers: Mapping[str, str],
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        cost: float = 1.0,
     ) -> httpx.Response:
-        """One request, once. Transport failures become :class:`ProviderUnavailable`."""
+        """One request, once, once ``cost`` of the rate limit is taken. Transport failures
+        become :class:`ProviderUnavailable`."""
+        if self._throttle is not None:
+            await self._throttle.acquire(self.provider, cost)
         try:
             return await self._http.request(
                 method,

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from autobiz.providers.errors import InvalidRequest, NotFound
 from autobiz.providers.http import JsonClient, error_for_status, json_body
 from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
+from autobiz.providers.throttle import Throttle
 from autobiz.settings import Settings
 
 PROVIDER = "printful"
@@ -108,11 +109,17 @@ class PrintfulOrders(JsonClient):
 
     provider = PROVIDER
 
-    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         cfg = settings.printful
         ensure_test_credential(PROVIDER, "printful.api_token", cfg.api_token, settings)
         ensure_host_allowed(PROVIDER, cfg.api_base, settings)
-        super().__init__(http, cfg.timeout_seconds)
+        super().__init__(http, cfg.timeout_seconds, throttle)
         self._cfg = cfg
         self._base = cfg.api_base.rstrip("/")
 

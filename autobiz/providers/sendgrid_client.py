@@ -19,6 +19,7 @@ from autobiz.providers.hygiene import (
     ensure_recipients_allowed,
     ensure_test_credential,
 )
+from autobiz.providers.throttle import Throttle
 from autobiz.settings import Settings
 
 PROVIDER = "sendgrid"
@@ -45,11 +46,17 @@ class SentEmail(BaseModel):
 class SendGridMailer(JsonClient):
     provider = PROVIDER
 
-    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         cfg = settings.sendgrid
         ensure_test_credential(PROVIDER, "sendgrid.api_key", cfg.api_key, settings)
         ensure_host_allowed(PROVIDER, cfg.api_base, settings)
-        super().__init__(http, cfg.timeout_seconds)
+        super().__init__(http, cfg.timeout_seconds, throttle)
         self._settings = settings
         self._cfg = cfg
         self._url = f"{cfg.api_base.rstrip('/')}/v3/mail/send"

@@ -28,6 +28,7 @@ from autobiz.providers.errors import (
 )
 from autobiz.providers.http import JsonClient, error_for_status, json_body
 from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
+from autobiz.providers.throttle import Throttle
 from autobiz.settings import Settings
 
 PROVIDER = "shopify"
@@ -223,18 +224,25 @@ class ShopifyAdmin(JsonClient):
 
     provider = PROVIDER
 
-    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         cfg = settings.shopify
         ensure_test_credential(PROVIDER, "shopify.access_token", cfg.access_token, settings)
         # The shop is part of the address: ``https://{shop}`` at Shopify.
         base = cfg.api_base.replace("{shop}", cfg.shop_domain).rstrip("/")
         ensure_host_allowed(PROVIDER, base, settings)
-        super().__init__(http, cfg.timeout_seconds)
+        super().__init__(http, cfg.timeout_seconds, throttle)
         self._cfg = cfg
         self._url = f"{base}/admin/api/{cfg.api_version}/graphql.json"
         self._available: float | None = None
         self._restore_rate = 50.0
         self._stamp = time.monotonic()
+        self._costs: dict[str, float] = {}  # operation -> Shopify's requestedQueryCost
 
     # -- transport ----------------------------------------------------------------
 
@@ -255,7 +263,10 @@ class ShopifyAdmin(JsonClient):
         self, operation: str, query: str, variables: dict[str, Any]
     ) -> dict[str, Any]:
         """Run one named operation; return ``data`` or raise a mapped error."""
-        wait = self._wait_needed(COST_ESTIMATE)
+        # The rate limit takes what this operation cost last time (Shopify's
+        # requestedQueryCost), then settles with what Shopify says it cost.
+        reserved = self._costs.get(operation, COST_ESTIMATE)
+        wait = self._wait_needed(reserved)
         if wait > self._cfg.max_throttle_wait_seconds:
             raise RateLimited(
                 "cost bucket exhausted",
@@ -274,6 +285,7 @@ class ShopifyAdmin(JsonClient):
                 "Content-Type": "application/json",
             },
             json={"query": query, "variables": variables, "operationName": operation},
+            cost=reserved,
         )
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict):
@@ -287,10 +299,30 @@ class ShopifyAdmin(JsonClient):
             )
         self._remember(body.get("extensions"))
         errors = body.get("errors") or []
+        await self._settle(operation, reserved, body.get("extensions"), errors)
         if errors:
             raise self._graphql_error(errors, body.get("extensions"))
         data: dict[str, Any] = body.get("data") or {}
         return data
+
+    async def _settle(
+        self,
+        operation: str,
+        reserved: float,
+        extensions: dict[str, Any] | None,
+        errors: list[dict[str, Any]],
+    ) -> None:
+        """Learn the operation's requested cost; give back (or take) what the query
+        really cost against what was reserved. A throttled query costs nothing."""
+        cost = (extensions or {}).get("cost") or {}
+        requested = cost.get("requestedQueryCost")
+        if requested is not None:
+            self._costs[operation] = float(requested)
+        throttled = any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors)
+        actual = cost.get("actualQueryCost")
+        spent = 0.0 if throttled else float(actual if actual is not None else requested or reserved)
+        if self._throttle is not None and spent != reserved:
+            await self._throttle.settle(PROVIDER, reserved, spent)
 
     def _graphql_error(
         self, errors: list[dict[str, Any]], extensions: dict[str, Any] | None

@@ -28,6 +28,7 @@ from autobiz.providers.errors import (
 )
 from autobiz.providers.http import retry_after_seconds
 from autobiz.providers.hygiene import ensure_host_allowed, ensure_test_credential
+from autobiz.providers.throttle import Throttle
 from autobiz.settings import Settings
 
 PROVIDER = "stripe"
@@ -224,8 +225,15 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 class StripePayments:
     """Async Stripe client for the activities. One instance per worker; ``aclose`` at exit."""
 
-    def __init__(self, settings: Settings, *, http_client: stripe.HTTPClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http_client: stripe.HTTPClient | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         cfg = settings.stripe
+        self._throttle = throttle
         ensure_test_credential(PROVIDER, "stripe.api_key", cfg.api_key, settings)
         ensure_host_allowed(PROVIDER, cfg.api_base, settings)
         self._http = http_client or stripe.HTTPXClient(timeout=cfg.timeout_seconds)
@@ -245,6 +253,9 @@ class StripePayments:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """One Stripe request, once the account's rate limit lets it go."""
+        if self._throttle is not None:
+            await self._throttle.acquire(PROVIDER)
         try:
             return await fn()
         except stripe.StripeError as exc:

@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -35,6 +35,7 @@ from autobiz.providers.printful_client import PrintfulOrders
 from autobiz.providers.sendgrid_client import SendGridMailer
 from autobiz.providers.shopify_client import ShopifyAdmin
 from autobiz.providers.stripe_client import StripePayments
+from autobiz.providers.throttle import Throttle
 from autobiz.secrets import CredentialStore, Principal
 from autobiz.settings import Settings
 
@@ -97,12 +98,20 @@ def _fingerprint(values: dict[str, SecretStr]) -> str:
     return digest.hexdigest()
 
 
+class TenantThrottles(Protocol):
+    """The rate limits of each tenant's provider accounts (``autobiz.ratelimits``)."""
+
+    def for_tenant(self, tenant_id: str) -> Throttle: ...
+
+
 @dataclass
 class TenantClients:
-    """The worker's source of provider clients: one set per tenant, never shared."""
+    """The worker's source of provider clients: one set per tenant, never shared. With
+    ``limiter``, each tenant's clients take every request from that tenant's budget."""
 
     settings: Settings
     store: CredentialStore
+    limiter: TenantThrottles | None = None
     _clients: dict[str, ProviderClients] = field(default_factory=dict, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
@@ -130,12 +139,13 @@ class TenantClients:
             if current is not None and current.fingerprint == fingerprint:
                 return current
             own = tenant_settings(self.settings, tenant_id, values)
+            throttle = None if self.limiter is None else self.limiter.for_tenant(tenant_id)
             built = ProviderClients(
                 tenant_id=tenant_id,
-                stripe=StripePayments(own),
-                shopify=ShopifyAdmin(own),
-                printful=PrintfulOrders(own),
-                mailer=SendGridMailer(own),
+                stripe=StripePayments(own, throttle=throttle),
+                shopify=ShopifyAdmin(own, throttle=throttle),
+                printful=PrintfulOrders(own, throttle=throttle),
+                mailer=SendGridMailer(own, throttle=throttle),
                 llm=llm_client(own),
                 fingerprint=fingerprint,
                 shop_domain=own.shopify.shop_domain,

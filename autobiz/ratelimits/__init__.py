@@ -1,0 +1,1 @@
+"""Provider rate limits per provider account, shared by every worker process."""
