@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from autobiz.db.database import Database
 from autobiz.demo.business_day import BusinessDay, Case
@@ -25,16 +26,28 @@ def _fault_key(rule: dict[str, Any]) -> tuple[Any, ...]:
     return (rule["kind"], rule.get("method", "*"), rule["path"], rule.get("operation"))
 
 
-def _case_record(day: BusinessDay, case: Case) -> dict[str, Any]:
+async def _case_record(day: BusinessDay, case: Case) -> dict[str, Any]:
+    """What the evidence keeps of a case: its workflow's id and run id (the run this
+    scenario made, which Temporal describes), outcome, problems and Web UI link."""
+    run_id: str | None = None
+    ui = day.ui_link(case)
+    if case.workflow_id is not None:
+        try:
+            run_id = (await day.client.get_workflow_handle(case.workflow_id).describe()).run_id
+        except RPCError:
+            run_id = None  # the flow never started: the case says so in its problems
+    if ui is not None and run_id is not None:
+        ui = f"{ui}/{run_id}/history"
     return {
         "name": case.name,
         "workflow_type": case.workflow_type,
         "workflow_id": case.workflow_id,
+        "run_id": run_id,
         "expected": case.expected,
         "actual": case.actual,
         "ok": case.ok,
         "problems": list(case.problems),
-        "ui": day.ui_link(case),
+        "ui": ui,
     }
 
 
@@ -46,7 +59,7 @@ async def _trial(day: BusinessDay, scenario: Scenario, number: int) -> Trial:
         await scenario.act(own)
     except Exception as exc:  # a driver's call failed: the scenario did not pass
         error = f"{type(exc).__name__}: {exc}"
-    cases = [_case_record(own, c) for c in own.cases]
+    cases = [await _case_record(own, c) for c in own.cases]
     ok = error is None and bool(cases) and all(c["ok"] for c in cases)
     return Trial(
         number, scenario.name, scenario.gate, ok, round(time.monotonic() - started, 2), cases, error
