@@ -9,7 +9,8 @@
   one gets at most one refund request in a round) or refund receipts per refund flow,
   more than one email per notice (SendGrid's outbox, by our reference).
 * **invariant violations**: refunded above captured (Stripe), money moved at Stripe with
-  no FINANCIAL receipt, a FINANCIAL receipt naming no Stripe object.
+  no FINANCIAL receipt, a refund receipt naming no Stripe refund, an email of ours in
+  SendGrid's outbox with no receipt.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ async def check(
     await _captures(cases, control, db, found)
     await _printful(control, found)
     await _refunds(cases, clients, db, found)
-    await _emails(control, found)
+    await _emails(control, db, tenants, found)
     return found
 
 
@@ -222,15 +223,30 @@ async def _refunds(
     found.checked["stripe_refunds"] = seen
 
 
-async def _emails(control: SandboxControl, found: Findings) -> None:
-    """One email per notice: SendGrid's outbox by our reference (the idempotency key)."""
+async def _emails(
+    control: SandboxControl, db: Database, tenants: list[str], found: Findings
+) -> None:
+    """One email per notice: SendGrid's outbox by our reference (the call's external
+    idempotency key); each email of the soak's tenants has its receipt."""
     outbox = await control.outbox()
     found.checked["emails"] = len(outbox)
-    refs = Counter(
-        ref
+    refs: Counter[tuple[str, str]] = Counter(
+        (str(m.get("account")), str(ref))
         for m in outbox
         if (ref := ((m.get("request") or {}).get("custom_args") or {}).get("autobiz_ref"))
     )
-    for ref, n in refs.items():
+    for (_, ref), n in refs.items():
         if n > 1:
             found.duplicated.append({"kind": "email", "reference": ref, "sent": n})
+    for tenant in tenants:
+        async with db.tenant(tenant) as session:
+            rows = await session.fetch_all(
+                "SELECT external_key FROM receipts WHERE tenant_id = %s AND tool = %s",
+                (tenant, "sendgrid.send_email"),
+            )
+        receipted = {r["external_key"] for r in rows}
+        for account, ref in refs:
+            if account == tenant and ref not in receipted:
+                found.invariant_violations.append(
+                    {"kind": "email_without_receipt", "reference": ref, "tenant": tenant}
+                )
