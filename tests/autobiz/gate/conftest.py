@@ -1,0 +1,1 @@
+from tests.support.stack import stack_env  # noqa: F401
