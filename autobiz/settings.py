@@ -490,10 +490,12 @@ class RateLimitSettings(BaseModel):
         "together reach the provider a few tens of milliseconds apart, and this absorbs it.",
     )
     max_wait_seconds: float = Field(
-        default=2.0,
+        default=5.0,
         ge=0,
-        description="Longest wait for budget inside the activity; a longer one fails the "
-        "attempt fast (RATE_LIMIT_WAIT) with the wait as Temporal's next retry delay.",
+        le=15,
+        description="Longest wait for budget inside the activity (keep it plus the provider "
+        "timeout under the tools' 30 s start-to-close); a longer one fails the attempt fast "
+        "(RATE_LIMIT_WAIT) with the wait as Temporal's next retry delay.",
     )
 
 

@@ -12,9 +12,12 @@ caller sleeps until then inside the activity and sends. Reservations queue calle
 order, so a burst spreads over the budget at the published rate instead of meeting
 429s. When the slot is further away than that, nothing is reserved and the call fails
 fast with :class:`RateLimitWait` (retryable, ``retry_after`` = the wait, which Temporal
-uses as the next retry delay): a long sleep would hold an activity slot and outlive
-short start-to-close timeouts, and a retry leaves the slot to calls that can use it
-now. The refusal is raised before any request, so a circuit breaker does not count it.
+uses as the next retry delay): a long sleep would hold an activity slot and outlive the
+tools' 30 s start-to-close, and a retry leaves the slot to calls that can use it now.
+A refusal costs an attempt, so ``max_wait`` is not small: with 5 s, a Stripe account
+queues about 120 calls ahead per round of retries, and a tool's 5 to 8 attempts ride
+out a burst of several hundred calls at once. The refusal is raised before any
+request, so a circuit breaker does not count it.
 
 If the limiter's store cannot be reached, the request goes through (logged): the
 limiter protects the provider account, it must not add an outage of its own; the
@@ -80,7 +83,7 @@ class SharedRateLimiter:
 
     db: Database
     limits: dict[str, Limit]
-    max_wait: float = 2.0
+    max_wait: float = 5.0
 
     def for_tenant(self, tenant_id: str) -> TenantThrottle:
         return TenantThrottle(self, tenant_id)
