@@ -127,6 +127,7 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.PROVIDER_RATE_LIMITED: _N,
     ErrorCode.PROVIDER_AUTH_FAILED: _N,
     ErrorCode.BREAKER_OPEN: _N,
+    ErrorCode.RATE_LIMIT_WAIT: _N,
     # -- ran, but the outcome is not the wanted one ----------------------------------
     ErrorCode.FLOW_FAILED: _F,
     ErrorCode.DEMO_MISMATCH: _F,
