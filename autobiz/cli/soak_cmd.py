@@ -5,7 +5,8 @@ least ``--events`` events through every flow (``autobiz.soak``), optionally unde
 and reports: events, outcomes expected against observed per flow, what was lost or done
 twice (checked against the sandbox's provider state and the ledger), invariant
 violations, and latency p50/p99 per flow. Exit 1 (``SOAK_FAILED``) when anything was
-lost, duplicated, broke an invariant or ended other than expected.
+lost, duplicated, broke an invariant or ended other than expected, or fewer events than
+asked for got in.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def soak(
         _print(report)
     if not report.ok:
         raise SoakFailed(
+            f"{report.events} of {events} events; "
             f"{report.lost} lost, {report.duplicated} duplicated, "
             f"{report.invariant_violations} invariant violations, "
             f"{sum(len(f['mismatches']) for f in report.outcomes.values())} unexpected outcomes",

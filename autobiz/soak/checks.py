@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,10 +48,13 @@ async def check(
     db: Database,
     tenants: list[str],
     since: datetime,
+    webhook_attempts: int,
 ) -> Findings:
+    """Judge ``cases`` (and everything the sandbox holds) once the stack has settled;
+    ``webhook_attempts`` is how often the sandbox tries a webhook before it gives up."""
     found = Findings()
     _lost_cases(cases, found)
-    await _lost_webhooks(control, found)
+    await _lost_webhooks(control, webhook_attempts, found)
     await _stuck_events(db, tenants, since, found)
     await _captures(cases, control, db, found)
     await _printful(control, found)
@@ -68,11 +73,66 @@ def _lost_cases(cases: list[Case], found: Findings) -> None:
             )  # fmt: skip
 
 
-async def _lost_webhooks(control: SandboxControl, found: Findings) -> None:
-    """Every event the sandbox sent was delivered (2xx) at some attempt."""
-    attempts: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for record in await control.deliveries():
+async def settle(
+    control: SandboxControl,
+    db: Database,
+    tenants: list[str],
+    since: datetime,
+    *,
+    webhook_attempts: int,
+    within: float = 120.0,
+) -> bool:
+    """Wait (up to ``within`` seconds) until no webhook is still being retried and the
+    ingress has handed every stored event over; whether it settled."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            retrying = _undelivered(await control.deliveries(), webhook_attempts)[1]
+            if not retrying and not await _open_events(db, tenants, since):
+                return True
+        except Exception:  # noqa: S110  a part that is coming back (chaos): look again
+            pass
+        await asyncio.sleep(1.0)
+    return False
+
+
+async def _open_events(db: Database, tenants: list[str], since: datetime) -> int:
+    n = 0
+    for tenant in tenants:
+        async with db.tenant(tenant) as session:
+            n += int(
+                await session.fetch_val(
+                    "SELECT count(*) FROM event_store WHERE tenant_id = %s AND "
+                    "received_at >= %s AND status IN ('pending', 'held')",
+                    (tenant, since),
+                )
+            )
+    return n
+
+
+Attempts = dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def _undelivered(
+    records: list[dict[str, Any]], max_attempts: int
+) -> tuple[Attempts, list[tuple[str, str]]]:
+    """The attempts per (provider, event id), and the events not delivered yet that the
+    sandbox still has attempts left for."""
+    attempts: Attempts = defaultdict(list)
+    for record in records:
         attempts[(record["provider"], record["event_id"])].append(record)
+    retrying = [
+        key
+        for key, tries in attempts.items()
+        if not any(t["delivered"] for t in tries) and len(tries) < max_attempts
+    ]
+    return attempts, retrying
+
+
+async def _lost_webhooks(control: SandboxControl, max_attempts: int, found: Findings) -> None:
+    """Every event the sandbox sent was delivered (2xx) at some attempt; one not
+    delivered yet (given up on, or still being retried after the stack settled) is lost."""
+    attempts, _ = _undelivered(await control.deliveries(), max_attempts)
     found.checked["webhooks"] = len(attempts)
     found.checked["webhook_attempts"] = sum(len(v) for v in attempts.values())
     for (provider, event_id), tries in attempts.items():

@@ -8,7 +8,8 @@ operator's CLI command (approvals, closeout), a refund or cancellation request. 
 closeout runs once after the last round. With ``chaos`` the actions of
 :mod:`autobiz.soak.chaos` run one after another while the rounds do.
 
-Then the stack settles (every stored event handed over) and the checks run
+Then the stack settles (every stored event handed over, no webhook still being retried)
+and the checks run
 (:mod:`autobiz.soak.checks`); latency per flow is Temporal's: each case's workflow from
 its start to its close.
 """
@@ -34,7 +35,7 @@ from autobiz.demo.closeout_cases import closeout_case
 from autobiz.devstack.stack import Stack
 from autobiz.settings import Settings
 from autobiz.soak.chaos import ChaosLog, rotation
-from autobiz.soak.checks import Findings, check
+from autobiz.soak.checks import Findings, check, settle
 from autobiz.soak.rounds import SoakDay, play_round
 
 Progress = Callable[[str], None]
@@ -132,7 +133,14 @@ class Soak:
             await closeout_case(lead)
             self.commands += lead.commands
             self.cases.extend(lead.cases)
-            await self._settle(since)
+            await settle(
+                lead.control,
+                self.db,
+                self._tenants(),
+                since,
+                webhook_attempts=WEBHOOK_ATTEMPTS,
+                within=self.options.settle_seconds,
+            )
             findings = await check(
                 self.cases,
                 control=lead.control,
@@ -140,6 +148,7 @@ class Soak:
                 db=self.db,
                 tenants=self._tenants(),
                 since=since,
+                webhook_attempts=WEBHOOK_ATTEMPTS,
             )
             by_source = await self._stored(since)
             latency = await self.latencies()
@@ -194,8 +203,12 @@ class Soak:
                 needed = max(1, math.ceil((self.options.events - events) / per_round))
                 batch = min(needed, self.options.parallel)
             await asyncio.gather(*(self._round() for _ in range(batch)))
+            after = await self._events(since)
+            if after <= events:  # nothing got in: the report shows how far it came
+                self.say(f"no events counted after {batch} more round(s): stopping")
+                return
             if per_round is None:
-                per_round = max(1.0, float(await self._events(since)))
+                per_round = float(after)
 
     async def _round(self) -> None:
         self.rounds += 1
@@ -227,24 +240,6 @@ class Soak:
                 self.say(f"chaos: an action failed: {exc}")
                 continue
             self.say(f"chaos: {event.action} ({event.seconds:g}s) {event.detail}".rstrip())
-
-    async def _settle(self, since: datetime) -> None:
-        """Wait until the ingress handed every stored event over (or the time is up)."""
-        deadline = time.monotonic() + self.options.settle_seconds
-        while time.monotonic() < deadline:
-            open_events = 0
-            for tenant in self._tenants():
-                async with self.db.tenant(tenant) as session:
-                    open_events += int(
-                        await session.fetch_val(
-                            "SELECT count(*) FROM event_store WHERE tenant_id = %s AND "
-                            "received_at >= %s AND status IN ('pending', 'held')",
-                            (tenant, since),
-                        )
-                    )
-            if open_events == 0:
-                return
-            await asyncio.sleep(1.0)
 
     # -- judging --------------------------------------------------------------------
 
@@ -300,9 +295,10 @@ class Soak:
         outcomes = self._outcomes()
         mismatched = any(flow["mismatches"] for flow in outcomes.values())
         bad = findings.lost or findings.duplicated or findings.invariant_violations
+        events = sum(by_source.values())
         return SoakReport(
-            ok=not bad and not mismatched,
-            events=sum(by_source.values()),
+            ok=not bad and not mismatched and events >= self.options.events,
+            events=events,
             events_by_source=by_source,
             rounds=self.rounds,
             seconds=round(elapsed, 1),

@@ -24,7 +24,7 @@ from autobiz.demo.business_day import Case, Timing
 from autobiz.devstack.stack import Stack
 from autobiz.settings import Settings, get_settings
 from autobiz.soak.chaos import ChaosLog
-from autobiz.soak.checks import Findings, check
+from autobiz.soak.checks import Findings, check, settle
 from autobiz.soak.rounds import SoakDay
 from autobiz.soak.runner import WEBHOOK_ATTEMPTS, WEBHOOK_RETRY_SECONDS
 from autobiz.temporal_client import connect
@@ -95,13 +95,17 @@ class ChaosRig:
     async def judge(self, cases: list[Case]) -> Findings:
         """Every case as expected; nothing lost, nothing done twice, no invariant broken
         (the sandbox's provider state and the ledger's receipts, ``autobiz.soak.checks``)."""
+        tenants = sorted({c.tenant for c in cases})
+        control = self.day.control
+        await settle(control, self.db, tenants, self.since, webhook_attempts=WEBHOOK_ATTEMPTS)
         found = await check(
             cases,
-            control=self.day.control,
+            control=control,
             clients=self.day.clients,
             db=self.db,
-            tenants=sorted({c.tenant for c in cases}),
+            tenants=tenants,
             since=self.since,
+            webhook_attempts=WEBHOOK_ATTEMPTS,
         )
         wrong = [(c.name, c.actual, c.expected, c.problems) for c in cases if not c.ok]
         assert not wrong, wrong

@@ -81,7 +81,13 @@ async def _judge(
     since: datetime,
 ) -> Findings:
     return await check(
-        cases, control=sandbox.control, clients=clients, db=db, tenants=[tenant], since=since
+        cases,
+        control=sandbox.control,
+        clients=clients,
+        db=db,
+        tenants=[tenant],
+        since=since,
+        webhook_attempts=1,  # as the planted lost webhook's sandbox is told
     )
 
 
