@@ -170,6 +170,10 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ChaosRi
                     await day.control.clear_faults()
                 await day.aclose()
     finally:
+        # In-process first: what the chaos restarted is this process's child, and only
+        # its parent can reap it (`dev down` from outside would wait on the zombies).
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(Stack(get_settings(), config_dir=None).down)
         await asyncio.to_thread(autobiz, env, "dev", "down", check=False)
         os.environ.clear()
         os.environ.update(saved)
