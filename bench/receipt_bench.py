@@ -6,14 +6,18 @@ One run, one machine, one scratch PostgreSQL database (created, migrated, droppe
   ``RESET ALL`` on return, a liveness check on checkout), on the application role; per
   row one transaction that sets ``app.tenant_id`` (so row-level security applies, as
   it does for the ledger) and runs one plain ``INSERT``.
-* **ledger**: ``ReceiptStore.record`` on ``Database`` with the same pool sizes: the
-  redaction of ``details``, the idempotent insert, the ``Receipt`` it returns.
+* **ledger**: ``ReceiptStore.write``, what the side-effect runner calls after a
+  provider call, on ``Database`` with the same pool sizes: the redaction of
+  ``details``, then the idempotent insert (``ON CONFLICT (tenant_id, internal_key) DO
+  NOTHING``) in a tenant-scoped transaction.
+* **record** (for comparison): ``ReceiptStore.record``, the same insert with
+  ``RETURNING``, giving back the :class:`Receipt`.
 
-Both write the same rows (the drafts are built before the clock starts; the raw rows
-carry the redacted details the ledger would store), C at a time, in ``--rounds``
-alternating chunks so that neither path always meets the bigger table.
+All write the same kind of rows (the drafts are built before the clock starts; the raw
+rows carry the redacted details the ledger would store), C at a time, in ``--rounds``
+chunks whose order rotates so that no path always meets the bigger table.
 
-    python bench/receipt_bench.py [--n 4000] [--concurrency 10] [--rounds 4]
+    python bench/receipt_bench.py [--n 6000] [--concurrency 10] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -127,9 +131,12 @@ async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
     from autobiz.db.database import Database, _reset_connection
     from autobiz.ledger.receipts import ReceiptStore
 
-    ledger_rows = drafts("ledger", n)
-    raw_rows = [raw_params(d) for d in drafts("raw", n)]
-    warm = drafts("warm", 200)
+    rows: dict[str, list[Any]] = {
+        "raw": [raw_params(d) for d in drafts("raw", n)],
+        "ledger": drafts("ledger", n),
+        "record": drafts("record", n),
+    }
+    warm = drafts("warm", 300)
 
     raw_pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
         app_dsn,
@@ -153,42 +160,51 @@ async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
         store = ReceiptStore(db)
 
         async def ledger(draft: Any) -> None:
+            await store.write(draft)
+
+        async def record(draft: Any) -> None:
             await store.record(draft)
 
-        # Warm both pools and the prepared statements (psycopg prepares after 5 uses).
-        await run_chunk(warm[:100], concurrency, ledger)
-        await run_chunk([raw_params(d) for d in warm[100:]], concurrency, raw)
+        paths: dict[str, Callable[[Any], Awaitable[None]]] = {
+            "raw": raw,
+            "ledger": ledger,
+            "record": record,
+        }
+        # Warm the pools and the prepared statements (psycopg prepares after 5 uses).
+        await run_chunk([raw_params(d) for d in warm[:100]], concurrency, raw)
+        await run_chunk(warm[100:200], concurrency, ledger)
+        await run_chunk(warm[200:], concurrency, record)
 
         size = n // rounds
-        totals = {"raw": 0.0, "ledger": 0.0}
+        totals = dict.fromkeys(paths, 0.0)
+        names = list(paths)
         for r in range(rounds):
             chunk = slice(r * size, (r + 1) * size)
-            order = [("raw", raw_rows[chunk], raw), ("ledger", ledger_rows[chunk], ledger)]
-            if r % 2:
-                order.reverse()
-            for name, items, write in order:
-                totals[name] += await run_chunk(items, concurrency, write)
+            for name in names[r % 3 :] + names[: r % 3]:
+                totals[name] += await run_chunk(rows[name][chunk], concurrency, paths[name])
         async with db.tenant(TENANT) as s:
             stored = await s.fetch_val("SELECT count(*) FROM receipts")
     await raw_pool.close()
 
     written = size * rounds
-    expected = written * 2 + len(warm)
+    expected = written * len(paths) + len(warm)
     if stored != expected:
         raise SystemExit(f"expected {expected} receipts stored, found {stored}")
-    raw_rate, ledger_rate = written / totals["raw"], written / totals["ledger"]
+    rate = {name: written / seconds for name, seconds in totals.items()}
     print(f"rows per path: {written}, concurrency {concurrency}, rounds {rounds}")
-    for name, rate in (("raw INSERT", raw_rate), ("ledger receipt", ledger_rate)):
-        ms = totals["raw" if name == "raw INSERT" else "ledger"] / written * 1e3
-        print(f"{name + ':':16}{rate:8.0f} rows/s  ({ms:.3f} ms/row)")
-    print(f"receipt writes ledger / raw INSERT: {ledger_rate / raw_rate:.2f}x")
+    labels = {"raw": "raw INSERT", "ledger": "ledger write", "record": "ledger record"}
+    for name, label in labels.items():
+        ms = totals[name] / written * 1e3
+        print(f"{label + ':':16}{rate[name]:8.0f} rows/s  ({ms:.3f} ms/row)")
+    print(f"receipt record (RETURNING) / raw INSERT: {rate['record'] / rate['raw']:.2f}x")
+    print(f"receipt writes ledger / raw INSERT: {rate['ledger'] / rate['raw']:.2f}x")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=4000, help="rows per path")
+    parser.add_argument("--n", type=int, default=6000, help="rows per path")
     parser.add_argument("--concurrency", type=int, default=10, help="writers (and pool size)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating chunks per path")
+    parser.add_argument("--rounds", type=int, default=6, help="chunks per path")
     args = parser.parse_args(argv)
     with scratch_database(TENANT) as (_admin_dsn, app_dsn):
         asyncio.run(bench(app_dsn, args.n, args.concurrency, args.rounds))

@@ -141,7 +141,7 @@ class SideEffectRunner:
         record_idempotency(ctx, "executed")
         if ctx.side_effect.needs_receipt:
             try:
-                await self.receipts.record(_receipt_draft(ctx, activity_id, result))
+                await self.receipts.write(_receipt_draft(ctx, activity_id, result))
             except ReceiptWriteError:
                 record_receipt(ctx, "failed")
                 raise

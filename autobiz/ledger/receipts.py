@@ -28,6 +28,12 @@ _COLUMNS = (
 )
 
 
+_INSERT = (
+    f"INSERT INTO receipts ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)}) "
+    "ON CONFLICT (tenant_id, internal_key) DO NOTHING"
+)
+
+
 class ReceiptWriteError(AutobizError):
     """Retryable: the side effect happened but its receipt is not stored yet."""
 
@@ -74,38 +80,27 @@ class ReceiptStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def write(self, draft: ReceiptDraft) -> bool:
+        """Write the receipt; False when this key's receipt was already written (a retry).
+
+        The side-effect runner's path: one plain statement, nothing read back."""
+        try:
+            async with self._db.tenant(draft.tenant_id) as s:
+                inserted = await s.execute(_INSERT, _params(draft, redact_value(draft.details)))
+        except (psycopg.Error, AutobizError) as exc:
+            raise _write_error(draft, exc) from exc
+        return inserted == 1
+
     async def record(self, draft: ReceiptDraft) -> Receipt:
         """Write the receipt (or return the one already written for this key)."""
         details = redact_value(draft.details)
-        params = (
-            draft.tenant_id,
-            draft.workflow_id,
-            draft.run_id,
-            draft.activity_id,
-            draft.tool,
-            draft.tool_version,
-            draft.side_effect.value,
-            draft.internal_key,
-            draft.external_key,
-            draft.request_hash,
-            draft.provider,
-            draft.provider_object_id,
-            draft.status,
-            draft.amount_minor,
-            draft.currency,
-            Jsonb(details),
-        )
         existing: dict[str, Any] | None = None
         try:
             async with self._db.tenant(draft.tenant_id) as s:
-                # One statement when the receipt is new (the common case); the SELECT
-                # runs only on a retry that finds the receipt already written.
+                # One statement when the receipt is new; the SELECT runs only on a retry
+                # that finds the receipt already written.
                 row = await s.fetch_one(
-                    f"INSERT INTO receipts ({_COLUMNS}) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (tenant_id, internal_key) DO NOTHING "
-                    "RETURNING receipt_id, created_at",
-                    params,
+                    _INSERT + " RETURNING receipt_id, created_at", _params(draft, details)
                 )
                 if row is None:
                     existing = await s.fetch_one(
@@ -114,10 +109,7 @@ class ReceiptStore:
                         (draft.tenant_id, draft.internal_key),
                     )
         except (psycopg.Error, AutobizError) as exc:
-            raise ReceiptWriteError(
-                f"could not store the receipt for {draft.tool}@{draft.tool_version}: "
-                f"{type(exc).__name__}"
-            ) from exc
+            raise _write_error(draft, exc) from exc
         if row is not None:
             # The row just inserted is exactly the draft (with its redacted details):
             # no need to read it back or validate it a second time.
@@ -143,6 +135,33 @@ class ReceiptStore:
                 (tenant_id, workflow_id),
             )
         return [_receipt(r) for r in rows]
+
+
+def _params(draft: ReceiptDraft, details: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        draft.tenant_id,
+        draft.workflow_id,
+        draft.run_id,
+        draft.activity_id,
+        draft.tool,
+        draft.tool_version,
+        draft.side_effect.value,
+        draft.internal_key,
+        draft.external_key,
+        draft.request_hash,
+        draft.provider,
+        draft.provider_object_id,
+        draft.status,
+        draft.amount_minor,
+        draft.currency,
+        Jsonb(details),
+    )
+
+
+def _write_error(draft: ReceiptDraft, exc: Exception) -> ReceiptWriteError:
+    return ReceiptWriteError(
+        f"could not store the receipt for {draft.tool}@{draft.tool_version}: {type(exc).__name__}"
+    )
 
 
 def _receipt(row: dict[str, Any]) -> Receipt:

@@ -109,12 +109,12 @@ async def test_a_receipt_write_failure_is_retryable_and_loses_nothing(
     async def fail(draft: ReceiptDraft):
         raise ReceiptWriteError("database unavailable")
 
-    original = runner.receipts.record
-    runner.receipts.record = fail  # type: ignore[method-assign]
+    original = runner.receipts.write
+    runner.receipts.write = fail  # type: ignore[method-assign]
     with pytest.raises(ReceiptWriteError):
         await runner.run(ctx, INPUT, CreateRefundOutput, "1", stripe.refund(ctx))
     assert await broken.get(tenant, ctx.internal_key) is None
-    runner.receipts.record = original  # type: ignore[method-assign]
+    runner.receipts.write = original  # type: ignore[method-assign]
     # The retry resends the same external key (the provider dedups) and writes the receipt.
     await runner.run(ctx, INPUT, CreateRefundOutput, "1", stripe.refund(ctx))
     assert stripe.calls == [ctx.external_key, ctx.external_key]
@@ -141,6 +141,42 @@ async def test_store_maps_database_errors_to_retryable(database: Database, tenan
     )
     with pytest.raises(ReceiptWriteError):
         await ReceiptStore(database).record(draft)
+    with pytest.raises(ReceiptWriteError):
+        await ReceiptStore(database).write(draft)
+
+
+async def test_write_is_one_row_per_key_redacted_and_record_returns_it(
+    database: Database, tenant: str
+) -> None:
+    ctx = context(tenant)
+    draft = ReceiptDraft(
+        tenant_id=tenant,
+        workflow_id="refund:x:r1",
+        run_id="r",
+        activity_id="1",
+        tool="stripe.create_refund",
+        tool_version="1",
+        side_effect=SideEffect.FINANCIAL,
+        internal_key=ctx.internal_key,
+        external_key=ctx.external_key,
+        request_hash="h",
+        provider="stripe",
+        status="succeeded",
+        amount_minor=5000,
+        currency="USD",
+        details={"note": f"for {SECRETS['email']}"},
+    )
+    store = ReceiptStore(database)
+    assert await store.write(draft) is True
+    assert await store.write(draft) is False  # a retry: already written, nothing added
+    stored = await store.get(tenant, ctx.internal_key)
+    assert stored is not None and SECRETS["email"] not in str(stored.details)
+    # record() answers a repeat with the receipt already written, as stored.
+    assert await store.record(draft) == stored
+    # A new receipt through record(): what it returns is what was stored.
+    other = draft.model_copy(update={"internal_key": ctx.internal_key + "-2"})
+    assert await store.record(other) == await store.get(tenant, other.internal_key)
+    assert len(await store.for_workflow(tenant, "refund:x:r1")) == 2
 
 
 async def test_a_call_that_did_not_come_through_the_gate_is_refused(
