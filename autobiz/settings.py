@@ -444,8 +444,8 @@ class BreakerSettings(BaseModel):
 class RateLimitSettings(BaseModel):
     """Provider rate limits per provider account, shared by every worker process
     (autobiz.ratelimits): ``AUTOBIZ_RATE_LIMIT__STRIPE_PER_SECOND`` and so on. The defaults
-    are the published limits; ``headroom`` and ``burst_headroom`` keep the workers a little
-    under them."""
+    are the published limits; ``headroom`` and ``burst_margin_seconds`` keep the workers a
+    little under them."""
 
     enabled: bool = Field(
         default=True,
@@ -482,12 +482,12 @@ class RateLimitSettings(BaseModel):
         description="Share of each rate left unused, so that the workers stay under the "
         "provider's clock as well as their own.",
     )
-    burst_headroom: float = Field(
-        default=0.15,
+    burst_margin_seconds: float = Field(
+        default=0.2,
         ge=0,
-        lt=0.9,
-        description="Share of each burst (bucket size) left unused: requests granted "
-        "together reach the provider a few tens of milliseconds apart, and this absorbs it.",
+        le=5,
+        description="Each bucket is kept this many seconds of refill below the provider's: "
+        "requests granted together reach it some milliseconds apart, and this absorbs it.",
     )
     max_wait_seconds: float = Field(
         default=5.0,

@@ -61,7 +61,7 @@ class RateLimitWait(RateLimited):
 def limits_of(settings: RateLimitSettings) -> dict[str, Limit]:
     """The published limits of the settings, less the headroom (providers with none are
     not limited). Shopify's bucket is in query cost points, the others' in requests."""
-    rate_keep, burst_keep = 1.0 - settings.headroom, 1.0 - settings.burst_headroom
+    rate_keep, margin = 1.0 - settings.headroom, settings.burst_margin_seconds
     published: dict[str, tuple[float, float]] = {}  # provider -> (bucket, per second)
     if settings.stripe_per_second is not None:
         published["stripe"] = (settings.stripe_per_second, settings.stripe_per_second)
@@ -72,7 +72,7 @@ def limits_of(settings: RateLimitSettings) -> dict[str, Limit]:
     if settings.sendgrid_per_second is not None:
         published["sendgrid"] = (settings.sendgrid_per_second, settings.sendgrid_per_second)
     return {
-        provider: Limit(capacity=bucket * burst_keep, rate=rate * rate_keep)
+        provider: Limit(capacity=max(bucket - rate * margin, 1.0), rate=rate * rate_keep)
         for provider, (bucket, rate) in published.items()
     }
 

@@ -100,11 +100,12 @@ async def test_settle_gives_back_what_a_query_did_not_cost(database: Database, t
 
 def test_published_limits_less_headroom() -> None:
     limits = limits_of(RateLimitSettings())
-    assert astuple(limits["stripe"]) == pytest.approx((25 * 0.85, 25 * 0.95))
-    assert astuple(limits["shopify"]) == pytest.approx((1000 * 0.85, 50 * 0.95))
-    assert astuple(limits["printful"]) == pytest.approx((120 * 0.85, 2 * 0.95))
+    # Rates 5 % under; buckets 0.2 s of refill under.
+    assert astuple(limits["stripe"]) == pytest.approx((25 - 5, 25 * 0.95))
+    assert astuple(limits["shopify"]) == pytest.approx((1000 - 10, 50 * 0.95))
+    assert astuple(limits["printful"]) == pytest.approx((120 - 0.4, 2 * 0.95))
     assert "sendgrid" not in limits  # SendGrid publishes no number for mail/send
-    exact = RateLimitSettings(sendgrid_per_second=10, headroom=0, burst_headroom=0)
+    exact = RateLimitSettings(sendgrid_per_second=10, headroom=0, burst_margin_seconds=0)
     assert limits_of(exact)["sendgrid"] == Limit(10, 10)
 
 
