@@ -52,7 +52,7 @@ def soak(
     chaos: bool = typer.Option(
         False, "--chaos", help="Kill and restart parts of the stack while it runs."
     ),
-    parallel: int = typer.Option(2, "--parallel", min=1, max=8, help="Rounds in flight."),
+    parallel: int = typer.Option(1, "--parallel", min=1, max=8, help="Rounds in flight."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
     down: bool = typer.Option(False, "--down", help="Stop the stack when the soak is over."),
 ) -> None:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from autobiz.db.database import Database
@@ -50,8 +50,8 @@ class SoakOptions:
     events: int = 300
     duration: float | None = None  # seconds
     chaos: bool = False
-    parallel: int = 2
-    chaos_every: float = 25.0  # seconds between two chaos actions
+    parallel: int = 1
+    chaos_every: float = 15.0  # seconds between two chaos actions
     settle_seconds: float = 120.0
 
 
@@ -141,6 +141,7 @@ class Soak:
                 webhook_attempts=WEBHOOK_ATTEMPTS,
                 within=self.options.settle_seconds,
             )
+            await self._unsettled(lead)
             findings = await check(
                 self.cases,
                 control=lead.control,
@@ -240,6 +241,24 @@ class Soak:
                 self.say(f"chaos: an action failed: {exc}")
                 continue
             self.say(f"chaos: {event.action} ({event.seconds:g}s) {event.detail}".rstrip())
+
+    async def _unsettled(self, lead: SoakDay) -> None:
+        """Cases whose driver stopped waiting (it failed a step of its own, e.g. an
+        approval the CLI sent too late): their flows' outcomes as Temporal has them, once
+        they closed (a flow still running after ``settle_seconds`` stays unfinished: lost)."""
+        deadline = time.monotonic() + self.options.settle_seconds
+        for case in self.cases:
+            if case.actual is not None or case.workflow_id is None:
+                continue
+            handle = self.client.get_workflow_handle(case.workflow_id)
+            while time.monotonic() < deadline:
+                try:
+                    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                        await lead._settle(case)
+                        break
+                except RPCError:
+                    break  # never started: nothing to settle
+                await asyncio.sleep(1.0)
 
     # -- judging --------------------------------------------------------------------
 
