@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import typer
+from temporalio.runtime import Runtime, TelemetryConfig
 
 from autobiz.cli.output import console, emit_json
 from autobiz.db.database import Database
@@ -87,7 +88,9 @@ def soak(
 
 async def _run(stack: Stack, options: SoakOptions, say: Callable[[str], None]) -> SoakReport:
     settings = stack.settings
-    client = await connect(settings)
+    # No core SDK log lines on stdout (its retries while chaos has Temporal down): the
+    # report is the output, and `--json` stays one document.
+    client = await connect(settings, runtime=Runtime(telemetry=TelemetryConfig(logging=None)))
     async with Database(app_dsn(settings), None, min_size=1, max_size=8) as db:
         return await Soak(settings, stack, client, db, options, say).run()
 

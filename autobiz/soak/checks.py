@@ -68,9 +68,13 @@ def _lost_cases(cases: list[Case], found: Findings) -> None:
     for case in cases:
         if case.actual is None:
             found.lost.append(
-                {"kind": "flow", "case": case.name, "workflow_id": case.workflow_id,
-                 "problems": case.problems}
-            )  # fmt: skip
+                {
+                    "kind": "flow",
+                    "case": case.name,
+                    "workflow_id": case.workflow_id,
+                    "problems": case.problems,
+                }
+            )
 
 
 async def settle(
@@ -138,10 +142,15 @@ async def _lost_webhooks(control: SandboxControl, max_attempts: int, found: Find
     for (provider, event_id), tries in attempts.items():
         if not any(t["delivered"] for t in tries):
             found.lost.append(
-                {"kind": "webhook", "provider": provider, "event_id": event_id,
-                 "topic": tries[0]["topic"], "attempts": len(tries),
-                 "last": tries[-1].get("status") or tries[-1].get("error")}
-            )  # fmt: skip
+                {
+                    "kind": "webhook",
+                    "provider": provider,
+                    "event_id": event_id,
+                    "topic": tries[0]["topic"],
+                    "attempts": len(tries),
+                    "last": tries[-1].get("status") or tries[-1].get("error"),
+                }
+            )
 
 
 async def _stuck_events(db: Database, tenants: list[str], since: datetime, found: Findings) -> None:
@@ -263,9 +272,13 @@ async def _refunds(
             refunded = sum(r.amount for r in refunds)
             if refunded > info.amount_received:
                 found.invariant_violations.append(
-                    {"kind": "refunded_above_captured", "stripe": pi_id,
-                     "refunded": refunded, "captured": info.amount_received}
-                )  # fmt: skip
+                    {
+                        "kind": "refunded_above_captured",
+                        "stripe": pi_id,
+                        "refunded": refunded,
+                        "captured": info.amount_received,
+                    }
+                )
             for r in refunds:
                 if r.id not in receipt_objects:
                     found.invariant_violations.append(
@@ -276,10 +289,12 @@ async def _refunds(
                 # A refund of a PaymentIntent outside the soak is not ours to judge.
                 if any(c.workflow_id == receipt["workflow_id"] for c in cases):
                     found.invariant_violations.append(
-                        {"kind": "receipt_without_money",
-                         "receipt_of": receipt["provider_object_id"],
-                         "workflow_id": receipt["workflow_id"]}
-                    )  # fmt: skip
+                        {
+                            "kind": "receipt_without_money",
+                            "receipt_of": receipt["provider_object_id"],
+                            "workflow_id": receipt["workflow_id"],
+                        }
+                    )
     found.checked["stripe_refunds"] = seen
 
 

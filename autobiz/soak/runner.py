@@ -272,10 +272,14 @@ class Soak:
             flow["observed"][case.actual or "unfinished"] += 1
             if not case.ok:
                 flow["mismatches"].append(
-                    {"case": case.name, "workflow_id": case.workflow_id,
-                     "expected": case.expected, "actual": case.actual,
-                     "problems": case.problems}
-                )  # fmt: skip
+                    {
+                        "case": case.name,
+                        "workflow_id": case.workflow_id,
+                        "expected": case.expected,
+                        "actual": case.actual,
+                        "problems": case.problems,
+                    }
+                )
         return {
             name: {**flow, "expected": dict(flow["expected"]), "observed": dict(flow["observed"])}
             for name, flow in sorted(flows.items())

@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.hygiene
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOF = ("autobiz.cli", "autobiz.devstack", "autobiz.demo")
+ROOF = ("autobiz.cli", "autobiz.devstack", "autobiz.demo", "autobiz.soak")
 # The packages whose imports are checked; ours besides them: bench and tests.
 CHECKED = (
     "autobiz",
