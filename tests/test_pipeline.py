@@ -76,10 +76,8 @@ def test_a_quarantined_failure_is_reported_and_does_not_fail_the_build(
         "  reason: races the relay\n"
         "  expires: 2026-12-31\n"
     )
-    result = _run(
-        pytester, "--stage", "integration", "--today", "2026-12-02",
-        "--flake-report", "flakes.json", quarantine=entry,
-    )  # fmt: skip
+    args = ["--stage", "integration", "--today", "2026-12-02", "--flake-report", "flakes.json"]
+    result = _run(pytester, *args, quarantine=entry)
     assert result.ret == 0
     result.assert_outcomes(passed=1, xfailed=1)
     result.stdout.fnmatch_lines(["*failed (quarantined)*test_flaky*races the relay*"])
