@@ -466,23 +466,45 @@ async def run_chunk(
     return wall, len(items) - len(failed), failed
 
 
+def local_activity_type(event: Any) -> str | None:
+    """The activity type of a local activity's marker (None: another event)."""
+    if not event.HasField("marker_recorded_event_attributes"):
+        return None
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != "core_local_activity" or "data" not in marker.details:
+        return None
+    data = json.loads(marker.details["data"].payloads[0].data)
+    return str(data.get("activity_type") or data.get("activityType"))
+
+
 async def order_activities(client: Any, workflow_id: str) -> list[str]:
-    """Activity types one OrderFulfill scheduled, in order, from its history."""
+    """Activity types one OrderFulfill ran, in order, from its history: the scheduled
+    ones and the local ones (their markers), so the bare baselines run the same list
+    whichever way the kernel runs them."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
+    names = []
+    for e in history.events:
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            names.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+        elif (local := local_activity_type(e)) is not None:
+            names.append(local)
+    return names
 
 
 async def history_shape(client: Any, workflow_id: str) -> str:
-    """Events, search-attribute upserts and encoded bytes in one run's history."""
+    """Events, activities (remote / local), search-attribute upserts and encoded bytes
+    in one run's history."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     kind = "upsert_workflow_search_attributes_event_attributes"
     upserts = sum(1 for e in history.events if e.HasField(kind))
+    scheduled = "activity_task_scheduled_event_attributes"
+    remote = sum(1 for e in history.events if e.HasField(scheduled))
+    local = sum(1 for e in history.events if local_activity_type(e) is not None)
     size = sum(e.ByteSize() for e in history.events)
-    return f"{len(history.events)} events ({upserts} search-attribute upserts), {size} bytes"
+    return (
+        f"{len(history.events)} events, {remote} activities + {local} local, "
+        f"{upserts} search-attribute upserts, {size} bytes"
+    )
 
 
 async def scrape(url: str) -> dict[str, float]:
