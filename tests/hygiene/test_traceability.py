@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,18 @@ def test_the_check_sees_a_missing_id_a_stale_test_and_a_bare_refusal(tmp_path: P
     assert "P1-T99: not a seed id" in found
     assert "P1-T04: missing" in found
     assert not any(p.startswith("P1-T01:") for p in found)
+
+
+def test_the_committed_exit_report_is_dated_complete_and_its_links_resolve() -> None:
+    report = tr.ROOT / "docs" / "exit-report.md"
+    text = report.read_text()
+    assert re.search(r"^Produced \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", text, re.MULTILINE)
+    for ident in [f"EXIT-{n:02d}" for n in range(1, 15)] + [f"ENTRY-{n:02d}" for n in range(1, 5)]:
+        row = re.search(
+            rf"^\| {ident} \| .+ \| (met|partly met|not met) \| .* \| (.+) \|$", text, re.MULTILINE
+        )
+        assert row, f"{ident} is not in the report"
+        assert row.group(1) == "met" or len(row.group(2)) > 20, f"{ident}: not met needs a why"
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert links
+    assert [link for link in links if not (report.parent / link).exists()] == []
