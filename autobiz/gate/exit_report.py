@@ -244,7 +244,7 @@ def criteria(inputs: Inputs) -> list[Criterion]:
                 )
             )
             if inputs.gate is not None
-            else "no gate evidence",
+            else "no gate evidence: run `autobiz gate`",
         )
     )
     out.append(
