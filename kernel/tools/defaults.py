@@ -22,6 +22,9 @@ RiskLevel = Literal["low", "medium", "high"]
 
 FAST = timedelta(seconds=15)
 WRITE = timedelta(seconds=30)
+# A read of many objects, one provider request each, paced by the provider's rate limit
+# (the shared limiter): 250 Printful orders at 120 requests/min take over two minutes.
+BULK_READ = timedelta(minutes=5)
 MONEY_RETRY = RetrySpec(initial_interval_s=2.0, max_interval_s=120.0, max_attempts=8)
 # Reads of an object we were just told exists: a not-found on the first NOT_FOUND_GRACE attempts
 # is "not there yet" (a lagging read replica), retried after 1, 2, 4, 8 s; the fifth

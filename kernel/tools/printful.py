@@ -8,10 +8,10 @@ from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, mod
 
 from kernel.contracts import SideEffect, ToolContract, ToolModel
 from kernel.tools.defaults import (
+    BULK_READ,
     CHANGE,
     READ_BACK,
     READ_RETRY,
-    WRITE,
     Currency,
 )
 
@@ -198,7 +198,7 @@ GET_ORDER_COSTS = ToolContract(
     side_effect=SideEffect.READ,
     provider="printful",
     scopes=frozenset({"fulfillment:read"}),
-    timeout=WRITE,
+    timeout=BULK_READ,  # one GET per order, at Printful's 120/min
     retry=READ_RETRY,
     trace_fields=frozenset(),
 )

@@ -206,3 +206,17 @@ def test_links_use_the_public_address_when_there_is_one() -> None:
     assert url.startswith("https://ops.example.com/reports/closeout/demo-shop/2026-12-01.csv?")
     local, _ = ReportLinks.from_settings(settings).url("demo-shop", date(2026, 12, 1), timedelta(1))
     assert local.startswith(f"http://{settings.ingress.host}:{settings.ingress.port}/reports/")
+
+
+def test_a_full_batch_of_cost_reads_fits_its_timeout_at_printfuls_rate() -> None:
+    """The closeout reads one Printful order per request, in batches of COSTS_BATCH per
+    activity, paced by the shared limiter at Printful's published rate: the activity's
+    timeout must outlast a full batch (at 30 s it timed out past ~55 orders a day)."""
+    from kernel.tools.printful import GET_ORDER_COSTS
+    from workflows.closeout.daily_closeout import COSTS_BATCH
+
+    limits = Settings().rate_limit
+    assert limits.printful_per_minute is not None
+    per_second = limits.printful_per_minute / 60 * (1 - limits.headroom)
+    needed = COSTS_BATCH / per_second
+    assert GET_ORDER_COSTS.timeout.total_seconds() >= 1.5 * needed
