@@ -46,9 +46,9 @@ INTERNAL_PREFIXES = ("kernel.", "autobiz.")
 # a server round trip each: its context, the order projection and the trace, and a tool
 # whose contract says ``local`` (a pure computation such as ``risk.assess``), run as
 # local activities (one marker in history instead of three activity events and a
-# workflow task); ``workflows.common.flow.mark_started`` skips an upsert the start made.
-# One id for all of them: each patch id a run uses costs a search-attribute upsert
-# (TemporalChangeVersion). Runs recorded before it keep their activities.
+# workflow task). One id for all of them: each patch id a run uses costs a
+# search-attribute upsert (TemporalChangeVersion). Runs recorded before it keep their
+# activities.
 BOOKKEEPING_PATCH = "bookkeeping-in-task"
 
 

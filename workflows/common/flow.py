@@ -83,18 +83,6 @@ def describe(exc: BaseException) -> str:
 
 
 def mark_started(tenant_id: str, order_id: str, state: str) -> None:
-    """Make the run findable by tenant, order and state in the Web UI. A run started
-    with all four already set (the starters set them) does not upsert them again
-    (``kernel.call.BOOKKEEPING_PATCH``)."""
-    given = workflow.info().typed_search_attributes
-    if (
-        given.get(TENANT_ID) == tenant_id
-        and given.get(ORDER_ID) == order_id
-        and given.get(FLOW_STATE) == state
-        and given.get(APPROVAL_PENDING) is False
-        and bookkeeping_in_task()
-    ):
-        return
     workflow.upsert_search_attributes(
         [
             TENANT_ID.value_set(tenant_id),
