@@ -43,12 +43,11 @@ PERSIST_TRACE_ACTIVITY = "kernel.persist_trace"
 # ``internal_activity`` is the one way a workflow schedules them.
 INTERNAL_PREFIXES = ("kernel.", "autobiz.")
 # From this patch on, a run's bookkeeping rides in the workflow task instead of costing
-# a server round trip each: its context, the order projection and the trace, and a tool
-# whose contract says ``local`` (a pure computation such as ``risk.assess``), run as
+# a server round trip each: its context, the order projection and the trace run as
 # local activities (one marker in history instead of three activity events and a
-# workflow task). One id for all of them: each patch id a run uses costs a
-# search-attribute upsert (TemporalChangeVersion). Runs recorded before it keep their
-# activities.
+# workflow task). Each patch id a run uses costs a search-attribute upsert
+# (TemporalChangeVersion), so later bookkeeping changes share this one. Runs recorded
+# before it keep their activities.
 BOOKKEEPING_PATCH = "bookkeeping-in-task"
 
 
@@ -270,27 +269,16 @@ async def _execute(
     """Schedule the contract's activity with its timeout and retry policy; a failure is
     traced and counted, then raised on."""
     contract = call.contract
-    retry = retry_policy(contract.retry, scale=state.policy.retries.interval_scale)
     try:
-        if contract.local and bookkeeping_in_task():
-            result: BaseModel = await workflow.execute_local_activity(
-                contract.activity_name,
-                args=[context, call.input],
-                result_type=contract.output_model,
-                start_to_close_timeout=contract.timeout,
-                retry_policy=retry,
-            )
-        else:
-            result = await workflow.execute_activity(
-                contract.activity_name,
-                args=[context, call.input],
-                result_type=contract.output_model,
-                start_to_close_timeout=contract.timeout,
-                retry_policy=retry,
-            )
-    except (ActivityError, ApplicationError) as exc:
-        # A local activity's failure arrives as its ApplicationError, unwrapped.
-        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        result: BaseModel = await workflow.execute_activity(
+            contract.activity_name,
+            args=[context, call.input],
+            result_type=contract.output_model,
+            start_to_close_timeout=contract.timeout,
+            retry_policy=retry_policy(contract.retry, scale=state.policy.retries.interval_scale),
+        )
+    except ActivityError as exc:
+        cause = exc.cause
         state.record(
             workflow.now(),
             "tool_failed",

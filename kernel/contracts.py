@@ -91,13 +91,8 @@ class ToolContract(Generic[IN, OUT]):
     # retry policy's backoff); the next one is the decisive ``PROVIDER_NOT_FOUND``.
     # Not applied to a lookup (``ToolModel.may_be_absent``) or an ``absent_ok`` call.
     not_found_grace: int = 0
-    # A pure computation in the worker (no provider, no database, no side effect): runs
-    # as a local activity, inside the workflow task (``kernel.call.BOOKKEEPING_PATCH``).
-    local: bool = False
 
     def __post_init__(self) -> None:
-        if self.local and (self.side_effect is not SideEffect.READ or self.provider != "internal"):
-            raise ValueError(f"{self.ref}: only an internal read can run as a local activity")
         attempts = self.retry.max_attempts
         if self.not_found_grace < 0 or (attempts > 0 and self.not_found_grace >= attempts):
             raise ValueError(

@@ -34,5 +34,4 @@ ASSESS = ToolContract(
     scopes=frozenset({"risk:read"}),
     timeout=FAST,
     trace_fields=frozenset({"order_id", "amount_minor", "currency", "level", "score"}),
-    local=True,  # a score computed in the worker: no server round trip
 )
