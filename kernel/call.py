@@ -42,18 +42,6 @@ PERSIST_TRACE_ACTIVITY = "kernel.persist_trace"
 # order projection, the tenant's policy. They are not tools, so they have no contract;
 # ``internal_activity`` is the one way a workflow schedules them.
 INTERNAL_PREFIXES = ("kernel.", "autobiz.")
-# From this patch on, a run's bookkeeping rides in the workflow task instead of costing
-# a server round trip each: its context, the order projection and the trace run as
-# local activities (one marker in history instead of three activity events and a
-# workflow task). Each patch id a run uses costs a search-attribute upsert
-# (TemporalChangeVersion), so later bookkeeping changes share this one. Runs recorded
-# before it keep their activities.
-BOOKKEEPING_PATCH = "bookkeeping-in-task"
-
-
-def bookkeeping_in_task() -> bool:
-    """Whether this run does its bookkeeping inside the workflow task (see the patch)."""
-    return workflow.patched(BOOKKEEPING_PATCH)
 
 
 class TraceBatch(BaseModel):
@@ -366,8 +354,12 @@ async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds
         cost_micros=state.cost_micros,
         entries=entries,
     )
-    written: int = await _schedule(
-        PERSIST_TRACE_ACTIVITY, batch, result_type=int, limit=limit, local=bookkeeping_in_task()
+    written: int = await workflow.execute_activity(
+        PERSIST_TRACE_ACTIVITY,
+        batch,
+        result_type=int,
+        start_to_close_timeout=limit,
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
     )
     state.persisted_seq = entries[-1].seq
     return written
@@ -379,11 +371,9 @@ async def internal_activity(
     *,
     result_type: type[T] | None = None,
     limit: timedelta = timedelta(seconds=30),
-    local: bool = False,
 ) -> T | None:
     """Schedule a plumbing activity (``kernel.*`` / ``autobiz.*``). A tool can never be
-    reached this way: tools carry ``@version`` and go through :func:`kernel_call`.
-    ``local``: as a local activity (a caller passes :func:`bookkeeping_in_task`'s answer)."""
+    reached this way: tools carry ``@version`` and go through :func:`kernel_call`."""
     if "@" in name or not name.startswith(INTERNAL_PREFIXES):
         raise ApplicationError(
             f"{name} is not an internal activity; tools go through kernel_call",
@@ -391,21 +381,11 @@ async def internal_activity(
             type=ErrorCode.TOOL_UNKNOWN,
             non_retryable=True,
         )
-    result: T | None = await _schedule(name, arg, result_type=result_type, limit=limit, local=local)
-    return result
-
-
-async def _schedule(
-    name: str, arg: BaseModel, *, result_type: type[T] | None, limit: timedelta, local: bool
-) -> T:
-    """One plumbing activity, retried until its timeout (``local``: inside the task)."""
-    retry = RetryPolicy(maximum_interval=timedelta(seconds=30))
-    if local:
-        done: T = await workflow.execute_local_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=limit, retry_policy=retry
-        )
-        return done
-    result: T = await workflow.execute_activity(
-        name, arg, result_type=result_type, start_to_close_timeout=limit, retry_policy=retry
+    result: T | None = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=limit,
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
     )
     return result

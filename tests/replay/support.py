@@ -75,13 +75,9 @@ def _meta(payload: dict[str, Any], key: str) -> str:
 
 
 def _patch_marker(path: list[str]) -> bool:
-    """The SDK's own marker data, in clear and with no business data: a
-    ``workflow.patched`` marker's patch id (``patch-data``), a local activity marker's
-    bookkeeping (``data``: sequence number, attempt, activity type, times; its
-    ``result`` is encrypted like any payload). The server sees nothing else readable."""
-    if "markerRecordedEventAttributes" not in path:
-        return False
-    return "patch-data" in path or path[-2:] == ["data", "payloads"]
+    """A ``workflow.patched`` marker's data: the SDK writes the patch id there in clear
+    (no business data; the server never sees anything else of the run readable)."""
+    return "markerRecordedEventAttributes" in path and "patch-data" in path
 
 
 def foreign_payloads(history_json: dict[str, Any]) -> list[str]:

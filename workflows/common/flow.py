@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from autobiz.search_attributes import APPROVAL_PENDING, FLOW_STATE, ORDER_ID, TENANT_ID
     from kernel import tools
-    from kernel.call import bookkeeping_in_task, internal_activity, kernel_call
+    from kernel.call import internal_activity, kernel_call
     from kernel.codes import ErrorCode
     from kernel.state import RunState
     from kernel.tools.sendgrid import SendEmailInput, SendEmailOutput
@@ -57,7 +57,6 @@ async def load_context(
         LOAD_FLOW_CONTEXT,
         FlowContextRequest(tenant_id=tenant_id, workflow_type=workflow_type),
         result_type=FlowContext,
-        local=bookkeeping_in_task(),
     )
     assert context is not None
     if given is None:

@@ -18,7 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from kernel.call import bookkeeping_in_task, internal_activity
+    from kernel.call import internal_activity
     from kernel.codes import ErrorCode
     from workflows.common.models import (
         ORDER_STATE_READ,
@@ -54,11 +54,7 @@ class OrderProjection:
         for attempt in range(1, self.attempts + 1):
             if self.version is None:
                 row = await internal_activity(
-                    ORDER_STATE_READ,
-                    self.key,
-                    result_type=OrderStateRow,
-                    limit=DB_TIMEOUT,
-                    local=bookkeeping_in_task(),
+                    ORDER_STATE_READ, self.key, result_type=OrderStateRow, limit=DB_TIMEOUT
                 )
                 assert row is not None
                 self.version, self.base = row.version, dict(row.data)
@@ -74,11 +70,9 @@ class OrderProjection:
                     ),
                     result_type=OrderStateWritten,
                     limit=DB_TIMEOUT,
-                    local=bookkeeping_in_task(),
                 )
-            except (ActivityError, ApplicationError) as exc:
-                # A local activity's failure arrives as its ApplicationError, unwrapped.
-                cause = exc.cause if isinstance(exc, ActivityError) else exc
+            except ActivityError as exc:
+                cause = exc.cause
                 if not (
                     isinstance(cause, ApplicationError)
                     and cause.type == ErrorCode.ORDER_STATE_CONFLICT
