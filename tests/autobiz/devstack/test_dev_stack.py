@@ -174,7 +174,10 @@ def _old_temporal(env: dict[str, str]) -> int:
         "from autobiz.devstack.services import TemporalDevServer\n"
         "from autobiz.settings import Settings\n"
         "s = Settings()\n"
-        "print(TemporalDevServer(s, PidFiles(s.home_dir / 'run')).start().pid)\n"
+        "print(TemporalDevServer(s, PidFiles(s.home_dir / 'run')).start().pid, flush=True)\n"
+        # Leave without interpreter finalisation: an extension's thread tearing down
+        # then crashed this helper once (PyGILState_Release) after the server was up.
+        "import os; os._exit(0)\n"
     )
     started = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
