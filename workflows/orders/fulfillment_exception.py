@@ -15,7 +15,8 @@ alternatives with why rejected, recommended action; recorded in the trace as the
 * otherwise an escalation approval (``options`` fix / cancel_and_refund /
   contact_customer, roles ``escalation_roles``): fix re-reads Shopify, corrects the
   address if it changed and re-submits or waits for the release; cancel_and_refund
-  starts OrderCancellation (a child left running when this flow ends,
+  tells OrderFulfill ``cancelling`` and then starts OrderCancellation (a child left
+  running when this flow ends,
   ParentClosePolicy.ABANDON: its stop of OrderFulfill, void/refund and Printful cancel
   must not die with this run); contact_customer emails the customer about the problem.
   Expired or denied: nothing is done (fail closed: no money moves), ops are told.
@@ -87,6 +88,10 @@ ESCALATION_ACTION = "fulfillment_exception"
 # Printful statuses in which the order goes on towards shipment.
 MOVING = frozenset({"pending", "inprocess", "partial", "fulfilled"})
 PROBLEM = frozenset({"onhold", "failed"})
+# From this patch on, the flow tells OrderFulfill ``cancelling`` (the signal delivered)
+# before it starts OrderCancellation, so OrderFulfill, stopped by that cancellation,
+# waits for this run to end instead of closing first and cancelling it as its child.
+REPORTS_CANCELLING = "exception-reports-cancelling"
 # The customer email's subject by cause (default: a question about the order).
 CUSTOMER_SUBJECTS = {"cancel_in_production": "Your order {name} is already being made"}
 
@@ -359,6 +364,8 @@ class FulfillmentException(ApprovalFlow):
             # That cancellation started this flow and waits for this outcome to refund.
             self._facts.actions.append("refund left to the cancellation")
             return "cancelling"
+        if workflow.patched(REPORTS_CANCELLING):
+            await self._report("cancelling")
         try:
             await workflow.start_child_workflow(
                 ORDER_CANCELLATION.type,

@@ -15,10 +15,11 @@ Fulfilment exceptions (behind ``workflow.patched("fulfillment-exception")``): an
 starts the child FulfillmentException (WF06, one per Printful event) and waits for its
 outcome — ``resolved``: back to waiting for the shipment; ``cancelling``: the child
 started OrderCancellation, whose ``cancel_requested`` stops this flow as any
-cancellation does; ``contacted`` / ``unresolved``: the order stays ``on_hold`` and the
-flow keeps waiting (bounded: the shipment polls end it in SHIPMENT_TIMEOUT), because
-Printful may still release it and a later hold is a new exception. ``order_remove_hold``
-is forwarded to the child while it runs. The ``status`` detail shows the exception.
+cancellation does, once the child has ended (it said ``cancelling`` first);
+``contacted`` / ``unresolved``: the order stays ``on_hold`` and the flow keeps waiting
+(bounded: the shipment polls end it in SHIPMENT_TIMEOUT), because Printful may still
+release it and a later hold is a new exception. ``order_remove_hold`` is forwarded to
+the child while it runs. The ``status`` detail shows the exception.
 
 Cancellation (``cancel_requested``, sent by OrderCancellation): the flow stops before its
 next side effect — before the capture (a pending capture approval is withdrawn), before
@@ -91,6 +92,10 @@ with workflow.unsafe.imports_passed_through():
 SHIPPED_TOPICS = frozenset({"shipment_sent", "package_shipped"})
 EXCEPTION_TOPICS = frozenset({"order_failed", "order_put_hold"})
 EXCEPTION_PATCH = "fulfillment-exception"
+# From this patch on, a cancellation that arrives while the child FulfillmentException
+# says ``cancelling`` (it started that cancellation and is about to end) waits for the
+# child to end: closing first would cancel it (ParentClosePolicy.REQUEST_CANCEL).
+WAITS_FOR_ENDING_CHILD = "fulfill-waits-for-ending-exception"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
 
@@ -459,7 +464,8 @@ class OrderFulfill(ApprovalFlow):
 
     async def _exception_outcome(self, child: Any) -> str:
         """The child's outcome (forwarding ``order_remove_hold`` to it meanwhile); a
-        cancellation that comes first stops this flow (the child is cancelled with it)."""
+        cancellation that comes first stops this flow (the child is cancelled with it),
+        unless the child said ``cancelling``: then the child ends first."""
         self._child_running = True
         try:
             while True:
@@ -472,6 +478,9 @@ class OrderFulfill(ApprovalFlow):
                     except FailureError as exc:
                         workflow.logger.warning("exception flow not told: %s", exc)
                 if child.done():
+                    break
+                if self._cancel is not None and self._child_ending():
+                    await workflow.wait_condition(child.done)
                     break
                 self._checkpoint()
         finally:
@@ -493,6 +502,12 @@ class OrderFulfill(ApprovalFlow):
         if result.choice is not None:
             self._facts.exception = {**(self._facts.exception or {}), "choice": result.choice}
         return result.state
+
+    def _child_ending(self) -> bool:
+        """The running child said ``cancelling``: the cancellation that stops this flow is
+        its own, and it ends without waiting for anything (patched, asked only then)."""
+        shown = self._facts.exception or {}
+        return shown.get("state") == "cancelling" and workflow.patched(WAITS_FOR_ENDING_CHILD)
 
     async def _poll_shipment(self, ref: PrintfulOrderRef, polls: int) -> None:
         current = await kernel_call(

@@ -9,23 +9,31 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from autobiz.db.database import Database
 from autobiz.demo.exception_cases import CORRECTED, ORDER_UPDATE
+from kernel.call import PERSIST_TRACE_ACTIVITY
 from kernel.config import BusinessConfig
 from starters.flows import decide, flow_status
 from tests.ingress.test_end_to_end import delivering_webhooks
 from tests.replay.recorder import maybe_record
 from tests.support.approver_keys import Approvers
+from tests.support.sandbox import Sandbox
 from tests.workflows.support import (
     Harness,
+    connect_to,
     eventually,
     harness_fixture,
+    running_harness,
     ship_printful,
     tenant_config,
 )
-from workflows.ids import cancellation_workflow_id
+from workflows.ids import FULFILLMENT_EXCEPTION, cancellation_workflow_id
 from workflows.orders.models import (
     FulfillmentExceptionResult,
     OrderCancellationResult,
@@ -223,6 +231,74 @@ async def test_escalated_and_decided_cancel_and_refund(
     order = await h.clients.shopify.get_order(f"gid://shopify/Order/{order_id}")
     assert order.cancelled_at is not None
     await maybe_record(h.client, child_id, "fulfillment_exception_cancel_and_refund")
+
+
+class SlowExceptionTrace(ClientInterceptor, Interceptor):
+    """Holds a FulfillmentException's trace write for a few seconds: its run ends well
+    after the OrderCancellation it started has stopped OrderFulfill (a worker that is
+    busy, or replays from history, gives the same order of events)."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _SlowTrace(next)
+
+
+class _SlowTrace(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        if (
+            info.workflow_type == FULFILLMENT_EXCEPTION.type
+            and info.activity_type == PERSIST_TRACE_ACTIVITY
+        ):
+            await asyncio.sleep(3)
+        return await self.next.execute_activity(input)
+
+
+@pytest.fixture
+async def slow_child_end(
+    temporal_env: WorkflowEnvironment,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+) -> Any:
+    ours = await connect_to(temporal_env)
+    config = ours.config()
+    config["interceptors"] = [SlowExceptionTrace()]
+    async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
+        yield h
+
+
+async def test_cancel_and_refund_waits_for_the_exception_flow_to_end(
+    slow_child_end: Harness, database: Database, approvers: Approvers
+) -> None:
+    """The child says ``cancelling`` before it starts OrderCancellation, so OrderFulfill,
+    stopped by that cancellation, waits for the child to end instead of closing first
+    and cancelling it (its parent-close policy)."""
+    h = slow_child_end
+    order_id, pi, handle, pf_id = await authorized_in_production(h)
+    async with delivering_webhooks(h, database):
+        await h.sandbox.control.advance_printful(pf_id, "hold", reason="Print file too small")
+        shown = await exception_of(h, handle.id, "awaiting_decision")
+        child_id = shown["workflow_id"]
+        await choose(h, approvers, child_id, "cancel_and_refund")
+        result = await exception_result(h, child_id)
+        fulfil: OrderFulfillResult = await asyncio.wait_for(handle.result(), timeout=60)
+        cancel = h.client.get_workflow_handle(
+            cancellation_workflow_id(h.tenant, order_id), result_type=OrderCancellationResult
+        )
+        cancelled = await asyncio.wait_for(cancel.result(), timeout=60)
+    assert result.state == "cancelling" and result.choice == "cancel_and_refund"
+    assert fulfil.state == "cancelled" and cancelled.fulfillment_stopped
+    assert cancelled.payment_action == "refund" and await h.refunded(pi) == 2500
+    # OrderFulfill closed after its child, and its status shows the child's outcome.
+    child = await h.client.get_workflow_handle(child_id).describe()
+    parent = await handle.describe()
+    assert child.close_time is not None and parent.close_time is not None
+    assert child.close_time <= parent.close_time
+    exception = (await flow_status(h.client, handle.id)).detail["exception"]
+    assert exception["state"] == "cancelling"
+    await maybe_record(h.client, child_id, "fulfillment_exception_reports_cancelling")
+    await maybe_record(h.client, handle.id, "order_fulfill_waits_for_ending_exception")
 
 
 async def test_escalated_and_decided_contact_customer(
