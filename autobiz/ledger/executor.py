@@ -6,8 +6,11 @@ execute once per idempotency key, write the receipt, return the output.
 
 ``call_stripe`` gets the external key from ``ctx.external_key`` and returns a
 ``ProviderResult``. A duplicate within the window returns the recorded output without
-calling it; a receipt that cannot be written fails the attempt (retryable), and the
-retry resends the same external key, so the provider does the work once.
+calling it. The receipt is written in the transaction that records the key as
+succeeded (one transaction after the provider call, not two): both are stored or
+neither. A receipt that cannot be written fails the attempt (retryable), the key is
+released, and the retry resends the same external key, so the provider does the work
+once.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+import psycopg
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from autobiz.breakers.outcome import provider_not_called
-from autobiz.db.database import Database
+from autobiz.db.database import Database, TenantSession
 from autobiz.errors import AutobizError
 from autobiz.ledger.idempotency_store import (
     DEFAULT_WINDOW,
@@ -108,21 +112,41 @@ class SideEffectRunner:
         execute: Callable[[], Awaitable[ProviderResult[OutT]]],
     ) -> OutT:
         verify_call(ctx, input)
+        drafts: list[ReceiptDraft] = []  # the executed call's receipt, once it has one
+
+        async def write_receipt(session: TenantSession) -> None:
+            if drafts:
+                await self.receipts.write_in(session, drafts[0])
+
         try:
             outcome = await self.idempotency.run(
                 ctx.tenant_id,
                 internal_key=ctx.internal_key,
                 external_key=ctx.external_key,
                 tool=ctx.ref,
-                execute=lambda: self._once(ctx, activity_id, execute),
+                execute=lambda: self._once(ctx, activity_id, execute, drafts),
                 lease=attempt_lease(),
+                also=write_receipt if ctx.side_effect.needs_receipt else None,
             )
         except IdempotencyInProgressError:
             record_idempotency(ctx, "in_progress")
             raise
+        except ReceiptWriteError:
+            record_receipt(ctx, "failed")
+            raise
+        except (AutobizError, psycopg.Error) as exc:
+            if not drafts:
+                raise
+            # The provider did the work; the finish (and its receipt) did not commit.
+            record_receipt(ctx, "failed")
+            raise ReceiptWriteError(
+                f"could not store the receipt for {ctx.ref}: {type(exc).__name__}"
+            ) from exc
         if outcome.replayed:
             record_idempotency(ctx, "replayed")
             provider_not_called()  # a breaker probe answered so proves nothing
+        elif drafts:
+            record_receipt(ctx, "written")
         return output_model.model_validate(outcome.result)
 
     async def _once(
@@ -130,9 +154,10 @@ class SideEffectRunner:
         ctx: CallContext,
         activity_id: str,
         execute: Callable[[], Awaitable[ProviderResult[OutT]]],
+        drafts: list[ReceiptDraft],
     ) -> dict[str, Any]:
-        """The provider work, then its receipt (a side effect that needs one): what the
-        idempotency store keeps and answers a repeat with."""
+        """The provider work: its output is what the idempotency store keeps and answers
+        a repeat with; its receipt (a side effect that needs one) goes to ``drafts``."""
         try:
             result = await execute()
         except BaseException:
@@ -140,12 +165,7 @@ class SideEffectRunner:
             raise
         record_idempotency(ctx, "executed")
         if ctx.side_effect.needs_receipt:
-            try:
-                await self.receipts.write(_receipt_draft(ctx, activity_id, result))
-            except ReceiptWriteError:
-                record_receipt(ctx, "failed")
-                raise
-            record_receipt(ctx, "written")
+            drafts.append(_receipt_draft(ctx, activity_id, result))
         return result.output.model_dump(mode="json")
 
 

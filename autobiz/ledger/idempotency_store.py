@@ -6,11 +6,17 @@ it executes again (provider writes then look up existing objects first). Each ro
 ``first_seen_at``, ``last_seen_at`` and ``hit_count``. An attempt that is still running
 (another worker) makes a duplicate fail with a retryable error until it finishes or its
 lease runs out; a failed attempt lets the next one execute.
+
+``also`` (the side-effect runner's receipt) is written in the same transaction as the
+``succeeded`` finish, so the two are stored together or not at all; when that
+transaction fails the key is released as ``failed`` and the retry executes again under
+the same external key (the provider answers it from its own idempotency).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,11 +24,15 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from autobiz.db.database import Database
+from autobiz.db.database import Database, TenantSession
 from autobiz.errors import AutobizError
 from kernel.codes import ErrorCode
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], datetime]
+# Written in the finish's transaction (``run(also=...)``).
+AlsoWrite = Callable[[TenantSession], Awaitable[None]]
 DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -81,10 +91,12 @@ class IdempotencyStore:
         tool: str,
         execute: Callable[[], Awaitable[dict[str, Any]]],
         lease: timedelta | None = None,
+        also: AlsoWrite | None = None,
     ) -> IdempotentOutcome:
         """``lease``: how long another attempt's claim holds (at most the store's lease);
         an activity passes its start-to-close timeout, after which Temporal has given up
-        on that attempt (a killed worker) and the retry may take over."""
+        on that attempt (a killed worker) and the retry may take over. ``also``: written
+        in the ``succeeded`` finish's transaction (see the module docstring)."""
         held = self.lease if lease is None else min(lease, self.lease)
         recorded = await self._claim(tenant_id, internal_key, external_key, tool, held)
         if recorded is not None:
@@ -94,7 +106,11 @@ class IdempotencyStore:
         except BaseException:
             await self._finish(tenant_id, internal_key, "failed", None)
             raise
-        first_seen = await self._finish(tenant_id, internal_key, "succeeded", result)
+        try:
+            first_seen = await self._finish(tenant_id, internal_key, "succeeded", result, also)
+        except BaseException:
+            await self._release(tenant_id, internal_key)
+            raise
         return IdempotentOutcome(result, replayed=False, hit_count=0, first_seen_at=first_seen)
 
     async def get(self, tenant_id: str, internal_key: str) -> KeyRecord | None:
@@ -157,11 +173,26 @@ class IdempotencyStore:
             )
         return None
 
+    async def _release(self, tenant_id: str, internal_key: str) -> None:
+        """After a failed ``succeeded`` finish: mark the key ``failed`` so the retry need
+        not wait for the lease. Best effort: if this fails too, the lease runs out."""
+        try:
+            await self._finish(tenant_id, internal_key, "failed", None)
+        except Exception as exc:
+            log.warning("idempotency key left in progress until its lease ends: %r", exc)
+
     async def _finish(
-        self, tenant_id: str, internal_key: str, status: str, result: dict[str, Any] | None
+        self,
+        tenant_id: str,
+        internal_key: str,
+        status: str,
+        result: dict[str, Any] | None,
+        also: AlsoWrite | None = None,
     ) -> datetime:
         now = self._clock()
         async with self._db.tenant(tenant_id) as s:
+            if also is not None:
+                await also(s)
             first_seen: datetime = await s.fetch_val(
                 "UPDATE idempotency_keys SET status = %s, result = %s, last_seen_at = %s "
                 "WHERE tenant_id = %s AND internal_key = %s RETURNING first_seen_at",

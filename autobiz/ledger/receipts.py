@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from autobiz.db.database import Database
+from autobiz.db.database import Database, TenantSession
 from autobiz.errors import AutobizError
 from kernel.codes import ErrorCode
 from kernel.contracts import SideEffect
@@ -81,13 +81,19 @@ class ReceiptStore:
         self._db = db
 
     async def write(self, draft: ReceiptDraft) -> bool:
-        """Write the receipt; False when this key's receipt was already written (a retry).
-
-        The side-effect runner's path: one plain statement, nothing read back."""
+        """Write the receipt; False when this key's receipt was already written (a retry)."""
         try:
             async with self._db.tenant(draft.tenant_id) as s:
-                inserted = await s.execute(_INSERT, _params(draft, redact_value(draft.details)))
+                return await self.write_in(s, draft)
         except (psycopg.Error, AutobizError) as exc:
+            raise _write_error(draft, exc) from exc
+
+    async def write_in(self, session: TenantSession, draft: ReceiptDraft) -> bool:
+        """The receipt as one statement of the caller's transaction (the side-effect
+        runner writes it with the idempotency finish); False when already written."""
+        try:
+            inserted = await session.execute(_INSERT, _params(draft, redact_value(draft.details)))
+        except psycopg.Error as exc:
             raise _write_error(draft, exc) from exc
         return inserted == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from autobiz.db.database import Database
+from autobiz.db.database import Database, TenantSession
 from autobiz.ledger.executor import GateBypassedError, ProviderResult, SideEffectRunner
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
 from kernel import tools
@@ -106,19 +106,49 @@ async def test_a_receipt_write_failure_is_retryable_and_loses_nothing(
     ctx = context(tenant)
     broken = ReceiptStore(database)
 
-    async def fail(draft: ReceiptDraft):
+    async def fail(session: TenantSession, draft: ReceiptDraft) -> bool:
         raise ReceiptWriteError("database unavailable")
 
-    original = runner.receipts.write
-    runner.receipts.write = fail  # type: ignore[method-assign]
+    original = runner.receipts.write_in
+    runner.receipts.write_in = fail  # type: ignore[method-assign]
     with pytest.raises(ReceiptWriteError):
         await runner.run(ctx, INPUT, CreateRefundOutput, "1", stripe.refund(ctx))
     assert await broken.get(tenant, ctx.internal_key) is None
-    runner.receipts.write = original  # type: ignore[method-assign]
+    # The key is released at once (the retry need not wait for the attempt's lease).
+    key = await runner.idempotency.get(tenant, ctx.internal_key)
+    assert key is not None and (key.status, key.result) == ("failed", None)
+    runner.receipts.write_in = original  # type: ignore[method-assign]
     # The retry resends the same external key (the provider dedups) and writes the receipt.
     await runner.run(ctx, INPUT, CreateRefundOutput, "1", stripe.refund(ctx))
     assert stripe.calls == [ctx.external_key, ctx.external_key]
     assert await broken.get(tenant, ctx.internal_key) is not None
+
+
+async def test_the_receipt_commits_with_the_succeeded_key_or_not_at_all(
+    database: Database, tenant: str
+) -> None:
+    """One transaction after the provider call: a receipt inserted in a finish that then
+    fails is rolled back with it, so no receipt exists for a key not recorded as done."""
+    runner, stripe = SideEffectRunner(database), FakeStripe()
+    ctx = context(tenant)
+    insert = runner.receipts.write_in
+
+    async def inserted_then_failed(session: TenantSession, draft: ReceiptDraft) -> bool:
+        assert await insert(session, draft)
+        raise psycopg.errors.SerializationFailure("the transaction could not commit")
+
+    runner.receipts.write_in = inserted_then_failed  # type: ignore[method-assign]
+    with pytest.raises(ReceiptWriteError):
+        await runner.run(ctx, INPUT, CreateRefundOutput, "1", stripe.refund(ctx))
+    assert await ReceiptStore(database).get(tenant, ctx.internal_key) is None
+    key = await runner.idempotency.get(tenant, ctx.internal_key)
+    assert key is not None and key.status == "failed"
+    runner.receipts.write_in = insert  # type: ignore[method-assign]
+    await runner.run(ctx, INPUT, CreateRefundOutput, "1", stripe.refund(ctx))
+    assert stripe.calls == [ctx.external_key, ctx.external_key]
+    receipt = await ReceiptStore(database).get(tenant, ctx.internal_key)
+    key = await runner.idempotency.get(tenant, ctx.internal_key)
+    assert receipt is not None and key is not None and key.status == "succeeded"
 
 
 async def test_store_maps_database_errors_to_retryable(database: Database, tenant: str) -> None:
