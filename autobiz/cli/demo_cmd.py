@@ -112,7 +112,7 @@ def _report(cases: list[Case], links: dict[str, str]) -> None:
             f"cost ${case.cost_micros / 1_000_000:.4f}",
             *([f"order {order}"] if order is not None else []),
         ]
-        console.print(f"{mark} {case.name}", highlight=False)
+        console.print(f"{mark} {case.name}", highlight=False, soft_wrap=True)
         console.print("    " + " · ".join(facts), highlight=False, soft_wrap=True)
         if (link := links.get(case.name)) is not None:
             console.print(f"    {link}", highlight=False, soft_wrap=True)

@@ -31,13 +31,20 @@ def test_a_narrow_pipe_keeps_links_and_ids_whole(monkeypatch: pytest.MonkeyPatch
         facts={"order_id": "5096182047032"},
     )
     bad = Case("refund 55.00 on order #3", "Refund", "failed:APPROVAL_EXPIRED", actual="denied")
-    demo_cmd._report([good, bad], {good.name: LINK})
+    long = Case(
+        "order #8: customer wants the money back; the reply reviewed, edited from the CLI",
+        "WISMO",
+        "answered",
+        actual="answered",
+    )
+    demo_cmd._report([good, bad, long], {good.name: LINK})
     lines = out.getvalue().splitlines()
-    assert lines[0] == "AutoBiz demo: a business day for demo-shop (1/2 as expected)"
+    assert lines[0] == "AutoBiz demo: a business day for demo-shop (2/3 as expected)"
     assert f"    {LINK}" in lines  # whole, on a line of its own
     assert any("order 5096182047032" in line for line in lines)
     assert "✗ refund 55.00 on order #3" in lines
     assert any("denied, expected failed:APPROVAL_EXPIRED" in line for line in lines)
+    assert f"✓ {long.name}" in lines  # a title past 80 columns is not split either
 
 
 def test_progress_lines_stay_whole_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
