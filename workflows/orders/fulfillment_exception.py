@@ -16,9 +16,9 @@ alternatives with why rejected, recommended action; recorded in the trace as the
   contact_customer, roles ``escalation_roles``): fix re-reads Shopify, corrects the
   address if it changed and re-submits or waits for the release; cancel_and_refund
   tells OrderFulfill ``cancelling`` and then starts OrderCancellation (a child left
-  running when this flow ends,
-  ParentClosePolicy.ABANDON: its stop of OrderFulfill, void/refund and Printful cancel
-  must not die with this run); contact_customer emails the customer about the problem.
+  running when this flow ends, ParentClosePolicy.ABANDON: its stop of OrderFulfill,
+  void/refund and Printful cancel must not die with this run); contact_customer emails
+  the customer about the problem.
   Expired or denied: nothing is done (fail closed: no money moves), ops are told.
 
 Started by OrderCancellation instead (a child, id ``exception:{tenant}:{order}:cancel-
