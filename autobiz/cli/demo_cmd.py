@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 
@@ -70,8 +71,7 @@ def demo(
             "--all`; logs in " + str(settings.home_dir / "logs"),
             soft_wrap=True,
         )
-        after = "is stopped." if down else "is still up (`autobiz dev down` stops it)."
-        console.print(f"the day took {elapsed:.0f}s; the stack {after}")
+        console.print(f"the day took {elapsed:.0f}s; the stack {_afterwards(settings, down)}")
     if failed:
         names = "; ".join(f"{c.name}: {c.actual} ≠ {c.expected} {c.problems}" for c in failed)
         raise DemoMismatch(f"{len(failed)} of {len(cases)} outcomes differ: {names}")
@@ -89,6 +89,15 @@ async def _business_day(
             await day.aclose()
         links = {c.name: link for c in cases if (link := day.ui_link(c)) is not None}
     return cases, links
+
+
+def _afterwards(settings: Settings, down: bool) -> str:
+    """What became of the stack. ``dev down`` finds it by its home, which is relative to
+    the directory the demo ran in unless AUTOBIZ_HOME is absolute: say which one."""
+    if down:
+        return "is stopped."
+    where = "" if settings.home.is_absolute() else f", run in {Path.cwd()},"
+    return f"is still up (`autobiz dev down`{where} stops it)."
 
 
 def _report(cases: list[Case], links: dict[str, str]) -> None:

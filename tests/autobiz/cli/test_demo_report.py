@@ -4,12 +4,14 @@ and order id whole on one line, so `grep` finds them."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from autobiz.cli import demo_cmd
 from autobiz.demo.business_day import Case
+from autobiz.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +56,20 @@ def test_progress_lines_stay_whole_at_80_columns(monkeypatch: pytest.MonkeyPatch
     step = "order #1: paid, printed, shipped: Shopify order 5096185510004 created, authorised 80.00"
     demo_cmd._say(step)
     assert out.getvalue().splitlines() == [f"✓ {step}"]
+
+
+def test_the_last_line_says_where_dev_down_finds_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stack's state is under a home relative to the directory the demo ran in:
+    `dev down` elsewhere would find nothing, so the hint names the directory."""
+    monkeypatch.chdir(tmp_path)
+    relative = Settings(home=Path(".autobiz"))
+    assert demo_cmd._afterwards(relative, down=False) == (
+        f"is still up (`autobiz dev down`, run in {Path.cwd()}, stops it)."
+    )
+    absolute = Settings(home=tmp_path / "home")
+    assert demo_cmd._afterwards(absolute, down=False) == (
+        "is still up (`autobiz dev down` stops it)."
+    )
+    assert demo_cmd._afterwards(relative, down=True) == "is stopped."
