@@ -2,7 +2,11 @@
 
 A pid file (``<home>/run/<name>.json``) records the pid together with the process's
 start time, so a pid the kernel later reuses for something else is never mistaken for
-ours and never signalled.
+ours and never signalled. Where the kernel tells it (Linux), the start time is the
+boot's id and the clock ticks since boot: the wall-clock start time psutil reports is
+boot time + ticks, and the boot time moves whenever NTP adjusts the clock, so a running
+service compared by wall clock alone could be taken for a stranger (and its port then
+reported in use).
 """
 
 from __future__ import annotations
@@ -28,12 +32,18 @@ class ProcessRecord:
     command: list[str]
     log_file: str
     info: dict[str, Any] = field(default_factory=dict)
+    # (boot id, start ticks): None where /proc does not tell, or in an older pid file.
+    start: list[Any] | None = None
 
     def process(self) -> psutil.Process | None:
         """The live process this record describes, or None if it is gone or was replaced."""
         try:
             proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 1.0:
+            now = start_stamp(self.pid)
+            if self.start is not None and now is not None:
+                if list(now) != list(self.start):
+                    return None
+            elif abs(proc.create_time() - self.create_time) > 1.0:
                 return None
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -43,6 +53,37 @@ class ProcessRecord:
 
     def alive(self) -> bool:
         return self.process() is not None
+
+
+def start_stamp(pid: int) -> tuple[str, int] | None:
+    """This boot's id and the process's start in clock ticks since boot (``starttime``,
+    field 22 of ``/proc/<pid>/stat``): unchanged by any clock adjustment."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return boot_id, int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _record(
+    name: str, pid: int, command: list[str], log_file: Path, info: dict[str, Any]
+) -> ProcessRecord:
+    stamp = start_stamp(pid)
+    return ProcessRecord(
+        name=name,
+        pid=pid,
+        create_time=psutil.Process(pid).create_time(),
+        command=command,
+        log_file=str(log_file),
+        info=info,
+        start=list(stamp) if stamp else None,
+    )
 
 
 class PidFiles:
@@ -91,25 +132,12 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
-    return ProcessRecord(
-        name=name,
-        pid=proc.pid,
-        create_time=psutil.Process(proc.pid).create_time(),
-        command=list(command),
-        log_file=str(log_file),
-        info=info or {},
-    )
+    return _record(name, proc.pid, list(command), log_file, info or {})
 
 
 def record_for_pid(name: str, pid: int, command: list[str], log_file: Path) -> ProcessRecord:
     """Describe a process something else started (e.g. a postmaster forked by pg_ctl)."""
-    return ProcessRecord(
-        name=name,
-        pid=pid,
-        create_time=psutil.Process(pid).create_time(),
-        command=command,
-        log_file=str(log_file),
-    )
+    return _record(name, pid, command, log_file, {})
 
 
 def stop(record: ProcessRecord, *, sig: int = signal.SIGTERM, timeout: float = 20.0) -> bool:
