@@ -3,8 +3,8 @@
 One run, one machine, one scratch PostgreSQL database (created, migrated, dropped):
 
 * **raw**: a psycopg pool with the worker's pool settings (autocommit connections,
-  ``RESET ALL`` on return, a liveness check on checkout), on the application role; per
-  row one transaction that sets ``app.tenant_id`` (so row-level security applies, as
+  ``RESET ALL`` on return, a liveness check on a connection idle 5 s), on the
+  application role; per row one transaction that sets ``app.tenant_id`` (so row-level security applies, as
   it does for the ledger) and runs one plain ``INSERT``.
 * **ledger**: ``ReceiptStore.write``, what the side-effect runner calls after a
   provider call, on ``Database`` with the same pool sizes: the redaction of
@@ -129,7 +129,7 @@ async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    from autobiz.db.database import Database, _reset_connection
+    from autobiz.db.database import Database, _check_unless_fresh, _reset_connection
     from autobiz.ledger.receipts import ReceiptStore
 
     rows: dict[str, list[Any]] = {
@@ -147,7 +147,7 @@ async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
         open=False,
         timeout=10.0,
         reset=_reset_connection,
-        check=AsyncConnectionPool.check_connection,
+        check=_check_unless_fresh,
         name="bench-raw",
     )
     await raw_pool.open(wait=True)

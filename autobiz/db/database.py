@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Self
 
 import psycopg
@@ -78,9 +81,28 @@ class TenantSession:
             yield
 
 
+# A connection handed back less than this long ago was working then: it is lent again
+# without the pool's liveness round trip (one per transaction otherwise). If it died in
+# between, the transaction's first statement fails before anything was done, and
+# ``Database`` begins once more on another connection (``_begin``).
+FRESH_SECONDS = 5.0
+_returned_at: weakref.WeakKeyDictionary[AsyncConnection[Row], float] = weakref.WeakKeyDictionary()
+# Set while beginning again after a dead connection: every connection lent is checked.
+_check_every: ContextVar[bool] = ContextVar("autobiz_db_check_every", default=False)
+
+
 async def _reset_connection(conn: AsyncConnection[Row]) -> None:
     # Belt and braces: even a plain SET issued by mistake never reaches the next borrower.
     await conn.execute("RESET ALL")
+    _returned_at[conn] = time.monotonic()
+
+
+async def _check_unless_fresh(conn: AsyncConnection[Row]) -> None:
+    returned = _returned_at.get(conn)
+    fresh = returned is not None and time.monotonic() - returned < FRESH_SECONDS
+    if fresh and not _check_every.get():
+        return
+    await AsyncConnectionPool.check_connection(conn)
 
 
 class Database:
@@ -101,7 +123,7 @@ class Database:
             "open": False,
             "timeout": timeout,
             "reset": _reset_connection,
-            "check": AsyncConnectionPool.check_connection,
+            "check": _check_unless_fresh,
         }
         self._app_pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
             app_dsn, min_size=min_size, max_size=max_size, name="autobiz-app", **common
@@ -141,8 +163,7 @@ class Database:
     async def tenant(self, tenant_id: str) -> AsyncIterator[TenantSession]:
         """A transaction on the application role, scoped to ``tenant_id`` by RLS."""
         validate_tenant_id(tenant_id)
-        async with self._connection(self._app_pool) as conn, conn.transaction():
-            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        async with self._begin(self._app_pool, tenant_id) as conn:
             yield TenantSession(conn, tenant_id)
 
     @asynccontextmanager
@@ -158,8 +179,39 @@ class Database:
                 "the admin path needs a reason", code=ErrorCode.ADMIN_REASON_REQUIRED
             )
         log.info("database admin path used: %s", reason)
-        async with self._connection(self._admin_pool) as conn, conn.transaction():
+        async with self._begin(self._admin_pool, None) as conn:
             yield TenantSession(conn, None)
+
+    @asynccontextmanager
+    async def _begin(
+        self, pool: AsyncConnectionPool[AsyncConnection[Row]], tenant_id: str | None
+    ) -> AsyncIterator[AsyncConnection[Row]]:
+        """A transaction begun (and scoped to ``tenant_id``): a connection lent without a
+        check that turns out dead fails here, before the caller did anything, and the
+        transaction is begun again on a connection the pool checks."""
+        for attempt in (1, 2):
+            stack = AsyncExitStack()
+            token = _check_every.set(attempt > 1)
+            try:
+                conn = await stack.enter_async_context(self._connection(pool))
+                await stack.enter_async_context(conn.transaction())
+                if tenant_id is not None:
+                    await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+            except (psycopg.OperationalError, DatabaseError) as exc:
+                failure: BaseException = exc
+                try:  # hands the connection back; _connection rewraps the error
+                    await stack.__aexit__(type(exc), exc, exc.__traceback__)
+                except (psycopg.OperationalError, DatabaseError) as wrapped:
+                    failure = wrapped
+                if attempt == 2 or not _broken_connection(failure):
+                    raise failure from None
+                log.info("a pooled connection was found closed; beginning again")
+                continue
+            finally:
+                _check_every.reset(token)
+            async with stack:
+                yield conn
+            return
 
     @asynccontextmanager
     async def _connection(
@@ -173,3 +225,9 @@ class Database:
                 f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}",
                 code=ErrorCode.DATABASE_UNAVAILABLE,
             ) from exc
+
+
+def _broken_connection(exc: BaseException) -> bool:
+    """The error says the connection itself is gone (not a pool timeout, not SQL)."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+    return isinstance(cause, psycopg.OperationalError) and not isinstance(cause, PoolTimeout)
