@@ -4,8 +4,8 @@ One run, one machine, one scratch PostgreSQL database (created, migrated, droppe
 
 * **raw**: a psycopg pool with the worker's pool settings (autocommit connections,
   ``RESET ALL`` on return, a liveness check on a connection idle 5 s), on the
-  application role; per row one transaction that sets ``app.tenant_id`` (so row-level security applies, as
-  it does for the ledger) and runs one plain ``INSERT``.
+  application role; per row one transaction that sets ``app.tenant_id`` (so row-level
+  security applies, as it does for the ledger) and runs one plain ``INSERT``.
 * **ledger**: ``ReceiptStore.write``, what the side-effect runner calls after a
   provider call, on ``Database`` with the same pool sizes: the redaction of
   ``details``, then the idempotent insert (``ON CONFLICT (tenant_id, internal_key) DO
