@@ -65,13 +65,7 @@ def demo(
         )
     else:
         _report(cases, links)
-        console.print(f"Temporal Web UI: {settings.temporal.ui_url}", soft_wrap=True)
-        console.print(
-            "Look closer: `autobiz order status <Shopify order>`, `autobiz approvals list "
-            "--all`; logs in " + str(settings.home_dir / "logs"),
-            soft_wrap=True,
-        )
-        console.print(f"the day took {elapsed:.0f}s; the stack {_afterwards(settings, down)}")
+        _closing_lines(settings, elapsed, down)
     if failed:
         names = "; ".join(f"{c.name}: {c.actual} ≠ {c.expected} {c.problems}" for c in failed)
         raise DemoMismatch(f"{len(failed)} of {len(cases)} outcomes differ: {names}")
@@ -89,6 +83,21 @@ async def _business_day(
             await day.aclose()
         links = {c.name: link for c in cases if (link := day.ui_link(c)) is not None}
     return cases, links
+
+
+def _closing_lines(settings: Settings, elapsed: float, down: bool) -> None:
+    """Where to look next and what became of the stack; each one line even in a pipe
+    (a home path split at 80 columns could not be pasted back)."""
+    console.print(f"Temporal Web UI: {settings.temporal.ui_url}", soft_wrap=True)
+    console.print(
+        "Look closer: `autobiz order status <Shopify order>`, `autobiz approvals list "
+        "--all`; logs in " + str(settings.home_dir / "logs"),
+        soft_wrap=True,
+    )
+    console.print(
+        f"the day took {elapsed:.0f}s; the stack {_afterwards(settings, down)}",
+        soft_wrap=True,
+    )
 
 
 def _afterwards(settings: Settings, down: bool) -> str:

@@ -73,3 +73,24 @@ def test_the_last_line_says_where_dev_down_finds_the_stack(
         "is still up (`autobiz dev down` stops it)."
     )
     assert demo_cmd._afterwards(relative, down=True) == "is stopped."
+
+
+def test_the_closing_lines_stay_whole_in_a_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deep working directory makes the last lines longer than 80 columns: each must
+    stay one line, so the path in it can be pasted back into a shell."""
+    deep = tmp_path / ("very-long-directory-name-" * 4) / "checkout"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    out = io.StringIO()
+    monkeypatch.setattr(demo_cmd, "console", Console(file=out, width=80, no_color=True))
+    demo_cmd._closing_lines(Settings(home=Path(".autobiz")), 41.2, down=False)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert (
+        lines[2]
+        == f"the day took 41s; the stack is still up (`autobiz dev down`, run in {deep}, stops it)."
+    )
+    assert len(lines[2]) > 80
+    assert lines[1].endswith(str(deep / ".autobiz" / "logs"))
