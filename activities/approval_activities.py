@@ -1,5 +1,5 @@
 """Our own database, kept in step with the workflows: approval requests (``hitl_requests``)
-and the ``order_state`` projection (optimistic version).
+and the ``order_state`` projection (optimistic version; ``autobiz.ledger.order_state``).
 
 Every write is safe to repeat: an activity retry after a commit whose answer was lost
 finds the row already where it should be and succeeds.
@@ -7,10 +7,7 @@ finds the row already where it should be and succeeds.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from typing import Any
 
 from psycopg.types.json import Jsonb
 from temporalio import activity
@@ -18,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from autobiz.approver_keys import load_registry
 from autobiz.db.database import Database
+from autobiz.ledger.order_state import OrderStateRows
 from kernel.codes import ErrorCode
 from kernel.decision_proof import ApproverKeyRegistry
 from workflows.common.models import (
@@ -35,14 +33,10 @@ from workflows.common.models import (
 log = logging.getLogger(__name__)
 
 
-def state_hash(state: str, data: dict[str, Any]) -> str:
-    blob = json.dumps({"state": state, "data": data}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 class ApprovalActivities:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._order_state = OrderStateRows(db)
 
     @activity.defn(name=HITL_OPEN)
     async def open_request(self, req: HitlOpen) -> ApproverKeyRegistry:
@@ -133,42 +127,4 @@ class ApprovalActivities:
     @activity.defn(name=ORDER_STATE_WRITE)
     async def write_order_state(self, write: OrderStateWrite) -> OrderStateWritten:
         """Move the projection from ``expected_version`` to the next one (optimistic)."""
-        digest = state_hash(write.state, write.data)
-        new_version = write.expected_version + 1
-        async with self._db.tenant(write.tenant_id) as s:
-            if write.expected_version == 0:
-                changed = await s.execute(
-                    "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, "
-                    "data) VALUES (%s, %s, 1, %s, %s, %s) "
-                    "ON CONFLICT (tenant_id, order_id) DO NOTHING",
-                    (write.tenant_id, write.order_id, write.state, digest, Jsonb(write.data)),
-                )
-            else:
-                changed = await s.execute(
-                    "UPDATE order_state SET version = version + 1, state = %s, state_hash = %s, "
-                    "data = %s, updated_at = now() "
-                    "WHERE tenant_id = %s AND order_id = %s AND version = %s",
-                    (
-                        write.state,
-                        digest,
-                        Jsonb(write.data),
-                        write.tenant_id,
-                        write.order_id,
-                        write.expected_version,
-                    ),
-                )
-            if changed:
-                return OrderStateWritten(version=new_version, applied=True)
-            row = await s.fetch_one(
-                "SELECT version, state_hash FROM order_state WHERE tenant_id = %s "
-                "AND order_id = %s",
-                (write.tenant_id, write.order_id),
-            )
-        if row is not None and row["version"] == new_version and row["state_hash"] == digest:
-            return OrderStateWritten(version=new_version, applied=False)  # a retried write
-        raise ApplicationError(
-            f"order_state {write.order_id}: expected version {write.expected_version}, "
-            f"found {None if row is None else row['version']}",
-            type=ErrorCode.ORDER_STATE_CONFLICT,
-            non_retryable=True,
-        )
+        return await self._order_state.write(write)

@@ -105,6 +105,7 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
     from temporalio.worker import Worker
 
     from autobiz.db.database import Database
+    from autobiz.ledger.riding_projection import RidingProjection
     from autobiz.settings import WorkerSettings
     from autobiz.temporal_client import connect
     from bench.bare_workflow import BareActivities, BareApprovalWorkflow, BareWorkflow
@@ -149,6 +150,8 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
             max_concurrent_activities=w.max_concurrent_activities,
             max_concurrent_workflow_tasks=w.max_concurrent_workflow_tasks,
             graceful_shutdown_timeout=timedelta(seconds=w.graceful_shutdown_seconds),
+            # The projection rows that ride with the calls; no breaker guard, as before.
+            interceptors=[RidingProjection(db)],
         )
         async with worker:
             print("READY", flush=True)

@@ -23,7 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from kernel.codes import ErrorCode
-from kernel.contracts import CallContext, RetrySpec, ToolContract, ToolModel
+from kernel.contracts import CallContext, ProjectionWrite, RetrySpec, ToolContract, ToolModel
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import IdempotencyKeys, request_hash
 from kernel.metrics import record_cost, record_gate, record_tool_call
@@ -52,6 +52,8 @@ class TraceBatch(BaseModel):
     run_id: str
     cost_micros: int
     entries: list[TraceEntry]
+    # The run's last projection row, written in the trace's transaction (None: none).
+    projection: ProjectionWrite | None = None
 
 
 def retry_policy(spec: RetrySpec, *, scale: float = 1.0) -> RetryPolicy:
@@ -231,6 +233,7 @@ def _call_context(state: RunState, call: _AllowedCall, absent_ok: bool) -> CallC
         external_key=call.keys.external,
         request_hash=request_hash(contract.ref, call.input_json),
         not_found_grace=_not_found_grace(contract.not_found_grace, call.input, absent_ok),
+        projection=state.take_riding(),
     )
 
 
@@ -343,9 +346,10 @@ def _not_found_grace(grace: int, input: BaseModel | None, absent_ok: bool) -> in
 
 
 async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds=30)) -> int:
-    """Persist the trace entries recorded since the last call (idempotent per seq)."""
+    """Persist the trace entries recorded since the last call (idempotent per seq), with
+    the projection row waiting to ride (``RunState.carry``), if any."""
     entries = state.unpersisted()
-    if not entries:
+    if not entries and state.riding is None:
         return 0
     batch = TraceBatch(
         tenant_id=state.tenant_id,
@@ -353,6 +357,7 @@ async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds
         run_id=workflow.info().run_id,
         cost_micros=state.cost_micros,
         entries=entries,
+        projection=state.take_riding(),
     )
     written: int = await workflow.execute_activity(
         PERSIST_TRACE_ACTIVITY,
@@ -361,7 +366,8 @@ async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds
         start_to_close_timeout=limit,
         retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
     )
-    state.persisted_seq = entries[-1].seq
+    if entries:
+        state.persisted_seq = entries[-1].seq
     return written
 
 

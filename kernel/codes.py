@@ -107,6 +107,7 @@ class ErrorCode(StrEnum):
     # Refused before anything left the process.
     HYGIENE_VIOLATION = "HYGIENE_VIOLATION"
     GATE_BYPASSED = "GATE_BYPASSED"
+    PROJECTION_NOT_WRITTEN = "PROJECTION_NOT_WRITTEN"  # a worker without RidingProjection
     CODEC_TAMPERED = "CODEC_TAMPERED"
     SANDBOX_FORBIDDEN = "SANDBOX_FORBIDDEN"
 

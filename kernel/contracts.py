@@ -146,6 +146,23 @@ def split_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
+class ProjectionWrite(Frozen):
+    """An ``order_state`` row that rides with the next activity instead of costing one of
+    its own (DESIGN §4 projections; bench/README.md, issue 15).
+
+    The worker writes it before the activity's own work, in its own transaction:
+    ``data`` (this run's fields) is merged over what the row holds, at the next version.
+    ``expected_version`` is the version the run believes the row is at: a row found
+    one past it with this state and these fields is a retried write, applied already.
+    """
+
+    tenant_id: str
+    order_id: str
+    state: str
+    expected_version: int = Field(ge=0)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class CallContext(Frozen):
     """The first argument of every tool activity: who calls, and the keys to use.
 
@@ -168,6 +185,8 @@ class CallContext(Frozen):
     # Attempts on which a provider not-found means "not there yet" (retryable); 0: a
     # not-found is decisive at once. Set by ``kernel_call`` from the contract.
     not_found_grace: int = Field(default=0, ge=0)
+    # The run's projection row, written by the worker before the tool runs (None: none).
+    projection: ProjectionWrite | None = None
 
     @property
     def ref(self) -> str:

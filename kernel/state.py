@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from kernel.contracts import ProjectionWrite
 from kernel.cost import micros_to_usd
 from kernel.errors import TerminationReason
 from kernel.frozen import Frozen
@@ -94,6 +95,8 @@ class RunState(BaseModel):
     termination: Termination | None = None
     trace: list[TraceEntry] = Field(default_factory=list)
     persisted_seq: int = 0
+    # A projection row waiting for the next activity to carry it (``carry``).
+    riding: ProjectionWrite | None = None
 
     @classmethod
     def start(
@@ -154,6 +157,17 @@ class RunState(BaseModel):
     def decision(self, now: datetime, what: str, detail: dict[str, Any]) -> TraceEntry:
         """Record a decision the workflow made (with its alternatives, if any)."""
         return self.record(now, "decision", what, detail=detail)
+
+    def carry(self, write: ProjectionWrite) -> ProjectionWrite | None:
+        """Hand ``write`` to the next tool call or trace persist; returns the write it
+        replaces, never sent (the state it held did not last long enough to matter)."""
+        replaced, self.riding = self.riding, write
+        return replaced
+
+    def take_riding(self) -> ProjectionWrite | None:
+        """The waiting projection write, now taken by the activity about to be scheduled."""
+        write, self.riding = self.riding, None
+        return write
 
     def unpersisted(self) -> list[TraceEntry]:
         return [e for e in self.trace if e.seq > self.persisted_seq]

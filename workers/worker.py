@@ -22,7 +22,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.approval_activities import ApprovalActivities
 from activities.care_activities import CareActivities
@@ -47,6 +47,7 @@ from autobiz.business_config import load_configs
 from autobiz.closeout_links import ReportLinks
 from autobiz.db.database import Database
 from autobiz.db.dsn import app_dsn
+from autobiz.ledger.riding_projection import RidingProjection
 from autobiz.providers.hygiene import ensure_settings_safe
 from autobiz.providers.tenant_clients import TenantClients
 from autobiz.ratelimits.limiter import SharedRateLimiter, rate_limiter
@@ -209,9 +210,18 @@ def build_worker(
         max_concurrent_activities=cfg.max_concurrent_activities,
         max_concurrent_workflow_tasks=cfg.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=cfg.graceful_shutdown_seconds),
-        # Circuit breakers per provider account, shared through PostgreSQL (autobiz.breakers).
-        interceptors=breaker_interceptors(settings.breaker, db, runtime_meter(client)),
+        interceptors=worker_interceptors(client, settings, db),
     )
+
+
+def worker_interceptors(client: Client, settings: Settings, db: Database) -> list[Interceptor]:
+    """Outermost first: the projection row a call carries is written before anything else
+    (autobiz.ledger.riding_projection), then the circuit breakers per provider account,
+    shared through PostgreSQL (autobiz.breakers)."""
+    return [
+        RidingProjection(db),
+        *breaker_interceptors(settings.breaker, db, runtime_meter(client)),
+    ]
 
 
 def runtime_meter(client: Client) -> MetricMeter:

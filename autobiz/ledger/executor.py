@@ -35,6 +35,7 @@ from autobiz.ledger.idempotency_store import (
     utc_now,
 )
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
+from autobiz.ledger.riding_projection import projection_taken
 from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.idempotency import keys_for, request_hash
@@ -47,6 +48,13 @@ class GateBypassedError(AutobizError):
     """Non-retryable: the call's keys do not match its content (not from kernel_call)."""
 
     code = ErrorCode.GATE_BYPASSED
+
+
+class ProjectionNotWrittenError(AutobizError):
+    """Retryable: the call carries a projection row that no ``RidingProjection`` took (a
+    worker built without it); another worker's attempt writes it."""
+
+    code = ErrorCode.PROJECTION_NOT_WRITTEN
 
 
 class ProviderResult(BaseModel, Generic[OutT]):
@@ -72,7 +80,13 @@ def current_call() -> CallContext | None:
 
 
 def verify_call(ctx: CallContext, input: BaseModel) -> None:
-    """Refuse a call whose idempotency keys were not computed from its own content."""
+    """Refuse a call whose idempotency keys were not computed from its own content, or
+    whose projection row nothing wrote (``autobiz.ledger.riding_projection``)."""
+    if ctx.projection is not None and not projection_taken():
+        raise ProjectionNotWrittenError(
+            f"{ctx.ref}: the call carries an order_state row and this worker has no "
+            "RidingProjection interceptor to write it"
+        )
     input_json = input.model_dump(mode="json")
     keys = keys_for(
         tenant=ctx.tenant_id,

@@ -6,7 +6,8 @@
 * ``_begin``: the one prelude — search attributes, the worker's policy for this tenant
   and flow (``load_context``), the kernel's run state, and the approval desk;
 * ``_move``: a business state change — trace, ``FlowState`` search attribute, and the
-  flow's projection (``_project``, a no-op unless the flow writes one);
+  flow's projection (``_project``, a no-op unless the flow writes one; ``rides=True``
+  when a tool call follows at once, so the row can go with it);
 * ``_end``: the last state, the trace persisted, ``_on_end`` (e.g. answer a canceller),
   then every in-flight handler finished before ``run`` returns (DESIGN §11: never return
   while update handlers still run).
@@ -63,16 +64,19 @@ class Flow(FlowHandlers):
         assert self._run is not None, "_begin has not run"
         return self._run
 
-    async def _move(self, new: str) -> None:
+    async def _move(self, new: str, *, rides: bool = False) -> None:
+        """``rides``: a tool call (or the trace persist) follows at once, so the flow's
+        projection may ride with it (``OrderProjection.ride``) instead of being written
+        by an activity of its own; leave it False before any wait."""
         previous = self._state
         self._state = move(self._kernel, previous, new)
-        await self._project(new, previous)
+        await self._project(new, previous, rides=rides)
 
-    async def _project(self, state: str, previous: str) -> None:
+    async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
         """Write the flow's projection after a move (none by default)."""
 
     async def _end(self, state: str) -> None:
-        await self._move(state)
+        await self._move(state, rides=True)  # with the trace, if the flow lets it ride
         await persist_trace(self._kernel)
         await self._on_end()
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -6,6 +6,12 @@ row is new starts at version 0 and reads only after a conflict, so its happy pat
 no extra command; a run that joins an order another flow started reads first. The data
 written keeps what the row held (the last read) and adds this run's fields.
 
+A move followed at once by a tool call (or by the run's end) can let the row *ride*
+with that call (``ride``): the worker writes it before the tool runs, merging this run's
+fields over the row, so the move costs no activity of its own
+(``autobiz.ledger.riding_projection``). A move followed by a wait writes at once: the
+row must say ``in_production`` while the order is in production.
+
 Deterministic: used by workflow modules only.
 """
 
@@ -20,6 +26,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kernel.call import internal_activity
     from kernel.codes import ErrorCode
+    from kernel.contracts import ProjectionWrite
+    from kernel.state import RunState
     from workflows.common.models import (
         ORDER_STATE_READ,
         ORDER_STATE_WRITE,
@@ -50,7 +58,34 @@ class OrderProjection:
         self.attempts = attempts
         self.give_up = give_up
 
-    async def write(self, state: str, data: dict[str, Any]) -> bool:
+    def ride(self, run: RunState, state: str, data: dict[str, Any]) -> bool:
+        """Hand the row to the run's next tool call or trace persist (``RunState.carry``);
+        False when the row's version is unknown (it must be read: write instead). A ride
+        still waiting is replaced: its state never lasted."""
+        self._take_back(run)
+        if self.version is None:
+            return False
+        run.carry(
+            ProjectionWrite(
+                tenant_id=self.key.tenant_id,
+                order_id=self.key.order_id,
+                state=state,
+                expected_version=self.version,
+                data=data,
+            )
+        )
+        self.version += 1  # as the ride will leave it; a conflict later reads the row
+        return True
+
+    def _take_back(self, run: RunState | None) -> None:
+        """A ride not sent yet is dropped, and the version it counted on given back."""
+        waiting = None if run is None else run.take_riding()
+        if waiting is not None:
+            self.version = waiting.expected_version
+
+    async def write(self, state: str, data: dict[str, Any], *, run: RunState | None = None) -> bool:
+        """Write the row now (``run``: a ride still waiting in it is replaced by this)."""
+        self._take_back(run)
         for attempt in range(1, self.attempts + 1):
             if self.version is None:
                 row = await internal_activity(

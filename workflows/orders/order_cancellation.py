@@ -775,7 +775,7 @@ class OrderCancellation(ApprovalFlow):
     def _status_detail(self) -> dict[str, Any]:
         return self._facts.shown()
 
-    async def _project(self, state: str, previous: str) -> None:
+    async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
         """Write ``order_state`` once this flow owns the order, from the version the row
         is at (OrderFulfill wrote it first); a conflicting writer makes it re-read and
         try again."""

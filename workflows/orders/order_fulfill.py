@@ -96,6 +96,9 @@ EXCEPTION_PATCH = "fulfillment-exception"
 # says ``cancelling`` (it started that cancellation and is about to end) waits for the
 # child to end: closing first would cancel it (ParentClosePolicy.REQUEST_CANCEL).
 WAITS_FOR_ENDING_CHILD = "fulfill-waits-for-ending-exception"
+# From this patch on, the order's row rides with the tool call that follows a move (and
+# the last one with the trace) instead of an ``autobiz.order_state_write`` of its own.
+PROJECTION_RIDES = "projection-rides-with-calls"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
 
@@ -248,14 +251,14 @@ class OrderFulfill(ApprovalFlow):
                 type=ErrorCode.NO_SHIPPING_ADDRESS,
                 non_retryable=True,
             )
-        await self._move("assessing")
+        await self._move("assessing", rides=True)
         risk = await self._assess_risk(input.order_id, order, ship_to)
         await self._take_payment(input, order, risk, notify)
-        await self._move("paid")
+        await self._move("paid", rides=True)
         ref = await self._send_to_print(input, order, ship_to)
         await self._move("in_production")
         shipment = await self._await_shipment(input, ref)
-        await self._move("shipped")
+        await self._move("shipped", rides=True)
         await self._record_fulfilment(input.order_id, shipment)
         if customer_emails and order.customer_email:
             await self._tell_customer(order, shipment)
@@ -306,7 +309,7 @@ class OrderFulfill(ApprovalFlow):
                 )
             return
         self._checkpoint()
-        await self._move("capturing")
+        await self._move("capturing", rides=True)  # unless an approval is asked for next
         capture = CapturePaymentInput(
             payment_intent_id=payment_intent,
             order_id=input.order_id,
@@ -618,14 +621,20 @@ class OrderFulfill(ApprovalFlow):
     def _status_detail(self) -> dict[str, Any]:
         return self._facts.shown()
 
-    async def _project(self, state: str, previous: str) -> None:
+    async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
+        """The order's row on each move. From the patch on, a move with a tool call (or
+        the end) straight after lets the row ride with it: five of an order's six
+        writes cost no activity of their own; ``in_production`` (a wait follows) and
+        ``awaiting_approval`` are written at once."""
         if self._projection is None:
             # The flow that starts an order's row; another flow of the order (a payment
             # failure that recovered) may have written it first: read on conflict.
             self._projection = OrderProjection(self._tenant, self._order_id, read_first=False)
-        await self._projection.write(
-            state, {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
-        )
+        data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
+        if rides and workflow.patched(PROJECTION_RIDES):
+            if self._projection.ride(self._kernel, state, data):
+                return
+        await self._projection.write(state, data, run=self._kernel)
 
     async def _on_end(self) -> None:
         """Answer a cancellation request (if one came) with ``fulfill_stopped``; a

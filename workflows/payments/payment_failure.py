@@ -611,7 +611,7 @@ class PaymentFailure(ApprovalFlow):
     def _status_detail(self) -> dict[str, Any]:
         return self._facts.shown()
 
-    async def _project(self, state: str, previous: str) -> None:
+    async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
         """The ``order_state`` row on each move, when the order is known. Another flow of
         the same order (OrderFulfill) may have written it: the row is read first and this
         run continues from its version; a writer racing this one gets one more read, then

@@ -81,7 +81,11 @@ async def fast(temporal_env: WorkflowEnvironment) -> AsyncIterator[Fast]:
     )
     task_queue = f"fast-{uuid.uuid4()}"
     worker = Worker(
-        client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=fakes.activities()
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=fakes.activities(),
+        interceptors=fakes.interceptors(),
     )
     async with worker:
         yield Fast(client, task_queue, config, fakes, keys)

@@ -19,12 +19,13 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from activities.config_activities import flow_context
 from kernel import tools
 from kernel.call import PERSIST_TRACE_ACTIVITY, TraceBatch
 from kernel.config import BusinessConfig
-from kernel.contracts import CallContext
+from kernel.contracts import CallContext, ProjectionWrite
 from kernel.decision_proof import ApproverKey, ApproverKeyRegistry
 from kernel.tools.printful import (
     CreatePrintfulOrderInput,
@@ -379,8 +380,25 @@ class Fakes:
         self.states[write.order_id].append(write.state)
         return OrderStateWritten(version=version, applied=True)
 
+    def ride(self, write: ProjectionWrite) -> None:
+        """A row that rode with a call or the trace: merged over the row at the next
+        version, as ``OrderStateRows.ride_in`` does (not a call: no activity of its own)."""
+        current = self._projection.get(write.order_id, OrderStateRow(version=0, state=""))
+        self._projection[write.order_id] = OrderStateRow(
+            version=current.version + 1,
+            state=write.state,
+            data={**current.data, **write.data},
+        )
+        self.states[write.order_id].append(write.state)
+
+    def interceptors(self) -> list[Interceptor]:
+        """For ``Worker(interceptors=...)``: rows riding with tool calls reach ``ride``."""
+        return [_FakeRiding(self)]
+
     @activity.defn(name=PERSIST_TRACE_ACTIVITY)
     async def persist_trace(self, batch: TraceBatch) -> int:
+        if batch.projection is not None:
+            self.ride(batch.projection)
         return len(batch.entries)  # not recorded: it says nothing about a branch
 
     @activity.defn(name=RECONCILE_SCOPE)
@@ -427,3 +445,22 @@ class Fakes:
             for name in dir(type(self))
             if hasattr(getattr(type(self), name), "__temporal_activity_definition")
         ]
+
+
+class _FakeRiding(Interceptor):
+    """The stand-in for ``autobiz.ledger.riding_projection.RidingProjection``."""
+
+    def __init__(self, fakes: Fakes) -> None:
+        self.fakes = fakes
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        fakes = self.fakes
+
+        class Riding(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+                ctx = input.args[0] if input.args else None
+                if isinstance(ctx, CallContext) and ctx.projection is not None:
+                    fakes.ride(ctx.projection)
+                return await super().execute_activity(input)
+
+        return Riding(next)
