@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -116,6 +117,57 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
     status = await flow_status(h.client, handle.id)
     assert status.state == "completed" and status.error is None
     await maybe_record(h.client, handle.id, "order_fulfill_happy_path")
+
+
+async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits(
+    harness: Harness,
+) -> None:
+    """Five of the six order_state moves ride with the tool call after them (and the last
+    with the trace): one ``autobiz.order_state_write`` activity per order, for
+    ``in_production``, which must be in the row while the order waits for Printful."""
+    h = harness
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    pf_id, tracking = await _ship(h, handle.id)
+
+    async def row() -> dict[str, object]:
+        async with h.db.tenant(h.tenant) as s:
+            found = await s.fetch_one(
+                "SELECT state, version, data FROM order_state "
+                "WHERE tenant_id = %s AND order_id = %s",
+                (h.tenant, order_id),
+            )
+        assert found is not None
+        return dict(found)
+
+    # The status says in_production as the move is made; its write follows at once.
+    waiting = await row()
+    for _ in range(100):
+        if waiting["state"] == "in_production":
+            break
+        await asyncio.sleep(0.1)
+        waiting = await row()
+    assert (waiting["state"], waiting["version"]) == ("in_production", 4)
+    data = waiting["data"]
+    assert isinstance(data, dict) and data["workflow_id"] == handle.id
+    # What the rides carried is in the row: the risk, the capture, the Printful order.
+    assert (data["risk"], data["captured_minor"], data["printful_order_id"]) == ("low", 2500, pf_id)
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
+    assert (await handle.result()).state == "completed"
+    done = await row()
+    assert (done["state"], done["version"]) == ("completed", 6)
+    assert isinstance(done["data"], dict) and done["data"]["tracking_number"] == tracking
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("autobiz.order_state_write") == 1
+    assert "autobiz.order_state_read" not in scheduled
+    await maybe_record(h.client, handle.id, "order_fulfill_projection_rides")
 
 
 async def test_shipment_found_by_polling_printful(

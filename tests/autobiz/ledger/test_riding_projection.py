@@ -1,0 +1,162 @@
+"""The order_state row that rides with a tool call: written before the tool, merged over
+what the row holds, a retried write recognised; a worker without the interceptor refuses
+the call, and a database that is down does not fail the tool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
+
+from activities.kernel_activities import KernelActivities
+from activities.risk_activities import RiskActivities
+from autobiz.db.database import Database
+from autobiz.ledger.order_state import OrderStateRows, state_hash
+from autobiz.ledger.riding_projection import RidingProjection, projection_taken
+from kernel import tools
+from kernel.call import TraceBatch
+from kernel.contracts import CallContext, ProjectionWrite
+from kernel.tools.risk import RiskInput
+from tests.support.calls import call_context
+
+pytestmark = pytest.mark.integration
+
+
+def _ride(tenant: str, state: str, expected: int, **data: Any) -> ProjectionWrite:
+    return ProjectionWrite(
+        tenant_id=tenant, order_id="o1", state=state, expected_version=expected, data=data
+    )
+
+
+async def _row(db: Database, tenant: str) -> dict[str, Any]:
+    async with db.tenant(tenant) as s:
+        row = await s.fetch_one(
+            "SELECT version, state, state_hash, data FROM order_state "
+            "WHERE tenant_id = %s AND order_id = 'o1'",
+            (tenant,),
+        )
+    assert row is not None
+    return dict(row)
+
+
+async def test_a_ride_moves_the_row_and_a_retry_is_recognised(
+    database: Database, tenant: str
+) -> None:
+    rows = OrderStateRows(database)
+    first = await rows.ride(_ride(tenant, "assessing", 0, workflow_id="wf", risk=None))
+    assert (first.version, first.applied) == (1, True)
+    again = await rows.ride(_ride(tenant, "assessing", 0, workflow_id="wf", risk=None))
+    assert (again.version, again.applied) == (1, False)  # an activity retry: nothing new
+    paid = await rows.ride(_ride(tenant, "paid", 1, workflow_id="wf", captured_minor=2500))
+    assert (paid.version, paid.applied) == (2, True)
+    row = await _row(database, tenant)
+    assert row["state"] == "paid" and row["version"] == 2
+    # The fields of the earlier write stay; the hash is of what the row now holds.
+    assert row["data"] == {"workflow_id": "wf", "risk": None, "captured_minor": 2500}
+    assert row["state_hash"] == state_hash("paid", row["data"])
+
+
+async def test_a_ride_merges_over_a_row_another_flow_moved(database: Database, tenant: str) -> None:
+    """What the standalone write does after its conflict (read, merge, write), in one
+    transaction: the other flow's fields are kept, the version moves past its."""
+    async with database.tenant(tenant) as s:
+        await s.execute(
+            "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, data)"
+            " VALUES (%s, 'o1', 3, 'recovered', 'x', '{\"decline_class\": \"soft\"}')",
+            (tenant,),
+        )
+    written = await OrderStateRows(database).ride(_ride(tenant, "assessing", 0, workflow_id="wf"))
+    assert (written.version, written.applied) == (4, True)
+    row = await _row(database, tenant)
+    assert row["state"] == "assessing"
+    assert row["data"] == {"decline_class": "soft", "workflow_id": "wf"}
+
+
+async def test_the_last_row_rides_with_the_trace_in_one_transaction(
+    database: Database, tenant: str
+) -> None:
+    batch = TraceBatch(
+        tenant_id=tenant,
+        workflow_id="wf",
+        run_id="run-1",
+        cost_micros=0,
+        entries=[],
+        projection=_ride(tenant, "completed", 0, workflow_id="wf"),
+    )
+    persist = KernelActivities(database).persist_trace
+    assert await ActivityEnvironment().run(persist, batch) == 0
+    assert await ActivityEnvironment().run(persist, batch) == 0  # retried: no second move
+    row = await _row(database, tenant)
+    assert (row["state"], row["version"]) == ("completed", 1)
+
+
+def _risk_call(tenant: str, projection: ProjectionWrite | None) -> tuple[CallContext, RiskInput]:
+    input = RiskInput(order_id="o1", amount_minor=2500, currency="USD", country_code="GB")
+    ctx = call_context(tenant, tools.risk.ASSESS, input)
+    return ctx.model_copy(update={"projection": projection}), input
+
+
+async def test_a_worker_without_the_interceptor_refuses_the_call(tenant: str) -> None:
+    """The row would be lost without a word: the call fails (retryable) instead."""
+    ctx, input = _risk_call(tenant, _ride(tenant, "assessing", 0))
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(RiskActivities().assess, ctx, input)
+    assert refused.value.type == "PROJECTION_NOT_WRITTEN" and not refused.value.non_retryable
+    plain, _ = _risk_call(tenant, None)
+    assert (await ActivityEnvironment().run(RiskActivities().assess, plain, input)).level == "low"
+
+
+class _Tool(ActivityInboundInterceptor):
+    """The end of the chain: what the tool activity sees when it runs."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db
+        self.seen: list[tuple[bool, dict[str, Any] | None]] = []
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        row = None
+        if self.db is not None:
+            ctx = input.args[0]
+            async with self.db.tenant(ctx.tenant_id) as s:
+                found = await s.fetch_one(
+                    "SELECT state, version FROM order_state WHERE tenant_id = %s",
+                    (ctx.tenant_id,),
+                )
+            row = None if found is None else dict(found)
+        self.seen.append((projection_taken(), row))
+        return "done"
+
+
+def _input(ctx: CallContext, input: RiskInput) -> ExecuteActivityInput:
+    return ExecuteActivityInput(fn=lambda *a: None, args=[ctx, input], executor=None, headers={})
+
+
+async def test_the_interceptor_writes_the_row_before_the_tool_runs(
+    database: Database, tenant: str
+) -> None:
+    tool = _Tool(database)
+    chain = RidingProjection(database).intercept_activity(tool)
+    ctx, input = _risk_call(tenant, _ride(tenant, "assessing", 0, workflow_id="wf"))
+    assert await chain.execute_activity(_input(ctx, input)) == "done"
+    assert tool.seen == [(True, {"state": "assessing", "version": 1})]
+    plain, _ = _risk_call(tenant, None)
+    await chain.execute_activity(_input(plain, input))
+    assert tool.seen[-1] == (False, {"state": "assessing", "version": 1})
+    assert not projection_taken()  # reset once the activity is done
+
+
+async def test_a_database_that_is_down_does_not_fail_the_tool(tenant: str) -> None:
+    """The row lags one state (the run's next write merges over it); the order goes on."""
+    dead = Database("postgresql://postgres@127.0.0.1:9/none", None, min_size=1, timeout=1.0)
+    await dead._app_pool.open(wait=False)  # nothing listens on port 9: every checkout fails
+    tool = _Tool()
+    chain = RidingProjection(dead).intercept_activity(tool)
+    ctx, input = _risk_call(tenant, _ride(tenant, "assessing", 0))
+    try:
+        assert await chain.execute_activity(_input(ctx, input)) == "done"
+    finally:
+        await dead._app_pool.close()
+    assert tool.seen == [(True, None)]
