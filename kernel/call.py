@@ -38,6 +38,10 @@ OutT = TypeVar("OutT", bound=BaseModel)
 T = TypeVar("T")
 
 PERSIST_TRACE_ACTIVITY = "kernel.persist_trace"
+# The same, with the run's last projection row: a name of its own, so a worker of a
+# release before the ride (whose TraceBatch would drop the row without a word) never
+# takes it; it fails the attempt as not registered and a current worker's retry does.
+PERSIST_TRACE_WITH_ROW_ACTIVITY = "kernel.persist_trace_with_row"
 # Plumbing activities (our own database only, never a provider): approval rows, the
 # order projection, the tenant's policy. They are not tools, so they have no contract;
 # ``internal_activity`` is the one way a workflow schedules them.
@@ -360,7 +364,7 @@ async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds
         projection=state.take_riding(),
     )
     written: int = await workflow.execute_activity(
-        PERSIST_TRACE_ACTIVITY,
+        PERSIST_TRACE_ACTIVITY if batch.projection is None else PERSIST_TRACE_WITH_ROW_ACTIVITY,
         batch,
         result_type=int,
         start_to_close_timeout=limit,

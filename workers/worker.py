@@ -139,7 +139,7 @@ def activities(
         ConfigActivities(configs).load_flow_context,
         ExceptionActivities(configs).exception_settings,
         CareActivities(configs).wismo_settings,
-        KernelActivities(db).persist_trace,
+        *KernelActivities(db).all(),
         *reconcile_activities(clients, db),
         *monitor_activities(db, configs),
         *closeout_activities(clients, db, links),

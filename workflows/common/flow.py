@@ -81,7 +81,22 @@ def describe(exc: BaseException) -> str:
     return f"{kind}: {cause}"
 
 
-def mark_started(tenant_id: str, order_id: str, state: str) -> None:
+def mark_started(
+    tenant_id: str, order_id: str, state: str, *, skip_if_given: Callable[[], bool] | None = None
+) -> None:
+    """Make the run findable by tenant, order and state in the Web UI. A run whose start
+    set all four already (the starters do; the ingress sets two) need not upsert them
+    again, once ``skip_if_given`` (the flow's patch) says so: asked only then."""
+    given = workflow.info().typed_search_attributes
+    if (
+        skip_if_given is not None
+        and given.get(TENANT_ID) == tenant_id
+        and given.get(ORDER_ID) == order_id
+        and given.get(FLOW_STATE) == state
+        and given.get(APPROVAL_PENDING) is False
+        and skip_if_given()
+    ):
+        return
     workflow.upsert_search_attributes(
         [
             TENANT_ID.value_set(tenant_id),

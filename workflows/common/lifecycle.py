@@ -49,7 +49,9 @@ class Flow(FlowHandlers):
         """Start the run: ``order_id`` given, the run is findable by order in the Web UI."""
         self._tenant = input.tenant_id
         if order_id is not None:
-            mark_started(input.tenant_id, order_id, self._state)
+            mark_started(
+                input.tenant_id, order_id, self._state, skip_if_given=self._lean_bookkeeping
+            )
         context = await load_context(input.context, input.tenant_id, flow.key)
         self._run = start_run(context.policy, principal=input.principal)
         self._configure(context)
@@ -57,6 +59,12 @@ class Flow(FlowHandlers):
 
     def _configure(self, context: FlowContext) -> None:
         """What a flow sets up from its context before the first step (nothing here)."""
+
+    def _lean_bookkeeping(self) -> bool:
+        """Whether this run keeps its bookkeeping lean: no upsert of search attributes
+        its start already set, and projection rows that ride with the calls. A flow
+        answers with its ``workflow.patched`` id (none here: every write its own)."""
+        return False
 
     @property
     def _kernel(self) -> RunState:

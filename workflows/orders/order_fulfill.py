@@ -96,9 +96,11 @@ EXCEPTION_PATCH = "fulfillment-exception"
 # says ``cancelling`` (it started that cancellation and is about to end) waits for the
 # child to end: closing first would cancel it (ParentClosePolicy.REQUEST_CANCEL).
 WAITS_FOR_ENDING_CHILD = "fulfill-waits-for-ending-exception"
-# From this patch on, the order's row rides with the tool call that follows a move (and
-# the last one with the trace) instead of an ``autobiz.order_state_write`` of its own.
-PROJECTION_RIDES = "projection-rides-with-calls"
+# From this patch on, the bookkeeping is lean: the order's row rides with the tool call
+# that follows a move (and the last one with the trace) instead of an
+# ``autobiz.order_state_write`` of its own, and search attributes the start set already
+# are not upserted again (one patch: each patch id costs a run one upsert of its own).
+LEAN_BOOKKEEPING = "bookkeeping-rides-with-calls"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
 
@@ -621,6 +623,9 @@ class OrderFulfill(ApprovalFlow):
     def _status_detail(self) -> dict[str, Any]:
         return self._facts.shown()
 
+    def _lean_bookkeeping(self) -> bool:
+        return workflow.patched(LEAN_BOOKKEEPING)
+
     async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
         """The order's row on each move. From the patch on, a move with a tool call (or
         the end) straight after lets the row ride with it: five of an order's six
@@ -631,7 +636,7 @@ class OrderFulfill(ApprovalFlow):
             # failure that recovered) may have written it first: read on conflict.
             self._projection = OrderProjection(self._tenant, self._order_id, read_first=False)
         data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
-        if rides and workflow.patched(PROJECTION_RIDES):
+        if rides and self._lean_bookkeeping():
             if self._projection.ride(self._kernel, state, data):
                 return
         await self._projection.write(state, data, run=self._kernel)

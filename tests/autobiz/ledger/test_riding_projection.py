@@ -86,7 +86,7 @@ async def test_the_last_row_rides_with_the_trace_in_one_transaction(
         entries=[],
         projection=_ride(tenant, "completed", 0, workflow_id="wf"),
     )
-    persist = KernelActivities(database).persist_trace
+    persist = KernelActivities(database).persist_trace_with_row
     assert await ActivityEnvironment().run(persist, batch) == 0
     assert await ActivityEnvironment().run(persist, batch) == 0  # retried: no second move
     row = await _row(database, tenant)

@@ -23,7 +23,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from activities.config_activities import flow_context
 from kernel import tools
-from kernel.call import PERSIST_TRACE_ACTIVITY, TraceBatch
+from kernel.call import PERSIST_TRACE_ACTIVITY, PERSIST_TRACE_WITH_ROW_ACTIVITY, TraceBatch
 from kernel.config import BusinessConfig
 from kernel.contracts import CallContext, ProjectionWrite
 from kernel.decision_proof import ApproverKey, ApproverKeyRegistry
@@ -397,9 +397,13 @@ class Fakes:
 
     @activity.defn(name=PERSIST_TRACE_ACTIVITY)
     async def persist_trace(self, batch: TraceBatch) -> int:
-        if batch.projection is not None:
-            self.ride(batch.projection)
         return len(batch.entries)  # not recorded: it says nothing about a branch
+
+    @activity.defn(name=PERSIST_TRACE_WITH_ROW_ACTIVITY)
+    async def persist_trace_with_row(self, batch: TraceBatch) -> int:
+        assert batch.projection is not None
+        self.ride(batch.projection)
+        return len(batch.entries)
 
     @activity.defn(name=RECONCILE_SCOPE)
     async def reconcile_scope(self, req: ScopeRequest) -> ReconcileScope:

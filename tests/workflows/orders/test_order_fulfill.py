@@ -167,6 +167,17 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     ]
     assert scheduled.count("autobiz.order_state_write") == 1
     assert "autobiz.order_state_read" not in scheduled
+    # The last row went with the trace, under the name a worker before the ride lacks.
+    assert scheduled[-1] == "kernel.persist_trace_with_row"
+    assert "kernel.persist_trace" not in scheduled
+    # The starter set TenantId, OrderId, FlowState and ApprovalPending: not upserted again.
+    upserts = [
+        dict(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    assert not any("TenantId" in u or "OrderId" in u for u in upserts)
+    assert sum("FlowState" in u for u in upserts) == 6  # one per move, for the Web UI
     await maybe_record(h.client, handle.id, "order_fulfill_projection_rides")
 
 
