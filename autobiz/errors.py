@@ -106,6 +106,7 @@ EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.SECRET_ACCESS_DENIED: _R,
     ErrorCode.HYGIENE_VIOLATION: _R,
     ErrorCode.GATE_BYPASSED: _R,
+    ErrorCode.PROJECTION_NOT_WRITTEN: _F,  # a worker built without RidingProjection
     ErrorCode.CODEC_TAMPERED: _R,
     ErrorCode.SANDBOX_FORBIDDEN: _R,
     # -- unreachable / would not start ------------------------------------------------

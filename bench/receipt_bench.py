@@ -2,10 +2,11 @@
 
 One run, one machine, one scratch PostgreSQL database (created, migrated, dropped):
 
-* **raw**: a psycopg pool with the worker's pool settings (autocommit connections,
-  ``RESET ALL`` on return, a liveness check on a connection idle 5 s), on the
-  application role; per row one transaction that sets ``app.tenant_id`` (so row-level
-  security applies, as it does for the ledger) and runs one plain ``INSERT``.
+* **raw**: a psycopg pool (autocommit connections, a liveness check on a connection
+  idle 5 s, no reset on return), on the application role; per row one transaction
+  that sets ``app.tenant_id`` (so row-level security applies, as it does for the
+  ledger) and runs one plain ``INSERT``: ``BEGIN``, ``set_config``, ``INSERT``,
+  ``COMMIT``, the least a transaction under RLS takes.
 * **ledger**: ``ReceiptStore.write``, what the side-effect runner calls after a
   provider call, on ``Database`` with the same pool sizes: the redaction of
   ``details``, then the idempotent insert (``ON CONFLICT (tenant_id, internal_key) DO
@@ -129,7 +130,7 @@ async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    from autobiz.db.database import Database, _check_unless_fresh, _reset_connection
+    from autobiz.db.database import Database, _check_unless_fresh
     from autobiz.ledger.receipts import ReceiptStore
 
     rows: dict[str, list[Any]] = {
@@ -146,7 +147,6 @@ async def bench(app_dsn: str, n: int, concurrency: int, rounds: int) -> None:
         kwargs={"autocommit": True, "row_factory": dict_row},
         open=False,
         timeout=10.0,
-        reset=_reset_connection,
         check=_check_unless_fresh,
         name="bench-raw",
     )

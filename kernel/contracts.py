@@ -146,21 +146,31 @@ def split_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
-class ProjectionWrite(Frozen):
-    """An ``order_state`` row that rides with the next activity instead of costing one of
-    its own (DESIGN §4 projections; bench/README.md, issue 15).
-
-    The worker writes it before the activity's own work, in its own transaction:
-    ``data`` (this run's fields) is merged over what the row holds, at the next version.
-    ``expected_version`` is the version the run believes the row is at: a row found
-    one past it with this state and these fields is a retried write, applied already.
-    """
+class OrderStateWrite(Frozen):
+    """The ``order_state`` row one move writes (DESIGN §4 projections), optimistically:
+    from ``expected_version`` to the next (``autobiz.order_state_write``)."""
 
     tenant_id: str
     order_id: str
     state: str
     expected_version: int = Field(ge=0)
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrderStateWritten(Frozen):
+    version: int
+    applied: bool
+
+
+class ProjectionWrite(OrderStateWrite):
+    """An ``order_state`` row that rides with the next activity instead of costing one of
+    its own (bench/README.md, issue 15).
+
+    The worker writes it before the activity's own work, in its own transaction:
+    ``data`` (this run's fields) is merged over what the row holds, at the next version.
+    ``expected_version`` is the version the run believes the row is at: a row found
+    one past it with this state and these fields is a retried write, applied already.
+    """
 
 
 class CallContext(Frozen):

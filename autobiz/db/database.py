@@ -91,10 +91,41 @@ _returned_at: weakref.WeakKeyDictionary[AsyncConnection[Row], float] = weakref.W
 _check_every: ContextVar[bool] = ContextVar("autobiz_db_check_every", default=False)
 
 
-async def _reset_connection(conn: AsyncConnection[Row]) -> None:
-    # Belt and braces: even a plain SET issued by mistake never reaches the next borrower.
-    await conn.execute("RESET ALL")
-    _returned_at[conn] = time.monotonic()
+async def _end(conn: AsyncConnection[Row], *, commit: bool) -> None:
+    """End the transaction and reset the session in one round trip (``COMMIT; RESET
+    ALL``, or ``ROLLBACK; RESET ALL`` after the caller's error), so that even a plain SET
+    issued by mistake never reaches the next borrower. A connection that cannot be reset
+    is closed: the pool discards it rather than lend it dirty. A failed COMMIT is raised
+    (after the reset it skipped)."""
+    try:
+        await conn.execute("COMMIT; RESET ALL" if commit else "ROLLBACK; RESET ALL")
+    except psycopg.Error as exc:
+        await _reset_or_close(conn)
+        if commit:
+            raise
+        log.warning("rollback after an error failed: %s", exc)
+    finally:
+        _returned_at[conn] = time.monotonic()
+
+
+async def _reset_or_close(conn: AsyncConnection[Row]) -> None:
+    if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        try:
+            await conn.execute("RESET ALL")
+            return
+        except psycopg.Error:
+            pass
+    await conn.close()
+
+
+def _begin_sql(tenant_id: str | None) -> sql.SQL | sql.Composed:
+    """``BEGIN`` and the transaction-local tenant in one round trip (a simple query; the
+    id, validated already, goes in as a quoted literal)."""
+    if tenant_id is None:
+        return sql.SQL("BEGIN")
+    return sql.SQL("BEGIN; SELECT set_config('app.tenant_id', {}, true)").format(
+        sql.Literal(tenant_id)
+    )
 
 
 async def _check_unless_fresh(conn: AsyncConnection[Row]) -> None:
@@ -122,7 +153,6 @@ class Database:
             "kwargs": {"autocommit": True, "row_factory": dict_row},
             "open": False,
             "timeout": timeout,
-            "reset": _reset_connection,
             "check": _check_unless_fresh,
         }
         self._app_pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
@@ -194,9 +224,7 @@ class Database:
             token = _check_every.set(attempt > 1)
             try:
                 conn = await stack.enter_async_context(self._connection(pool))
-                await stack.enter_async_context(conn.transaction())
-                if tenant_id is not None:
-                    await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+                await conn.execute(_begin_sql(tenant_id))
             except (psycopg.OperationalError, DatabaseError) as exc:
                 failure: BaseException = exc
                 try:  # hands the connection back; _connection rewraps the error
@@ -210,7 +238,12 @@ class Database:
             finally:
                 _check_every.reset(token)
             async with stack:
-                yield conn
+                try:
+                    yield conn
+                except BaseException:
+                    await _end(conn, commit=False)
+                    raise
+                await _end(conn, commit=True)
             return
 
     @asynccontextmanager

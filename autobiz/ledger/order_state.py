@@ -25,8 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from autobiz.db.database import Database, TenantSession
 from kernel.codes import ErrorCode
-from kernel.contracts import ProjectionWrite
-from workflows.common.models import OrderStateWrite, OrderStateWritten
+from kernel.contracts import OrderStateWrite, OrderStateWritten, ProjectionWrite
 
 log = logging.getLogger(__name__)
 

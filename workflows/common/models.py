@@ -14,6 +14,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kernel.config import DunningConfig
+
+# The order_state rows, defined in the kernel so the worker's ride writes the same model.
+from kernel.contracts import OrderStateWrite as OrderStateWrite
+from kernel.contracts import OrderStateWritten as OrderStateWritten
 from kernel.decision_proof import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW, DecisionProof
 from kernel.frozen import Frozen
 from kernel.policy import RunPolicy
@@ -155,19 +159,6 @@ class HitlClose(Frozen):
     decided_by: str | None = None
     decided_at: datetime
     reason: str | None = None
-
-
-class OrderStateWrite(Frozen):
-    tenant_id: str
-    order_id: str
-    state: str
-    expected_version: int = Field(ge=0)
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class OrderStateWritten(Frozen):
-    version: int
-    applied: bool
 
 
 # --- status ---------------------------------------------------------------------------
