@@ -10,11 +10,19 @@ from typing import Any
 import psycopg
 import pytest
 
-from autobiz.db.database import Database
+from autobiz.db.database import Database, TenantSession
 from tests.conftest import new_tenant
 from tests.support.postgres import ProvisionedDatabase
 
 pytestmark = pytest.mark.integration
+
+
+async def _insert_order(s: TenantSession, tenant: str, order_id: str) -> None:
+    await s.execute(
+        "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash)"
+        " VALUES (%s, %s, 1, 'paid', 'h')",
+        (tenant, order_id),
+    )
 
 
 async def _next_borrower(db: Database) -> dict[str, object]:
@@ -36,11 +44,7 @@ async def test_a_body_that_raises_is_rolled_back_and_leaves_a_clean_connection(
         with pytest.raises(RuntimeError):
             async with db.tenant(tenant) as s:
                 pid = await s.fetch_val("SELECT pg_backend_pid()")
-                await s.execute(
-                    "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash)"
-                    " VALUES (%s, 'o1', 1, 'paid', 'h')",
-                    (tenant,),
-                )
+                await _insert_order(s, tenant, "o1")
                 await s.execute("SET work_mem = '7MB'")  # session-level, by mistake
                 await s.execute("SELECT set_config('app.tenant_id', %s, false)", (tenant,))
                 raise RuntimeError("the caller's own failure")
@@ -65,18 +69,10 @@ async def test_a_savepoint_still_nests_inside_the_tenant_transaction(
     database: Database, tenant: str
 ) -> None:
     async with database.tenant(tenant) as s:
-        await s.execute(
-            "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash)"
-            " VALUES (%s, 'kept', 1, 'paid', 'h')",
-            (tenant,),
-        )
+        await _insert_order(s, tenant, "kept")
         with pytest.raises(psycopg.errors.UniqueViolation):
             async with s.savepoint():
-                await s.execute(
-                    "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash)"
-                    " VALUES (%s, 'kept', 1, 'paid', 'h')",
-                    (tenant,),
-                )
+                await _insert_order(s, tenant, "kept")
         assert await s.fetch_val("SELECT count(*) FROM order_state") == 1
     async with database.tenant(tenant) as s:
         assert await s.fetch_val("SELECT count(*) FROM order_state") == 1  # committed
