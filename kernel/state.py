@@ -158,11 +158,10 @@ class RunState(BaseModel):
         """Record a decision the workflow made (with its alternatives, if any)."""
         return self.record(now, "decision", what, detail=detail)
 
-    def carry(self, write: ProjectionWrite) -> ProjectionWrite | None:
-        """Hand ``write`` to the next tool call or trace persist; returns the write it
-        replaces, never sent (the state it held did not last long enough to matter)."""
-        replaced, self.riding = self.riding, write
-        return replaced
+    def carry(self, write: ProjectionWrite) -> None:
+        """Hand ``write`` to the next tool call or trace persist (the caller has taken
+        back any write still waiting: ``OrderProjection.ride``)."""
+        self.riding = write
 
     def take_riding(self) -> ProjectionWrite | None:
         """The waiting projection write, now taken by the activity about to be scheduled."""

@@ -30,6 +30,13 @@ from kernel.contracts import OrderStateWrite, OrderStateWritten, ProjectionWrite
 log = logging.getLogger(__name__)
 
 
+# An order's first row (version 1); a row that exists already is left to the caller.
+_INSERT_FIRST = (
+    "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, data) "
+    "VALUES (%s, %s, 1, %s, %s, %s) ON CONFLICT (tenant_id, order_id) DO NOTHING"
+)
+
+
 def state_hash(state: str, data: dict[str, Any]) -> str:
     blob = json.dumps({"state": state, "data": data}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -46,9 +53,7 @@ class OrderStateRows:
         async with self._db.tenant(write.tenant_id) as s:
             if write.expected_version == 0:
                 changed = await s.execute(
-                    "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, "
-                    "data) VALUES (%s, %s, 1, %s, %s, %s) "
-                    "ON CONFLICT (tenant_id, order_id) DO NOTHING",
+                    _INSERT_FIRST,
                     (write.tenant_id, write.order_id, write.state, digest, Jsonb(write.data)),
                 )
             else:
@@ -96,9 +101,7 @@ class OrderStateRows:
         if row is None:
             digest = state_hash(write.state, write.data)
             inserted = await s.execute(
-                "INSERT INTO order_state (tenant_id, order_id, version, state, state_hash, "
-                "data) VALUES (%s, %s, 1, %s, %s, %s) "
-                "ON CONFLICT (tenant_id, order_id) DO NOTHING",
+                _INSERT_FIRST,
                 (write.tenant_id, write.order_id, write.state, digest, Jsonb(write.data)),
             )
             if inserted:
