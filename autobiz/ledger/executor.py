@@ -82,6 +82,8 @@ def current_call() -> CallContext | None:
 def verify_call(ctx: CallContext, input: BaseModel) -> None:
     """Refuse a call whose idempotency keys were not computed from its own content, or
     whose projection row nothing wrote (``autobiz.ledger.riding_projection``)."""
+    if ctx.projection is not None and ctx.projection.tenant_id != ctx.tenant_id:
+        raise GateBypassedError(f"{ctx.ref}: the order_state row is for another tenant")
     if ctx.projection is not None and not projection_taken():
         raise ProjectionNotWrittenError(
             f"{ctx.ref}: the call carries an order_state row and this worker has no "

@@ -13,7 +13,8 @@ with its trace, whose activity retries until both are stored.
 
 ``verify_call`` refuses a call with a projection that no interceptor took
 (``PROJECTION_NOT_WRITTEN``): a worker built without it fails loudly, never silently
-drops the rows.
+drops the rows. A row for another tenant than the call's is never written, and the
+call is refused as ``GATE_BYPASSED`` (non-retryable), like keys that do not match it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class _Riding(ActivityInboundInterceptor):
         if not isinstance(ctx, CallContext) or ctx.projection is None:
             return await super().execute_activity(input)
         write = ctx.projection
+        if write.tenant_id != ctx.tenant_id:
+            # Another tenant's row: never written; ``verify_call`` refuses the call.
+            return await super().execute_activity(input)
         try:
             await self._rows.ride(write)
         except (AutobizError, psycopg.Error) as exc:

@@ -20,6 +20,7 @@ from kernel import tools
 from kernel.call import TraceBatch
 from kernel.contracts import CallContext, ProjectionWrite
 from kernel.tools.risk import RiskInput
+from tests.conftest import new_tenant
 from tests.support.calls import call_context
 
 pytestmark = pytest.mark.integration
@@ -160,3 +161,21 @@ async def test_a_database_that_is_down_does_not_fail_the_tool(tenant: str) -> No
     finally:
         await dead._app_pool.close()
     assert tool.seen == [(True, None)]
+
+
+async def test_a_row_for_another_tenant_is_never_written_and_the_call_refused(
+    database: Database, tenant: str
+) -> None:
+    """The row is not covered by the call's keys: it is bound to the call's tenant
+    instead, so a forged context cannot move another merchant's order."""
+    other = await new_tenant(database, "other")
+    ctx, input = _risk_call(tenant, _ride(other, "assessing", 0))
+    tool = _Tool()
+    chain = RidingProjection(database).intercept_activity(tool)
+    assert await chain.execute_activity(_input(ctx, input)) == "done"
+    assert tool.seen == [(False, None)]  # not taken: the tool's verify_call refuses it
+    async with database.tenant(other) as s:
+        assert await s.fetch_val("SELECT count(*) FROM order_state") == 0
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(RiskActivities().assess, ctx, input)
+    assert refused.value.type == "GATE_BYPASSED" and refused.value.non_retryable
