@@ -109,6 +109,7 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
     from autobiz.settings import WorkerSettings
     from autobiz.temporal_client import connect
     from bench.bare_workflow import BareActivities, BareApprovalWorkflow, BareWorkflow
+    from workers.bytecode import write_bytecode
     from workers.worker import WORKFLOWS, activities, metrics_runtime, tenant_clients
 
     settings = provider_settings(cfg["sandbox_url"])
@@ -132,6 +133,7 @@ async def serve_worker(cfg: dict[str, Any]) -> None:
         # Experiment, not the product: no liveness check when a connection is borrowed,
         # not even after 5 s idle.
         db._app_pool._check = None
+    write_bytecode([*WORKFLOWS, BareWorkflow, BareApprovalWorkflow])  # as build_worker does
     async with db:
         worker = Worker(  # the options of workers.worker.build_worker
             client,

@@ -170,7 +170,13 @@ class ProjectionWrite(OrderStateWrite):
     ``data`` (this run's fields) is merged over what the row holds, at the next version.
     ``expected_version`` is the version the run believes the row is at: a row found
     one past it with this state and these fields is a retried write, applied already.
+
+    ``with_result``: the row is for the move that follows the call's success, so it is
+    written after the call, in a side effect's finish transaction with its receipt (a
+    call answered from the idempotency store, or a read, writes it on its own after).
     """
+
+    with_result: bool = False
 
 
 class CallContext(Frozen):

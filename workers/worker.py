@@ -59,6 +59,7 @@ from kernel.metrics import HISTOGRAM_BUCKETS, publish_build_info
 from starters.closeout import ensure_closeout_schedule
 from starters.monitor import ensure_monitor_schedule
 from starters.reconciliation import ensure_schedule
+from workers.bytecode import write_bytecode
 from workers.ledger_gauges import LedgerGauges
 from workflows.care.wismo import Wismo
 from workflows.closeout.daily_closeout import DailyCloseout
@@ -196,6 +197,7 @@ def build_worker(
     task_queue: str | None = None,
 ) -> Worker:
     cfg = settings.worker
+    write_bytecode(WORKFLOWS)  # the sandbox imports them once per run
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,

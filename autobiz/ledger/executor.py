@@ -34,8 +34,9 @@ from autobiz.ledger.idempotency_store import (
     IdempotencyStore,
     utc_now,
 )
+from autobiz.ledger.order_state import OrderStateRows
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
-from autobiz.ledger.riding_projection import projection_taken
+from autobiz.ledger.riding_projection import projection_taken, take_row_for_finish
 from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.idempotency import keys_for, request_hash
@@ -118,6 +119,7 @@ class SideEffectRunner:
     ) -> None:
         self.idempotency = IdempotencyStore(db, window=window, clock=clock)
         self.receipts = ReceiptStore(db)
+        self.rows = OrderStateRows(db)
 
     async def run(
         self,
@@ -130,9 +132,15 @@ class SideEffectRunner:
         verify_call(ctx, input)
         drafts: list[ReceiptDraft] = []  # the executed call's receipt, once it has one
 
-        async def write_receipt(session: TenantSession) -> None:
+        async def write_with_result(session: TenantSession) -> None:
+            """The receipt, and the order's row for the move after this call (if the
+            call carries one: ``ProjectionWrite.with_result``), in the finish's
+            transaction."""
             if drafts:
                 await self.receipts.write_in(session, drafts[0])
+            row = take_row_for_finish()
+            if row is not None:
+                await self.rows.ride_in(session, row)
 
         try:
             outcome = await self.idempotency.run(
@@ -142,7 +150,7 @@ class SideEffectRunner:
                 tool=ctx.ref,
                 execute=lambda: self._once(ctx, activity_id, execute, drafts),
                 lease=attempt_lease(),
-                also=write_receipt if ctx.side_effect.needs_receipt else None,
+                also=write_with_result if ctx.side_effect.needs_receipt else None,
             )
         except IdempotencyInProgressError:
             record_idempotency(ctx, "in_progress")

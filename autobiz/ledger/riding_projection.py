@@ -11,6 +11,13 @@ row lags by one state and the run's next write merges over it (the standalone wr
 reads the row on its version conflict, a ride merges anyway). The run's last row rides
 with its trace, whose activity retries until both are stored.
 
+A row marked ``with_result`` is for the move that follows the call's success
+(OrderFulfill's ``in_production`` after the Printful confirm): it is not written before
+the call but handed to the side effect's finish transaction (``take_row_for_finish``),
+where it is stored with the receipt and the key's ``succeeded``, or not at all. A call
+that has no such finish (a read, or a result answered from the idempotency store)
+writes it here once it has succeeded; a failed call never writes it.
+
 ``verify_call`` refuses a call with a projection that no interceptor took
 (``PROJECTION_NOT_WRITTEN``): a worker built without it fails loudly, never silently
 drops the rows. A row for another tenant than the call's is never written, and the
@@ -29,17 +36,35 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 from autobiz.db.database import Database
 from autobiz.errors import AutobizError
 from autobiz.ledger.order_state import OrderStateRows
-from kernel.contracts import CallContext
+from kernel.contracts import CallContext, ProjectionWrite
 
 log = logging.getLogger(__name__)
 
 # Set while the activity whose projection this interceptor took runs.
 _TAKEN: ContextVar[bool] = ContextVar("autobiz_projection_taken", default=False)
+# The ``with_result`` row the running activity's finish transaction may write.
+_FOR_FINISH: ContextVar[_ForFinish | None] = ContextVar("autobiz_row_for_finish", default=None)
+
+
+class _ForFinish:
+    def __init__(self, write: ProjectionWrite) -> None:
+        self.write = write
+        self.taken = False
 
 
 def projection_taken() -> bool:
     """The running activity's projection row was handled by the interceptor."""
     return _TAKEN.get()
+
+
+def take_row_for_finish() -> ProjectionWrite | None:
+    """The ``with_result`` row, for the finish transaction of the call that is running
+    (once: the interceptor then leaves it to that transaction); None: no row waits."""
+    waiting = _FOR_FINISH.get()
+    if waiting is None or waiting.taken:
+        return None
+    waiting.taken = True
+    return waiting.write
 
 
 class RidingProjection(Interceptor):
@@ -65,17 +90,37 @@ class _Riding(ActivityInboundInterceptor):
         if write.tenant_id != ctx.tenant_id:
             # Another tenant's row: never written; ``verify_call`` refuses the call.
             return await super().execute_activity(input)
-        try:
-            await self._rows.ride(write)
-        except (AutobizError, psycopg.Error) as exc:
-            log.warning(
-                "order_state %s not written before %s (the next write catches up): %s",
-                write.order_id,
-                ctx.ref,
-                exc,
-            )
+        if write.with_result:
+            return await self._with_result(input, ctx, write)
+        await self._write(write, ctx, "before")
         token = _TAKEN.set(True)
         try:
             return await super().execute_activity(input)
         finally:
             _TAKEN.reset(token)
+
+    async def _with_result(
+        self, input: ExecuteActivityInput, ctx: CallContext, write: ProjectionWrite
+    ) -> Any:
+        waiting = _ForFinish(write)
+        taken, for_finish = _TAKEN.set(True), _FOR_FINISH.set(waiting)
+        try:
+            result = await super().execute_activity(input)
+        finally:
+            _FOR_FINISH.reset(for_finish)
+            _TAKEN.reset(taken)
+        if not waiting.taken:  # no finish transaction wrote it
+            await self._write(write, ctx, "after")
+        return result
+
+    async def _write(self, write: ProjectionWrite, ctx: CallContext, when: str) -> None:
+        try:
+            await self._rows.ride(write)
+        except (AutobizError, psycopg.Error) as exc:
+            log.warning(
+                "order_state %s not written %s %s (the next write catches up): %s",
+                write.order_id,
+                when,
+                ctx.ref,
+                exc,
+            )

@@ -9,8 +9,11 @@ written keeps what the row held (the last read) and adds this run's fields.
 A move followed at once by a tool call (or by the run's end) can let the row *ride*
 with that call (``ride``): the worker writes it before the tool runs, merging this run's
 fields over the row, so the move costs no activity of its own
-(``autobiz.ledger.riding_projection``). A move followed by a wait writes at once: the
-row must say ``in_production`` while the order is in production.
+(``autobiz.ledger.riding_projection``). A move that follows a call's success and comes
+before a wait (``in_production``, once Printful confirmed) can ride *with the result*:
+the worker writes it when the call succeeds, in the side effect's finish transaction.
+Other moves followed by a wait write at once: the row must say ``awaiting_approval``
+while the approval waits.
 
 Deterministic: used by workflow modules only.
 """
@@ -58,10 +61,13 @@ class OrderProjection:
         self.attempts = attempts
         self.give_up = give_up
 
-    def ride(self, run: RunState, state: str, data: dict[str, Any]) -> bool:
+    def ride(
+        self, run: RunState, state: str, data: dict[str, Any], *, with_result: bool = False
+    ) -> bool:
         """Hand the row to the run's next tool call or trace persist (``RunState.carry``);
         False when the row's version is unknown (it must be read: write instead). A ride
-        still waiting is replaced: its state never lasted."""
+        still waiting is replaced: its state never lasted. ``with_result``: the row is
+        for the move after the call succeeds, and is written with its result."""
         self._take_back(run)
         if self.version is None:
             return False
@@ -72,6 +78,7 @@ class OrderProjection:
                 state=state,
                 expected_version=self.version,
                 data=data,
+                with_result=with_result,
             )
         )
         self.version += 1  # as the ride will leave it; a conflict later reads the row

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -77,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         exception_workflow_id,
         printful_external_id,
     )
+    from workflows.orders.facts import Fulfilment
     from workflows.orders.models import (
         EXCEPTION_UPDATE,
         CancelRequest,
@@ -101,6 +101,10 @@ WAITS_FOR_ENDING_CHILD = "fulfill-waits-for-ending-exception"
 # ``autobiz.order_state_write`` of its own, and search attributes the start set already
 # are not upserted again (one patch: each patch id costs a run one upsert of its own).
 LEAN_BOOKKEEPING = "bookkeeping-rides-with-calls"
+# From this patch on (with the one above), the ``in_production`` row goes with the
+# Printful confirm: written with its result, in the call's finish transaction, instead
+# of by an ``autobiz.order_state_write`` of its own once the call has returned.
+ROW_WITH_CONFIRM = "in-production-row-with-confirm"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
 
@@ -116,34 +120,6 @@ def printful_items(order: GetOrderOutput, default_variant: int) -> list[Printful
 
 class CancelRequested(Exception):
     """Raised at a checkpoint once ``cancel_requested`` has arrived (caught in ``run``)."""
-
-
-@dataclass
-class Fulfilment:
-    """What the flow has learnt and done so far: the result, the ``status`` query's detail
-    and the order's projection are all read from here."""
-
-    order_name: str | None = None
-    total_minor: int | None = None
-    currency: str | None = None
-    risk: str | None = None
-    captured_minor: int | None = None
-    printful_order_id: int | None = None
-    tracking_number: str | None = None
-    fulfillment_id: str | None = None
-    email_message_id: str | None = None
-    stripe_events: list[str] = field(default_factory=list)
-    compensated: list[str] | None = None
-    cancelled_in: str | None = None
-    exception: dict[str, Any] | None = None  # the latest FulfillmentException, as it stands
-
-    SHOWN = ("order_name", "total_minor", "currency", "risk", "captured_minor")
-    SHOWN_LATER = ("printful_order_id", "tracking_number", "stripe_events", "compensated")
-
-    def shown(self) -> dict[str, Any]:
-        """The detail operators see (unknown facts left out)."""
-        names = (*self.SHOWN, *self.SHOWN_LATER, "cancelled_in", "exception")
-        return {n: v for n in names if (v := getattr(self, n)) is not None and v != []}
 
 
 @workflow.defn(name=ORDER_FULFILL.type)
@@ -164,6 +140,7 @@ class OrderFulfill(ApprovalFlow):
         self._exception_retries = 0  # re-submissions of transient failures so far
         self._forward: list[dict[str, Any]] = []  # order_remove_hold for the running child
         self._child_running = False
+        self._written_with_call: str | None = None  # the next move's row, sent with a call
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -377,7 +354,14 @@ class OrderFulfill(ApprovalFlow):
         ref = PrintfulOrderRef(printful_order_id=draft.printful_order_id)
         self._saga.add("cancel_printful_draft", lambda: self._cancel_draft(ref))
         self._checkpoint()
-        await kernel_call(self._kernel, tools.printful.CONFIRM_ORDER, ref, step="printful_confirm")
+        self._row_with_result("in_production")
+        try:
+            await kernel_call(
+                self._kernel, tools.printful.CONFIRM_ORDER, ref, step="printful_confirm"
+            )
+        except BaseException:
+            self._written_with_call = None  # the call failed: its row was not written
+            raise
         self._saga.clear()  # the point of no return
         return ref
 
@@ -629,17 +613,35 @@ class OrderFulfill(ApprovalFlow):
     async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
         """The order's row on each move. From the patch on, a move with a tool call (or
         the end) straight after lets the row ride with it: five of an order's six
-        writes cost no activity of their own; ``in_production`` (a wait follows) and
-        ``awaiting_approval`` are written at once."""
+        writes cost no activity of their own; ``awaiting_approval`` (a wait follows) is
+        written at once, and so is ``in_production`` unless it went with the confirm
+        (``_row_with_result``)."""
+        if self._written_with_call == state:
+            self._written_with_call = None
+            return
+        data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
+        projection = self._order_row()
+        if rides and self._lean_bookkeeping():
+            if projection.ride(self._kernel, state, data):
+                return
+        await projection.write(state, data, run=self._kernel)
+
+    def _row_with_result(self, state: str) -> None:
+        """The row of ``state``, the move that follows the next call's success, goes
+        with that call (patched): the worker writes it with the call's result, and the
+        move costs no activity of its own."""
+        if not (self._lean_bookkeeping() and workflow.patched(ROW_WITH_CONFIRM)):
+            return
+        data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
+        if self._order_row().ride(self._kernel, state, data, with_result=True):
+            self._written_with_call = state
+
+    def _order_row(self) -> OrderProjection:
         if self._projection is None:
             # The flow that starts an order's row; another flow of the order (a payment
             # failure that recovered) may have written it first: read on conflict.
             self._projection = OrderProjection(self._tenant, self._order_id, read_first=False)
-        data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
-        if rides and self._lean_bookkeeping():
-            if self._projection.ride(self._kernel, state, data):
-                return
-        await self._projection.write(state, data, run=self._kernel)
+        return self._projection
 
     async def _on_end(self) -> None:
         """Answer a cancellation request (if one came) with ``fulfill_stopped``; a

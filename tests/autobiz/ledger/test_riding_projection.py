@@ -1,6 +1,8 @@
 """The order_state row that rides with a tool call: written before the tool, merged over
 what the row holds, a retried write recognised; a worker without the interceptor refuses
-the call, and a database that is down does not fail the tool."""
+the call, and a database that is down does not fail the tool. A row ``with_result`` is
+written only once the call succeeded: in a side effect's finish transaction, with its
+receipt."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 from activities.kernel_activities import KernelActivities
 from activities.risk_activities import RiskActivities
 from autobiz.db.database import Database
+from autobiz.ledger.executor import ProviderResult, SideEffectRunner
 from autobiz.ledger.order_state import OrderStateRows, state_hash
 from autobiz.ledger.riding_projection import RidingProjection, projection_taken
 from kernel import tools
 from kernel.call import TraceBatch
 from kernel.contracts import CallContext, ProjectionWrite
+from kernel.tools.printful import PrintfulOrderOutput, PrintfulOrderRef
 from kernel.tools.risk import RiskInput
 from tests.conftest import new_tenant
 from tests.support.calls import call_context
@@ -179,3 +183,78 @@ async def test_a_row_for_another_tenant_is_never_written_and_the_call_refused(
     with pytest.raises(ApplicationError) as refused:
         await ActivityEnvironment().run(RiskActivities().assess, ctx, input)
     assert refused.value.type == "GATE_BYPASSED" and refused.value.non_retryable
+
+
+def _with_result(tenant: str, state: str, expected: int, **data: Any) -> ProjectionWrite:
+    return _ride(tenant, state, expected, **data).model_copy(update={"with_result": True})
+
+
+class _Failing(_Tool):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        await super().execute_activity(input)
+        raise ApplicationError("provider down", type="PROVIDER_UNAVAILABLE")
+
+
+async def test_a_row_with_the_result_is_written_once_the_call_succeeded_never_before(
+    database: Database, tenant: str
+) -> None:
+    """A call without a finish transaction of its own (a read) writes it after; a call
+    that fails never does, so the row never says what did not happen."""
+    failing = _Failing(database)
+    chain = RidingProjection(database).intercept_activity(failing)
+    ctx, input = _risk_call(tenant, _with_result(tenant, "in_production", 0, workflow_id="wf"))
+    with pytest.raises(ApplicationError):
+        await chain.execute_activity(_input(ctx, input))
+    assert failing.seen == [(True, None)]  # taken, and not written before the tool
+    async with database.tenant(tenant) as s:
+        assert await s.fetch_val("SELECT count(*) FROM order_state") == 0
+
+    tool = _Tool(database)
+    chain = RidingProjection(database).intercept_activity(tool)
+    assert await chain.execute_activity(_input(ctx, input)) == "done"
+    assert tool.seen == [(True, None)]
+    row = await _row(database, tenant)
+    assert (row["state"], row["version"]) == ("in_production", 1)
+
+
+class _Confirm(ActivityInboundInterceptor):
+    """The Printful confirm as its activity runs it: through the side-effect runner."""
+
+    def __init__(self, db: Database) -> None:
+        self.runner = SideEffectRunner(db)
+        self.executed = 0
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        ctx, ref = input.args
+
+        async def confirm() -> ProviderResult[PrintfulOrderOutput]:
+            self.executed += 1
+            out = PrintfulOrderOutput(printful_order_id=7, status="pending")
+            return ProviderResult(output=out, provider_object_id="7", status="pending")
+
+        return await self.runner.run(ctx, ref, PrintfulOrderOutput, "act-1", confirm)
+
+
+async def test_a_row_with_the_result_is_stored_with_the_side_effects_receipt(
+    database: Database, tenant: str
+) -> None:
+    """Stored in the finish's transaction (the receipt's created_at and the row's
+    updated_at are that transaction's now()); a repeat answered from the idempotency
+    store finds it there and moves nothing."""
+    ref = PrintfulOrderRef(printful_order_id=7)
+    ctx = call_context(tenant, tools.printful.CONFIRM_ORDER, ref).model_copy(
+        update={"projection": _with_result(tenant, "in_production", 0, workflow_id="wf")}
+    )
+    confirm = _Confirm(database)
+    chain = RidingProjection(database).intercept_activity(confirm)
+    out = await chain.execute_activity(_input(ctx, ref))  # type: ignore[arg-type]
+    assert out.printful_order_id == 7
+    again = await chain.execute_activity(_input(ctx, ref))  # type: ignore[arg-type]
+    assert again == out and confirm.executed == 1
+    async with database.tenant(tenant) as s:
+        stored = await s.fetch_one(
+            "SELECT o.version, o.state, o.updated_at = r.created_at AS together "
+            "FROM order_state o JOIN receipts r ON r.tenant_id = o.tenant_id "
+            "WHERE o.order_id = 'o1' AND r.tool = 'printful.confirm_order'"
+        )
+    assert stored == {"version": 1, "state": "in_production", "together": True}

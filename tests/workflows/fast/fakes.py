@@ -463,8 +463,12 @@ class _FakeRiding(Interceptor):
         class Riding(ActivityInboundInterceptor):
             async def execute_activity(self, input: ExecuteActivityInput) -> Any:
                 ctx = input.args[0] if input.args else None
-                if isinstance(ctx, CallContext) and ctx.projection is not None:
-                    fakes.ride(ctx.projection)
-                return await super().execute_activity(input)
+                row = ctx.projection if isinstance(ctx, CallContext) else None
+                if row is not None and not row.with_result:
+                    fakes.ride(row)
+                result = await super().execute_activity(input)
+                if row is not None and row.with_result:  # once the call succeeded
+                    fakes.ride(row)
+                return result
 
         return Riding(next)

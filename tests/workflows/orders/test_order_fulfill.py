@@ -122,9 +122,10 @@ async def test_happy_path_exactly_once(harness: Harness) -> None:
 async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits(
     harness: Harness,
 ) -> None:
-    """Five of the six order_state moves ride with the tool call after them (and the last
-    with the trace): one ``autobiz.order_state_write`` activity per order, for
-    ``in_production``, which must be in the row while the order waits for Printful."""
+    """Every order_state move rides with a tool call (the last with the trace): none
+    costs an ``autobiz.order_state_write`` of its own. ``in_production``, which must be
+    in the row while the order waits for Printful, is written with the confirm's result,
+    in the transaction that stores its receipt."""
     h = harness
     order_id, pi = await h.authorized_order("25.00")
     handle = await h.start_order(order_id, pi)
@@ -133,14 +134,13 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     async def row() -> dict[str, object]:
         async with h.db.tenant(h.tenant) as s:
             found = await s.fetch_one(
-                "SELECT state, version, data FROM order_state "
+                "SELECT state, version, data, updated_at FROM order_state "
                 "WHERE tenant_id = %s AND order_id = %s",
                 (h.tenant, order_id),
             )
         assert found is not None
         return dict(found)
 
-    # The status says in_production as the move is made; its write follows at once.
     waiting = await row()
     for _ in range(100):
         if waiting["state"] == "in_production":
@@ -152,6 +152,14 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     assert isinstance(data, dict) and data["workflow_id"] == handle.id
     # What the rides carried is in the row: the risk, the capture, the Printful order.
     assert (data["risk"], data["captured_minor"], data["printful_order_id"]) == ("low", 2500, pf_id)
+    async with h.db.tenant(h.tenant) as s:
+        confirmed = await s.fetch_val(
+            "SELECT created_at FROM receipts WHERE tenant_id = %s AND workflow_id = %s "
+            "AND tool = 'printful.confirm_order'",
+            (h.tenant, handle.id),
+        )
+    # now() is the transaction's start: the row and the receipt were stored together.
+    assert waiting["updated_at"] == confirmed
     await handle.signal(
         "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
     )
@@ -165,8 +173,9 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
-    assert scheduled.count("autobiz.order_state_write") == 1
+    assert "autobiz.order_state_write" not in scheduled
     assert "autobiz.order_state_read" not in scheduled
+    assert len(scheduled) == 9
     # The last row went with the trace, under the name a worker before the ride lacks.
     assert scheduled[-1] == "kernel.persist_trace_with_row"
     assert "kernel.persist_trace" not in scheduled
@@ -178,7 +187,7 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     ]
     assert not any("TenantId" in u or "OrderId" in u for u in upserts)
     assert sum("FlowState" in u for u in upserts) == 6  # one per move, for the Web UI
-    await maybe_record(h.client, handle.id, "order_fulfill_projection_rides")
+    await maybe_record(h.client, handle.id, "order_fulfill_in_production_with_confirm")
 
 
 async def test_shipment_found_by_polling_printful(
