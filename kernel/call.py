@@ -349,9 +349,14 @@ def _not_found_grace(grace: int, input: BaseModel | None, absent_ok: bool) -> in
     return grace
 
 
-async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds=30)) -> int:
+async def persist_trace(
+    state: RunState, *, limit: timedelta = timedelta(seconds=30), local: bool = False
+) -> int:
     """Persist the trace entries recorded since the last call (idempotent per seq), with
-    the projection row waiting to ride (``RunState.carry``), if any."""
+    the projection row waiting to ride (``RunState.carry``), if any. ``local``: as a
+    local activity, inside the workflow task that ends the run (a marker instead of an
+    activity task and a workflow task of its own); only for a run's last persist, where
+    nothing else of the run is in flight beside it."""
     entries = state.unpersisted()
     if not entries and state.riding is None:
         return 0
@@ -363,13 +368,17 @@ async def persist_trace(state: RunState, *, limit: timedelta = timedelta(seconds
         entries=entries,
         projection=state.take_riding(),
     )
-    written: int = await workflow.execute_activity(
-        PERSIST_TRACE_ACTIVITY if batch.projection is None else PERSIST_TRACE_WITH_ROW_ACTIVITY,
-        batch,
-        result_type=int,
-        start_to_close_timeout=limit,
-        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-    )
+    name = PERSIST_TRACE_ACTIVITY if batch.projection is None else PERSIST_TRACE_WITH_ROW_ACTIVITY
+    retry = RetryPolicy(maximum_interval=timedelta(seconds=30))
+    written: int
+    if local:
+        written = await workflow.execute_local_activity(
+            name, batch, result_type=int, start_to_close_timeout=limit, retry_policy=retry
+        )
+    else:
+        written = await workflow.execute_activity(
+            name, batch, result_type=int, start_to_close_timeout=limit, retry_policy=retry
+        )
     if entries:
         state.persisted_seq = entries[-1].seq
     return written

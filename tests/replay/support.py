@@ -80,10 +80,29 @@ def _patch_marker(path: list[str]) -> bool:
     return "markerRecordedEventAttributes" in path and "patch-data" in path
 
 
+# What the SDK writes in clear in a local activity's marker (``details.data``): which
+# activity, which attempt, when; its result is a payload of its own, encrypted.
+_LOCAL_MARKER_FIELDS = frozenset(
+    {"seq", "attempt", "activity_id", "activity_type", "complete_time", "backoff"}
+    | {"original_schedule_time", "activation_index"}
+)
+
+
+def _local_activity_marker(path: list[str], payload: dict[str, Any]) -> bool:
+    if "markerRecordedEventAttributes" not in path or path[-2:] != ["data", "payloads"]:
+        return False
+    try:
+        fields = json.loads(base64.b64decode(payload.get("data", "")))
+    except ValueError:
+        return False
+    return isinstance(fields, dict) and set(fields) <= _LOCAL_MARKER_FIELDS
+
+
 def foreign_payloads(history_json: dict[str, Any]) -> list[str]:
     """Problems that would make a history unusable or unsafe to commit: a payload under
     another key than the test key, or a readable payload other than a search attribute
-    (those are indexed by the server and never encrypted)."""
+    (those are indexed by the server and never encrypted), a patch id or a local
+    activity marker's bookkeeping."""
     problems: list[str] = []
     for path, payload in payloads(history_json):
         encoding = _meta(payload, "encoding")
@@ -92,6 +111,10 @@ def foreign_payloads(history_json: dict[str, Any]) -> list[str]:
             key_id = _meta(payload, KEY_ID)
             if key_id != TEST_KEY_ID:
                 problems.append(f"{where}: encrypted under {key_id!r}, not {TEST_KEY_ID!r}")
-        elif "searchAttributes" not in path and not _patch_marker(path):
+        elif not (
+            "searchAttributes" in path
+            or _patch_marker(path)
+            or _local_activity_marker(path, payload)
+        ):
             problems.append(f"{where}: readable payload ({encoding})")
     return problems

@@ -7,6 +7,7 @@ re-recorded history when no run of the old shape can exist, see README.md).
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -57,6 +58,23 @@ def test_every_workflow_type_has_a_history() -> None:
 def test_history_is_encrypted_under_the_test_key(path: Path) -> None:
     """Committed histories hold no readable payload and replay with the fixed key."""
     assert foreign_payloads(json.loads(path.read_text())) == []
+
+
+def test_a_local_activity_marker_passes_only_with_the_sdks_own_fields() -> None:
+    """The SDK's bookkeeping of a local activity is in clear; anything more is refused."""
+
+    def history(fields: dict[str, object]) -> dict[str, object]:
+        data = base64.b64encode(json.dumps(fields).encode()).decode()
+        plain = {"metadata": {"encoding": base64.b64encode(b"json/plain").decode()}, "data": data}
+        marker = {"markerName": "core_local_activity", "details": {"data": {"payloads": [plain]}}}
+        return {"events": [{"markerRecordedEventAttributes": marker}]}
+
+    sdk = {"seq": 9, "attempt": 1, "activity_id": "9", "activity_type": "kernel.persist_trace"}
+    assert foreign_payloads(history(sdk)) == []
+    leaked = foreign_payloads(history({**sdk, "customer_email": "a@example.com"}))
+    assert leaked == [
+        "events/markerRecordedEventAttributes/details/data/payloads: readable payload (json/plain)"
+    ]
 
 
 async def test_a_changed_workflow_fails_replay() -> None:

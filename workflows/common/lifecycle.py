@@ -8,7 +8,8 @@
 * ``_move``: a business state change — trace, ``FlowState`` search attribute, and the
   flow's projection (``_project``, a no-op unless the flow writes one; ``rides=True``
   when a tool call follows at once, so the row can go with it);
-* ``_end``: the last state, the trace persisted, ``_on_end`` (e.g. answer a canceller),
+* ``_end``: the last state, the trace persisted (in the last task, if the flow says so:
+  ``_trace_in_last_task``), ``_on_end`` (e.g. answer a canceller),
   then every in-flight handler finished before ``run`` returns (DESIGN §11: never return
   while update handlers still run).
 
@@ -66,6 +67,11 @@ class Flow(FlowHandlers):
         answers with its ``workflow.patched`` id (none here: every write its own)."""
         return False
 
+    def _trace_in_last_task(self) -> bool:
+        """Whether the run's last trace persist runs as a local activity, in the task
+        that ends the run. A flow answers with its ``workflow.patched`` id (none here)."""
+        return False
+
     @property
     def _kernel(self) -> RunState:
         """The kernel's state of this run (set by ``_begin``)."""
@@ -85,7 +91,7 @@ class Flow(FlowHandlers):
 
     async def _end(self, state: str) -> None:
         await self._move(state, rides=True)  # with the trace, if the flow lets it ride
-        await persist_trace(self._kernel)
+        await persist_trace(self._kernel, local=self._trace_in_last_task())
         await self._on_end()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
