@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from psycopg.types.json import Jsonb
-from temporalio.client import WorkflowFailureError
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Replayer,
+    Worker,
+)
 
+from autobiz.db.database import Database
 from ingress.events import normalise
 from ingress.tenants import Source
+from kernel.call import PERSIST_TRACE_WITH_ROW_ACTIVITY
 from starters.flows import decide, flow_status
 from tests.replay.recorder import maybe_record
+from tests.replay.support import replay_converter
 from tests.support.approver_keys import Approvers
-from tests.support.sandbox import WebhookSink
-from tests.workflows.support import Harness
-from workflows.ids import printful_external_id
+from tests.support.sandbox import Sandbox, WebhookSink
+from tests.workflows.support import Harness, connect_to, running_harness
+from workers.worker import WORKFLOWS
+from workflows.ids import PRINTFUL_EVENT, printful_external_id
 from workflows.orders.models import ShipmentNotice
 
 pytestmark = pytest.mark.integration
@@ -278,3 +294,87 @@ async def test_order_whose_row_another_flow_wrote_first_continues_it(harness: Ha
     assert row is not None and row["state"] == "completed" and row["version"] > 2
     # What the other flow recorded is kept alongside this run's fields.
     assert row["data"]["decline_class"] == "soft" and row["data"]["workflow_id"] == handle.id
+
+
+class _HeldLastTrace(ClientInterceptor, Interceptor):
+    """Holds OrderFulfill's last trace persist (a local activity, inside the task that
+    ends the run) for a few seconds, and says when it has begun."""
+
+    def __init__(self) -> None:
+        self.begun = asyncio.Event()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _HeldTrace(next, self.begun)
+
+
+class _HeldTrace(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, begun: asyncio.Event) -> None:
+        super().__init__(next)
+        self.begun = begun
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        if info.is_local and info.activity_type == PERSIST_TRACE_WITH_ROW_ACTIVITY:
+            self.begun.set()
+            await asyncio.sleep(3)
+        return await self.next.execute_activity(input)
+
+
+@pytest.fixture
+async def uncached_held_end(
+    temporal_env: WorkflowEnvironment,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
+    """A worker that keeps no run in its cache (every task and query replays the run's
+    history) and holds the last trace persist."""
+    build = Worker.__init__
+
+    def uncached(self: Worker, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **{**kwargs, "max_cached_workflows": 0})
+
+    monkeypatch.setattr(Worker, "__init__", uncached)
+    held = _HeldLastTrace()
+    config = (await connect_to(temporal_env)).config()
+    config["interceptors"] = [held]
+    async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
+        yield h, held.begun
+
+
+async def test_the_last_trace_persist_runs_in_the_last_task_and_the_run_replays(
+    uncached_held_end: tuple[Harness, asyncio.Event],
+) -> None:
+    """The run's only local activity: a Printful hold and a status query that arrive
+    while it runs, on a worker that replays every task from history, leave the run
+    deterministic; the trace and the last row are stored."""
+    h, begun = uncached_held_end
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    _, tracking = await _ship(h, handle.id)
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
+    await asyncio.wait_for(begun.wait(), timeout=30)
+    hold = {"topic": "order_put_hold", "provider_event_id": "late-hold", "payload": {}}
+    await handle.signal(PRINTFUL_EVENT, hold)
+    status = await flow_status(h.client, handle.id)  # answered once the task is done
+    assert status.state == "completed"
+    assert (await handle.result()).state == "completed"
+    history = await handle.fetch_history()
+    assert any(e.HasField("workflow_execution_signaled_event_attributes") for e in history.events)
+    replay = Replayer(workflows=list(WORKFLOWS), data_converter=replay_converter())
+    assert (await replay.replay_workflow(history)).replay_failure is None
+    async with h.db.tenant(h.tenant) as s:
+        row = await s.fetch_one(
+            "SELECT state, version FROM order_state WHERE tenant_id = %s AND order_id = %s",
+            (h.tenant, order_id),
+        )
+        traced = await s.fetch_val(
+            "SELECT count(*) FROM traces WHERE tenant_id = %s AND workflow_id = %s",
+            (h.tenant, handle.id),
+        )
+    assert row == {"state": "completed", "version": 6}
+    assert traced == len((await handle.query("kernel_trace"))["entries"])
