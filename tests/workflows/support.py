@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from autobiz.business_config import load_business_config
 from autobiz.db.database import Database
@@ -329,3 +332,30 @@ def harness_fixture(name: str, configure: Callable[[str], BusinessConfig]) -> An
 
 
 harness = harness_fixture("harness", tenant_config)
+
+
+class HeldActivity(ClientInterceptor, Interceptor):
+    """Holds the activities ``picks`` chooses (by their ``activity.Info``) for ``seconds``
+    before they run, and sets ``begun`` when one is held: a worker that is busy, or
+    that replays from history, gives the same order of events. Pass it in the client's
+    ``interceptors``; the harness's worker takes it from there."""
+
+    def __init__(self, picks: Callable[[activity.Info], bool], seconds: float) -> None:
+        self.picks = picks
+        self.seconds = seconds
+        self.begun = asyncio.Event()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Held(next, self)
+
+
+class _Held(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, held: HeldActivity) -> None:
+        super().__init__(next)
+        self.held = held
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        if self.held.picks(activity.info()):
+            self.held.begun.set()
+            await asyncio.sleep(self.held.seconds)
+        return await self.next.execute_activity(input)

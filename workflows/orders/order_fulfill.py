@@ -613,11 +613,11 @@ class OrderFulfill(ApprovalFlow):
         return workflow.patched(LEAN_BOOKKEEPING)
 
     async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
-        """The order's row on each move. From the patch on, a move with a tool call (or
-        the end) straight after lets the row ride with it: five of an order's six
-        writes cost no activity of their own; ``awaiting_approval`` (a wait follows) is
-        written at once, and so is ``in_production`` unless it went with the confirm
-        (``_row_with_result``)."""
+        """The order's row on each move. From the patches on, a move with a tool call
+        (or the end) straight after lets the row ride with it, and ``in_production``
+        goes with the confirm's result (``_row_with_result``): none of an order's six
+        writes costs an activity of its own; ``awaiting_approval`` (a wait follows) is
+        written at once."""
         if self._written_with_call == state:
             self._written_with_call = None
             return

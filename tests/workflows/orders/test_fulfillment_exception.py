@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from autobiz.db.database import Database
 from autobiz.demo.exception_cases import CORRECTED, ORDER_UPDATE
@@ -26,6 +24,7 @@ from tests.support.approver_keys import Approvers
 from tests.support.sandbox import Sandbox
 from tests.workflows.support import (
     Harness,
+    HeldActivity,
     connect_to,
     eventually,
     harness_fixture,
@@ -233,24 +232,13 @@ async def test_escalated_and_decided_cancel_and_refund(
     await maybe_record(h.client, child_id, "fulfillment_exception_cancel_and_refund")
 
 
-class SlowExceptionTrace(ClientInterceptor, Interceptor):
-    """Holds a FulfillmentException's trace write for a few seconds: its run ends well
-    after the OrderCancellation it started has stopped OrderFulfill (a worker that is
-    busy, or replays from history, gives the same order of events)."""
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _SlowTrace(next)
-
-
-class _SlowTrace(ActivityInboundInterceptor):
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        info = activity.info()
-        if (
-            info.workflow_type == FULFILLMENT_EXCEPTION.type
-            and info.activity_type == PERSIST_TRACE_ACTIVITY
-        ):
-            await asyncio.sleep(3)
-        return await self.next.execute_activity(input)
+def _exception_trace(info: activity.Info) -> bool:
+    """A FulfillmentException's trace write, held: its run ends well after the
+    OrderCancellation it started has stopped OrderFulfill."""
+    return (
+        info.workflow_type == FULFILLMENT_EXCEPTION.type
+        and info.activity_type == PERSIST_TRACE_ACTIVITY
+    )
 
 
 @pytest.fixture
@@ -263,7 +251,7 @@ async def slow_child_end(
 ) -> Any:
     ours = await connect_to(temporal_env)
     config = ours.config()
-    config["interceptors"] = [SlowExceptionTrace()]
+    config["interceptors"] = [HeldActivity(_exception_trace, 3)]
     async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
         yield h
 

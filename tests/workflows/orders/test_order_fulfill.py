@@ -12,12 +12,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
     Replayer,
     Worker,
 )
@@ -31,7 +27,7 @@ from tests.replay.recorder import maybe_record
 from tests.replay.support import replay_converter
 from tests.support.approver_keys import Approvers
 from tests.support.sandbox import Sandbox, WebhookSink
-from tests.workflows.support import Harness, connect_to, running_harness
+from tests.workflows.support import Harness, HeldActivity, connect_to, running_harness
 from workers.worker import WORKFLOWS
 from workflows.ids import PRINTFUL_EVENT, printful_external_id
 from workflows.orders.models import ShipmentNotice
@@ -296,28 +292,10 @@ async def test_order_whose_row_another_flow_wrote_first_continues_it(harness: Ha
     assert row["data"]["decline_class"] == "soft" and row["data"]["workflow_id"] == handle.id
 
 
-class _HeldLastTrace(ClientInterceptor, Interceptor):
-    """Holds OrderFulfill's last trace persist (a local activity, inside the task that
-    ends the run) for a few seconds, and says when it has begun."""
-
-    def __init__(self) -> None:
-        self.begun = asyncio.Event()
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _HeldTrace(next, self.begun)
-
-
-class _HeldTrace(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, begun: asyncio.Event) -> None:
-        super().__init__(next)
-        self.begun = begun
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        info = activity.info()
-        if info.is_local and info.activity_type == PERSIST_TRACE_WITH_ROW_ACTIVITY:
-            self.begun.set()
-            await asyncio.sleep(3)
-        return await self.next.execute_activity(input)
+def _last_trace(info: activity.Info) -> bool:
+    """OrderFulfill's last trace persist: a local activity, inside the task that ends
+    the run."""
+    return info.is_local and info.activity_type == PERSIST_TRACE_WITH_ROW_ACTIVITY
 
 
 @pytest.fixture
@@ -337,7 +315,7 @@ async def uncached_held_end(
         build(self, *args, **{**kwargs, "max_cached_workflows": 0})
 
     monkeypatch.setattr(Worker, "__init__", uncached)
-    held = _HeldLastTrace()
+    held = HeldActivity(_last_trace, 3)
     config = (await connect_to(temporal_env)).config()
     config["interceptors"] = [held]
     async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
