@@ -1,7 +1,7 @@
 """What OrderFulfill has learnt and done so far (its result, ``status`` detail and row).
 
 Kept out of the workflow's module, which the sandbox imports afresh for every run: a
-dataclass is built by generating and compiling its methods, about 1 ms a run here
+dataclass is built by generating and compiling its methods, 0.8 ms a run here
 (bench/README.md, issue 15). The module holds no state of its own; each run makes its
 own ``Fulfilment``.
 """
