@@ -60,6 +60,8 @@ class OrderProjection:
         self.base: dict[str, Any] = {}
         self.attempts = attempts
         self.give_up = give_up
+        # The state of a row handed to a call to write with its result (``with_result``).
+        self.sent_with_call: str | None = None
 
     def ride(
         self, run: RunState, state: str, data: dict[str, Any], *, with_result: bool = False
@@ -67,10 +69,13 @@ class OrderProjection:
         """Hand the row to the run's next tool call or trace persist (``RunState.carry``);
         False when the row's version is unknown (it must be read: write instead). A ride
         still waiting is replaced: its state never lasted. ``with_result``: the row is
-        for the move after the call succeeds, and is written with its result."""
+        for the move after the call succeeds, and is written with its result (the move
+        then asks ``went_with_call``)."""
         self._take_back(run)
         if self.version is None:
             return False
+        if with_result:
+            self.sent_with_call = state
         run.carry(
             ProjectionWrite(
                 tenant_id=self.key.tenant_id,
@@ -84,8 +89,18 @@ class OrderProjection:
         self.version += 1  # as the ride will leave it; a conflict later reads the row
         return True
 
+    def went_with_call(self, state: str) -> bool:
+        """The row of the move to ``state`` went with the call before it (``ride(...,
+        with_result=True)``): the worker wrote it with the call's result."""
+        if self.sent_with_call != state:
+            return False
+        self.sent_with_call = None
+        return True
+
     def _take_back(self, run: RunState | None) -> None:
-        """A ride not sent yet is dropped, and the version it counted on given back."""
+        """A ride not sent yet is dropped, and the version it counted on given back; a
+        row sent with a call before is forgotten (the row now moves on from it)."""
+        self.sent_with_call = None
         waiting = None if run is None else run.take_riding()
         if waiting is not None:
             self.version = waiting.expected_version

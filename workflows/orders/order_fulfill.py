@@ -142,7 +142,6 @@ class OrderFulfill(ApprovalFlow):
         self._exception_retries = 0  # re-submissions of transient failures so far
         self._forward: list[dict[str, Any]] = []  # order_remove_hold for the running child
         self._child_running = False
-        self._written_with_call: str | None = None  # the next move's row, sent with a call
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -357,13 +356,7 @@ class OrderFulfill(ApprovalFlow):
         self._saga.add("cancel_printful_draft", lambda: self._cancel_draft(ref))
         self._checkpoint()
         self._row_with_result("in_production")
-        try:
-            await kernel_call(
-                self._kernel, tools.printful.CONFIRM_ORDER, ref, step="printful_confirm"
-            )
-        except BaseException:
-            self._written_with_call = None  # the call failed: its row was not written
-            raise
+        await kernel_call(self._kernel, tools.printful.CONFIRM_ORDER, ref, step="printful_confirm")
         self._saga.clear()  # the point of no return
         return ref
 
@@ -618,11 +611,10 @@ class OrderFulfill(ApprovalFlow):
         goes with the confirm's result (``_row_with_result``): none of an order's six
         writes costs an activity of its own; ``awaiting_approval`` (a wait follows) is
         written at once."""
-        if self._written_with_call == state:
-            self._written_with_call = None
+        projection = self._order_row()
+        if projection.went_with_call(state):
             return
         data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
-        projection = self._order_row()
         if rides and self._lean_bookkeeping():
             if projection.ride(self._kernel, state, data):
                 return
@@ -632,11 +624,9 @@ class OrderFulfill(ApprovalFlow):
         """The row of ``state``, the move that follows the next call's success, goes
         with that call (patched): the worker writes it with the call's result, and the
         move costs no activity of its own."""
-        if not self._with_results():
-            return
-        data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
-        if self._order_row().ride(self._kernel, state, data, with_result=True):
-            self._written_with_call = state
+        if self._with_results():
+            data = {"workflow_id": workflow.info().workflow_id, **self._facts.shown()}
+            self._order_row().ride(self._kernel, state, data, with_result=True)
 
     def _with_results(self) -> bool:
         return self._lean_bookkeeping() and workflow.patched(WITH_RESULTS)
