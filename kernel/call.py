@@ -23,7 +23,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from kernel.codes import ErrorCode
-from kernel.contracts import CallContext, ProjectionWrite, RetrySpec, ToolContract, ToolModel
+from kernel.contracts import (
+    CallContext,
+    ProjectionWrite,
+    RetrySpec,
+    SideEffect,
+    ToolContract,
+    ToolModel,
+)
 from kernel.gate import Gate, GateDecision, ToolRequest, admit
 from kernel.idempotency import IdempotencyKeys, request_hash
 from kernel.metrics import record_cost, record_gate, record_tool_call
@@ -120,6 +127,7 @@ async def kernel_call(
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
     absent_ok: bool = False,
+    local: bool = False,
 ) -> OutT: ...
 
 
@@ -136,6 +144,7 @@ async def kernel_call(
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
     absent_ok: bool = False,
+    local: bool = False,
 ) -> OutT: ...
 
 
@@ -152,6 +161,7 @@ async def kernel_call(
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
     absent_ok: bool = False,
+    local: bool = False,
 ) -> BaseModel: ...
 
 
@@ -167,6 +177,7 @@ async def kernel_call(
     approval: Approval | None = None,
     registry: ToolRegistry | None = None,
     absent_ok: bool = False,
+    local: bool = False,
 ) -> BaseModel:
     """Call ``tool@version`` through the gate; return its output model.
 
@@ -177,14 +188,22 @@ async def kernel_call(
 
     ``kernel_call(run, STRIPE_CAPTURE_PAYMENT, CapturePaymentInput(...), step=...)`` names
     the tool by its contract and returns the contract's output type; the older form names
-    it ``"stripe.capture_payment", "1"`` and takes ``expect=``."""
+    it ``"stripe.capture_payment", "1"`` and takes ``expect=``.
+
+    ``local=True`` runs the activity as a local activity, inside the workflow task (a
+    marker instead of an activity task and a workflow task of its own). Only for a tool
+    that reaches no provider and changes nothing (an internal read, e.g. ``risk.assess``),
+    and only where nothing else of the run schedules work beside it: local-activity
+    results reach the workflow in completion order first and in sequence order on replay."""
     name, version, input, expect = _resolve(tool, version_or_input, input, expect)
     request = ToolRequest(tool=name, version=version, input=input, step=step, approval=approval)
     now = workflow.now()
     call = _admitted(state, request, registry, now)
+    if local and not _may_run_locally(call.contract):
+        raise TypeError(f"{call.contract.ref} reaches a provider or writes: not local")
     context = _call_context(state, call, absent_ok)
     _record_started(state, call, now)
-    result = await _execute(state, call, context, now)
+    result = await _execute(state, call, context, now, local=local)
     _record_succeeded(state, call, result)
     if expect is not None and not isinstance(result, expect):
         ref = call.contract.ref
@@ -258,14 +277,19 @@ def _record_started(state: RunState, call: _AllowedCall, now: datetime) -> None:
     )
 
 
+def _may_run_locally(contract: ToolContract[Any, Any]) -> bool:
+    return contract.provider == "internal" and contract.side_effect is SideEffect.READ
+
+
 async def _execute(
-    state: RunState, call: _AllowedCall, context: CallContext, started: datetime
+    state: RunState, call: _AllowedCall, context: CallContext, started: datetime, *, local: bool
 ) -> BaseModel:
     """Schedule the contract's activity with its timeout and retry policy; a failure is
     traced and counted, then raised on."""
     contract = call.contract
+    schedule = workflow.execute_local_activity if local else workflow.execute_activity
     try:
-        result: BaseModel = await workflow.execute_activity(
+        result: BaseModel = await schedule(
             contract.activity_name,
             args=[context, call.input],
             result_type=contract.output_model,
@@ -390,9 +414,12 @@ async def internal_activity(
     *,
     result_type: type[T] | None = None,
     limit: timedelta = timedelta(seconds=30),
+    local: bool = False,
 ) -> T | None:
     """Schedule a plumbing activity (``kernel.*`` / ``autobiz.*``). A tool can never be
-    reached this way: tools carry ``@version`` and go through :func:`kernel_call`."""
+    reached this way: tools carry ``@version`` and go through :func:`kernel_call`.
+    ``local``: as a local activity, inside the workflow task (as for ``kernel_call``:
+    only where nothing else of the run schedules work beside it)."""
     if "@" in name or not name.startswith(INTERNAL_PREFIXES):
         raise ApplicationError(
             f"{name} is not an internal activity; tools go through kernel_call",
@@ -400,7 +427,8 @@ async def internal_activity(
             type=ErrorCode.TOOL_UNKNOWN,
             non_retryable=True,
         )
-    result: T | None = await workflow.execute_activity(
+    schedule = workflow.execute_local_activity if local else workflow.execute_activity
+    result: T | None = await schedule(
         name,
         arg,
         result_type=result_type,

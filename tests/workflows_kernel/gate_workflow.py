@@ -22,6 +22,7 @@ class Call(BaseModel):
     input: dict[str, Any]
     step: str
     sleep_s: float = 0
+    local: bool = False
 
 
 class GateTestInput(BaseModel):
@@ -58,8 +59,11 @@ class GateTestWorkflow:
                     call.input,
                     step=call.step,
                     registry=TEST_REGISTRY,
+                    local=call.local,
                 )
                 outcomes.append("ok")
+            except TypeError:  # a write or a provider asked for locally
+                outcomes.append("NOT_LOCAL")
             except ApplicationError as exc:
                 outcomes.append(exc.type or "ApplicationError")
             except ActivityError:

@@ -121,6 +121,32 @@ async def test_tool_unknown(kclient: Client, task_queue: str) -> None:
     assert entry.outcome == "TOOL_UNKNOWN" and entry.detail["tool"] == "test.nope@1"
 
 
+async def test_only_an_internal_read_runs_as_a_local_activity(
+    kclient: Client, task_queue: str
+) -> None:
+    """``local=True``: an internal read runs inside the workflow task (a marker, no
+    activity task); a write or a provider's tool is refused before it runs."""
+    tools = TestTools()
+    calls = [
+        read("a", local=True),
+        Call(tool="test.write", input={"key": "w"}, step="w", local=True),
+        Call(tool="test.paid", input={"key": "p"}, step="p", local=True),
+    ]
+    result, _, handle = await run(
+        kclient, task_queue, tools, GateTestInput(policy=policy(), calls=calls)
+    )
+    assert result.outcomes == ["ok", "NOT_LOCAL", "NOT_LOCAL"]
+    assert dict(tools.calls) == {"test.read@1": 1}
+    history = await handle.fetch_history()
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert markers == ["core_local_activity"]
+
+
 async def test_schema_invalid(kclient: Client, task_queue: str) -> None:
     tools = TestTools()
     calls = [

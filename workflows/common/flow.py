@@ -34,7 +34,7 @@ CONTEXT_FROM_WORKER = "flow-context-from-worker"
 
 
 async def load_context(
-    given: FlowContext | None, tenant_id: str, workflow_type: str
+    given: FlowContext | None, tenant_id: str, workflow_type: str, *, local: bool = False
 ) -> FlowContext:
     """The worker's compiled config for this tenant and flow: the policy (scopes, bounds,
     HITL rules), approvers and notifications are never taken from the input, so whoever
@@ -42,7 +42,9 @@ async def load_context(
     From a given context only the *waits* are kept — approval timeout, reminder,
     escalation, and the dunning schedule (tests and the demo shorten them); none of them
     can skip an approval (a void after dunning still asks for one above its threshold).
-    Runs started before this rule (histories without the load) keep their input's."""
+    Runs started before this rule (histories without the load) keep their input's.
+    ``local``: the run's start patch says the load runs as a local activity, in the first
+    workflow task (the rule is then the run's own, and not asked of its patch)."""
     if given is not None and (
         given.policy.tenant_id != tenant_id or given.policy.workflow_type != workflow_type
     ):
@@ -51,12 +53,13 @@ async def load_context(
             type=ErrorCode.CONTEXT_MISMATCH,
             non_retryable=True,
         )
-    if given is not None and not workflow.patched(CONTEXT_FROM_WORKER):
+    if given is not None and not (local or workflow.patched(CONTEXT_FROM_WORKER)):
         return given
     context = await internal_activity(
         LOAD_FLOW_CONTEXT,
         FlowContextRequest(tenant_id=tenant_id, workflow_type=workflow_type),
         result_type=FlowContext,
+        local=local,
     )
     assert context is not None
     if given is None:

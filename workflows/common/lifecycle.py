@@ -47,19 +47,31 @@ class Flow(FlowHandlers):
     async def _begin(
         self, flow: FlowName, input: FlowInput, *, order_id: str | None = None
     ) -> FlowContext:
-        """Start the run: ``order_id`` given, the run is findable by order in the Web UI."""
+        """Start the run: ``order_id`` given, the run is findable by order in the Web UI.
+        The baseline patch (``_on_baseline``) is asked first, so a run started by this
+        code records its one marker before anything else."""
         self._tenant = input.tenant_id
+        baseline = self._on_baseline()
         if order_id is not None:
             mark_started(
                 input.tenant_id, order_id, self._state, skip_if_given=self._lean_bookkeeping
             )
-        context = await load_context(input.context, input.tenant_id, flow.key)
+        context = await load_context(input.context, input.tenant_id, flow.key, local=baseline)
         self._run = start_run(context.policy, principal=input.principal)
         self._configure(context)
         return context
 
     def _configure(self, context: FlowContext) -> None:
         """What a flow sets up from its context before the first step (nothing here)."""
+
+    def _on_baseline(self) -> bool:
+        """Whether this run started on the flow's baseline patch: one id, asked first,
+        that stands for all of the flow's earlier patch ids (each id costs a run a marker
+        and an upsert of ``TemporalChangeVersion``). The earlier ids are then not asked,
+        and the flow context loads as a local activity. A flow answers with its baseline
+        id; an older run answers False and asks each earlier id where it always did.
+        None here."""
+        return False
 
     def _lean_bookkeeping(self) -> bool:
         """Whether this run keeps its bookkeeping lean: no upsert of search attributes

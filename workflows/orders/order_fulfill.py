@@ -107,6 +107,13 @@ LEAN_BOOKKEEPING = "bookkeeping-rides-with-calls"
 # written by a local activity in the task that ends the run: two activity tasks and two
 # workflow tasks fewer per order (one patch id: each costs a run an upsert).
 WITH_RESULTS = "bookkeeping-with-results"
+# The baseline: a run started from here on takes every patch above (and
+# ``flow-context-from-worker``) under this one id, asked at the start, instead of
+# asking each (four markers and four ``TemporalChangeVersion`` upserts an order become
+# one and one); its context load and ``risk.assess`` run as local activities, inside
+# the workflow task, where nothing else of the run schedules work beside them. The
+# next change adds its own id; the one after may fold both into ``-2``.
+BASELINE = "order-fulfill-baseline-1"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
 
 
@@ -269,6 +276,7 @@ class OrderFulfill(ApprovalFlow):
                 country_code=ship_to.country_code,
             ),
             step="risk",
+            local=self._on_baseline(),  # right after the order is read: nothing else runs
         )
         self._facts.risk = risk.level
         return risk.level
@@ -368,7 +376,7 @@ class OrderFulfill(ApprovalFlow):
     ) -> ShipmentNotice:
         """The shipment signal, or Printful polled each time the wait runs out; a Printful
         hold or failure meanwhile is handed to a FulfillmentException (patched)."""
-        self._exceptions_on = workflow.patched(EXCEPTION_PATCH)
+        self._exceptions_on = self._on_baseline() or workflow.patched(EXCEPTION_PATCH)
         polls = 0
         while True:
             if not await self._wait_for_shipment(input):
@@ -491,7 +499,9 @@ class OrderFulfill(ApprovalFlow):
         """The running child said ``cancelling``: the cancellation that stops this flow is
         its own, and it ends without waiting for anything (patched, asked only then)."""
         shown = self._facts.exception or {}
-        return shown.get("state") == "cancelling" and workflow.patched(WAITS_FOR_ENDING_CHILD)
+        return shown.get("state") == "cancelling" and (
+            self._on_baseline() or workflow.patched(WAITS_FOR_ENDING_CHILD)
+        )
 
     async def _poll_shipment(self, ref: PrintfulOrderRef, polls: int) -> None:
         current = await kernel_call(
@@ -602,8 +612,11 @@ class OrderFulfill(ApprovalFlow):
     def _status_detail(self) -> dict[str, Any]:
         return self._facts.shown()
 
+    def _on_baseline(self) -> bool:
+        return workflow.patched(BASELINE)
+
     def _lean_bookkeeping(self) -> bool:
-        return workflow.patched(LEAN_BOOKKEEPING)
+        return self._on_baseline() or workflow.patched(LEAN_BOOKKEEPING)
 
     async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:
         """The order's row on each move. From the patches on, a move with a tool call
@@ -629,7 +642,7 @@ class OrderFulfill(ApprovalFlow):
             self._order_row().ride(self._kernel, state, data, with_result=True)
 
     def _with_results(self) -> bool:
-        return self._lean_bookkeeping() and workflow.patched(WITH_RESULTS)
+        return self._on_baseline() or (self._lean_bookkeeping() and workflow.patched(WITH_RESULTS))
 
     def _trace_in_last_task(self) -> bool:
         return self._with_results()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -188,14 +189,34 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     ]
     assert "autobiz.order_state_write" not in scheduled
     assert "autobiz.order_state_read" not in scheduled
-    assert scheduled[-1] == "sendgrid.send_email@1" and len(scheduled) == 8
-    # The last row went with the trace, under the name a worker before the ride lacks.
+    # The seven provider calls less the risk read, which ran inside a workflow task.
+    assert scheduled == [
+        "shopify.get_order@1",
+        "stripe.capture_payment@1",
+        "printful.create_order@1",
+        "printful.confirm_order@1",
+        "shopify.create_fulfillment@1",
+        "sendgrid.send_email@1",
+    ]
+    # Local: the context load and the risk read at the start; the last row went with the
+    # trace, under the name a worker before the ride lacks.
     local = [
         json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
         for e in history.events
         if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
-    assert [m["activity_type"] for m in local] == ["kernel.persist_trace_with_row"]
+    assert [m["activity_type"] for m in local] == [
+        "autobiz.load_flow_context",
+        "risk.assess@1",
+        "kernel.persist_trace_with_row",
+    ]
+    # One patch id (the baseline) stands for the earlier four: one marker, one upsert.
+    patches = [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+    assert [json.loads(p)["id"] for p in patches] == ["order-fulfill-baseline-1"]
     # The starter set TenantId, OrderId, FlowState and ApprovalPending: not upserted again.
     upserts = [
         dict(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
@@ -204,7 +225,8 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     ]
     assert not any("TenantId" in u or "OrderId" in u for u in upserts)
     assert sum("FlowState" in u for u in upserts) == 6  # one per move, for the Web UI
-    await maybe_record(h.client, handle.id, "order_fulfill_bookkeeping_with_results")
+    assert sum("TemporalChangeVersion" in u for u in upserts) == 1
+    await maybe_record(h.client, handle.id, "order_fulfill_baseline")
 
 
 async def test_shipment_found_by_polling_printful(
@@ -298,6 +320,36 @@ def _last_trace(info: activity.Info) -> bool:
     return info.is_local and info.activity_type == PERSIST_TRACE_WITH_ROW_ACTIVITY
 
 
+def _risk_read(info: activity.Info) -> bool:
+    """OrderFulfill's risk read: a local activity, in the task after the order is read."""
+    return info.is_local and info.activity_type == "risk.assess@1"
+
+
+@asynccontextmanager
+async def _uncached_holding(
+    picks: Callable[[activity.Info], bool],
+    temporal_env: WorkflowEnvironment,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
+    """A worker that keeps no run in its cache (every task and query replays the run's
+    history) and holds the activities ``picks`` chooses for 3 s."""
+    build = Worker.__init__
+
+    def uncached(self: Worker, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **{**kwargs, "max_cached_workflows": 0})
+
+    monkeypatch.setattr(Worker, "__init__", uncached)
+    held = HeldActivity(picks, 3)
+    config = (await connect_to(temporal_env)).config()
+    config["interceptors"] = [held]
+    async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
+        yield h, held.begun
+
+
 @pytest.fixture
 async def uncached_held_end(
     temporal_env: WorkflowEnvironment,
@@ -307,19 +359,71 @@ async def uncached_held_end(
     task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
-    """A worker that keeps no run in its cache (every task and query replays the run's
-    history) and holds the last trace persist."""
-    build = Worker.__init__
+    """Uncached, the last trace persist held."""
+    args = (temporal_env, sandbox, database, tenant, task_queue, monkeypatch)
+    async with _uncached_holding(_last_trace, *args) as held:
+        yield held
 
-    def uncached(self: Worker, *args: Any, **kwargs: Any) -> None:
-        build(self, *args, **{**kwargs, "max_cached_workflows": 0})
 
-    monkeypatch.setattr(Worker, "__init__", uncached)
-    held = HeldActivity(_last_trace, 3)
-    config = (await connect_to(temporal_env)).config()
-    config["interceptors"] = [held]
-    async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
-        yield h, held.begun
+@pytest.fixture
+async def uncached_held_risk(
+    temporal_env: WorkflowEnvironment,
+    sandbox: Sandbox,
+    database: Database,
+    tenant: str,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
+    """Uncached, the risk read held."""
+    args = (temporal_env, sandbox, database, tenant, task_queue, monkeypatch)
+    async with _uncached_holding(_risk_read, *args) as held:
+        yield held
+
+
+async def test_signals_and_a_query_during_the_local_risk_read_leave_the_run_deterministic(
+    uncached_held_risk: tuple[Harness, asyncio.Event],
+) -> None:
+    """The risk read runs inside the workflow task: a Printful event (a hold removed:
+    no exception is running, nothing to do), a Stripe event and a status query that
+    arrive while it runs, on a worker that replays every task from history, change
+    nothing of what the run does next, and its history replays."""
+    h, begun = uncached_held_risk
+    order_id, pi = await h.authorized_order("25.00")
+    handle = await h.start_order(order_id, pi)
+    await asyncio.wait_for(begun.wait(), timeout=30)
+    await handle.signal(
+        PRINTFUL_EVENT,
+        {"topic": "order_remove_hold", "provider_event_id": "early", "payload": {}},
+    )
+    await handle.signal("stripe_event", {"topic": "charge.succeeded"})
+    # Answered once the task that ran the read is done: the read's result and the Stripe
+    # event are both in the run.
+    status = await flow_status(h.client, handle.id)
+    assert status.detail["risk"] == "low" and status.detail["stripe_events"] == ["charge.succeeded"]
+    _, tracking = await _ship(h, handle.id)
+    await handle.signal(
+        "printful_shipment", ShipmentNotice(carrier="USPS", tracking_number=tracking)
+    )
+    result = await handle.result()
+    assert result.state == "completed" and result.captured_minor == 2500
+    history = await handle.fetch_history()
+    signalled = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signalled[:2] == [PRINTFUL_EVENT, "stripe_event"]
+    replay = Replayer(workflows=list(WORKFLOWS), data_converter=replay_converter())
+    assert (await replay.replay_workflow(history)).replay_failure is None
+    # Read once, though every task replayed the run: one marker, no activity task.
+    local = [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert [m["activity_type"] for m in local].count("risk.assess@1") == 1
+    tools = [r.tool for r in await h.receipts(handle.id)]
+    assert tools.count("stripe.capture_payment") == 1
 
 
 async def test_the_last_trace_persist_runs_in_the_last_task_and_the_run_replays(
