@@ -10,11 +10,13 @@ calling it. The receipt is written in the transaction that records the key as
 succeeded (one transaction after the provider call, not two): both are stored or
 neither. A receipt that cannot be written fails the attempt (retryable), the key is
 released, and the retry resends the same external key, so the provider does the work
-once.
+once. The order's row for the move before the call, when it rides with it, goes in the
+claim's transaction (``riding_projection.take_row_for_claim``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import timedelta
@@ -36,13 +38,18 @@ from autobiz.ledger.idempotency_store import (
 )
 from autobiz.ledger.order_state import OrderStateRows
 from autobiz.ledger.receipts import ReceiptDraft, ReceiptStore, ReceiptWriteError
-from autobiz.ledger.riding_projection import projection_taken, take_row_for_finish
+from autobiz.ledger.riding_projection import (
+    projection_taken,
+    take_row_for_claim,
+    take_row_for_finish,
+)
 from kernel.codes import ErrorCode
 from kernel.contracts import CallContext
 from kernel.idempotency import keys_for, request_hash
 from kernel.metrics import record_idempotency, record_receipt
 
 OutT = TypeVar("OutT", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 class GateBypassedError(AutobizError):
@@ -142,15 +149,41 @@ class SideEffectRunner:
             if row is not None:
                 await self.rows.ride_in(session, row)
 
+        before = take_row_for_claim()
+        before_in: list[bool] = []  # the row went into the claim's transaction
+
+        async def write_with_claim(session: TenantSession) -> None:
+            """The order's row for the move before this call, in the claim's transaction.
+            A ride never fails the call: a row that cannot be written is rolled back to
+            the savepoint and left to the interceptor."""
+            assert before is not None
+            try:
+                async with session.savepoint():
+                    await self.rows.ride_in(session, before.write)
+            except (AutobizError, psycopg.Error) as exc:
+                log.warning("order_state row not written with %s's claim: %r", ctx.ref, exc)
+                return
+            before_in.append(True)
+
+        def claimed() -> None:
+            """The claim committed: the row (if it went in) is stored."""
+            if before is not None and before_in:
+                before.stored()
+
+        async def once() -> dict[str, Any]:
+            claimed()
+            return await self._once(ctx, activity_id, execute, drafts)
+
         try:
             outcome = await self.idempotency.run(
                 ctx.tenant_id,
                 internal_key=ctx.internal_key,
                 external_key=ctx.external_key,
                 tool=ctx.ref,
-                execute=lambda: self._once(ctx, activity_id, execute, drafts),
+                execute=once,
                 lease=attempt_lease(),
                 also=write_with_result if ctx.side_effect.needs_receipt else None,
+                with_claim=write_with_claim if before is not None else None,
             )
         except IdempotencyInProgressError:
             record_idempotency(ctx, "in_progress")
@@ -166,6 +199,7 @@ class SideEffectRunner:
             raise ReceiptWriteError(
                 f"could not store the receipt for {ctx.ref}: {type(exc).__name__}"
             ) from exc
+        claimed()  # answered from the store: the claim committed too
         if outcome.replayed:
             record_idempotency(ctx, "replayed")
             provider_not_called()  # a breaker probe answered so proves nothing

@@ -92,13 +92,16 @@ class IdempotencyStore:
         execute: Callable[[], Awaitable[dict[str, Any]]],
         lease: timedelta | None = None,
         also: AlsoWrite | None = None,
+        with_claim: AlsoWrite | None = None,
     ) -> IdempotentOutcome:
         """``lease``: how long another attempt's claim holds (at most the store's lease);
         an activity passes its start-to-close timeout, after which Temporal has given up
         on that attempt (a killed worker) and the retry may take over. ``also``: written
-        in the ``succeeded`` finish's transaction (see the module docstring)."""
+        in the ``succeeded`` finish's transaction (see the module docstring).
+        ``with_claim``: written in the claim's transaction, whatever it decides; when
+        the claim raises it is not stored."""
         held = self.lease if lease is None else min(lease, self.lease)
-        recorded = await self._claim(tenant_id, internal_key, external_key, tool, held)
+        recorded = await self._claim(tenant_id, internal_key, external_key, tool, held, with_claim)
         if recorded is not None:
             return recorded
         try:
@@ -124,11 +127,19 @@ class IdempotencyStore:
         return None if row is None else KeyRecord(**row)
 
     async def _claim(
-        self, tenant_id: str, internal_key: str, external_key: str, tool: str, lease: timedelta
+        self,
+        tenant_id: str,
+        internal_key: str,
+        external_key: str,
+        tool: str,
+        lease: timedelta,
+        with_claim: AlsoWrite | None = None,
     ) -> IdempotentOutcome | None:
         """Claim the key for execution, or return the recorded outcome of a duplicate."""
         now = self._clock()
         async with self._db.tenant(tenant_id) as s:
+            if with_claim is not None:
+                await with_claim(s)
             inserted = await s.execute(
                 "INSERT INTO idempotency_keys (tenant_id, internal_key, external_key, tool, "
                 "status, first_seen_at, last_seen_at, expires_at) "

@@ -18,6 +18,13 @@ where it is stored with the receipt and the key's ``succeeded``, or not at all. 
 that has no such finish (a read, or a result answered from the idempotency store)
 writes it here once it has succeeded; a failed call never writes it.
 
+A row for a call with a side effect (the move *before* a capture, a Printful order, a
+Shopify fulfilment) is handed to that call's idempotency claim instead
+(``take_row_for_claim``): stored in the claim's transaction, before the provider is
+called, one transaction fewer per such call. A call whose claim did not commit (the same
+call running elsewhere, the database down, an activity that claims nothing) gets it
+written here after, as the best effort it always was.
+
 ``verify_call`` refuses a call with a projection that no interceptor took
 (``PROJECTION_NOT_WRITTEN``): a worker built without it fails loudly, never silently
 drops the rows. A row for another tenant than the call's is never written, and the
@@ -26,6 +33,7 @@ call is refused as ``GATE_BYPASSED`` (non-retryable), like keys that do not matc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextvars import ContextVar
 from typing import Any
@@ -44,12 +52,32 @@ log = logging.getLogger(__name__)
 _TAKEN: ContextVar[bool] = ContextVar("autobiz_projection_taken", default=False)
 # The ``with_result`` row the running activity's finish transaction may write.
 _FOR_FINISH: ContextVar[_ForFinish | None] = ContextVar("autobiz_row_for_finish", default=None)
+# The row (the move before a side effect) the running activity's claim may write.
+_FOR_CLAIM: ContextVar[_ForClaim | None] = ContextVar("autobiz_row_for_claim", default=None)
 
 
 class _ForFinish:
     def __init__(self, write: ProjectionWrite) -> None:
         self.write = write
         self.taken = False
+
+
+class _ForClaim:
+    def __init__(self, write: ProjectionWrite) -> None:
+        self.write = write
+        self.stored = False
+
+
+class RowForClaim:
+    """The row the claim's transaction writes; ``stored()`` once that transaction has
+    committed (the interceptor then writes nothing)."""
+
+    def __init__(self, waiting: _ForClaim) -> None:
+        self._waiting = waiting
+        self.write = waiting.write
+
+    def stored(self) -> None:
+        self._waiting.stored = True
 
 
 def projection_taken() -> bool:
@@ -65,6 +93,15 @@ def take_row_for_finish() -> ProjectionWrite | None:
         return None
     waiting.taken = True
     return waiting.write
+
+
+def take_row_for_claim() -> RowForClaim | None:
+    """The row for the idempotency claim of the side effect that is running; None: no
+    row waits, or it is stored already (a second claim in the same activity)."""
+    waiting = _FOR_CLAIM.get()
+    if waiting is None or waiting.stored:
+        return None
+    return RowForClaim(waiting)
 
 
 class RidingProjection(Interceptor):
@@ -92,6 +129,8 @@ class _Riding(ActivityInboundInterceptor):
             return await super().execute_activity(input)
         if write.with_result:
             return await self._with_result(input, ctx, write)
+        if ctx.side_effect.needs_receipt:
+            return await self._with_claim(input, ctx, write)
         await self._write(write, ctx, "before")
         token = _TAKEN.set(True)
         try:
@@ -112,6 +151,23 @@ class _Riding(ActivityInboundInterceptor):
         if not waiting.taken:  # no finish transaction wrote it
             await self._write(write, ctx, "after")
         return result
+
+    async def _with_claim(
+        self, input: ExecuteActivityInput, ctx: CallContext, write: ProjectionWrite
+    ) -> Any:
+        waiting = _ForClaim(write)
+        taken, for_claim = _TAKEN.set(True), _FOR_CLAIM.set(waiting)
+        cancelled = False
+        try:
+            return await super().execute_activity(input)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            _FOR_CLAIM.reset(for_claim)
+            _TAKEN.reset(taken)
+            if not (waiting.stored or cancelled):  # no claim committed it
+                await self._write(write, ctx, "after")
 
     async def _write(self, write: ProjectionWrite, ctx: CallContext, when: str) -> None:
         try:

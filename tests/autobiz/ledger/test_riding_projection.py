@@ -17,6 +17,7 @@ from activities.kernel_activities import KernelActivities
 from activities.risk_activities import RiskActivities
 from autobiz.db.database import Database
 from autobiz.ledger.executor import ProviderResult, SideEffectRunner
+from autobiz.ledger.idempotency_store import IdempotencyInProgressError
 from autobiz.ledger.order_state import OrderStateRows, state_hash
 from autobiz.ledger.riding_projection import RidingProjection, projection_taken
 from kernel import tools
@@ -258,3 +259,103 @@ async def test_a_row_with_the_result_is_stored_with_the_side_effects_receipt(
             "WHERE o.order_id = 'o1' AND r.tool = 'printful.confirm_order'"
         )
     assert stored == {"version": 1, "state": "in_production", "together": True}
+
+
+class _Create(ActivityInboundInterceptor):
+    """A Printful order create as its activity runs it (through the side-effect runner);
+    the provider call looks at what is stored when it is made."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.runner = SideEffectRunner(db)
+        self.seen: list[dict[str, Any] | None] = []
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        ctx, ref = input.args
+
+        async def create() -> ProviderResult[PrintfulOrderOutput]:
+            async with self.db.tenant(ctx.tenant_id) as s:
+                found = await s.fetch_one(
+                    "SELECT o.state, k.status FROM order_state o JOIN idempotency_keys k "
+                    "ON k.tenant_id = o.tenant_id WHERE o.order_id = 'o1' "
+                    "AND k.internal_key = %s",
+                    (ctx.internal_key,),
+                )
+            self.seen.append(None if found is None else dict(found))
+            out = PrintfulOrderOutput(printful_order_id=7, status="draft")
+            return ProviderResult(output=out, provider_object_id="7", status="draft")
+
+        return await self.runner.run(ctx, ref, PrintfulOrderOutput, "act-1", create)
+
+
+def _create_call(tenant: str, row: ProjectionWrite) -> tuple[CallContext, PrintfulOrderRef]:
+    ref = PrintfulOrderRef(printful_order_id=7)
+    ctx = call_context(tenant, tools.printful.CONFIRM_ORDER, ref)
+    return ctx.model_copy(update={"projection": row}), ref
+
+
+async def test_a_row_before_a_side_effect_is_stored_in_its_claims_transaction(
+    database: Database, tenant: str
+) -> None:
+    """One transaction fewer: the row is in before the provider is called, written by
+    the transaction that claimed the key (the interceptor's own write never runs); a
+    repeat answered from the store moves nothing."""
+    create = _Create(database)
+    riding = RidingProjection(database)
+    own: list[ProjectionWrite] = []
+    write_alone = riding.rows.ride
+
+    async def spy(write: ProjectionWrite) -> Any:
+        own.append(write)
+        return await write_alone(write)
+
+    riding.rows.ride = spy  # type: ignore[method-assign]
+    chain = riding.intercept_activity(create)
+    ctx, ref = _create_call(tenant, _ride(tenant, "paid", 0, workflow_id="wf"))
+    out = await chain.execute_activity(_input(ctx, ref))  # type: ignore[arg-type]
+    assert out.printful_order_id == 7
+    assert create.seen == [{"state": "paid", "status": "in_progress"}] and own == []
+    again = await chain.execute_activity(_input(ctx, ref))  # type: ignore[arg-type]
+    assert again == out and len(create.seen) == 1 and own == []
+    row = await _row(database, tenant)
+    assert (row["state"], row["version"]) == ("paid", 1)
+
+
+async def test_a_claim_that_does_not_commit_leaves_the_row_to_the_interceptor(
+    database: Database, tenant: str
+) -> None:
+    """The same call running elsewhere: the claim raises and rolls back, the call fails
+    (retryable), and the row is still written, after, as a ride always was."""
+    ctx, ref = _create_call(tenant, _ride(tenant, "paid", 0, workflow_id="wf"))
+    async with database.tenant(tenant) as s:
+        await s.execute(
+            "INSERT INTO idempotency_keys (tenant_id, internal_key, external_key, tool, "
+            "status, first_seen_at, last_seen_at, expires_at) "
+            "VALUES (%s, %s, %s, %s, 'in_progress', now(), now(), now() + interval '1 day')",
+            (tenant, ctx.internal_key, ctx.external_key, ctx.ref),
+        )
+    create = _Create(database)
+    chain = RidingProjection(database).intercept_activity(create)
+    with pytest.raises(IdempotencyInProgressError):
+        await chain.execute_activity(_input(ctx, ref))  # type: ignore[arg-type]
+    assert create.seen == []  # the provider was not called
+    row = await _row(database, tenant)
+    assert (row["state"], row["version"]) == ("paid", 1)
+
+
+async def test_a_row_the_claim_cannot_store_does_not_fail_the_side_effect(
+    database: Database, tenant: str
+) -> None:
+    """A ride never fails its call: a row PostgreSQL refuses (a NUL in its jsonb) is
+    rolled back to its savepoint, the claim commits, the provider is called once."""
+    create = _Create(database)
+    chain = RidingProjection(database).intercept_activity(create)
+    ctx, ref = _create_call(tenant, _ride(tenant, "paid", 0, workflow_id="wf", note="\x00"))
+    out = await chain.execute_activity(_input(ctx, ref))  # type: ignore[arg-type]
+    assert out.printful_order_id == 7 and create.seen == [None]  # called, no row
+    async with database.tenant(tenant) as s:
+        assert await s.fetch_val("SELECT count(*) FROM order_state") == 0
+        status = await s.fetch_val(
+            "SELECT status FROM idempotency_keys WHERE internal_key = %s", (ctx.internal_key,)
+        )
+    assert status == "succeeded"
