@@ -110,11 +110,14 @@ def mark_started(
     )
 
 
-def move(run: RunState, current: str, new: str) -> str:
-    """Record a business state change (trace + FlowState search attribute)."""
+def move(run: RunState, current: str, new: str, *, indexed: bool = True) -> str:
+    """Record a business state change (trace + FlowState search attribute).
+    ``indexed=False``: the trace only, for a state the run leaves in the same workflow
+    task (an upsert there is replaced before anyone can filter on it)."""
     if new != current:
         run.state_change(workflow.now(), current, new)
-        workflow.upsert_search_attributes([FLOW_STATE.value_set(new)])
+        if indexed:
+            workflow.upsert_search_attributes([FLOW_STATE.value_set(new)])
     return new
 
 

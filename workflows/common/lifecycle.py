@@ -90,12 +90,13 @@ class Flow(FlowHandlers):
         assert self._run is not None, "_begin has not run"
         return self._run
 
-    async def _move(self, new: str, *, rides: bool = False) -> None:
+    async def _move(self, new: str, *, rides: bool = False, indexed: bool = True) -> None:
         """``rides``: a tool call (or the trace persist) follows at once, so the flow's
         projection may ride with it (``OrderProjection.ride``) instead of being written
-        by an activity of its own; leave it False before any wait."""
+        by an activity of its own; leave it False before any wait. ``indexed=False``:
+        no FlowState upsert, for a state the run leaves in the same workflow task."""
         previous = self._state
-        self._state = move(self._kernel, previous, new)
+        self._state = move(self._kernel, previous, new, indexed=indexed)
         await self._project(new, previous, rides=rides)
 
     async def _project(self, state: str, previous: str, *, rides: bool = False) -> None:

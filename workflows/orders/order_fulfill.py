@@ -111,7 +111,8 @@ WITH_RESULTS = "bookkeeping-with-results"
 # ``flow-context-from-worker``) under this one id, asked at the start, instead of
 # asking each (four markers and four ``TemporalChangeVersion`` upserts an order become
 # one and one); its context load and ``risk.assess`` run as local activities, inside
-# the workflow task, where nothing else of the run schedules work beside them. The
+# the workflow task, where nothing else of the run schedules work beside them, and
+# ``assessing`` (left in the same task) is traced but not upserted as FlowState. The
 # next change adds its own id; the one after may fold both into ``-2``.
 BASELINE = "order-fulfill-baseline-1"
 _PF_SKU = re.compile(r"^PF-(\d+)$", re.IGNORECASE)
@@ -238,7 +239,9 @@ class OrderFulfill(ApprovalFlow):
                 type=ErrorCode.NO_SHIPPING_ADDRESS,
                 non_retryable=True,
             )
-        await self._move("assessing", rides=True)
+        # On the baseline the risk read is local: the run leaves "assessing" in this
+        # task, so its FlowState upsert would be replaced before anyone saw it.
+        await self._move("assessing", rides=True, indexed=not self._on_baseline())
         risk = await self._assess_risk(input.order_id, order, ship_to)
         await self._take_payment(input, order, risk, notify)
         await self._move("paid", rides=True)
