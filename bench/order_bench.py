@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -868,7 +869,13 @@ def main() -> None:
     figures = asyncio.run(
         bench(n, args.concurrency, rounds, args.py_spy, args.lean_pool, approvals, args.memory)
     )
-    print(report(figures))
+    print(report(figures), flush=True)
+    # Everything is done and printed, the services stopped. Leave without the
+    # interpreter's shutdown: in about one run of four a native thread of the driver's
+    # Temporal client released the GIL while Python finalized ("Fatal Python error:
+    # PyGILState_Release", exit 134) after a complete report.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
