@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -336,9 +335,9 @@ def _risk_read(info: activity.Info) -> bool:
     return info.is_local and info.activity_type == "risk.assess@1"
 
 
-@asynccontextmanager
-async def _uncached_holding(
-    picks: Callable[[activity.Info], bool],
+@pytest.fixture
+async def uncached_held(
+    request: pytest.FixtureRequest,
     temporal_env: WorkflowEnvironment,
     sandbox: Sandbox,
     database: Database,
@@ -347,58 +346,30 @@ async def _uncached_holding(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
     """A worker that keeps no run in its cache (every task and query replays the run's
-    history) and holds the activities ``picks`` chooses for 3 s."""
+    history) and holds the activities ``request.param`` picks for 3 s (parametrize
+    indirectly)."""
     build = Worker.__init__
 
     def uncached(self: Worker, *args: Any, **kwargs: Any) -> None:
         build(self, *args, **{**kwargs, "max_cached_workflows": 0})
 
     monkeypatch.setattr(Worker, "__init__", uncached)
-    held = HeldActivity(picks, 3)
+    held = HeldActivity(request.param, 3)
     config = (await connect_to(temporal_env)).config()
     config["interceptors"] = [held]
     async with running_harness(Client(**config), sandbox, database, tenant, task_queue) as h:
         yield h, held.begun
 
 
-@pytest.fixture
-async def uncached_held_end(
-    temporal_env: WorkflowEnvironment,
-    sandbox: Sandbox,
-    database: Database,
-    tenant: str,
-    task_queue: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
-    """Uncached, the last trace persist held."""
-    args = (temporal_env, sandbox, database, tenant, task_queue, monkeypatch)
-    async with _uncached_holding(_last_trace, *args) as held:
-        yield held
-
-
-@pytest.fixture
-async def uncached_held_risk(
-    temporal_env: WorkflowEnvironment,
-    sandbox: Sandbox,
-    database: Database,
-    tenant: str,
-    task_queue: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[tuple[Harness, asyncio.Event]]:
-    """Uncached, the risk read held."""
-    args = (temporal_env, sandbox, database, tenant, task_queue, monkeypatch)
-    async with _uncached_holding(_risk_read, *args) as held:
-        yield held
-
-
+@pytest.mark.parametrize("uncached_held", [_risk_read], indirect=True)
 async def test_signals_and_a_query_during_the_local_risk_read_leave_the_run_deterministic(
-    uncached_held_risk: tuple[Harness, asyncio.Event],
+    uncached_held: tuple[Harness, asyncio.Event],
 ) -> None:
     """The risk read runs inside the workflow task: a Printful event (a hold removed:
     no exception is running, nothing to do), a Stripe event and a status query that
     arrive while it runs, on a worker that replays every task from history, change
     nothing of what the run does next, and its history replays."""
-    h, begun = uncached_held_risk
+    h, begun = uncached_held
     order_id, pi = await h.authorized_order("25.00")
     handle = await h.start_order(order_id, pi)
     await asyncio.wait_for(begun.wait(), timeout=30)
@@ -437,13 +408,14 @@ async def test_signals_and_a_query_during_the_local_risk_read_leave_the_run_dete
     assert tools.count("stripe.capture_payment") == 1
 
 
+@pytest.mark.parametrize("uncached_held", [_last_trace], indirect=True)
 async def test_the_last_trace_persist_runs_in_the_last_task_and_the_run_replays(
-    uncached_held_end: tuple[Harness, asyncio.Event],
+    uncached_held: tuple[Harness, asyncio.Event],
 ) -> None:
     """The run's only local activity: a Printful hold and a status query that arrive
     while it runs, on a worker that replays every task from history, leave the run
     deterministic; the trace and the last row are stored."""
-    h, begun = uncached_held_end
+    h, begun = uncached_held
     order_id, pi = await h.authorized_order("25.00")
     handle = await h.start_order(order_id, pi)
     _, tracking = await _ship(h, handle.id)
