@@ -150,12 +150,13 @@ class SideEffectRunner:
                 await self.rows.ride_in(session, row)
 
         before = take_row_for_claim()
-        before_in: list[bool] = []  # the row went into the claim's transaction
+        before_in = False  # the row went into the claim's transaction
 
         async def write_with_claim(session: TenantSession) -> None:
             """The order's row for the move before this call, in the claim's transaction.
             A ride never fails the call: a row that cannot be written is rolled back to
             the savepoint and left to the interceptor."""
+            nonlocal before_in
             assert before is not None
             try:
                 async with session.savepoint():
@@ -163,12 +164,12 @@ class SideEffectRunner:
             except (AutobizError, psycopg.Error) as exc:
                 log.warning("order_state row not written with %s's claim: %r", ctx.ref, exc)
                 return
-            before_in.append(True)
+            before_in = True
 
         def claimed() -> None:
             """The claim committed: the row (if it went in) is stored."""
             if before is not None and before_in:
-                before.stored()
+                before.stored = True
 
         async def once() -> dict[str, Any]:
             claimed()

@@ -53,7 +53,7 @@ _TAKEN: ContextVar[bool] = ContextVar("autobiz_projection_taken", default=False)
 # The ``with_result`` row the running activity's finish transaction may write.
 _FOR_FINISH: ContextVar[_ForFinish | None] = ContextVar("autobiz_row_for_finish", default=None)
 # The row (the move before a side effect) the running activity's claim may write.
-_FOR_CLAIM: ContextVar[_ForClaim | None] = ContextVar("autobiz_row_for_claim", default=None)
+_FOR_CLAIM: ContextVar[RowForClaim | None] = ContextVar("autobiz_row_for_claim", default=None)
 
 
 class _ForFinish:
@@ -62,22 +62,13 @@ class _ForFinish:
         self.taken = False
 
 
-class _ForClaim:
+class RowForClaim:
+    """The row the claim's transaction writes; ``stored`` once that transaction has
+    committed with it (the interceptor then writes nothing)."""
+
     def __init__(self, write: ProjectionWrite) -> None:
         self.write = write
         self.stored = False
-
-
-class RowForClaim:
-    """The row the claim's transaction writes; ``stored()`` once that transaction has
-    committed (the interceptor then writes nothing)."""
-
-    def __init__(self, waiting: _ForClaim) -> None:
-        self._waiting = waiting
-        self.write = waiting.write
-
-    def stored(self) -> None:
-        self._waiting.stored = True
 
 
 def projection_taken() -> bool:
@@ -99,9 +90,7 @@ def take_row_for_claim() -> RowForClaim | None:
     """The row for the idempotency claim of the side effect that is running; None: no
     row waits, or it is stored already (a second claim in the same activity)."""
     waiting = _FOR_CLAIM.get()
-    if waiting is None or waiting.stored:
-        return None
-    return RowForClaim(waiting)
+    return None if waiting is None or waiting.stored else waiting
 
 
 class RidingProjection(Interceptor):
@@ -155,7 +144,7 @@ class _Riding(ActivityInboundInterceptor):
     async def _with_claim(
         self, input: ExecuteActivityInput, ctx: CallContext, write: ProjectionWrite
     ) -> Any:
-        waiting = _ForClaim(write)
+        waiting = RowForClaim(write)
         taken, for_claim = _TAKEN.set(True), _FOR_CLAIM.set(waiting)
         cancelled = False
         try:

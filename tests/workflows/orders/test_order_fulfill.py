@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from psycopg.types.json import Jsonb
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     Replayer,
@@ -47,6 +47,17 @@ async def _ship(h: Harness, workflow_id: str) -> tuple[int, str]:
     shipments = await h.clients.printful.shipments(pf_id)
     assert len(shipments) == 1 and shipments[0].tracking_number is None
     return pf_id, tracking
+
+
+def _local_activities(history: WorkflowHistory) -> list[str]:
+    """The activity types of the run's local-activity markers, in history order."""
+    return [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
 
 
 async def _store_printful_webhooks(h: Harness, sink: WebhookSink, topic: str) -> None:
@@ -199,12 +210,7 @@ async def test_the_rows_ride_with_the_calls_and_say_in_production_while_it_waits
     ]
     # Local: the context load and the risk read at the start; the last row went with the
     # trace, under the name a worker before the ride lacks.
-    local = [
-        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
-        for e in history.events
-        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
-    assert [m["activity_type"] for m in local] == [
+    assert _local_activities(history) == [
         "autobiz.load_flow_context",
         "risk.assess@1",
         "kernel.persist_trace_with_row",
@@ -398,12 +404,7 @@ async def test_signals_and_a_query_during_the_local_risk_read_leave_the_run_dete
     replay = Replayer(workflows=list(WORKFLOWS), data_converter=replay_converter())
     assert (await replay.replay_workflow(history)).replay_failure is None
     # Read once, though every task replayed the run: one marker, no activity task.
-    local = [
-        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
-        for e in history.events
-        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
-    assert [m["activity_type"] for m in local].count("risk.assess@1") == 1
+    assert _local_activities(history).count("risk.assess@1") == 1
     tools = [r.tool for r in await h.receipts(handle.id)]
     assert tools.count("stripe.capture_payment") == 1
 
